@@ -1,0 +1,52 @@
+//! Command-line interface: parses arguments, calls the library, prints and writes results.
+
+mod predict;
+
+use clap::{Parser, Subcommand};
+
+/// Explain and audit CNN image classifiers.
+#[derive(Parser, Debug)]
+#[command(name = "relevance", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
+    Predict(predict::PredictArgs),
+    /// Run the whole workbench on built-in synthetic data and write an HTML report.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `relevance demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "relevance-demo")]
+    pub out: std::path::PathBuf,
+    /// A faster, smaller run.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(args) => predict::run(args),
+        Command::Demo(_) => Err(anyhow::anyhow!(
+            "the demo is not built yet: it arrives with the synthetic data, training and report features"
+        )),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

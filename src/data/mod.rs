@@ -1,0 +1,83 @@
+//! Getting pixels into the model: image files of any common format and colour mode, resized,
+//! cropped and normalised as the model card says; preprocessed `.npy` tensors as they are.
+
+pub mod image;
+pub mod npy;
+pub mod resize;
+
+pub use self::image::{Image, load_image, preprocess};
+
+use std::path::PathBuf;
+
+/// Errors about input data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file that cannot be read or decoded.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Any other problem.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DataError {
+    /// A file error.
+    pub fn file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        DataError::File {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// File extensions read as images.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff"];
+
+/// True if the path has an image extension (case-insensitive).
+pub fn is_image(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Expands inputs: files are kept, folders are replaced by the images and `.npy` files inside
+/// them (recursively, sorted).
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found).map_err(|e| DataError::file(p, e.to_string()))?;
+            found.sort();
+            if found.is_empty() {
+                return Err(DataError::file(
+                    p,
+                    "folder contains no images (.jpg/.png/.bmp/.tif) or .npy tensors",
+                ));
+            }
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(DataError::file(p, "no such file or folder"));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if is_image(&path) || path.extension().is_some_and(|e| e == "npy") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The exact derivative of every op (the default rule), and the adjoint operators it is built
+//! from, which LRP rules reuse with modified weights.
+
+use burn::prelude::*;
+use burn::tensor::module::{
+    avg_pool2d_backward, conv_transpose2d, max_pool2d_with_indices_backward,
+};
+use burn::tensor::ops::ConvTransposeOptions;
+
+use super::EngineError;
+use super::backward::{Rule, RuleCtx};
+use super::forward::{Aux, batchnorm_affine, channel_view};
+use crate::graph::{Conv2d, Op, Pool2d};
+use crate::tensor::{T4, from_vec};
+
+/// Vector–Jacobian product of each op: `∂L/∂x = Jᵀ ∂L/∂y`.
+pub struct Gradient;
+
+impl Rule for Gradient {
+    fn backward(&self, ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let params = ctx.params;
+        let one = |t: T4| Ok(vec![Some(t)]);
+        match ctx.op() {
+            Op::Input | Op::Constant(_) => Ok(vec![]),
+            Op::Conv2d(c) => {
+                let x = ctx.input(0)?;
+                let [_, _, h, w] = x.dims();
+                one(conv2d_input_adjoint(
+                    g,
+                    params.tensor::<4>(&c.weight)?,
+                    c,
+                    [h, w],
+                ))
+            }
+            Op::Linear(l) => one(linear_input_adjoint(g, params.tensor::<2>(&l.weight)?)),
+            Op::BatchNorm(bn) => {
+                let (scale, _) = batchnorm_affine(bn, params)?;
+                one(g.mul(channel_view(scale)))
+            }
+            Op::Relu => one(g.mul(ctx.output()?.clone().greater_elem(0.0).float())),
+            Op::Clip { min, max } => {
+                let x = ctx.input(0)?.clone();
+                let inside = x
+                    .clone()
+                    .greater_elem(*min)
+                    .float()
+                    .mul(x.lower_elem(*max).float());
+                one(g.mul(inside))
+            }
+            Op::Silu => {
+                let x = ctx.input(0)?.clone();
+                let s = burn::tensor::activation::sigmoid(x.clone());
+                // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x)))
+                let d = s
+                    .clone()
+                    .mul(x.mul(s.neg().add_scalar(1.0)).add_scalar(1.0));
+                one(g.mul(d))
+            }
+            Op::Sigmoid => {
+                let y = ctx.output()?.clone();
+                one(g.mul(y.clone().mul(y.neg().add_scalar(1.0))))
+            }
+            Op::Tanh => {
+                let y = ctx.output()?.clone();
+                one(g.mul(y.square().neg().add_scalar(1.0)))
+            }
+            Op::MaxPool2d(p) => {
+                let Some(Aux::MaxPoolIndices(idx)) = &ctx.acts.aux[ctx.id] else {
+                    return Err(EngineError::Invalid(
+                        "max-pool indices were not kept".into(),
+                    ));
+                };
+                one(maxpool_adjoint(g, ctx.input(0)?, p, idx.clone())?)
+            }
+            Op::AvgPool2d(p) => one(avgpool_adjoint(g, ctx.input(0)?, p)?),
+            Op::AdaptiveAvgPool2d { .. } => one(adaptive_avgpool_adjoint(g, ctx.input(0)?)),
+            Op::Flatten | Op::Reshape(_) => {
+                let dims = ctx.input(0)?.dims();
+                one(g.reshape(dims))
+            }
+            Op::Permute(perm) => {
+                let mut inverse = [0usize; 4];
+                for (i, &p) in perm.iter().enumerate() {
+                    inverse[p] = i;
+                }
+                one(g.permute(inverse))
+            }
+            Op::Add => {
+                let (a, b) = (ctx.input(0)?.dims(), ctx.input(1)?.dims());
+                Ok(vec![Some(reduce_to(g.clone(), a)), Some(reduce_to(g, b))])
+            }
+            Op::Mul => {
+                let (a, b) = (ctx.input(0)?.clone(), ctx.input(1)?.clone());
+                let (da, db) = (a.dims(), b.dims());
+                let ga = ctx.wanted[0].then(|| reduce_to(g.clone().mul(b), da));
+                let gb = ctx.wanted[1].then(|| reduce_to(g.mul(a), db));
+                Ok(vec![ga, gb])
+            }
+            Op::Concat => {
+                let mut start = 0;
+                let mut outs = Vec::new();
+                for i in 0..ctx.node().inputs.len() {
+                    let c = ctx.input(i)?.dims()[1];
+                    outs.push(Some(g.clone().narrow(1, start, c)));
+                    start += c;
+                }
+                Ok(outs)
+            }
+            Op::Identity | Op::Dropout { .. } => one(g),
+            Op::Softmax => {
+                let y = ctx.output()?.clone();
+                let dot = g.clone().mul(y.clone()).sum_dim(1);
+                one(y.mul(g.sub(dot)))
+            }
+        }
+    }
+}
+
+/// Sums `g` over the dimensions where `target` has size 1 (the adjoint of broadcasting).
+pub fn reduce_to(mut g: T4, target: [usize; 4]) -> T4 {
+    let dims = g.dims();
+    for d in 0..4 {
+        if target[d] == 1 && dims[d] != 1 {
+            g = g.sum_dim(d);
+        }
+    }
+    g
+}
+
+/// Adjoint of a convolution with respect to its input: `Wᵀ ⋆ g`, a transposed convolution,
+/// cropped to the input size `hw`. Used with modified weights by LRP rules.
+pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
+    let [_, _, kh, kw] = weight.dims();
+    let [_, _, oh, ow] = g.dims();
+    let [t, l, b, r] = c.padding;
+    let full = |o: usize, s: usize, d: usize, k: usize| (o - 1) * s + d * (k - 1) + 1;
+    let fh = full(oh, c.stride[0], c.dilation[0], kh);
+    let fw = full(ow, c.stride[1], c.dilation[1], kw);
+    if t == b && l == r {
+        // Symmetric padding: the transposed convolution crops it; the remainder rows that the
+        // forward pass never reached are restored by `padding_out`.
+        let opt = ConvTransposeOptions {
+            stride: c.stride,
+            padding: [t, l],
+            padding_out: [hw[0] + 2 * t - fh, hw[1] + 2 * l - fw],
+            dilation: c.dilation,
+            groups: c.groups,
+        };
+        return conv_transpose2d(g, weight, None, opt);
+    }
+    let opt = ConvTransposeOptions {
+        stride: c.stride,
+        padding: [0, 0],
+        padding_out: [hw[0] + t + b - fh, hw[1] + l + r - fw],
+        dilation: c.dilation,
+        groups: c.groups,
+    };
+    let padded = conv_transpose2d(g, weight, None, opt);
+    padded.narrow(2, t, hw[0]).narrow(3, l, hw[1])
+}
+
+/// Adjoint of `y = x Wᵀ` on `[N, F, 1, 1]`: `g W`.
+pub fn linear_input_adjoint(g: T4, weight: Tensor<2>) -> T4 {
+    let [n, out, _, _] = g.dims();
+    let [_, inp] = weight.dims();
+    g.reshape([n, out]).matmul(weight).reshape([n, inp, 1, 1])
+}
+
+/// Adjoint of max pooling: each output's signal goes to its arg-max input.
+pub fn maxpool_adjoint(
+    g: T4,
+    x: &T4,
+    p: &Pool2d,
+    indices: Tensor<4, Int>,
+) -> Result<T4, EngineError> {
+    let [t, l, _, _] = p.padding;
+    Ok(max_pool2d_with_indices_backward(
+        x.clone(),
+        p.kernel,
+        p.stride,
+        [t, l],
+        p.dilation,
+        p.ceil_mode,
+        g,
+        indices,
+    ))
+}
+
+/// Adjoint of average pooling.
+pub fn avgpool_adjoint(g: T4, x: &T4, p: &Pool2d) -> Result<T4, EngineError> {
+    let [t, l, b, r] = p.padding;
+    if t != b || l != r {
+        return Err(EngineError::Unsupported(
+            "average pooling with asymmetric padding".into(),
+        ));
+    }
+    Ok(avg_pool2d_backward(
+        x.clone(),
+        g,
+        p.kernel,
+        p.stride,
+        [t, l],
+        p.count_include_pad,
+        p.ceil_mode,
+    ))
+}
+
+/// The `[out, in]` averaging matrix of torch's adaptive average pooling along one axis: output
+/// `i` averages inputs `⌊i·in/out⌋ .. ⌈(i+1)·in/out⌉`.
+pub fn adaptive_pool_matrix(input: usize, output: usize) -> Tensor<2> {
+    let mut m = vec![0.0f32; output * input];
+    for i in 0..output {
+        let start = i * input / output;
+        let end = ((i + 1) * input).div_ceil(output);
+        let w = 1.0 / (end - start) as f32;
+        for j in start..end {
+            m[i * input + j] = w;
+        }
+    }
+    from_vec(m, [output, input])
+}
+
+/// Adjoint of adaptive average pooling, `Pₕᵀ g P_w` per channel.
+pub fn adaptive_avgpool_adjoint(g: T4, x: &T4) -> T4 {
+    let [n, c, h, w] = x.dims();
+    let [_, _, oh, ow] = g.dims();
+    if oh == 1 && ow == 1 {
+        return g.div_scalar((h * w) as f32).expand([n, c, h, w]);
+    }
+    let ph = adaptive_pool_matrix(h, oh).to_device(&g.device());
+    let pw = adaptive_pool_matrix(w, ow).to_device(&g.device());
+    let g3 = g.reshape([n * c, oh, ow]);
+    let left = ph.transpose().unsqueeze::<3>().matmul(g3); // [NC, H, ow]
+    left.matmul(pw.unsqueeze::<3>()).reshape([n, c, h, w])
+}

@@ -1,0 +1,217 @@
+//! The model card: what a user states about a model beside its weights — architecture, input
+//! size and layout, normalisation and class names — as JSON or TOML.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::GraphError;
+
+/// How pixel values in `[0, 255]` become model inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Normalization {
+    /// `(v/255 − mean) / std` with ImageNet's mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+    Imagenet,
+    /// `v/255` (Keras models trained on rescaled inputs).
+    Unit,
+    /// `v` unchanged (0–255).
+    Raw,
+    /// `(v/255 − mean) / std` with the given per-channel values.
+    MeanStd {
+        /// Per-channel mean in `[0, 1]` units.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation in `[0, 1]` units.
+        std: Vec<f32>,
+    },
+}
+
+impl Normalization {
+    /// Per-channel `(scale, shift)` such that input = pixel·scale + shift, for `channels` channels.
+    pub fn affine(&self, channels: usize) -> Vec<(f32, f32)> {
+        let ms = |mean: &[f32], std: &[f32]| -> Vec<(f32, f32)> {
+            (0..channels)
+                .map(|c| {
+                    let m = mean[c % mean.len()];
+                    let s = std[c % std.len()];
+                    (1.0 / (255.0 * s), -m / s)
+                })
+                .collect()
+        };
+        match self {
+            Normalization::Imagenet => ms(&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]),
+            Normalization::Unit => vec![(1.0 / 255.0, 0.0); channels],
+            Normalization::Raw => vec![(1.0, 0.0); channels],
+            Normalization::MeanStd { mean, std } => ms(mean, std),
+        }
+    }
+}
+
+/// How an image of any size is brought to the model's input size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ResizeMode {
+    /// Resize both sides to the input size (aspect ratio not kept).
+    Stretch,
+    /// torchvision's `Resize(size)` (shorter side to `size`) then `CenterCrop(input_size)`.
+    ShorterSideCrop {
+        /// Target length of the shorter side.
+        size: usize,
+    },
+}
+
+/// Memory layout the original model expects at its input (importers convert to NCHW).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[N, C, H, W]` (PyTorch).
+    Nchw,
+    /// `[N, H, W, C]` (Keras / TensorFlow).
+    Nhwc,
+}
+
+/// Everything needed besides the weights to run a model on image files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// Built-in architecture name (e.g. `resnet50`); `None` for imported graphs.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Class names in output order; empty means "class 0, class 1, …".
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Number of output classes.
+    #[serde(default = "default_classes")]
+    pub num_classes: usize,
+    /// Input `[height, width]`.
+    #[serde(default = "default_size")]
+    pub input_size: [usize; 2],
+    /// Input channels (3 for RGB, 1 for grey models).
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// Layout of the original model's input.
+    #[serde(default = "default_layout")]
+    pub layout: Layout,
+    /// Pixel normalisation.
+    #[serde(default = "default_norm")]
+    pub normalization: Normalization,
+    /// Resizing policy.
+    #[serde(default = "default_resize")]
+    pub resize: ResizeMode,
+    /// Resampling filter (torchvision's `Resize` uses bilinear; Pillow's bare `Image.resize` bicubic).
+    #[serde(default)]
+    pub resample: crate::data::resize::Filter,
+}
+
+fn default_classes() -> usize {
+    1000
+}
+fn default_size() -> [usize; 2] {
+    [224, 224]
+}
+fn default_channels() -> usize {
+    3
+}
+fn default_layout() -> Layout {
+    Layout::Nchw
+}
+fn default_norm() -> Normalization {
+    Normalization::Imagenet
+}
+fn default_resize() -> ResizeMode {
+    ResizeMode::Stretch
+}
+
+impl Default for ModelCard {
+    fn default() -> Self {
+        ModelCard {
+            arch: None,
+            classes: Vec::new(),
+            num_classes: default_classes(),
+            input_size: default_size(),
+            channels: default_channels(),
+            layout: default_layout(),
+            normalization: default_norm(),
+            resize: default_resize(),
+            resample: Default::default(),
+        }
+    }
+}
+
+impl ModelCard {
+    /// Name of class `index` (its number if no names are given).
+    pub fn class_name(&self, index: usize) -> String {
+        self.classes
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| index.to_string())
+    }
+
+    /// Index of a class given by name or number.
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes
+            .iter()
+            .position(|c| c == name)
+            .or_else(|| name.parse().ok().filter(|&i| i < self.num_classes))
+    }
+
+    /// Reads a card from a `.json` or `.toml` file.
+    pub fn load(path: &Path) -> Result<Self, GraphError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            GraphError::Invalid(format!("{}: cannot read model card: {e}", path.display()))
+        })?;
+        let card: ModelCard = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| {
+                GraphError::Invalid(format!("{}: bad model card: {e}", path.display()))
+            })?
+        } else {
+            serde_json::from_str(&text).map_err(|e| {
+                GraphError::Invalid(format!("{}: bad model card: {e}", path.display()))
+            })?
+        };
+        card.check()
+            .map_err(|m| GraphError::Invalid(format!("{}: {m}", path.display())))?;
+        Ok(card)
+    }
+
+    /// Consistency checks (class names vs count, sizes, channels).
+    pub fn check(&self) -> Result<(), String> {
+        if !self.classes.is_empty() && self.classes.len() != self.num_classes {
+            return Err(format!(
+                "{} class names for {} classes",
+                self.classes.len(),
+                self.num_classes
+            ));
+        }
+        if self.input_size.contains(&0) {
+            return Err("input_size must be positive".into());
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(format!("channels must be 1 or 3, got {}", self.channels));
+        }
+        Ok(())
+    }
+
+    /// The card file that sits beside `weights`, if any: `<stem>.json`, `<stem>.toml`,
+    /// `<stem>.card.json`, `card.json` or `card.toml` in the same folder.
+    pub fn beside(weights: &Path) -> Option<PathBuf> {
+        let dir = weights.parent().unwrap_or(Path::new("."));
+        let stem = weights.file_stem()?.to_string_lossy().to_string();
+        [
+            format!("{stem}.card.json"),
+            format!("{stem}.card.toml"),
+            format!("{stem}.json"),
+            format!("{stem}.toml"),
+            "card.json".to_string(),
+            "card.toml".to_string(),
+        ]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file() && p != weights)
+    }
+
+    /// Writes the card as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("card serialises")
+    }
+}

@@ -1,0 +1,172 @@
+//! A runnable model: graph, parameters and card, loaded from a weights file.
+
+use std::path::{Path, PathBuf};
+
+use super::import::{ImportError, NamedTensor, read_state_dict};
+use super::{Graph, GraphError, ModelCard, Op, ParamStore, init::init_params, zoo};
+
+/// A graph with its parameters and the card describing its inputs and classes.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The computation.
+    pub graph: Graph,
+    /// Its weights.
+    pub params: ParamStore,
+    /// Inputs, normalisation, classes.
+    pub card: ModelCard,
+    /// Where the weights came from (empty for freshly initialised models).
+    pub source: PathBuf,
+}
+
+/// What the user says about a model besides the weights file.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Built-in architecture (overrides the card's).
+    pub arch: Option<String>,
+    /// Explicit card file (otherwise one beside the weights is used, if any).
+    pub card: Option<PathBuf>,
+}
+
+impl Model {
+    /// A built-in architecture with freshly drawn weights.
+    pub fn init(arch: &str, card: ModelCard, seed: u64) -> Result<Model, GraphError> {
+        let graph = zoo::build(arch, card.num_classes, card.channels)?;
+        let params = init_params(&graph, seed)?;
+        let card = ModelCard {
+            arch: Some(arch.to_string()),
+            ..card
+        };
+        Ok(Model {
+            graph,
+            params,
+            card,
+            source: PathBuf::new(),
+        })
+    }
+
+    /// Loads weights from `path` (`.safetensors`, `.pth`, `.onnx`) with the card beside them or
+    /// given in `opts`.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model, ImportError> {
+        if !path.is_file() {
+            return Err(ImportError::file(path, "no such file"));
+        }
+        let mut card = match opts
+            .card
+            .as_deref()
+            .map(Path::to_path_buf)
+            .or_else(|| ModelCard::beside(path))
+        {
+            Some(p) => ModelCard::load(&p).map_err(|e| ImportError::file(&p, e.to_string()))?,
+            None => ModelCard::default(),
+        };
+        if let Some(a) = &opts.arch {
+            card.arch = Some(a.clone());
+        }
+        let arch = card.arch.clone().ok_or_else(|| {
+            ImportError::file(
+                path,
+                format!(
+                    "which architecture? pass --arch (one of: {}) or a model card",
+                    zoo::ARCHS.join(", ")
+                ),
+            )
+        })?;
+        let tensors = read_state_dict(path)?;
+        Self::from_state_dict(path, &arch, card, tensors)
+    }
+
+    /// Builds `arch` and fills it from a state dict, inferring class count and input channels
+    /// from the tensors when the card does not fix them.
+    pub fn from_state_dict(
+        path: &Path,
+        arch: &str,
+        mut card: ModelCard,
+        tensors: Vec<NamedTensor>,
+    ) -> Result<Model, ImportError> {
+        let mismatch = |source: GraphError| ImportError::Mismatch {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tensors: Vec<NamedTensor> = tensors
+            .into_iter()
+            .filter(|t| !t.key.ends_with("num_batches_tracked"))
+            .map(|t| match t.key.strip_prefix("module.") {
+                Some(k) => NamedTensor {
+                    key: k.to_string(),
+                    ..t
+                },
+                None => t,
+            })
+            .collect();
+        // Probe the architecture once to learn which keys carry the class count and channels.
+        let probe = zoo::build(arch, 1, 3).map_err(mismatch)?;
+        let shape_of = |key: &str| {
+            tensors
+                .iter()
+                .find(|t| t.key == key)
+                .map(|t| t.shape.clone())
+        };
+        if let Some(Op::Linear(l)) = probe
+            .nodes
+            .iter()
+            .rev()
+            .map(|n| &n.op)
+            .find(|op| matches!(op, Op::Linear(_)))
+            && let Some(s) = shape_of(&l.weight)
+        {
+            card.num_classes = s[0];
+        }
+        if let Some(Op::Conv2d(c)) = probe
+            .nodes
+            .iter()
+            .map(|n| &n.op)
+            .find(|op| matches!(op, Op::Conv2d(_)))
+            && let Some(s) = shape_of(&c.weight)
+            && (s[1] == 1 || s[1] == 3)
+        {
+            card.channels = s[1];
+        }
+        if !card.classes.is_empty() && card.classes.len() != card.num_classes {
+            return Err(ImportError::file(
+                path,
+                format!(
+                    "the card names {} classes but the weights have {} outputs",
+                    card.classes.len(),
+                    card.num_classes
+                ),
+            ));
+        }
+        card.arch = Some(arch.to_string());
+        let graph = zoo::build(arch, card.num_classes, card.channels).map_err(mismatch)?;
+        let mut params = ParamStore::new();
+        let unexpected: Vec<&str> = tensors
+            .iter()
+            .filter(|t| graph.spec(&t.key).is_none())
+            .map(|t| t.key.as_str())
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(mismatch(GraphError::Invalid(format!(
+                "{} key(s) that {arch} does not have, first '{}'",
+                unexpected.len(),
+                unexpected[0]
+            ))));
+        }
+        for t in tensors {
+            params
+                .insert_values(t.key, t.values, t.shape)
+                .map_err(mismatch)?;
+        }
+        graph.check_params(&params).map_err(mismatch)?;
+        Ok(Model {
+            graph,
+            params,
+            card,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Class name of output `index`.
+    pub fn class_name(&self, index: usize) -> String {
+        self.card.class_name(index)
+    }
+}

@@ -1,0 +1,193 @@
+//! The operations a graph node can perform.
+//!
+//! Every op maps rank-4 tensors to a rank-4 tensor. Feature vectors are `[N, F, 1, 1]`, so
+//! `Linear` and `Softmax` act on dimension 1. Parameters are referred to by their state-dict key
+//! (torchvision's names for the zoo, initializer names for ONNX imports) and live in a
+//! [`ParamStore`](super::ParamStore).
+
+use serde::{Deserialize, Serialize};
+
+/// 2-D convolution `y = W ⋆ x + b` with torch semantics (cross-correlation, zero padding).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conv2d {
+    /// Key of the weight `[C_out, C_in / groups, kH, kW]`.
+    pub weight: String,
+    /// Key of the bias `[C_out]`, if any.
+    pub bias: Option<String>,
+    /// `[sH, sW]`.
+    pub stride: [usize; 2],
+    /// `[top, left, bottom, right]`; torch's symmetric padding `p` is `[p, p, p, p]`.
+    pub padding: [usize; 4],
+    /// `[dH, dW]`.
+    pub dilation: [usize; 2],
+    /// Number of groups; `groups == C_in == C_out` is a depthwise convolution.
+    pub groups: usize,
+}
+
+/// Fully connected layer `y = x Wᵀ + b` on `[N, F, 1, 1]` inputs (torch's `nn.Linear` layout).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    /// Key of the weight `[out, in]`.
+    pub weight: String,
+    /// Key of the bias `[out]`, if any.
+    pub bias: Option<String>,
+}
+
+/// Batch normalisation in inference form: `y = (x − μ) / √(σ² + ε) · γ + β` per channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNorm {
+    /// γ, key `<name>.weight`.
+    pub weight: String,
+    /// β, key `<name>.bias`.
+    pub bias: String,
+    /// μ, key `<name>.running_mean`.
+    pub running_mean: String,
+    /// σ², key `<name>.running_var`.
+    pub running_var: String,
+    /// ε added to the variance.
+    pub eps: f32,
+    /// Momentum of the running statistics during training (torch's default 0.1).
+    pub momentum: f32,
+}
+
+/// Max or average pooling window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pool2d {
+    /// `[kH, kW]`.
+    pub kernel: [usize; 2],
+    /// `[sH, sW]`.
+    pub stride: [usize; 2],
+    /// `[top, left, bottom, right]`.
+    pub padding: [usize; 4],
+    /// `[dH, dW]` (max pooling only).
+    pub dilation: [usize; 2],
+    /// Output size rounded up instead of down.
+    pub ceil_mode: bool,
+    /// Average pooling: count padded zeros in the denominator.
+    pub count_include_pad: bool,
+}
+
+impl Pool2d {
+    /// A `k×k` window with stride `s`, symmetric padding `p`, no dilation, floor mode.
+    pub fn square(k: usize, s: usize, p: usize) -> Self {
+        Pool2d {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p, p, p],
+            dilation: [1, 1],
+            ceil_mode: false,
+            count_include_pad: true,
+        }
+    }
+}
+
+/// One node's computation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The graph's image input `[N, C, H, W]`.
+    Input,
+    /// A constant tensor from the parameter store (ONNX initialisers used as operands), rank-4.
+    Constant(String),
+    /// See [`Conv2d`].
+    Conv2d(Conv2d),
+    /// See [`Linear`].
+    Linear(Linear),
+    /// See [`BatchNorm`].
+    BatchNorm(BatchNorm),
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, min), max)`; ReLU6 is `Clip { min: 0, max: 6 }`.
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `x · σ(x)` (swish).
+    Silu,
+    /// `σ(x) = 1 / (1 + e^{−x})`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// Max pooling; the forward pass records the arg-max indices for the backward pass.
+    MaxPool2d(Pool2d),
+    /// Average pooling.
+    AvgPool2d(Pool2d),
+    /// Adaptive average pooling to a fixed output size (`[1, 1]` is global average pooling).
+    AdaptiveAvgPool2d {
+        /// `[oH, oW]`.
+        output: [usize; 2],
+    },
+    /// `[N, C, H, W] → [N, C·H·W, 1, 1]` in row-major (C, H, W) order.
+    Flatten,
+    /// Reorders the four dimensions; output dim `i` is input dim `perm[i]`.
+    Permute([usize; 4]),
+    /// Reshapes the non-batch dimensions to `[C, H, W]`.
+    Reshape([usize; 3]),
+    /// Element-wise sum of two inputs with broadcasting.
+    Add,
+    /// Element-wise product of two inputs with broadcasting (squeeze-excitation gates).
+    Mul,
+    /// Concatenation along the channel dimension.
+    Concat,
+    /// Passes its input through.
+    Identity,
+    /// Dropout with drop probability `p`: identity at inference, random masking (scaled by
+    /// 1/(1−p)) in training.
+    Dropout {
+        /// Probability of zeroing an element.
+        p: f32,
+    },
+    /// Softmax over dimension 1 (an output head that methods strip to reach the logits).
+    Softmax,
+}
+
+impl Op {
+    /// Short lower-case name of the op kind, used in messages and rule maps.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Constant(_) => "constant",
+            Op::Conv2d(_) => "conv2d",
+            Op::Linear(_) => "linear",
+            Op::BatchNorm(_) => "batchnorm",
+            Op::Relu => "relu",
+            Op::Clip { .. } => "clip",
+            Op::Silu => "silu",
+            Op::Sigmoid => "sigmoid",
+            Op::Tanh => "tanh",
+            Op::MaxPool2d(_) => "maxpool2d",
+            Op::AvgPool2d(_) => "avgpool2d",
+            Op::AdaptiveAvgPool2d { .. } => "adaptive_avgpool2d",
+            Op::Flatten => "flatten",
+            Op::Permute(_) => "permute",
+            Op::Reshape(_) => "reshape",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Concat => "concat",
+            Op::Identity => "identity",
+            Op::Dropout { .. } => "dropout",
+            Op::Softmax => "softmax",
+        }
+    }
+
+    /// Parameter keys this op reads.
+    pub fn param_keys(&self) -> Vec<&str> {
+        match self {
+            Op::Constant(k) => vec![k.as_str()],
+            Op::Conv2d(c) => std::iter::once(c.weight.as_str())
+                .chain(c.bias.as_deref())
+                .collect(),
+            Op::Linear(l) => std::iter::once(l.weight.as_str())
+                .chain(l.bias.as_deref())
+                .collect(),
+            Op::BatchNorm(b) => vec![&b.weight, &b.bias, &b.running_mean, &b.running_var],
+            _ => Vec::new(),
+        }
+    }
+
+    /// True for ops with learned linear weights (convolutions and fully connected layers).
+    pub fn is_linear_layer(&self) -> bool {
+        matches!(self, Op::Conv2d(_) | Op::Linear(_))
+    }
+}

@@ -1,0 +1,22 @@
+//! # relevance
+//!
+//! Explain and audit CNN image classifiers. Every explanation method is a backward pass with
+//! per-node rules over one model graph (see `DESIGN.md`): the layers are
+//!
+//! - [`graph`]: the model IR, the built-in zoo, importers and model cards;
+//! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
+//! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`cli`]: the `relevance` command line.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod data;
+pub mod engine;
+pub mod graph;
+pub mod io;
+pub mod rng;
+pub mod tensor;
+
+pub use graph::{Graph, Model, ModelCard};
+pub use tensor::T4;

@@ -1,0 +1,5 @@
+//! The `relevance` command line (all logic lives in the library).
+
+fn main() -> std::process::ExitCode {
+    relevance::cli::main()
+}
