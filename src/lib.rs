@@ -15,6 +15,7 @@ pub mod data;
 pub mod engine;
 pub mod graph;
 pub mod io;
+pub mod methods;
 pub mod rng;
 pub mod tensor;
 
