@@ -179,6 +179,9 @@ fn pooling() {
     check("global avgpool", &g, &p, [2, 2, 5, 6], 11);
     let (g, p) = single(2, |b, x| b.adaptive_avgpool("a", x, [3, 2]));
     check("adaptive avgpool 3x2 of 7x5", &g, &p, [1, 2, 7, 5], 12);
+    // Upsampling (VGG's 7×7 pool on small inputs): output bins overlap.
+    let (g, p) = single(2, |b, x| b.adaptive_avgpool("a", x, [7, 7]));
+    check("adaptive avgpool 7x7 of 2x3", &g, &p, [2, 2, 2, 3], 16);
 }
 
 #[test]
