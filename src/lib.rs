@@ -16,6 +16,7 @@ pub mod engine;
 pub mod graph;
 pub mod io;
 pub mod methods;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 
