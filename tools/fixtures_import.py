@@ -35,8 +35,9 @@ stored NCHW as relevance feeds it):
   unsupported.onnx   uses Einsum (×2) and LSTM, for the error listing every unsupported op
 
 With RELEVANCE_DATA set (tools/fetch-data.sh), also writes brain_mri_ort.json: onnxruntime's
-probabilities from brain-mri/vgg16.onnx for two MRIs preprocessed like the package that ships the
-model (PIL RGB, Image.resize((240, 240)) bicubic, /255, NHWC). Only probabilities are stored.
+logits and probabilities from brain-mri/vgg16.onnx for a synthetic input given by a formula, and
+for two MRIs preprocessed like the package that ships the model (PIL RGB, Image.resize((240, 240))
+bicubic, /255, NHWC). Only numbers are stored, no image data.
 
 Usage: python3 tools/fixtures_import.py   (seconds; needs torch, onnx, onnxruntime, safetensors)
 """
@@ -171,9 +172,8 @@ def evil_pickle():
 def write_evil():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("evil/data.pkl", evil_pickle())
-        z.writestr("evil/byteorder", "little")
-        z.writestr("evil/version", "3\n")
+        for name, content in [("data.pkl", evil_pickle()), ("byteorder", b"little"), ("version", b"3\n")]:
+            z.writestr(zipfile.ZipInfo("evil/" + name, date_time=(2020, 1, 1, 0, 0, 0)), content)
     with open(path("evil_zip.pth"), "wb") as f:
         f.write(buf.getvalue())
     legacy = (
@@ -443,6 +443,13 @@ def unsupported():
 # ---------------------------------------------------------------- the real model
 
 
+def synthetic_nhwc(h, w, c):
+    """A deterministic input both sides compute: v_i = 0.5 + 0.5·sin(0.0123·i) over the NHWC
+    flat index i (float64, rounded to float32)."""
+    i = np.arange(h * w * c, dtype=np.float64)
+    return (0.5 + 0.5 * np.sin(0.0123 * i)).astype(np.float32).reshape(1, h, w, c)
+
+
 def brain_mri():
     data = os.environ.get("RELEVANCE_DATA")
     if not data:
@@ -451,12 +458,22 @@ def brain_mri():
     from PIL import Image
 
     folder = os.path.join(data, "brain-mri")
-    sess = ort.InferenceSession(os.path.join(folder, "vgg16.onnx"), providers=["CPUExecutionProvider"])
-    out = {}
+    model = onnx.load(os.path.join(folder, "vgg16.onnx"))
+    # Also expose the logits (the input of the final Softmax) as an output.
+    softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+    model.graph.output.append(helper.make_tensor_value_info(softmax.input[0], TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = sess.get_inputs()[0].name
+
+    def run(x):
+        probs, logits = sess.run(None, {feed: x})
+        return {"probs": probs[0].tolist(), "logits": logits[0].tolist()}
+
+    out = {"synthetic": run(synthetic_nhwc(240, 240, 3))}
+    # As the package that ships the model preprocesses: PIL RGB, Image.resize (bicubic), /255.
     for name in ["Te-gl_0010.jpg", "Te-no_0022.jpg"]:
         img = Image.open(os.path.join(folder, "images", name)).convert("RGB").resize((240, 240))
-        x = (np.asarray(img, dtype=np.float32) / 255.0)[None]
-        out[name] = sess.run(None, {sess.get_inputs()[0].name: x})[0][0].tolist()
+        out[name] = run((np.asarray(img, dtype=np.float32) / 255.0)[None])
     with open(path("brain_mri_ort.json"), "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")

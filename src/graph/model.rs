@@ -132,9 +132,9 @@ impl Model {
         imported
             .graph
             .check_params(&imported.params)
-            .map_err(|source| ImportError::Mismatch {
+            .map_err(|problem| ImportError::Mismatch {
                 path: path.to_path_buf(),
-                source,
+                problem,
             })?;
         Ok(Model {
             graph: imported.graph,
@@ -152,9 +152,9 @@ impl Model {
         mut card: ModelCard,
         tensors: Vec<NamedTensor>,
     ) -> Result<Model, ImportError> {
-        let mismatch = |source: GraphError| ImportError::Mismatch {
+        let mismatch = |problem: GraphError| ImportError::Mismatch {
             path: path.to_path_buf(),
-            source,
+            problem,
         };
         let tensors: Vec<NamedTensor> = tensors
             .into_iter()

@@ -29,13 +29,14 @@ pub enum ImportError {
         /// The referenced `module.name`.
         global: String,
     },
-    /// The weights do not fit the architecture.
-    #[error("{path}: {source}")]
+    /// The weights do not fit the architecture. (The field is not called `source`, so error
+    /// chains — anyhow's `{:#}` — do not print the problem twice.)
+    #[error("{path}: {problem}")]
     Mismatch {
         /// The file.
         path: PathBuf,
         /// The mismatch.
-        source: GraphError,
+        problem: GraphError,
     },
 }
 
