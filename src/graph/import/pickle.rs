@@ -50,7 +50,13 @@ impl fmt::Debug for Value {
             Value::Float(x) => write!(f, "{x}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
-            Value::Tuple(t) => f.debug_tuple("").field(t).finish(),
+            Value::Tuple(t) => {
+                let mut d = f.debug_tuple("");
+                for x in t {
+                    d.field(x);
+                }
+                d.finish()
+            }
             Value::List(l) => f.debug_list().entries(l.borrow().iter()).finish(),
             Value::Dict(d) => f
                 .debug_map()
@@ -252,7 +258,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(bad("odd number of dict items"));
         }
         let Value::Dict(d) = self.top()? else {

@@ -403,6 +403,9 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
     })
 }
 
+/// `[H, W]`, channels and layout of the model input.
+type InputInfo = ([usize; 2], usize, Layout);
+
 /// The graph input as an NCHW IR input node, and its `[H, W]`, channels and layout.
 ///
 /// An input of shape `[N, H, W, C]` (C ∈ {1, 3} and dim 1 not) or one read only by
@@ -413,7 +416,7 @@ fn input_value(
     graph: &GraphProto,
     input: &super::proto::ValueInfoProto,
     hint: &InputHint,
-) -> Result<(Dyn, ([usize; 2], usize, Layout)), String> {
+) -> Result<(Dyn, InputInfo), String> {
     let dims = dims_of(&input.r#type)
         .ok_or_else(|| format!("the input '{}' has no tensor shape", input.name))?;
     if dims.len() != 4 {
@@ -426,7 +429,7 @@ fn input_value(
     let consumers: Vec<&NodeProto> = graph
         .node
         .iter()
-        .filter(|n| n.input.iter().any(|i| *i == input.name))
+        .filter(|n| n.input.contains(&input.name))
         .collect();
     let to_nchw = !consumers.is_empty()
         && consumers.iter().all(|n| {

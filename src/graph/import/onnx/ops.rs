@@ -67,7 +67,7 @@ fn reshape_target(input: &[usize], target: &[i64], allow_zero: bool) -> Result<V
     let total: usize = input.iter().product();
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
         }
         out[i] = total / known;
