@@ -9,6 +9,10 @@
 //! back to NHWC before a flatten becomes one [`Op::Permute`](crate::graph::Op::Permute) where
 //! the layout matters. Rank-2 values `[N, F]` are `[N, F, 1, 1]` in the IR. Node names are the
 //! ONNX node names (made unique); parameter keys are initialiser names.
+//!
+//! Shape arithmetic is folded with batch size 1 (a dynamic batch stays dynamic in the IR, whose
+//! ops all keep dimension 0 as the batch), so a folded `Reshape` target must keep its first
+//! dimension as the batch.
 
 pub mod convert;
 mod ops;
