@@ -32,6 +32,11 @@ pub fn load_image(path: &Path) -> Result<Image, DataError> {
 
 /// Decodes image bytes (format sniffed from the content).
 pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
+    if is_truncated_jpeg(bytes) {
+        // The JPEG decoder fills missing scan data with grey instead of failing (PIL raises
+        // "image file is truncated"); a half-grey scan must not be classified silently.
+        return Err("truncated JPEG: no end-of-image marker after the last scan".into());
+    }
     let img = ::image::load_from_memory(bytes).map_err(|e| format!("not a readable image: {e}"))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
@@ -52,6 +57,21 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
             pixels: img.to_luma8().into_raw(),
         }
     })
+}
+
+/// True for JPEG data whose last start-of-scan marker (`FF DA`) has no end-of-image marker
+/// (`FF D9`) after it. Inside entropy-coded data `FF` is always followed by `00` or a restart
+/// marker, so `FF D9` there is the real end (an EXIF thumbnail's end comes before the scans).
+fn is_truncated_jpeg(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return false;
+    }
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi < sos,
+        (Some(_), None) => true,
+        (None, _) => false, // no scan at all: the decoder reports that itself
+    }
 }
 
 impl Image {

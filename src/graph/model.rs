@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::import::{ImportError, NamedTensor, read_state_dict};
+use super::import::onnx::{self, InputHint};
+use super::import::{Format, ImportError, NamedTensor, read_state_dict};
 use super::{Graph, GraphError, ModelCard, Op, ParamStore, init::init_params, zoo};
 
 /// A graph with its parameters and the card describing its inputs and classes.
@@ -44,21 +45,32 @@ impl Model {
         })
     }
 
-    /// Loads weights from `path` (`.safetensors`, `.pth`, `.onnx`) with the card beside them or
-    /// given in `opts`.
+    /// Loads a model from `path` with the card beside it or given in `opts`, by extension:
+    /// `.safetensors` and `torch.save` files (`.pth`, `.pt`, `.bin`, `.ckpt`) are state dicts
+    /// for a built-in architecture (from `--arch` or the card); `.onnx` files are whole graphs.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model, ImportError> {
         if !path.is_file() {
             return Err(ImportError::file(path, "no such file"));
         }
-        let mut card = match opts
+        let format = Format::of(path)?;
+        let card_path = opts
             .card
             .as_deref()
             .map(Path::to_path_buf)
-            .or_else(|| ModelCard::beside(path))
-        {
-            Some(p) => ModelCard::load(&p).map_err(|e| ImportError::file(&p, e.to_string()))?,
+            .or_else(|| ModelCard::beside(path));
+        let mut card = match &card_path {
+            Some(p) => ModelCard::load(p).map_err(|e| ImportError::file(p, e.to_string()))?,
             None => ModelCard::default(),
         };
+        if format == Format::Onnx {
+            if let Some(a) = &opts.arch {
+                return Err(ImportError::file(
+                    path,
+                    format!("an ONNX file carries its own graph; --arch {a} does not apply"),
+                ));
+            }
+            return Self::from_onnx(path, card, card_path.as_deref());
+        }
         if let Some(a) = &opts.arch {
             card.arch = Some(a.clone());
         }
@@ -75,6 +87,63 @@ impl Model {
         Self::from_state_dict(path, &arch, card, tensors)
     }
 
+    /// Imports an ONNX graph. The model's input shape fills the card's `input_size`,
+    /// `channels` and `layout` (a card value that contradicts a fixed model dimension is an
+    /// error; the card decides dimensions the model leaves open) and its output width
+    /// `num_classes`.
+    pub fn from_onnx(
+        path: &Path,
+        mut card: ModelCard,
+        card_path: Option<&Path>,
+    ) -> Result<Model, ImportError> {
+        let stated = card_path.map(stated_card_fields).unwrap_or_default();
+        let says = |field: &str| stated.iter().any(|f| f == field);
+        let hint = InputHint {
+            input_size: says("input_size").then_some(card.input_size),
+            channels: says("channels").then_some(card.channels),
+            layout: says("layout").then_some(card.layout),
+            fallback_size: card.input_size,
+        };
+        let imported = onnx::import(path, &hint)?;
+        if imported.channels != 1 && imported.channels != 3 {
+            return Err(ImportError::file(
+                path,
+                format!(
+                    "the model takes {} input channels; relevance feeds images with 1 or 3",
+                    imported.channels
+                ),
+            ));
+        }
+        if !card.classes.is_empty() && card.classes.len() != imported.num_classes {
+            return Err(ImportError::file(
+                path,
+                format!(
+                    "the card names {} classes but the model has {} outputs",
+                    card.classes.len(),
+                    imported.num_classes
+                ),
+            ));
+        }
+        card.arch = None;
+        card.input_size = imported.input_size;
+        card.channels = imported.channels;
+        card.layout = imported.layout;
+        card.num_classes = imported.num_classes;
+        imported
+            .graph
+            .check_params(&imported.params)
+            .map_err(|problem| ImportError::Mismatch {
+                path: path.to_path_buf(),
+                problem,
+            })?;
+        Ok(Model {
+            graph: imported.graph,
+            params: imported.params,
+            card,
+            source: path.to_path_buf(),
+        })
+    }
+
     /// Builds `arch` and fills it from a state dict, inferring class count and input channels
     /// from the tensors when the card does not fix them.
     pub fn from_state_dict(
@@ -83,9 +152,9 @@ impl Model {
         mut card: ModelCard,
         tensors: Vec<NamedTensor>,
     ) -> Result<Model, ImportError> {
-        let mismatch = |source: GraphError| ImportError::Mismatch {
+        let mismatch = |problem: GraphError| ImportError::Mismatch {
             path: path.to_path_buf(),
-            source,
+            problem,
         };
         let tensors: Vec<NamedTensor> = tensors
             .into_iter()
@@ -168,5 +237,22 @@ impl Model {
     /// Class name of output `index`.
     pub fn class_name(&self, index: usize) -> String {
         self.card.class_name(index)
+    }
+}
+
+/// The top-level fields a card file states explicitly (serde fills the others with defaults,
+/// and an import must know which values are the user's).
+fn stated_card_fields(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str::<toml::Table>(&text)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -1,6 +1,9 @@
 //! Bringing weights and graphs in: state dicts (`.safetensors`, PyTorch `.pth`) for the zoo's
 //! architectures, and ONNX files as whole graphs.
 
+pub mod onnx;
+pub mod pickle;
+pub mod pth;
 pub mod safetensors;
 
 use std::path::{Path, PathBuf};
@@ -18,13 +21,22 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
-    /// The weights do not fit the architecture.
-    #[error("{path}: {source}")]
+    /// A pickle that references something other than tensors and dicts (it could run code).
+    #[error("refusing to load {path}: the pickle references {global}, which is not a tensor")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// The referenced `module.name`.
+        global: String,
+    },
+    /// The weights do not fit the architecture. (The field is not called `source`, so error
+    /// chains — anyhow's `{:#}` — do not print the problem twice.)
+    #[error("{path}: {problem}")]
     Mismatch {
         /// The file.
         path: PathBuf,
         /// The mismatch.
-        source: GraphError,
+        problem: GraphError,
     },
 }
 
@@ -49,20 +61,47 @@ pub struct NamedTensor {
     pub values: Vec<f32>,
 }
 
-/// Reads a state dict from a `.safetensors` file (other formats come with their importers).
+/// What kind of model file a path is, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `.safetensors` state dict.
+    Safetensors,
+    /// `torch.save` state dict: `.pth`, `.pt`, `.bin` (Hugging Face's `pytorch_model.bin`), `.ckpt`.
+    Torch,
+    /// A whole ONNX graph.
+    Onnx,
+}
+
+impl Format {
+    /// The format of `path` from its extension (case-insensitive).
+    pub fn of(path: &Path) -> Result<Format, ImportError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "safetensors" => Ok(Format::Safetensors),
+            "pth" | "pt" | "bin" | "ckpt" => Ok(Format::Torch),
+            "onnx" => Ok(Format::Onnx),
+            other => Err(ImportError::file(
+                path,
+                format!(
+                    "unsupported weights format '.{other}' (expected .safetensors, .pth, .pt, .bin or .onnx)"
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads a state dict from a `.safetensors` or `torch.save` file.
 pub fn read_state_dict(path: &Path) -> Result<Vec<NamedTensor>, ImportError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "safetensors" => safetensors::read(path),
-        other => Err(ImportError::file(
+    match Format::of(path)? {
+        Format::Safetensors => safetensors::read(path),
+        Format::Torch => pth::read(path),
+        Format::Onnx => Err(ImportError::file(
             path,
-            format!(
-                "unsupported weights format '.{other}' (expected .safetensors, .pth, .pt or .onnx)"
-            ),
+            "an ONNX file is a whole model, not a state dict",
         )),
     }
 }
