@@ -38,7 +38,8 @@ pub fn quantise(values: &[f32], levels: usize) -> Vec<usize> {
 pub enum Step {
     /// A fixed number of pixels per step (RISE: 224 on 224×224 images).
     Pixels(usize),
-    /// A fraction of all pixels per step, `⌈f·H·W⌉` pixels.
+    /// A fraction of all pixels per step, `⌈f·H·W⌉` pixels (an `f·H·W` within 10⁻³ of an integer
+    /// is taken as that integer, so `1/224` of 224² is 224 pixels despite f32 rounding).
     Fraction(f32),
 }
 
@@ -48,7 +49,15 @@ impl Step {
         match self {
             Step::Pixels(k) if k > 0 => Ok(k),
             Step::Fraction(f) if f > 0.0 && f <= 1.0 => {
-                Ok(((f as f64 * n as f64).ceil() as usize).max(1))
+                // f32 fractions such as 1/224 are not exact: 1/224 · 50176 = 224.00001, which must
+                // stay 224 pixels, so near-integers round instead of rounding up.
+                let exact = f as f64 * n as f64;
+                let k = if (exact - exact.round()).abs() < 1e-3 {
+                    exact.round()
+                } else {
+                    exact.ceil()
+                };
+                Ok((k as usize).max(1))
             }
             other => Err(MetricError::Invalid(format!(
                 "step {other:?}: need a positive pixel count or a fraction in (0, 1]"
@@ -155,6 +164,8 @@ mod tests {
         assert_eq!(s.fractions(), [0.0, 0.4, 0.8, 1.0]);
         let f = Schedule::new(&[0.0; 10], Step::Fraction(0.25), Ties::Stable).unwrap();
         assert_eq!(f.ends, [3, 6, 9, 10]);
+        assert_eq!(Step::Fraction(1.0 / 224.0).pixels(224 * 224).unwrap(), 224);
+        assert_eq!(Step::Fraction(0.01).pixels(224 * 224).unwrap(), 502);
     }
 
     #[test]
