@@ -288,3 +288,54 @@ fn batchnorm_layers_can_be_left_out() {
     assert_eq!(without.len(), 5);
     assert_eq!(model.graph.nodes[with[0]].name, "classifier.1");
 }
+
+/// A toy method: relevance = 2·x for channel 0 and −x for the others (`[N, C, H, W]`).
+struct Toy;
+
+impl relevance::methods::Explainer for Toy {
+    fn name(&self) -> &str {
+        "toy"
+    }
+    fn kind(&self) -> relevance::methods::MapKind {
+        relevance::methods::MapKind::Input
+    }
+    fn explain(
+        &self,
+        _: &Model,
+        x: &T4,
+        _: &[usize],
+    ) -> Result<T4, relevance::methods::MethodError> {
+        let [n, c, h, w] = x.dims();
+        let v = to_vec(x);
+        let plane = h * w;
+        let out: Vec<f32> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if (i / plane) % c == 0 { 2.0 * x } else { -x })
+            .collect();
+        Ok(from_vec(out, [n, c, h, w]))
+    }
+}
+
+#[test]
+fn explainer_adapter_reduces_channels() {
+    use relevance::metrics::{ChannelReduce, ExplainerMaps, MapFn};
+    let model = tiny_model();
+    // two 3-channel 1×2 images
+    let x: Vec<f32> = (1..=12).map(|i| i as f32).collect();
+    let batch = from_vec(x, [2, 3, 1, 2]);
+    let maps = |reduce| {
+        let adapter = ExplainerMaps {
+            explainer: &Toy,
+            model: &model,
+            reduce,
+        };
+        MapFn::maps(&adapter, batch.clone(), &[0, 0]).unwrap()
+    };
+    // image 0: channels (1,2), (3,4), (5,6) → 2·(1,2) − (3,4) − (5,6) = (−6, −6)
+    // image 1: channels (7,8), (9,10), (11,12) → 2·(7,8) − (9,10) − (11,12) = (−6, −6)
+    assert_eq!(maps(ChannelReduce::Sum), [-6.0, -6.0, -6.0, -6.0]);
+    // |·| sums: (2 + 3 + 5, 4 + 4 + 6) and (14 + 9 + 11, 16 + 10 + 12)
+    assert_eq!(maps(ChannelReduce::SumAbs), [10.0, 14.0, 34.0, 38.0]);
+    assert_eq!(maps(ChannelReduce::MaxAbs), [5.0, 6.0, 14.0, 16.0]);
+}
