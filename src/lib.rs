@@ -6,6 +6,8 @@
 //! - [`graph`]: the model IR, the built-in zoo, importers and model cards;
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
+//! - [`report`]: the HTML report and plots;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod graph;
 pub mod io;
 pub mod methods;
+pub mod metrics;
 pub mod report;
 pub mod rng;
 pub mod tensor;
