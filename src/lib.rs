@@ -6,6 +6,7 @@
 //! - [`graph`]: the model IR, the built-in zoo, importers and model cards;
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod io;
 pub mod methods;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use graph::{Graph, Model, ModelCard};
 pub use tensor::T4;
