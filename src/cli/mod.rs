@@ -23,7 +23,7 @@ pub enum Command {
     /// Make or inspect data sets (synthetic data with ground truth, summaries).
     Data(data::DataArgs),
     /// Train a model or an ensemble of seeds on an image data set.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -45,7 +45,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
         Command::Data(args) => data::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

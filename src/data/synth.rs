@@ -294,7 +294,7 @@ pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
         let (tw, th) = (((sf * 0.19) as usize).max(4), ((sf * 0.09) as usize).max(3));
         let corner = rng.below(4);
         let margin = ((sf * 0.03) as usize).max(1);
-        let x0 = if corner % 2 == 0 {
+        let x0 = if corner.is_multiple_of(2) {
             margin
         } else {
             s - margin - tw
