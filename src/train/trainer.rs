@@ -588,26 +588,17 @@ pub fn train_model(
         if opts.verbosity != Verbosity::Quiet {
             eprintln!("{}", epoch_line(&record, cfg.epochs));
         }
-        match record.val_loss {
-            Some(vl) if state.best_val_loss.is_none_or(|b| vl < b) => {
-                state.best_val_loss = Some(vl);
-                state.best_epoch = Some(epoch);
-                state.bad_epochs = 0;
-                best = params.clone();
-            }
-            Some(_) => state.bad_epochs += 1,
-            None => best = params.clone(),
-        }
+        let val_loss = record.val_loss;
         state.history.push(record);
         state.epochs_done += 1;
-        if cfg.patience.is_some_and(|p| state.bad_epochs >= p) {
-            state.stopped_early = true;
-            if opts.verbosity != Verbosity::Quiet {
-                eprintln!(
-                    "early stop: validation loss has not improved for {} epochs",
-                    state.bad_epochs
-                );
-            }
+        if track_validation(&mut state, epoch, val_loss, cfg.patience) {
+            best = params.clone();
+        }
+        if state.stopped_early && opts.verbosity != Verbosity::Quiet {
+            eprintln!(
+                "early stop: validation loss has not improved for {} epochs",
+                state.bad_epochs
+            );
         }
         if cfg.max_steps.is_some_and(|m| steps_total >= m) {
             state.epochs_done = cfg.epochs;
@@ -664,6 +655,34 @@ pub fn train_model(
     })
 }
 
+/// Early-stopping bookkeeping after `epoch`: returns whether these weights are the new best
+/// (lowest validation loss; without validation data every epoch is). Sets `stopped_early` once
+/// `patience` epochs in a row did not improve on the best.
+pub fn track_validation(
+    state: &mut LoopState,
+    epoch: usize,
+    val_loss: Option<f64>,
+    patience: Option<usize>,
+) -> bool {
+    let improved = match val_loss {
+        Some(vl) if state.best_val_loss.is_none_or(|b| vl < b) => {
+            state.best_val_loss = Some(vl);
+            state.best_epoch = Some(epoch);
+            state.bad_epochs = 0;
+            true
+        }
+        Some(_) => {
+            state.bad_epochs += 1;
+            false
+        }
+        None => true,
+    };
+    if patience.is_some_and(|p| p > 0 && state.bad_epochs >= p) {
+        state.stopped_early = true;
+    }
+    improved
+}
+
 /// The per-epoch summary line.
 pub fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
     let val = match (r.val_loss, r.val_accuracy) {
@@ -685,4 +704,41 @@ pub fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
 /// Named tensors of a parameter store (for comparisons in tests and tools).
 pub fn named(params: &ParamStore) -> Vec<NamedTensor> {
     super::checkpoint::params_to_tensors(params, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_keeps_the_best_epoch_and_stops_after_patience() {
+        let mut state = LoopState {
+            epochs_done: 0,
+            best_val_loss: None,
+            best_epoch: None,
+            bad_epochs: 0,
+            stopped_early: false,
+            history: Vec::new(),
+            config: String::new(),
+        };
+        let losses = [1.0, 0.8, 0.9, 0.85, 0.7];
+        let mut kept = Vec::new();
+        for (e, l) in losses.iter().enumerate() {
+            kept.push(track_validation(&mut state, e, Some(*l), Some(2)));
+            if state.stopped_early {
+                break;
+            }
+        }
+        // 0.9 and 0.85 do not beat 0.8: two bad epochs → stop after epoch 3, keep epoch 1.
+        assert_eq!(kept, vec![true, true, false, false]);
+        assert_eq!(state.best_epoch, Some(1));
+        assert!(state.stopped_early);
+    }
+
+    #[test]
+    fn balanced_weights_follow_n_over_k_nc() {
+        // 6 of class 0, 2 of class 1: 8/(2·6) and 8/(2·2)
+        let w = balanced_class_weights(&[0, 0, 0, 0, 0, 0, 1, 1], 2);
+        assert!((w[0] - 8.0 / 12.0).abs() < 1e-6 && (w[1] - 2.0).abs() < 1e-6);
+    }
 }
