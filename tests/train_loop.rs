@@ -16,7 +16,8 @@ use relevance::rng::Rng;
 use relevance::train::checkpoint::save_model;
 use relevance::train::trainer::RunOptions;
 use relevance::train::{
-    OptimizerKind, Schedule, TrainConfig, TrainData, TrainError, Verbosity, train_model,
+    OptimizerKind, Schedule, TrainConfig, TrainData, TrainError, Verbosity, train_ensemble,
+    train_model,
 };
 
 const SIZE: usize = 12;
@@ -346,4 +347,37 @@ fn the_cli_rejects_bad_input_with_one_line() {
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn an_ensemble_trains_one_model_per_seed_and_summarises_them() {
+    let out = temp_dir("ensemble");
+    let cfg = TrainConfig {
+        max_steps: Some(3),
+        ..config(1)
+    };
+    let rec = train_ensemble(
+        &data(AugmentSpec::default()),
+        &cfg,
+        &[4, 9],
+        &out,
+        false,
+        None,
+        Verbosity::Quiet,
+    )
+    .unwrap();
+    assert_eq!(
+        rec.members.iter().map(|m| m.seed).collect::<Vec<_>>(),
+        vec![4, 9]
+    );
+    let a = std::fs::read(out.join("seed-4/model.safetensors")).unwrap();
+    let b = std::fs::read(out.join("seed-9/model.safetensors")).unwrap();
+    assert!(a != b);
+    let accs: Vec<f64> = rec
+        .members
+        .iter()
+        .map(|m| m.test_accuracy.unwrap())
+        .collect();
+    assert!((rec.test_accuracy_mean.unwrap() - (accs[0] + accs[1]) / 2.0).abs() < 1e-12);
+    assert!(out.join("ensemble.json").is_file());
 }
