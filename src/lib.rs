@@ -8,6 +8,7 @@
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
 //! - [`report`]: the HTML report and plots;
+//! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod report;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use graph::{Graph, Model, ModelCard};
 pub use tensor::T4;

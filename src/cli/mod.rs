@@ -1,6 +1,8 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
+mod data;
 mod predict;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
     Predict(predict::PredictArgs),
+    /// Make or inspect data sets (synthetic data with ground truth, summaries).
+    Data(data::DataArgs),
+    /// Train a model or an ensemble of seeds on an image data set.
+    Train(Box<train::TrainArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -38,6 +44,8 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
+        Command::Data(args) => data::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

@@ -1,9 +1,17 @@
 //! Getting pixels into the model: image files of any common format and colour mode, resized,
-//! cropped and normalised as the model card says; preprocessed `.npy` tensors as they are.
+//! cropped and normalised as the model card says; preprocessed `.npy` tensors as they are;
+//! labelled data sets (ImageFolder, CSV, IDX), splits, batches, augmentations with inverses and
+//! synthetic data with ground truth.
 
+pub mod augment;
+pub mod batch;
+pub mod folder;
+pub mod idx;
 pub mod image;
 pub mod npy;
 pub mod resize;
+pub mod split;
+pub mod synth;
 
 pub use self::image::{Image, load_image, preprocess};
 
