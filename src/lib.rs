@@ -6,10 +6,12 @@
 //! - [`graph`]: the model IR, the built-in zoo, importers and model cards;
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod engine;
