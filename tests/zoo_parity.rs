@@ -367,3 +367,17 @@ fn fresh_weights_follow_torchvisions_initialisers() {
         }
     }
 }
+
+#[test]
+fn default_cam_layer_without_a_flattening_head_is_the_last_convolution() {
+    use relevance::graph::GraphBuilder;
+    use relevance::graph::builder::ConvGeom;
+    let mut b = GraphBuilder::new(3);
+    let x = b.input();
+    let c1 = b.conv("c1", x, ConvGeom::new(4, 3));
+    let r = b.relu("r", c1);
+    let c2 = b.conv("c2", r, ConvGeom::new(2, 1));
+    let p = b.adaptive_avgpool("pool", c2, [1, 1]);
+    let graph = b.finish(p);
+    assert_eq!(graph.nodes[graph.default_cam_layer()].name, "c2");
+}

@@ -226,9 +226,10 @@ impl Graph {
 
     /// The node class-activation maps read by default: the output of the last convolutional
     /// block, i.e. the last node that still has a spatial grid before the head pools or
-    /// flattens it. Found structurally: from the first `Flatten`/`Reshape`/`Linear` node, walk
-    /// back over pooling nodes; the node reached is the answer (falling back to the last
-    /// convolution, then the output, for graphs without a head).
+    /// flattens it. Found structurally: walk back from the logits along first inputs to the
+    /// head's `Flatten` (or `Reshape`), step over the pooling nodes before it; the node reached
+    /// is the answer. Graphs without such a head fall back to the last convolution, then the
+    /// output.
     ///
     /// For the zoo this gives:
     ///
@@ -241,26 +242,28 @@ impl Graph {
     /// | `mobilenet_v2` | `features.18` | `model.features[-1]` |
     /// | `small_cnn` | `features.14` (last ReLU) | — |
     pub fn default_cam_layer(&self) -> NodeId {
-        let head = self
-            .nodes
-            .iter()
-            .position(|n| matches!(n.op, Op::Flatten | Op::Reshape(_) | Op::Linear(_)));
-        if let Some(head) = head
-            && head > 0
-        {
-            let mut id = self.nodes[head].inputs.first().copied().unwrap_or(0);
-            while matches!(
-                self.nodes[id].op,
-                Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. }
-            ) {
-                id = self.nodes[id].inputs[0];
+        let mut id = self.logits();
+        // The head's flattening, reached backwards along first inputs.
+        while !matches!(self.nodes[id].op, Op::Flatten | Op::Reshape(_)) {
+            match self.nodes[id].inputs.first() {
+                Some(&i) => id = i,
+                None => {
+                    return self
+                        .nodes
+                        .iter()
+                        .rposition(|n| matches!(n.op, Op::Conv2d(_)))
+                        .unwrap_or(self.output);
+                }
             }
-            return id;
         }
-        self.nodes
-            .iter()
-            .rposition(|n| matches!(n.op, Op::Conv2d(_)))
-            .unwrap_or(self.output)
+        id = self.nodes[id].inputs[0];
+        while matches!(
+            self.nodes[id].op,
+            Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. }
+        ) {
+            id = self.nodes[id].inputs[0];
+        }
+        id
     }
 
     /// Names of nodes whose output is spatial (convolution-like layers and the ops after them),
