@@ -9,10 +9,12 @@
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
 //! - [`report`]: the HTML report and plots;
 //! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
+//! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod engine;

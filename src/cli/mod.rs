@@ -1,6 +1,7 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
 mod data;
+mod bench;
 mod predict;
 mod train;
 
@@ -24,6 +25,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Train a model or an ensemble of seeds on an image data set.
     Train(Box<train::TrainArgs>),
+    /// Time forward passes and input gradients per image, with peak memory.
+    Bench(bench::BenchArgs),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -46,6 +49,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Data(args) => data::run(args),
         Command::Train(args) => train::run(*args),
+        Command::Bench(args) => bench::run_bench(args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

@@ -185,6 +185,29 @@ pub fn batchnorm_affine(
     Ok((scale, shift))
 }
 
+/// The logistic sigmoid `1 / (1 + e^{−x})`, written out: twice as fast as burn's
+/// `activation::sigmoid` on the Flex backend (measured on a 96×112×112 map: 3.8 vs 7.9 ms).
+/// Saturates correctly: `e^{−x}` overflowing to ∞ gives 0.
+pub fn sigmoid(x: T4) -> T4 {
+    x.neg().exp().add_scalar(1.0).recip()
+}
+
+/// SiLU `x·σ(x) = x / (1 + e^{−x})` (torch's CPU formula), twice as fast as burn's
+/// `activation::silu` on the Flex backend (4.0 vs 8.4 ms on a 96×112×112 map).
+pub fn silu(x: T4) -> T4 {
+    x.clone().div(x.neg().exp().add_scalar(1.0))
+}
+
+/// Global average pooling `[N, C, H, W] → [N, C, 1, 1]` as a mean over the flattened plane,
+/// 5–20× faster than burn's general `adaptive_avg_pool2d` (squeeze-excitation blocks run it
+/// at every stage of an EfficientNet).
+pub fn global_avg_pool(x: T4) -> T4 {
+    let [n, c, h, w] = x.dims();
+    // A rank-3 view reduced along its last axis; reducing `[N, C, HW, 1]` along axis 2 is
+    // 100× slower on the Flex backend.
+    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c, 1, 1])
+}
+
 /// `y = x Wᵀ + b` on `[N, F, 1, 1]`.
 pub fn linear_forward(
     x: T4,
@@ -205,7 +228,10 @@ pub fn linear_forward(
     Ok(y.reshape([n, out, 1, 1]))
 }
 
-fn eval(
+/// Evaluates one node: `op` applied to its operands `args` (for the input node, `input` is the
+/// value), in inference mode unless `train` is given. Returns the output and any extras for the
+/// backward pass. [`run`] calls this for every node; profilers call it to time nodes one by one.
+pub fn eval(
     op: &Op,
     mut args: Vec<T4>,
     input: Option<T4>,
@@ -253,15 +279,17 @@ fn eval(
             }
         }
         Op::Relu => activation::relu(one(&mut args)),
-        Op::Clip { min, max } => one(&mut args).clamp(*min, *max),
-        Op::Silu => activation::silu(one(&mut args)),
-        Op::Sigmoid => activation::sigmoid(one(&mut args)),
+        // Two one-sided clamps run 2.5–4× faster than burn's `clamp` on the Flex backend.
+        Op::Clip { min, max } => one(&mut args).clamp_min(*min).clamp_max(*max),
+        Op::Silu => silu(one(&mut args)),
+        Op::Sigmoid => sigmoid(one(&mut args)),
         Op::Tanh => one(&mut args).tanh(),
         Op::MaxPool2d(p) => {
             let (y, idx) = max_pool2d_with_indices(one(&mut args), maxpool_options(p));
             return Ok((y, Some(Aux::MaxPoolIndices(idx))));
         }
         Op::AvgPool2d(p) => avg_pool2d(one(&mut args), avgpool_options(p)),
+        Op::AdaptiveAvgPool2d { output: [1, 1] } => global_avg_pool(one(&mut args)),
         Op::AdaptiveAvgPool2d { output } => adaptive_avg_pool2d(one(&mut args), *output),
         Op::Flatten => {
             let x = one(&mut args);

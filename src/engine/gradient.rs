@@ -49,7 +49,7 @@ impl Rule for Gradient {
             }
             Op::Silu => {
                 let x = ctx.input(0)?.clone();
-                let s = burn::tensor::activation::sigmoid(x.clone());
+                let s = super::forward::sigmoid(x.clone());
                 // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x)))
                 let d = s
                     .clone()

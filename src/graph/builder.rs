@@ -208,6 +208,32 @@ impl GraphBuilder {
         self.unary(name, Op::Relu, x)
     }
 
+    /// ReLU6, `min(max(x, 0), 6)` (MobileNetV2).
+    pub fn relu6(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.unary(name, Op::Clip { min: 0.0, max: 6.0 }, x)
+    }
+
+    /// SiLU (swish), `x·σ(x)` (EfficientNet).
+    pub fn silu(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.unary(name, Op::Silu, x)
+    }
+
+    /// Logistic sigmoid (squeeze-excitation gates).
+    pub fn sigmoid(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.unary(name, Op::Sigmoid, x)
+    }
+
+    /// An identity node: gives a container module's output its own name (torchvision's
+    /// `features.8` is the output of its last child `features.8.2`) at no cost.
+    pub fn identity(&mut self, name: &str, x: NodeId) -> NodeId {
+        self.unary(name, Op::Identity, x)
+    }
+
+    /// Average pooling.
+    pub fn avgpool(&mut self, name: &str, x: NodeId, pool: Pool2d) -> NodeId {
+        self.unary(name, Op::AvgPool2d(pool), x)
+    }
+
     /// Max pooling.
     pub fn maxpool(&mut self, name: &str, x: NodeId, pool: Pool2d) -> NodeId {
         self.unary(name, Op::MaxPool2d(pool), x)

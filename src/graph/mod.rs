@@ -57,6 +57,9 @@ pub enum Init {
     Ones,
     /// He normal with fan-out, `N(0, 2 / (C_out·kH·kW))` (torchvision's ResNet/VGG convs).
     KaimingNormalFanOut,
+    /// He normal with fan-in, `N(0, 2 / (C_in·kH·kW))` (torchvision's DenseNet convs,
+    /// `kaiming_normal_` with its defaults).
+    KaimingNormalFanIn,
     /// PyTorch's default for conv/linear weights: `U(±1/√fan_in)` after kaiming-uniform with a=√5.
     TorchDefaultWeight,
     /// PyTorch's default for biases: `U(±1/√fan_in)` where `fan_in` is given.
@@ -219,6 +222,48 @@ impl Graph {
             }
         }
         Ok(())
+    }
+
+    /// The node class-activation maps read by default: the output of the last convolutional
+    /// block, i.e. the last node that still has a spatial grid before the head pools or
+    /// flattens it. Found structurally: walk back from the logits along first inputs to the
+    /// head's `Flatten` (or `Reshape`), step over the pooling nodes before it; the node reached
+    /// is the answer. Graphs without such a head fall back to the last convolution, then the
+    /// output.
+    ///
+    /// For the zoo this gives:
+    ///
+    /// | architecture | node | torchvision / pytorch-grad-cam equivalent |
+    /// |---|---|---|
+    /// | `vgg11`, `vgg16`, `vgg16_bn` | last ReLU, `features.19` / `features.29` / `features.42` | the last conv block's ReLU (the original Grad-CAM choice); `features[-1]`, the max pool after it, halves the resolution and is 1×1 on inputs below 64 px |
+    /// | `resnet18/34`, `resnet50` | `layer4.1`, `layer4.2` | `model.layer4[-1]` |
+    /// | `efficientnet_b*` | `features.8` | `model.features[-1]` |
+    /// | `densenet121` | `features.relu5` (ReLU after `features.norm5`) | `model.features[-1]` is `norm5` before the ReLU the classifier sees |
+    /// | `mobilenet_v2` | `features.18` | `model.features[-1]` |
+    /// | `small_cnn` | `features.14` (last ReLU) | — |
+    pub fn default_cam_layer(&self) -> NodeId {
+        let mut id = self.logits();
+        // The head's flattening, reached backwards along first inputs.
+        while !matches!(self.nodes[id].op, Op::Flatten | Op::Reshape(_)) {
+            match self.nodes[id].inputs.first() {
+                Some(&i) => id = i,
+                None => {
+                    return self
+                        .nodes
+                        .iter()
+                        .rposition(|n| matches!(n.op, Op::Conv2d(_)))
+                        .unwrap_or(self.output);
+                }
+            }
+        }
+        id = self.nodes[id].inputs[0];
+        while matches!(
+            self.nodes[id].op,
+            Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. }
+        ) {
+            id = self.nodes[id].inputs[0];
+        }
+        id
     }
 
     /// Names of nodes whose output is spatial (convolution-like layers and the ops after them),

@@ -166,6 +166,10 @@ impl Model {
                 },
                 None => t,
             })
+            .map(|t| match zoo::rename_legacy_key(&t.key) {
+                Some(key) => NamedTensor { key, ..t },
+                None => t,
+            })
             .collect();
         // Probe the architecture once to learn which keys carry the class count and channels.
         let probe = zoo::build(arch, 1, 3).map_err(mismatch)?;

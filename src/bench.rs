@@ -1,0 +1,544 @@
+//! Speed and memory of the engine on the zoo's architectures: per-image time of each
+//! [`Workload`] (forward pass, input gradient; CAMs, LRP and CRP can be added as further
+//! workloads), the median of several timed runs after warm-up, and the peak resident memory.
+//!
+//! `tools/bench_torch.py` runs the same workloads in PyTorch and prints the same table.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::engine::backward::{Rule, RuleCtx, RuleMap, Rules, backward};
+use crate::engine::forward::{Activations, eval};
+use crate::engine::{EngineError, predict};
+use crate::graph::init::{init_params, random_reference_params};
+use crate::graph::{Graph, GraphError, NodeId, ParamStore, zoo};
+use crate::rng::Rng;
+use crate::tensor::{T4, from_vec};
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The engine failed on a workload.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// An architecture or its weights could not be built.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A request that cannot be run (unknown workload, empty list, …).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where per-node times of a profiled run accumulate.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// Time spent evaluating each node in forward passes.
+    pub forward: Vec<Duration>,
+    /// Time spent in each node's backward rule.
+    pub backward: Vec<Duration>,
+    /// Number of runs accumulated.
+    pub runs: usize,
+}
+
+impl Profile {
+    fn new(nodes: usize) -> Self {
+        Profile {
+            forward: vec![Duration::ZERO; nodes],
+            backward: vec![Duration::ZERO; nodes],
+            runs: 0,
+        }
+    }
+}
+
+/// One thing to time: it runs a batch through a model and may record per-node times.
+pub trait Workload: Send + Sync {
+    /// Short name, the row label (`forward`, `gradient`).
+    fn name(&self) -> &'static str;
+    /// One line saying what is timed.
+    fn description(&self) -> &'static str;
+    /// Runs the workload once on batch `x`; with `profile`, evaluates node by node and adds
+    /// each node's time to it (slower: no activation is released early).
+    fn run(
+        &self,
+        graph: &Graph,
+        params: &ParamStore,
+        x: &T4,
+        profile: Option<&mut Profile>,
+    ) -> Result<(), EngineError>;
+}
+
+/// Inference: the logits of a batch, releasing activations as soon as nothing needs them
+/// (PyTorch: `model(x)` under `torch.no_grad()`).
+pub struct Forward;
+
+impl Workload for Forward {
+    fn name(&self) -> &'static str {
+        "forward"
+    }
+    fn description(&self) -> &'static str {
+        "logits of the batch, activations released early (torch: model(x) under no_grad)"
+    }
+    fn run(
+        &self,
+        graph: &Graph,
+        params: &ParamStore,
+        x: &T4,
+        profile: Option<&mut Profile>,
+    ) -> Result<(), EngineError> {
+        match profile {
+            Some(p) => timed_forward(graph, params, x, p).map(|_| ()),
+            None => predict(graph, params, x.clone()).map(|_| ()),
+        }
+    }
+}
+
+/// The input gradient of one logit per image: a forward pass keeping every activation and one
+/// backward pass from the logits to the input (PyTorch: forward with `requires_grad` input,
+/// `logits[i, target_i].sum().backward()`). Targets are class 0.
+pub struct InputGradient;
+
+impl Workload for InputGradient {
+    fn name(&self) -> &'static str {
+        "gradient"
+    }
+    fn description(&self) -> &'static str {
+        "forward keeping activations + backward of one logit per image to the input"
+    }
+    fn run(
+        &self,
+        graph: &Graph,
+        params: &ParamStore,
+        x: &T4,
+        profile: Option<&mut Profile>,
+    ) -> Result<(), EngineError> {
+        let logits = graph.logits();
+        let gradient = Rules::gradient();
+        let (acts, timing) = match profile {
+            Some(p) => (timed_forward(graph, params, x, p)?, Some(p)),
+            None => (crate::engine::forward(graph, params, x.clone())?, None),
+        };
+        let out = acts.get(logits)?;
+        let [n, k, _, _] = out.dims();
+        let mut seed = vec![0.0f32; n * k];
+        for i in 0..n {
+            seed[i * k] = 1.0;
+        }
+        let seed = from_vec(seed, [n, k, 1, 1]);
+        let input = [graph.input()];
+        match timing {
+            Some(p) => {
+                let sink = Mutex::new(std::mem::take(&mut p.backward));
+                let timed = TimedRules::new(graph, &gradient, &sink);
+                backward(graph, params, &acts, logits, seed, &timed, &input)?;
+                p.backward = sink.into_inner().expect("no rule panicked");
+            }
+            None => {
+                backward(graph, params, &acts, logits, seed, &gradient, &input)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names of the built-in workloads.
+pub const WORKLOADS: &[&str] = &["forward", "gradient"];
+
+/// The workload called `name`.
+pub fn workload(name: &str) -> Result<Box<dyn Workload>, BenchError> {
+    match name {
+        "forward" => Ok(Box::new(Forward)),
+        "gradient" => Ok(Box::new(InputGradient)),
+        _ => Err(BenchError::Invalid(format!(
+            "unknown workload '{name}'; valid: {}",
+            WORKLOADS.join(", ")
+        ))),
+    }
+}
+
+/// A forward pass that evaluates the nodes one by one, timing each; keeps every activation.
+pub fn timed_forward(
+    graph: &Graph,
+    params: &ParamStore,
+    x: &T4,
+    profile: &mut Profile,
+) -> Result<Activations, EngineError> {
+    let n = graph.nodes.len();
+    if profile.forward.len() != n {
+        *profile = Profile::new(n);
+    }
+    profile.runs += 1;
+    let mut values: Vec<Option<T4>> = vec![None; n];
+    let mut aux = vec![None; n];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let args: Vec<T4> = node
+            .inputs
+            .iter()
+            .map(|&i| values[i].clone().expect("inputs come first"))
+            .collect();
+        let input = (id == 0).then(|| x.clone());
+        let start = Instant::now();
+        let (out, extra) =
+            eval(&node.op, args, input, params, None).map_err(|e| e.at_node(&node.name))?;
+        profile.forward[id] += start.elapsed();
+        values[id] = Some(out);
+        aux[id] = extra;
+    }
+    Ok(Activations { values, aux })
+}
+
+/// Wraps a rule map so that each node's rule is timed into a shared per-node table.
+struct TimedRules<'a> {
+    slots: Vec<TimedRule<'a>>,
+}
+
+struct TimedRule<'a> {
+    inner: &'a dyn Rule,
+    id: NodeId,
+    sink: &'a Mutex<Vec<Duration>>,
+}
+
+impl<'a> TimedRules<'a> {
+    fn new(graph: &'a Graph, rules: &'a dyn RuleMap, sink: &'a Mutex<Vec<Duration>>) -> Self {
+        let slots = (0..graph.nodes.len())
+            .map(|id| TimedRule {
+                inner: rules.rule(graph, id),
+                id,
+                sink,
+            })
+            .collect();
+        TimedRules { slots }
+    }
+}
+
+impl Rule for TimedRule<'_> {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let start = Instant::now();
+        let out = self.inner.backward(ctx, signal);
+        let took = start.elapsed();
+        if let Ok(mut table) = self.sink.lock() {
+            table[self.id] += took;
+        }
+        out
+    }
+}
+
+impl RuleMap for TimedRules<'_> {
+    fn rule(&self, _graph: &Graph, id: NodeId) -> &dyn Rule {
+        &self.slots[id]
+    }
+}
+
+/// Which weights the benchmarked models get (speed does not depend on them, except through
+/// denormal numbers, which neither kind produces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// Freshly initialised with torchvision's initialisers (seed 0).
+    Random,
+    /// [`random_reference_params`], the parity fixtures' weights.
+    Reference,
+}
+
+/// What to benchmark.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Architectures (zoo names).
+    pub archs: Vec<String>,
+    /// Batch sizes.
+    pub batches: Vec<usize>,
+    /// Workload names (see [`WORKLOADS`]).
+    pub workloads: Vec<String>,
+    /// Square input side in pixels.
+    pub size: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Output classes.
+    pub classes: usize,
+    /// Timed runs per row (the median is reported).
+    pub repeat: usize,
+    /// Untimed runs before them.
+    pub warmup: usize,
+    /// Weights to use.
+    pub weights: Weights,
+    /// Also record per-node times (`repeat` extra, node-by-node runs per row).
+    pub per_node: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            archs: vec!["resnet50".into(), "vgg16".into()],
+            batches: vec![1, 8],
+            workloads: WORKLOADS.iter().map(|s| s.to_string()).collect(),
+            size: 224,
+            channels: 3,
+            classes: 1000,
+            repeat: 5,
+            warmup: 1,
+            weights: Weights::Random,
+            per_node: false,
+        }
+    }
+}
+
+/// Time of one node in a profiled run, per image.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeTime {
+    /// Node name.
+    pub node: String,
+    /// Op kind.
+    pub op: &'static str,
+    /// Forward milliseconds per image.
+    pub forward_ms: f64,
+    /// Backward-rule milliseconds per image.
+    pub backward_ms: f64,
+}
+
+/// One row of the result table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Row {
+    /// Architecture.
+    pub arch: String,
+    /// Workload name.
+    pub workload: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Input side in pixels.
+    pub size: usize,
+    /// Median over the timed runs of the run time divided by the batch size.
+    pub ms_per_image: f64,
+    /// Fastest timed run, per image.
+    pub min_ms_per_image: f64,
+    /// Number of timed runs.
+    pub repeat: usize,
+    /// Peak resident memory of the process during the row in MiB (model weights included),
+    /// `None` where `/proc/self` cannot tell.
+    pub peak_rss_mib: Option<f64>,
+    /// Per-node times, averaged over `repeat` extra profiled runs (with `per_node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_node: Option<Vec<NodeTime>>,
+}
+
+/// Median of `xs` (the mean of the middle two for an even count).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Resets the process's peak resident set size to its current size (Linux ≥ 4.0:
+/// writing `5` to `/proc/self/clear_refs`). Returns whether it worked.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set size of the process in MiB (`VmHWM` of `/proc/self/status`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Builds `arch` with the requested weights.
+fn model(arch: &str, opts: &BenchOptions) -> Result<(Graph, ParamStore), BenchError> {
+    let mut graph = zoo::build(arch, opts.classes, opts.channels)?;
+    // Time the logits, not a softmax head.
+    graph.output = graph.logits();
+    let params = match opts.weights {
+        Weights::Random => init_params(&graph, 0)?,
+        Weights::Reference => random_reference_params(&graph)?,
+    };
+    Ok((graph, params))
+}
+
+/// A standard-normal batch `[n, c, size, size]`.
+fn random_batch(n: usize, c: usize, size: usize, seed: u64) -> T4 {
+    let mut rng = Rng::new(seed);
+    let values = (0..n * c * size * size).map(|_| rng.normal()).collect();
+    from_vec(values, [n, c, size, size])
+}
+
+/// Runs every (architecture, batch, workload) combination and calls `on_row` as each row is
+/// done; returns all rows.
+pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>, BenchError> {
+    if opts.archs.is_empty() || opts.batches.is_empty() || opts.workloads.is_empty() {
+        return Err(BenchError::Invalid(
+            "nothing to run: give at least one architecture, batch size and workload".into(),
+        ));
+    }
+    if opts.repeat == 0 || opts.batches.contains(&0) || opts.size == 0 {
+        return Err(BenchError::Invalid(
+            "repeat, batch sizes and size must be positive".into(),
+        ));
+    }
+    let workloads = opts
+        .workloads
+        .iter()
+        .map(|w| workload(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for arch in &opts.archs {
+        let (graph, params) = model(arch, opts)?;
+        for &batch in &opts.batches {
+            let x = random_batch(batch, opts.channels, opts.size, 1);
+            for w in &workloads {
+                let row = time_row(arch, &graph, &params, &x, w.as_ref(), opts)?;
+                on_row(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Times one workload on one batch.
+fn time_row(
+    arch: &str,
+    graph: &Graph,
+    params: &ParamStore,
+    x: &T4,
+    w: &dyn Workload,
+    opts: &BenchOptions,
+) -> Result<Row, BenchError> {
+    let batch = x.dims()[0];
+    let tracked = reset_peak_rss();
+    for _ in 0..opts.warmup {
+        w.run(graph, params, x, None)?;
+    }
+    let mut per_image = Vec::with_capacity(opts.repeat);
+    for _ in 0..opts.repeat {
+        let start = Instant::now();
+        w.run(graph, params, x, None)?;
+        per_image.push(start.elapsed().as_secs_f64() * 1e3 / batch as f64);
+    }
+    let peak_rss_mib = if tracked { peak_rss_mib() } else { None };
+    let per_node = if opts.per_node {
+        let mut profile = Profile::new(graph.nodes.len());
+        for _ in 0..opts.repeat {
+            w.run(graph, params, x, Some(&mut profile))?;
+        }
+        Some(node_times(graph, &profile, batch))
+    } else {
+        None
+    };
+    Ok(Row {
+        arch: arch.to_string(),
+        workload: w.name().to_string(),
+        batch,
+        size: opts.size,
+        ms_per_image: median(&per_image),
+        min_ms_per_image: per_image.iter().copied().fold(f64::INFINITY, f64::min),
+        repeat: opts.repeat,
+        peak_rss_mib,
+        per_node,
+    })
+}
+
+fn node_times(graph: &Graph, profile: &Profile, batch: usize) -> Vec<NodeTime> {
+    let per = (profile.runs.max(1) * batch) as f64;
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(id, node)| NodeTime {
+            node: node.name.clone(),
+            op: node.op.kind(),
+            forward_ms: profile.forward[id].as_secs_f64() * 1e3 / per,
+            backward_ms: profile.backward[id].as_secs_f64() * 1e3 / per,
+        })
+        .collect()
+}
+
+/// Per-node times summed by op kind: `(kind, forward ms, backward ms)`, slowest first.
+pub fn by_op_kind(times: &[NodeTime]) -> Vec<(&'static str, f64, f64)> {
+    let mut out: Vec<(&'static str, f64, f64)> = Vec::new();
+    for t in times {
+        match out.iter_mut().find(|(k, _, _)| *k == t.op) {
+            Some(e) => {
+                e.1 += t.forward_ms;
+                e.2 += t.backward_ms;
+            }
+            None => out.push((t.op, t.forward_ms, t.backward_ms)),
+        }
+    }
+    out.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn peak_memory_grows_with_a_large_allocation() {
+        if !reset_peak_rss() {
+            return; // not Linux
+        }
+        let before = peak_rss_mib().unwrap();
+        let big = vec![1u8; 64 << 20];
+        std::hint::black_box(&big);
+        let after = peak_rss_mib().unwrap();
+        assert!(after >= before + 60.0, "{before} MiB → {after} MiB");
+    }
+
+    #[test]
+    fn timed_runs_give_the_same_results_as_the_engine() {
+        // The profiled forward pass must compute what the engine computes, node by node.
+        let graph = zoo::build("small_cnn", 3, 3).unwrap();
+        let params = init_params(&graph, 2).unwrap();
+        let x = random_batch(2, 3, 16, 5);
+        let mut profile = Profile::default();
+        let timed = timed_forward(&graph, &params, &x, &mut profile).unwrap();
+        let plain = crate::engine::forward(&graph, &params, x).unwrap();
+        for id in 0..graph.nodes.len() {
+            let a = crate::tensor::to_vec(timed.get(id).unwrap());
+            let b = crate::tensor::to_vec(plain.get(id).unwrap());
+            assert_eq!(a, b, "node {}", graph.nodes[id].name);
+        }
+        assert_eq!(profile.runs, 1);
+        assert_eq!(profile.forward.len(), graph.nodes.len());
+    }
+
+    #[test]
+    fn a_small_benchmark_yields_one_row_per_combination() {
+        let opts = BenchOptions {
+            archs: vec!["small_cnn".into()],
+            batches: vec![1, 2],
+            size: 16,
+            classes: 4,
+            repeat: 2,
+            warmup: 0,
+            per_node: true,
+            ..BenchOptions::default()
+        };
+        let mut seen = 0;
+        let rows = run(&opts, |_| seen += 1).unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(seen, 4);
+        for r in &rows {
+            assert!(r.ms_per_image > 0.0 && r.min_ms_per_image <= r.ms_per_image);
+            let nodes = r.per_node.as_ref().unwrap();
+            let backward: f64 = nodes.iter().map(|n| n.backward_ms).sum();
+            // Only the gradient workload runs backward rules.
+            assert_eq!(backward > 0.0, r.workload == "gradient", "{}", r.workload);
+        }
+        let bad = BenchOptions {
+            workloads: vec!["lrp".into()],
+            ..opts
+        };
+        let err = run(&bad, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("'lrp'") && err.contains("gradient"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! `relevance bench`: per-image time and peak memory of forward passes and input gradients.
+
+use anyhow::Result;
+
+use crate::bench::{BenchOptions, Row, Weights, by_op_kind, run};
+
+/// Arguments of `relevance bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Architectures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "resnet50,vgg16")]
+    pub arch: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub batch: Vec<usize>,
+    /// Workloads, comma-separated: forward, gradient.
+    #[arg(long, value_delimiter = ',', default_value = "forward,gradient")]
+    pub workload: Vec<String>,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Output classes.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: usize,
+    /// Timed runs per row; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Untimed warm-up runs per row.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Worker threads (default: one per CPU core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use the parity fixtures' reference weights instead of a fresh initialisation.
+    #[arg(long)]
+    pub reference_weights: bool,
+    /// Also time every node (in `repeat` extra runs) and print where the time goes.
+    #[arg(long)]
+    pub per_node: bool,
+    /// Print one JSON object per row instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run_bench(args: BenchArgs) -> Result<()> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot start {n} threads: {e}"))?;
+    }
+    let opts = BenchOptions {
+        archs: args.arch,
+        batches: args.batch,
+        workloads: args.workload,
+        size: args.size,
+        classes: args.classes,
+        repeat: args.repeat,
+        warmup: args.warmup,
+        weights: if args.reference_weights {
+            Weights::Reference
+        } else {
+            Weights::Random
+        },
+        per_node: args.per_node,
+        ..BenchOptions::default()
+    };
+    if !args.json {
+        println!(
+            "relevance {} · {} threads · input {}×{} · median of {} runs after {} warm-up",
+            env!("CARGO_PKG_VERSION"),
+            rayon::current_num_threads(),
+            opts.size,
+            opts.size,
+            opts.repeat,
+            opts.warmup
+        );
+        println!(
+            "{:<16} {:<9} {:>5} {:>12} {:>12} {:>10}",
+            "arch", "workload", "batch", "ms/image", "min ms/img", "peak MiB"
+        );
+    }
+    run(&opts, |row| {
+        if args.json {
+            println!("{}", serde_json::to_string(row).expect("rows serialise"));
+        } else {
+            print_row(row);
+        }
+    })?;
+    Ok(())
+}
+
+fn print_row(row: &Row) {
+    let peak = row
+        .peak_rss_mib
+        .map(|m| format!("{m:.0}"))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "{:<16} {:<9} {:>5} {:>12.2} {:>12.2} {:>10}",
+        row.arch, row.workload, row.batch, row.ms_per_image, row.min_ms_per_image, peak
+    );
+    if let Some(nodes) = &row.per_node {
+        let total: f64 = nodes.iter().map(|n| n.forward_ms + n.backward_ms).sum();
+        println!(
+            "    per op kind (profiled runs, ms/image; nothing released early, so slightly slower):"
+        );
+        for (kind, f, b) in by_op_kind(nodes) {
+            println!(
+                "      {kind:<20} forward {f:>9.2}  backward {b:>9.2}  {:>5.1} %",
+                100.0 * (f + b) / total.max(f64::MIN_POSITIVE)
+            );
+        }
+        let mut slowest: Vec<_> = nodes.iter().collect();
+        slowest.sort_by(|a, b| {
+            (b.forward_ms + b.backward_ms).total_cmp(&(a.forward_ms + a.backward_ms))
+        });
+        println!("    slowest nodes:");
+        for n in slowest.iter().take(10) {
+            println!(
+                "      {:<32} {:<12} forward {:>8.2}  backward {:>8.2}",
+                n.node, n.op, n.forward_ms, n.backward_ms
+            );
+        }
+    }
+}
