@@ -6,6 +6,8 @@
 //! - [`graph`]: the model IR, the built-in zoo, importers and model cards;
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
+//! - [`report`]: colormaps and heatmap pictures;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod graph;
 pub mod io;
 pub mod methods;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 

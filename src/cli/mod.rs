@@ -1,5 +1,6 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
+mod explain;
 mod predict;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
     Predict(predict::PredictArgs),
+    /// Explain predictions: maps (.npy) and overlays (.png) per input and method, plus explain.json.
+    Explain(explain::ExplainArgs),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -38,6 +41,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),
