@@ -4,7 +4,7 @@
 
 mod methods_common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use methods_common::*;
 use relevance::engine::{Rule, RuleMap, Rules, forward};
@@ -224,7 +224,6 @@ fn grad_cam_backward_visits_nothing_below_the_layer() {
             .any(|n| n.starts_with("layer3") || *n == "layer4.0"),
         "{names:?}"
     );
-    let _ = Arc::new(0);
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub enum Command {
     /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
     Predict(predict::PredictArgs),
     /// Explain predictions: maps (.npy) and overlays (.png) per input and method, plus explain.json.
-    Explain(explain::ExplainArgs),
+    Explain(Box<explain::ExplainArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -41,7 +41,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
-        Command::Explain(args) => explain::run(args),
+        Command::Explain(args) => explain::run(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

@@ -150,8 +150,7 @@ pub(crate) fn weighted_sum(acts: &Planes, weights: &[Vec<f32>]) -> Vec<Vec<f32>>
     (0..n)
         .map(|i| {
             let mut map = vec![0.0f32; h * w];
-            for ch in 0..c {
-                let wt = weights[i][ch];
+            for (ch, &wt) in weights[i].iter().enumerate().take(c) {
                 for (m, a) in map.iter_mut().zip(acts.plane(i, ch)) {
                     *m += wt * a;
                 }
