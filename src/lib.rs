@@ -7,9 +7,10 @@
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
-//! - [`report`]: the HTML report and plots;
+//! - [`report`]: colormaps, heatmap pictures, plots and the HTML report;
 //! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
 //! - [`bench`]: per-image speed and memory of the engine's workloads;
+//! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]

@@ -2,6 +2,7 @@
 
 mod data;
 mod bench;
+mod explain;
 mod predict;
 mod train;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Time forward passes and input gradients per image, with peak memory.
     Bench(bench::BenchArgs),
+    /// Explain predictions: maps (.npy) and overlays (.png) per input and method, plus explain.json.
+    Explain(Box<explain::ExplainArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -50,6 +53,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Data(args) => data::run(args),
         Command::Train(args) => train::run(*args),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Explain(args) => explain::run(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

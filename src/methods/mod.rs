@@ -1,7 +1,31 @@
 //! Explanation methods. Each is a rule map over the shared backward pass plus post-processing;
 //! all implement [`Explainer`] and are found by name through [`by_name`].
+//!
+//! | family | methods | map |
+//! |---|---|---|
+//! | gradient ([`gradient`], [`smoothgrad`], [`integrated`]) | `saliency`, `input-x-gradient`, `smoothgrad`, `integrated-gradients` | `[N, C, H, W]` |
+//! | perturbation ([`occlusion`]) | `occlusion` | `[N, C, H, W]` |
+//! | guided ([`guided`]) | `guided-backprop`, `deconvnet`, `guided-grad-cam` | `[N, C, H, W]` |
+//! | CAM ([`cam`]) | `cam`, `grad-cam`, `grad-cam-plus-plus`, `hires-cam`, `xgrad-cam`, `layer-cam`, `score-cam`, `eigen-cam` | `[N, 1, H, W]` in `[0, 1]` |
+//!
+//! Every method explains the **logits** (the input of a trailing softmax, if the graph has one),
+//! as pytorch-grad-cam's `ClassifierOutputTarget` and Captum's default targets do.
 
-use crate::engine::EngineError;
+pub mod baseline;
+pub mod cam;
+pub mod gradient;
+pub mod guided;
+pub mod integrated;
+pub mod occlusion;
+pub mod pass;
+pub mod smoothgrad;
+pub mod target;
+
+pub use baseline::Baseline;
+pub use integrated::Quadrature;
+pub use target::Target;
+
+use crate::engine::{Activations, EngineError};
 use crate::graph::{GraphError, Model};
 use crate::tensor::T4;
 
@@ -36,6 +60,19 @@ pub enum MapKind {
     Cam,
 }
 
+/// How a map is meant to be read, which decides how it is drawn (see `report::heatmap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapStyle {
+    /// Signed evidence (Input×Gradient, Integrated Gradients, occlusion, LRP): channels summed,
+    /// scaled symmetrically around zero, drawn with a diverging colormap.
+    Signed,
+    /// Sensitivity (saliency, SmoothGrad): `max_c |v|` per pixel as Simonyan et al. (2014),
+    /// drawn with an unsigned colormap.
+    Magnitude,
+    /// Already in `[0, 1]` (the CAM family): drawn as is with an unsigned colormap.
+    Unit,
+}
+
 /// An explanation method.
 pub trait Explainer: Send + Sync {
     /// Kebab-case name, e.g. `grad-cam`.
@@ -45,23 +82,124 @@ pub trait Explainer: Send + Sync {
     /// Explains every image of the batch `x` (`[N, C, H, W]`, preprocessed) for class
     /// `targets[i]` of image `i`; returns `[N, C, H, W]` or `[N, 1, H, W]` per [`Explainer::kind`].
     fn explain(&self, model: &Model, x: &T4, targets: &[usize]) -> Result<T4, MethodError>;
+
+    /// Like [`Explainer::explain`], reusing `acts`, a forward pass of `model` on `x` that the
+    /// caller already ran (to read the predictions). Methods built on that forward pass override
+    /// this; the default ignores `acts`.
+    fn explain_forward(
+        &self,
+        model: &Model,
+        x: &T4,
+        acts: &Activations,
+        targets: &[usize],
+    ) -> Result<T4, MethodError> {
+        let _ = acts;
+        self.explain(model, x, targets)
+    }
+
+    /// How the map is meant to be read (default: signed evidence).
+    fn style(&self) -> MapStyle {
+        MapStyle::Signed
+    }
+
+    /// The method's parameters, for run records such as `explain.json`.
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
 }
 
 /// Returns the method called `name`, configured by `opts`.
 pub fn by_name(name: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, MethodError> {
-    let _ = opts;
-    Err(MethodError::UnknownMethod {
-        name: name.to_string(),
-        valid: METHODS.join(", "),
-    })
+    use cam::{CamWeighting, ClassCam, EigenCam, GradientCam, ScoreCam};
+    let layer = opts.layer.clone();
+    let gradient_cam =
+        |w: CamWeighting| -> Box<dyn Explainer> { Box::new(GradientCam::new(w, layer.clone())) };
+    let method: Box<dyn Explainer> = match name {
+        "saliency" => Box::new(gradient::Saliency),
+        "input-x-gradient" => Box::new(gradient::InputXGradient),
+        "smoothgrad" => Box::new(smoothgrad::SmoothGrad::new(opts)?),
+        "integrated-gradients" => Box::new(integrated::IntegratedGradients::new(opts)?),
+        "occlusion" => Box::new(occlusion::Occlusion::new(opts)?),
+        "guided-backprop" => Box::new(guided::GuidedBackprop),
+        "deconvnet" => Box::new(guided::Deconvnet),
+        "guided-grad-cam" => Box::new(guided::GuidedGradCam::new(layer)),
+        "cam" => Box::new(ClassCam::new(layer)),
+        "grad-cam" => gradient_cam(CamWeighting::GradCam),
+        "grad-cam-plus-plus" => gradient_cam(CamWeighting::GradCamPlusPlus),
+        "hires-cam" => gradient_cam(CamWeighting::HiResCam),
+        "xgrad-cam" => gradient_cam(CamWeighting::XGradCam),
+        "layer-cam" => gradient_cam(CamWeighting::LayerCam),
+        "score-cam" => Box::new(ScoreCam::new(layer, opts.batch)),
+        "eigen-cam" => Box::new(EigenCam::new(layer)),
+        _ => {
+            return Err(MethodError::UnknownMethod {
+                name: name.to_string(),
+                valid: METHODS.join(", "),
+            });
+        }
+    };
+    Ok(method)
 }
 
 /// Names accepted by [`by_name`].
-pub const METHODS: &[&str] = &[];
+pub const METHODS: &[&str] = &[
+    "saliency",
+    "input-x-gradient",
+    "smoothgrad",
+    "integrated-gradients",
+    "occlusion",
+    "guided-backprop",
+    "deconvnet",
+    "cam",
+    "grad-cam",
+    "grad-cam-plus-plus",
+    "hires-cam",
+    "xgrad-cam",
+    "layer-cam",
+    "score-cam",
+    "eigen-cam",
+    "guided-grad-cam",
+];
 
 /// Options shared by the methods (each reads the ones it needs).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MethodOptions {
     /// Node name of the target layer (CAMs, CRP); `None` picks the method's default.
     pub layer: Option<String>,
+    /// Integrated Gradients: number of points on the path (default 50, Captum's).
+    pub steps: usize,
+    /// Integrated Gradients: where on the path the gradients are taken (default Gauss–Legendre, Captum's).
+    pub quadrature: Quadrature,
+    /// SmoothGrad: number of noisy samples (default 25).
+    pub samples: usize,
+    /// SmoothGrad: noise σ as a fraction of each image's value range `max − min` (default 0.15).
+    pub noise: f32,
+    /// Occlusion: side of the square window in pixels (default 16).
+    pub window: usize,
+    /// Occlusion: step between windows in pixels (default 8).
+    pub stride: usize,
+    /// Reference input of Integrated Gradients and Occlusion; `None` is each method's default (zeros).
+    pub baseline: Option<Baseline>,
+    /// Seed of random draws (SmoothGrad noise).
+    pub seed: u64,
+    /// Largest number of rows per forward pass of the methods that evaluate many perturbed or
+    /// interpolated copies of an input (SmoothGrad, Integrated Gradients, Occlusion, Score-CAM).
+    pub batch: usize,
+}
+
+impl Default for MethodOptions {
+    fn default() -> Self {
+        MethodOptions {
+            layer: None,
+            steps: 50,
+            quadrature: Quadrature::GaussLegendre,
+            samples: 25,
+            noise: 0.15,
+            window: 16,
+            stride: 8,
+            baseline: None,
+            seed: 0,
+            batch: 16,
+        }
+    }
 }

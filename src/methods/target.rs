@@ -1,0 +1,134 @@
+//! Which class an explanation is for.
+
+use std::str::FromStr;
+
+use super::MethodError;
+use crate::graph::ModelCard;
+
+/// The class (or classes) to explain for each image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    /// The class with the largest logit (the default).
+    #[default]
+    Predicted,
+    /// A class by output index.
+    Index(usize),
+    /// A class by name, looked up in the model card.
+    Name(String),
+    /// Every class: each image is explained once per class.
+    All,
+}
+
+impl FromStr for Target {
+    type Err = MethodError;
+
+    /// `pred` / `predicted`, `all`, an index, or a class name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(MethodError::Invalid("empty target".into()));
+        }
+        Ok(match s {
+            "pred" | "predicted" => Target::Predicted,
+            "all" => Target::All,
+            _ => match s.parse::<usize>() {
+                Ok(i) => Target::Index(i),
+                Err(_) => Target::Name(s.to_string()),
+            },
+        })
+    }
+}
+
+/// Index of the largest value of each row of a row-major `[rows, classes]` matrix.
+pub fn argmax_rows(values: &[f32], classes: usize) -> Vec<usize> {
+    values
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+impl Target {
+    /// The classes to explain for each image, given the logits `[images, classes]` (row-major)
+    /// and the card's class names.
+    pub fn resolve(
+        &self,
+        logits: &[f32],
+        classes: usize,
+        card: &ModelCard,
+    ) -> Result<Vec<Vec<usize>>, MethodError> {
+        let images = logits.len() / classes.max(1);
+        let each = |c: usize| vec![vec![c]; images];
+        match self {
+            Target::Predicted => Ok(argmax_rows(logits, classes)
+                .into_iter()
+                .map(|c| vec![c])
+                .collect()),
+            Target::All => Ok(vec![(0..classes).collect(); images]),
+            Target::Index(i) if *i < classes => Ok(each(*i)),
+            Target::Index(i) => Err(MethodError::Invalid(format!(
+                "target class {i} does not exist; the model has {classes} classes (0..{})",
+                classes.saturating_sub(1)
+            ))),
+            Target::Name(name) => match card.classes.iter().position(|c| c == name) {
+                Some(i) if i < classes => Ok(each(i)),
+                _ => Err(MethodError::Invalid(if card.classes.is_empty() {
+                    format!(
+                        "unknown class '{name}': the model card names no classes; give an index 0..{}",
+                        classes.saturating_sub(1)
+                    )
+                } else {
+                    format!(
+                        "unknown class '{name}'; classes: {}",
+                        card.classes.join(", ")
+                    )
+                })),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_resolves() {
+        assert_eq!("pred".parse::<Target>().unwrap(), Target::Predicted);
+        assert_eq!("all".parse::<Target>().unwrap(), Target::All);
+        assert_eq!("3".parse::<Target>().unwrap(), Target::Index(3));
+        assert_eq!(
+            "glioma".parse::<Target>().unwrap(),
+            Target::Name("glioma".into())
+        );
+        let card = ModelCard {
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            num_classes: 3,
+            ..Default::default()
+        };
+        let logits = [0.1, 0.9, 0.3, 2.0, -1.0, 0.0];
+        assert_eq!(
+            Target::Predicted.resolve(&logits, 3, &card).unwrap(),
+            vec![vec![1], vec![0]]
+        );
+        assert_eq!(
+            Target::Name("c".into()).resolve(&logits, 3, &card).unwrap(),
+            vec![vec![2], vec![2]]
+        );
+        assert_eq!(
+            Target::All.resolve(&logits, 3, &card).unwrap(),
+            vec![vec![0, 1, 2], vec![0, 1, 2]]
+        );
+        let err = Target::Name("d".into())
+            .resolve(&logits, 3, &card)
+            .unwrap_err();
+        assert!(err.to_string().contains("a, b, c"), "{err}");
+        assert!(Target::Index(3).resolve(&logits, 3, &card).is_err());
+    }
+}
