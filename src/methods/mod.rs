@@ -1,6 +1,9 @@
 //! Explanation methods. Each is a rule map over the shared backward pass plus post-processing;
 //! all implement [`Explainer`] and are found by name through [`by_name`].
 
+pub mod crp;
+pub mod lrp;
+
 use crate::engine::EngineError;
 use crate::graph::{GraphError, Model};
 use crate::tensor::T4;
@@ -49,7 +52,9 @@ pub trait Explainer: Send + Sync {
 
 /// Returns the method called `name`, configured by `opts`.
 pub fn by_name(name: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, MethodError> {
-    let _ = opts;
+    if let Some(method) = lrp::by_name(name, opts) {
+        return Ok(method);
+    }
     Err(MethodError::UnknownMethod {
         name: name.to_string(),
         valid: METHODS.join(", "),
@@ -57,11 +62,18 @@ pub fn by_name(name: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, M
 }
 
 /// Names accepted by [`by_name`].
-pub const METHODS: &[&str] = &[];
+pub const METHODS: &[&str] = &[
+    "lrp-epsilon-plus",
+    "lrp-epsilon-plus-flat",
+    "lrp-epsilon-gamma-box",
+    "lrp-epsilon-alpha2-beta1",
+];
 
 /// Options shared by the methods (each reads the ones it needs).
 #[derive(Clone, Debug, Default)]
 pub struct MethodOptions {
     /// Node name of the target layer (CAMs, CRP); `None` picks the method's default.
     pub layer: Option<String>,
+    /// LRP choices: skip-connection mode, starting relevance, z^B bounds.
+    pub lrp: lrp::LrpOptions,
 }
