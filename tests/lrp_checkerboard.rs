@@ -21,7 +21,7 @@ fn by_dft(map: &[f32], h: usize, w: usize) -> f64 {
             }
             let e = re * re + im * im;
             total += e;
-            if (h % 2 == 0 && k == h / 2) || (w % 2 == 0 && l == w / 2) {
+            if (h.is_multiple_of(2) && k == h / 2) || (w.is_multiple_of(2) && l == w / 2) {
                 at_pi += e;
             }
         }
