@@ -24,6 +24,12 @@ Keys of each file:
   crp/heatmaps                 [K, H, W] CondAttribution heatmaps of image 0 for conditions
                                {crp_layer: concept_k, y: target_0}, with concepts listed in crp/concepts
   crp/concepts                 [K, 2] channel pairs (a single-channel concept repeats its channel)
+  crp/graph_edges              [E, 5] zennit-crp AttributionGraph of image 0 for crp/graph_root = (layer index,
+                               channel, target): the class with the most relevance at the layer and its most relevant
+                               channel there, widths (3, 2), EpsilonPlusFlat, over the conv/linear layers
+                               listed in the metadata `graph_layers`; rows (parent layer index, parent channel, child
+                               layer index, child channel, relevance) in zennit-crp's order (VGG-type models only:
+                               zennit-crp's graph lets relevance bypass conditioned layers, see graph.rs)
   zennit_quirk/epsilon-plus-flat   the same relevance with zennit's canonizer left as it is (see below)
 
 One deliberate change to zennit: its MergeBatchNorm leaves every BatchNorm in the graph with identity statistics,
@@ -48,6 +54,8 @@ from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, 
 from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
 from crp.attribution import CondAttribution
 from crp.concepts import ChannelConcept
+from crp.attribution import AttributionGraph
+from crp.graph import trace_model_graph
 
 sys.path.insert(0, os.path.dirname(__file__))
 from reference_weights import load_reference_weights  # noqa: E402
@@ -153,7 +161,34 @@ def crp(model, canonizers, x, targets, layer, concepts):
     return layer_rel.detach().numpy(), res.heatmap.detach().numpy()
 
 
-def make(name, make_model, x, canonizers, crp_layer, concepts):
+def attribution_graph(model, canonizers, x, root_layer):
+    """The graph of the most relevant channel of `root_layer` for the class with the most relevance at that layer (a
+    concept with positive relevance, so that the ranking of its children has no ties at zero)."""
+    layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    graph = trace_model_graph(model, x[:1], layers)
+    attribution = CondAttribution(model, no_param_grad=True)
+    classes = model(x[:1]).shape[1]
+    totals = []
+    for t in range(classes):
+        res = attribution(x[:1].clone().requires_grad_(True), [{"y": [t]}],
+                          EpsilonPlusFlat(canonizers=canonizers()), record_layer=[root_layer])
+        totals.append((res.relevances[root_layer].sum().item(), t, res.relevances[root_layer]))
+    _, target, rel = max(totals, key=lambda e: e[0])
+    root_channel = int(ChannelConcept().attribute(rel, abs_norm=True)[0].argmax())
+    layer_map = {n: ChannelConcept() for n in layers}
+    ag = AttributionGraph(attribution, graph, layer_map)
+    sample = x[:1].clone().requires_grad_(True)
+    _, connections = ag(sample, EpsilonPlusFlat(canonizers=canonizers()), root_channel, root_layer, target=target,
+                        width=[3, 2], abs_norm=True, batch_size=8, verbose=False)
+    rows = []
+    for (pl, pc), children in connections.items():
+        for cl, cc, rel in children:
+            rows.append([layers.index(pl), pc, layers.index(cl), cc, rel])
+    return layers, np.array(rows, dtype=np.float32), np.array([layers.index(root_layer), root_channel, target],
+                                                                dtype=np.float32)
+
+
+def make(name, make_model, x, canonizers, crp_layer, concepts, graph_root=None):
     torch.manual_seed(0)
     model = make_model()
     load_reference_weights(model)
@@ -184,9 +219,15 @@ def make(name, make_model, x, canonizers, crp_layer, concepts):
     out["crp/layer_relevance"] = layer_rel
     out["crp/heatmaps"] = heatmaps
     out["crp/concepts"] = np.array([list(c) + list(c)[:2 - len(c)] for c in concepts], dtype=np.float32)
+    metadata = {}
+    if graph_root is not None:
+        layers, edges, root = attribution_graph(model, canonizers, x, graph_root)
+        out["crp/graph_edges"] = edges
+        out["crp/graph_root"] = root
+        metadata["graph_layers"] = ",".join(layers)
     out = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
     path = os.path.join(OUT, f"{name}.safetensors")
-    save_file(out, path, metadata={"crp_layer": crp_layer, "generator": "tools/fixtures_lrp.py",
+    save_file(out, path, metadata={**metadata, "crp_layer": crp_layer, "generator": "tools/fixtures_lrp.py",
                                    "zennit": "0.4.6", "zennit-crp": "0.6.0", "torch": torch.__version__})
     print(f"{name}: targets {targets.tolist()}, logits {logits[:, :3].tolist()}, "
           f"zennit's BN-identity quirk changes epsilon-plus-flat by {dev:.2e} (max rel), "
@@ -200,10 +241,11 @@ def main():
     g = torch.Generator().manual_seed(1234)
     small = torch.randn(2, 3, 16, 16, generator=g)
     big = torch.randn(1, 3, 32, 32, generator=g)
-    make("tiny_vgg", TinyVGG, small, vgg_canonizer, "features.4", [(3,), (11,), (0, 7)])
+    make("tiny_vgg", TinyVGG, small, vgg_canonizer, "features.4", [(3,), (11,), (0, 7)],
+         graph_root="features.8")
     make("tiny_resnet", TinyResNet, small, resnet_canonizer, "layer2.0.conv1", [(2,), (9,), (4, 5)])
     make("vgg11", lambda: torchvision.models.vgg11(num_classes=10), big, vgg_canonizer, "features.8",
-         [(5,), (100,), (17, 200)])
+         [(5,), (100,), (17, 200)], graph_root="features.11")
     make("resnet18", lambda: torchvision.models.resnet18(num_classes=10), big, resnet_canonizer, "layer3.0.conv2",
          [(1,), (42,), (7, 99)])
 

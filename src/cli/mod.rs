@@ -1,5 +1,7 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
+mod atlas;
+mod concepts;
 mod predict;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
     Predict(predict::PredictArgs),
+    /// Rank the channels of a layer by relevance and draw their conditional heatmaps (CRP).
+    Concepts(concepts::ConceptsArgs),
+    /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
+    Atlas(atlas::AtlasArgs),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -38,6 +44,8 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(args) => predict::run(args),
+        Command::Concepts(args) => concepts::run(args),
+        Command::Atlas(args) => atlas::run(args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

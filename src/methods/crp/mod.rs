@@ -11,6 +11,7 @@ pub mod conditional;
 pub mod crop;
 pub mod graph;
 pub mod maximize;
+pub mod render;
 
 use std::fmt;
 use std::str::FromStr;
