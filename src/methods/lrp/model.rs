@@ -118,6 +118,11 @@ impl LrpModel {
         })
     }
 
+    /// The bound rule map (for custom passes, e.g. timing or inspection).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     /// The node whose output is the logits.
     pub fn logits_node(&self) -> NodeId {
         self.logits
