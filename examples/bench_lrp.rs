@@ -15,6 +15,7 @@ use relevance::engine::{Rule, RuleCtx, RuleMap, backward};
 use relevance::graph::init::reference_params;
 use relevance::graph::{Graph, Model, ModelCard, NodeId, zoo};
 use relevance::methods::crp::conditional_relevance;
+use relevance::methods::lrp::kernel::{LayerWeights, spatial, stabilize};
 use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
 use relevance::rng::Rng;
 use relevance::tensor::{T4, from_vec, to_vec};
@@ -190,5 +191,42 @@ fn main() {
         for (label, (d, n)) in rows.iter().take(8) {
             println!("    {label:<32} {:>7.1} ms over {n} nodes", ms(*d));
         }
+        // Anatomy of the z+ rule: modified forward conv, stabilise-and-divide, transposed conv,
+        // product with the input, summed over the z+ nodes.
+        let mut parts = [Duration::ZERO; 4];
+        for (id, (_, rule)) in lrp.assignment.iter().enumerate() {
+            if rule != "zplus" {
+                continue;
+            }
+            let node = &g.nodes[id];
+            let w = LayerWeights::new(&node.op, &lrp.canon.params).unwrap();
+            let pos = w.positive().clone();
+            let xin = acts.get(node.inputs[0]).unwrap().clone();
+            let r = acts.get(id).unwrap().clone();
+            let hw = spatial(&xin);
+            let t = Instant::now();
+            let z = pos.forward(xin.clone()).unwrap();
+            let _ = z.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            parts[0] += t.elapsed();
+            let t = Instant::now();
+            let s = r.div(stabilize(z, 1e-6));
+            let _ = s.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            parts[1] += t.elapsed();
+            let t = Instant::now();
+            let c = pos.adjoint(s, hw);
+            let _ = c.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            parts[2] += t.elapsed();
+            let t = Instant::now();
+            let out = xin.mul(c);
+            let _ = out.slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            parts[3] += t.elapsed();
+        }
+        println!(
+            "    z+ anatomy: W+ conv {:.0} ms, stabilise + divide {:.0} ms, transposed conv {:.0} ms, × input {:.0} ms",
+            ms(parts[0]),
+            ms(parts[1]),
+            ms(parts[2]),
+            ms(parts[3])
+        );
     }
 }

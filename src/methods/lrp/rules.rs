@@ -116,7 +116,7 @@ impl LinearLrp {
         }
         Ok(LinearLrp {
             rule,
-            weights: LayerWeights::new(op, params).map_err(|e| e.at_node(&node.to_string()))?,
+            weights: LayerWeights::new(op, params)?,
             boosted: OnceLock::new(),
             constant_z: Mutex::new(HashMap::new()),
         })
