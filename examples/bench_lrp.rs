@@ -206,15 +206,24 @@ fn main() {
             let hw = spatial(&xin);
             let t = Instant::now();
             let z = pos.forward(xin.clone()).unwrap();
-            let _ = z.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            let _ = z
+                .clone()
+                .slice([0..1, 0..1, 0..1, 0..1])
+                .into_scalar::<f32>();
             parts[0] += t.elapsed();
             let t = Instant::now();
             let s = r.div(stabilize(z, 1e-6));
-            let _ = s.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            let _ = s
+                .clone()
+                .slice([0..1, 0..1, 0..1, 0..1])
+                .into_scalar::<f32>();
             parts[1] += t.elapsed();
             let t = Instant::now();
             let c = pos.adjoint(s, hw);
-            let _ = c.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar::<f32>();
+            let _ = c
+                .clone()
+                .slice([0..1, 0..1, 0..1, 0..1])
+                .into_scalar::<f32>();
             parts[2] += t.elapsed();
             let t = Instant::now();
             let out = xin.mul(c);

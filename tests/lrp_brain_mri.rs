@@ -35,12 +35,19 @@ fn side_by_side(mri: &[u8], heat_png: &[u8], h: usize, w: usize) -> Vec<u8> {
         for x in 0..w {
             let v = mri[y * w + x];
             canvas.put_pixel(x as u32, y as u32, image::Rgb([v, v, v]));
-            canvas.put_pixel((w + 4 + x) as u32, y as u32, *heat.get_pixel(x as u32, y as u32));
+            canvas.put_pixel(
+                (w + 4 + x) as u32,
+                y as u32,
+                *heat.get_pixel(x as u32, y as u32),
+            );
         }
     }
     let mut bytes = Vec::new();
     canvas
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .unwrap();
     bytes
 }
@@ -80,7 +87,10 @@ fn lrp_maps_of_the_brain_mri_vgg16() {
             let attribution = lrp.attribute_with(&acts, &[target]).unwrap();
             let [_, c, h, w] = attribution.input.dims();
             let rel = to_vec(&attribution.input);
-            assert!(rel.iter().all(|v| v.is_finite()), "{name}: non-finite relevance");
+            assert!(
+                rel.iter().all(|v| v.is_finite()),
+                "{name}: non-finite relevance"
+            );
             let map: Vec<f32> = (0..h * w)
                 .map(|i| (0..c).map(|ch| rel[ch * h * w + i]).sum())
                 .collect();

@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 
 use super::composite::{Composite, ZBoxBounds};
 use super::skip::SkipMode;
-use crate::engine::canonize::{Canonized, fold_batchnorm};
+use crate::engine::canonize::{Canonized, canonize};
 use crate::engine::{Activations, Rules, backward, forward};
 use crate::graph::{Model, NodeId};
 use crate::methods::MethodError;
@@ -94,13 +94,14 @@ pub struct LrpModel {
 }
 
 impl LrpModel {
-    /// Folds BatchNorm into the preceding layers and binds the composite's rules.
+    /// Canonizes (BatchNorm folded into the preceding layers, affine maps before dense layers
+    /// folded into them; see `engine::canonize`) and binds the composite's rules.
     pub fn new(
         model: &Model,
         composite: Composite,
         options: &LrpOptions,
     ) -> Result<Self, MethodError> {
-        let canon = fold_batchnorm(&model.graph, &model.params)?;
+        let canon = canonize(&model.graph, &model.params)?;
         let bounds = options
             .zbox
             .clone()
