@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::engine::Activations;
 use crate::graph::{LoadOptions, Model};
+use crate::methods::lrp::{LrpOptions, SkipMode, StartRelevance};
 use crate::methods::pass::{forward_all, logits, repeat_rows, row};
 use crate::methods::{
     Baseline, Explainer, MapKind, MapStyle, MethodOptions, Quadrature, Target, by_name, cam,
@@ -39,7 +40,8 @@ pub struct ExplainArgs {
     pub card: Option<PathBuf>,
     /// Methods, comma-separated: saliency, input-x-gradient, smoothgrad, integrated-gradients,
     /// occlusion, guided-backprop, deconvnet, cam, grad-cam, grad-cam-plus-plus, hires-cam,
-    /// xgrad-cam, layer-cam, score-cam, eigen-cam, guided-grad-cam.
+    /// xgrad-cam, layer-cam, score-cam, eigen-cam, guided-grad-cam, lrp-epsilon-plus,
+    /// lrp-epsilon-plus-flat, lrp-epsilon-gamma-box, lrp-epsilon-alpha2-beta1.
     #[arg(long, value_delimiter = ',', required = true)]
     pub method: Vec<String>,
     /// Class to explain: pred (the predicted class), a class index, a class name, or all.
@@ -79,6 +81,21 @@ pub struct ExplainArgs {
     /// Rows per forward pass for methods that evaluate many copies of an input.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// LRP: treatment of ResNet skip connections: zennit (signed split, as zennit's canonizer),
+    /// split (Relevance Splitting, Otsuki et al. 2024) or symmetric (R/2 to each branch).
+    #[arg(long, default_value = "zennit")]
+    pub resnet_skip: SkipMode,
+    /// LRP: starting relevance at the target: logit (zennit), probability (softmax, as the
+    /// Relevance Splitting paper) or one.
+    #[arg(long, default_value = "logit")]
+    pub relevance_start: StartRelevance,
+    /// LRP: print each map's conservation error |Σ R_input − R_start| / |R_start| and fail when
+    /// one exceeds --conservation-tol.
+    #[arg(long)]
+    pub check_conservation: bool,
+    /// Largest conservation error --check-conservation accepts.
+    #[arg(long, default_value_t = 1e-3)]
+    pub conservation_tol: f64,
     /// Opacity of the heatmap in the overlays (0–1).
     #[arg(long, default_value_t = 0.7)]
     pub alpha: f32,
@@ -107,6 +124,11 @@ fn method_options(args: &ExplainArgs) -> Result<MethodOptions> {
             .transpose()?,
         seed: args.seed,
         batch: args.batch.max(1),
+        lrp: LrpOptions {
+            skip: args.resnet_skip,
+            start: args.relevance_start,
+            zbox: None,
+        },
     })
 }
 
@@ -159,6 +181,8 @@ struct Run<'a> {
     grid_rows: Vec<Vec<image::RgbImage>>,
     grid_labels: Vec<String>,
     rows_done: usize,
+    /// `(output prefix, conservation error)` of every LRP map.
+    conservation: Vec<(String, f64)>,
 }
 
 /// Softmax of one row of logits.
@@ -179,6 +203,7 @@ impl Run<'_> {
         targets: &[usize],
         owners: &[&Input],
         probs: &[Vec<f32>],
+        logits_rows: &[Vec<f32>],
         all_targets: bool,
     ) -> Result<()> {
         let [_, c, h, w] = x.dims();
@@ -213,6 +238,20 @@ impl Run<'_> {
                     MapKind::Cam => vec![h, w],
                 };
                 write_npy(&npy, &shape, values)?;
+                if m.name().starts_with("lrp-") {
+                    let record = conservation_record(
+                        values,
+                        &probs[r],
+                        logits_rows[r][target],
+                        target,
+                        self.args.relevance_start,
+                    );
+                    self.conservation.push((
+                        format!("{prefix}.{}", m.name()),
+                        record["error"].as_f64().unwrap_or(f64::NAN),
+                    ));
+                    files.insert(format!("{}.conservation", m.name()), record);
+                }
                 let style = m.style();
                 let cmap = match (style, self.unsigned) {
                     (MapStyle::Signed, _) | (_, None) => default_colormap(style),
@@ -296,6 +335,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         grid_rows: Vec::new(),
         grid_labels: Vec::new(),
         rows_done: 0,
+        conservation: Vec::new(),
     };
     let mut layers: Option<Value> = None;
     for chunk in inputs.chunks(IMAGES_PER_PASS) {
@@ -308,6 +348,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         let k = acts.get(model.graph.logits())?.dims()[1];
         let all_logits = logits(&model, &acts)?;
         let probs: Vec<Vec<f32>> = all_logits.chunks(k).map(softmax).collect();
+        let logit_rows: Vec<Vec<f32>> = all_logits.chunks(k).map(<[f32]>::to_vec).collect();
         if layers.is_none() {
             layers = Some(resolved_layers(&run, &acts, &opts)?);
         }
@@ -315,7 +356,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         if target != Target::All {
             let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
             let owners: Vec<&Input> = chunk.iter().collect();
-            run.explain_rows(&x, &acts, &targets, &owners, &probs, false)?;
+            run.explain_rows(&x, &acts, &targets, &owners, &probs, &logit_rows, false)?;
             continue;
         }
         for (i, input) in chunk.iter().enumerate() {
@@ -325,7 +366,16 @@ pub fn run(args: ExplainArgs) -> Result<()> {
                 let acts = forward_all(&model, &rows)?;
                 let owners = vec![input; classes.len()];
                 let row_probs = vec![probs[i].clone(); classes.len()];
-                run.explain_rows(&rows, &acts, classes, &owners, &row_probs, true)?;
+                let row_logits = vec![logit_rows[i].clone(); classes.len()];
+                run.explain_rows(
+                    &rows,
+                    &acts,
+                    classes,
+                    &owners,
+                    &row_probs,
+                    &row_logits,
+                    true,
+                )?;
             }
         }
     }
@@ -363,11 +413,19 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         "methods": methods,
         "outputs": run.records,
         "grid": grid_record,
+        "lrp": {
+            "resnet_skip": args.resnet_skip.to_string(),
+            "relevance_start": format!("{:?}", args.relevance_start).to_lowercase(),
+            "conservation_error": "|sum of input relevance - starting relevance| / |starting relevance|",
+        },
         "version": env!("CARGO_PKG_VERSION"),
     });
     let path = args.out.join("explain.json");
     crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(&record)?)
         .with_context(|| path.display().to_string())?;
+    if args.check_conservation {
+        report_conservation(&run.conservation, args.conservation_tol)?;
+    }
     eprintln!(
         "wrote {} map(s) for {} input(s) to {}",
         run.rows_done * run.methods.len(),
@@ -390,4 +448,54 @@ fn resolved_layers(run: &Run, acts: &Activations, opts: &MethodOptions) -> Resul
         }
     }
     Ok(Value::Object(out))
+}
+
+/// Conservation of one LRP map: the relevance it started from (the target's logit, probability
+/// or 1, as the starting relevance says) against the sum of the map, accumulated in f64.
+fn conservation_record(
+    map: &[f32],
+    probs: &[f32],
+    logit: f32,
+    target: usize,
+    start: StartRelevance,
+) -> Value {
+    let explained = match start {
+        StartRelevance::Logit => logit as f64,
+        StartRelevance::Probability => probs[target] as f64,
+        StartRelevance::One => 1.0,
+    };
+    let total: f64 = map.iter().map(|&v| v as f64).sum();
+    let diff = (total - explained).abs();
+    let error = if explained == 0.0 {
+        diff
+    } else {
+        diff / explained.abs()
+    };
+    json!({"explained": explained, "total": total, "error": error})
+}
+
+/// `--check-conservation`: prints every LRP map's conservation error and fails when one exceeds
+/// `tol`, naming them.
+fn report_conservation(rows: &[(String, f64)], tol: f64) -> Result<()> {
+    if rows.is_empty() {
+        bail!("--check-conservation needs at least one lrp-* method");
+    }
+    println!("map\tconservation_error");
+    for (name, error) in rows {
+        println!("{name}\t{error:.3e}");
+    }
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|(_, e)| e.is_nan() || *e > tol)
+        .map(|(n, e)| format!("{n} ({e:.3e})"))
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "conservation error above {tol:e} in {} of {} map(s): {}",
+            bad.len(),
+            rows.len(),
+            bad.join(", ")
+        );
+    }
+    Ok(())
 }

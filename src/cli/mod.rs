@@ -1,7 +1,9 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
-mod data;
+mod atlas;
 mod bench;
+mod concepts;
+mod data;
 mod explain;
 mod predict;
 mod train;
@@ -30,6 +32,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Explain predictions: maps (.npy) and overlays (.png) per input and method, plus explain.json.
     Explain(Box<explain::ExplainArgs>),
+    /// Rank the channels of a layer by relevance and draw their conditional heatmaps (CRP).
+    Concepts(concepts::ConceptsArgs),
+    /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
+    Atlas(atlas::AtlasArgs),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -54,6 +60,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Explain(args) => explain::run(*args),
+        Command::Concepts(args) => concepts::run(args),
+        Command::Atlas(args) => atlas::run(args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),

@@ -3,6 +3,7 @@
 //! ([`Gradient`]) is the default rule; explanation methods swap rules per node.
 
 pub mod backward;
+pub mod canonize;
 pub mod forward;
 pub mod gradient;
 

@@ -13,9 +13,11 @@
 
 pub mod baseline;
 pub mod cam;
+pub mod crp;
 pub mod gradient;
 pub mod guided;
 pub mod integrated;
+pub mod lrp;
 pub mod occlusion;
 pub mod pass;
 pub mod smoothgrad;
@@ -114,6 +116,9 @@ pub fn by_name(name: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, M
     let layer = opts.layer.clone();
     let gradient_cam =
         |w: CamWeighting| -> Box<dyn Explainer> { Box::new(GradientCam::new(w, layer.clone())) };
+    if let Some(method) = lrp::by_name(name, opts) {
+        return Ok(method);
+    }
     let method: Box<dyn Explainer> = match name {
         "saliency" => Box::new(gradient::Saliency),
         "input-x-gradient" => Box::new(gradient::InputXGradient),
@@ -159,6 +164,10 @@ pub const METHODS: &[&str] = &[
     "score-cam",
     "eigen-cam",
     "guided-grad-cam",
+    "lrp-epsilon-plus",
+    "lrp-epsilon-plus-flat",
+    "lrp-epsilon-gamma-box",
+    "lrp-epsilon-alpha2-beta1",
 ];
 
 /// Options shared by the methods (each reads the ones it needs).
@@ -185,6 +194,8 @@ pub struct MethodOptions {
     /// Largest number of rows per forward pass of the methods that evaluate many perturbed or
     /// interpolated copies of an input (SmoothGrad, Integrated Gradients, Occlusion, Score-CAM).
     pub batch: usize,
+    /// LRP choices: skip-connection mode, starting relevance, z^B bounds.
+    pub lrp: lrp::LrpOptions,
 }
 
 impl Default for MethodOptions {
@@ -200,6 +211,7 @@ impl Default for MethodOptions {
             baseline: None,
             seed: 0,
             batch: 16,
+            lrp: lrp::LrpOptions::default(),
         }
     }
 }

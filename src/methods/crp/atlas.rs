@@ -1,0 +1,327 @@
+//! A concept atlas: relevance and activation maximisation over a folder of images for every
+//! channel of one layer, drawn as one PNG per channel (top row: the `k` most relevant
+//! references, bottom row: the `k` most activating, each cropped to its receptive field) plus
+//! one JSON file listing the references, their scores, neurons and crop boxes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::crop::{CropBox, CropStyle, draw_reference};
+use super::maximize::{NeuronRequest, Reference, TopK, neuron_heatmaps};
+use crate::data::{Image, image::load_image};
+use crate::graph::ModelCard;
+use crate::methods::MethodError;
+use crate::methods::lrp::LrpModel;
+use crate::tensor::{T4, from_vec, to_vec};
+
+/// Choices of an atlas run.
+#[derive(Clone, Debug)]
+pub struct AtlasOptions {
+    /// Layer (node name).
+    pub layer: String,
+    /// References per channel and mode.
+    pub top_k: usize,
+    /// Channels to draw (all when `None`).
+    pub channels: Option<Vec<usize>>,
+    /// Images per forward pass in the statistics pass, and heatmap rows per backward pass.
+    pub batch: usize,
+    /// Side of a tile in the PNG grid, pixels.
+    pub tile: usize,
+    /// Crop and dimming.
+    pub style: CropStyle,
+}
+
+impl Default for AtlasOptions {
+    fn default() -> Self {
+        AtlasOptions {
+            layer: String::new(),
+            top_k: 8,
+            channels: None,
+            batch: 16,
+            tile: 96,
+            style: CropStyle::default(),
+        }
+    }
+}
+
+/// How the class explained for a sample was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetSource {
+    /// The sample's folder is named after a class of the model card.
+    Label,
+    /// No folder label: the predicted class.
+    Predicted,
+}
+
+/// A sample of the data set.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// The image file.
+    pub file: PathBuf,
+    /// Class whose relevance was measured.
+    pub target: usize,
+    /// Where the target came from.
+    pub target_source: TargetSource,
+}
+
+/// One drawn reference.
+#[derive(Clone, Debug, Serialize)]
+pub struct DrawnReference {
+    /// Index into [`Atlas::samples`].
+    pub sample: usize,
+    /// Normalised channel score.
+    pub score: f32,
+    /// `[y, x]` of the reference neuron in the layer's map.
+    pub neuron: [usize; 2],
+    /// Receptive-field crop in input pixels.
+    pub crop: CropBox,
+}
+
+/// The atlas of one channel.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelAtlas {
+    /// Channel index.
+    pub channel: usize,
+    /// Most relevant references, best first.
+    pub relevance: Vec<DrawnReference>,
+    /// Most activating references, best first.
+    pub activation: Vec<DrawnReference>,
+    /// PNG file (relative to the output folder).
+    pub image: String,
+}
+
+/// A complete atlas.
+#[derive(Clone, Debug, Serialize)]
+pub struct Atlas {
+    /// Layer name.
+    pub layer: String,
+    /// Composite of the LRP pass.
+    pub composite: String,
+    /// Skip-connection mode.
+    pub skip: String,
+    /// Starting relevance.
+    pub start: String,
+    /// References per mode.
+    pub top_k: usize,
+    /// Samples, indexed by the references.
+    pub samples: Vec<Sample>,
+    /// One entry per drawn channel.
+    pub channels: Vec<ChannelAtlas>,
+}
+
+/// The class named by the folder holding `file`, if the card knows it.
+fn folder_label(file: &Path, card: &ModelCard) -> Option<usize> {
+    let folder = file.parent()?.file_name()?.to_str()?;
+    card.classes.iter().position(|c| c == folder)
+}
+
+fn load_fitted(file: &Path, card: &ModelCard) -> Result<(Image, T4), MethodError> {
+    let img = load_image(file).map_err(|e| MethodError::Invalid(e.to_string()))?;
+    let fitted = img.fit(card);
+    let values = fitted.to_planar(&card.normalization.affine(card.channels));
+    let x = from_vec(values, [1, fitted.channels, fitted.height, fitted.width]);
+    Ok((fitted, x))
+}
+
+/// Runs relevance and activation maximisation over `files` and draws the atlas into `out`
+/// (PNG per channel and `atlas.json`); returns the atlas.
+pub fn build_atlas(
+    lrp: &LrpModel,
+    card: &ModelCard,
+    files: &[PathBuf],
+    opts: &AtlasOptions,
+    out: &Path,
+) -> Result<Atlas, MethodError> {
+    let layer = lrp.find(&opts.layer)?;
+    if files.is_empty() {
+        return Err(MethodError::Invalid(
+            "the data folder holds no images".into(),
+        ));
+    }
+    // Pass 1: channel scores of every sample.
+    let mut samples = Vec::with_capacity(files.len());
+    let mut by_relevance: Option<TopK> = None;
+    let mut by_activation: Option<TopK> = None;
+    for (chunk_index, chunk) in files.chunks(opts.batch.max(1)).enumerate() {
+        let mut xs = Vec::new();
+        for file in chunk {
+            xs.push(load_fitted(file, card)?.1);
+        }
+        let x = T4::cat(xs, 0);
+        let acts = lrp.forward(x)?;
+        let logits = to_vec(acts.get(lrp.logits_node())?);
+        let classes = logits.len() / chunk.len();
+        let mut targets = Vec::new();
+        for (i, file) in chunk.iter().enumerate() {
+            let (target, source) = match folder_label(file, card) {
+                Some(t) => (t, TargetSource::Label),
+                None => {
+                    let row = &logits[i * classes..(i + 1) * classes];
+                    let best = (0..classes)
+                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                        .unwrap_or(0);
+                    (best, TargetSource::Predicted)
+                }
+            };
+            targets.push(target);
+            samples.push(Sample {
+                file: file.clone(),
+                target,
+                target_source: source,
+            });
+        }
+        let (seed, _) = lrp.start_relevance(&acts, &targets)?;
+        let relevance = lrp
+            .propagate(&acts, lrp.logits_node(), seed, &[layer])?
+            .remove(0);
+        let activation = acts.get(layer)?;
+        let channels = activation.dims()[1];
+        let ids: Vec<usize> = (0..chunk.len())
+            .map(|i| chunk_index * opts.batch.max(1) + i)
+            .collect();
+        by_relevance
+            .get_or_insert_with(|| TopK::new(channels, opts.top_k))
+            .observe(&relevance, &ids);
+        by_activation
+            .get_or_insert_with(|| TopK::new(channels, opts.top_k))
+            .observe(activation, &ids);
+    }
+    let (by_relevance, by_activation) = (
+        by_relevance.expect("at least one batch"),
+        by_activation.expect("at least one batch"),
+    );
+    let channels_total = by_relevance.per_channel.len();
+    let chosen: Vec<usize> = match &opts.channels {
+        Some(list) => {
+            if let Some(&bad) = list.iter().find(|&&c| c >= channels_total) {
+                return Err(MethodError::Invalid(format!(
+                    "channel {bad} does not exist; '{}' has {channels_total} channels",
+                    opts.layer
+                )));
+            }
+            list.clone()
+        }
+        None => (0..channels_total).collect(),
+    };
+    // Pass 2: the single-neuron heatmap of every reference, one forward pass per sample.
+    let mut wanted: BTreeMap<usize, Vec<NeuronRequest>> = BTreeMap::new();
+    for &c in &chosen {
+        for r in by_relevance.per_channel[c]
+            .iter()
+            .chain(&by_activation.per_channel[c])
+        {
+            let list = wanted.entry(r.sample).or_default();
+            let q = NeuronRequest {
+                channel: c,
+                neuron: r.neuron,
+            };
+            if !list.contains(&q) {
+                list.push(q);
+            }
+        }
+    }
+    let mut drawn: BTreeMap<(usize, usize, usize), (CropBox, Image)> = BTreeMap::new();
+    let mut map_width = 1;
+    for (&sample, requests) in &wanted {
+        let (fitted, x) = load_fitted(&samples[sample].file, card)?;
+        let acts = lrp.forward(x)?;
+        map_width = acts.get(layer)?.dims()[3];
+        let heat = neuron_heatmaps(lrp, &acts, layer, requests, opts.batch)?;
+        let [_, h, w] = heat.dims();
+        let values = to_vec(&heat);
+        for (i, q) in requests.iter().enumerate() {
+            let r = draw_reference(&fitted, &values[i * h * w..(i + 1) * h * w], &opts.style);
+            drawn.insert((sample, q.channel, q.neuron), (r.crop, r.image));
+        }
+    }
+    // Drawing: one PNG per channel.
+    let mut channels = Vec::with_capacity(chosen.len());
+    for &c in &chosen {
+        let rows = [&by_relevance.per_channel[c], &by_activation.per_channel[c]];
+        let file = format!("channel_{c:04}.png");
+        let tiles: Vec<Vec<&Image>> = rows
+            .iter()
+            .map(|refs| {
+                refs.iter()
+                    .map(|r| &drawn[&(r.sample, c, r.neuron)].1)
+                    .collect()
+            })
+            .collect();
+        let png = grid_png(&tiles, opts.tile, opts.top_k)?;
+        crate::io::write_atomic(&out.join(&file), &png)
+            .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join(&file).display())))?;
+        let describe = |refs: &Vec<Reference>| -> Vec<DrawnReference> {
+            refs.iter()
+                .map(|r| DrawnReference {
+                    sample: r.sample,
+                    score: r.score,
+                    neuron: [r.neuron / map_width, r.neuron % map_width],
+                    crop: drawn[&(r.sample, c, r.neuron)].0,
+                })
+                .collect()
+        };
+        channels.push(ChannelAtlas {
+            channel: c,
+            relevance: describe(rows[0]),
+            activation: describe(rows[1]),
+            image: file,
+        });
+    }
+    let atlas = Atlas {
+        layer: opts.layer.clone(),
+        composite: lrp.composite.name().to_string(),
+        skip: lrp.options.skip.to_string(),
+        start: lrp.options.start.to_string(),
+        top_k: opts.top_k,
+        samples,
+        channels,
+    };
+    let json = serde_json::to_string_pretty(&atlas)
+        .map_err(|e| MethodError::Invalid(format!("atlas JSON: {e}")))?;
+    crate::io::write_text_atomic(&out.join("atlas.json"), &json)
+        .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join("atlas.json").display())))?;
+    Ok(atlas)
+}
+
+/// A PNG grid: one row per list, `columns` tiles of `tile × tile` pixels each (images scaled to
+/// fit, centred on black), 2-pixel gaps.
+fn grid_png(rows: &[Vec<&Image>], tile: usize, columns: usize) -> Result<Vec<u8>, MethodError> {
+    let gap = 2;
+    let columns = columns.max(1);
+    let (gw, gh) = (
+        columns * tile + (columns + 1) * gap,
+        rows.len() * tile + (rows.len() + 1) * gap,
+    );
+    let mut canvas = ::image::RgbImage::new(gw as u32, gh as u32);
+    for (r, row) in rows.iter().enumerate() {
+        for (c, img) in row.iter().enumerate().take(columns) {
+            let src = ::image::RgbImage::from_raw(
+                img.width as u32,
+                img.height as u32,
+                img.pixels.clone(),
+            )
+            .ok_or_else(|| MethodError::Invalid("reference image has a bad size".into()))?;
+            let scale = tile as f32 / img.width.max(img.height) as f32;
+            let (tw, th) = (
+                ((img.width as f32 * scale).round() as u32).max(1),
+                ((img.height as f32 * scale).round() as u32).max(1),
+            );
+            let scaled =
+                ::image::imageops::resize(&src, tw, th, ::image::imageops::FilterType::Triangle);
+            let x0 = (gap + c * (tile + gap)) as u32 + (tile as u32 - tw) / 2;
+            let y0 = (gap + r * (tile + gap)) as u32 + (tile as u32 - th) / 2;
+            ::image::imageops::replace(&mut canvas, &scaled, x0 as i64, y0 as i64);
+        }
+    }
+    let mut bytes = Vec::new();
+    canvas
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            ::image::ImageFormat::Png,
+        )
+        .map_err(|e| MethodError::Invalid(format!("encoding PNG: {e}")))?;
+    Ok(bytes)
+}

@@ -1,0 +1,189 @@
+//! The weights of one convolution or fully connected node, in the forms LRP rules need
+//! (`W⁺`, `W⁻`, `W²`, all-ones, `W + γW⁺`), each computed once per model and kept, and the
+//! forward map and input adjoint of the node applied with any of them.
+
+use std::sync::OnceLock;
+
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+
+use crate::engine::EngineError;
+use crate::engine::forward::{conv_options, linear_forward};
+use crate::engine::gradient::{conv2d_input_adjoint, linear_input_adjoint};
+use crate::graph::{Conv2d, Op, ParamStore};
+use crate::tensor::T4;
+
+/// zennit's `stabilize`: `z + ε` where `z ≥ 0` (zero included) and `z − ε` where `z < 0`, so a
+/// division by the result never divides by zero and keeps the sign of `z`.
+pub fn stabilize(z: T4, eps: f32) -> T4 {
+    // ε·(1 − 2·[z < 0]) is +ε for z ≥ 0 and −ε for z < 0, exactly as zennit's
+    // ε·([z = 0] + sign z).
+    let shift = z
+        .clone()
+        .lower_elem(0.0)
+        .float()
+        .mul_scalar(-2.0 * eps)
+        .add_scalar(eps);
+    z.add(shift)
+}
+
+/// Which linear map a node applies.
+#[derive(Clone, Debug)]
+enum Geometry {
+    Conv(Conv2d),
+    Dense,
+}
+
+/// A weight tensor and bias of one node (original or modified), stored flat with the node's
+/// geometry so every modification is one element-wise op.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    geometry: Geometry,
+    shape: Vec<usize>,
+    /// Weight values, row-major in `shape`.
+    pub weight: Tensor<1>,
+    /// Bias, if the node has one (after BN folding every folded layer has one).
+    pub bias: Option<Tensor<1>>,
+}
+
+impl Weights {
+    /// The parameters of a conv or linear node.
+    pub fn of(op: &Op, params: &ParamStore) -> Result<Self, EngineError> {
+        let (geometry, weight_key, bias_key) = match op {
+            Op::Conv2d(c) => (Geometry::Conv(c.clone()), &c.weight, &c.bias),
+            Op::Linear(l) => (Geometry::Dense, &l.weight, &l.bias),
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "a linear-layer LRP rule was set on a {} node",
+                    other.kind()
+                )));
+            }
+        };
+        let p = params.get(weight_key)?;
+        let bias = bias_key
+            .as_deref()
+            .map(|k| params.get(k).map(|b| b.data.clone()))
+            .transpose()?;
+        Ok(Weights {
+            geometry,
+            shape: p.shape.clone(),
+            weight: p.data.clone(),
+            bias,
+        })
+    }
+
+    /// The same layer with weights and bias mapped by `w` and `b` (`b` returning `None` drops
+    /// the bias).
+    pub fn map(
+        &self,
+        w: impl Fn(Tensor<1>) -> Tensor<1>,
+        b: impl Fn(Tensor<1>) -> Option<Tensor<1>>,
+    ) -> Self {
+        Weights {
+            geometry: self.geometry.clone(),
+            shape: self.shape.clone(),
+            weight: w(self.weight.clone()),
+            bias: self.bias.clone().and_then(b),
+        }
+    }
+
+    /// `layer(x)` with these weights and bias.
+    pub fn forward(&self, x: T4) -> Result<T4, EngineError> {
+        self.apply(x, self.bias.clone())
+    }
+
+    /// `layer(x)` with these weights and no bias.
+    pub fn forward_without_bias(&self, x: T4) -> Result<T4, EngineError> {
+        self.apply(x, None)
+    }
+
+    fn apply(&self, x: T4, bias: Option<Tensor<1>>) -> Result<T4, EngineError> {
+        match &self.geometry {
+            Geometry::Conv(c) => {
+                let w = self.weight.clone().reshape(self.shape4());
+                Ok(conv2d(x, w, bias, conv_options(c)))
+            }
+            Geometry::Dense => linear_forward(
+                x,
+                self.weight.clone().reshape([self.shape[0], self.shape[1]]),
+                bias,
+            ),
+        }
+    }
+
+    /// `Wᵀ g`: the adjoint of the linear part applied to `g`, shaped like an input with the
+    /// spatial size `hw` (the batch size follows `g`).
+    pub fn adjoint(&self, g: T4, hw: [usize; 2]) -> T4 {
+        match &self.geometry {
+            Geometry::Conv(c) => {
+                conv2d_input_adjoint(g, self.weight.clone().reshape(self.shape4()), c, hw)
+            }
+            Geometry::Dense => linear_input_adjoint(
+                g,
+                self.weight.clone().reshape([self.shape[0], self.shape[1]]),
+            ),
+        }
+    }
+
+    fn shape4(&self) -> [usize; 4] {
+        [self.shape[0], self.shape[1], self.shape[2], self.shape[3]]
+    }
+}
+
+/// Original and lazily derived weights of one node; lives as long as the prepared model, so the
+/// derived forms are computed once per model, not per image.
+pub struct LayerWeights {
+    /// The node's own weights.
+    pub original: Weights,
+    positive: OnceLock<Weights>,
+    negative: OnceLock<Weights>,
+    squared: OnceLock<Weights>,
+    ones: OnceLock<Weights>,
+}
+
+impl LayerWeights {
+    /// Reads the node's parameters.
+    pub fn new(ctx_op: &Op, params: &ParamStore) -> Result<Self, EngineError> {
+        Ok(LayerWeights {
+            original: Weights::of(ctx_op, params)?,
+            positive: OnceLock::new(),
+            negative: OnceLock::new(),
+            squared: OnceLock::new(),
+            ones: OnceLock::new(),
+        })
+    }
+
+    /// `W⁺ = max(W, 0)`, `b⁺ = max(b, 0)`.
+    pub fn positive(&self) -> &Weights {
+        self.positive.get_or_init(|| {
+            self.original
+                .map(|w| w.clamp_min(0.0), |b| Some(b.clamp_min(0.0)))
+        })
+    }
+
+    /// `W⁻ = min(W, 0)`, `b⁻ = min(b, 0)`.
+    pub fn negative(&self) -> &Weights {
+        self.negative.get_or_init(|| {
+            self.original
+                .map(|w| w.clamp_max(0.0), |b| Some(b.clamp_max(0.0)))
+        })
+    }
+
+    /// `W²`, `b²` (zennit's WSquare squares every parameter, the bias included).
+    pub fn squared(&self) -> &Weights {
+        self.squared
+            .get_or_init(|| self.original.map(|w| w.square(), |b| Some(b.square())))
+    }
+
+    /// All-ones weights and no bias (the Flat rule).
+    pub fn ones(&self) -> &Weights {
+        self.ones
+            .get_or_init(|| self.original.map(|w| w.ones_like(), |_| None))
+    }
+}
+
+/// Spatial size `[H, W]` of a node input.
+pub fn spatial(x: &T4) -> [usize; 2] {
+    let [_, _, h, w] = x.dims();
+    [h, w]
+}

@@ -1,0 +1,265 @@
+//! LRP rules for convolutions and fully connected layers, as zennit 0.4.6 defines them.
+//!
+//! For a layer `z = W a + b` every rule is `R_in = Σ_k m_k(a) ⊙ W_kᵀ (R / stabilize(z'))`: the
+//! relevance `R` at the output is divided by a (modified) output `z'`, sent back through the
+//! (modified) transposed weights and multiplied by the (modified) input. With `a⁺ = max(a, 0)`,
+//! `a⁻ = min(a, 0)`, `W⁺ = max(W, 0)`, `W⁻ = min(W, 0)` and zennit's `stabilize(z) = z ± ε`
+//! (`+ε` for `z ≥ 0`, `ε = 10⁻⁶` unless the rule says otherwise):
+//!
+//! | rule | `z'` | `R_in` |
+//! |---|---|---|
+//! | Epsilon(ε) | `W a + b` | `a ⊙ Wᵀ s` |
+//! | ZPlus | `W⁺a⁺ + b⁺ + W⁻a⁻` | `a⁺ ⊙ W⁺ᵀ s + a⁻ ⊙ W⁻ᵀ s` |
+//! | AlphaBeta(α, β) | `z⁺ = W⁺a⁺ + b⁺ + W⁻a⁻`, `z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻` | `α(a⁺ ⊙ W⁺ᵀ s⁺ + a⁻ ⊙ W⁻ᵀ s⁺) − β(a⁺ ⊙ W⁻ᵀ s⁻ + a⁻ ⊙ W⁺ᵀ s⁻)` |
+//! | Gamma(γ) | `(W + γW⁺) a + b + γb⁺` | `a ⊙ (W + γW⁺)ᵀ s` |
+//! | Flat | `1ᵀ 1` (all-ones weights and input, no bias) | `1ᵀ s` |
+//! | WSquare | `W² 1 + b²` | `W²ᵀ s` |
+//! | ZBox(l, h) | `W a + b − (W⁺l + b⁺) − (W⁻h + b⁻)` | `a ⊙ Wᵀ s − l ⊙ W⁺ᵀ s − h ⊙ W⁻ᵀ s` |
+//!
+//! with `s = R / stabilize(z')`. Modified weights are derived once per prepared model
+//! ([`LayerWeights`]); outputs that do not depend on the image (Flat, WSquare, the bound terms of
+//! ZBox) once per input size. Inputs that are all non-negative (everything after a ReLU) skip
+//! the `a⁻` terms, which are exactly zero there.
+//!
+//! The signal may carry more rows than the cached forward pass when the forward pass has one
+//! row (CRP runs many masked relevances of one image at once): every term computed from the
+//! forward pass then has one row and broadcasts over the signal's rows.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use burn::prelude::*;
+
+use super::kernel::{LayerWeights, Weights, spatial, stabilize};
+use crate::engine::{EngineError, Rule, RuleCtx};
+use crate::graph::{NodeId, Op, ParamStore};
+use crate::tensor::T4;
+
+/// zennit's default stabiliser of every rule other than Epsilon.
+pub const STABILIZER: f32 = 1e-6;
+
+/// A rule for a convolution or fully connected layer, with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinearRule {
+    /// LRP-ε (Bach et al. 2015); ε = 0 is LRP-0.
+    Epsilon {
+        /// Stabiliser added to the output with its sign.
+        epsilon: f32,
+    },
+    /// LRP-z⁺ (α = 1, β = 0; Montavon et al. 2017).
+    ZPlus,
+    /// LRP-αβ with α − β = 1 (Bach et al. 2015).
+    AlphaBeta {
+        /// Weight of the positive contributions.
+        alpha: f32,
+        /// Weight of the negative contributions.
+        beta: f32,
+    },
+    /// LRP-γ (Montavon et al. 2019): positive weights boosted by γ.
+    Gamma {
+        /// Boost of the positive weights.
+        gamma: f32,
+    },
+    /// Flat (Lapuschkin et al. 2019): relevance spread uniformly over the receptive field.
+    Flat,
+    /// W²-rule (Montavon et al. 2017).
+    WSquare,
+    /// z^B-rule (Montavon et al. 2017) for inputs bounded in `[low, high]`, per input channel
+    /// (one value applies to all channels).
+    ZBox {
+        /// Lowest input value per channel.
+        low: Vec<f32>,
+        /// Highest input value per channel.
+        high: Vec<f32>,
+    },
+}
+
+impl LinearRule {
+    /// Short name for messages and run records.
+    pub fn name(&self) -> String {
+        match self {
+            LinearRule::Epsilon { epsilon } => format!("epsilon({epsilon})"),
+            LinearRule::ZPlus => "zplus".into(),
+            LinearRule::AlphaBeta { alpha, beta } => format!("alpha{alpha}-beta{beta}"),
+            LinearRule::Gamma { gamma } => format!("gamma({gamma})"),
+            LinearRule::Flat => "flat".into(),
+            LinearRule::WSquare => "wsquare".into(),
+            LinearRule::ZBox { .. } => "zbox".into(),
+        }
+    }
+}
+
+/// A [`LinearRule`] bound to one node, with that node's derived weights and per-size caches.
+pub struct LinearLrp {
+    rule: LinearRule,
+    weights: LayerWeights,
+    /// `W + γW⁺` for the Gamma rule.
+    boosted: OnceLock<Weights>,
+    /// Image-independent `z'` terms by input `[C, H, W]` (Flat, WSquare, ZBox bounds).
+    constant_z: Mutex<HashMap<[usize; 3], T4>>,
+}
+
+impl LinearLrp {
+    /// Binds `rule` to node `node` of a graph with parameters `params`.
+    pub fn new(
+        rule: LinearRule,
+        op: &Op,
+        params: &ParamStore,
+        node: NodeId,
+    ) -> Result<Self, EngineError> {
+        if let LinearRule::AlphaBeta { alpha, beta } = rule
+            && (alpha < 0.0 || beta < 0.0 || (alpha - beta - 1.0).abs() > 1e-6)
+        {
+            return Err(EngineError::Invalid(format!(
+                "node {node}: the alpha-beta rule needs α, β ≥ 0 and α − β = 1, got α = {alpha}, β = {beta}"
+            )));
+        }
+        Ok(LinearLrp {
+            rule,
+            weights: LayerWeights::new(op, params)?,
+            boosted: OnceLock::new(),
+            constant_z: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> &LinearRule {
+        &self.rule
+    }
+
+    /// A `z'` term that depends only on the input size, computed once per size.
+    fn constant(
+        &self,
+        x: &T4,
+        make: impl FnOnce([usize; 4]) -> Result<T4, EngineError>,
+    ) -> Result<T4, EngineError> {
+        let [_, c, h, w] = x.dims();
+        let mut cache = self.constant_z.lock().expect("cache lock");
+        if let Some(z) = cache.get(&[c, h, w]) {
+            return Ok(z.clone());
+        }
+        let z = make([1, c, h, w])?;
+        cache.insert([c, h, w], z.clone());
+        Ok(z)
+    }
+
+    /// `a⁺ ⊙ P ᵀ(R/z) + a⁻ ⊙ Nᵀ(R/z)` with `z = P a⁺ + [bias of P] + N a⁻` — the positive half
+    /// of α-β (and z⁺) with `(P, N) = (W⁺, W⁻)`, the negative half with `(W⁻, W⁺)`.
+    fn signed_half(
+        &self,
+        x: &T4,
+        r: &T4,
+        p: &Weights,
+        n: &Weights,
+        has_negative_input: bool,
+    ) -> Result<T4, EngineError> {
+        let hw = spatial(x);
+        if !has_negative_input {
+            let z = p.forward(x.clone())?;
+            let s = r.clone().div(stabilize(z, STABILIZER));
+            return Ok(x.clone().mul(p.adjoint(s, hw)));
+        }
+        let xp = x.clone().clamp_min(0.0);
+        let xn = x.clone().clamp_max(0.0);
+        let z = p
+            .forward(xp.clone())?
+            .add(n.forward_without_bias(xn.clone())?);
+        let s = r.clone().div(stabilize(z, STABILIZER));
+        Ok(xp
+            .mul(p.adjoint(s.clone(), hw))
+            .add(xn.mul(n.adjoint(s, hw))))
+    }
+
+    fn relevance(&self, ctx: &RuleCtx, r: T4) -> Result<T4, EngineError> {
+        let x = ctx.input(0)?;
+        let hw = spatial(x);
+        let w = &self.weights;
+        Ok(match &self.rule {
+            LinearRule::Epsilon { epsilon } => {
+                let z = ctx.output()?.clone();
+                let s = r.div(stabilize(z, *epsilon));
+                x.clone().mul(w.original.adjoint(s, hw))
+            }
+            LinearRule::ZPlus => {
+                let neg = has_negative(x);
+                self.signed_half(x, &r, w.positive(), w.negative(), neg)?
+            }
+            LinearRule::AlphaBeta { alpha, beta } => {
+                let neg = has_negative(x);
+                let pos_part = self.signed_half(x, &r, w.positive(), w.negative(), neg)?;
+                let neg_part = self.signed_half(x, &r, w.negative(), w.positive(), neg)?;
+                pos_part.mul_scalar(*alpha).sub(neg_part.mul_scalar(*beta))
+            }
+            LinearRule::Gamma { gamma } => {
+                let g = *gamma;
+                let boosted = self.boosted.get_or_init(|| {
+                    w.original.map(
+                        |v| v.clone().add(v.clamp_min(0.0).mul_scalar(g)),
+                        |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(g))),
+                    )
+                });
+                let z = boosted.forward(x.clone())?;
+                let s = r.div(stabilize(z, STABILIZER));
+                x.clone().mul(boosted.adjoint(s, hw))
+            }
+            LinearRule::Flat | LinearRule::WSquare => {
+                let modified = if self.rule == LinearRule::Flat {
+                    w.ones()
+                } else {
+                    w.squared()
+                };
+                let device = x.device();
+                let z = self.constant(x, |dims| modified.forward(Tensor::ones(dims, &device)))?;
+                let s = r.div(stabilize(z, STABILIZER));
+                modified.adjoint(s, hw)
+            }
+            LinearRule::ZBox { low, high } => {
+                let device = x.device();
+                let bounds = |dims: [usize; 4], v: &[f32]| bound_tensor(dims, v, &device);
+                let dims = x.dims();
+                let (lo, hi) = (
+                    bounds([1, dims[1], dims[2], dims[3]], low)?,
+                    bounds([1, dims[1], dims[2], dims[3]], high)?,
+                );
+                let (lo2, hi2) = (lo.clone(), hi.clone());
+                let bound_z = self.constant(x, |_| {
+                    Ok(w.positive().forward(lo2)?.add(w.negative().forward(hi2)?))
+                })?;
+                let z = ctx.output()?.clone().sub(bound_z);
+                let s = r.div(stabilize(z, STABILIZER));
+                let own = x.clone().mul(w.original.adjoint(s.clone(), hw));
+                let from_bounds = lo
+                    .mul(w.positive().adjoint(s.clone(), hw))
+                    .add(hi.mul(w.negative().adjoint(s, hw)));
+                own.sub(from_bounds)
+            }
+        })
+    }
+}
+
+impl Rule for LinearLrp {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        Ok(vec![Some(self.relevance(ctx, signal)?)])
+    }
+}
+
+/// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
+fn has_negative(x: &T4) -> bool {
+    x.clone().lower_elem(0.0).any().into_scalar::<bool>()
+}
+
+/// A `[1, C, H, W]` tensor holding `values[c]` (or `values[0]` for every channel).
+fn bound_tensor(dims: [usize; 4], values: &[f32], device: &Device) -> Result<T4, EngineError> {
+    let c = dims[1];
+    let per_channel: Vec<f32> = match values.len() {
+        1 => vec![values[0]; c],
+        n if n == c => values.to_vec(),
+        n => {
+            return Err(EngineError::Shape(format!(
+                "z-box bounds have {n} values but the first layer has {c} input channels"
+            )));
+        }
+    };
+    let column = Tensor::<1>::from_floats(per_channel.as_slice(), device).reshape([1, c, 1, 1]);
+    Ok(column.expand(dims))
+}
