@@ -58,6 +58,9 @@ pub struct ConceptsArgs {
     /// Output folder for the heatmaps.
     #[arg(long, default_value = "relevance-concepts")]
     pub out: PathBuf,
+    /// Print nothing on stdout (`concepts.json` in --out holds the same records).
+    #[arg(long)]
+    pub quiet: bool,
     /// Images, .npy tensors or folders of them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
@@ -89,6 +92,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                 .with_context(|| format!("--concept '{s}' is not a list of channel numbers"))
         })
         .collect::<Result<_>>()?;
+    let mut lines = Vec::new();
     for file in expand_inputs(&args.inputs)? {
         let x = load_input(&file, &model.card)?;
         let acts = lrp.forward(x.clone())?;
@@ -157,7 +161,16 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             line["graphs"] = serde_json::to_value(graphs)?;
         }
-        println!("{line}");
+        if !args.quiet {
+            println!("{line}");
+        }
+        lines.push(line);
     }
+    // The same records as one file, so a report can be built from the output folder later.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+    let path = args.out.join("concepts.json");
+    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(&lines)?)
+        .with_context(|| path.display().to_string())?;
     Ok(())
 }

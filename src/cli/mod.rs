@@ -4,8 +4,10 @@ mod atlas;
 mod bench;
 mod concepts;
 mod data;
+mod demo;
 mod explain;
 mod predict;
+mod report;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -37,24 +39,14 @@ pub enum Command {
     /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
     Atlas(atlas::AtlasArgs),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
-    Demo(DemoArgs),
+    Demo(demo::DemoArgs),
+    /// (Re)build the HTML report of a run folder.
+    Report(report::ReportArgs),
 }
 
-/// Arguments of `relevance demo`.
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
-    /// Output folder.
-    #[arg(long, default_value = "relevance-demo")]
-    pub out: std::path::PathBuf,
-    /// A faster, smaller run.
-    #[arg(long)]
-    pub quick: bool,
-}
-
-/// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
-pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// Runs one parsed command.
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Predict(args) => predict::run(args),
         Command::Data(args) => data::run(args),
         Command::Train(args) => train::run(*args),
@@ -62,10 +54,24 @@ pub fn main() -> std::process::ExitCode {
         Command::Explain(args) => explain::run(*args),
         Command::Concepts(args) => concepts::run(args),
         Command::Atlas(args) => atlas::run(args),
-        Command::Demo(_) => Err(anyhow::anyhow!(
-            "the demo is not built yet: it arrives with the synthetic data, training and report features"
-        )),
-    };
+        Command::Demo(args) => demo::run(args),
+        Command::Report(args) => report::run(args),
+    }
+}
+
+/// Parses `argv` (without the program name) as a `relevance` command line and runs it; the demo
+/// runs its steps through this, so the commands it records are exactly what it ran.
+pub fn run_args(argv: &[String]) -> anyhow::Result<()> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("relevance".to_string()).chain(argv.iter().cloned()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dispatch(cli.command)
+}
+
+/// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = dispatch(cli.command);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

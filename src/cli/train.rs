@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// No progress bar (one line per epoch only).
     #[arg(long)]
     pub no_progress: bool,
+    /// Print nothing on stdout (`ensemble.json` in --out holds the summary).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 fn parse_size(s: &str) -> Result<[usize; 2]> {
@@ -221,6 +224,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.pretrained.as_deref(),
         verbosity,
     )?;
-    println!("{}", serde_json::to_string(&record)?);
+    if !args.quiet {
+        println!("{}", serde_json::to_string(&record)?);
+    }
     Ok(())
 }

@@ -64,7 +64,7 @@ pub const MASK_SUFFIX: &str = ".mask.png";
 pub const MARKER_SUFFIX: &str = ".marker.png";
 
 /// True for files that are masks rather than samples.
-fn is_mask_file(path: &Path) -> bool {
+pub(crate) fn is_mask_file(path: &Path) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())

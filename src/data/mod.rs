@@ -83,9 +83,41 @@ fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if is_image(&path) || path.extension().is_some_and(|e| e == "npy") {
+        } else if (is_image(&path) && !folder::is_mask_file(&path))
+            || path.extension().is_some_and(|e| e == "npy")
+        {
+            // Ground-truth masks beside images (`.mask.png`, `.marker.png`) are not inputs.
             out.push(path);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_inputs;
+
+    #[test]
+    fn folders_expand_to_images_and_tensors_but_not_masks() {
+        let dir = std::env::temp_dir().join(format!("relevance-expand-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for name in [
+            "a.png",
+            "a.mask.png",
+            "a.marker.png",
+            "sub/b.npy",
+            "sub/c.JPG",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        let found = expand_inputs(std::slice::from_ref(&dir)).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["a.png", "sub/b.npy", "sub/c.JPG"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -295,6 +295,16 @@ dl.facts dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 pre{background:#f0f3f7;padding:10px;border-radius:4px;overflow-x:auto;font-size:13px}
 ";
 
+/// After loading, records on `<body>` how many pictures decoded and how many did not
+/// (`data-images-ok`, `data-images-broken`), so a headless browser's DOM dump shows whether the
+/// report rendered completely. It changes nothing visible.
+const LOAD_CHECK: &str = "<script>window.addEventListener('load',function(){\
+var ok=0,bad=0;document.querySelectorAll('img').forEach(function(i){\
+if(i.complete&&i.naturalWidth>0){ok++}else{bad++}});\
+document.body.setAttribute('data-images-ok',ok);\
+document.body.setAttribute('data-images-broken',bad);\
+document.body.setAttribute('data-svgs',document.querySelectorAll('svg').length);});</script>";
+
 impl Report {
     /// Renders the report as one HTML document.
     pub fn to_html(&self) -> String {
@@ -328,7 +338,9 @@ impl Report {
             }
             h.push_str("</section>");
         }
-        h.push_str("</main></body></html>\n");
+        h.push_str("</main>");
+        h.push_str(LOAD_CHECK);
+        h.push_str("</body></html>\n");
         h
     }
 }

@@ -1,6 +1,7 @@
 //! Showing results: colormaps and heatmap rendering (overlays, grids, PNG), plots and the
 //! self-contained HTML report.
 
+pub mod build;
 pub mod colormap;
 pub mod heatmap;
 pub mod html;

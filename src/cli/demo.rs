@@ -1,0 +1,474 @@
+//! `relevance demo`: the whole workbench on the built-in synthetic data, with nothing but the
+//! binary. Synthetic lesions with a confounder tag → a small ensemble of `small_cnn` that learns
+//! the shortcut, and a clean model without it → explanations of test images with one method of
+//! each family → CRP concepts → the four studies → `report.html`.
+//!
+//! Every step is an ordinary `relevance` command line, parsed and run by the same code as on the
+//! terminal, and recorded in `run.json`; a step whose output already exists is skipped, so a
+//! killed demo continues where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::graph::{LoadOptions, Model, Op};
+
+/// Arguments of `relevance demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "relevance-demo")]
+    pub out: PathBuf,
+    /// A smaller, faster run (fewer and smaller images, fewer models and epochs).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Sizes of one demo mode.
+struct Plan {
+    mode: &'static str,
+    images: usize,
+    size: usize,
+    seeds: usize,
+    epochs: usize,
+    explain_images: usize,
+    study_images: usize,
+    atlas: bool,
+}
+
+impl Plan {
+    fn of(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                mode: "quick",
+                images: 600,
+                size: 48,
+                seeds: 3,
+                epochs: 4,
+                explain_images: 4,
+                study_images: 12,
+                atlas: false,
+            }
+        } else {
+            Plan {
+                mode: "default",
+                images: 2000,
+                size: 64,
+                seeds: 5,
+                epochs: 5,
+                explain_images: 8,
+                study_images: 40,
+                atlas: true,
+            }
+        }
+    }
+}
+
+/// One command line of the demo and the file whose presence means it is done.
+struct Step {
+    name: &'static str,
+    argv: Vec<String>,
+    done_when: PathBuf,
+}
+
+fn path_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Quotes an argument for a POSIX shell when it needs it, so recorded commands can be pasted.
+fn shell_quote(a: &str) -> String {
+    let plain = a
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c));
+    if plain && !a.is_empty() {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+fn command_line(argv: &[String]) -> String {
+    std::iter::once("relevance".to_string())
+        .chain(argv.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn words(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Test images to explain: tagged and untagged images of both classes, interleaved, so the grid
+/// shows where each model looks when the confounder is present and when it is not.
+fn pick_test_images(data: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut buckets: Vec<Vec<PathBuf>> = vec![Vec::new(); 4];
+    for (ci, class) in crate::data::synth::CLASSES.iter().enumerate() {
+        let dir = data.join("test").join(class);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("{}: cannot list test images", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+                name.is_some_and(|n| {
+                    n.ends_with(".png") && !n.ends_with(".mask.png") && !n.ends_with(".marker.png")
+                })
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let tagged = f.with_extension("marker.png").is_file();
+            buckets[ci * 2 + usize::from(!tagged)].push(f);
+        }
+    }
+    let mut picked = Vec::new();
+    let mut i = 0;
+    while picked.len() < n && buckets.iter().any(|b| i < b.len()) {
+        for b in &buckets {
+            if picked.len() < n
+                && let Some(f) = b.get(i)
+            {
+                picked.push(f.clone());
+            }
+        }
+        i += 1;
+    }
+    if picked.is_empty() {
+        bail!("{}: no test images", data.display());
+    }
+    Ok(picked)
+}
+
+/// Name of the last convolution of a model: the layer whose channels CRP ranks as concepts.
+fn last_conv(weights: &Path) -> Result<String> {
+    let model = Model::load(weights, &LoadOptions::default())?;
+    model
+        .graph
+        .nodes
+        .iter()
+        .rev()
+        .find(|n| matches!(n.op, Op::Conv2d(_)))
+        .map(|n| n.name.clone())
+        .with_context(|| format!("{}: model has no convolution", weights.display()))
+}
+
+fn write_record(out: &Path, record: &Value) -> Result<()> {
+    let path = out.join("run.json");
+    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(record)?)
+        .with_context(|| path.display().to_string())
+}
+
+/// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn days_to_dates_by_hand() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2000-03-01 is day 11 017 (30 years incl. 7 leap days, plus Jan and Feb 2000).
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<()> {
+    let plan = Plan::of(args.quick);
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create output folder", out.display()))?;
+    let record_path = out.join("run.json");
+    if let Ok(text) = std::fs::read_to_string(&record_path) {
+        let old: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a run record", record_path.display()))?;
+        if old["mode"].as_str().is_some_and(|m| m != plan.mode) {
+            bail!(
+                "{} holds a {} demo run; give another --out or delete it to run the {} demo",
+                out.display(),
+                old["mode"].as_str().unwrap_or("?"),
+                plan.mode
+            );
+        }
+    }
+    let started = Instant::now();
+    let mut record = json!({
+        "tool": "relevance demo",
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": plan.mode,
+        "started": now(),
+        "machine": format!("{} {}, {} logical CPUs", std::env::consts::OS, std::env::consts::ARCH,
+            std::thread::available_parallelism().map_or(1, |n| n.get())),
+        "steps": [],
+    });
+    write_record(&out, &record)?;
+
+    let data = out.join("data");
+    let data_clean = out.join("data-clean");
+    let shortcut = out.join("models").join("shortcut");
+    let clean = out.join("models").join("clean");
+    let (n, size, seeds, epochs) = (
+        plan.images.to_string(),
+        plan.size.to_string(),
+        format!("0..{}", plan.seeds),
+        plan.epochs.to_string(),
+    );
+    let mut steps = vec![
+        Step {
+            name: "synthetic data with a confounder tag",
+            argv: [
+                words(&["data", "synth", "--out"]),
+                vec![path_arg(&data)],
+                words(&[
+                    "--n",
+                    &n,
+                    "--size",
+                    &size,
+                    "--confounder",
+                    "1.0",
+                    "--seed",
+                    "0",
+                ]),
+            ]
+            .concat(),
+            done_when: data.join("dataset.json"),
+        },
+        Step {
+            name: "the same lesions without the tag",
+            argv: [
+                words(&["data", "synth", "--out"]),
+                vec![path_arg(&data_clean)],
+                words(&["--n", &n, "--size", &size, "--seed", "0"]),
+            ]
+            .concat(),
+            done_when: data_clean.join("dataset.json"),
+        },
+        Step {
+            name: "ensemble trained on the confounded data",
+            argv: [
+                words(&["train", "--data"]),
+                vec![path_arg(&data)],
+                words(&[
+                    "--arch",
+                    "small_cnn",
+                    "--epochs",
+                    &epochs,
+                    "--seeds",
+                    &seeds,
+                ]),
+                words(&["--no-progress", "--quiet", "--out"]),
+                vec![path_arg(&shortcut)],
+            ]
+            .concat(),
+            done_when: shortcut.join("ensemble.json"),
+        },
+        Step {
+            name: "clean model",
+            argv: [
+                words(&["train", "--data"]),
+                vec![path_arg(&data_clean)],
+                words(&["--arch", "small_cnn", "--epochs", &epochs, "--seeds", "0"]),
+                words(&["--no-progress", "--quiet", "--out"]),
+                vec![path_arg(&clean)],
+            ]
+            .concat(),
+            done_when: clean.join("ensemble.json"),
+        },
+    ];
+    run_steps(&out, &mut record, &steps)?;
+
+    let test_images = pick_test_images(&data, plan.explain_images)?;
+    let shortcut_model = shortcut.join("seed-0").join("model.safetensors");
+    let clean_model = clean.join("seed-0").join("model.safetensors");
+    let methods = "grad-cam,guided-grad-cam,integrated-gradients,lrp-epsilon-plus-flat";
+    let layer = last_conv(&shortcut_model)?;
+    let images: Vec<String> = test_images.iter().map(|p| path_arg(p)).collect();
+    steps.clear();
+    for (name, model, folder) in [
+        ("explain the shortcut model", &shortcut_model, "shortcut"),
+        ("explain the clean model", &clean_model, "clean"),
+    ] {
+        let dir = out.join("explain").join(folder);
+        steps.push(Step {
+            name,
+            argv: [
+                words(&["explain", "--model"]),
+                vec![path_arg(model)],
+                words(&["--method", methods, "--out"]),
+                vec![path_arg(&dir)],
+                images.clone(),
+            ]
+            .concat(),
+            done_when: dir.join("explain.json"),
+        });
+    }
+    let concepts = out.join("concepts").join("shortcut");
+    steps.push(Step {
+        name: "CRP: top concepts of the last convolution",
+        argv: [
+            words(&["concepts", "--model"]),
+            vec![path_arg(&shortcut_model)],
+            words(&["--layer", &layer, "--top", "4", "--quiet", "--out"]),
+            vec![path_arg(&concepts)],
+            images.clone(),
+        ]
+        .concat(),
+        done_when: concepts.join("concepts.json"),
+    });
+    if plan.atlas {
+        let atlas = out.join("atlas").join("shortcut");
+        steps.push(Step {
+            name: "CRP: concept atlas over the test images",
+            argv: [
+                words(&["atlas", "--model"]),
+                vec![path_arg(&shortcut_model)],
+                words(&["--layer", &layer, "--top-k", "4", "--data"]),
+                vec![path_arg(&data.join("test"))],
+                words(&["--out"]),
+                vec![path_arg(&atlas)],
+            ]
+            .concat(),
+            done_when: atlas.join("atlas.json"),
+        });
+    }
+    steps.extend(study_steps(&out, &plan, &data, &shortcut, &clean));
+    run_steps(&out, &mut record, &steps)?;
+
+    let t = Instant::now();
+    let report = crate::report::build::write_report(&out, None)?;
+    push_step(
+        &mut record,
+        "report",
+        &command_line(&[String::from("report"), path_arg(&out)]),
+        t.elapsed().as_secs_f64(),
+        false,
+    );
+    record["finished"] = json!(now());
+    record["seconds"] = json!((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    write_record(&out, &record)?;
+    // The record now holds the total time; rebuild so the report shows it.
+    crate::report::build::write_report(&out, None)?;
+    eprintln!(
+        "demo finished in {:.0} s; open {}",
+        started.elapsed().as_secs_f64(),
+        report.display()
+    );
+    Ok(())
+}
+
+/// The four studies: faithfulness and stability of one model of each kind, variability over
+/// the ensemble, and a comparison of methods and models against the lesion and tag masks.
+fn study_steps(out: &Path, plan: &Plan, data: &Path, shortcut: &Path, clean: &Path) -> Vec<Step> {
+    let studies = out.join("studies");
+    let limit = plan.study_images.to_string();
+    let pair = vec![
+        path_arg(&shortcut.join("seed-0")),
+        path_arg(&clean.join("seed-0")),
+    ];
+    let common = |study: &str, models: Vec<String>, methods: &str| -> Vec<String> {
+        [
+            vec![study.to_string(), "--models".to_string()],
+            models,
+            words(&["--data"]),
+            vec![path_arg(data)],
+            words(&["--split", "test", "--limit", &limit, "--methods", methods]),
+            words(&["--no-progress", "--out"]),
+            vec![path_arg(&studies.join(study))],
+        ]
+        .concat()
+    };
+    vec![
+        Step {
+            name: "faithfulness study",
+            argv: common(
+                "faithfulness",
+                pair.clone(),
+                "grad-cam,integrated-gradients,lrp-epsilon-plus-flat",
+            ),
+            done_when: studies.join("faithfulness").join("summary.json"),
+        },
+        Step {
+            name: "stability study",
+            argv: common("stability", pair.clone(), "grad-cam,lrp-epsilon-plus-flat"),
+            done_when: studies.join("stability").join("summary.json"),
+        },
+        Step {
+            name: "ensemble variability study",
+            argv: common("variability", vec![path_arg(shortcut)], "grad-cam"),
+            done_when: studies.join("variability").join("summary.json"),
+        },
+        Step {
+            name: "method and model comparison",
+            argv: common(
+                "compare",
+                pair,
+                "grad-cam,guided-grad-cam,integrated-gradients,lrp-epsilon-plus-flat",
+            ),
+            done_when: studies.join("compare").join("summary.json"),
+        },
+    ]
+}
+
+fn push_step(record: &mut Value, name: &str, command: &str, seconds: f64, skipped: bool) {
+    if let Some(steps) = record["steps"].as_array_mut() {
+        steps.push(json!({
+            "name": name,
+            "command": command,
+            "seconds": (seconds * 10.0).round() / 10.0,
+            "skipped": skipped,
+        }));
+    }
+}
+
+fn run_steps(out: &Path, record: &mut Value, steps: &[Step]) -> Result<()> {
+    for step in steps {
+        let command = command_line(&step.argv);
+        if step.done_when.is_file() {
+            eprintln!("== {} (already done, skipped)", step.name);
+            push_step(record, step.name, &command, 0.0, true);
+            continue;
+        }
+        eprintln!("== {}\n   {command}", step.name);
+        let t = Instant::now();
+        super::run_args(&step.argv).with_context(|| format!("demo step '{}'", step.name))?;
+        push_step(
+            record,
+            step.name,
+            &command,
+            t.elapsed().as_secs_f64(),
+            false,
+        );
+        write_record(out, record)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1073 @@
+//! Builds the HTML report from a run folder: whatever of models, explanations, concepts, atlases
+//! and studies the folder holds, found by the files each step writes (`ensemble.json`,
+//! `model.train.json`, `explain.json`, `concepts.json`, `atlas.json`, study `summary.json` +
+//! `figures.json`, the data set's `dataset.json` and the run record `run.json`).
+//!
+//! The first section always states the findings a reader must see first: models whose test
+//! accuracy falls far below their training accuracy (a shortcut or overfitting), the studies'
+//! headlines, and a side-by-side of the maps of different models on the same test images.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::Colormap;
+use super::heatmap::{colorize, default_colormap, png_bytes};
+use super::html::{Block, Figure, Picture, Report, Section, Tone};
+use super::plots::{Chart, Plot};
+use crate::methods::MapStyle;
+
+/// Errors while building a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The run folder does not exist or holds nothing a report can show.
+    #[error("{0}")]
+    Empty(String),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// A training-accuracy minus test-accuracy gap above this is called out as a likely shortcut.
+pub const GAP_WARNING: f64 = 0.10;
+
+/// Deepest folder level searched below the run folder.
+const MAX_DEPTH: usize = 5;
+
+/// Rows shown per explanation grid.
+const MAX_GRID_ROWS: usize = 8;
+
+/// Everything found in a run folder.
+#[derive(Default, Debug)]
+struct Found {
+    run: Option<Value>,
+    datasets: Vec<(PathBuf, Value)>,
+    ensembles: Vec<(PathBuf, Value)>,
+    trained: Vec<(PathBuf, Value)>,
+    explains: Vec<(PathBuf, Value)>,
+    concepts: Vec<(PathBuf, Value)>,
+    atlases: Vec<(PathBuf, Value)>,
+    studies: Vec<(PathBuf, Value)>,
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn scan(dir: &Path, depth: usize, found: &mut Found) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if depth < MAX_DEPTH {
+                scan(&path, depth + 1, found);
+            }
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let slot = match name.as_str() {
+            "dataset.json" => &mut found.datasets,
+            "ensemble.json" => &mut found.ensembles,
+            "model.train.json" => &mut found.trained,
+            "explain.json" => &mut found.explains,
+            "concepts.json" => &mut found.concepts,
+            "atlas.json" => &mut found.atlases,
+            "summary.json" => &mut found.studies,
+            "run.json" if depth == 0 => {
+                found.run = read_json(&path);
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(v) = read_json(&path) {
+            if name == "summary.json" && v.get("study").is_none() {
+                continue;
+            }
+            slot.push((path, v));
+        }
+    }
+}
+
+/// A path recorded in a JSON file, resolved against the folder of that file when it does not
+/// exist as written (runs are moved; commands are run from other working directories).
+fn locate(base: &Path, recorded: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(recorded);
+    if p.is_file() {
+        return Some(p);
+    }
+    let joined = base.join(&p);
+    if joined.is_file() {
+        return Some(joined);
+    }
+    let name = p.file_name()?;
+    let direct = base.join(name);
+    if direct.is_file() {
+        return Some(direct);
+    }
+    let parent = p.parent().and_then(|d| d.file_name());
+    parent
+        .map(|d| base.join(d).join(name))
+        .filter(|q| q.is_file())
+}
+
+fn png_file(path: &Path) -> Option<Picture> {
+    std::fs::read(path).ok().map(Picture::Png)
+}
+
+/// An input image as a PNG of `size` (the overlay's size), for grids.
+fn input_picture(path: &Path, size: Option<(u32, u32)>) -> Option<Picture> {
+    let img = image::open(path).ok()?.to_rgb8();
+    let img = match size {
+        Some((w, h)) if (w, h) != img.dimensions() => {
+            image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
+        }
+        _ => img,
+    };
+    png_bytes(&img).ok().map(Picture::Png)
+}
+
+fn png_size(path: &Path) -> Option<(u32, u32)> {
+    image::image_dimensions(path).ok()
+}
+
+/// A horizontal colour bar of `cmap` as a PNG.
+pub fn colour_bar(cmap: Colormap) -> Vec<u8> {
+    let (w, h) = (256u32, 14u32);
+    let values: Vec<f32> = (0..h)
+        .flat_map(|_| (0..w).map(move |x| x as f32 / (w - 1) as f32))
+        .collect();
+    png_bytes(&colorize(&values, w, h, cmap)).unwrap_or_default()
+}
+
+/// The colour-bar figure for maps drawn in `style`, with how to read it.
+fn colour_bar_figure(style: MapStyle) -> Figure {
+    let caption = match style {
+        MapStyle::Signed => {
+            "Colour bar of signed maps (Input×Gradient, Integrated Gradients, LRP): blue = evidence \
+             against the class, white = none, red = evidence for it; each map is scaled \
+             symmetrically to its own largest absolute value."
+        }
+        MapStyle::Magnitude => {
+            "Colour bar of sensitivity maps (saliency, SmoothGrad): left = the image's smallest \
+             gradient magnitude, right = its largest (scaled per map)."
+        }
+        MapStyle::Unit => {
+            "Colour bar of CAM-family maps: left = 0, right = 1 (each map min-max scaled, as \
+             pytorch-grad-cam returns it): where the target layer saw the class."
+        }
+    };
+    Figure {
+        picture: Picture::Png(colour_bar(default_colormap(style))),
+        caption: caption.to_string(),
+        width: Some(256),
+    }
+}
+
+fn style_of(name: &str) -> MapStyle {
+    match name {
+        "unit" => MapStyle::Unit,
+        "magnitude" => MapStyle::Magnitude,
+        _ => MapStyle::Signed,
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1} %", 100.0 * v))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn metric(train: &Value, part: &str, key: &str) -> Option<f64> {
+    train.get("metrics")?.get(part)?.get(key)?.as_f64()
+}
+
+/// " · tag" when a synthetic image carries a confounder tag (its `<stem>.marker.png` exists).
+fn tag_note(input: Option<&Path>) -> &'static str {
+    match input {
+        Some(p) if p.with_extension("marker.png").is_file() => " · tag",
+        _ => "",
+    }
+}
+
+/// Folder label of a path below the run folder, e.g. `models/shortcut`.
+fn label(run: &Path, path: &Path) -> String {
+    let dir = path.parent().unwrap_or(path);
+    let rel = dir.strip_prefix(run).unwrap_or(dir);
+    let s = rel.display().to_string();
+    if s.is_empty() { ".".into() } else { s }
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// A group of trained models (an ensemble folder, or a single model's folder).
+struct ModelGroup {
+    name: String,
+    members: Vec<(String, Value)>,
+}
+
+impl ModelGroup {
+    fn mean_of(&self, part: &str, key: &str) -> Option<f64> {
+        let v: Vec<f64> = self
+            .members
+            .iter()
+            .filter_map(|(_, t)| metric(t, part, key))
+            .collect();
+        mean(&v)
+    }
+}
+
+fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
+    let mut groups: BTreeMap<PathBuf, ModelGroup> = BTreeMap::new();
+    for (path, _) in &found.ensembles {
+        let dir = path.parent().unwrap_or(run).to_path_buf();
+        groups.insert(
+            dir.clone(),
+            ModelGroup {
+                name: label(run, path),
+                members: Vec::new(),
+            },
+        );
+    }
+    for (path, train) in &found.trained {
+        let model_dir = path.parent().unwrap_or(run);
+        let owner = model_dir
+            .parent()
+            .filter(|p| groups.contains_key(*p))
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| model_dir.to_path_buf());
+        let member = model_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        groups
+            .entry(owner.clone())
+            .or_insert_with(|| ModelGroup {
+                name: label(run, path),
+                members: Vec::new(),
+            })
+            .members
+            .push((member, train.clone()));
+    }
+    groups
+        .into_values()
+        .filter(|g| !g.members.is_empty())
+        .collect()
+}
+
+/// The data set a model group was trained on, if its `dataset.json` was found.
+fn dataset_of<'a>(group: &ModelGroup, found: &'a Found) -> Option<&'a Value> {
+    let source = group
+        .members
+        .first()?
+        .1
+        .get("data")?
+        .get("source")?
+        .as_str()?;
+    let source = PathBuf::from(source);
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    found
+        .datasets
+        .iter()
+        .find(|(p, _)| {
+            let dir = p.parent().unwrap_or(p);
+            canon(dir).is_some() && canon(dir) == canon(&source)
+        })
+        .map(|(_, v)| v)
+}
+
+fn confounder_text(dataset: Option<&Value>) -> Option<String> {
+    let p = dataset?.get("config")?.get("confounder")?.as_f64()?;
+    Some(format!(
+        "In its training and validation data a confounder tag co-occurs with one class with \
+         probability {p}; in the test data the tag is independent of the label."
+    ))
+}
+
+fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
+    let mut s = Section::new("findings", "Key findings");
+    let mut any = false;
+    // Warnings first: the reader must meet a shortcut before anything reassuring.
+    let mut order: Vec<&ModelGroup> = groups.iter().collect();
+    order.sort_by(|a, b| {
+        let gap = |g: &ModelGroup| {
+            g.mean_of("train", "accuracy").unwrap_or(0.0)
+                - g.mean_of("test", "accuracy").unwrap_or(0.0)
+        };
+        gap(b).total_cmp(&gap(a))
+    });
+    for g in order {
+        let (Some(train), Some(test)) = (
+            g.mean_of("train", "accuracy"),
+            g.mean_of("test", "accuracy"),
+        ) else {
+            continue;
+        };
+        any = true;
+        let n = g.members.len();
+        let (who, verb) = if n > 1 {
+            (format!("The {n} models in {}", g.name), "generalise")
+        } else {
+            (format!("The model in {}", g.name), "generalises")
+        };
+        let extra = confounder_text(dataset_of(g, found)).unwrap_or_default();
+        if train - test > GAP_WARNING {
+            s.push(Block::Callout {
+                tone: Tone::Warning,
+                title: format!(
+                    "{}: {} on training data, only {} on test data",
+                    g.name,
+                    pct(Some(train)),
+                    pct(Some(test))
+                ),
+                text: format!(
+                    "{who} learned something that does not carry over to the test set — a \
+                     shortcut or overfitting. {extra} Check the maps below: do they sit on the \
+                     lesion or on something else?"
+                ),
+            });
+        } else {
+            s.push(Block::Callout {
+                tone: Tone::Good,
+                title: format!(
+                    "{}: {} on training data, {} on test data",
+                    g.name,
+                    pct(Some(train)),
+                    pct(Some(test))
+                ),
+                text: format!("{who} {verb} to the test set. {extra}"),
+            });
+        }
+    }
+    for (path, summary) in &found.studies {
+        let study = summary["study"].as_str().unwrap_or("study");
+        for line in summary["headline"].as_array().into_iter().flatten() {
+            if let Some(text) = line.as_str() {
+                any = true;
+                s.push(Block::Callout {
+                    tone: Tone::Info,
+                    title: format!("{study} ({})", label(run, path)),
+                    text: text.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(block) = side_by_side(run, found) {
+        any = true;
+        s.push(block);
+        s.push(Block::Row(vec![colour_bar_figure(MapStyle::Unit)]));
+    }
+    if !any {
+        s.push(Block::Text(
+            "Nothing in this folder gives a finding yet (no trained models with test results and \
+             no study summaries)."
+                .into(),
+        ));
+    }
+    s
+}
+
+/// The same test images explained by different models with the same method, side by side.
+fn side_by_side(run: &Path, found: &Found) -> Option<Block> {
+    if found.explains.len() < 2 {
+        return None;
+    }
+    let methods_of = |v: &Value| -> Vec<String> {
+        v["methods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(String::from))
+            .collect()
+    };
+    let first = methods_of(&found.explains[0].1);
+    let common: Vec<String> = first
+        .into_iter()
+        .filter(|m| {
+            found
+                .explains
+                .iter()
+                .all(|(_, v)| methods_of(v).contains(m))
+        })
+        .collect();
+    let method = ["grad-cam", "lrp-epsilon-plus-flat"]
+        .iter()
+        .map(|m| m.to_string())
+        .find(|m| common.contains(m))
+        .or_else(|| common.first().cloned())?;
+    let mut columns = vec!["input".to_string()];
+    columns.extend(
+        found
+            .explains
+            .iter()
+            .map(|(p, _)| format!("{method} · {}", label(run, p))),
+    );
+    let (base_path, base) = &found.explains[0];
+    let mut rows = Vec::new();
+    for out in base["outputs"].as_array().into_iter().flatten().take(4) {
+        let stem = out["stem"].as_str().unwrap_or_default();
+        let mut cells = Vec::new();
+        let mut size = None;
+        let mut maps = Vec::new();
+        for (path, v) in &found.explains {
+            let dir = path.parent().unwrap_or(run);
+            let hit = v["outputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|o| o["stem"].as_str() == Some(stem));
+            let file = hit
+                .and_then(|o| o["files"][&method]["png"].as_str())
+                .and_then(|f| locate(dir, f));
+            if size.is_none() {
+                size = file.as_deref().and_then(png_size);
+            }
+            maps.push(file.as_deref().and_then(png_file));
+        }
+        let input = out["input"]
+            .as_str()
+            .and_then(|f| locate(base_path.parent().unwrap_or(run), f));
+        cells.push(input.as_deref().and_then(|p| input_picture(p, size)));
+        cells.extend(maps);
+        let class = out["target"]["name"].as_str().unwrap_or("?");
+        rows.push((
+            format!("{stem}{} (explained: {class})", tag_note(input.as_deref())),
+            cells,
+        ));
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Block::Grid {
+        columns,
+        rows,
+        caption: format!(
+            "The same test images, {method} of each model (first model of each folder). Read \
+             across a row: where the models look differs when one of them learned a shortcut — \
+             bright regions on a tag or a corner instead of the lesion."
+        ),
+        cell: 128,
+    })
+}
+
+fn data_section(run: &Path, found: &Found) -> Option<Section> {
+    if found.datasets.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("data", "Data");
+    for (path, d) in &found.datasets {
+        let mut facts = vec![("folder".to_string(), label(run, path))];
+        if let Some(g) = d["generator"].as_str() {
+            facts.push(("generator".into(), g.into()));
+        }
+        if let Some(r) = d["label_rule"].as_str() {
+            facts.push(("label rule".into(), r.into()));
+        }
+        if let Some(c) = d["classes"].as_array() {
+            let names: Vec<&str> = c.iter().filter_map(Value::as_str).collect();
+            facts.push(("classes".into(), names.join(", ")));
+        }
+        let cfg = &d["config"];
+        if cfg.is_object() {
+            facts.push((
+                "images".into(),
+                format!(
+                    "{} of {}×{} px",
+                    cfg["n"],
+                    cfg["size"].as_u64().unwrap_or(0),
+                    cfg["size"].as_u64().unwrap_or(0)
+                ),
+            ));
+            facts.push((
+                "confounder".into(),
+                match cfg["confounder"].as_f64() {
+                    Some(p) => format!(
+                        "a tag drawn with one class with probability {p} in train/val; \
+                         independent of the label in test"
+                    ),
+                    None => "none".into(),
+                },
+            ));
+        }
+        for key in ["sizes", "tagged"] {
+            if let Some(m) = d[key].as_object() {
+                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                facts.push((format!("{key} per part"), parts.join(", ")));
+            }
+        }
+        s.push(Block::Facts(facts));
+    }
+    let _ = run;
+    Some(s)
+}
+
+fn models_section(groups: &[ModelGroup]) -> Option<Section> {
+    if groups.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("models", "Models");
+    s.push(Block::Text(
+        "Accuracy on each part of the data for every trained model. Balanced accuracy is the \
+         mean per-class recall; ROC AUC is the one-vs-rest macro average on the test set."
+            .into(),
+    ));
+    for g in groups {
+        let headers: Vec<String> = [
+            "model",
+            "arch",
+            "epochs",
+            "train",
+            "val",
+            "test",
+            "test balanced",
+            "test ROC AUC",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+        let mut rows = Vec::new();
+        for (name, t) in &g.members {
+            rows.push(vec![
+                name.clone(),
+                t["config"]["arch"].as_str().unwrap_or("?").to_string(),
+                t["kept_epoch"].to_string(),
+                pct(metric(t, "train", "accuracy")),
+                pct(metric(t, "val", "accuracy")),
+                pct(metric(t, "test", "accuracy")),
+                pct(metric(t, "test", "balanced_accuracy")),
+                metric(t, "test", "roc_auc_macro")
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "–".into()),
+            ]);
+        }
+        if g.members.len() > 1 {
+            rows.push(vec![
+                "mean".into(),
+                String::new(),
+                String::new(),
+                pct(g.mean_of("train", "accuracy")),
+                pct(g.mean_of("val", "accuracy")),
+                pct(g.mean_of("test", "accuracy")),
+                pct(g.mean_of("test", "balanced_accuracy")),
+                g.mean_of("test", "roc_auc_macro")
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "–".into()),
+            ]);
+        }
+        s.push(Block::Table {
+            caption: format!("{} ({} model(s))", g.name, g.members.len()),
+            headers,
+            rows,
+        });
+        if let Some(fig) = confusion_figure(g) {
+            s.push(Block::Figure(fig));
+        }
+    }
+    Some(s)
+}
+
+/// The test confusion matrix summed over the group's members.
+fn confusion_figure(g: &ModelGroup) -> Option<Figure> {
+    let mut total: Vec<Vec<f64>> = Vec::new();
+    for (_, t) in &g.members {
+        let m = t["metrics"]["test"]["confusion"].as_array()?;
+        let rows: Vec<Vec<f64>> = m
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.as_f64().unwrap_or(0.0))
+                    .collect()
+            })
+            .collect();
+        if total.is_empty() {
+            total = rows;
+        } else if total.len() == rows.len() {
+            for (a, b) in total.iter_mut().zip(&rows) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+    }
+    if total.is_empty() {
+        return None;
+    }
+    let classes: Vec<String> = g.members[0].1["card"]["classes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .filter(|c: &Vec<String>| c.len() == total.len())
+        .unwrap_or_else(|| (0..total.len()).map(|i| i.to_string()).collect());
+    let max = total.iter().flatten().copied().fold(0.0, f64::max).max(1.0);
+    let mut plot = Plot::new(
+        &format!("Test confusion matrix — {}", g.name),
+        "predicted class",
+        "true class",
+        Chart::Matrix {
+            rows: classes.clone(),
+            columns: classes,
+            values: total,
+            max,
+        },
+    );
+    plot.size = (420, 340);
+    let svg = plot.svg().ok()?;
+    Some(Figure {
+        picture: Picture::Svg(svg),
+        caption: format!(
+            "Rows: true class, columns: predicted class; counts of test images{}. The diagonal \
+             holds the correct predictions.",
+            if g.members.len() > 1 {
+                ", summed over the models of the ensemble"
+            } else {
+                ""
+            }
+        ),
+        width: Some(420),
+    })
+}
+
+fn explain_section(run: &Path, found: &Found) -> Option<Section> {
+    if found.explains.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("explanations", "Explanations");
+    s.push(Block::Text(
+        "Each row is one test image with the class explained and its predicted probability; each \
+         column one method. Maps are drawn over the input; the colour bars below say how to read \
+         each kind."
+            .into(),
+    ));
+    let mut styles: Vec<String> = Vec::new();
+    for (path, v) in &found.explains {
+        let dir = path.parent().unwrap_or(run);
+        let methods: Vec<String> = v["methods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                if let Some(st) = m["style"].as_str()
+                    && !styles.contains(&st.to_string())
+                {
+                    styles.push(st.to_string());
+                }
+                m["name"].as_str().map(String::from)
+            })
+            .collect();
+        let mut columns = vec!["input".to_string()];
+        columns.extend(methods.iter().cloned());
+        let mut rows = Vec::new();
+        for out in v["outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(MAX_GRID_ROWS)
+        {
+            let maps: Vec<Option<PathBuf>> = methods
+                .iter()
+                .map(|m| out["files"][m]["png"].as_str().and_then(|f| locate(dir, f)))
+                .collect();
+            let size = maps.iter().flatten().find_map(|p| png_size(p));
+            let input = out["input"].as_str().and_then(|f| locate(dir, f));
+            let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
+            cells.extend(maps.iter().map(|m| m.as_deref().and_then(png_file)));
+            let target = &out["target"];
+            rows.push((
+                format!(
+                    "{}{}: {} (p = {:.2})",
+                    out["stem"].as_str().unwrap_or("?"),
+                    tag_note(input.as_deref()),
+                    target["name"].as_str().unwrap_or("?"),
+                    target["prob"].as_f64().unwrap_or(f64::NAN)
+                ),
+                cells,
+            ));
+        }
+        let model = v["model"].as_str().unwrap_or("?");
+        let layers = v["layers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, l)| format!("{k}: {}", l.as_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        let total = v["outputs"].as_array().map_or(0, Vec::len);
+        s.push(Block::Grid {
+            columns,
+            rows,
+            caption: format!(
+                "{} — model {model}{}{}. Raw maps (.npy) and overlays (.png) are in that folder.",
+                label(run, path),
+                if layers.is_empty() {
+                    String::new()
+                } else {
+                    format!("; CAM layers {layers}")
+                },
+                if total > MAX_GRID_ROWS {
+                    format!("; first {MAX_GRID_ROWS} of {total} rows")
+                } else {
+                    String::new()
+                }
+            ),
+            cell: 112,
+        });
+    }
+    let bars: Vec<Figure> = styles
+        .iter()
+        .map(|s| colour_bar_figure(style_of(s)))
+        .collect();
+    if !bars.is_empty() {
+        s.push(Block::Row(bars));
+    }
+    Some(s)
+}
+
+fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
+    if found.concepts.is_empty() && found.atlases.is_empty() {
+        return None;
+    }
+    let mut s = Section::new("concepts", "Concepts (CRP)");
+    s.push(Block::Text(
+        "Concept Relevance Propagation splits an LRP explanation by the channels (concepts) of one \
+         layer: for each image, the channels that carried most of the relevance for the \
+         prediction, and where in the image each of them found its evidence (conditional \
+         heatmaps: red = evidence for the class)."
+            .into(),
+    ));
+    for (path, v) in &found.concepts {
+        let dir = path.parent().unwrap_or(run);
+        let lines = v.as_array().cloned().unwrap_or_default();
+        let width = lines
+            .iter()
+            .map(|l| l["heatmaps"].as_array().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(0);
+        let mut columns = vec!["input".to_string()];
+        columns.extend((1..=width).map(|k| format!("concept #{k}")));
+        let mut rows = Vec::new();
+        let mut layer = String::new();
+        for l in lines.iter().take(MAX_GRID_ROWS) {
+            layer = l["layer"].as_str().unwrap_or("?").to_string();
+            let shares: BTreeMap<u64, f64> = l["concepts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| Some((c["channel"].as_u64()?, c["relevance"].as_f64()?)))
+                .collect();
+            let heat: Vec<Option<PathBuf>> = l["heatmaps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| h["png"].as_str().and_then(|f| locate(dir, f)))
+                .collect();
+            let size = heat.iter().flatten().find_map(|p| png_size(p));
+            let input = l["input"].as_str().and_then(|f| locate(dir, f));
+            let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
+            cells.extend(heat.iter().map(|h| h.as_deref().and_then(png_file)));
+            let names: Vec<String> = l["heatmaps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h["channels"].as_array())
+                .map(|c| {
+                    c.iter()
+                        .filter_map(Value::as_u64)
+                        .map(|ch| match shares.get(&ch) {
+                            Some(sh) => format!("ch {ch} ({:.0} %)", 100.0 * sh),
+                            None => format!("ch {ch}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("+")
+                })
+                .collect();
+            let stem = l["input"]
+                .as_str()
+                .and_then(|f| {
+                    Path::new(f)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                })
+                .unwrap_or_default();
+            rows.push((
+                format!(
+                    "{stem}: {} — {}",
+                    l["class"].as_str().unwrap_or("?"),
+                    names.join(", ")
+                ),
+                cells,
+            ));
+        }
+        s.push(Block::Grid {
+            columns,
+            rows,
+            caption: format!(
+                "{} — top concepts of layer {layer}, each with its share of the layer's relevance \
+                 (in the row label) and its conditional heatmap.",
+                label(run, path)
+            ),
+            cell: 96,
+        });
+    }
+    for (path, v) in &found.atlases {
+        let dir = path.parent().unwrap_or(run);
+        let layer = v["layer"].as_str().unwrap_or("?");
+        for ch in v["channels"].as_array().into_iter().flatten().take(6) {
+            let Some(img) = ch["image"].as_str().and_then(|f| locate(dir, f)) else {
+                continue;
+            };
+            if let Some(picture) = png_file(&img) {
+                s.push(Block::Figure(Figure {
+                    picture,
+                    caption: format!(
+                        "Concept atlas, layer {layer}, channel {}: the data-set images where this \
+                         channel is most relevant (top row) and most activated (bottom row), \
+                         cropped to the region it responds to.",
+                        ch["channel"]
+                    ),
+                    width: None,
+                }));
+            }
+        }
+    }
+    Some(s)
+}
+
+fn study_section(run: &Path, path: &Path, summary: &Value, index: usize) -> Section {
+    let dir = path.parent().unwrap_or(run);
+    let study = summary["study"].as_str().unwrap_or("study");
+    let title = match study {
+        "faithfulness" => "Faithfulness: do the maps point at what the model uses?",
+        "stability" => "Stability under augmentations",
+        "variability" => "Variability across the ensemble",
+        "compare" => "Comparison of methods and models",
+        other => other,
+    };
+    let mut s = Section::new(&format!("study-{index}-{study}"), title);
+    for line in summary["headline"].as_array().into_iter().flatten() {
+        if let Some(t) = line.as_str() {
+            s.push(Block::Callout {
+                tone: Tone::Info,
+                title: "Finding".into(),
+                text: t.to_string(),
+            });
+        }
+    }
+    let table = &summary["table"];
+    if let (Some(cols), Some(rows)) = (table["columns"].as_array(), table["rows"].as_array()) {
+        let cell = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n
+                .as_f64()
+                .map(|f| {
+                    if f.fract() == 0.0 && f.abs() < 1e9 {
+                        format!("{f:.0}")
+                    } else {
+                        format!("{f:.4}")
+                    }
+                })
+                .unwrap_or_default(),
+            Value::Null => "–".into(),
+            other => other.to_string(),
+        };
+        s.push(Block::Table {
+            caption: format!(
+                "{} (all numbers: metrics.csv in {})",
+                table["caption"].as_str().unwrap_or("Summary"),
+                label(run, path)
+            ),
+            headers: cols.iter().map(cell).collect(),
+            rows: rows
+                .iter()
+                .map(|r| r.as_array().into_iter().flatten().map(cell).collect())
+                .collect(),
+        });
+    }
+    if let Some(figures) = read_json(&dir.join("figures.json")).and_then(|v| v.as_array().cloned())
+    {
+        for f in figures {
+            let picture = f["svg"]
+                .as_str()
+                .and_then(|n| locate(dir, n))
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(Picture::Svg)
+                .or_else(|| {
+                    f["file"]
+                        .as_str()
+                        .and_then(|n| locate(dir, n))
+                        .and_then(|p| png_file(&p))
+                });
+            if let Some(picture) = picture {
+                let title = f["title"].as_str().unwrap_or_default();
+                let caption = f["caption"].as_str().unwrap_or_default();
+                s.push(Block::Figure(Figure {
+                    picture,
+                    caption: if title.is_empty() {
+                        caption.to_string()
+                    } else {
+                        format!("{title}. {caption}")
+                    },
+                    width: f["width"].as_u64().map(|w| w as u32),
+                }));
+            }
+        }
+    }
+    if let Some(conv) = summary["conventions"].as_object()
+        && !conv.is_empty()
+    {
+        s.push(Block::Facts(
+            conv.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                    )
+                })
+                .collect(),
+        ));
+    }
+    s
+}
+
+fn reproduce_section(found: &Found) -> Section {
+    let mut s = Section::new("reproduce", "How this was made");
+    match &found.run {
+        Some(run) => {
+            let mut facts = Vec::new();
+            for key in [
+                "version", "started", "finished", "seconds", "machine", "mode",
+            ] {
+                if let Some(v) = run.get(key).filter(|v| !v.is_null()) {
+                    facts.push((
+                        key.to_string(),
+                        match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                    ));
+                }
+            }
+            s.push(Block::Facts(facts));
+            let commands: Vec<String> = run["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|st| {
+                    format!(
+                        "# {} ({:.1} s)\n{}",
+                        st["name"].as_str().unwrap_or("step"),
+                        st["seconds"].as_f64().unwrap_or(f64::NAN),
+                        st["command"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            if !commands.is_empty() {
+                s.push(Block::Text(
+                    "Each step of the run as the equivalent stand-alone command (same options, \
+                     same outputs):"
+                        .into(),
+                ));
+                s.push(Block::Code(commands.join("\n\n")));
+            }
+        }
+        None => s.push(Block::Text(format!(
+            "No run.json in this folder; built by relevance {}.",
+            env!("CARGO_PKG_VERSION")
+        ))),
+    }
+    s
+}
+
+/// The report of everything found in `run`.
+pub fn build_report(run: &Path) -> Result<Report, ReportError> {
+    if !run.is_dir() {
+        return Err(ReportError::Empty(format!(
+            "{}: not a folder (give the output folder of a run)",
+            run.display()
+        )));
+    }
+    let mut found = Found::default();
+    scan(run, 0, &mut found);
+    let groups = model_groups(run, &found);
+    if groups.is_empty()
+        && found.explains.is_empty()
+        && found.studies.is_empty()
+        && found.concepts.is_empty()
+        && found.atlases.is_empty()
+    {
+        return Err(ReportError::Empty(format!(
+            "{}: nothing to report (no model.train.json, explain.json, concepts.json, atlas.json \
+             or study summary.json below it)",
+            run.display()
+        )));
+    }
+    let mut sections = vec![findings(run, &found, &groups)];
+    sections.extend(data_section(run, &found));
+    sections.extend(models_section(&groups));
+    sections.extend(explain_section(run, &found));
+    sections.extend(concepts_section(run, &found));
+    let order = ["faithfulness", "stability", "variability", "compare"];
+    let mut studies: Vec<&(PathBuf, Value)> = found.studies.iter().collect();
+    studies.sort_by_key(|(p, v)| {
+        let k = v["study"].as_str().unwrap_or("");
+        (
+            order.iter().position(|o| *o == k).unwrap_or(order.len()),
+            p.clone(),
+        )
+    });
+    for (i, (path, summary)) in studies.into_iter().enumerate() {
+        sections.push(study_section(run, path, summary, i));
+    }
+    sections.push(reproduce_section(&found));
+    let subtitle = format!(
+        "{} — relevance {}",
+        std::fs::canonicalize(run)
+            .unwrap_or_else(|_| run.to_path_buf())
+            .display(),
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(Report {
+        title: "relevance report".into(),
+        subtitle,
+        sections,
+    })
+}
+
+/// Builds the report of `run` and writes it atomically to `out` (default `run/report.html`).
+pub fn write_report(run: &Path, out: Option<&Path>) -> Result<PathBuf, ReportError> {
+    let report = build_report(run)?;
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| run.join("report.html"));
+    crate::io::write_text_atomic(&path, &report.to_html()).map_err(|e| file_error(&path, e))?;
+    Ok(path)
+}
