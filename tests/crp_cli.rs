@@ -121,6 +121,33 @@ fn concepts_ranks_channels_and_writes_heatmaps() {
         );
     }
     assert_eq!(line["graphs"].as_array().unwrap().len(), 3);
+    // concepts.json holds the same records as stdout; --quiet prints nothing and writes the same.
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("concepts.json")).unwrap()).unwrap();
+    assert_eq!(file.as_array().unwrap(), &vec![line.clone()]);
+    let quiet_out = dir.join("quiet");
+    let quiet = relevance()
+        .args([
+            "concepts",
+            "--quiet",
+            "--layer",
+            "features.8",
+            "--top",
+            "3",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--out")
+        .arg(&quiet_out)
+        .arg(dir.join("data/glioma/scan0.png"))
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(quiet.stdout.is_empty());
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(quiet_out.join("concepts.json")).unwrap())
+            .unwrap();
+    assert_eq!(again[0]["concepts"], line["concepts"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -250,3 +250,144 @@ fn bad_requests_fail_with_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `relevance predict --logits` on one input and returns its logits.
+fn predicted_logits(weights: &Path, input: &Path) -> Vec<f64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_relevance"))
+        .args(["predict", "--logits", "--model", s(weights), s(input)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    line["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn lrp_maps_record_their_conservation_for_every_starting_relevance() {
+    let dir = scratch("lrp");
+    let (weights, inputs, _) = setup(&dir);
+    let logits = predicted_logits(&weights, &inputs[0]);
+    let target = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    let max = logits[target];
+    let prob = 1.0 / logits.iter().map(|l| (l - max).exp()).sum::<f64>();
+    let mut maps = Vec::new();
+    for (start, explained) in [
+        ("logit", logits[target]),
+        ("probability", prob),
+        ("one", 1.0),
+    ] {
+        let out = dir.join(start);
+        let res = explain(&[
+            "--model",
+            s(&weights),
+            "--method",
+            "lrp-epsilon-plus-flat,lrp-epsilon-plus",
+            "--relevance-start",
+            start,
+            "--out",
+            s(&out),
+            s(&inputs[0]),
+        ]);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("explain.json")).unwrap())
+                .unwrap();
+        for m in ["lrp-epsilon-plus-flat", "lrp-epsilon-plus"] {
+            let c = &record["outputs"][0]["files"][format!("{m}.conservation")];
+            // The starting relevance is the one asked for, read off `predict`'s logits.
+            let got = c["explained"].as_f64().unwrap();
+            assert!(
+                (got - explained).abs() <= 1e-5 * explained.abs().max(1.0),
+                "{start}: {got} vs {explained}"
+            );
+            // The total is the sum of the written map, and the error follows from both.
+            let (shape, map) = read_npy(&out.join(format!("scan.{m}.npy"))).unwrap();
+            assert_eq!(shape, vec![3, 32, 40]);
+            let total: f64 = map.iter().map(|&v| v as f64).sum();
+            assert!((c["total"].as_f64().unwrap() - total).abs() <= 1e-9 * total.abs().max(1.0));
+            let error = (total - got).abs() / got.abs();
+            assert!((c["error"].as_f64().unwrap() - error).abs() <= 1e-9);
+            if m == "lrp-epsilon-plus-flat" {
+                maps.push((explained, map));
+            }
+        }
+        assert_eq!(record["lrp"]["relevance_start"], start);
+    }
+    // Every rule is linear in the relevance it receives, so the maps differ only by the factor
+    // between their starting relevances.
+    let (base_start, base) = &maps[0];
+    for (start, map) in &maps[1..] {
+        let k = (start / base_start) as f32;
+        let scaled: Vec<f32> = base.iter().map(|v| v * k).collect();
+        let norm = scaled.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        assert!(
+            max_abs(map, &scaled) <= 1e-4 * f64::from(norm),
+            "start {start}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_conservation_passes_or_fails_by_the_tolerance_and_names_the_maps() {
+    let dir = scratch("lrp-check");
+    let (weights, inputs, _) = setup(&dir);
+    let out = dir.join("out");
+    let run = |tol: &str| {
+        explain(&[
+            "--model",
+            s(&weights),
+            "--method",
+            "lrp-epsilon-plus-flat,grad-cam",
+            "--check-conservation",
+            "--conservation-tol",
+            tol,
+            "--out",
+            s(&out),
+            s(&inputs[0]),
+            s(&inputs[1]),
+        ])
+    };
+    let loose = run("1e9");
+    assert!(
+        loose.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loose.stderr)
+    );
+    let table = String::from_utf8_lossy(&loose.stdout);
+    assert!(table.contains("scan.lrp-epsilon-plus-flat\t"));
+    assert!(table.contains("grey.lrp-epsilon-plus-flat\t"));
+    assert!(!table.contains("grad-cam"), "only LRP maps are checked");
+    let strict = run("0");
+    assert!(!strict.status.success());
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        err.contains("conservation error above") && err.contains("2 of 2"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let none = explain(&[
+        "--model",
+        s(&weights),
+        "--method",
+        "grad-cam",
+        "--check-conservation",
+        "--out",
+        s(&out),
+        s(&inputs[0]),
+    ]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("needs at least one lrp-* method"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
