@@ -42,6 +42,9 @@ pub mod similarity;
 pub mod substrate;
 pub mod threshold;
 
+/// The checkerboard score of LRP maps (share of spectral energy at the stride-2 frequencies),
+/// defined beside the LRP rules whose artefact it measures.
+pub use crate::methods::lrp::checkerboard::{checkerboard_score, checkerboard_scores};
 pub use explain::{ChannelReduce, ExplainerMaps, MapFn, ModelMapFn};
 pub use scorer::{ModelScorer, ScoreKind, Scorer, Scores, Target};
 pub use substrate::Substrate;
