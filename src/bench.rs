@@ -1,6 +1,6 @@
 //! Speed and memory of the engine on the zoo's architectures: per-image time of each
-//! [`Workload`] (forward pass, input gradient; CAMs, LRP and CRP can be added as further
-//! workloads), the median of several timed runs after warm-up, and the peak resident memory.
+//! [`Workload`] (forward pass, input gradient, Grad-CAM, LRP, CRP with 32 concepts), the median
+//! of several timed runs after warm-up, and the peak resident memory.
 //!
 //! `tools/bench_torch.py` runs the same workloads in PyTorch and prints the same table.
 
@@ -11,7 +11,10 @@ use crate::engine::backward::{Rule, RuleCtx, RuleMap, Rules, backward};
 use crate::engine::forward::{Activations, eval};
 use crate::engine::{EngineError, predict};
 use crate::graph::init::{init_params, random_reference_params};
-use crate::graph::{Graph, GraphError, NodeId, ParamStore, zoo};
+use crate::graph::{Graph, GraphError, Model, ModelCard, NodeId, ParamStore, zoo};
+use crate::methods::crp::conditional_relevance;
+use crate::methods::lrp::{Composite, LrpModel, LrpOptions};
+use crate::methods::{Explainer, MethodOptions, by_name};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec};
 
@@ -58,13 +61,7 @@ pub trait Workload: Send + Sync {
     fn description(&self) -> &'static str;
     /// Runs the workload once on batch `x`; with `profile`, evaluates node by node and adds
     /// each node's time to it (slower: no activation is released early).
-    fn run(
-        &self,
-        graph: &Graph,
-        params: &ParamStore,
-        x: &T4,
-        profile: Option<&mut Profile>,
-    ) -> Result<(), EngineError>;
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError>;
 }
 
 /// Inference: the logits of a batch, releasing activations as soon as nothing needs them
@@ -78,17 +75,13 @@ impl Workload for Forward {
     fn description(&self) -> &'static str {
         "logits of the batch, activations released early (torch: model(x) under no_grad)"
     }
-    fn run(
-        &self,
-        graph: &Graph,
-        params: &ParamStore,
-        x: &T4,
-        profile: Option<&mut Profile>,
-    ) -> Result<(), EngineError> {
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
+        let (graph, params) = (&model.graph, &model.params);
         match profile {
-            Some(p) => timed_forward(graph, params, x, p).map(|_| ()),
-            None => predict(graph, params, x.clone()).map(|_| ()),
+            Some(p) => timed_forward(graph, params, x, p).map(|_| ())?,
+            None => predict(graph, params, x.clone()).map(|_| ())?,
         }
+        Ok(())
     }
 }
 
@@ -104,13 +97,8 @@ impl Workload for InputGradient {
     fn description(&self) -> &'static str {
         "forward keeping activations + backward of one logit per image to the input"
     }
-    fn run(
-        &self,
-        graph: &Graph,
-        params: &ParamStore,
-        x: &T4,
-        profile: Option<&mut Profile>,
-    ) -> Result<(), EngineError> {
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
+        let (graph, params) = (&model.graph, &model.params);
         let logits = graph.logits();
         let gradient = Rules::gradient();
         let (acts, timing) = match profile {
@@ -140,14 +128,129 @@ impl Workload for InputGradient {
     }
 }
 
+/// An explanation method run through its public [`Explainer`] interface, as a user runs it:
+/// Grad-CAM (the backward pass stops at the CAM layer) or LRP ε-z⁺-♭ (BatchNorm folded and
+/// modified weights prepared once per model, outside the timing after the warm-up run, as
+/// zennit registers its composite once). Per-node profiles are not recorded for these.
+pub struct Method {
+    name: &'static str,
+    method: Box<dyn Explainer>,
+}
+
+impl Workload for Method {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn description(&self) -> &'static str {
+        match self.name {
+            "grad-cam" => {
+                "Grad-CAM of class 0 at the default CAM layer (pytorch-grad-cam's GradCAM)"
+            }
+            _ => "LRP epsilon-plus-flat of class 0 to the input (zennit's EpsilonPlusFlat)",
+        }
+    }
+    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
+        let targets = vec![0; x.dims()[0]];
+        self.method
+            .explain(model, x, &targets)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Concepts per image of the CRP workload.
+pub const CRP_CONCEPTS: usize = 32;
+
+/// Concept Relevance Propagation: conditional heatmaps of [`CRP_CONCEPTS`] single-channel
+/// concepts of one layer for class 0, one batch of concepts per image (zennit-crp's
+/// `CondAttribution` with the image repeated once per concept). The layer is
+/// [`crp_layer`]'s.
+pub struct Crp {
+    prepared: Mutex<Option<(usize, std::sync::Arc<LrpModel>)>>,
+}
+
+/// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
+/// `features.21` for VGG16 (the layers `tools/bench_lrp_torch.py` uses), else the last
+/// convolution with at least [`CRP_CONCEPTS`] channels.
+pub fn crp_layer(arch: &str, model: &Model) -> Option<String> {
+    match arch {
+        "resnet50" => return Some("layer3.0.conv2".into()),
+        "vgg16" => return Some("features.21".into()),
+        _ => {}
+    }
+    model
+        .graph
+        .nodes
+        .iter()
+        .rev()
+        .find(|n| match &n.op {
+            crate::graph::Op::Conv2d(c) => model
+                .params
+                .get(&c.weight)
+                .is_ok_and(|w| w.shape.first().is_some_and(|&o| o >= CRP_CONCEPTS)),
+            _ => false,
+        })
+        .map(|n| n.name.clone())
+}
+
+impl Workload for Crp {
+    fn name(&self) -> &'static str {
+        "crp32"
+    }
+    fn description(&self) -> &'static str {
+        "CRP: 32 single-channel conditional heatmaps of class 0 per image (zennit-crp)"
+    }
+    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
+        let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
+        let key = model as *const Model as usize;
+        let lrp = {
+            let mut slot = self.prepared.lock().expect("prepared-model lock");
+            match slot.as_ref() {
+                Some((k, m)) if *k == key => m.clone(),
+                _ => {
+                    let m = std::sync::Arc::new(
+                        LrpModel::new(model, Composite::EpsilonPlusFlat, &LrpOptions::default())
+                            .map_err(invalid)?,
+                    );
+                    *slot = Some((key, m.clone()));
+                    m
+                }
+            }
+        };
+        let arch = model.card.arch.clone().unwrap_or_default();
+        let name = crp_layer(&arch, model).ok_or_else(|| {
+            BenchError::Invalid(format!(
+                "{arch}: no convolution with {CRP_CONCEPTS} channels"
+            ))
+        })?;
+        let layer = lrp.find(&name).map_err(invalid)?;
+        let sets: Vec<Vec<usize>> = (0..CRP_CONCEPTS).map(|c| vec![c]).collect();
+        for i in 0..x.dims()[0] {
+            let row = x.clone().narrow(0, i, 1);
+            conditional_relevance(&lrp, &row, 0, layer, &sets, CRP_CONCEPTS).map_err(invalid)?;
+        }
+        Ok(())
+    }
+}
+
 /// Names of the built-in workloads.
-pub const WORKLOADS: &[&str] = &["forward", "gradient"];
+pub const WORKLOADS: &[&str] = &["forward", "gradient", "grad-cam", "lrp", "crp32"];
 
 /// The workload called `name`.
 pub fn workload(name: &str) -> Result<Box<dyn Workload>, BenchError> {
+    let method = |name: &'static str, method: &str| -> Result<Box<dyn Workload>, BenchError> {
+        let method = by_name(method, &MethodOptions::default())
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        Ok(Box::new(Method { name, method }))
+    };
     match name {
         "forward" => Ok(Box::new(Forward)),
         "gradient" => Ok(Box::new(InputGradient)),
+        "grad-cam" => method("grad-cam", "grad-cam"),
+        "lrp" => method("lrp", "lrp-epsilon-plus-flat"),
+        "crp32" => Ok(Box::new(Crp {
+            prepared: Mutex::new(None),
+        })),
         _ => Err(BenchError::Invalid(format!(
             "unknown workload '{name}'; valid: {}",
             WORKLOADS.join(", ")
@@ -345,7 +448,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Builds `arch` with the requested weights.
-fn model(arch: &str, opts: &BenchOptions) -> Result<(Graph, ParamStore), BenchError> {
+fn model(arch: &str, opts: &BenchOptions) -> Result<Model, BenchError> {
     let mut graph = zoo::build(arch, opts.classes, opts.channels)?;
     // Time the logits, not a softmax head.
     graph.output = graph.logits();
@@ -353,7 +456,19 @@ fn model(arch: &str, opts: &BenchOptions) -> Result<(Graph, ParamStore), BenchEr
         Weights::Random => init_params(&graph, 0)?,
         Weights::Reference => random_reference_params(&graph)?,
     };
-    Ok((graph, params))
+    let card = ModelCard {
+        arch: Some(arch.to_string()),
+        num_classes: opts.classes,
+        channels: opts.channels,
+        input_size: [opts.size, opts.size],
+        ..ModelCard::default()
+    };
+    Ok(Model {
+        graph,
+        params,
+        card,
+        source: std::path::PathBuf::from(format!("bench:{arch}")),
+    })
 }
 
 /// A standard-normal batch `[n, c, size, size]`.
@@ -383,11 +498,11 @@ pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>
         .collect::<Result<Vec<_>, _>>()?;
     let mut rows = Vec::new();
     for arch in &opts.archs {
-        let (graph, params) = model(arch, opts)?;
+        let model = model(arch, opts)?;
         for &batch in &opts.batches {
             let x = random_batch(batch, opts.channels, opts.size, 1);
             for w in &workloads {
-                let row = time_row(arch, &graph, &params, &x, w.as_ref(), opts)?;
+                let row = time_row(arch, &model, &x, w.as_ref(), opts)?;
                 on_row(&row);
                 rows.push(row);
             }
@@ -399,8 +514,7 @@ pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>
 /// Times one workload on one batch.
 fn time_row(
     arch: &str,
-    graph: &Graph,
-    params: &ParamStore,
+    model: &Model,
     x: &T4,
     w: &dyn Workload,
     opts: &BenchOptions,
@@ -408,21 +522,21 @@ fn time_row(
     let batch = x.dims()[0];
     let tracked = reset_peak_rss();
     for _ in 0..opts.warmup {
-        w.run(graph, params, x, None)?;
+        w.run(model, x, None)?;
     }
     let mut per_image = Vec::with_capacity(opts.repeat);
     for _ in 0..opts.repeat {
         let start = Instant::now();
-        w.run(graph, params, x, None)?;
+        w.run(model, x, None)?;
         per_image.push(start.elapsed().as_secs_f64() * 1e3 / batch as f64);
     }
     let peak_rss_mib = if tracked { peak_rss_mib() } else { None };
     let per_node = if opts.per_node {
-        let mut profile = Profile::new(graph.nodes.len());
+        let mut profile = Profile::new(model.graph.nodes.len());
         for _ in 0..opts.repeat {
-            w.run(graph, params, x, Some(&mut profile))?;
+            w.run(model, x, Some(&mut profile))?;
         }
-        Some(node_times(graph, &profile, batch))
+        Some(node_times(&model.graph, &profile, batch))
     } else {
         None
     };
@@ -523,6 +637,10 @@ mod tests {
             per_node: true,
             ..BenchOptions::default()
         };
+        let opts = BenchOptions {
+            workloads: vec!["forward".into(), "gradient".into()],
+            ..opts
+        };
         let mut seen = 0;
         let rows = run(&opts, |_| seen += 1).unwrap();
         assert_eq!(rows.len(), 4);
@@ -535,10 +653,43 @@ mod tests {
             assert_eq!(backward > 0.0, r.workload == "gradient", "{}", r.workload);
         }
         let bad = BenchOptions {
-            workloads: vec!["lrp".into()],
-            ..opts
+            workloads: vec!["lrp-flat".into()],
+            ..opts.clone()
         };
         let err = run(&bad, |_| {}).unwrap_err().to_string();
-        assert!(err.contains("'lrp'") && err.contains("gradient"), "{err}");
+        assert!(err.contains("'lrp-flat'") && err.contains("crp32"), "{err}");
+        // The explanation workloads run through the methods on the same model.
+        let methods = BenchOptions {
+            workloads: vec!["grad-cam".into(), "lrp".into(), "crp32".into()],
+            batches: vec![2],
+            per_node: false,
+            ..opts
+        };
+        let rows = run(&methods, |_| {}).unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+        assert_eq!(names, ["grad-cam", "lrp", "crp32"]);
+        assert!(rows.iter().all(|r| r.ms_per_image > 0.0));
+    }
+
+    #[test]
+    fn crp_conditions_on_the_named_layers_or_the_last_wide_convolution() {
+        let opts = BenchOptions {
+            classes: 2,
+            size: 16,
+            ..BenchOptions::default()
+        };
+        let m = model("small_cnn", &opts).unwrap();
+        let last = crp_layer("small_cnn", &m).unwrap();
+        let id = m.graph.find(&last).unwrap();
+        let crate::graph::Op::Conv2d(c) = &m.graph.nodes[id].op else {
+            panic!("{last} is not a convolution");
+        };
+        assert!(m.params.get(&c.weight).unwrap().shape[0] >= CRP_CONCEPTS);
+        let later_convs = m.graph.nodes[id + 1..]
+            .iter()
+            .filter(|n| matches!(n.op, crate::graph::Op::Conv2d(_)))
+            .count();
+        assert_eq!(later_convs, 0);
+        assert_eq!(crp_layer("resnet50", &m).as_deref(), Some("layer3.0.conv2"));
     }
 }

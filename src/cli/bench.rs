@@ -13,8 +13,12 @@ pub struct BenchArgs {
     /// Batch sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     pub batch: Vec<usize>,
-    /// Workloads, comma-separated: forward, gradient.
-    #[arg(long, value_delimiter = ',', default_value = "forward,gradient")]
+    /// Workloads, comma-separated: forward, gradient, grad-cam, lrp, crp32.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "forward,gradient,grad-cam,lrp,crp32"
+    )]
     pub workload: Vec<String>,
     /// Input side in pixels.
     #[arg(long, default_value_t = 224)]
