@@ -187,7 +187,7 @@ fn main() {
         );
         let mut rows: Vec<(String, (Duration, usize))> =
             stats.into_inner().unwrap().into_iter().collect();
-        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        rows.sort_by_key(|b| std::cmp::Reverse(b.1.0));
         for (label, (d, n)) in rows.iter().take(8) {
             println!("    {label:<32} {:>7.1} ms over {n} nodes", ms(*d));
         }

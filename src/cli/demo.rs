@@ -188,20 +188,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn days_to_dates_by_hand() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        // 2000-03-01 is day 11 017 (30 years incl. 7 leap days, plus Jan and Feb 2000).
-        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
-}
-
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<()> {
     let plan = Plan::of(args.quick);
@@ -471,4 +457,18 @@ fn run_steps(out: &Path, record: &mut Value, steps: &[Step]) -> Result<()> {
         write_record(out, record)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn days_to_dates_by_hand() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2000-03-01 is day 11 017 (30 years incl. 7 leap days, plus Jan and Feb 2000).
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
 }

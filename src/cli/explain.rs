@@ -185,6 +185,12 @@ struct Run<'a> {
     conservation: Vec<(String, f64)>,
 }
 
+/// Class probabilities and logits of each row being explained.
+struct RowScores<'a> {
+    probs: &'a [Vec<f32>],
+    logits: &'a [Vec<f32>],
+}
+
 /// Softmax of one row of logits.
 fn softmax(row: &[f32]) -> Vec<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -202,10 +208,13 @@ impl Run<'_> {
         acts: &Activations,
         targets: &[usize],
         owners: &[&Input],
-        probs: &[Vec<f32>],
-        logits_rows: &[Vec<f32>],
+        scores: RowScores,
         all_targets: bool,
     ) -> Result<()> {
+        let RowScores {
+            probs,
+            logits: logits_rows,
+        } = scores;
         let [_, c, h, w] = x.dims();
         let card = &self.model.card;
         let mut maps = Vec::with_capacity(self.methods.len());
@@ -356,7 +365,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         if target != Target::All {
             let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
             let owners: Vec<&Input> = chunk.iter().collect();
-            run.explain_rows(&x, &acts, &targets, &owners, &probs, &logit_rows, false)?;
+            let scores = RowScores {
+                probs: &probs,
+                logits: &logit_rows,
+            };
+            run.explain_rows(&x, &acts, &targets, &owners, scores, false)?;
             continue;
         }
         for (i, input) in chunk.iter().enumerate() {
@@ -367,15 +380,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
                 let owners = vec![input; classes.len()];
                 let row_probs = vec![probs[i].clone(); classes.len()];
                 let row_logits = vec![logit_rows[i].clone(); classes.len()];
-                run.explain_rows(
-                    &rows,
-                    &acts,
-                    classes,
-                    &owners,
-                    &row_probs,
-                    &row_logits,
-                    true,
-                )?;
+                let scores = RowScores {
+                    probs: &row_probs,
+                    logits: &row_logits,
+                };
+                run.explain_rows(&rows, &acts, classes, &owners, scores, true)?;
             }
         }
     }
