@@ -359,23 +359,27 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
             });
         }
     }
-    for (path, summary) in &found.studies {
-        let study = summary["study"].as_str().unwrap_or("study");
-        for line in summary["headline"].as_array().into_iter().flatten() {
-            if let Some(text) = line.as_str() {
-                any = true;
-                s.push(Block::Callout {
-                    tone: Tone::Info,
-                    title: format!("{study} ({})", label(run, path)),
-                    text: text.to_string(),
-                });
-            }
-        }
-    }
-    if let Some(block) = side_by_side(run, found) {
+    if let Some((block, style)) = side_by_side(run, found) {
         any = true;
         s.push(block);
-        s.push(Block::Row(vec![colour_bar_figure(MapStyle::Unit)]));
+        s.push(Block::Row(vec![colour_bar_figure(style)]));
+    }
+    // One line per study here (its section has the rest), so the pictures stay on the first screen.
+    for (path, summary) in &found.studies {
+        let study = summary["study"].as_str().unwrap_or("study");
+        let first = summary["headline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(Value::as_str);
+        if let Some(text) = first {
+            any = true;
+            s.push(Block::Callout {
+                tone: Tone::Info,
+                title: format!("{study} ({})", label(run, path)),
+                text: text.to_string(),
+            });
+        }
     }
     if !any {
         s.push(Block::Text(
@@ -388,7 +392,7 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
 }
 
 /// The same test images explained by different models with the same method, side by side.
-fn side_by_side(run: &Path, found: &Found) -> Option<Block> {
+fn side_by_side(run: &Path, found: &Found) -> Option<(Block, MapStyle)> {
     if found.explains.len() < 2 {
         return None;
     }
@@ -458,7 +462,14 @@ fn side_by_side(run: &Path, found: &Found) -> Option<Block> {
     if rows.is_empty() {
         return None;
     }
-    Some(Block::Grid {
+    let style = found.explains[0].1["methods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"].as_str() == Some(method.as_str()))
+        .and_then(|m| m["style"].as_str())
+        .map_or(MapStyle::Unit, style_of);
+    let block = Block::Grid {
         columns,
         rows,
         caption: format!(
@@ -467,7 +478,8 @@ fn side_by_side(run: &Path, found: &Found) -> Option<Block> {
              bright regions on a tag or a corner instead of the lesion."
         ),
         cell: 128,
-    })
+    };
+    Some((block, style))
 }
 
 fn data_section(run: &Path, found: &Found) -> Option<Section> {
