@@ -2,11 +2,13 @@
 
 mod atlas;
 mod bench;
+mod compare;
 mod concepts;
 mod data;
 mod explain;
 mod predict;
 mod train;
+mod variability;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,11 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
     Atlas(atlas::AtlasArgs),
+    /// Ensemble study: per-image SD of predictions and maps across models, fits, clusters.
+    Variability(Box<variability::VariabilityArgs>),
+    /// Compare methods × models on the same images: centres of mass, IoU matrix, mask and
+    /// confounder-marker agreement.
+    Compare(Box<compare::CompareArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -62,6 +69,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Explain(args) => explain::run(*args),
         Command::Concepts(args) => concepts::run(args),
         Command::Atlas(args) => atlas::run(args),
+        Command::Variability(args) => variability::run(*args),
+        Command::Compare(args) => compare::run(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),
