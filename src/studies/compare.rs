@@ -633,6 +633,14 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             }
         }
     }
+    if headline.is_empty() {
+        headline.push(format!(
+            "{} method(s) compared on {} images with {} model(s); the data has no object or marker masks, so only centres of mass and method agreement are reported.",
+            nm,
+            images.len(),
+            models.len()
+        ));
+    }
     write_csv(
         &out.join("method_matrix.csv"),
         &["model", "method_a", "method_b", "iou", "com_distance"],

@@ -142,8 +142,18 @@ pub fn model_maps(
     dir: &Path,
     tick: &dyn Fn(),
 ) -> Result<ModelMaps, StudyError> {
+    // The weights' size and modification time make a retrained model at the same path a new key.
+    let stamp = std::fs::metadata(&model.path).ok().map(|m| {
+        let t = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} bytes, mtime {t} ns", m.len())
+    });
     let key = json!({
         "weights": model.path.display().to_string(),
+        "weights_stamp": stamp,
         "images": images.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
         "target": target,
         "layer": layer,
