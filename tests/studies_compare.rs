@@ -178,3 +178,41 @@ fn compare_end_to_end_with_markers_and_resume() {
     assert_eq!(read_csv(&out.join("per_image.csv")), per_image);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cli_reports_bad_thresholds_and_runs() {
+    let dir = temp_dir("cmp-cli");
+    let data = synth_data(&dir);
+    let w = save(&model(1), &dir.join("m"));
+    let run_cli = |threshold: &str, out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
+            .args([
+                "compare",
+                "--quiet",
+                "--limit",
+                "3",
+                "--methods",
+                "saliency,grad-cam",
+            ])
+            .args(["--threshold", threshold, "--models"])
+            .arg(&w)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let bad = run_cli("median", &dir.join("bad"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad threshold 'median'"));
+    let ok = run_cli("otsu", &dir.join("out"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let summary = check_common_outputs(&dir.join("out"), "compare");
+    assert_eq!(summary["conventions"]["threshold"], "otsu");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -96,6 +96,33 @@ fn identical_models_have_zero_sd_and_seeds_do_not() {
         let expect = ((x - y).abs() as f64) / 2f64.sqrt();
         assert!((*s as f64 - expect).abs() < 1e-6, "{s} vs {expect}");
     }
+    // Raw Grad-CAM: min-max scaling it must give the CAM as the method returns it (bilinear
+    // resizing commutes with the positive affine scaling), unless the raw map is all zero.
+    let mut checked = 0;
+    for label in ["seed-1", "seed-2"] {
+        for r in rows.iter().filter(|r| r["method"] == "grad-cam") {
+            let dir = out.join("cache").join(label).join("grad-cam");
+            let raw = read_npy(&dir.join(format!("{}.raw.npy", r["image"])))
+                .unwrap()
+                .1;
+            let cam = read_npy(&dir.join(format!("{}.npy", r["image"])))
+                .unwrap()
+                .1;
+            let (lo, hi) = raw
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            if hi - lo < 1e-6 {
+                continue;
+            }
+            for (x, y) in raw.iter().zip(&cam) {
+                assert!(((x - lo) / (hi - lo) - y).abs() < 1e-4, "{x} {y}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no raw Grad-CAM with positive values to check");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -222,4 +249,39 @@ fn pixel_statistics_by_hand() {
     assert_eq!(normalise_map(&[0.2, 0.4], MapStyle::Unit), vec![0.2, 0.4]);
     let (m, s) = mean_sd([0.1; 4]);
     assert_eq!((m, s), (0.1, 0.0));
+}
+
+#[test]
+fn cli_runs_the_study() {
+    let dir = temp_dir("var-cli");
+    let data = synth_data(&dir);
+    let (a, b) = (model(3), model(4));
+    let ens = ensemble(&dir.join("ens"), &[(3, &a), (4, &b)]);
+    let out = dir.join("out");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
+        .args([
+            "variability",
+            "--quiet",
+            "--limit",
+            "4",
+            "--methods",
+            "saliency",
+            "--models",
+        ])
+        .arg(&ens)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let summary = check_common_outputs(&out, "variability");
+    assert_eq!(summary["command"][1], "variability");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("saliency"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -488,8 +488,31 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
                 r2(&lin)
             ),
         )?);
-        for (i, (img, s)) in images.iter().zip(&stats).enumerate() {
-            let _ = i;
+        let pts_raw: Vec<(f64, f64)> = stats
+            .iter()
+            .filter(|s| s.raw_sd_rel.is_finite())
+            .map(|s| (s.correct.0, s.raw_sd_rel))
+            .collect();
+        if !pts_raw.is_empty() {
+            let quad_raw = polyfit(&pts_raw, 2);
+            let mut plot = scatter(
+                &pts_raw,
+                fit_of(&quad_raw, "quadratic"),
+                "mean accuracy over the ensemble",
+                &format!("{name}: raw-map SD against mean accuracy"),
+            );
+            plot.y_label = "raw map SD / mean |raw map|".into();
+            figures.push(save_plot(
+                out,
+                &format!("raw-sd-vs-accuracy-{name}"),
+                &plot,
+                &format!(
+                    "As sd-vs-accuracy-{name}, but on the raw (un-normalised) maps: y = mean pixel SD across models divided by the mean |mean map| of the image, a scale-free spread that per-image min-max scaling cannot distort. Quadratic fit R² = {:.3}.",
+                    r2(&quad_raw)
+                ),
+            )?);
+        }
+        for (img, s) in images.iter().zip(&stats) {
             ensemble_rows.push(vec![
                 img.stem.clone(),
                 img.class.clone(),
