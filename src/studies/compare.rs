@@ -38,7 +38,7 @@ use crate::metrics::localisation::{
 };
 use crate::metrics::threshold::{Threshold, binarise, iou};
 use crate::report::heatmap::{Scale, default_colormap, grid, input_image, normalise, overlay};
-use crate::report::plots::{Chart, Plot};
+use crate::report::plots::{Chart, Plot, Series};
 use crate::tensor::to_vec;
 
 /// Options of the method-comparison study.
@@ -633,6 +633,36 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             }
         }
     }
+    // Centre-of-mass positions, one series per method (all models pooled).
+    let com_series: Vec<Series> = method_names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| Series {
+            label: name.clone(),
+            points: rows
+                .iter()
+                .filter(|r| r.method == k)
+                .filter_map(|r| r.com.map(|(row, col)| (col, 1.0 - row)))
+                .collect(),
+        })
+        .collect();
+    figures.push(save_plot(
+        out,
+        "centres-of-mass",
+        &Plot::new(
+            "Centres of mass of the maps",
+            "column (fraction of the width, left = 0)",
+            "row (fraction of the height, top = 1)",
+            Chart::Scatter {
+                series: com_series,
+                fit: None,
+            },
+        ),
+        &format!(
+            "Each point is one map's centre of positive relevance (image × model; {} model(s)), coloured by method, in image coordinates with the top of the image at the top (y = 1 − row fraction). A method whose points crowd a corner looks at a corner — where the synthetic data's confounder tag sits.",
+            models.len()
+        ),
+    )?);
     if headline.is_empty() {
         headline.push(format!(
             "{} method(s) compared on {} images with {} model(s); the data has no object or marker masks, so only centres of mass and method agreement are reported.",
