@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use relevance::data::npy::read_npy;
 use relevance::metrics::threshold::Threshold;
-use relevance::studies::common::SplitChoice;
+use relevance::studies::common::{SplitChoice, expand_models};
 use relevance::studies::compare::{CompareOptions, mask_agreement, parse_threshold, run};
 use studies_common::*;
 
@@ -82,12 +82,12 @@ fn compare_end_to_end_with_markers_and_resume() {
     run(&opts, false).unwrap();
     let summary = check_common_outputs(&out, "compare");
     assert_eq!(summary["conventions"]["threshold"], "top-20%");
-    // Labels: file stems made unique ("model", "model-2").
+    // Labels: both files are called model.safetensors, so their folders tell them apart.
     let metrics = read_csv(&out.join("metrics.csv"));
     assert_eq!(metrics.len(), 2 * 3);
     let labels: Vec<&str> = metrics.iter().map(|r| r["model"].as_str()).collect();
     assert!(
-        labels.contains(&"model") && labels.contains(&"model-2"),
+        labels.contains(&"a-model") && labels.contains(&"b-model"),
         "{labels:?}"
     );
 
@@ -101,7 +101,7 @@ fn compare_end_to_end_with_markers_and_resume() {
             .unwrap()
             .clone()
     };
-    for scope in ["all", "model", "model-2"] {
+    for scope in ["all", "a-model", "b-model"] {
         for x in methods {
             assert_eq!(f(&cell(scope, x, x), "iou"), 1.0);
             // Undefined (empty) only where no map of the method has positive mass.
@@ -166,7 +166,7 @@ fn compare_end_to_end_with_markers_and_resume() {
 
     // Re-run: nothing recomputed (cache files untouched), same per-image results.
     let cached = out
-        .join("cache/model/saliency")
+        .join("cache/a-model/saliency")
         .join(format!("{}.npy", per_image[0]["image"]));
     let before = std::fs::metadata(&cached).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -188,7 +188,7 @@ fn cli_reports_bad_thresholds_and_runs() {
         std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
             .args([
                 "compare",
-                "--quiet",
+                "--no-progress",
                 "--limit",
                 "3",
                 "--methods",
@@ -214,5 +214,39 @@ fn cli_reports_bad_thresholds_and_runs() {
     );
     let summary = check_common_outputs(&dir.join("out"), "compare");
     assert_eq!(summary["conventions"]["threshold"], "otsu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn model_labels_are_unique_and_readable() {
+    let dir = temp_dir("cmp-labels");
+    let m = model(0);
+    let shortcut = ensemble(&dir.join("shortcut"), &[(0, &m), (1, &m)]);
+    let clean = ensemble(&dir.join("clean"), &[(0, &m)]);
+    let label = |paths: Vec<std::path::PathBuf>| -> Vec<String> {
+        expand_models(&paths)
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect()
+    };
+    // A whole ensemble: its members by seed.
+    assert_eq!(label(vec![shortcut.clone()]), ["seed-0", "seed-1"]);
+    // seed-0 of two ensembles: prefixed by the ensemble folder.
+    assert_eq!(
+        label(vec![shortcut.join("seed-0"), clean.join("seed-0")]),
+        ["shortcut-seed-0", "clean-seed-0"]
+    );
+    // The same file twice: made unique by a suffix.
+    let w = shortcut.join("seed-1/model.safetensors");
+    assert_eq!(
+        label(vec![w.clone(), w]),
+        ["seed-1-model", "seed-1-model-2"]
+    );
+    let err = expand_models(&[dir.clone()]).unwrap_err().to_string();
+    assert!(
+        err.contains("neither ensemble.json nor model.safetensors"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

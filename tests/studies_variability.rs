@@ -261,7 +261,7 @@ fn cli_runs_the_study() {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
         .args([
             "variability",
-            "--quiet",
+            "--no-progress",
             "--limit",
             "4",
             "--methods",

@@ -55,9 +55,9 @@ pub struct CompareArgs {
     /// Output folder.
     #[arg(long, default_value = "compare")]
     pub out: PathBuf,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    /// No progress bars (`--quiet` is accepted too).
+    #[arg(long = "no-progress", alias = "quiet")]
+    pub no_progress: bool,
 }
 
 /// Runs the command.
@@ -78,7 +78,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         out: args.out,
         command: Some(std::env::args().collect()),
     };
-    let outcome = run_study(&opts, !args.quiet)?;
+    let outcome = run_study(&opts, !args.no_progress)?;
     for line in &outcome.headline {
         println!("{line}");
     }

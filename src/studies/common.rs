@@ -95,8 +95,42 @@ fn unique(label: String, seen: &mut HashSet<String>) -> String {
 }
 
 /// Expands `--models` arguments into `(label, weights)`: a training folder with `ensemble.json`
-/// gives all its members (`seed-<s>`), a `seed-*` folder its `model.safetensors`, a file itself.
+/// gives all its members (`seed-<s>`), a `seed-*` folder its `model.safetensors` (`seed-<s>`),
+/// a file itself (its stem). Labels that would repeat (`seed-0` of two ensembles) are prefixed
+/// with the name of the folder above (`shortcut-seed-0`, `clean-seed-0`); any still repeated
+/// get `-2`, `-3`, ….
 pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyError> {
+    let out = expand_models_raw(paths)?;
+    let count = |l: &str| out.iter().filter(|(m, _)| m == l).count();
+    let prefixed: Vec<(String, PathBuf)> = out
+        .iter()
+        .map(|(l, p)| {
+            if count(l) < 2 {
+                return (l.clone(), p.clone());
+            }
+            // weights → its folder (seed-<s> or the weights' folder) → the folder above it.
+            let folder = if l.starts_with("seed-") {
+                p.parent().and_then(Path::parent)
+            } else {
+                p.parent()
+            };
+            let name = folder
+                .and_then(Path::file_name)
+                .map(|n| sanitize(&n.to_string_lossy()));
+            match name {
+                Some(n) => (format!("{n}-{l}"), p.clone()),
+                None => (l.clone(), p.clone()),
+            }
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    Ok(prefixed
+        .into_iter()
+        .map(|(l, p)| (unique(l, &mut seen), p))
+        .collect())
+}
+
+fn expand_models_raw(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -137,11 +171,7 @@ pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
     if out.is_empty() {
         return Err(StudyError::Invalid("no model given (--models)".into()));
     }
-    let mut seen = HashSet::new();
-    Ok(out
-        .into_iter()
-        .map(|(l, p)| (unique(l, &mut seen), p))
-        .collect())
+    Ok(out)
 }
 
 /// The split recorded in `model.train.json` beside `weights`, if any.
