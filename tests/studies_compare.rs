@@ -243,7 +243,9 @@ fn model_labels_are_unique_and_readable() {
         label(vec![w.clone(), w]),
         ["seed-1-model", "seed-1-model-2"]
     );
-    let err = expand_models(&[dir.clone()]).unwrap_err().to_string();
+    let err = expand_models(std::slice::from_ref(&dir))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("neither ensemble.json nor model.safetensors"),
         "{err}"
