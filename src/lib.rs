@@ -9,6 +9,7 @@
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
 //! - [`report`]: colormaps, heatmap pictures, plots and the HTML report;
 //! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
+//! - [`studies`]: the study pipelines (ensemble variability, method comparison, …);
 //! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
 //! - [`cli`]: the `relevance` command line.
@@ -25,6 +26,7 @@ pub mod methods;
 pub mod metrics;
 pub mod report;
 pub mod rng;
+pub mod studies;
 pub mod tensor;
 pub mod train;
 

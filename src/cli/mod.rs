@@ -2,6 +2,7 @@
 
 mod atlas;
 mod bench;
+mod compare;
 mod concepts;
 mod data;
 mod demo;
@@ -9,6 +10,7 @@ mod explain;
 mod predict;
 mod report;
 mod train;
+mod variability;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,11 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
     Atlas(atlas::AtlasArgs),
+    /// Ensemble study: per-image SD of predictions and maps across models, fits, clusters.
+    Variability(Box<variability::VariabilityArgs>),
+    /// Compare methods × models on the same images: centres of mass, IoU matrix, mask and
+    /// confounder-marker agreement.
+    Compare(Box<compare::CompareArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
@@ -54,6 +61,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(*args),
         Command::Concepts(args) => concepts::run(args),
         Command::Atlas(args) => atlas::run(args),
+        Command::Variability(args) => variability::run(*args),
+        Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Report(args) => report::run(args),
     }

@@ -1,0 +1,254 @@
+//! `relevance compare` end to end on tiny confounded synthetic data: the method × method IoU
+//! matrix is symmetric with ones on the diagonal, a map equal to the mask scores perfectly,
+//! relevance mass on the marker matches a hand computation from the cached map and the marker
+//! file, outputs parse, and a re-run reads its cache.
+
+mod studies_common;
+
+use std::collections::HashMap;
+
+use relevance::data::npy::read_npy;
+use relevance::metrics::threshold::Threshold;
+use relevance::studies::common::{SplitChoice, expand_models};
+use relevance::studies::compare::{CompareOptions, mask_agreement, parse_threshold, run};
+use studies_common::*;
+
+#[test]
+fn map_equal_to_mask_is_perfect() {
+    let (h, w) = (6, 5);
+    let mask: Vec<bool> = (0..h * w)
+        .map(|i| (i / w) >= 2 && (i / w) < 4 && i % w < 3)
+        .collect();
+    let map: Vec<f32> = mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+    let a = mask_agreement(&map, [h, w], &mask, Threshold::Fixed(0.5), 0.0)
+        .unwrap()
+        .unwrap();
+    assert!(a.hit);
+    assert_eq!((a.mass, a.rank, a.iou), (1.0, 1.0, 1.0));
+    // Top fraction equal to the mask's area selects exactly the mask as well.
+    let f = 6.0 / 30.0;
+    let a = mask_agreement(&map, [h, w], &mask, Threshold::TopFraction(f), 0.0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.iou, 1.0);
+    // The complement: pointing game lost, no mass on the object.
+    let inv: Vec<f32> = map.iter().map(|v| 1.0 - v).collect();
+    let a = mask_agreement(&inv, [h, w], &mask, Threshold::Fixed(0.5), 0.0)
+        .unwrap()
+        .unwrap();
+    assert!(!a.hit);
+    assert_eq!((a.mass, a.iou), (0.0, 0.0));
+    assert!(
+        mask_agreement(&map, [h, w], &[false; 30], Threshold::Otsu, 0.0)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        parse_threshold("top:0.1").unwrap(),
+        Threshold::TopFraction(0.1)
+    );
+    assert_eq!(
+        parse_threshold("top-10%").unwrap(),
+        Threshold::TopFraction(0.1)
+    );
+    assert_eq!(parse_threshold("otsu").unwrap(), Threshold::Otsu);
+    assert_eq!(parse_threshold("fixed:0.5").unwrap(), Threshold::Fixed(0.5));
+    assert!(parse_threshold("median").is_err());
+}
+
+fn f(r: &HashMap<String, String>, k: &str) -> f64 {
+    r[k].parse().unwrap()
+}
+
+#[test]
+fn compare_end_to_end_with_markers_and_resume() {
+    let dir = temp_dir("cmp-e2e");
+    let data = synth_data(&dir);
+    let a = save(&model(11), &dir.join("a"));
+    let b = save(&model(12), &dir.join("b"));
+    let out = dir.join("out");
+    let methods = ["grad-cam", "saliency", "input-x-gradient"];
+    let opts = CompareOptions {
+        models: vec![a, b],
+        data: data.clone(),
+        split: SplitChoice::Test,
+        limit: Some(8),
+        batch: 4,
+        methods: methods.map(String::from).to_vec(),
+        grid_images: 3,
+        out: out.clone(),
+        ..CompareOptions::default()
+    };
+    run(&opts, false).unwrap();
+    let summary = check_common_outputs(&out, "compare");
+    assert_eq!(summary["conventions"]["threshold"], "top-20%");
+    // Labels: both files are called model.safetensors, so their folders tell them apart.
+    let metrics = read_csv(&out.join("metrics.csv"));
+    assert_eq!(metrics.len(), 2 * 3);
+    let labels: Vec<&str> = metrics.iter().map(|r| r["model"].as_str()).collect();
+    assert!(
+        labels.contains(&"a-model") && labels.contains(&"b-model"),
+        "{labels:?}"
+    );
+
+    // IoU matrix: symmetric, ones on the diagonal; CoM distances zero on the diagonal.
+    let matrix = read_csv(&out.join("method_matrix.csv"));
+    assert_eq!(matrix.len(), 3 * 9, "pooled + 2 models, 3×3 each");
+    let cell = |scope: &str, x: &str, y: &str| {
+        matrix
+            .iter()
+            .find(|r| r["model"] == scope && r["method_a"] == x && r["method_b"] == y)
+            .unwrap()
+            .clone()
+    };
+    for scope in ["all", "a-model", "b-model"] {
+        for x in methods {
+            assert_eq!(f(&cell(scope, x, x), "iou"), 1.0);
+            // Undefined (empty) only where no map of the method has positive mass.
+            let d = cell(scope, x, x)["com_distance"].clone();
+            assert!(d.is_empty() || d.parse::<f64>().unwrap() == 0.0, "{d}");
+            for y in methods {
+                assert_eq!(cell(scope, x, y)["iou"], cell(scope, y, x)["iou"]);
+                let v = f(&cell(scope, x, y), "iou");
+                assert!((0.0..=1.0).contains(&v));
+            }
+        }
+    }
+
+    assert!(matrix.iter().any(|r| !r["com_distance"].is_empty()));
+
+    // Marker mass by hand from the cached map and the marker file (same size as the model input).
+    let per_image = read_csv(&out.join("per_image.csv"));
+    assert_eq!(per_image.len(), 8 * 3 * 2);
+    let tagged: Vec<&HashMap<String, String>> = per_image
+        .iter()
+        .filter(|r| !r["marker_mass"].is_empty())
+        .collect();
+    assert!(
+        !tagged.is_empty(),
+        "the confounded test split has tagged images"
+    );
+    for r in tagged.iter().take(6) {
+        let label = &r["model"];
+        let (_, map) = read_npy(
+            &out.join("cache")
+                .join(label)
+                .join(&r["method"])
+                .join(format!("{}.npy", r["image"])),
+        )
+        .unwrap();
+        let class = &r["class"];
+        let marker = image::open(
+            data.join("test")
+                .join(class)
+                .join(format!("{}.marker.png", r["image"])),
+        )
+        .unwrap()
+        .to_luma8();
+        let (mut on, mut total) = (0.0f64, 0.0f64);
+        for (v, px) in map.iter().zip(marker.pixels()) {
+            let v = v.max(0.0) as f64;
+            total += v;
+            if px.0[0] > 127 {
+                on += v;
+            }
+        }
+        assert!((f(r, "marker_mass") - on / total).abs() < 1e-5, "{r:?}");
+        let area = marker.pixels().filter(|p| p.0[0] > 127).count() as f64 / (SIZE * SIZE) as f64;
+        assert!((f(r, "marker_area") - area).abs() < 1e-6);
+    }
+    // Object mass is undefined (empty) for a map without positive relevance.
+    for r in per_image.iter().filter(|r| !r["object_mass"].is_empty()) {
+        let m = f(r, "object_mass");
+        assert!((0.0..=1.0).contains(&m));
+        assert_eq!(r["correct_map"] == "1", m >= 0.5);
+    }
+
+    // Re-run: nothing recomputed (cache files untouched), same per-image results.
+    let cached = out
+        .join("cache/a-model/saliency")
+        .join(format!("{}.npy", per_image[0]["image"]));
+    let before = std::fs::metadata(&cached).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    run(&opts, false).unwrap();
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().modified().unwrap(),
+        before
+    );
+    assert_eq!(read_csv(&out.join("per_image.csv")), per_image);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_reports_bad_thresholds_and_runs() {
+    let dir = temp_dir("cmp-cli");
+    let data = synth_data(&dir);
+    let w = save(&model(1), &dir.join("m"));
+    let run_cli = |threshold: &str, out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
+            .args([
+                "compare",
+                "--no-progress",
+                "--limit",
+                "3",
+                "--methods",
+                "saliency,grad-cam",
+            ])
+            .args(["--threshold", threshold, "--models"])
+            .arg(&w)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let bad = run_cli("median", &dir.join("bad"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad threshold 'median'"));
+    let ok = run_cli("otsu", &dir.join("out"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let summary = check_common_outputs(&dir.join("out"), "compare");
+    assert_eq!(summary["conventions"]["threshold"], "otsu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn model_labels_are_unique_and_readable() {
+    let dir = temp_dir("cmp-labels");
+    let m = model(0);
+    let shortcut = ensemble(&dir.join("shortcut"), &[(0, &m), (1, &m)]);
+    let clean = ensemble(&dir.join("clean"), &[(0, &m)]);
+    let label = |paths: Vec<std::path::PathBuf>| -> Vec<String> {
+        expand_models(&paths)
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect()
+    };
+    // A whole ensemble: its members by seed.
+    assert_eq!(label(vec![shortcut.clone()]), ["seed-0", "seed-1"]);
+    // seed-0 of two ensembles: prefixed by the ensemble folder.
+    assert_eq!(
+        label(vec![shortcut.join("seed-0"), clean.join("seed-0")]),
+        ["shortcut-seed-0", "clean-seed-0"]
+    );
+    // The same file twice: made unique by a suffix.
+    let w = shortcut.join("seed-1/model.safetensors");
+    assert_eq!(
+        label(vec![w.clone(), w]),
+        ["seed-1-model", "seed-1-model-2"]
+    );
+    let err = expand_models(std::slice::from_ref(&dir))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither ensemble.json nor model.safetensors"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,287 @@
+//! `relevance variability` end to end on tiny synthetic data: identical models give SD maps of
+//! exactly zero, different seeds do not; the statistics helpers against closed forms; outputs
+//! parse; a re-run reads its cache instead of recomputing, and other options invalidate it.
+
+mod studies_common;
+
+use std::path::Path;
+
+use relevance::data::npy::{read_npy, write_npy};
+use relevance::methods::MapStyle;
+use relevance::studies::common::SplitChoice;
+use relevance::studies::fit::{kmeans, mean_sd, polyfit};
+use relevance::studies::maps::TargetClass;
+use relevance::studies::variability::{VariabilityOptions, normalise_map, pixel_mean_sd, run};
+use studies_common::*;
+
+fn options(models: Vec<std::path::PathBuf>, data: &Path, out: &Path) -> VariabilityOptions {
+    VariabilityOptions {
+        models,
+        data: data.to_path_buf(),
+        split: SplitChoice::Test,
+        limit: Some(6),
+        batch: 4,
+        methods: vec!["grad-cam".into(), "saliency".into()],
+        clusters: 2,
+        examples: 2,
+        out: out.to_path_buf(),
+        ..VariabilityOptions::default()
+    }
+}
+
+#[test]
+fn identical_models_have_zero_sd_and_seeds_do_not() {
+    let dir = temp_dir("var-identical");
+    let data = synth_data(&dir);
+    let m = model(7);
+    let ens = ensemble(&dir.join("same"), &[(0, &m), (1, &m), (2, &m)]);
+    let out = dir.join("out-same");
+    let outcome = run(&options(vec![ens], &data, &out), false).unwrap();
+    assert_eq!(outcome.out, out);
+    let summary = check_common_outputs(&out, "variability");
+    assert_eq!(
+        summary["conventions"]["models"].as_array().unwrap().len(),
+        3
+    );
+    let rows = read_csv(&out.join("per_image_ensemble.csv"));
+    assert_eq!(rows.len(), 6 * 2, "6 images × 2 methods");
+    for r in &rows {
+        assert_eq!(r["map_sd"].parse::<f64>().unwrap(), 0.0, "{r:?}");
+        assert_eq!(r["raw_map_sd"].parse::<f64>().unwrap(), 0.0, "{r:?}");
+        assert_eq!(r["correct_sd"].parse::<f64>().unwrap(), 0.0);
+        assert_eq!(r["target_prob_sd"].parse::<f64>().unwrap(), 0.0);
+        let (shape, sd) = read_npy(
+            &out.join("maps")
+                .join(&r["method"])
+                .join(format!("{}.sd.npy", r["image"])),
+        )
+        .unwrap();
+        assert_eq!(shape, vec![SIZE, SIZE]);
+        assert!(sd.iter().all(|&v| v == 0.0));
+    }
+    // 3 models × 6 images × 2 methods per-model rows; the per-model probabilities are equal.
+    assert_eq!(read_csv(&out.join("per_image.csv")).len(), 36);
+    assert_eq!(read_csv(&out.join("metrics.csv")).len(), 2);
+
+    // Different seeds: the maps differ somewhere.
+    let (a, b) = (model(1), model(2));
+    let ens = ensemble(&dir.join("seeds"), &[(1, &a), (2, &b)]);
+    let out = dir.join("out-seeds");
+    run(&options(vec![ens], &data, &out), false).unwrap();
+    let rows = read_csv(&out.join("per_image_ensemble.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["map_sd"].parse::<f64>().unwrap() > 0.0)
+    );
+    // Two models: per pixel the sample SD is |a − b| / √2 of the normalised maps.
+    let stem = &rows[0]["image"];
+    let cached = |label: &str| {
+        read_npy(
+            &out.join("cache")
+                .join(label)
+                .join("saliency")
+                .join(format!("{stem}.npy")),
+        )
+        .unwrap()
+        .1
+    };
+    let (na, nb) = (
+        normalise_map(&cached("seed-1"), MapStyle::Magnitude),
+        normalise_map(&cached("seed-2"), MapStyle::Magnitude),
+    );
+    let sd = read_npy(&out.join("maps/saliency").join(format!("{stem}.sd.npy")))
+        .unwrap()
+        .1;
+    for ((x, y), s) in na.iter().zip(&nb).zip(&sd) {
+        let expect = ((x - y).abs() as f64) / 2f64.sqrt();
+        assert!((*s as f64 - expect).abs() < 1e-6, "{s} vs {expect}");
+    }
+    // Raw Grad-CAM: min-max scaling it must give the CAM as the method returns it (bilinear
+    // resizing commutes with the positive affine scaling), unless the raw map is all zero.
+    let mut checked = 0;
+    for label in ["seed-1", "seed-2"] {
+        for r in rows.iter().filter(|r| r["method"] == "grad-cam") {
+            let dir = out.join("cache").join(label).join("grad-cam");
+            let raw = read_npy(&dir.join(format!("{}.raw.npy", r["image"])))
+                .unwrap()
+                .1;
+            let cam = read_npy(&dir.join(format!("{}.npy", r["image"])))
+                .unwrap()
+                .1;
+            let (lo, hi) = raw
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            if hi - lo < 1e-6 {
+                continue;
+            }
+            for (x, y) in raw.iter().zip(&cam) {
+                assert!(((x - lo) / (hi - lo) - y).abs() < 1e-4, "{x} {y}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no raw Grad-CAM with positive values to check");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rerun_reads_the_cache_and_new_options_invalidate_it() {
+    let dir = temp_dir("var-resume");
+    let data = synth_data(&dir);
+    let m = model(5);
+    let ens = ensemble(&dir.join("same"), &[(0, &m), (1, &m)]);
+    let out = dir.join("out");
+    let opts = options(vec![ens], &data, &out);
+    run(&opts, false).unwrap();
+    let rows = read_csv(&out.join("per_image_ensemble.csv"));
+    let stem = rows[0]["image"].clone();
+    // Tamper with one cached map of seed-1: a re-run that reads the cache (instead of
+    // recomputing) must now see the models disagree on that image only.
+    let cached = out
+        .join("cache/seed-1/grad-cam")
+        .join(format!("{stem}.npy"));
+    let untouched = out
+        .join("cache/seed-0/grad-cam")
+        .join(format!("{stem}.npy"));
+    let before = std::fs::metadata(&untouched).unwrap().modified().unwrap();
+    let tampered: Vec<f32> = (0..SIZE * SIZE).map(|i| (i % 7) as f32 / 6.0).collect();
+    write_npy(&cached, &[SIZE, SIZE], &tampered).unwrap();
+    run(&opts, false).unwrap();
+    assert_eq!(
+        std::fs::metadata(&untouched).unwrap().modified().unwrap(),
+        before
+    );
+    let rows = read_csv(&out.join("per_image_ensemble.csv"));
+    for r in &rows {
+        let sd: f64 = r["map_sd"].parse().unwrap();
+        if r["image"] == stem && r["method"] == "grad-cam" {
+            assert!(sd > 0.0, "the cached (tampered) map was not used");
+        } else {
+            assert_eq!(sd, 0.0);
+        }
+    }
+    // Other options (another target) → the cache is rebuilt and the tampering is gone.
+    let opts = VariabilityOptions {
+        target: TargetClass::Predicted,
+        ..opts
+    };
+    run(&opts, false).unwrap();
+    let rows = read_csv(&out.join("per_image_ensemble.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["map_sd"].parse::<f64>().unwrap() == 0.0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_model_is_refused() {
+    let dir = temp_dir("var-one");
+    let data = synth_data(&dir);
+    let w = save(&model(0), &dir.join("single"));
+    let err = run(&options(vec![w], &data, &dir.join("out")), false).unwrap_err();
+    assert!(err.to_string().contains("at least two models"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quadratic_and_linear_fits_recover_known_polynomials() {
+    let pts: Vec<(f64, f64)> = (0..9)
+        .map(|i| {
+            let x = i as f64 / 8.0;
+            (x, 0.2 - 1.5 * x + 3.0 * x * x)
+        })
+        .collect();
+    let f = polyfit(&pts, 2).unwrap();
+    for (c, e) in f.coeffs.iter().zip([0.2, -1.5, 3.0]) {
+        assert!((c - e).abs() < 1e-9, "{:?}", f.coeffs);
+    }
+    assert!((f.r_squared - 1.0).abs() < 1e-12);
+    // A noisy line: slope Sxy/Sxx, intercept ȳ − slope·x̄ and R² = Sxy²/(Sxx·Syy) by hand.
+    let pts = [(0.0, 1.0), (1.0, 0.0), (2.0, 1.0), (3.0, 4.0)];
+    let f = polyfit(&pts, 1).unwrap();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - 1.5).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - 1.5) * (p.1 - 1.5)).sum();
+    let slope = sxy / sxx;
+    assert!((f.coeffs[1] - slope).abs() < 1e-9 && (f.coeffs[0] - (1.5 - slope * 1.5)).abs() < 1e-9);
+    let syy: f64 = pts.iter().map(|p| (p.1 - 1.5).powi(2)).sum();
+    assert!((f.r_squared - sxy * sxy / (sxx * syy)).abs() < 1e-9);
+}
+
+#[test]
+fn kmeans_recovers_well_separated_clusters() {
+    let centres = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)];
+    let mut pts = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..30 {
+        let c = (i * 7) % 3;
+        let j = i as f64 * 0.37;
+        pts.push(vec![
+            centres[c].0 + j.sin() * 0.5,
+            centres[c].1 + j.cos() * 0.5,
+        ]);
+        truth.push(c);
+    }
+    let cl = kmeans(&pts, 3, 0, 5);
+    // Same partition: labels equal up to renaming.
+    for a in 0..pts.len() {
+        for b in 0..pts.len() {
+            assert_eq!(truth[a] == truth[b], cl.labels[a] == cl.labels[b]);
+        }
+    }
+    assert_eq!(cl.labels[0], 0, "numbered by first appearance");
+    assert_eq!(kmeans(&pts, 3, 0, 5), cl, "deterministic");
+}
+
+#[test]
+fn pixel_statistics_by_hand() {
+    let a = [0.0f32, 1.0];
+    let b = [2.0f32, 3.0];
+    let (m, s) = pixel_mean_sd(&[&a, &b]);
+    assert_eq!(m, vec![1.0, 2.0]);
+    assert!((s[0] - 2f32.sqrt()).abs() < 1e-6 && (s[1] - 2f32.sqrt()).abs() < 1e-6);
+    assert_eq!(
+        normalise_map(&[-2.0, 1.0], MapStyle::Signed),
+        vec![-1.0, 0.5]
+    );
+    assert_eq!(normalise_map(&[0.2, 0.4], MapStyle::Unit), vec![0.2, 0.4]);
+    let (m, s) = mean_sd([0.1; 4]);
+    assert_eq!((m, s), (0.1, 0.0));
+}
+
+#[test]
+fn cli_runs_the_study() {
+    let dir = temp_dir("var-cli");
+    let data = synth_data(&dir);
+    let (a, b) = (model(3), model(4));
+    let ens = ensemble(&dir.join("ens"), &[(3, &a), (4, &b)]);
+    let out = dir.join("out");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
+        .args([
+            "variability",
+            "--no-progress",
+            "--limit",
+            "4",
+            "--methods",
+            "saliency",
+            "--models",
+        ])
+        .arg(&ens)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let summary = check_common_outputs(&out, "variability");
+    assert_eq!(summary["command"][1], "variability");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("saliency"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
