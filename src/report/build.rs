@@ -237,6 +237,15 @@ impl ModelGroup {
     }
 }
 
+/// The training record with its folder (canonical) under `_dir`, to match explained models.
+fn with_dir(train: &Value, dir: &Path) -> Value {
+    let mut t = train.clone();
+    if let (Some(obj), Ok(d)) = (t.as_object_mut(), std::fs::canonicalize(dir)) {
+        obj.insert("_dir".into(), Value::String(d.display().to_string()));
+    }
+    t
+}
+
 fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
     let mut groups: BTreeMap<PathBuf, ModelGroup> = BTreeMap::new();
     for (path, _) in &found.ensembles {
@@ -267,7 +276,7 @@ fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
                 members: Vec::new(),
             })
             .members
-            .push((member, train.clone()));
+            .push((member, with_dir(train, model_dir)));
     }
     groups
         .into_values()
@@ -359,19 +368,22 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
             });
         }
     }
-    if let Some((block, style)) = side_by_side(run, found) {
+    if let Some((block, styles)) = side_by_side(run, found, groups) {
         any = true;
         s.push(block);
-        s.push(Block::Row(vec![colour_bar_figure(style)]));
+        s.push(Block::Row(styles.into_iter().map(colour_bar_figure).collect()));
     }
     // One line per study here (its section has the rest), so the pictures stay on the first screen.
     for (path, summary) in &found.studies {
         let study = summary["study"].as_str().unwrap_or("study");
-        let first = summary["headline"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(Value::as_str);
+        let first = marker_digest(summary).or_else(|| {
+            summary["headline"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(Value::as_str)
+                .map(String::from)
+        });
         if let Some(text) = first {
             any = true;
             s.push(Block::Callout {
@@ -391,95 +403,181 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
     s
 }
 
-/// The same test images explained by different models with the same method, side by side.
-fn side_by_side(run: &Path, found: &Found) -> Option<(Block, MapStyle)> {
+/// One sentence from a comparison table with a `marker mass` column: per method, the share of
+/// relevance each model puts on the confounder tag, beside the tag's share of the image.
+fn marker_digest(summary: &Value) -> Option<String> {
+    let table = &summary["table"];
+    let columns: Vec<&str> = table["columns"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name);
+    let (method, model, mass, area) = (
+        col("method")?,
+        col("model")?,
+        col("marker mass")?,
+        col("marker area")?,
+    );
+    let mut per_method: Vec<(String, Vec<String>)> = Vec::new();
+    let mut tag_area = None;
+    for row in table["rows"].as_array()? {
+        let cell = |i: usize| row.get(i);
+        let (Some(m), Some(who), Some(share)) = (
+            cell(method).and_then(Value::as_str),
+            cell(model).and_then(Value::as_str),
+            cell(mass).and_then(Value::as_f64),
+        ) else {
+            continue;
+        };
+        tag_area = tag_area.or(cell(area).and_then(Value::as_f64));
+        let entry = format!("{:.1} % ({who})", 100.0 * share);
+        match per_method.iter_mut().find(|(name, _)| name == m) {
+            Some((_, v)) => v.push(entry),
+            None => per_method.push((m.to_string(), vec![entry])),
+        }
+    }
+    if per_method.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = per_method
+        .iter()
+        .map(|(m, v)| format!("{m}: {}", v.join(" vs ")))
+        .collect();
+    Some(format!(
+        "Share of the positive relevance on the confounder tag in tagged test images (the tag \
+         covers {} of the image) — {}.",
+        tag_area.map_or("a small part".to_string(), |a| format!("{:.1} %", 100.0 * a)),
+        parts.join("; ")
+    ))
+}
+
+/// Train-minus-test accuracy of the model group an `explain.json` explained, if known.
+fn explained_gap(v: &Value, groups: &[ModelGroup]) -> Option<f64> {
+    let model = PathBuf::from(v["model"].as_str()?);
+    let dir = std::fs::canonicalize(model.parent()?).ok()?;
+    let group = groups.iter().find(|g| {
+        g.members
+            .iter()
+            .any(|(_, t)| t["_dir"].as_str().map(PathBuf::from) == Some(dir.clone()))
+    })?;
+    Some(group.mean_of("train", "accuracy")? - group.mean_of("test", "accuracy")?)
+}
+
+/// The same test images explained by different models with the same methods (LRP and Grad-CAM
+/// when present), side by side; the model with the largest train-test gap first. Returns the
+/// grid and the kinds of map shown (for their colour bars).
+fn side_by_side(
+    run: &Path,
+    found: &Found,
+    groups: &[ModelGroup],
+) -> Option<(Block, Vec<MapStyle>)> {
     if found.explains.len() < 2 {
         return None;
     }
-    let methods_of = |v: &Value| -> Vec<String> {
+    let mut explains: Vec<&(PathBuf, Value)> = found.explains.iter().collect();
+    explains.sort_by(|a, b| {
+        let gap = |v: &Value| explained_gap(v, groups).unwrap_or(f64::NEG_INFINITY);
+        gap(&b.1).total_cmp(&gap(&a.1))
+    });
+    let methods_of = |v: &Value| -> Vec<(String, MapStyle)> {
         v["methods"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|m| m["name"].as_str().map(String::from))
+            .filter_map(|m| {
+                let style = m["style"].as_str().map_or(MapStyle::Signed, style_of);
+                m["name"].as_str().map(|n| (n.to_string(), style))
+            })
             .collect()
     };
-    let first = methods_of(&found.explains[0].1);
-    let common: Vec<String> = first
+    let common: Vec<(String, MapStyle)> = methods_of(&explains[0].1)
         .into_iter()
-        .filter(|m| {
-            found
-                .explains
+        .filter(|(m, _)| {
+            explains
                 .iter()
-                .all(|(_, v)| methods_of(v).contains(m))
+                .all(|(_, v)| methods_of(v).iter().any(|(n, _)| n == m))
         })
         .collect();
-    let method = ["grad-cam", "lrp-epsilon-plus-flat"]
+    let mut shown: Vec<(String, MapStyle)> = ["lrp-epsilon-plus-flat", "grad-cam"]
         .iter()
-        .map(|m| m.to_string())
-        .find(|m| common.contains(m))
-        .or_else(|| common.first().cloned())?;
+        .filter_map(|want| common.iter().find(|(m, _)| m == want).cloned())
+        .collect();
+    if shown.is_empty() {
+        shown.extend(common.first().cloned());
+    }
+    if shown.is_empty() {
+        return None;
+    }
     let mut columns = vec!["input".to_string()];
-    columns.extend(
-        found
-            .explains
-            .iter()
-            .map(|(p, _)| format!("{method} · {}", label(run, p))),
-    );
-    let (base_path, base) = &found.explains[0];
+    for (method, _) in &shown {
+        let short = if method.starts_with("lrp-") {
+            "LRP"
+        } else {
+            method.as_str()
+        };
+        for (p, _) in &explains {
+            let folder = p
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            columns.push(format!("{short} · {folder}"));
+        }
+    }
+    let (base_path, base) = explains[0];
     let mut rows = Vec::new();
     for out in base["outputs"].as_array().into_iter().flatten().take(4) {
         let stem = out["stem"].as_str().unwrap_or_default();
-        let mut cells = Vec::new();
         let mut size = None;
         let mut maps = Vec::new();
-        for (path, v) in &found.explains {
-            let dir = path.parent().unwrap_or(run);
-            let hit = v["outputs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|o| o["stem"].as_str() == Some(stem));
-            let file = hit
-                .and_then(|o| o["files"][&method]["png"].as_str())
-                .and_then(|f| locate(dir, f));
-            if size.is_none() {
-                size = file.as_deref().and_then(png_size);
+        for (method, _) in &shown {
+            for (path, v) in &explains {
+                let dir = path.parent().unwrap_or(run);
+                let hit = v["outputs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["stem"].as_str() == Some(stem));
+                let file = hit
+                    .and_then(|o| o["files"][method]["png"].as_str())
+                    .and_then(|f| locate(dir, f));
+                if size.is_none() {
+                    size = file.as_deref().and_then(png_size);
+                }
+                maps.push(file.as_deref().and_then(png_file));
             }
-            maps.push(file.as_deref().and_then(png_file));
         }
         let input = out["input"]
             .as_str()
             .and_then(|f| locate(base_path.parent().unwrap_or(run), f));
-        cells.push(input.as_deref().and_then(|p| input_picture(p, size)));
+        let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
         cells.extend(maps);
         let class = out["target"]["name"].as_str().unwrap_or("?");
         rows.push((
-            format!("{stem}{} (explained: {class})", tag_note(input.as_deref())),
+            format!("{stem}{} · {class}", tag_note(input.as_deref())),
             cells,
         ));
     }
     if rows.is_empty() {
         return None;
     }
-    let style = found.explains[0].1["methods"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["name"].as_str() == Some(method.as_str()))
-        .and_then(|m| m["style"].as_str())
-        .map_or(MapStyle::Unit, style_of);
+    let names: Vec<&str> = shown.iter().map(|(m, _)| m.as_str()).collect();
     let block = Block::Grid {
         columns,
         rows,
         caption: format!(
-            "The same test images, {method} of each model (first model of each folder). Read \
-             across a row: where the models look differs when one of them learned a shortcut — \
-             bright regions on a tag or a corner instead of the lesion."
+            "The same test images ({}: the image carries the confounder tag; then the class \
+             explained), {} of the first model of each folder of explanations (column: method · \
+             folder). Read across a row: where the \
+             models look differs when one of them learned a shortcut — relevance on the tag \
+             instead of the lesion.",
+            "· tag",
+            names.join(" and ")
         ),
-        cell: 128,
+        cell: 110,
     };
-    Some((block, style))
+    Some((block, shown.into_iter().map(|(_, st)| st).collect()))
 }
 
 fn data_section(run: &Path, found: &Found) -> Option<Section> {
