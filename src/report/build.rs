@@ -371,7 +371,9 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
     if let Some((block, styles)) = side_by_side(run, found, groups) {
         any = true;
         s.push(block);
-        s.push(Block::Row(styles.into_iter().map(colour_bar_figure).collect()));
+        s.push(Block::Row(
+            styles.into_iter().map(colour_bar_figure).collect(),
+        ));
     }
     // One line per study here (its section has the rest), so the pictures stay on the first screen.
     for (path, summary) in &found.studies {
@@ -447,7 +449,10 @@ fn marker_digest(summary: &Value) -> Option<String> {
     Some(format!(
         "Share of the positive relevance on the confounder tag in tagged test images (the tag \
          covers {} of the image) — {}.",
-        tag_area.map_or("a small part".to_string(), |a| format!("{:.1} %", 100.0 * a)),
+        tag_area.map_or("a small part".to_string(), |a| format!(
+            "{:.1} %",
+            100.0 * a
+        )),
         parts.join("; ")
     ))
 }
