@@ -11,6 +11,7 @@
 //! - [`train`]: optimisers, the training loop, checkpoints and ensembles;
 //! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
+//! - [`studies`]: study pipelines (faithfulness, stability, …) writing tables, plots and summaries;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod methods;
 pub mod metrics;
 pub mod report;
 pub mod rng;
+pub mod studies;
 pub mod tensor;
 pub mod train;
 

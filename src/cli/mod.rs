@@ -5,7 +5,10 @@ mod bench;
 mod concepts;
 mod data;
 mod explain;
+mod faithfulness;
 mod predict;
+mod stability;
+mod study_args;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +39,10 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// Relevance/activation maximisation over a folder of images: a concept atlas of a layer.
     Atlas(atlas::AtlasArgs),
+    /// Faithfulness study: insertion, deletion and ID score of methods × models, with curves.
+    Faithfulness(Box<faithfulness::FaithfulnessArgs>),
+    /// Stability study: maps of augmented images mapped back and compared with the original's.
+    Stability(Box<stability::StabilityArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(DemoArgs),
 }
@@ -62,6 +69,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Explain(args) => explain::run(*args),
         Command::Concepts(args) => concepts::run(args),
         Command::Atlas(args) => atlas::run(args),
+        Command::Faithfulness(args) => faithfulness::run_cli(*args),
+        Command::Stability(args) => stability::run_cli(*args),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "the demo is not built yet: it arrives with the synthetic data, training and report features"
         )),
