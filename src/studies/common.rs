@@ -510,3 +510,68 @@ pub fn predictions(
         })
         .collect())
 }
+
+impl StudyMethod {
+    /// How its maps are drawn (the random control as a unit map).
+    pub fn style(&self) -> crate::methods::MapStyle {
+        match self {
+            StudyMethod::Explainer(m) => m.style(),
+            StudyMethod::Random { .. } => crate::methods::MapStyle::Unit,
+        }
+    }
+}
+
+/// A map laid over its image for a figure: normalised per map by its style (signed maps
+/// symmetrically around zero at the 99.5th percentile of |v|), enlarged to at least 96 pixels a
+/// side (nearest neighbour) so small inputs stay visible.
+pub fn overlay_tile(
+    base: &image::RgbImage,
+    plane: &[f32],
+    style: crate::methods::MapStyle,
+) -> image::RgbImage {
+    use crate::report::heatmap::{default_colormap, normalise, overlay};
+    let norm = normalise(plane, style, crate::report::heatmap::Scale::default());
+    enlarge(&overlay(base, &norm, style, default_colormap(style), 0.7))
+}
+
+/// Enlarges a picture by an integer factor to at least 96 pixels a side (nearest neighbour).
+pub fn enlarge(img: &image::RgbImage) -> image::RgbImage {
+    let (w, h) = img.dimensions();
+    let k = 96u32.div_ceil(w.min(h).max(1)).max(1);
+    image::imageops::resize(img, w * k, h * k, image::imageops::FilterType::Nearest)
+}
+
+/// Writes a grid of tiles as `<stem>.png` and returns its `figures.json` entry.
+pub fn write_grid(
+    out: &Path,
+    stem: &str,
+    rows: &[Vec<image::RgbImage>],
+    title: &str,
+    caption: &str,
+) -> Result<Figure, StudyError> {
+    let path = out.join(format!("{stem}.png"));
+    let picture = crate::report::heatmap::grid(rows, 4);
+    crate::report::heatmap::write_png(&path, &picture).map_err(|e| StudyError::file(&path, e))?;
+    Ok(Figure {
+        file: format!("{stem}.png"),
+        svg: None,
+        title: title.into(),
+        caption: caption.into(),
+    })
+}
+
+/// What a study run covered, handed to its output writer.
+pub struct RunFacts {
+    /// Method names in order.
+    pub methods: Vec<String>,
+    /// Model labels in order.
+    pub models: Vec<String>,
+    /// How the images were chosen.
+    pub split: String,
+    /// Number of images.
+    pub images: usize,
+    /// Image × method × model units computed by this run.
+    pub computed: usize,
+    /// Units reused from an earlier run.
+    pub reused: usize,
+}

@@ -20,9 +20,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::common::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir,
-    explain_planes, load_models, mean_sd, model_label, num, predictions, progress_bar,
-    read_previous, select_images, study_methods, write_csv, write_json, write_plot,
+    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
+    explain_planes, load_models, mean_sd, model_label, num, overlay_tile, predictions,
+    progress_bar, read_previous, select_images, study_methods, write_csv, write_grid, write_json,
+    write_plot,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::image::{load_image, preprocess};
@@ -494,14 +495,79 @@ pub fn run_with_models(
     }
     let method_names: Vec<String> = methods.iter().map(|(n, _)| n.clone()).collect();
     let model_names: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
-    write_outputs(
-        opts,
+    let grid = example_grid(opts, &models[0], &methods, &images)?;
+    let facts = super::common::RunFacts {
+        methods: method_names,
+        models: model_names,
+        split: split_how,
+        images: images.len(),
+        computed,
+        reused,
+    };
+    write_outputs(opts, &rows, &facts, grid)
+}
+
+/// Images shown in the example grid.
+const GRID_IMAGES: usize = 4;
+
+/// The first images with every method's map (first model), as a grid figure.
+fn example_grid(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    methods: &[(String, StudyMethod)],
+    images: &[StudyImage],
+) -> Result<Figure, StudyError> {
+    let card = &m.model.card;
+    let shown = &images[..images.len().min(GRID_IMAGES)];
+    let mut inputs = Vec::new();
+    for img in shown {
+        inputs.push(preprocess(&load_image(&img.path)?, card));
+    }
+    let x: T4 = burn::Tensor::cat(inputs, 0);
+    let [n, c, h, w] = x.dims();
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, n)?;
+    let targets: Vec<usize> = match opts.conventions.target {
+        TargetRule::Predicted => preds.iter().map(|p| p.0).collect(),
+        TargetRule::True => shown
+            .iter()
+            .zip(&preds)
+            .map(|(img, p)| model_label(img, card).unwrap_or(p.0))
+            .collect(),
+    };
+    let keys: Vec<String> = shown.iter().map(|i| i.stem.clone()).collect();
+    let values = crate::tensor::to_vec(&x);
+    let per = c * h * w;
+    let bases: Vec<image::RgbImage> = (0..n)
+        .map(|r| {
+            crate::report::heatmap::input_image(
+                &values[r * per..(r + 1) * per],
+                c,
+                h as u32,
+                w as u32,
+                card,
+            )
+        })
+        .collect();
+    let mut rows: Vec<Vec<image::RgbImage>> = bases.iter().map(enlarge).map(|t| vec![t]).collect();
+    for (_, method) in methods {
+        let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        for r in 0..n {
+            rows[r].push(overlay_tile(&bases[r], &planes[r], method.style()));
+        }
+    }
+    let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
+    let stems: Vec<&str> = shown.iter().map(|i| i.stem.as_str()).collect();
+    write_grid(
+        &opts.out,
+        "examples",
         &rows,
-        &method_names,
-        &model_names,
-        &split_how,
-        images.len(),
-        (computed, reused),
+        &format!("Maps of model {} on the first images", m.label),
+        &format!(
+            "Rows: images {}. Columns: the input, then the map of {} for the class the curves              follow, laid over the input. Each map is scaled on its own (signed maps blue–white–red              around zero, others dark to bright), so compare where relevance sits, not how strong              it is across tiles.",
+            stems.join(", "),
+            names.join(", ")
+        ),
     )
 }
 
@@ -626,13 +692,13 @@ fn stat(rows: &[&Row], f: impl Fn(&Row) -> f64) -> (f64, f64) {
 fn write_outputs(
     opts: &FaithfulnessOptions,
     rows: &[Row],
-    methods: &[String],
-    models: &[String],
-    split_how: &str,
-    n_images: usize,
-    (computed, reused): (usize, usize),
+    facts: &super::common::RunFacts,
+    grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
     let out = &opts.out;
+    let (methods, models) = (&facts.methods, &facts.models);
+    let (split_how, n_images) = (facts.split.as_str(), facts.images);
+    let (computed, reused) = (facts.computed, facts.reused);
     let conv = opts.conventions.columns();
     // per_image.csv
     let per_image: Vec<Vec<String>> = rows
@@ -847,6 +913,7 @@ fn write_outputs(
          line = median, whiskers = 1.5 IQR. Higher is better; a method whose box sits at or \
          below the random control's does not rank pixels better than chance.",
     )?);
+    figures.push(grid);
     write_json(&out.join("figures.json"), &figures)?;
 
     // Headline.

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::common::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir,
-    explain_planes, load_models, load_planes, mean_sd, median, model_label, num, planes_to_input,
-    predictions, progress_bar, read_previous, select_images, study_methods, write_csv, write_json,
-    write_plot,
+    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
+    explain_planes, load_models, load_planes, mean_sd, median, model_label, num, overlay_tile,
+    planes_to_input, predictions, progress_bar, read_previous, select_images, study_methods,
+    write_csv, write_grid, write_json, write_plot,
 };
 use super::faithfulness::TargetRule;
 use super::{StudyError, StudyOutcome};
@@ -35,7 +35,9 @@ use crate::data::npy::write_npy;
 use crate::methods::MethodOptions;
 use crate::methods::pass::{forward_all, stack_rows};
 use crate::metrics::MapView;
-use crate::metrics::similarity::{SsimOptions, pearson, spearman, ssim, top_k_iou};
+use crate::metrics::similarity::{
+    DataRange, SsimOptions, SsimWindow, pearson, spearman, ssim, top_k_iou,
+};
 use crate::report::plots::{Chart, Plot};
 
 /// A named augmentation of the study (a sequence of [`Aug`]; empty = identity).
@@ -367,14 +369,97 @@ pub fn run_with_models(
     }
     let method_names: Vec<String> = methods.iter().map(|(n, _)| n.clone()).collect();
     let model_names: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
-    write_outputs(
-        opts,
+    let grid = example_grid(opts, &models[0], &methods, &images[0])?;
+    let facts = super::common::RunFacts {
+        methods: method_names,
+        models: model_names,
+        split: split_how,
+        images: images.len(),
+        computed,
+        reused,
+    };
+    write_outputs(opts, &rows, &facts, grid)
+}
+
+/// The first image and its augmentations with every method's map (first model), as a grid.
+fn example_grid(
+    opts: &StabilityOptions,
+    m: &StudyModel,
+    methods: &[(String, StudyMethod)],
+    img: &StudyImage,
+) -> Result<Figure, StudyError> {
+    let card = &m.model.card;
+    let planes = load_planes(&img.path, card)?;
+    let chw = [planes.channels, planes.height, planes.width];
+    let mut versions = vec![planes.clone()];
+    let mut keys = vec![img.stem.clone()];
+    for a in &opts.augmentations {
+        versions.push(augment(&planes, &a.concrete(opts.seed, &img.stem)).image);
+        keys.push(format!("{}/{}", img.stem, a.name));
+    }
+    let x = stack_rows(
+        versions.iter().map(|p| planes_to_input(p, card)).collect(),
+        chw,
+    );
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, versions.len())?;
+    let target = match opts.target {
+        TargetRule::Predicted => preds[0].0,
+        TargetRule::True => model_label(img, card).unwrap_or(preds[0].0),
+    };
+    let targets = vec![target; versions.len()];
+    let bases: Vec<image::RgbImage> = versions
+        .iter()
+        .map(|p| {
+            crate::report::heatmap::input_image(
+                &planes_to_input(p, card),
+                chw[0],
+                chw[1] as u32,
+                chw[2] as u32,
+                card,
+            )
+        })
+        .collect();
+    let mut rows = vec![bases.iter().map(enlarge).collect::<Vec<_>>()];
+    for (_, method) in methods {
+        let maps = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        rows.push(
+            maps.iter()
+                .zip(&bases)
+                .map(|(map, base)| overlay_tile(base, map, method.style()))
+                .collect(),
+        );
+    }
+    let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
+    let augs: Vec<&str> = opts.augmentations.iter().map(|a| a.name.as_str()).collect();
+    let flips: Vec<String> = preds[1..]
+        .iter()
+        .zip(&augs)
+        .filter(|(p, _)| p.0 != preds[0].0)
+        .map(|(_, a)| a.to_string())
+        .collect();
+    write_grid(
+        &opts.out,
+        "examples",
         &rows,
-        &method_names,
-        &model_names,
-        &split_how,
-        images.len(),
-        (computed, reused),
+        &format!(
+            "Maps of {} and its augmentations (model {})",
+            img.stem, m.label
+        ),
+        &format!(
+            "Columns: the original image, then {} as the model saw them. First row: the images; \
+             then one row per method ({}) with its map of class {} laid over each image, in the \
+             augmented frame (the study compares them after mapping back). Each map is scaled on \
+             its own. Prediction changed under: {}.",
+            augs.join(", "),
+            names.join(", "),
+            card.class_name(target),
+            if flips.is_empty() {
+                "none".to_string()
+            } else {
+                flips.join(", ")
+            }
+        ),
     )
 }
 
@@ -510,6 +595,29 @@ fn compare_chunk(
     Ok(out)
 }
 
+/// SSIM parameters in words, e.g. `gaussian σ=1.5, population covariance, range=joint max−min,
+/// K1=0.01, K2=0.03`.
+pub fn describe_ssim(o: &SsimOptions) -> String {
+    let window = match o.window {
+        SsimWindow::Gaussian { sigma } => format!("gaussian σ={sigma}"),
+        SsimWindow::Uniform { size } => format!("uniform {size}×{size}"),
+    };
+    let range = match o.data_range {
+        DataRange::Joint => "joint max−min".to_string(),
+        DataRange::Fixed(r) => format!("{r}"),
+    };
+    format!(
+        "{window}, {} covariance, range={range}, K1={}, K2={}",
+        if o.sample_covariance {
+            "sample"
+        } else {
+            "population"
+        },
+        o.k1,
+        o.k2
+    )
+}
+
 fn values_of(rows: &[&Row], k: usize) -> Vec<f64> {
     rows.iter().map(|r| r.values[k]).collect()
 }
@@ -517,15 +625,15 @@ fn values_of(rows: &[&Row], k: usize) -> Vec<f64> {
 fn write_outputs(
     opts: &StabilityOptions,
     rows: &[Row],
-    methods: &[String],
-    models: &[String],
-    split_how: &str,
-    n_images: usize,
-    (computed, reused): (usize, usize),
+    facts: &super::common::RunFacts,
+    grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
     let out = &opts.out;
+    let (methods, models) = (&facts.methods, &facts.models);
+    let (split_how, n_images) = (facts.split.as_str(), facts.images);
+    let (computed, reused) = (facts.computed, facts.reused);
     let augs: Vec<String> = opts.augmentations.iter().map(|a| a.name.clone()).collect();
-    let ssim_text = format!("{:?}", opts.ssim);
+    let ssim_text = describe_ssim(&opts.ssim);
     let target_text = match opts.target {
         TargetRule::Predicted => "predicted on the original",
         TargetRule::True => "true",
@@ -760,6 +868,7 @@ fn write_outputs(
          Read beside the similarity plots: a map that changes where the prediction does not \
          is an unstable explanation; one that changes with the prediction may be faithful.",
     )?);
+    figures.push(grid);
     write_json(&out.join("figures.json"), &figures)?;
 
     // Headline.
