@@ -148,6 +148,20 @@ fn input_x_gradient_is_the_greedy_order_on_a_linear_model_and_beats_random() {
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["work"]["computed"], 0);
     assert_eq!(summary["work"]["reused"], 6);
+    // An interrupted run (some results missing) computes exactly the missing ones.
+    let gone = out.join("per_image/pointwise/random");
+    let first = std::fs::read_dir(&gone)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&first).unwrap();
+    run_with_models(&opts, std::slice::from_ref(&model), false).unwrap();
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["work"]["computed"], 1);
+    assert_eq!(summary["work"]["reused"], 5);
+    assert!(first.is_file());
     // Other conventions invalidate the stored results.
     let mut coarser = opts.clone();
     coarser.conventions.step = Step::Pixels(16);
@@ -257,4 +271,51 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("bad step 'abc'"), "{err}");
+}
+
+#[test]
+fn convention_flags_parse_and_bad_ones_are_refused() {
+    use relevance::studies::faithfulness::{parse_step, parse_ties};
+    assert_eq!(parse_step("500px").unwrap(), Step::Pixels(500));
+    assert_eq!(parse_step("1/224").unwrap(), Step::Fraction(1.0 / 224.0));
+    assert_eq!(parse_step("0.02").unwrap(), Step::Fraction(0.02));
+    assert!(parse_step("0").is_err() && parse_step("2").is_err() && parse_step("x").is_err());
+    assert_eq!(parse_ties("stable").unwrap(), Ties::Stable);
+    assert_eq!(
+        parse_ties("quantise:8").unwrap(),
+        Ties::Quantise { levels: 8 }
+    );
+    assert!(parse_ties("quantise:1").is_err());
+    let s: SubstrateSpec = "blur".parse().unwrap();
+    assert_eq!(
+        s,
+        SubstrateSpec::Blur {
+            kernel: 11,
+            sigma: 5.0
+        }
+    );
+    assert_eq!(
+        "black".parse::<SubstrateSpec>().unwrap(),
+        SubstrateSpec::Pixel { value: 0.0 }
+    );
+    assert!("grey".parse::<SubstrateSpec>().is_err());
+    // Black in pixel space is -mean/std in input space under ImageNet normalisation.
+    let card = relevance::graph::ModelCard {
+        normalization: relevance::graph::Normalization::Imagenet,
+        channels: 3,
+        ..Default::default()
+    };
+    match (SubstrateSpec::Pixel { value: 0.0 }).resolve(&card) {
+        relevance::metrics::Substrate::Value(v) => {
+            assert!((v[0] - (-0.485 / 0.229)).abs() < 1e-5, "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let rise = IdConventions::rise();
+    assert_eq!(rise.step, Step::Fraction(1.0 / 224.0));
+    assert_eq!(
+        IdConventions::default().insertion_substrate,
+        rise.insertion_substrate
+    );
+    assert!(IdConventions::preset("nope").is_err());
 }
