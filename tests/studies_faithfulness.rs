@@ -202,7 +202,7 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
         .args([
             "faithfulness",
-            "--quiet",
+            "--no-progress",
             "--preset",
             "resnet-lrp",
             "--methods",

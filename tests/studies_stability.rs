@@ -78,6 +78,19 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
     let ens = tiny_ensemble(&dir, &data);
     let models = load_models(&[ens.join("seed-0")]).unwrap();
     assert_eq!(models[0].label, "seed-0");
+    let labels = |paths: &[std::path::PathBuf]| -> Vec<String> {
+        load_models(paths)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.label)
+            .collect()
+    };
+    assert_eq!(labels(&[ens.clone()]), ["seed-0", "seed-1"]);
+    // Clashing labels take the parent folder's name, then a counter.
+    assert_eq!(
+        labels(&[ens.join("seed-0"), ens.join("seed-0")]),
+        ["ens-seed-0", "ens-seed-0-2"]
+    );
     let mut opts = StabilityOptions::new(vec![], data, dir.join("out"));
     opts.methods = vec!["saliency".into(), "grad-cam".into()];
     opts.augmentations = augs(&["identity", "hflip", "brightness:1.3", "noise:0.1"]);

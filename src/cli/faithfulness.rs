@@ -77,7 +77,7 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     opts.conventions = conv;
     opts.save_maps = s.save_maps;
     opts.command = Some(command_line());
-    let outcome = run(&opts, !s.quiet)?;
+    let outcome = run(&opts, !s.no_progress)?;
     for line in &outcome.headline {
         println!("{line}");
     }

@@ -60,8 +60,8 @@ pub struct StudyArgs {
     #[arg(long)]
     pub save_maps: bool,
     /// Hide progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[arg(long = "no-progress", alias = "quiet")]
+    pub no_progress: bool,
 }
 
 impl StudyArgs {

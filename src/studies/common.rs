@@ -51,23 +51,35 @@ fn load_one(weights: &Path, label: String) -> Result<StudyModel, StudyError> {
 
 /// Resolves `--models`: weights files (`.safetensors`/`.pth` with a card beside, `.onnx`),
 /// training folders with `ensemble.json` (every member, labelled `seed-<s>`) or `seed-*`
-/// folders (their `model.safetensors`). Labels are made unique with `-2`, `-3`, ….
+/// folders (their `model.safetensors`). Labels that would repeat are qualified by the parent
+/// folder's name (`shortcut-seed-0`, `clean-seed-0`), then made unique with `-2`, `-3`, ….
 pub fn load_models(paths: &[PathBuf]) -> Result<Vec<StudyModel>, StudyError> {
     if paths.is_empty() {
         return Err(StudyError::Invalid("no models given (--models)".into()));
     }
-    let mut out = Vec::new();
+    // (model, label, label qualified by the parent folder for when labels clash)
+    let mut found: Vec<(StudyModel, String)> = Vec::new();
+    let parent_of = |p: &Path| {
+        p.parent()
+            .and_then(|q| q.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+    };
     for path in paths {
         if path.is_dir() {
             let ensemble = path.join("ensemble.json");
             if ensemble.is_file() {
                 let rec: EnsembleRecord = read_json(&ensemble)?;
+                let folder = path.file_name().map(|n| n.to_string_lossy().to_string());
                 for m in rec.members {
                     let local = path
                         .join(format!("seed-{}", m.seed))
                         .join("model.safetensors");
                     let weights = if local.is_file() { local } else { m.weights };
-                    out.push(load_one(&weights, format!("seed-{}", m.seed))?);
+                    let label = format!("seed-{}", m.seed);
+                    let qualified = folder
+                        .as_ref()
+                        .map_or(label.clone(), |f| format!("{f}-{label}"));
+                    found.push((load_one(&weights, label)?, qualified));
                 }
                 continue;
             }
@@ -82,15 +94,28 @@ pub fn load_models(paths: &[PathBuf]) -> Result<Vec<StudyModel>, StudyError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| "model".into());
-            out.push(load_one(&weights, name)?);
+            let qualified = parent_of(path).map_or(name.clone(), |p| format!("{p}-{name}"));
+            found.push((load_one(&weights, name)?, qualified));
         } else {
             let stem = path
                 .file_stem()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_else(|| "model".into());
-            out.push(load_one(path, stem)?);
+            let qualified = parent_of(path).map_or(stem.clone(), |p| format!("{p}-{stem}"));
+            found.push((load_one(path, stem)?, qualified));
         }
     }
+    // Labels that clash (e.g. `shortcut/seed-0` and `clean/seed-0`) take their folder's name.
+    let labels: Vec<String> = found.iter().map(|(m, _)| m.label.clone()).collect();
+    let mut out: Vec<StudyModel> = found
+        .into_iter()
+        .map(|(mut m, qualified)| {
+            if labels.iter().filter(|l| **l == m.label).count() > 1 {
+                m.label = qualified;
+            }
+            m
+        })
+        .collect();
     make_unique(out.iter_mut().map(|m| &mut m.label));
     Ok(out)
 }

@@ -42,6 +42,9 @@ pub enum StudyError {
     /// An explanation method failed.
     #[error(transparent)]
     Method(#[from] crate::methods::MethodError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     /// Options that cannot be used together or are out of range.
     #[error("{0}")]
     Invalid(String),
