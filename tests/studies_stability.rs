@@ -85,7 +85,7 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
             .map(|m| m.label)
             .collect()
     };
-    assert_eq!(labels(&[ens.clone()]), ["seed-0", "seed-1"]);
+    assert_eq!(labels(std::slice::from_ref(&ens)), ["seed-0", "seed-1"]);
     // Clashing labels take the parent folder's name, then a counter.
     assert_eq!(
         labels(&[ens.join("seed-0"), ens.join("seed-0")]),
