@@ -318,7 +318,8 @@ pub struct FaithfulnessOptions {
     pub split: SplitChoice,
     /// At most this many images (first in path order).
     pub limit: Option<usize>,
-    /// Images per explanation pass and perturbed copies per scoring pass (default 32).
+    /// Images per explanation pass, and the least number of perturbed copies per scoring pass
+    /// (more on small inputs, up to 128) (default 32).
     pub batch: usize,
     /// Method names as `relevance explain` takes them, plus `random` (the control).
     pub methods: Vec<String>,
@@ -362,6 +363,9 @@ pub const DEFAULT_METHODS: &[&str] = &[
     "lrp-epsilon-plus",
     "random",
 ];
+
+/// Input values per scoring batch that [`evaluate_chunk`] aims at.
+const SCORE_VALUES: usize = 1 << 22;
 
 /// Points of the common fraction grid the mean curves are drawn on.
 const GRID: usize = 101;
@@ -611,7 +615,10 @@ fn evaluate_chunk(
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
     let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
     let values = crate::tensor::to_vec(&x);
-    let scorer = ModelScorer::new(&m.model, opts.conventions.score)?.with_batch_size(opts.batch);
+    // Perturbed copies are cheap to score in large batches on small inputs; the cap keeps a
+    // batch near 4 M input values (about 128 images of 64×64×3, `--batch` at 224×224).
+    let score_batch = opts.batch.max((SCORE_VALUES / (c * h * w).max(1)).min(128));
+    let scorer = ModelScorer::new(&m.model, opts.conventions.score)?.with_batch_size(score_batch);
     let per = c * h * w;
     let mut out = Vec::with_capacity(n);
     for (r, img) in chunk.iter().enumerate() {
