@@ -618,6 +618,16 @@ pub fn describe_ssim(o: &SsimOptions) -> String {
     )
 }
 
+/// A width that leaves every group label room (about 6 pixels a character).
+fn box_plot_width(groups: &[(String, Vec<f64>)]) -> u32 {
+    let longest = groups
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(8) as u32;
+    (groups.len() as u32 * (longest * 6 + 12) + 120).clamp(640, 4800)
+}
+
 fn values_of(rows: &[&Row], k: usize) -> Vec<f64> {
     rows.iter().map(|r| r.values[k]).collect()
 }
@@ -798,7 +808,7 @@ fn write_outputs(
                 groups: groups.clone(),
             },
         );
-        plot.size = ((90 * groups.len() as u32).clamp(640, 2400), 480);
+        plot.size = (box_plot_width(&groups), 520);
         figures.push(write_plot(
             out,
             &format!("stability_{measure}"),
@@ -832,7 +842,7 @@ fn write_outputs(
             groups: groups.clone(),
         },
     );
-    plot.size = ((90 * groups.len() as u32).clamp(640, 2400), 480);
+    plot.size = (box_plot_width(&groups), 520);
     figures.push(write_plot(
         out,
         "stability_by_model",
