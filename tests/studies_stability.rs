@@ -147,6 +147,12 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["work"]["computed"], 0);
     assert_eq!(summary["work"]["reused"], 6);
+    // New weights (here: the same bytes written again) make the stored results stale.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let weights = ens.join("seed-0/model.safetensors");
+    std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
+    run_with_models(&opts, &models, false).unwrap();
+    assert_eq!(json(&out.join("summary.json"))["work"]["computed"], 6);
 }
 
 #[test]

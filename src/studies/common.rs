@@ -600,3 +600,19 @@ pub struct RunFacts {
     /// Units reused from an earlier run.
     pub reused: usize,
 }
+
+/// A stamp of the model's weights file (size and modification time), so results stored by an
+/// earlier run are not reused after the weights changed; `memory` for models without a file.
+pub fn weights_stamp(model: &Model) -> String {
+    match std::fs::metadata(&model.source) {
+        Ok(meta) => {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{}:{modified}", model.source.display(), meta.len())
+        }
+        Err(_) => "memory".into(),
+    }
+}

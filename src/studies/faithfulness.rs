@@ -475,11 +475,13 @@ pub fn run_with_models(
         for (name, method) in &methods {
             let dir = opts.out.join("per_image").join(&m.label).join(name);
             create_dir(&dir)?;
+            let key = format!("{key}|{}", super::common::weights_stamp(&m.model));
+            let key = key.as_str();
             let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
             let mut todo = Vec::new();
             for img in &images {
                 let file = dir.join(format!("{}.json", img.stem));
-                match read_previous(&file).and_then(|v| row_from_json(&v, &key, &m.label, name)) {
+                match read_previous(&file).and_then(|v| row_from_json(&v, key, &m.label, name)) {
                     Some(r) => {
                         rows.push(r);
                         reused += 1;
@@ -489,7 +491,7 @@ pub fn run_with_models(
                 }
             }
             for chunk in todo.chunks(opts.batch.max(1)) {
-                let new = evaluate_chunk(opts, m, name, method, chunk, &dir, &key)?;
+                let new = evaluate_chunk(opts, m, name, method, chunk, &dir, key)?;
                 computed += new.len();
                 bar.inc(new.len() as u64);
                 rows.extend(new);

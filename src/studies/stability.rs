@@ -345,11 +345,13 @@ pub fn run_with_models(
         for (name, method) in &methods {
             let dir = opts.out.join("per_image").join(&m.label).join(name);
             create_dir(&dir)?;
+            let key = format!("{key}|{}", super::common::weights_stamp(&m.model));
+            let key = key.as_str();
             let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
             let mut todo = Vec::new();
             for img in &images {
                 let file = dir.join(format!("{}.json", img.stem));
-                match read_previous(&file).and_then(|v| rows_from_json(&v, &key, &m.label, name)) {
+                match read_previous(&file).and_then(|v| rows_from_json(&v, key, &m.label, name)) {
                     Some(r) => {
                         rows.extend(r);
                         reused += 1;
@@ -359,7 +361,7 @@ pub fn run_with_models(
                 }
             }
             for chunk in todo.chunks(per_pass) {
-                let new = compare_chunk(opts, m, name, method, chunk, &dir, &key)?;
+                let new = compare_chunk(opts, m, name, method, chunk, &dir, key)?;
                 computed += chunk.len();
                 bar.inc(chunk.len() as u64);
                 rows.extend(new);
