@@ -12,6 +12,7 @@
 //! - [`studies`]: the study pipelines (ensemble variability, method comparison, …);
 //! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
+//! - [`studies`]: study pipelines (faithfulness, stability, …) writing tables, plots and summaries;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]

@@ -7,8 +7,11 @@ mod concepts;
 mod data;
 mod demo;
 mod explain;
+mod faithfulness;
 mod predict;
 mod report;
+mod stability;
+mod study_args;
 mod train;
 mod variability;
 
@@ -45,6 +48,10 @@ pub enum Command {
     /// Compare methods × models on the same images: centres of mass, IoU matrix, mask and
     /// confounder-marker agreement.
     Compare(Box<compare::CompareArgs>),
+    /// Faithfulness study: insertion, deletion and ID score of methods × models, with curves.
+    Faithfulness(Box<faithfulness::FaithfulnessArgs>),
+    /// Stability study: maps of augmented images mapped back and compared with the original's.
+    Stability(Box<stability::StabilityArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
@@ -61,6 +68,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(*args),
         Command::Concepts(args) => concepts::run(args),
         Command::Atlas(args) => atlas::run(args),
+        Command::Faithfulness(args) => faithfulness::run_cli(*args),
+        Command::Stability(args) => stability::run_cli(*args),
         Command::Variability(args) => variability::run(*args),
         Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),

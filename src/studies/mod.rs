@@ -7,11 +7,16 @@
 //! |---|---|---|
 //! | ensemble variability | [`variability`] | how much do maps and predictions vary across seeds? |
 //! | method comparison | [`compare`] | do methods agree, and do their maps sit on the object or on a confounder? |
+//! | faithfulness | [`faithfulness`] | does removing what a map marks change the prediction (insertion, deletion)? |
+//! | stability | [`stability`] | does the map follow the image under augmentations? |
 
 pub mod common;
 pub mod compare;
+pub mod faithfulness;
 pub mod fit;
 pub mod maps;
+pub mod stability;
+pub mod toolkit;
 pub mod variability;
 
 use std::path::PathBuf;

@@ -1,0 +1,86 @@
+//! `relevance faithfulness`: insertion / deletion / ID score of methods × models.
+
+use anyhow::Result;
+
+use super::study_args::{StudyArgs, command_line};
+use crate::studies::faithfulness::{
+    FaithfulnessOptions, IdConventions, SubstrateSpec, TargetRule, parse_step, parse_ties, run,
+};
+
+/// Arguments of `relevance faithfulness`.
+#[derive(clap::Args, Debug)]
+pub struct FaithfulnessArgs {
+    /// Models, data, methods, output.
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Convention preset the flags below override: default (RISE with 2 % of the pixels a
+    /// step), rise (1/224 a step), resnet-lrp (black, true class, 8 quantised levels) or
+    /// xplique (logits, 10 steps, zero baseline).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Pixels per step: a fraction (0.02, 1/224) or a count (500px). Default 0.02.
+    #[arg(long)]
+    pub step: Option<String>,
+    /// Ties: stable (stable sort, cut into steps) or quantise:L (L levels, a level per step).
+    /// Default stable.
+    #[arg(long)]
+    pub ties: Option<String>,
+    /// Score: softmax (probability) or logit. Default softmax.
+    #[arg(long)]
+    pub score: Option<String>,
+    /// Class followed: predicted or true. Default predicted.
+    #[arg(long)]
+    pub target: Option<TargetRule>,
+    /// Insertion start: zero (input space), black, white, pixel:V (0–255), mean, blur (RISE's
+    /// kernel 11, σ 5) or blur:K:SIGMA. Default blur.
+    #[arg(long)]
+    pub insertion_substrate: Option<SubstrateSpec>,
+    /// Deletion substrate (same choices). Default zero.
+    #[arg(long)]
+    pub deletion_substrate: Option<SubstrateSpec>,
+}
+
+/// Runs the command.
+pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
+    let mut conv = IdConventions::preset(&args.preset).map_err(anyhow::Error::msg)?;
+    if let Some(s) = &args.step {
+        conv.step = parse_step(s).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(s) = &args.ties {
+        conv.ties = parse_ties(s).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(s) = &args.score {
+        conv.score = match s.as_str() {
+            "softmax" => crate::metrics::ScoreKind::Softmax,
+            "logit" => crate::metrics::ScoreKind::Logit,
+            other => anyhow::bail!("unknown score '{other}'; use softmax or logit"),
+        };
+    }
+    if let Some(t) = args.target {
+        conv.target = t;
+    }
+    if let Some(s) = &args.insertion_substrate {
+        conv.insertion_substrate = s.clone();
+    }
+    if let Some(s) = &args.deletion_substrate {
+        conv.deletion_substrate = s.clone();
+    }
+    let s = &args.study;
+    let mut opts = FaithfulnessOptions::new(s.models.clone(), s.data.clone(), s.out.clone());
+    opts.split = s.split;
+    opts.limit = s.limit;
+    opts.batch = s.batch.max(1);
+    if let Some(m) = &s.methods {
+        opts.methods = m.clone();
+    }
+    opts.method_options = s.method_options()?;
+    opts.conventions = conv;
+    opts.save_maps = s.save_maps;
+    opts.command = Some(command_line());
+    let outcome = run(&opts, !s.no_progress)?;
+    for line in &outcome.headline {
+        println!("{line}");
+    }
+    println!("wrote {}", outcome.out.display());
+    Ok(())
+}

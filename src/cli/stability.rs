@@ -1,0 +1,54 @@
+//! `relevance stability`: maps of augmented images mapped back and compared with the original's.
+
+use anyhow::Result;
+
+use super::study_args::{StudyArgs, command_line};
+use crate::studies::faithfulness::TargetRule;
+use crate::studies::stability::{NamedAug, StabilityOptions, run};
+
+/// Arguments of `relevance stability`.
+#[derive(clap::Args, Debug)]
+pub struct StabilityArgs {
+    /// Models, data, methods, output.
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Augmentations, comma-separated: identity, hflip, vflip, rotate[:DEG], translate[:PX],
+    /// scale[:S], brightness[:F], contrast[:F], gamma[:G], noise[:STD], blur[:SIGMA].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hflip,rotate:10,brightness:1.2,noise:0.05,blur:1"
+    )]
+    pub augment: Vec<NamedAug>,
+    /// Class explained on both images: predicted (on the original) or true.
+    #[arg(long, default_value = "predicted")]
+    pub target: TargetRule,
+    /// Fraction of the valid pixels in the top-k IoU.
+    #[arg(long, default_value_t = 0.1)]
+    pub top_k: f64,
+}
+
+/// Runs the command.
+pub fn run_cli(args: StabilityArgs) -> Result<()> {
+    let s = &args.study;
+    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), s.out.clone());
+    opts.split = s.split;
+    opts.limit = s.limit;
+    opts.batch = s.batch.max(1);
+    if let Some(m) = &s.methods {
+        opts.methods = m.clone();
+    }
+    opts.method_options = s.method_options()?;
+    opts.augmentations = args.augment.clone();
+    opts.target = args.target;
+    opts.top_k = args.top_k;
+    opts.seed = s.seed;
+    opts.save_maps = s.save_maps;
+    opts.command = Some(command_line());
+    let outcome = run(&opts, !s.no_progress)?;
+    for line in &outcome.headline {
+        println!("{line}");
+    }
+    println!("wrote {}", outcome.out.display());
+    Ok(())
+}

@@ -1,0 +1,1023 @@
+//! `relevance faithfulness`: insertion, deletion and their difference (ID score, Petsiuk et al.
+//! 2018) for every method × model × image, aggregated as mean ± SD per method and model, with
+//! mean curves per method and a table in the form of the ResNet-LRP paper (Otsuki et al. 2024:
+//! methods as rows, insertion ↑, deletion ↓, ID ↑).
+//!
+//! Insertion/deletion numbers are only comparable under the same conventions, so every one is
+//! an option ([`IdConventions`]) and every output states them: `metrics.csv` carries them as
+//! columns, `summary.json` under `conventions`. Presets reproduce RISE, the ResNet-LRP paper and
+//! Xplique; the default is RISE's conventions with a coarser step (2 % of the pixels, 50 steps)
+//! so a study of many images stays fast.
+//!
+//! Outputs in `out/`: `metrics.csv`, `per_image.csv`, `summary.json`, `figures.json`,
+//! `insertion_curves.{png,svg}`, `deletion_curves.{png,svg}`, `id_scores.{png,svg}`, and per image
+//! `per_image/<model>/<method>/<stem>.json` (both curves, AUCs, target class) — the resume
+//! unit: a re-run with the same conventions and method options skips images already there.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::toolkit::{
+    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
+    explain_planes, load_models, mean_sd, model_label, num, overlay_tile, predictions,
+    progress_bar, read_previous, select_images, study_methods, write_csv, write_grid, write_json,
+    write_plot,
+};
+use super::{StudyError, StudyOutcome};
+use crate::data::image::{load_image, preprocess};
+use crate::data::npy::write_npy;
+use crate::methods::MethodOptions;
+use crate::methods::pass::forward_all;
+use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
+use crate::metrics::order::{Step, Ties};
+use crate::metrics::scorer::{ModelScorer, ScoreKind, Target};
+use crate::metrics::{ImageView, MapView, Substrate};
+use crate::report::plots::{Chart, Plot, Series};
+use crate::tensor::T4;
+
+/// What perturbed pixels become, stated so it can be resolved per model (a pixel-space value
+/// depends on the model card's normalisation).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum SubstrateSpec {
+    /// 0 in the model's input space (RISE's deletion; mean grey under ImageNet normalisation).
+    Zero,
+    /// A pixel-space value 0–255 (e.g. 0 = black, as the ResNet-LRP paper), through the card's
+    /// normalisation.
+    Pixel {
+        /// The value.
+        value: f32,
+    },
+    /// Each channel's mean over the image.
+    ChannelMean,
+    /// RISE's blur (kernel `k`, σ), zero padding.
+    Blur {
+        /// Kernel side (odd).
+        kernel: usize,
+        /// Standard deviation in pixels.
+        sigma: f32,
+    },
+}
+
+impl SubstrateSpec {
+    /// The substrate for a model with `card`.
+    pub fn resolve(&self, card: &crate::graph::ModelCard) -> Substrate {
+        match self {
+            SubstrateSpec::Zero => Substrate::Zero,
+            SubstrateSpec::Pixel { value } => {
+                Substrate::pixel_value(*value, &card.normalization, card.channels)
+            }
+            SubstrateSpec::ChannelMean => Substrate::ChannelMean,
+            SubstrateSpec::Blur { kernel, sigma } => Substrate::Blur {
+                kernel: *kernel,
+                sigma: *sigma,
+            },
+        }
+    }
+
+    /// Short text for CSV columns, e.g. `blur:11:5`.
+    pub fn describe(&self) -> String {
+        match self {
+            SubstrateSpec::Zero => "zero".into(),
+            SubstrateSpec::Pixel { value } if *value == 0.0 => "black".into(),
+            SubstrateSpec::Pixel { value } => format!("pixel:{value}"),
+            SubstrateSpec::ChannelMean => "mean".into(),
+            SubstrateSpec::Blur { kernel, sigma } => format!("blur:{kernel}:{sigma}"),
+        }
+    }
+}
+
+impl std::str::FromStr for SubstrateSpec {
+    type Err = String;
+    /// `zero`, `black`, `white`, `pixel:V`, `mean`, `blur` (RISE's 11, 5) or `blur:K:SIGMA`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "bad substrate '{s}': use zero, black, white, pixel:V, mean, blur or blur:K:SIGMA"
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        Ok(match parts.as_slice() {
+            ["zero"] => SubstrateSpec::Zero,
+            ["black"] => SubstrateSpec::Pixel { value: 0.0 },
+            ["white"] => SubstrateSpec::Pixel { value: 255.0 },
+            ["pixel", v] => SubstrateSpec::Pixel {
+                value: v.parse().map_err(|_| bad())?,
+            },
+            ["mean"] => SubstrateSpec::ChannelMean,
+            ["blur"] => SubstrateSpec::Blur {
+                kernel: 11,
+                sigma: 5.0,
+            },
+            ["blur", k, sigma] => SubstrateSpec::Blur {
+                kernel: k.parse().map_err(|_| bad())?,
+                sigma: sigma.parse().map_err(|_| bad())?,
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// Which class the curves follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetRule {
+    /// The model's prediction on the unperturbed image (RISE).
+    Predicted,
+    /// The ground-truth label (the ResNet-LRP paper).
+    True,
+}
+
+impl std::str::FromStr for TargetRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "predicted" | "pred" => Ok(TargetRule::Predicted),
+            "true" | "label" => Ok(TargetRule::True),
+            other => Err(format!("unknown target '{other}'; use predicted or true")),
+        }
+    }
+}
+
+/// Every convention insertion/deletion numbers depend on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdConventions {
+    /// Pixels per step (ignored by quantised ties, which change one level per step).
+    pub step: Step,
+    /// Tie handling: stable order, or quantise to `L` levels and change a level per step.
+    pub ties: Ties,
+    /// Softmax probability or logit of the target class.
+    pub score: ScoreKind,
+    /// Predicted or true class.
+    pub target: TargetRule,
+    /// What insertion starts from.
+    pub insertion_substrate: SubstrateSpec,
+    /// What deletion replaces pixels with.
+    pub deletion_substrate: SubstrateSpec,
+}
+
+impl IdConventions {
+    /// RISE (Petsiuk et al. 2018): 224 steps on 224² (`1/224` of the pixels a step), stable
+    /// order, softmax of the predicted class, insertion into blur (11, σ 5), deletion to zero in
+    /// the normalised space.
+    pub fn rise() -> Self {
+        IdConventions {
+            step: Step::Fraction(1.0 / 224.0),
+            ties: Ties::Stable,
+            score: ScoreKind::Softmax,
+            target: TargetRule::Predicted,
+            insertion_substrate: SubstrateSpec::Blur {
+                kernel: 11,
+                sigma: 5.0,
+            },
+            deletion_substrate: SubstrateSpec::Zero,
+        }
+    }
+
+    /// The ResNet-LRP paper (Otsuki et al. 2024): black in pixel space for both curves, the
+    /// ground-truth class's softmax, maps quantised to 8 levels with each level changed at once
+    /// (their 500 pixels a step only splits levels further; recorded as the step).
+    pub fn resnet_lrp() -> Self {
+        IdConventions {
+            step: Step::Pixels(500),
+            ties: Ties::Quantise { levels: 8 },
+            score: ScoreKind::Softmax,
+            target: TargetRule::True,
+            insertion_substrate: SubstrateSpec::Pixel { value: 0.0 },
+            deletion_substrate: SubstrateSpec::Pixel { value: 0.0 },
+        }
+    }
+
+    /// Xplique's defaults: logits, 10 steps, baseline 0 (input space), predicted class.
+    pub fn xplique() -> Self {
+        IdConventions {
+            step: Step::Fraction(0.1),
+            ties: Ties::Stable,
+            score: ScoreKind::Logit,
+            target: TargetRule::Predicted,
+            insertion_substrate: SubstrateSpec::Zero,
+            deletion_substrate: SubstrateSpec::Zero,
+        }
+    }
+
+    /// A preset by name: `default`, `rise`, `resnet-lrp`, `xplique`.
+    pub fn preset(name: &str) -> Result<Self, String> {
+        match name {
+            "default" => Ok(IdConventions::default()),
+            "rise" => Ok(IdConventions::rise()),
+            "resnet-lrp" => Ok(IdConventions::resnet_lrp()),
+            "xplique" => Ok(IdConventions::xplique()),
+            other => Err(format!(
+                "unknown preset '{other}'; use default, rise, resnet-lrp or xplique"
+            )),
+        }
+    }
+
+    /// `(column, value)` pairs written into `metrics.csv`.
+    pub fn columns(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("step", describe_step(self.step)),
+            ("ties", describe_ties(self.ties)),
+            (
+                "score",
+                match self.score {
+                    ScoreKind::Softmax => "softmax",
+                    ScoreKind::Logit => "logit",
+                    ScoreKind::Other => "other",
+                }
+                .into(),
+            ),
+            (
+                "target",
+                match self.target {
+                    TargetRule::Predicted => "predicted",
+                    TargetRule::True => "true",
+                }
+                .into(),
+            ),
+            ("insertion_substrate", self.insertion_substrate.describe()),
+            ("deletion_substrate", self.deletion_substrate.describe()),
+            (
+                "auc",
+                "trapezoid over the fraction of pixels changed".into(),
+            ),
+        ]
+    }
+}
+
+impl Default for IdConventions {
+    /// RISE's conventions with 2 % of the pixels a step (50 steps): see [`IdConventions::rise`].
+    fn default() -> Self {
+        IdConventions {
+            step: Step::Fraction(0.02),
+            ..IdConventions::rise()
+        }
+    }
+}
+
+/// `0.02` for fractions, `500px` for pixel counts.
+pub fn describe_step(step: Step) -> String {
+    match step {
+        Step::Fraction(f) => format!("{f}"),
+        Step::Pixels(k) => format!("{k}px"),
+    }
+}
+
+/// `stable` or `quantise:L`.
+pub fn describe_ties(ties: Ties) -> String {
+    match ties {
+        Ties::Stable => "stable".into(),
+        Ties::Quantise { levels } => format!("quantise:{levels}"),
+    }
+}
+
+/// Parses a step: a fraction (`0.02`, `1/224`) or a pixel count (`500px`).
+pub fn parse_step(s: &str) -> Result<Step, String> {
+    let bad =
+        || format!("bad step '{s}': use a fraction such as 0.02 or 1/224, or pixels as 500px");
+    let step = if let Some(px) = s.strip_suffix("px") {
+        Step::Pixels(px.trim().parse().map_err(|_| bad())?)
+    } else if let Some((a, b)) = s.split_once('/') {
+        let (a, b): (f32, f32) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        Step::Fraction(a / b)
+    } else {
+        Step::Fraction(s.trim().parse().map_err(|_| bad())?)
+    };
+    step.pixels(1 << 20).map_err(|_| bad())?;
+    Ok(step)
+}
+
+/// Parses ties: `stable` or `quantise:L` (`quantise` alone is 8 levels).
+pub fn parse_ties(s: &str) -> Result<Ties, String> {
+    match s.split_once(':') {
+        None if s == "stable" => Ok(Ties::Stable),
+        None if s == "quantise" || s == "quantize" => Ok(Ties::Quantise { levels: 8 }),
+        Some(("quantise" | "quantize", l)) => l
+            .parse()
+            .ok()
+            .filter(|&l: &usize| l >= 2)
+            .map(|levels| Ties::Quantise { levels })
+            .ok_or_else(|| format!("bad ties '{s}': levels must be a number ≥ 2")),
+        _ => Err(format!("bad ties '{s}': use stable or quantise:L")),
+    }
+}
+
+/// Options of the faithfulness study.
+#[derive(Clone, Debug)]
+pub struct FaithfulnessOptions {
+    /// Weights files, training folders with `ensemble.json`, or `seed-*` folders.
+    pub models: Vec<PathBuf>,
+    /// ImageFolder data set.
+    pub data: PathBuf,
+    /// Which images (default the test split).
+    pub split: SplitChoice,
+    /// At most this many images (first in path order).
+    pub limit: Option<usize>,
+    /// Images per explanation pass, and the least number of perturbed copies per scoring pass
+    /// (more on small inputs, up to 128) (default 32).
+    pub batch: usize,
+    /// Method names as `relevance explain` takes them, plus `random` (the control).
+    pub methods: Vec<String>,
+    /// Options of the methods (`layer` etc.).
+    pub method_options: MethodOptions,
+    /// Insertion/deletion conventions (default: [`IdConventions::default`]).
+    pub conventions: IdConventions,
+    /// Also write each map as `maps/<model>/<method>/<stem>.npy`.
+    pub save_maps: bool,
+    /// Output folder.
+    pub out: PathBuf,
+    /// The command line, recorded in `summary.json`.
+    pub command: Option<Vec<String>>,
+}
+
+impl FaithfulnessOptions {
+    /// Defaults for the given models, data and output: test split, no limit, batch 32, methods
+    /// `saliency, input-x-gradient, grad-cam, lrp-epsilon-plus, random`, default conventions.
+    pub fn new(models: Vec<PathBuf>, data: PathBuf, out: PathBuf) -> Self {
+        FaithfulnessOptions {
+            models,
+            data,
+            split: SplitChoice::Test,
+            limit: None,
+            batch: 32,
+            methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
+            method_options: MethodOptions::default(),
+            conventions: IdConventions::default(),
+            save_maps: false,
+            out,
+            command: None,
+        }
+    }
+}
+
+/// Methods compared when none are named.
+pub const DEFAULT_METHODS: &[&str] = &[
+    "saliency",
+    "input-x-gradient",
+    "grad-cam",
+    "lrp-epsilon-plus",
+    "random",
+];
+
+/// Input values per scoring batch that [`evaluate_chunk`] aims at.
+const SCORE_VALUES: usize = 1 << 22;
+
+/// Points of the common fraction grid the mean curves are drawn on.
+const GRID: usize = 101;
+
+/// One image × method × model result.
+#[derive(Clone, Debug)]
+struct Row {
+    model: String,
+    method: String,
+    image: String,
+    label: String,
+    class: usize,
+    predicted: usize,
+    insertion: f64,
+    deletion: f64,
+    id: f64,
+    ins_curve: (Vec<f64>, Vec<f64>),
+    del_curve: (Vec<f64>, Vec<f64>),
+}
+
+fn key_of(opts: &FaithfulnessOptions) -> String {
+    format!(
+        "{}|{:?}",
+        serde_json::to_string(&opts.conventions).unwrap_or_default(),
+        opts.method_options
+    )
+}
+
+fn curve_of(v: &Value, name: &str) -> Option<(Vec<f64>, Vec<f64>)> {
+    let c = v.get(name)?;
+    let f = |k: &str| -> Option<Vec<f64>> {
+        c.get(k)?
+            .as_array()?
+            .iter()
+            .map(|x| x.as_f64())
+            .collect::<Option<Vec<f64>>>()
+    };
+    Some((f("fractions")?, f("scores")?))
+}
+
+fn row_from_json(v: &Value, key: &str, model: &str, method: &str) -> Option<Row> {
+    if v.get("key")?.as_str()? != key {
+        return None;
+    }
+    Some(Row {
+        model: model.into(),
+        method: method.into(),
+        image: v.get("image")?.as_str()?.into(),
+        label: v.get("label")?.as_str()?.into(),
+        class: v.get("class")?.as_u64()? as usize,
+        predicted: v.get("predicted")?.as_u64()? as usize,
+        insertion: v.get("insertion_auc")?.as_f64()?,
+        deletion: v.get("deletion_auc")?.as_f64()?,
+        id: v.get("id")?.as_f64()?,
+        ins_curve: curve_of(v, "insertion")?,
+        del_curve: curve_of(v, "deletion")?,
+    })
+}
+
+/// Linear interpolation of a curve onto `GRID` equally spaced fractions.
+fn on_grid((x, y): &(Vec<f64>, Vec<f64>)) -> Vec<f64> {
+    (0..GRID)
+        .map(|i| {
+            let t = i as f64 / (GRID - 1) as f64;
+            let j = x.partition_point(|&v| v < t);
+            if j == 0 {
+                y[0]
+            } else if j >= x.len() {
+                y[y.len() - 1]
+            } else {
+                let (x0, x1) = (x[j - 1], x[j]);
+                let w = if x1 > x0 { (t - x0) / (x1 - x0) } else { 1.0 };
+                y[j - 1] * (1.0 - w) + y[j] * w
+            }
+        })
+        .collect()
+}
+
+/// Runs the study; see the module documentation for what it writes.
+pub fn run(opts: &FaithfulnessOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
+    let models = load_models(&opts.models)?;
+    run_with_models(opts, &models, progress)
+}
+
+/// [`run`] on models already loaded (`opts.models` is ignored): for callers that hold models
+/// in memory, such as `relevance demo` and tests.
+pub fn run_with_models(
+    opts: &FaithfulnessOptions,
+    models: &[StudyModel],
+    progress: bool,
+) -> Result<StudyOutcome, StudyError> {
+    if models.is_empty() {
+        return Err(StudyError::Invalid("no models".into()));
+    }
+    let methods = study_methods(&opts.methods, &opts.method_options)?;
+    let (images, split_how) = select_images(
+        &opts.data,
+        opts.split,
+        opts.limit,
+        models[0].record.as_ref(),
+    )?;
+    create_dir(&opts.out)?;
+    let key = key_of(opts);
+    let mut rows = Vec::new();
+    let (mut computed, mut reused) = (0usize, 0usize);
+    for m in models {
+        for (name, method) in &methods {
+            let dir = opts.out.join("per_image").join(&m.label).join(name);
+            create_dir(&dir)?;
+            let key = format!("{key}|{}", super::toolkit::weights_stamp(&m.model));
+            let key = key.as_str();
+            let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
+            let mut todo = Vec::new();
+            for img in &images {
+                let file = dir.join(format!("{}.json", img.stem));
+                match read_previous(&file).and_then(|v| row_from_json(&v, key, &m.label, name)) {
+                    Some(r) => {
+                        rows.push(r);
+                        reused += 1;
+                        bar.inc(1);
+                    }
+                    None => todo.push(img),
+                }
+            }
+            for chunk in todo.chunks(opts.batch.max(1)) {
+                let new = evaluate_chunk(opts, m, name, method, chunk, &dir, key)?;
+                computed += new.len();
+                bar.inc(new.len() as u64);
+                rows.extend(new);
+            }
+            bar.finish_and_clear();
+        }
+    }
+    let method_names: Vec<String> = methods.iter().map(|(n, _)| n.clone()).collect();
+    let model_names: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
+    let grid = example_grid(opts, &models[0], &methods, &images)?;
+    let facts = super::toolkit::RunFacts {
+        methods: method_names,
+        models: model_names,
+        split: split_how,
+        images: images.len(),
+        computed,
+        reused,
+    };
+    write_outputs(opts, &rows, &facts, grid)
+}
+
+/// Images shown in the example grid.
+const GRID_IMAGES: usize = 4;
+
+/// The first images with every method's map (first model), as a grid figure.
+fn example_grid(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    methods: &[(String, StudyMethod)],
+    images: &[StudyImage],
+) -> Result<Figure, StudyError> {
+    let card = &m.model.card;
+    let shown = &images[..images.len().min(GRID_IMAGES)];
+    let mut inputs = Vec::new();
+    for img in shown {
+        inputs.push(preprocess(&load_image(&img.path)?, card));
+    }
+    let x: T4 = burn::Tensor::cat(inputs, 0);
+    let [n, c, h, w] = x.dims();
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, n)?;
+    let targets: Vec<usize> = match opts.conventions.target {
+        TargetRule::Predicted => preds.iter().map(|p| p.0).collect(),
+        TargetRule::True => shown
+            .iter()
+            .zip(&preds)
+            .map(|(img, p)| model_label(img, card).unwrap_or(p.0))
+            .collect(),
+    };
+    let keys: Vec<String> = shown.iter().map(|i| i.stem.clone()).collect();
+    let values = crate::tensor::to_vec(&x);
+    let per = c * h * w;
+    let bases: Vec<image::RgbImage> = (0..n)
+        .map(|r| {
+            crate::report::heatmap::input_image(
+                &values[r * per..(r + 1) * per],
+                c,
+                h as u32,
+                w as u32,
+                card,
+            )
+        })
+        .collect();
+    let mut rows: Vec<Vec<image::RgbImage>> = bases.iter().map(enlarge).map(|t| vec![t]).collect();
+    for (_, method) in methods {
+        let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        for r in 0..n {
+            rows[r].push(overlay_tile(&bases[r], &planes[r], method.style()));
+        }
+    }
+    let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
+    let stems: Vec<&str> = shown.iter().map(|i| i.stem.as_str()).collect();
+    write_grid(
+        &opts.out,
+        "examples",
+        &rows,
+        &format!("Maps of model {} on the first images", m.label),
+        &format!(
+            "Rows: images {}. Columns: the input, then the map of {} for the class the curves              follow, laid over the input. Each map is scaled on its own (signed maps blue–white–red              around zero, others dark to bright), so compare where relevance sits, not how strong              it is across tiles.",
+            stems.join(", "),
+            names.join(", ")
+        ),
+    )
+}
+
+/// Explains a chunk of images with one method and runs both curves for each.
+fn evaluate_chunk(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    name: &str,
+    method: &StudyMethod,
+    chunk: &[&StudyImage],
+    dir: &Path,
+    key: &str,
+) -> Result<Vec<Row>, StudyError> {
+    let card = &m.model.card;
+    let mut inputs = Vec::with_capacity(chunk.len());
+    for img in chunk {
+        let picture = load_image(&img.path)?;
+        inputs.push(preprocess(&picture, card));
+    }
+    let x: T4 = burn::Tensor::cat(inputs, 0);
+    let [n, c, h, w] = x.dims();
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, n)?;
+    let targets: Vec<usize> = match opts.conventions.target {
+        TargetRule::Predicted => preds.iter().map(|p| p.0).collect(),
+        TargetRule::True => chunk
+            .iter()
+            .map(|img| {
+                model_label(img, card).ok_or_else(|| {
+                    StudyError::file(
+                        &img.path,
+                        format!(
+                            "class '{}' is not a class of model {} (needed by --target true)",
+                            img.class, m.label
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
+    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+    let values = crate::tensor::to_vec(&x);
+    // Perturbed copies are cheap to score in large batches on small inputs; the cap keeps a
+    // batch near 4 M input values (about 128 images of 64×64×3, `--batch` at 224×224).
+    let score_batch = opts.batch.max((SCORE_VALUES / (c * h * w).max(1)).min(128));
+    let scorer = ModelScorer::new(&m.model, opts.conventions.score)?.with_batch_size(score_batch);
+    let per = c * h * w;
+    let mut out = Vec::with_capacity(n);
+    for (r, img) in chunk.iter().enumerate() {
+        let image = ImageView::new(&values[r * per..(r + 1) * per], [c, h, w])?;
+        let map = MapView::new(&planes[r], [h, w])?;
+        let id = insertion_deletion(
+            &scorer,
+            &image,
+            &map,
+            &InsertionOptions {
+                step: opts.conventions.step,
+                ties: opts.conventions.ties,
+                target: Target::Class(targets[r]),
+                insertion_substrate: opts.conventions.insertion_substrate.resolve(card),
+                deletion_substrate: opts.conventions.deletion_substrate.resolve(card),
+            },
+        )?;
+        let curve = |cr: &crate::metrics::insertion::CurveResult| {
+            (
+                cr.curve.fractions.clone(),
+                cr.curve
+                    .scores
+                    .iter()
+                    .map(|&s| s as f64)
+                    .collect::<Vec<f64>>(),
+            )
+        };
+        let row = Row {
+            model: m.label.clone(),
+            method: name.into(),
+            image: img.stem.clone(),
+            label: img.class.clone(),
+            class: targets[r],
+            predicted: preds[r].0,
+            insertion: id.insertion.curve.auc,
+            deletion: id.deletion.curve.auc,
+            id: id.id_score,
+            ins_curve: curve(&id.insertion),
+            del_curve: curve(&id.deletion),
+        };
+        if opts.save_maps {
+            let map_dir = opts.out.join("maps").join(&m.label).join(name);
+            create_dir(&map_dir)?;
+            write_npy(
+                &map_dir.join(format!("{}.npy", img.stem)),
+                &[h, w],
+                &planes[r],
+            )?;
+        }
+        write_json(
+            &dir.join(format!("{}.json", img.stem)),
+            &json!({
+                "key": key,
+                "image": row.image,
+                "path": img.path.display().to_string(),
+                "label": row.label,
+                "class": row.class,
+                "predicted": row.predicted,
+                "insertion_auc": row.insertion,
+                "deletion_auc": row.deletion,
+                "id": row.id,
+                "insertion": {"fractions": row.ins_curve.0, "scores": row.ins_curve.1,
+                              "conventions": id.insertion.conventions},
+                "deletion": {"fractions": row.del_curve.0, "scores": row.del_curve.1,
+                             "conventions": id.deletion.conventions},
+            }),
+        )?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Mean ± SD of one metric over rows.
+fn stat(rows: &[&Row], f: impl Fn(&Row) -> f64) -> (f64, f64) {
+    mean_sd(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+}
+
+fn write_outputs(
+    opts: &FaithfulnessOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+    grid: Figure,
+) -> Result<StudyOutcome, StudyError> {
+    let out = &opts.out;
+    let (methods, models) = (&facts.methods, &facts.models);
+    let (split_how, n_images) = (facts.split.as_str(), facts.images);
+    let (computed, reused) = (facts.computed, facts.reused);
+    let conv = opts.conventions.columns();
+    // per_image.csv
+    let per_image: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.model.clone(),
+                r.method.clone(),
+                r.image.clone(),
+                r.label.clone(),
+                r.class.to_string(),
+                r.predicted.to_string(),
+                num(r.insertion),
+                num(r.deletion),
+                num(r.id),
+            ]
+        })
+        .collect();
+    write_csv(
+        &out.join("per_image.csv"),
+        &[
+            "model",
+            "method",
+            "image",
+            "label",
+            "target_class",
+            "predicted",
+            "insertion_auc",
+            "deletion_auc",
+            "id",
+        ],
+        &per_image,
+    )?;
+    // metrics.csv: per model × method, then the ensemble (mean over models of per-model means,
+    // SD across models) when there are several models.
+    let mut header = vec![
+        "model",
+        "method",
+        "n",
+        "insertion_mean",
+        "insertion_sd",
+        "deletion_mean",
+        "deletion_sd",
+        "id_mean",
+        "id_sd",
+        "sd_over",
+    ];
+    header.extend(conv.iter().map(|(k, _)| *k));
+    let conv_values: Vec<String> = conv.iter().map(|(_, v)| v.clone()).collect();
+    let mut metrics = Vec::new();
+    // per method: per-model means (ins, del, id)
+    let mut per_model_means: Vec<Vec<[f64; 3]>> = vec![Vec::new(); methods.len()];
+    for model in models {
+        for (mi, method) in methods.iter().enumerate() {
+            let sel: Vec<&Row> = rows
+                .iter()
+                .filter(|r| &r.model == model && &r.method == method)
+                .collect();
+            let (im, is) = stat(&sel, |r| r.insertion);
+            let (dm, ds) = stat(&sel, |r| r.deletion);
+            let (idm, ids) = stat(&sel, |r| r.id);
+            per_model_means[mi].push([im, dm, idm]);
+            let mut row = vec![
+                model.clone(),
+                method.clone(),
+                sel.len().to_string(),
+                num(im),
+                num(is),
+                num(dm),
+                num(ds),
+                num(idm),
+                num(ids),
+                "images".into(),
+            ];
+            row.extend(conv_values.iter().cloned());
+            metrics.push(row);
+        }
+    }
+    let ensemble = models.len() > 1;
+    // The report table: per method the mean over models (± SD over models) or, for one model,
+    // mean ± SD over images.
+    let mut table_rows = Vec::new();
+    let mut table_stats: Vec<(String, [(f64, f64); 3])> = Vec::new();
+    for (mi, method) in methods.iter().enumerate() {
+        let stats: [(f64, f64); 3] = if ensemble {
+            let col =
+                |k: usize| mean_sd(&per_model_means[mi].iter().map(|v| v[k]).collect::<Vec<_>>());
+            [col(0), col(1), col(2)]
+        } else {
+            let sel: Vec<&Row> = rows.iter().filter(|r| &r.method == method).collect();
+            [
+                stat(&sel, |r| r.insertion),
+                stat(&sel, |r| r.deletion),
+                stat(&sel, |r| r.id),
+            ]
+        };
+        if ensemble {
+            let mut row = vec![
+                "ensemble-mean".into(),
+                method.clone(),
+                models.len().to_string(),
+                num(stats[0].0),
+                num(stats[0].1),
+                num(stats[1].0),
+                num(stats[1].1),
+                num(stats[2].0),
+                num(stats[2].1),
+                "models".into(),
+            ];
+            row.extend(conv_values.iter().cloned());
+            metrics.push(row);
+        }
+        let cell = |(m, s): (f64, f64)| -> Value {
+            if s.is_finite() {
+                json!(format!("{m:.3} ± {s:.3}"))
+            } else {
+                json!(format!("{m:.3}"))
+            }
+        };
+        table_rows.push(vec![
+            json!(method),
+            cell(stats[0]),
+            cell(stats[1]),
+            cell(stats[2]),
+        ]);
+        table_stats.push((method.clone(), stats));
+    }
+    write_csv(&out.join("metrics.csv"), &header, &metrics)?;
+
+    // Figures.
+    let mut figures: Vec<Figure> = Vec::new();
+    let score_name = conv_values[2].clone();
+    for (which, stem, better) in [
+        ("insertion", "insertion_curves", "higher"),
+        ("deletion", "deletion_curves", "lower"),
+    ] {
+        let series: Vec<Series> = methods
+            .iter()
+            .map(|method| {
+                let curves: Vec<Vec<f64>> = rows
+                    .iter()
+                    .filter(|r| &r.method == method)
+                    .map(|r| {
+                        on_grid(if which == "insertion" {
+                            &r.ins_curve
+                        } else {
+                            &r.del_curve
+                        })
+                    })
+                    .collect();
+                let points = (0..GRID)
+                    .map(|i| {
+                        let t = i as f64 / (GRID - 1) as f64;
+                        let v =
+                            curves.iter().map(|c| c[i]).sum::<f64>() / curves.len().max(1) as f64;
+                        (t, v)
+                    })
+                    .collect();
+                Series {
+                    label: method.clone(),
+                    points,
+                }
+            })
+            .collect();
+        let plot = Plot::new(
+            &format!("Mean {which} curve per method"),
+            "fraction of pixels changed",
+            &format!("{score_name} of the target class"),
+            Chart::Lines {
+                series,
+                y_range: None,
+            },
+        );
+        let caption = format!(
+            "Mean {which} curve of each method over all images and models ({n_images} images × {} \
+             models); each curve is interpolated onto 101 equally spaced fractions before \
+             averaging. The area under a curve is its AUC: {better} is better. Conventions: \
+             step {}, ties {}, score {}, target {}, insertion substrate {}, deletion substrate {}.",
+            models.len(),
+            conv_values[0],
+            conv_values[1],
+            conv_values[2],
+            conv_values[3],
+            conv_values[4],
+            conv_values[5]
+        );
+        figures.push(write_plot(out, stem, &plot, &caption)?);
+    }
+    let groups: Vec<(String, Vec<f64>)> = methods
+        .iter()
+        .map(|method| {
+            (
+                method.clone(),
+                rows.iter()
+                    .filter(|r| &r.method == method)
+                    .map(|r| r.id)
+                    .collect(),
+            )
+        })
+        .collect();
+    let plot = Plot::new(
+        "ID score (insertion AUC − deletion AUC) per method",
+        "method",
+        "ID score",
+        Chart::Boxes { groups },
+    );
+    figures.push(write_plot(
+        out,
+        "id_scores",
+        &plot,
+        "Distribution of the ID score over images (and models) per method: box = quartiles, \
+         line = median, whiskers = 1.5 IQR. Higher is better; a method whose box sits at or \
+         below the random control's does not rank pixels better than chance.",
+    )?);
+    figures.push(grid);
+    write_json(&out.join("figures.json"), &figures)?;
+
+    // Headline.
+    let mut headline = Vec::new();
+    let finite = |v: f64| if v.is_finite() { v } else { f64::NEG_INFINITY };
+    if let Some((best, s)) = table_stats
+        .iter()
+        .filter(|(m, _)| m != super::toolkit::RANDOM_METHOD)
+        .max_by(|a, b| finite(a.1[2].0).total_cmp(&finite(b.1[2].0)))
+    {
+        headline.push(format!(
+            "Highest ID score: {best} ({:.3}; insertion {:.3}, deletion {:.3}){}.",
+            s[2].0,
+            s[0].0,
+            s[1].0,
+            if ensemble {
+                format!(", mean over {} models", models.len())
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some((_, rnd)) = table_stats
+        .iter()
+        .find(|(m, _)| m == super::toolkit::RANDOM_METHOD)
+    {
+        let others: Vec<&(String, [(f64, f64); 3])> = table_stats
+            .iter()
+            .filter(|(m, _)| m != super::toolkit::RANDOM_METHOD)
+            .collect();
+        let beat: Vec<&str> = others
+            .iter()
+            .filter(|(_, s)| s[2].0 > rnd[2].0)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        headline.push(format!(
+            "{} of {} methods beat the random control's ID score ({:.3}){}.",
+            beat.len(),
+            others.len(),
+            rnd[2].0,
+            if beat.len() < others.len() {
+                let not: Vec<&str> = others
+                    .iter()
+                    .map(|(m, _)| m.as_str())
+                    .filter(|m| !beat.contains(m))
+                    .collect();
+                format!("; not: {}", not.join(", "))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    headline.push(format!(
+        "Conventions: step {}, ties {}, {} of the {} class, insertion from {}, deletion to {} \
+         ({n_images} images: {split_how}).",
+        conv_values[0],
+        conv_values[1],
+        conv_values[2],
+        conv_values[3],
+        conv_values[4],
+        conv_values[5]
+    ));
+    let spread = if ensemble {
+        "mean ± SD over models"
+    } else {
+        "mean ± SD over images"
+    };
+    let summary = Summary {
+        study: "faithfulness".into(),
+        command: opts.command.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        conventions: json!({
+            "insertion_deletion": opts.conventions,
+            "columns": conv.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "split": split_how,
+            "images": n_images,
+            "models": models,
+            "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are; ranked most relevant first",
+            "table": spread,
+        }),
+        headline: headline.clone(),
+        table: Table {
+            columns: vec![
+                "method".into(),
+                format!("insertion ↑ ({spread})"),
+                format!("deletion ↓ ({spread})"),
+                format!("ID ↑ ({spread})"),
+            ],
+            rows: table_rows,
+        },
+        work: json!({"computed": computed, "reused": reused}),
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok(StudyOutcome {
+        out: out.clone(),
+        headline,
+    })
+}
