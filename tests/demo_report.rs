@@ -1,6 +1,7 @@
 //! `relevance demo --quick` end to end, and its report opened in headless Chromium: the page
 //! loads with every picture decoded, shows the expected sections, and puts the shortcut first.
-//! One screenshot per section is kept in `target/tmp/report-screens/` for a human to look at.
+//! One screenshot per section (`report.html?only=ID`) is kept in `target/tmp/report-screens/`
+//! for a human to look at.
 //!
 //! Chromium (Debian `chromium`) is looked up on PATH; without it the browser half is skipped
 //! with a message, unless `RELEVANCE_REQUIRE_CHROMIUM=1` (set by `.ci/run`) makes that a failure.
@@ -38,7 +39,12 @@ const FLAGS: &[&str] = &[
 fn dump_dom(browser: &Path, url: &str) -> String {
     let out = Command::new(browser)
         .args(FLAGS)
-        .args(["--virtual-time-budget=10000", "--dump-dom", url])
+        .args([
+            "--window-size=1280,1400",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ])
         .output()
         .expect("run chromium");
     assert!(out.status.success(), "chromium --dump-dom failed: {out:?}");
@@ -49,7 +55,13 @@ fn screenshot(browser: &Path, url: &str, file: &Path) {
     let shot = format!("--screenshot={}", file.display());
     let out = Command::new(browser)
         .args(FLAGS)
-        .args([&shot, "--window-size=1280,1400", "--hide-scrollbars", url])
+        .args([
+            &shot,
+            "--window-size=1280,1400",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+            url,
+        ])
         .output()
         .expect("run chromium");
     assert!(
@@ -170,7 +182,7 @@ fn quick_demo_writes_a_report_that_renders_and_shows_the_shortcut_first() {
             "section {id} missing"
         );
         let file = shots.join(format!("{id}.png"));
-        screenshot(&browser, &format!("{url}#{id}"), &file);
+        screenshot(&browser, &format!("{url}?only={id}"), &file);
         assert!(grey_sd(&file) > 10.0, "{} looks blank", file.display());
     }
 }

@@ -297,8 +297,13 @@ pre{background:#f0f3f7;padding:10px;border-radius:4px;overflow-x:auto;font-size:
 
 /// After loading, records on `<body>` how many pictures decoded and how many did not
 /// (`data-images-ok`, `data-images-broken`), so a headless browser's DOM dump shows whether the
-/// report rendered completely. It changes nothing visible.
-const LOAD_CHECK: &str = "<script>window.addEventListener('load',function(){\
+/// report rendered completely. `report.html?only=ID` shows only the section `ID` (for printing
+/// or screenshotting one section). Neither changes what a reader sees by default.
+const LOAD_CHECK: &str = "<script>(function(){\
+var only=new URLSearchParams(location.search).get('only');\
+if(only){document.querySelectorAll('main>section').forEach(function(s){\
+if(s.id!==only){s.style.display='none'}})}})();\
+window.addEventListener('load',function(){\
 var ok=0,bad=0;document.querySelectorAll('img').forEach(function(i){\
 if(i.complete&&i.naturalWidth>0){ok++}else{bad++}});\
 document.body.setAttribute('data-images-ok',ok);\
