@@ -985,13 +985,27 @@ fn study_section(run: &Path, path: &Path, summary: &Value, index: usize) -> Sect
         other => other,
     };
     let mut s = Section::new(&format!("study-{index}-{study}"), title);
-    for line in summary["headline"].as_array().into_iter().flatten() {
-        if let Some(t) = line.as_str() {
-            s.push(Block::Callout {
-                tone: Tone::Info,
-                title: "Finding".into(),
-                text: t.to_string(),
-            });
+    let lines: Vec<String> = summary["headline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect();
+    if let Some(digest) = marker_digest(summary) {
+        s.push(Block::Callout {
+            tone: Tone::Info,
+            title: "Relevance on the confounder tag".into(),
+            text: digest,
+        });
+        s.push(Block::List(lines.clone()));
+    } else if let Some((first, rest)) = lines.split_first() {
+        s.push(Block::Callout {
+            tone: Tone::Info,
+            title: "Finding".into(),
+            text: first.clone(),
+        });
+        if !rest.is_empty() {
+            s.push(Block::List(rest.to_vec()));
         }
     }
     let table = &summary["table"];

@@ -77,6 +77,8 @@ pub enum Block {
     Facts(Vec<(String, String)>),
     /// Preformatted text (commands, versions).
     Code(String),
+    /// A bulleted list of plain-text items.
+    List(Vec<String>),
 }
 
 /// A titled section with an anchor.
@@ -175,6 +177,13 @@ fn figure_html(f: &Figure) -> String {
 fn block_html(b: &Block) -> String {
     match b {
         Block::Text(t) => format!("<p>{}</p>", escape(t)),
+        Block::List(items) => {
+            let lis: String = items
+                .iter()
+                .map(|i| format!("<li>{}</li>", escape(i)))
+                .collect();
+            format!("<ul class=\"findings\">{lis}</ul>")
+        }
         Block::Callout { tone, title, text } => {
             let class = match tone {
                 Tone::Info => "info",
@@ -292,6 +301,7 @@ table.data td:first-child,table.data th:first-child{text-align:left}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:4px 18px;font-size:14px}
 dl.facts dt{color:#4a5566}
 dl.facts dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
+ul.findings{font-size:14px;line-height:1.5;margin:4px 0 12px 0}
 pre{background:#f0f3f7;padding:10px;border-radius:4px;overflow-x:auto;font-size:13px}
 ";
 
