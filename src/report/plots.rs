@@ -94,6 +94,63 @@ pub enum Chart {
     },
 }
 
+/// Tukey's box of a sample: quartiles by linear interpolation (numpy's default), whiskers at
+/// the most extreme values within 1.5 IQR of the box, and the values beyond them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoxStats {
+    /// First quartile.
+    pub q1: f64,
+    /// Median.
+    pub median: f64,
+    /// Third quartile.
+    pub q3: f64,
+    /// Lower whisker end (smallest value ≥ q1 − 1.5 IQR).
+    pub low: f64,
+    /// Upper whisker end (largest value ≤ q3 + 1.5 IQR).
+    pub high: f64,
+    /// Values outside the whiskers.
+    pub outliers: Vec<f64>,
+}
+
+impl BoxStats {
+    /// The box of the finite values of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<BoxStats> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let pos = p * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        };
+        let (q1, median, q3) = (q(0.25), q(0.5), q(0.75));
+        let iqr = q3 - q1;
+        let (fence_lo, fence_hi) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
+        let inside = || {
+            v.iter()
+                .copied()
+                .filter(|&x| x >= fence_lo && x <= fence_hi)
+        };
+        let low = inside().fold(f64::INFINITY, f64::min);
+        let high = inside().fold(f64::NEG_INFINITY, f64::max);
+        let outliers = v
+            .iter()
+            .copied()
+            .filter(|&x| x < fence_lo || x > fence_hi)
+            .collect();
+        Some(BoxStats {
+            q1,
+            median,
+            q3,
+            low,
+            high,
+            outliers,
+        })
+    }
+}
+
 /// A chart with a title and axis labels.
 #[derive(Clone, Debug)]
 pub struct Plot {
@@ -110,14 +167,6 @@ pub struct Plot {
 }
 
 type DrawResult = Result<(), String>;
-
-/// Category axis labels as plain text (plotters' default prints them with quotes).
-fn segment_label(v: &SegmentValue<&String>) -> String {
-    match v {
-        SegmentValue::CenterOf(s) | SegmentValue::Exact(s) => s.to_string(),
-        SegmentValue::Last => String::new(),
-    }
-}
 
 fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
@@ -297,34 +346,60 @@ impl Plot {
                     .collect();
                 let (_, (y0, y1)) = bounds(all.iter().map(|&v| (0.0, v)));
                 let labels: Vec<String> = groups.iter().map(|(l, _)| l.clone()).collect();
+                let n = groups.len() as f64;
+                // A numeric x axis (box i centred on x = i) so boxes, whiskers and outliers can be
+                // drawn at exact offsets.
                 let mut chart = ChartBuilder::on(root)
                     .caption(&self.title, title_style)
                     .margin(12)
                     .x_label_area_size(40)
                     .y_label_area_size(56)
-                    .build_cartesian_2d(labels.as_slice().into_segmented(), y0 as f32..y1 as f32)
+                    .build_cartesian_2d(-0.5..n - 0.5, y0..y1)
                     .map_err(err)?;
+                let label_of = |x: &f64| {
+                    let i = x.round();
+                    if (x - i).abs() < 1e-6 && i >= 0.0 {
+                        labels.get(i as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                };
                 chart
                     .configure_mesh()
                     .x_desc(&self.x_label)
                     .y_desc(&self.y_label)
-                    .x_label_formatter(&segment_label)
+                    .x_labels(groups.len() + 1)
+                    .x_label_formatter(&label_of)
+                    .disable_x_mesh()
                     .draw()
                     .map_err(err)?;
-                for (i, (label, values)) in groups.iter().enumerate() {
-                    let finite: Vec<f64> =
-                        values.iter().copied().filter(|v| v.is_finite()).collect();
-                    if finite.is_empty() {
+                for (i, (_, values)) in groups.iter().enumerate() {
+                    let Some(b) = BoxStats::of(values) else {
                         continue;
-                    }
-                    let q = Quartiles::new(&finite);
+                    };
+                    let x = i as f64;
+                    let style = color(i).stroke_width(2);
+                    let line = |a: (f64, f64), b: (f64, f64)| PathElement::new(vec![a, b], style);
                     chart
-                        .draw_series(std::iter::once(
-                            Boxplot::new_vertical(SegmentValue::CenterOf(&labels[i]), &q)
-                                .style(color(i).stroke_width(2)),
-                        ))
+                        .draw_series([
+                            line((x - 0.25, b.q1), (x + 0.25, b.q1)),
+                            line((x - 0.25, b.q3), (x + 0.25, b.q3)),
+                            line((x - 0.25, b.q1), (x - 0.25, b.q3)),
+                            line((x + 0.25, b.q1), (x + 0.25, b.q3)),
+                            line((x - 0.25, b.median), (x + 0.25, b.median)),
+                            line((x, b.q3), (x, b.high)),
+                            line((x, b.q1), (x, b.low)),
+                            line((x - 0.1, b.high), (x + 0.1, b.high)),
+                            line((x - 0.1, b.low), (x + 0.1, b.low)),
+                        ])
                         .map_err(err)?;
-                    let _ = label;
+                    chart
+                        .draw_series(
+                            b.outliers
+                                .iter()
+                                .map(|&v| Circle::new((x, v), 2, color(i).stroke_width(1))),
+                        )
+                        .map_err(err)?;
                 }
                 Ok(())
             }
@@ -337,27 +412,36 @@ impl Plot {
                     .max(1e-9)
                     * 1.1;
                 let bottom = bars.iter().map(|(_, v)| *v).fold(0.0f64, f64::min) * 1.1;
+                // Integer segments (one per bar) so each bar fills its segment, centred on its label.
+                let n = bars.len() as i32;
                 let mut chart = ChartBuilder::on(root)
                     .caption(&self.title, title_style)
                     .margin(12)
                     .x_label_area_size(40)
                     .y_label_area_size(56)
-                    .build_cartesian_2d(labels.as_slice().into_segmented(), bottom..top)
+                    .build_cartesian_2d((0..n).into_segmented(), bottom..top)
                     .map_err(err)?;
+                let label_of = |v: &SegmentValue<i32>| match v {
+                    SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                        labels.get(*i as usize).cloned().unwrap_or_default()
+                    }
+                    SegmentValue::Last => String::new(),
+                };
                 chart
                     .configure_mesh()
                     .x_desc(&self.x_label)
                     .y_desc(&self.y_label)
-                    .x_label_formatter(&segment_label)
+                    .x_labels(bars.len())
+                    .x_label_formatter(&label_of)
                     .draw()
                     .map_err(err)?;
                 chart
-                    .draw_series(bars.iter().enumerate().map(|(i, (l, v))| {
-                        let idx = labels.iter().position(|x| x == l).unwrap_or(i);
+                    .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+                        let x = i as i32;
                         let mut r = Rectangle::new(
                             [
-                                (SegmentValue::Exact(&labels[idx]), 0.0),
-                                (SegmentValue::Exact(&labels[idx]), *v),
+                                (SegmentValue::Exact(x), 0.0),
+                                (SegmentValue::Exact(x + 1), *v),
                             ],
                             color(i).filled(),
                         );
@@ -491,6 +575,19 @@ mod tests {
                 .count()
                 > 1000
         );
+    }
+
+    #[test]
+    fn box_statistics_by_hand() {
+        // numpy: percentile([1..=9, 40], [25, 50, 75]) = 3.25, 5.5, 7.75; IQR 4.5, fences
+        // -3.5 and 14.5: whiskers at 1 and 9 (data points, not the fences), 40 an outlier.
+        let mut v: Vec<f64> = (1..=9).map(f64::from).collect();
+        v.push(40.0);
+        let b = BoxStats::of(&v).unwrap();
+        assert_eq!((b.q1, b.median, b.q3), (3.25, 5.5, 7.75));
+        assert_eq!((b.low, b.high), (1.0, 9.0));
+        assert_eq!(b.outliers, vec![40.0]);
+        assert!(BoxStats::of(&[f64::NAN]).is_none());
     }
 
     #[test]
