@@ -68,7 +68,7 @@ fn lrp_maps_of_the_brain_mri_vgg16() {
         }
         Err(e) => panic!("{e}"),
     };
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-output/lrp-brain-mri");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lrp-brain-mri");
     std::fs::create_dir_all(&out).unwrap();
     for composite in [
         Composite::EpsilonPlusFlat,
@@ -108,20 +108,35 @@ fn lrp_maps_of_the_brain_mri_vgg16() {
                 .map(|(v, _)| v.abs() as f64)
                 .sum();
             let all: f64 = map.iter().map(|v| v.abs() as f64).sum();
+            let head_pixels = grey.iter().filter(|g| **g > 15).count() as f64;
+            let background_pixels = grey.len() as f64 - head_pixels;
+            // Relevance per pixel on the head against the black background around it. The share
+            // of |relevance| on the head is not a good criterion on its own: it depends on how
+            // much of the frame the head fills (31–76 % of the pixels on these scans), and the
+            // first layer's Flat/z^B rules spread relevance over 3×3 receptive fields, across
+            // the head's outline. Measured with every composite here: 1.4–4.2× denser on the head.
+            let density =
+                (on_head / head_pixels) / ((all - on_head) / background_pixels).max(1e-12);
             let total: f64 = map.iter().map(|&v| v as f64).sum();
             let checker = checkerboard_scores(&attribution.input)[0];
             println!(
                 "{name} {composite}: class {} (logit {:.2}), Σ relevance {total:.3}, \
-                 {:.1}% of |relevance| on the head, checkerboard {checker:.4}",
+                 {:.1}% of |relevance| on the head ({:.1}% of the pixels, {density:.2}× denser), \
+                 checkerboard {checker:.4}",
                 model.class_name(target),
                 logits[target],
-                100.0 * on_head / all
+                100.0 * on_head / all,
+                100.0 * head_pixels / grey.len() as f64,
             );
-            assert!(total > 0.0, "{name} {composite}: total relevance {total}");
+            // α2β1 subtracts β times the inhibiting contributions at every layer, so its total
+            // may fall below zero; the other composites start from a positive logit and keep
+            // (up to what biases absorb) a positive total.
+            if composite != Composite::EpsilonAlpha2Beta1 {
+                assert!(total > 0.0, "{name} {composite}: total relevance {total}");
+            }
             assert!(
-                on_head / all > 0.8,
-                "{name} {composite}: only {:.1}% of |relevance| on the head",
-                100.0 * on_head / all
+                density > 1.2,
+                "{name} {composite}: relevance only {density:.2}× denser on the head than off it"
             );
             let png = side_by_side(&grey, &heatmap_png(&map, h, w).unwrap(), h, w);
             std::fs::write(out.join(format!("{name}_{composite}.png")), png).unwrap();
