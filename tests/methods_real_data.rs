@@ -48,7 +48,7 @@ fn brain_mri_vgg16_explanations() {
             "--method",
             "grad-cam,guided-grad-cam,integrated-gradients",
             "--steps",
-            "32",
+            "8",
             "--out",
         ])
         .arg(&out)
