@@ -166,7 +166,9 @@ pub const CRP_CONCEPTS: usize = 32;
 /// `CondAttribution` with the image repeated once per concept). The layer is
 /// [`crp_layer`]'s.
 pub struct Crp {
-    prepared: Mutex<Option<(usize, std::sync::Arc<LrpModel>)>>,
+    /// The prepared model and what identifies the model it was prepared for (its address and
+    /// source: an address alone can be reused by the next architecture's model).
+    prepared: Mutex<Option<((usize, std::path::PathBuf), std::sync::Arc<LrpModel>)>>,
 }
 
 /// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
@@ -202,7 +204,7 @@ impl Workload for Crp {
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
-        let key = model as *const Model as usize;
+        let key = (model as *const Model as usize, model.source.clone());
         let lrp = {
             let mut slot = self.prepared.lock().expect("prepared-model lock");
             match slot.as_ref() {
@@ -668,6 +670,16 @@ mod tests {
         let rows = run(&methods, |_| {}).unwrap();
         let names: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
         assert_eq!(names, ["grad-cam", "lrp", "crp32"]);
+        // A second architecture in the same run gets its own prepared model.
+        let two = BenchOptions {
+            archs: vec!["small_cnn".into(), "vgg11".into()],
+            workloads: vec!["crp32".into()],
+            batches: vec![1],
+            size: 32,
+            repeat: 1,
+            ..methods.clone()
+        };
+        assert_eq!(run(&two, |_| {}).unwrap().len(), 2);
         assert!(rows.iter().all(|r| r.ms_per_image > 0.0));
     }
 
