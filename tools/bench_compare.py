@@ -81,9 +81,17 @@ def torch_workload(name, arch, model, x):
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+        # As users run it: parameters trainable (pytorch-grad-cam back-propagates from the output
+        # through the whole graph, weight gradients included).
+        for p in model.parameters():
+            p.requires_grad_(True)
         cam = GradCAM(model=model, target_layers=[cam_layer(arch, model)])
         targets = [ClassifierOutputTarget(0)] * n
-        return (lambda: cam(input_tensor=x, targets=targets)), None
+
+        def frozen_again():
+            for p in model.parameters():
+                p.requires_grad_(False)
+        return (lambda: cam(input_tensor=x, targets=targets)), frozen_again
     if name == "lrp":
         from zennit.composites import EpsilonPlusFlat
 
