@@ -158,6 +158,9 @@ impl Workload for Method {
     }
 }
 
+/// A model's address and source path.
+type ModelIdentity = (usize, std::path::PathBuf);
+
 /// Concepts per image of the CRP workload.
 pub const CRP_CONCEPTS: usize = 32;
 
@@ -168,7 +171,7 @@ pub const CRP_CONCEPTS: usize = 32;
 pub struct Crp {
     /// The prepared model and what identifies the model it was prepared for (its address and
     /// source: an address alone can be reused by the next architecture's model).
-    prepared: Mutex<Option<((usize, std::path::PathBuf), std::sync::Arc<LrpModel>)>>,
+    prepared: Mutex<Option<(ModelIdentity, std::sync::Arc<LrpModel>)>>,
 }
 
 /// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
