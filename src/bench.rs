@@ -13,7 +13,7 @@ use crate::engine::{EngineError, predict};
 use crate::graph::init::{init_params, random_reference_params};
 use crate::graph::{Graph, GraphError, Model, ModelCard, NodeId, ParamStore, zoo};
 use crate::methods::crp::conditional_relevance;
-use crate::methods::lrp::{Composite, LrpModel, LrpOptions};
+use crate::methods::lrp::{Composite, Lrp, LrpOptions};
 use crate::methods::{Explainer, MethodOptions, by_name};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec};
@@ -158,9 +158,6 @@ impl Workload for Method {
     }
 }
 
-/// A model's address and source path.
-type ModelIdentity = (usize, std::path::PathBuf);
-
 /// Concepts per image of the CRP workload.
 pub const CRP_CONCEPTS: usize = 32;
 
@@ -169,9 +166,8 @@ pub const CRP_CONCEPTS: usize = 32;
 /// `CondAttribution` with the image repeated once per concept). The layer is
 /// [`crp_layer`]'s.
 pub struct Crp {
-    /// The prepared model and what identifies the model it was prepared for (its address and
-    /// source: an address alone can be reused by the next architecture's model).
-    prepared: Mutex<Option<(ModelIdentity, std::sync::Arc<LrpModel>)>>,
+    /// Prepares (and keeps) the LRP form of the model being timed, as `explain` does.
+    lrp: Lrp,
 }
 
 /// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
@@ -207,21 +203,7 @@ impl Workload for Crp {
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
-        let key = (model as *const Model as usize, model.source.clone());
-        let lrp = {
-            let mut slot = self.prepared.lock().expect("prepared-model lock");
-            match slot.as_ref() {
-                Some((k, m)) if *k == key => m.clone(),
-                _ => {
-                    let m = std::sync::Arc::new(
-                        LrpModel::new(model, Composite::EpsilonPlusFlat, &LrpOptions::default())
-                            .map_err(invalid)?,
-                    );
-                    *slot = Some((key, m.clone()));
-                    m
-                }
-            }
-        };
+        let lrp = self.lrp.prepare(model).map_err(invalid)?;
         let arch = model.card.arch.clone().unwrap_or_default();
         let name = crp_layer(&arch, model).ok_or_else(|| {
             BenchError::Invalid(format!(
@@ -254,7 +236,7 @@ pub fn workload(name: &str) -> Result<Box<dyn Workload>, BenchError> {
         "grad-cam" => method("grad-cam", "grad-cam"),
         "lrp" => method("lrp", "lrp-epsilon-plus-flat"),
         "crp32" => Ok(Box::new(Crp {
-            prepared: Mutex::new(None),
+            lrp: Lrp::new(Composite::EpsilonPlusFlat, LrpOptions::default()),
         })),
         _ => Err(BenchError::Invalid(format!(
             "unknown workload '{name}'; valid: {}",

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::engine::Activations;
 use crate::graph::{LoadOptions, Model};
-use crate::methods::lrp::{LrpOptions, SkipMode, StartRelevance};
+use crate::methods::lrp::{Conservation, LrpOptions, SkipMode, StartRelevance};
 use crate::methods::pass::{forward_all, logits, repeat_rows, row};
 use crate::methods::{
     Baseline, Explainer, MapKind, MapStyle, MethodOptions, Quadrature, Target, by_name, cam,
@@ -474,13 +474,7 @@ fn conservation_record(
         StartRelevance::One => 1.0,
     };
     let total: f64 = map.iter().map(|&v| v as f64).sum();
-    let diff = (total - explained).abs();
-    let error = if explained == 0.0 {
-        diff
-    } else {
-        diff / explained.abs()
-    };
-    json!({"explained": explained, "total": total, "error": error})
+    json!(Conservation::of(total, explained))
 }
 
 /// `--check-conservation`: prints every LRP map's conservation error and fails when one exceeds

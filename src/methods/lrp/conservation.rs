@@ -24,20 +24,24 @@ pub fn conservation_of(attribution: &Attribution) -> Vec<Conservation> {
     row_totals(&attribution.input)
         .into_iter()
         .zip(&attribution.explained)
-        .map(|(total, &explained)| {
-            let explained = explained as f64;
-            let diff = (total - explained).abs();
-            Conservation {
-                explained,
-                total,
-                error: if explained == 0.0 {
-                    diff
-                } else {
-                    diff / explained.abs()
-                },
-            }
-        })
+        .map(|(total, &explained)| Conservation::of(total, explained as f64))
         .collect()
+}
+
+impl Conservation {
+    /// The conservation of a map whose relevance adds up to `total`, started from `explained`.
+    pub fn of(total: f64, explained: f64) -> Self {
+        let diff = (total - explained).abs();
+        Conservation {
+            explained,
+            total,
+            error: if explained == 0.0 {
+                diff
+            } else {
+                diff / explained.abs()
+            },
+        }
+    }
 }
 
 /// Runs LRP on `x` for `targets` and reports the conservation error of each image.
