@@ -13,6 +13,8 @@ committed. References:
 * Gradient (in float64), Input x Gradient, Deconvnet (ReLUs replaced by an autograd Function whose backward is
   relu(grad)), Integrated Gradients (Captum's Gauss-Legendre rule, written out with torch autograd),
   Occlusion (a naive loop with Captum's window placement and averaging).
+* The gradient-family parity test runs on reference_input + GRADIENT_INPUT_OFFSET, where no ReLU input
+  is within float32 rounding of zero (see gradient_fixtures).
 * Resizing: cv2.resize INTER_LINEAR and torch's UpsamplingBilinear2d on small random maps.
 * Colormaps: matplotlib's viridis / inferno LUTs and zennit's bwr / coldnhot palettes.
 
@@ -227,6 +229,47 @@ def model_fixtures(prefix, model, x, meta, layers, score_layer, first_target):
     return targets
 
 
+# Brightness offset of the input for the gradient-family parity fixtures ("resnet18.offset.*").
+# A gradient through ReLUs is only defined where no ReLU input is zero, and float32 rounding
+# (summation order: ~1e-7 here) decides the mask of any unit within that distance of zero: on
+# reference_input itself four of the 565k ReLU inputs lie below 1e-6 in float64, and the smallest
+# (-1.0e-7) flips with the summation order. With this offset the smallest is 1.46e-6, >10x the
+# rounding, so every float32 implementation must agree on every mask; the margin is recorded.
+GRADIENT_INPUT_OFFSET = 0.05
+
+
+def min_relu_input(model, x):
+    """Smallest |ReLU input| over a float64 forward pass (ReLUs made non-inplace for the hooks)."""
+    import copy
+    m = copy.deepcopy(model).double()
+    seen = []
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.ReLU):
+            mod.inplace = False
+            mod.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].abs().min().item()))
+    with torch.no_grad():
+        m(x.double())
+    return min(seen)
+
+
+def gradient_fixtures(prefix, model, x, meta, first_target, cam_layer):
+    """Gradient, Input x Gradient, Deconvnet, Guided Backprop and Guided Grad-CAM on a well-conditioned input."""
+    import copy
+    margin = min_relu_input(model, x)
+    assert margin > 1e-6, f"{prefix}: a ReLU input lies {margin:.1e} from zero; pick another offset"
+    with torch.no_grad():
+        preds = model(x).argmax(1).tolist()
+    targets = [first_target] + preds[1:]
+    meta[prefix] = {"shape": list(x.shape), "targets": targets, "offset": GRADIENT_INPUT_OFFSET,
+                    "min_relu_input_f64": margin}
+    save(f"{prefix}.gradient", input_gradient(copy.deepcopy(model).double(), x.double(), targets))
+    save(f"{prefix}.input-x-gradient", x.numpy() * input_gradient(model, x, targets))
+    deconvnet(prefix, model, x, targets)
+    with GradCAM(model=model, target_layers=[module_at(model, cam_layer)]) as cam:
+        gradcam = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
+    guided(prefix, model, x, targets, gradcam)
+
+
 def resize_fixtures():
     rng = np.random.default_rng(5)
     for (sh, sw), (dh, dw) in [((3, 4), (64, 96)), ((4, 5), (72, 88)), ((7, 7), (50, 33)), ((5, 6), (5, 6))]:
@@ -260,6 +303,8 @@ def main():
     deconvnet("resnet18", resnet, x, targets)
     gradcam = np.load(os.path.join(OUT, "resnet18.layer4.1.grad-cam.npy"))
     guided("resnet18", resnet, x, targets, gradcam)
+    x_offset = torch.from_numpy(reference_input(2, 3, 64, 96) + np.float32(GRADIENT_INPUT_OFFSET))
+    gradient_fixtures("resnet18.offset", resnet, x_offset, meta, 3, "layer4.1")
 
     vgg = load_reference_weights(torchvision.models.vgg11(num_classes=10))
     xv = torch.from_numpy(reference_input(1, 3, 72, 88))

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d_with_indices};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
 use super::EngineError;
@@ -258,7 +258,7 @@ pub fn eval(
                 .as_deref()
                 .map(|k| params.tensor::<1>(k))
                 .transpose()?;
-            conv2d(x, w, b, conv_options(c))
+            super::kernels::conv2d(x, w, b, c)
         }
         Op::Linear(l) => {
             let b = l
@@ -285,7 +285,7 @@ pub fn eval(
         Op::Sigmoid => sigmoid(one(&mut args)),
         Op::Tanh => one(&mut args).tanh(),
         Op::MaxPool2d(p) => {
-            let (y, idx) = max_pool2d_with_indices(one(&mut args), maxpool_options(p));
+            let (y, idx) = super::kernels::max_pool2d_with_indices(one(&mut args), p);
             return Ok((y, Some(Aux::MaxPoolIndices(idx))));
         }
         Op::AvgPool2d(p) => avg_pool2d(one(&mut args), avgpool_options(p)),

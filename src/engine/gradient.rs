@@ -2,10 +2,7 @@
 //! from, which LRP rules reuse with modified weights.
 
 use burn::prelude::*;
-use burn::tensor::module::{
-    avg_pool2d_backward, conv_transpose2d, max_pool2d_with_indices_backward,
-};
-use burn::tensor::ops::ConvTransposeOptions;
+use burn::tensor::module::avg_pool2d_backward;
 
 use super::EngineError;
 use super::backward::{Rule, RuleCtx};
@@ -128,35 +125,10 @@ pub fn reduce_to(mut g: T4, target: [usize; 4]) -> T4 {
 }
 
 /// Adjoint of a convolution with respect to its input: `Wᵀ ⋆ g`, a transposed convolution,
-/// cropped to the input size `hw`. Used with modified weights by LRP rules.
+/// cropped to the input size `hw`. Used with modified weights by LRP rules. Runs on our kernel
+/// where it applies ([`super::kernels::conv2d_input_adjoint`]).
 pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
-    let [_, _, kh, kw] = weight.dims();
-    let [_, _, oh, ow] = g.dims();
-    let [t, l, b, r] = c.padding;
-    let full = |o: usize, s: usize, d: usize, k: usize| (o - 1) * s + d * (k - 1) + 1;
-    let fh = full(oh, c.stride[0], c.dilation[0], kh);
-    let fw = full(ow, c.stride[1], c.dilation[1], kw);
-    if t == b && l == r {
-        // Symmetric padding: the transposed convolution crops it; the remainder rows that the
-        // forward pass never reached are restored by `padding_out`.
-        let opt = ConvTransposeOptions {
-            stride: c.stride,
-            padding: [t, l],
-            padding_out: [hw[0] + 2 * t - fh, hw[1] + 2 * l - fw],
-            dilation: c.dilation,
-            groups: c.groups,
-        };
-        return conv_transpose2d(g, weight, None, opt);
-    }
-    let opt = ConvTransposeOptions {
-        stride: c.stride,
-        padding: [0, 0],
-        padding_out: [hw[0] + t + b - fh, hw[1] + l + r - fw],
-        dilation: c.dilation,
-        groups: c.groups,
-    };
-    let padded = conv_transpose2d(g, weight, None, opt);
-    padded.narrow(2, t, hw[0]).narrow(3, l, hw[1])
+    super::kernels::conv2d_input_adjoint(g, weight, c, hw)
 }
 
 /// Adjoint of `y = x Wᵀ` on `[N, F, 1, 1]`: `g W`.
@@ -173,17 +145,7 @@ pub fn maxpool_adjoint(
     p: &Pool2d,
     indices: Tensor<4, Int>,
 ) -> Result<T4, EngineError> {
-    let [t, l, _, _] = p.padding;
-    Ok(max_pool2d_with_indices_backward(
-        x.clone(),
-        p.kernel,
-        p.stride,
-        [t, l],
-        p.dilation,
-        p.ceil_mode,
-        g,
-        indices,
-    ))
+    Ok(super::kernels::max_pool2d_adjoint(g, x.dims(), p, &indices))
 }
 
 /// Adjoint of average pooling.

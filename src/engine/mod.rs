@@ -6,6 +6,7 @@ pub mod backward;
 pub mod canonize;
 pub mod forward;
 pub mod gradient;
+pub mod kernels;
 
 pub use backward::{Backward, Rule, RuleCtx, RuleMap, Rules, backward};
 pub use forward::{Activations, Aux, Keep, TrainState, forward, predict};

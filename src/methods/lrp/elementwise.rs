@@ -6,9 +6,7 @@
 use super::kernel::stabilize;
 use super::rules::STABILIZER;
 use crate::engine::forward::Aux;
-use crate::engine::gradient::{
-    adaptive_avgpool_adjoint, avgpool_adjoint, maxpool_adjoint, reduce_to,
-};
+use crate::engine::gradient::{adaptive_avgpool_adjoint, avgpool_adjoint, reduce_to};
 use crate::engine::{EngineError, Gradient, Rule, RuleCtx};
 use crate::graph::Op;
 use crate::tensor::T4;
@@ -70,10 +68,10 @@ impl Rule for Grad {
                         "max-pool indices were not kept".into(),
                     ));
                 };
-                let mut dims = idx.dims();
+                // The kernel shares one batch row of indices across the signal's rows.
+                let mut dims = ctx.input(0)?.dims();
                 dims[0] = rows;
-                let x = with_rows(ctx.input(0)?, rows);
-                one(maxpool_adjoint(g, &x, p, idx.clone().expand(dims))?)
+                one(crate::engine::kernels::max_pool2d_adjoint(g, dims, p, idx))
             }
             Op::AvgPool2d(p) => one(avgpool_adjoint(g, &with_rows(ctx.input(0)?, rows), p)?),
             Op::AdaptiveAvgPool2d { .. } => {

@@ -5,10 +5,9 @@
 use std::sync::OnceLock;
 
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
 
 use crate::engine::EngineError;
-use crate::engine::forward::{conv_options, linear_forward};
+use crate::engine::forward::linear_forward;
 use crate::engine::gradient::{conv2d_input_adjoint, linear_input_adjoint};
 use crate::graph::{Conv2d, Op, ParamStore};
 use crate::tensor::T4;
@@ -101,7 +100,7 @@ impl Weights {
         match &self.geometry {
             Geometry::Conv(c) => {
                 let w = self.weight.clone().reshape(self.shape4());
-                Ok(conv2d(x, w, bias, conv_options(c)))
+                Ok(crate::engine::kernels::conv2d(x, w, bias, c))
             }
             Geometry::Dense => linear_forward(
                 x,

@@ -1,0 +1,100 @@
+//! Per-layer timings of our convolution kernels (`relevance::engine::kernels`) beside burn's on
+//! the convolution shapes of VGG-16 and ResNet-50 at 224×224: forward and input adjoint, with the
+//! GFLOP/s each reaches. Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]`.
+
+use std::time::Instant;
+
+use burn::tensor::module::conv2d as burn_conv2d;
+use relevance::engine::forward::conv_options;
+use relevance::engine::kernels;
+use relevance::graph::Conv2d;
+use relevance::rng::Rng;
+use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
+
+/// (name, C_in, C_out, kernel, stride, padding, input size)
+const LAYERS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("vgg conv1_2", 64, 64, 3, 1, 1, 224),
+    ("vgg conv2_2", 128, 128, 3, 1, 1, 112),
+    ("vgg conv3_2", 256, 256, 3, 1, 1, 56),
+    ("vgg conv4_2", 512, 512, 3, 1, 1, 28),
+    ("vgg conv5_2", 512, 512, 3, 1, 1, 14),
+    ("resnet conv1 7x7/2", 3, 64, 7, 2, 3, 224),
+    ("resnet l1 1x1 256>64", 256, 64, 1, 1, 0, 56),
+    ("resnet l1 3x3 64", 64, 64, 3, 1, 1, 56),
+    ("resnet l3 3x3 256", 256, 256, 3, 1, 1, 14),
+    ("resnet l4 1x1 512>2048", 512, 2048, 1, 1, 0, 7),
+];
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..7)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[3]
+}
+
+fn random(shape: [usize; 4], rng: &mut Rng) -> T4 {
+    from_vec(
+        (0..shape.iter().product()).map(|_| rng.normal()).collect(),
+        shape,
+    )
+}
+
+fn main() {
+    let batch: usize = std::env::args()
+        .skip_while(|a| a != "--batch")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut rng = Rng::new(7);
+    println!(
+        "{:<24} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
+        "layer", "fwd burn", "fwd ours", "GF/s", "adj burn", "adj ours", "GF/s"
+    );
+    for &(name, ci, co, k, s, p, size) in LAYERS {
+        let c = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride: [s, s],
+            padding: [p; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let x = random([batch, ci, size, size], &mut rng);
+        let w = random([co, ci, k, k], &mut rng);
+        let b = from_vec((0..co).map(|_| rng.normal()).collect(), [co]);
+        let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
+        let theirs = burn_conv2d(x.clone(), w.clone(), Some(b.clone()), conv_options(&c));
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(err < 1e-4, "{name}: forward differs from burn by {err}");
+        let [_, _, oh, ow] = ours.dims();
+        let flops = 2.0 * (batch * co * oh * ow * ci * k * k) as f64;
+        let fb = median_ms(|| {
+            burn_conv2d(x.clone(), w.clone(), Some(b.clone()), conv_options(&c));
+        });
+        let fo = median_ms(|| {
+            kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
+        });
+        let g = random([batch, co, oh, ow], &mut rng);
+        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
+        let adj_burn = kernels::burn_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
+        let err = max_rel_diff(&to_vec(&adj), &to_vec(&adj_burn));
+        assert!(err < 1e-4, "{name}: adjoint differs from burn by {err}");
+        let ab = median_ms(|| {
+            kernels::burn_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
+        });
+        let ao = median_ms(|| {
+            kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
+        });
+        println!(
+            "{name:<24} {fb:9.2} {fo:9.2} {:7.1} {ab:9.2} {ao:9.2} {:7.1}",
+            flops / fo / 1e6,
+            flops / ao / 1e6
+        );
+    }
+}

@@ -1,0 +1,649 @@
+//! Dense 2-D convolution as im2col + GEMM, written for the shapes CNN explanations run:
+//! batch 1–8, 3×3 and 1×1 kernels, tens to hundreds of channels.
+//!
+//! For output pixels `p` of one image, `Y[o, p] = Σ_r W[o, r] · X̂[r, p] + b[o]`, where
+//! `r = (c, i, j)` runs over input channel and kernel offset and the column matrix
+//! `X̂[r, p] = x[c, oh(p)·s_h + i·d_h − pad_t, ow(p)·s_w + j·d_w − pad_l]` (zero outside the input)
+//! is built tile by tile in the layout GEMM reads without a transpose (Chellapilla et al.,
+//! "High Performance Convolutional Neural Networks for Document Processing", 2006). The weight
+//! `[C_out, C_in, kH, kW]` is already the row-major left operand, so nothing is re-laid out per
+//! call, and each tile's product lands directly in the NCHW output.
+//!
+//! Work is split over (image, pixel tile) with rayon when there are enough tiles to keep every
+//! thread busy; otherwise (deep layers with few pixels) the whole image's columns are built once
+//! and the GEMM itself runs in parallel over output channels.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+/// Geometry of one convolution: input, kernel and output sizes, stride, dilation and the padding
+/// before the first row and column. Reads outside the input are zeros, so the output size is
+/// free: a transposed convolution is this same geometry with another output size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub batch: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height and width.
+    pub in_hw: [usize; 2],
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Output height and width.
+    pub out_hw: [usize; 2],
+    /// Stride `[s_h, s_w]`.
+    pub stride: [usize; 2],
+    /// Dilation `[d_h, d_w]`.
+    pub dilation: [usize; 2],
+    /// Zero rows above and columns left of the input, `[pad_t, pad_l]`.
+    pub pad_before: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Rows of the column matrix: `C_in · kH · kW`.
+    pub fn col_rows(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels per image.
+    pub fn out_pixels(&self) -> usize {
+        self.out_hw[0] * self.out_hw[1]
+    }
+
+    fn in_pixels(&self) -> usize {
+        self.in_hw[0] * self.in_hw[1]
+    }
+}
+
+/// Fewest output pixels per tile: below this, GEMM's packing of the weights dominates its work.
+const MIN_TILE: usize = 128;
+/// Most output pixels per tile: keeps a tile's columns (≤ 4608 × 2048 floats for VGG) in L3.
+const MAX_TILE: usize = 2048;
+
+thread_local! {
+    /// Per-thread column buffer, reused across tiles and calls (allocation and page faults of a
+    /// fresh multi-megabyte buffer per tile cost more than small layers' arithmetic).
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's column buffer, resized to `len`, taken out of [`COLUMNS`] rather than borrowed:
+/// a thread that waits inside rayon may run another convolution, which then finds the slot
+/// empty and allocates instead of panicking on a second borrow.
+fn take_scratch(len: usize) -> Vec<f32> {
+    let mut buf = COLUMNS.with(|cell| cell.take());
+    buf.resize(len, 0.0);
+    buf
+}
+
+/// Puts a column buffer back for the next call on this thread (keeping the larger one).
+fn return_scratch(buf: Vec<f32>) {
+    COLUMNS.with(|cell| {
+        if cell.borrow().capacity() < buf.capacity() {
+            cell.replace(buf);
+        }
+    });
+}
+
+/// Raw output pointer shared by tasks that write disjoint pixel ranges of the output.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes a disjoint set of output elements (its own image and pixel range).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer; a method (not a field access) so closures capture the whole `Send` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `y = conv(x, weight) + bias` for `x: [N, C_in, H, W]`, `weight: [C_out, C_in, kH, kW]`
+/// (one group), returning `[N, C_out, oH, oW]` row-major.
+///
+/// # Panics
+/// If a slice length disagrees with the geometry (callers check shapes first).
+pub fn conv2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+) -> Vec<f32> {
+    let rows = g.col_rows();
+    let pixels = g.out_pixels();
+    assert_eq!(x.len(), g.batch * g.c_in * g.in_pixels(), "input size");
+    assert_eq!(weight.len(), g.c_out * rows, "weight size");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "bias size");
+    }
+    let mut out = vec![0.0f32; g.batch * g.c_out * pixels];
+    if pixels == 0 || g.c_out == 0 {
+        return out;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let (tile, tiles_per_image) = tiling(pixels, g.batch, threads);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    // A 1×1, stride-1, unpadded convolution reads its input as the column matrix itself.
+    let pointwise = is_pointwise(g);
+    let run = |task: usize, parallel_gemm: bool| {
+        let image = task / tiles_per_image;
+        let start = (task % tiles_per_image) * tile;
+        let len = tile.min(pixels - start);
+        let x_image = &x[image * g.c_in * g.in_pixels()..(image + 1) * g.c_in * g.in_pixels()];
+        // SAFETY (both arms): this task's output block (image, all channels, pixels
+        // start..start+len) is disjoint from every other task's; strides keep writes inside `out`.
+        let dst = unsafe { out_ptr.get().add(image * g.c_out * pixels + start) };
+        let product = |rhs: &[f32], rhs_row_stride: usize| unsafe {
+            multiply_tile(
+                dst,
+                pixels,
+                weight,
+                rhs,
+                rhs_row_stride,
+                bias,
+                g.c_out,
+                rows,
+                len,
+                parallel_gemm,
+            )
+        };
+        if pointwise {
+            return product(&x_image[start..], pixels);
+        }
+        let mut cols = take_scratch(rows * len);
+        if parallel_gemm {
+            // One task for the whole image: build its columns on every thread too.
+            let taps = g.kernel[0] * g.kernel[1];
+            let per = g.c_in.div_ceil(rayon::current_num_threads()).max(1);
+            cols.par_chunks_mut(per * taps * len)
+                .enumerate()
+                .for_each(|(b, chunk)| {
+                    let c0 = b * per;
+                    let c1 = (c0 + per).min(g.c_in);
+                    fill_columns(chunk, x_image, g, c0..c1, start, len);
+                });
+        } else {
+            fill_columns(&mut cols, x_image, g, 0..g.c_in, start, len);
+        }
+        product(&cols, len);
+        return_scratch(cols);
+    };
+    let tasks = g.batch * tiles_per_image;
+    if tasks >= threads && threads > 1 {
+        (0..tasks).into_par_iter().for_each(|t| run(t, false));
+    } else {
+        (0..tasks).for_each(|t| run(t, threads > 1));
+    }
+    out
+}
+
+/// A 1×1, stride-1, unpadded convolution: its input is its own column matrix.
+fn is_pointwise(g: &ConvGeometry) -> bool {
+    g.kernel == [1, 1] && g.stride == [1, 1] && g.pad_before == [0, 0] && g.in_hw == g.out_hw
+}
+
+/// Chooses the tile length and tiles per image so that the task count is a multiple of the
+/// thread count where the image is large enough, with tiles between [`MIN_TILE`] and
+/// [`MAX_TILE`] pixels.
+fn tiling(pixels: usize, batch: usize, threads: usize) -> (usize, usize) {
+    let mut tiles = pixels.div_ceil(MAX_TILE);
+    // Round the task count up to a multiple of the thread count so no thread idles at the end.
+    let tasks = (tiles * batch).div_ceil(threads) * threads;
+    tiles = tasks.div_ceil(batch).max(1);
+    let mut tile = pixels.div_ceil(tiles);
+    if tile < MIN_TILE {
+        tile = MIN_TILE.min(pixels);
+    }
+    (tile, pixels.div_ceil(tile))
+}
+
+/// Fills `cols` (`[channels·kH·kW, len]`, row-major) with the rows of input channels `channels`
+/// of one image's column matrix, for output pixels `start..start + len`.
+fn fill_columns(
+    cols: &mut [f32],
+    x: &[f32],
+    g: &ConvGeometry,
+    channels: std::ops::Range<usize>,
+    start: usize,
+    len: usize,
+) {
+    let [in_h, in_w] = g.in_hw;
+    let [kh, kw] = g.kernel;
+    let [_, out_w] = g.out_hw;
+    let [sh, sw] = g.stride;
+    let [dh, dw] = g.dilation;
+    let [pt, pl] = g.pad_before;
+    for (local, c) in channels.enumerate() {
+        let plane = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
+        for i in 0..kh {
+            for j in 0..kw {
+                let r = (local * kh + i) * kw + j;
+                let row = &mut cols[r * len..(r + 1) * len];
+                let mut p = start;
+                while p < start + len {
+                    let oh = p / out_w;
+                    let ow0 = p % out_w;
+                    let ow1 = out_w.min(ow0 + (start + len - p));
+                    let seg = &mut row[p - start..p - start + (ow1 - ow0)];
+                    let ih = (oh * sh + i * dh) as isize - pt as isize;
+                    if ih < 0 || ih >= in_h as isize {
+                        seg.fill(0.0);
+                    } else {
+                        let src = &plane[ih as usize * in_w..(ih as usize + 1) * in_w];
+                        copy_row(seg, src, ow0, (j * dw) as isize - pl as isize, sw);
+                    }
+                    p += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/// The run `lo..hi` of `k < n` whose index `(ow0 + k)·stride + offset` lies in `0..width`.
+fn valid_range(n: usize, width: usize, ow0: usize, offset: isize, stride: usize) -> (usize, usize) {
+    let (n, ow0, stride, width) = (n as isize, ow0 as isize, stride as isize, width as isize);
+    let lo = ((-offset).max(0) + stride - 1) / stride - ow0;
+    let hi = (width - offset + stride - 1).max(0) / stride - ow0;
+    let (lo, hi) = (lo.clamp(0, n) as usize, hi.clamp(0, n) as usize);
+    (lo, hi.max(lo))
+}
+
+/// `seg[k] = src[(ow0 + k)·stride + offset]`, zero where that index falls outside `src`.
+fn copy_row(seg: &mut [f32], src: &[f32], ow0: usize, offset: isize, stride: usize) {
+    let (lo, hi) = valid_range(seg.len(), src.len(), ow0, offset, stride);
+    if stride == 1 {
+        if hi > lo {
+            let begin = ((ow0 + lo) as isize + offset) as usize;
+            seg[lo..hi].copy_from_slice(&src[begin..begin + (hi - lo)]);
+        }
+    } else {
+        for (k, v) in seg.iter_mut().enumerate().take(hi).skip(lo) {
+            *v = src[(((ow0 + k) * stride) as isize + offset) as usize];
+        }
+    }
+    seg[..lo].fill(0.0);
+    seg[hi..].fill(0.0);
+}
+
+/// `dst[o, p] = Σ_r weight[o, r] · cols[r, p] + bias[o]` for `len` pixels, rows of `dst`
+/// `row_stride` and rows of `cols` `cols_row_stride` apart.
+///
+/// # Safety
+/// `dst` must be valid for writes at `o · row_stride + p` for `o < c_out`, `p < len`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_tile(
+    dst: *mut f32,
+    row_stride: usize,
+    weight: &[f32],
+    cols: &[f32],
+    cols_row_stride: usize,
+    bias: Option<&[f32]>,
+    c_out: usize,
+    rows: usize,
+    len: usize,
+    parallel: bool,
+) {
+    if let Some(b) = bias {
+        for (o, &bo) in b.iter().enumerate() {
+            // SAFETY: within the block the caller vouches for.
+            unsafe { std::slice::from_raw_parts_mut(dst.add(o * row_stride), len).fill(bo) };
+        }
+    }
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: operands are row-major slices of the stated sizes; `dst` per the caller.
+    unsafe {
+        gemm::gemm(
+            c_out,
+            len,
+            rows,
+            dst,
+            1,
+            row_stride as isize,
+            bias.is_some(),
+            weight.as_ptr(),
+            1,
+            rows as isize,
+            cols.as_ptr(),
+            1,
+            cols_row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Input adjoint of the convolution with geometry `g`: `dx = Wᵀ ⋆ dy` for `dy: [N, C_out, oH, oW]`
+/// and `weight: [C_out, C_in, kH, kW]`, returning `[N, C_in, H, W]`, i.e. the vector–Jacobian
+/// product `dx[c, y, x] = Σ_{o,i,j} W[o, c, i, j] · dy[o, p]` over the output pixels `p` that read
+/// `(c, y, x)` at offset `(i, j)`. Any stride, dilation and padding.
+///
+/// Computed as column gradients `Ĝ = Wᵀ · dy` (GEMM reading the weight transposed in place, so
+/// no re-laid-out copy) scattered back onto the input (col2im). Tasks own disjoint blocks of
+/// input channels, so their scatters never collide.
+///
+/// # Panics
+/// If a slice length disagrees with the geometry.
+pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let rows = g.col_rows();
+    let pixels = g.out_pixels();
+    let taps = g.kernel[0] * g.kernel[1];
+    assert_eq!(dy.len(), g.batch * g.c_out * pixels, "output-gradient size");
+    assert_eq!(weight.len(), g.c_out * rows, "weight size");
+    let mut dx = vec![0.0f32; g.batch * g.c_in * g.in_pixels()];
+    if pixels == 0 || g.c_in == 0 {
+        return dx;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    // Channel blocks: enough for every thread (twice over for balance), never empty.
+    let blocks_per_image = (2 * threads).div_ceil(g.batch).clamp(1, g.c_in);
+    let block = g.c_in.div_ceil(blocks_per_image);
+    let blocks_per_image = g.c_in.div_ceil(block);
+    // Pixels per tile: the block's column gradients (≤ 1 M floats) stay in L2/L3.
+    let tile = (1 << 20) / (block * taps).max(1);
+    let tile = tile.clamp(MIN_TILE.min(pixels), pixels.max(1));
+    let dx_ptr = OutPtr(dx.as_mut_ptr());
+    let pointwise = is_pointwise(g);
+    let task = |t: usize| {
+        let image = t / blocks_per_image;
+        let c0 = (t % blocks_per_image) * block;
+        let c1 = (c0 + block).min(g.c_in);
+        let block_rows = (c1 - c0) * taps;
+        let dy_image = &dy[image * g.c_out * pixels..(image + 1) * g.c_out * pixels];
+        // SAFETY: channels c0..c1 of this image belong to this task alone.
+        let dx_block = unsafe {
+            std::slice::from_raw_parts_mut(
+                dx_ptr.get().add((image * g.c_in + c0) * g.in_pixels()),
+                (c1 - c0) * g.in_pixels(),
+            )
+        };
+        let mut scratch = take_scratch(if pointwise {
+            0
+        } else {
+            block_rows * tile.min(pixels)
+        });
+        {
+            let mut start = 0;
+            while start < pixels {
+                let len = tile.min(pixels - start);
+                // A pointwise convolution's column gradients are the input gradients.
+                let (dst, dst_row_stride) = if pointwise {
+                    (dx_block[start..].as_mut_ptr(), g.in_pixels())
+                } else {
+                    (scratch.as_mut_ptr(), len)
+                };
+                // SAFETY: `cols` is [block_rows, len] row-major; the weight's rows c0·taps.. read
+                // transposed (element (r, o) at o·rows + r); `dy` rows are `pixels` apart.
+                unsafe {
+                    gemm::gemm(
+                        block_rows,
+                        len,
+                        g.c_out,
+                        dst,
+                        1,
+                        dst_row_stride as isize,
+                        false,
+                        weight.as_ptr().add(c0 * taps),
+                        rows as isize,
+                        1,
+                        dy_image.as_ptr().add(start),
+                        1,
+                        pixels as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                if !pointwise {
+                    scatter_columns(
+                        dx_block,
+                        &scratch[..block_rows * len],
+                        g,
+                        c1 - c0,
+                        start,
+                        len,
+                    );
+                }
+                start += len;
+            }
+        }
+        return_scratch(scratch);
+    };
+    (0..g.batch * blocks_per_image)
+        .into_par_iter()
+        .for_each(task);
+    dx
+}
+
+/// Adds column gradients `cols` (`[channels·kH·kW, len]`) for output pixels `start..start+len`
+/// onto the input planes `dx` (`[channels, H, W]`): the adjoint of [`fill_columns`].
+fn scatter_columns(
+    dx: &mut [f32],
+    cols: &[f32],
+    g: &ConvGeometry,
+    channels: usize,
+    start: usize,
+    len: usize,
+) {
+    let [in_h, in_w] = g.in_hw;
+    let [kh, kw] = g.kernel;
+    let [_, out_w] = g.out_hw;
+    let [sh, sw] = g.stride;
+    let [dh, dw] = g.dilation;
+    let [pt, pl] = g.pad_before;
+    for c in 0..channels {
+        let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
+        for i in 0..kh {
+            for j in 0..kw {
+                let r = (c * kh + i) * kw + j;
+                let row = &cols[r * len..(r + 1) * len];
+                let mut p = start;
+                while p < start + len {
+                    let oh = p / out_w;
+                    let ow0 = p % out_w;
+                    let ow1 = out_w.min(ow0 + (start + len - p));
+                    let seg = &row[p - start..p - start + (ow1 - ow0)];
+                    let ih = (oh * sh + i * dh) as isize - pt as isize;
+                    if ih >= 0 && ih < in_h as isize {
+                        let dst = &mut plane[ih as usize * in_w..(ih as usize + 1) * in_w];
+                        add_row(dst, seg, ow0, (j * dw) as isize - pl as isize, sw);
+                    }
+                    p += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
+/// `dst[(ow0 + k)·stride + offset] += seg[k]` where that index falls inside `dst`: the adjoint
+/// of [`copy_row`].
+fn add_row(dst: &mut [f32], seg: &[f32], ow0: usize, offset: isize, stride: usize) {
+    let (lo, hi) = valid_range(seg.len(), dst.len(), ow0, offset, stride);
+    if stride == 1 {
+        if hi > lo {
+            let begin = ((ow0 + lo) as isize + offset) as usize;
+            for (d, v) in dst[begin..begin + (hi - lo)].iter_mut().zip(&seg[lo..hi]) {
+                *d += v;
+            }
+        }
+    } else {
+        for (k, v) in seg.iter().enumerate().take(hi).skip(lo) {
+            dst[(((ow0 + k) * stride) as isize + offset) as usize] += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct 7-loop convolution: the definition, for checking the fast path.
+    fn naive(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+        let [oh, ow] = g.out_hw;
+        let [ih, iw] = g.in_hw;
+        let mut y = vec![0.0f32; g.batch * g.c_out * oh * ow];
+        for n in 0..g.batch {
+            for o in 0..g.c_out {
+                for r in 0..oh {
+                    for s in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[o]) as f64;
+                        for c in 0..g.c_in {
+                            for i in 0..g.kernel[0] {
+                                for j in 0..g.kernel[1] {
+                                    let y_ = (r * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.pad_before[0] as isize;
+                                    let x_ = (s * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.pad_before[1] as isize;
+                                    if y_ < 0 || x_ < 0 || y_ >= ih as isize || x_ >= iw as isize {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((n * g.c_in + c) * ih + y_ as usize) * iw + x_ as usize];
+                                    let wv =
+                                        w[((o * g.c_in + c) * g.kernel[0] + i) * g.kernel[1] + j];
+                                    acc += (xv * wv) as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + o) * oh + r) * ow + s] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition_on_odd_geometries() {
+        let cases = [
+            // batch, c_in, in, c_out, k, out, stride, dilation, pad
+            (1, 3, [9, 7], 4, [3, 3], [9, 7], [1, 1], [1, 1], [1, 1]),
+            (2, 5, [11, 13], 3, [3, 2], [5, 6], [2, 2], [1, 1], [1, 0]),
+            (1, 2, [8, 8], 6, [3, 3], [4, 4], [1, 1], [2, 2], [0, 0]),
+            (3, 4, [6, 5], 2, [1, 1], [6, 5], [1, 1], [1, 1], [0, 0]),
+            (1, 1, [40, 37], 2, [5, 5], [40, 37], [1, 1], [1, 1], [2, 2]),
+            (1, 2, [7, 7], 3, [7, 7], [4, 4], [2, 2], [1, 1], [3, 3]),
+        ];
+        for (k, &(batch, c_in, in_hw, c_out, kernel, out_hw, stride, dilation, pad)) in
+            cases.iter().enumerate()
+        {
+            let g = ConvGeometry {
+                batch,
+                c_in,
+                in_hw,
+                c_out,
+                kernel,
+                out_hw,
+                stride,
+                dilation,
+                pad_before: pad,
+            };
+            let x = values(batch * c_in * in_hw[0] * in_hw[1], k as u64);
+            let w = values(g.c_out * g.col_rows(), 100 + k as u64);
+            let b = values(c_out, 200 + k as u64);
+            for bias in [None, Some(&b[..])] {
+                let fast = conv2d_forward(&x, &w, bias, &g);
+                let slow = naive(&x, &w, bias, &g);
+                let err = crate::tensor::max_abs_diff(&fast, &slow);
+                assert!(err < 1e-4, "case {k}: max |Δ| {err}");
+            }
+        }
+    }
+
+    /// The adjoint identity ⟨conv(x), dy⟩ = ⟨x, adjoint(dy)⟩ holds for every x, dy exactly when
+    /// `conv2d_input_adjoint` is the transpose of `conv2d_forward`; checked on random x, dy.
+    #[test]
+    fn adjoint_satisfies_the_inner_product_identity() {
+        let cases = [
+            (1, 3, [9, 7], 4, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+            (2, 5, [11, 13], 3, [3, 2], [2, 2], [1, 1], [1, 0, 0, 1]),
+            (1, 2, [8, 8], 6, [3, 3], [1, 1], [2, 2], [0, 0, 0, 0]),
+            (3, 9, [6, 5], 2, [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+            (1, 3, [23, 23], 4, [7, 7], [2, 2], [1, 1], [3, 3, 3, 3]),
+            (1, 4, [8, 8], 5, [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
+        ];
+        for (k, &(batch, c_in, in_hw, c_out, kernel, stride, dilation, [t, l, b, r])) in
+            cases.iter().enumerate()
+        {
+            let out = |n: usize, p: usize, d: usize, kk: usize, s: usize| {
+                (n + p - d * (kk - 1) - 1) / s + 1
+            };
+            let g = ConvGeometry {
+                batch,
+                c_in,
+                in_hw,
+                c_out,
+                kernel,
+                out_hw: [
+                    out(in_hw[0], t + b, dilation[0], kernel[0], stride[0]),
+                    out(in_hw[1], l + r, dilation[1], kernel[1], stride[1]),
+                ],
+                stride,
+                dilation,
+                pad_before: [t, l],
+            };
+            let x = values(batch * c_in * g.in_pixels(), k as u64);
+            let w = values(c_out * g.col_rows(), 50 + k as u64);
+            let dy = values(batch * c_out * g.out_pixels(), 90 + k as u64);
+            let y = naive(&x, &w, None, &g);
+            let dx = conv2d_input_adjoint(&dy, &w, &g);
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            let (lhs, rhs) = (dot(&y, &dy), dot(&x, &dx));
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                "case {k}: {lhs} vs {rhs}"
+            );
+            // And every input gradient equals the derivative of ⟨conv(x), dy⟩ by that input:
+            // a one-hot x reads off one column of the Jacobian.
+            for probe in [0, x.len() / 2, x.len() - 1] {
+                let mut e = vec![0.0f32; x.len()];
+                e[probe] = 1.0;
+                let column = dot(&naive(&e, &w, None, &g), &dy);
+                assert!(
+                    (column - dx[probe] as f64).abs() < 1e-4,
+                    "case {k} input {probe}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_cover_the_image_and_feed_every_thread() {
+        for (pixels, batch, threads) in [(50176, 1, 2), (196, 1, 2), (784, 8, 2), (3136, 1, 4)] {
+            let (tile, tiles) = tiling(pixels, batch, threads);
+            assert!(tile * tiles >= pixels && tile * (tiles - 1) < pixels);
+            assert!(tile <= MAX_TILE.max(MIN_TILE));
+            if pixels >= 2 * MIN_TILE * threads {
+                assert_eq!((tiles * batch) % threads, 0, "{pixels} px");
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Our own CPU kernels for the passes that dominate explanation time, used in place of burn's
+//! where they are measured to be faster (`relevance bench`); burn stays the tensor library and
+//! runs everything else, autodiff (training) included.
+//!
+//! Set `RELEVANCE_KERNELS=burn` to run burn's kernels everywhere (for A/B timing and checks).
+
+pub mod conv;
+pub mod pool;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::prelude::*;
+use burn::tensor::module::{
+    conv_transpose2d, conv2d as burn_conv2d, max_pool2d_with_indices as burn_max_pool2d,
+    max_pool2d_with_indices_backward,
+};
+use burn::tensor::ops::ConvTransposeOptions;
+use burn::tensor::{DType, TensorData};
+
+use crate::engine::forward::{conv_options, maxpool_options};
+use crate::graph::op::{Conv2d, Pool2d};
+use crate::tensor::{T4, from_vec};
+use conv::ConvGeometry;
+use pool::PoolGeometry;
+
+/// Kernel choice: 0 = not yet read from the environment, 1 = ours, 2 = burn's.
+static CHOICE: AtomicU8 = AtomicU8::new(0);
+
+/// Whether our kernels are enabled: by default yes, unless `RELEVANCE_KERNELS=burn` or
+/// [`set_own_kernels`] says otherwise.
+pub fn own_kernels_enabled() -> bool {
+    match CHOICE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let own = std::env::var("RELEVANCE_KERNELS")
+                .map_or(true, |v| !v.eq_ignore_ascii_case("burn"));
+            CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
+            own
+        }
+    }
+}
+
+/// Switches between our kernels and burn's for the whole process (A/B checks and timings).
+pub fn set_own_kernels(own: bool) {
+    CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// The Flex primitive behind a plain (non-autodiff) `f32` tensor, sharing its storage; `None`
+/// for anything else (autodiff tensors during training, other dtypes).
+fn flex_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    (p.dtype() == DType::F32).then_some(p)
+}
+
+/// Contiguous values of a Flex tensor; copies only when the layout is strided.
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(
+            t.clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 tensor data"),
+        ),
+    }
+}
+
+/// Output extent of a convolution along one axis.
+fn out_len(input: usize, pad: usize, dilation: usize, kernel: usize, stride: usize) -> usize {
+    (input + pad - dilation * (kernel - 1) - 1) / stride + 1
+}
+
+/// Forward geometry of `c` on an `[N, C, H, W]` input with weight `[O, C, kH, kW]`.
+fn geometry(x: [usize; 4], w: [usize; 4], c: &Conv2d) -> ConvGeometry {
+    let [n, ci, h, wd] = x;
+    let [co, _, kh, kw] = w;
+    let [t, l, b, r] = c.padding;
+    ConvGeometry {
+        batch: n,
+        c_in: ci,
+        in_hw: [h, wd],
+        c_out: co,
+        kernel: [kh, kw],
+        out_hw: [
+            out_len(h, t + b, c.dilation[0], kh, c.stride[0]),
+            out_len(wd, l + r, c.dilation[1], kw, c.stride[1]),
+        ],
+        stride: c.stride,
+        dilation: c.dilation,
+        pad_before: [t, l],
+    }
+}
+
+/// Convolution `y = W ⋆ x + b` of node `c`: our im2col + GEMM kernel ([`conv::conv2d_forward`])
+/// for dense (one-group) convolutions on plain tensors, burn's otherwise (depthwise and grouped
+/// convolutions, autodiff tensors).
+pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
+    if c.groups == 1 && own_kernels_enabled() {
+        let (fx, fw) = (flex_f32(&x), flex_f32(&weight));
+        let fb = bias.as_ref().map(flex_f32);
+        if let (Some(fx), Some(fw), None | Some(Some(_))) = (fx, fw, &fb) {
+            let g = geometry(x.dims(), weight.dims(), c);
+            let fb = fb.flatten();
+            let b = fb.as_ref().map(values);
+            let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
+            return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
+        }
+    }
+    burn_conv2d(x, weight, bias, conv_options(c))
+}
+
+/// Adjoint of convolution `c` with respect to its input, `Wᵀ ⋆ g`, at input size `hw`: our
+/// GEMM + col2im kernel ([`conv::conv2d_input_adjoint`]) for dense convolutions on plain
+/// tensors; otherwise burn's transposed convolution, cropped to `hw`.
+pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
+    let [n, _, oh, ow] = g.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    if c.groups == 1
+        && own_kernels_enabled()
+        && let (Some(fg), Some(fw)) = (flex_f32(&g), flex_f32(&weight))
+    {
+        let geometry = ConvGeometry {
+            batch: n,
+            c_in: ci,
+            in_hw: hw,
+            c_out: co,
+            kernel: [kh, kw],
+            out_hw: [oh, ow],
+            stride: c.stride,
+            dilation: c.dilation,
+            pad_before: [c.padding[0], c.padding[1]],
+        };
+        let dx = conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry);
+        return from_vec(dx, [n, ci, hw[0], hw[1]]);
+    }
+    burn_input_adjoint(g, weight, c, hw)
+}
+
+/// burn's transposed convolution as the input adjoint, cropped to the input size `hw`.
+pub fn burn_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
+    let [_, _, kh, kw] = weight.dims();
+    let [_, _, oh, ow] = g.dims();
+    let [t, l, b, r] = c.padding;
+    let full = |o: usize, s: usize, d: usize, k: usize| (o - 1) * s + d * (k - 1) + 1;
+    let fh = full(oh, c.stride[0], c.dilation[0], kh);
+    let fw = full(ow, c.stride[1], c.dilation[1], kw);
+    if t == b && l == r {
+        // Symmetric padding: the transposed convolution crops it; the remainder rows that the
+        // forward pass never reached are restored by `padding_out`.
+        let opt = ConvTransposeOptions {
+            stride: c.stride,
+            padding: [t, l],
+            padding_out: [hw[0] + 2 * t - fh, hw[1] + 2 * l - fw],
+            dilation: c.dilation,
+            groups: c.groups,
+        };
+        return conv_transpose2d(g, weight, None, opt);
+    }
+    let opt = ConvTransposeOptions {
+        stride: c.stride,
+        padding: [0, 0],
+        padding_out: [hw[0] + t + b - fh, hw[1] + l + r - fw],
+        dilation: c.dilation,
+        groups: c.groups,
+    };
+    let padded = conv_transpose2d(g, weight, None, opt);
+    padded.narrow(2, t, hw[0]).narrow(3, l, hw[1])
+}
+
+/// Max-pool geometry of `p` on an `[N, C, H, W]` input.
+fn pool_geometry(x: [usize; 4], p: &Pool2d) -> PoolGeometry {
+    let [n, c, h, w] = x;
+    let [t, l, b, r] = p.padding;
+    PoolGeometry {
+        planes: n * c,
+        in_hw: [h, w],
+        out_hw: [
+            pool::pooled_len(
+                h,
+                [t, b],
+                p.kernel[0],
+                p.stride[0],
+                p.dilation[0],
+                p.ceil_mode,
+            ),
+            pool::pooled_len(
+                w,
+                [l, r],
+                p.kernel[1],
+                p.stride[1],
+                p.dilation[1],
+                p.ceil_mode,
+            ),
+        ],
+        kernel: p.kernel,
+        stride: p.stride,
+        dilation: p.dilation,
+        pad_before: [t, l],
+    }
+}
+
+/// Max pooling with arg-max indices (flat within each `H×W` plane, as burn and torch give
+/// them): our kernel ([`pool::max_pool2d`]) on plain tensors, burn's otherwise.
+pub fn max_pool2d_with_indices(x: T4, p: &Pool2d) -> (T4, Tensor<4, Int>) {
+    if own_kernels_enabled()
+        && let Some(fx) = flex_f32(&x)
+    {
+        let [n, c, _, _] = x.dims();
+        let g = pool_geometry(x.dims(), p);
+        let (y, idx) = pool::max_pool2d(&values(&fx), &g);
+        let shape = [n, c, g.out_hw[0], g.out_hw[1]];
+        let idx = FlexTensor::from_data(TensorData::new(idx, shape));
+        return (from_vec(y, shape), Tensor::from_primitive::<Flex>(idx));
+    }
+    burn_max_pool2d(x, maxpool_options(p))
+}
+
+/// Adjoint of max pooling at input shape `x_dims`: each output's signal goes to its arg-max.
+/// `indices` may cover one batch row that every row of `g` shares (one forward pass, many
+/// backward signals). Our kernel ([`pool::max_pool2d_adjoint`]) on plain tensors, burn's
+/// otherwise.
+pub fn max_pool2d_adjoint(g: T4, x_dims: [usize; 4], p: &Pool2d, indices: &Tensor<4, Int>) -> T4 {
+    let [rows, ..] = g.dims();
+    let [index_rows, c, oh, ow] = indices.dims();
+    if own_kernels_enabled()
+        && (index_rows == rows || index_rows == 1)
+        && let (Some(fg), Ok(fi)) = (flex_f32(&g), indices.clone().try_into_primitive::<Flex>())
+        && fi.dtype() == DType::I64
+        && let Some(idx) = fi.as_slice::<i64>()
+    {
+        let geometry = PoolGeometry {
+            planes: rows * c,
+            out_hw: [oh, ow],
+            ..pool_geometry(x_dims, p)
+        };
+        let dx = pool::max_pool2d_adjoint(&values(&fg), idx, &geometry, index_rows * c);
+        return from_vec(dx, [rows, x_dims[1], x_dims[2], x_dims[3]]);
+    }
+    let [t, l, _, _] = p.padding;
+    let mut dims = indices.dims();
+    dims[0] = rows;
+    let shape_only = Tensor::<4>::zeros([rows, x_dims[1], x_dims[2], x_dims[3]], &g.device());
+    max_pool2d_with_indices_backward(
+        shape_only,
+        p.kernel,
+        p.stride,
+        [t, l],
+        p.dilation,
+        p.ceil_mode,
+        g,
+        indices.clone().expand(dims),
+    )
+}

@@ -1,0 +1,135 @@
+//! Our convolution kernels (`relevance::engine::kernels`) against burn's plain implementation on
+//! random geometries: batch sizes, channel counts, kernel sizes, strides, dilations, symmetric and
+//! asymmetric paddings, and grouped/depthwise convolutions (which must fall back to burn's path
+//! and still agree). Forward against `burn::tensor::module::conv2d`; input adjoint against burn's
+//! transposed convolution (`kernels::burn_input_adjoint`) and against burn's autodiff gradient.
+
+use burn::tensor::module::conv2d as burn_conv2d;
+use relevance::engine::forward::conv_options;
+use relevance::engine::kernels;
+use relevance::graph::Conv2d;
+use relevance::rng::Rng;
+use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
+
+fn random(shape: [usize; 4], rng: &mut Rng) -> T4 {
+    from_vec(
+        (0..shape.iter().product()).map(|_| rng.normal()).collect(),
+        shape,
+    )
+}
+
+/// A random convolution and input size whose output is at least 1×1.
+fn random_case(rng: &mut Rng) -> (Conv2d, [usize; 4], [usize; 4]) {
+    loop {
+        let groups = [1, 1, 1, 2, 3][rng.below(5)];
+        let depthwise = rng.below(6) == 0;
+        let c_in = if depthwise {
+            1 + rng.below(8)
+        } else {
+            groups * (1 + rng.below(6))
+        };
+        let (groups, c_out) = if depthwise {
+            (c_in, c_in)
+        } else {
+            (groups, groups * (1 + rng.below(6)))
+        };
+        let kernel = [1 + rng.below(5), 1 + rng.below(5)];
+        let stride = [1 + rng.below(3), 1 + rng.below(3)];
+        let dilation = [1 + rng.below(2), 1 + rng.below(2)];
+        let padding = if rng.below(2) == 0 {
+            let p = rng.below(3);
+            [p, p, p, p]
+        } else {
+            [rng.below(3), rng.below(3), rng.below(3), rng.below(3)]
+        };
+        let batch = 1 + rng.below(3);
+        let hw = [3 + rng.below(20), 3 + rng.below(20)];
+        let reach = |a: usize| dilation[a] * (kernel[a] - 1) + 1;
+        if hw[0] + padding[0] + padding[2] < reach(0) || hw[1] + padding[1] + padding[3] < reach(1)
+        {
+            continue;
+        }
+        let conv = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride,
+            padding,
+            dilation,
+            groups,
+        };
+        return (
+            conv,
+            [batch, c_in, hw[0], hw[1]],
+            [c_out, c_in / groups, kernel[0], kernel[1]],
+        );
+    }
+}
+
+#[test]
+fn forward_matches_burn_on_random_geometries() {
+    let mut rng = Rng::new(11);
+    for case in 0..150 {
+        let (c, xs, ws) = random_case(&mut rng);
+        let x = random(xs, &mut rng);
+        let w = random(ws, &mut rng);
+        let b = from_vec((0..ws[0]).map(|_| rng.normal()).collect(), [ws[0]]);
+        for bias in [None, Some(b.clone())] {
+            let ours = kernels::conv2d(x.clone(), w.clone(), bias.clone(), &c);
+            let theirs = burn_conv2d(x.clone(), w.clone(), bias, conv_options(&c));
+            assert_eq!(ours.dims(), theirs.dims(), "case {case}: {c:?} on {xs:?}");
+            let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+            assert!(
+                err < 1e-5,
+                "case {case}: {c:?} on {xs:?}, w {ws:?}: rel. error {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn input_adjoint_matches_burn_transposed_convolution_on_random_geometries() {
+    let mut rng = Rng::new(12);
+    for case in 0..150 {
+        let (c, xs, ws) = random_case(&mut rng);
+        let y = burn_conv2d(
+            random(xs, &mut rng),
+            random(ws, &mut rng),
+            None,
+            conv_options(&c),
+        );
+        let g = random(y.dims(), &mut rng);
+        let w = random(ws, &mut rng);
+        let hw = [xs[2], xs[3]];
+        let ours = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
+        let theirs = kernels::burn_input_adjoint(g, w, &c, hw);
+        assert_eq!(ours.dims(), xs, "case {case}");
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(
+            err < 1e-5,
+            "case {case}: {c:?} on {xs:?}, w {ws:?}: rel. error {err}"
+        );
+    }
+}
+
+/// Independent of the transposed convolution: burn's autodiff gradient of `⟨conv(x), g⟩` by `x`.
+#[test]
+fn input_adjoint_equals_the_autodiff_gradient() {
+    let mut rng = Rng::new(13);
+    for case in 0..40 {
+        let (c, xs, ws) = random_case(&mut rng);
+        let x = random(xs, &mut rng);
+        let w = random(ws, &mut rng);
+        let y = burn_conv2d(x.clone(), w.clone(), None, conv_options(&c));
+        let g = random(y.dims(), &mut rng);
+        let ours = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [xs[2], xs[3]]);
+
+        let xa = x.autodiff().require_grad();
+        let loss = burn_conv2d(xa.clone(), w.autodiff(), None, conv_options(&c))
+            .mul(g.autodiff())
+            .sum();
+        let grads = loss.backward();
+        let dx = xa.grad(&grads).expect("input gradient");
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&dx));
+        assert!(err < 1e-5, "case {case}: {c:?} on {xs:?}: rel. error {err}");
+    }
+}
