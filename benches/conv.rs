@@ -46,6 +46,7 @@ fn random(shape: [usize; 4], rng: &mut Rng) -> T4 {
 }
 
 fn main() {
+    relevance::alloc::keep_freed_memory();
     let batch: usize = std::env::args()
         .skip_while(|a| a != "--batch")
         .nth(1)

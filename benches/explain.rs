@@ -29,6 +29,7 @@ fn median_ms(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
+    relevance::alloc::keep_freed_memory();
     let repeats = std::env::args()
         .skip_while(|a| a != "--repeats")
         .nth(1)
