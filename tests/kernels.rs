@@ -1,13 +1,17 @@
-//! Our convolution kernels (`relevance::engine::kernels`) against burn's plain implementation on
-//! random geometries: batch sizes, channel counts, kernel sizes, strides, dilations, symmetric and
-//! asymmetric paddings, and grouped/depthwise convolutions (which must fall back to burn's path
-//! and still agree). Forward against `burn::tensor::module::conv2d`; input adjoint against burn's
-//! transposed convolution (`kernels::burn_input_adjoint`) and against burn's autodiff gradient.
+//! Our CPU kernels (`relevance::engine::kernels`) against burn's plain implementation on random
+//! geometries. Convolutions: batch sizes, channel counts, kernel sizes, strides, dilations,
+//! symmetric and asymmetric paddings, and grouped/depthwise convolutions (which must fall back to
+//! burn's path and still agree); forward against `burn::tensor::module::conv2d`, input adjoint
+//! against burn's transposed convolution (`kernels::burn_input_adjoint`) and burn's autodiff
+//! gradient. Max pooling: values, arg-max indices and adjoint against burn's, with padding,
+//! dilation and ceil mode.
 
-use burn::tensor::module::conv2d as burn_conv2d;
-use relevance::engine::forward::conv_options;
+use burn::tensor::module::{
+    conv2d as burn_conv2d, max_pool2d_with_indices, max_pool2d_with_indices_backward,
+};
+use relevance::engine::forward::{conv_options, maxpool_options};
 use relevance::engine::kernels;
-use relevance::graph::Conv2d;
+use relevance::graph::{Conv2d, Pool2d};
 use relevance::rng::Rng;
 use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
 
@@ -131,5 +135,70 @@ fn input_adjoint_equals_the_autodiff_gradient() {
         let dx = xa.grad(&grads).expect("input gradient");
         let err = max_rel_diff(&to_vec(&ours), &to_vec(&dx));
         assert!(err < 1e-5, "case {case}: {c:?} on {xs:?}: rel. error {err}");
+    }
+}
+
+/// A random max pooling (padding at most half the window, as torch requires) and an input it fits.
+fn random_pool(rng: &mut Rng) -> (Pool2d, [usize; 4]) {
+    loop {
+        let kernel = [1 + rng.below(4), 1 + rng.below(4)];
+        let pad = [rng.below(kernel[0] / 2 + 1), rng.below(kernel[1] / 2 + 1)];
+        let pool = Pool2d {
+            kernel,
+            stride: [1 + rng.below(3), 1 + rng.below(3)],
+            padding: [pad[0], pad[1], pad[0], pad[1]],
+            dilation: [1 + rng.below(2), 1 + rng.below(2)],
+            ceil_mode: rng.below(2) == 0,
+            count_include_pad: false,
+        };
+        let x = [
+            1 + rng.below(3),
+            1 + rng.below(5),
+            2 + rng.below(20),
+            2 + rng.below(20),
+        ];
+        let reach = |a: usize| pool.dilation[a] * (kernel[a] - 1) + 1;
+        if x[2] + 2 * pad[0] >= reach(0) && x[3] + 2 * pad[1] >= reach(1) {
+            return (pool, x);
+        }
+    }
+}
+
+#[test]
+fn max_pooling_and_its_adjoint_match_burn_on_random_geometries() {
+    let mut rng = Rng::new(14);
+    for case in 0..200 {
+        let (p, xs) = random_pool(&mut rng);
+        // Ties on purpose in half the cases (ReLU outputs are often exactly zero): both must keep
+        // the first maximum.
+        let x = random(xs, &mut rng);
+        let x = if case % 2 == 0 { x.clamp_min(0.0) } else { x };
+        let (ours, our_idx) = kernels::max_pool2d_with_indices(x.clone(), &p);
+        let (theirs, their_idx) = max_pool2d_with_indices(x.clone(), maxpool_options(&p));
+        assert_eq!(ours.dims(), theirs.dims(), "case {case}: {p:?} on {xs:?}");
+        assert_eq!(
+            to_vec(&ours),
+            to_vec(&theirs),
+            "case {case}: values, {p:?} on {xs:?}"
+        );
+        let (a, b): (Vec<i64>, Vec<i64>) = (
+            our_idx.to_data().convert::<i64>().to_vec().unwrap(),
+            their_idx.to_data().convert::<i64>().to_vec().unwrap(),
+        );
+        assert_eq!(a, b, "case {case}: indices, {p:?} on {xs:?}");
+        let g = random(ours.dims(), &mut rng);
+        let dx = kernels::max_pool2d_adjoint(g.clone(), xs, &p, &our_idx);
+        let want = max_pool2d_with_indices_backward(
+            x,
+            p.kernel,
+            p.stride,
+            [p.padding[0], p.padding[1]],
+            p.dilation,
+            p.ceil_mode,
+            g,
+            their_idx,
+        );
+        let err = max_rel_diff(&to_vec(&dx), &to_vec(&want));
+        assert!(err < 1e-6, "case {case}: adjoint, {p:?} on {xs:?}: {err}");
     }
 }
