@@ -182,8 +182,8 @@ fn max_pooling_and_its_adjoint_match_burn_on_random_geometries() {
             "case {case}: values, {p:?} on {xs:?}"
         );
         let (a, b): (Vec<i64>, Vec<i64>) = (
-            our_idx.to_data().convert::<i64>().to_vec().unwrap(),
-            their_idx.to_data().convert::<i64>().to_vec().unwrap(),
+            our_idx.to_data().convert::<i64>().try_to_vec().unwrap(),
+            their_idx.to_data().convert::<i64>().try_to_vec().unwrap(),
         );
         assert_eq!(a, b, "case {case}: indices, {p:?} on {xs:?}");
         let g = random(ours.dims(), &mut rng);
