@@ -34,7 +34,13 @@ impl Rule for Gradient {
                 let (scale, _) = batchnorm_affine(bn, params)?;
                 one(g.mul(channel_view(scale)))
             }
-            Op::Relu => one(g.mul(ctx.output()?.clone().greater_elem(0.0).float())),
+            Op::Relu => {
+                let y = ctx.output()?;
+                // One fused pass where possible; the same values as the composed mask product.
+                let fused =
+                    super::kernels::zip_map(&g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 });
+                one(fused.unwrap_or_else(|| g.mul(y.clone().greater_elem(0.0).float())))
+            }
             Op::Clip { min, max } => {
                 let x = ctx.input(0)?.clone();
                 let inside = x

@@ -9,6 +9,8 @@ pub mod pool;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use rayon::prelude::*;
+
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::module::{
@@ -252,4 +254,25 @@ pub fn max_pool2d_adjoint(g: T4, x_dims: [usize; 4], p: &Pool2d, indices: &Tenso
         g,
         indices.clone().expand(dims),
     )
+}
+
+/// `f(a, b)` element by element in one parallel pass, for two plain `f32` tensors of the same
+/// shape; `None` otherwise (the caller then composes burn's ops). Fusing a chain of element-wise
+/// ops into one pass saves a full read and write of the tensor per op it replaces.
+pub fn zip_map(a: &T4, b: &T4, f: impl Fn(f32, f32) -> f32 + Sync) -> Option<T4> {
+    if !own_kernels_enabled() || a.dims() != b.dims() {
+        return None;
+    }
+    let (fa, fb) = (flex_f32(a)?, flex_f32(b)?);
+    let (va, vb) = (values(&fa), values(&fb));
+    let mut out = vec![0.0f32; va.len()];
+    const CHUNK: usize = 1 << 14;
+    out.par_chunks_mut(CHUNK)
+        .zip(va.par_chunks(CHUNK).zip(vb.par_chunks(CHUNK)))
+        .for_each(|(o, (x, y))| {
+            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        });
+    Some(from_vec(out, a.dims()))
 }

@@ -3,7 +3,7 @@
 //! (max pooling, reshapes, dropout, BatchNorm that could not be folded), written so that a signal
 //! with more rows than the one-row forward pass (CRP's batched concepts) is handled.
 
-use super::kernel::stabilize;
+use super::kernel::stabilized_ratio;
 use super::rules::STABILIZER;
 use crate::engine::forward::Aux;
 use crate::engine::gradient::{adaptive_avgpool_adjoint, avgpool_adjoint, reduce_to};
@@ -29,7 +29,7 @@ impl Rule for Norm {
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         let x = ctx.input(0)?;
         let z = ctx.output()?.clone();
-        let s = signal.div(stabilize(z, STABILIZER));
+        let s = stabilized_ratio(signal, z, STABILIZER);
         let rows = s.dims()[0];
         let x_rows = with_rows(x, rows);
         let back = match ctx.op() {

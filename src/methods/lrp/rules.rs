@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock};
 
 use burn::prelude::*;
 
-use super::kernel::{LayerWeights, Weights, spatial, stabilize};
+use super::kernel::{LayerWeights, Weights, spatial, stabilized_ratio};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{NodeId, Op, ParamStore};
 use crate::tensor::T4;
@@ -156,7 +156,7 @@ impl LinearLrp {
         let hw = spatial(x);
         if !has_negative_input {
             let z = p.forward(x.clone())?;
-            let s = r.clone().div(stabilize(z, STABILIZER));
+            let s = stabilized_ratio(r.clone(), z, STABILIZER);
             return Ok(x.clone().mul(p.adjoint(s, hw)));
         }
         let xp = x.clone().clamp_min(0.0);
@@ -164,7 +164,7 @@ impl LinearLrp {
         let z = p
             .forward(xp.clone())?
             .add(n.forward_without_bias(xn.clone())?);
-        let s = r.clone().div(stabilize(z, STABILIZER));
+        let s = stabilized_ratio(r.clone(), z, STABILIZER);
         Ok(xp
             .mul(p.adjoint(s.clone(), hw))
             .add(xn.mul(n.adjoint(s, hw))))
@@ -177,7 +177,7 @@ impl LinearLrp {
         Ok(match &self.rule {
             LinearRule::Epsilon { epsilon } => {
                 let z = ctx.output()?.clone();
-                let s = r.div(stabilize(z, *epsilon));
+                let s = stabilized_ratio(r, z, *epsilon);
                 x.clone().mul(w.original.adjoint(s, hw))
             }
             LinearRule::ZPlus => {
@@ -199,7 +199,7 @@ impl LinearLrp {
                     )
                 });
                 let z = boosted.forward(x.clone())?;
-                let s = r.div(stabilize(z, STABILIZER));
+                let s = stabilized_ratio(r, z, STABILIZER);
                 x.clone().mul(boosted.adjoint(s, hw))
             }
             LinearRule::Flat | LinearRule::WSquare => {
@@ -210,7 +210,7 @@ impl LinearLrp {
                 };
                 let device = x.device();
                 let z = self.constant(x, |dims| modified.forward(Tensor::ones(dims, &device)))?;
-                let s = r.div(stabilize(z, STABILIZER));
+                let s = stabilized_ratio(r, z, STABILIZER);
                 modified.adjoint(s, hw)
             }
             LinearRule::ZBox { low, high } => {
@@ -226,7 +226,7 @@ impl LinearLrp {
                     Ok(w.positive().forward(lo2)?.add(w.negative().forward(hi2)?))
                 })?;
                 let z = ctx.output()?.clone().sub(bound_z);
-                let s = r.div(stabilize(z, STABILIZER));
+                let s = stabilized_ratio(r, z, STABILIZER);
                 let own = x.clone().mul(w.original.adjoint(s.clone(), hw));
                 let from_bounds = lo
                     .mul(w.positive().adjoint(s.clone(), hw))

@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::elementwise::Grad;
-use super::kernel::stabilize;
+use super::kernel::stabilized_ratio;
 use super::rules::STABILIZER;
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{Graph, NodeId, Op};
@@ -91,7 +91,7 @@ impl Rule for SkipRule {
         }
         let (ra, rb) = match self.mode {
             SkipMode::Zennit => {
-                let s = r.div(stabilize(ctx.output()?.clone(), STABILIZER));
+                let s = stabilized_ratio(r, ctx.output()?.clone(), STABILIZER);
                 (a.clone().mul(s.clone()), b.clone().mul(s))
             }
             SkipMode::Split => {
