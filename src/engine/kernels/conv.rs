@@ -200,6 +200,60 @@ fn tiling(pixels: usize, batch: usize, threads: usize) -> (usize, usize) {
     (tile, pixels.div_ceil(tile))
 }
 
+/// One run of a column-matrix row that stays within one output row: column-matrix row `row`
+/// (of local channel `channel`), tile positions `tile`, reading input row `input_row` (`None`:
+/// in the padding) at columns `(ow0 + k)·stride + offset`.
+struct Segment {
+    row: usize,
+    channel: usize,
+    tile: std::ops::Range<usize>,
+    input_row: Option<usize>,
+    ow0: usize,
+    offset: isize,
+}
+
+/// Visits the column matrix of `channels` input channels for output pixels `start..start+len`
+/// as [`Segment`]s: the traversal [`fill_columns`] (im2col) and [`scatter_columns`] (col2im)
+/// share.
+fn for_each_segment(
+    g: &ConvGeometry,
+    channels: usize,
+    start: usize,
+    len: usize,
+    mut visit: impl FnMut(Segment),
+) {
+    let [kh, kw] = g.kernel;
+    let [_, out_w] = g.out_hw;
+    let [sh, _] = g.stride;
+    let [dh, dw] = g.dilation;
+    let [pt, pl] = g.pad_before;
+    for channel in 0..channels {
+        for i in 0..kh {
+            for j in 0..kw {
+                let row = (channel * kh + i) * kw + j;
+                let mut p = start;
+                while p < start + len {
+                    let oh = p / out_w;
+                    let ow0 = p % out_w;
+                    let ow1 = out_w.min(ow0 + (start + len - p));
+                    let ih = (oh * sh + i * dh) as isize - pt as isize;
+                    visit(Segment {
+                        row,
+                        channel,
+                        tile: p - start..p - start + (ow1 - ow0),
+                        input_row: (0..g.in_hw[0] as isize)
+                            .contains(&ih)
+                            .then_some(ih as usize),
+                        ow0,
+                        offset: (j * dw) as isize - pl as isize,
+                    });
+                    p += ow1 - ow0;
+                }
+            }
+        }
+    }
+}
+
 /// Fills `cols` (`[channels·kH·kW, len]`, row-major) with the rows of input channels `channels`
 /// of one image's column matrix, for output pixels `start..start + len`.
 fn fill_columns(
@@ -211,35 +265,18 @@ fn fill_columns(
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
-    let [kh, kw] = g.kernel;
-    let [_, out_w] = g.out_hw;
-    let [sh, sw] = g.stride;
-    let [dh, dw] = g.dilation;
-    let [pt, pl] = g.pad_before;
-    for (local, c) in channels.enumerate() {
-        let plane = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
-        for i in 0..kh {
-            for j in 0..kw {
-                let r = (local * kh + i) * kw + j;
-                let row = &mut cols[r * len..(r + 1) * len];
-                let mut p = start;
-                while p < start + len {
-                    let oh = p / out_w;
-                    let ow0 = p % out_w;
-                    let ow1 = out_w.min(ow0 + (start + len - p));
-                    let seg = &mut row[p - start..p - start + (ow1 - ow0)];
-                    let ih = (oh * sh + i * dh) as isize - pt as isize;
-                    if ih < 0 || ih >= in_h as isize {
-                        seg.fill(0.0);
-                    } else {
-                        let src = &plane[ih as usize * in_w..(ih as usize + 1) * in_w];
-                        copy_row(seg, src, ow0, (j * dw) as isize - pl as isize, sw);
-                    }
-                    p += ow1 - ow0;
-                }
+    let first = channels.start;
+    for_each_segment(g, channels.len(), start, len, |s| {
+        let seg = &mut cols[s.row * len..(s.row + 1) * len][s.tile];
+        match s.input_row {
+            None => seg.fill(0.0),
+            Some(ih) => {
+                let plane = (first + s.channel) * in_h * in_w;
+                let src = &x[plane + ih * in_w..plane + (ih + 1) * in_w];
+                copy_row(seg, src, s.ow0, s.offset, g.stride[1]);
             }
         }
-    }
+    });
 }
 
 /// The run `lo..hi` of `k < n` whose index `(ow0 + k)·stride + offset` lies in `0..width`.
@@ -439,33 +476,14 @@ fn scatter_columns(
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
-    let [kh, kw] = g.kernel;
-    let [_, out_w] = g.out_hw;
-    let [sh, sw] = g.stride;
-    let [dh, dw] = g.dilation;
-    let [pt, pl] = g.pad_before;
-    for c in 0..channels {
-        let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
-        for i in 0..kh {
-            for j in 0..kw {
-                let r = (c * kh + i) * kw + j;
-                let row = &cols[r * len..(r + 1) * len];
-                let mut p = start;
-                while p < start + len {
-                    let oh = p / out_w;
-                    let ow0 = p % out_w;
-                    let ow1 = out_w.min(ow0 + (start + len - p));
-                    let seg = &row[p - start..p - start + (ow1 - ow0)];
-                    let ih = (oh * sh + i * dh) as isize - pt as isize;
-                    if ih >= 0 && ih < in_h as isize {
-                        let dst = &mut plane[ih as usize * in_w..(ih as usize + 1) * in_w];
-                        add_row(dst, seg, ow0, (j * dw) as isize - pl as isize, sw);
-                    }
-                    p += ow1 - ow0;
-                }
-            }
+    for_each_segment(g, channels, start, len, |s| {
+        if let Some(ih) = s.input_row {
+            let seg = &cols[s.row * len..(s.row + 1) * len][s.tile];
+            let plane = s.channel * in_h * in_w;
+            let dst = &mut dx[plane + ih * in_w..plane + (ih + 1) * in_w];
+            add_row(dst, seg, s.ow0, s.offset, g.stride[1]);
         }
-    }
+    });
 }
 
 /// `dst[(ow0 + k)·stride + offset] += seg[k]` where that index falls inside `dst`: the adjoint
