@@ -4,10 +4,10 @@
 use burn::prelude::*;
 use burn::tensor::module::avg_pool2d_backward;
 
-use super::EngineError;
 use super::backward::{Rule, RuleCtx};
 use super::forward::{Aux, batchnorm_affine, channel_view};
-use crate::graph::{Conv2d, Op, Pool2d};
+use super::{EngineError, kernels};
+use crate::graph::{Op, Pool2d};
 use crate::tensor::{T4, from_vec};
 
 /// Vector–Jacobian product of each op: `∂L/∂x = Jᵀ ∂L/∂y`.
@@ -22,7 +22,7 @@ impl Rule for Gradient {
             Op::Conv2d(c) => {
                 let x = ctx.input(0)?;
                 let [_, _, h, w] = x.dims();
-                one(conv2d_input_adjoint(
+                one(kernels::conv2d_input_adjoint(
                     g,
                     params.tensor::<4>(&c.weight)?,
                     c,
@@ -37,8 +37,7 @@ impl Rule for Gradient {
             Op::Relu => {
                 let y = ctx.output()?;
                 // One fused pass where possible; the same values as the composed mask product.
-                let fused =
-                    super::kernels::zip_map(&g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 });
+                let fused = kernels::zip_map(&g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 });
                 one(fused.unwrap_or_else(|| g.mul(y.clone().greater_elem(0.0).float())))
             }
             Op::Clip { min, max } => {
@@ -73,7 +72,7 @@ impl Rule for Gradient {
                         "max-pool indices were not kept".into(),
                     ));
                 };
-                one(maxpool_adjoint(g, ctx.input(0)?, p, idx.clone())?)
+                one(kernels::max_pool2d_adjoint(g, ctx.input(0)?.dims(), p, idx))
             }
             Op::AvgPool2d(p) => one(avgpool_adjoint(g, ctx.input(0)?, p)?),
             Op::AdaptiveAvgPool2d { .. } => one(adaptive_avgpool_adjoint(g, ctx.input(0)?)),
@@ -130,28 +129,11 @@ pub fn reduce_to(mut g: T4, target: [usize; 4]) -> T4 {
     g
 }
 
-/// Adjoint of a convolution with respect to its input: `Wᵀ ⋆ g`, a transposed convolution,
-/// cropped to the input size `hw`. Used with modified weights by LRP rules. Runs on our kernel
-/// where it applies ([`super::kernels::conv2d_input_adjoint`]).
-pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
-    super::kernels::conv2d_input_adjoint(g, weight, c, hw)
-}
-
 /// Adjoint of `y = x Wᵀ` on `[N, F, 1, 1]`: `g W`.
 pub fn linear_input_adjoint(g: T4, weight: Tensor<2>) -> T4 {
     let [n, out, _, _] = g.dims();
     let [_, inp] = weight.dims();
     g.reshape([n, out]).matmul(weight).reshape([n, inp, 1, 1])
-}
-
-/// Adjoint of max pooling: each output's signal goes to its arg-max input.
-pub fn maxpool_adjoint(
-    g: T4,
-    x: &T4,
-    p: &Pool2d,
-    indices: Tensor<4, Int>,
-) -> Result<T4, EngineError> {
-    Ok(super::kernels::max_pool2d_adjoint(g, x.dims(), p, &indices))
 }
 
 /// Adjoint of average pooling.

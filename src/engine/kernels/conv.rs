@@ -544,6 +544,34 @@ mod tests {
         y
     }
 
+    /// A geometry with the output size the padding `[t, l, b, r]` gives (torch's rule).
+    #[allow(clippy::too_many_arguments)]
+    fn geometry(
+        batch: usize,
+        c_in: usize,
+        in_hw: [usize; 2],
+        c_out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        [t, l, b, r]: [usize; 4],
+    ) -> ConvGeometry {
+        let out = |n: usize, p: usize, a: usize| {
+            (n + p - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1
+        };
+        ConvGeometry {
+            batch,
+            c_in,
+            in_hw,
+            c_out,
+            kernel,
+            out_hw: [out(in_hw[0], t + b, 0), out(in_hw[1], l + r, 1)],
+            stride,
+            dilation,
+            pad_before: [t, l],
+        }
+    }
+
     fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
@@ -573,15 +601,17 @@ mod tests {
             cases.iter().enumerate()
         {
             let g = ConvGeometry {
-                batch,
-                c_in,
-                in_hw,
-                c_out,
-                kernel,
                 out_hw,
-                stride,
-                dilation,
-                pad_before: pad,
+                ..geometry(
+                    batch,
+                    c_in,
+                    in_hw,
+                    c_out,
+                    kernel,
+                    stride,
+                    dilation,
+                    [pad[0], pad[1], 0, 0],
+                )
             };
             let x = values(batch * c_in * in_hw[0] * in_hw[1], k as u64);
             let w = values(g.c_out * g.col_rows(), 100 + k as u64);
@@ -610,23 +640,16 @@ mod tests {
         for (k, &(batch, c_in, in_hw, c_out, kernel, stride, dilation, [t, l, b, r])) in
             cases.iter().enumerate()
         {
-            let out = |n: usize, p: usize, d: usize, kk: usize, s: usize| {
-                (n + p - d * (kk - 1) - 1) / s + 1
-            };
-            let g = ConvGeometry {
+            let g = geometry(
                 batch,
                 c_in,
                 in_hw,
                 c_out,
                 kernel,
-                out_hw: [
-                    out(in_hw[0], t + b, dilation[0], kernel[0], stride[0]),
-                    out(in_hw[1], l + r, dilation[1], kernel[1], stride[1]),
-                ],
                 stride,
                 dilation,
-                pad_before: [t, l],
-            };
+                [t, l, b, r],
+            );
             let x = values(batch * c_in * g.in_pixels(), k as u64);
             let w = values(c_out * g.col_rows(), 50 + k as u64);
             let dy = values(batch * c_out * g.out_pixels(), 90 + k as u64);

@@ -99,16 +99,18 @@ fn geometry(x: [usize; 4], w: [usize; 4], c: &Conv2d) -> ConvGeometry {
 /// for dense (one-group) convolutions on plain tensors, burn's otherwise (depthwise and grouped
 /// convolutions, autodiff tensors).
 pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
-    if c.groups == 1 && own_kernels_enabled() {
-        let (fx, fw) = (flex_f32(&x), flex_f32(&weight));
-        let fb = bias.as_ref().map(flex_f32);
-        if let (Some(fx), Some(fw), None | Some(Some(_))) = (fx, fw, &fb) {
-            let g = geometry(x.dims(), weight.dims(), c);
-            let fb = fb.flatten();
-            let b = fb.as_ref().map(values);
-            let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
-            return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
-        }
+    if c.groups == 1
+        && own_kernels_enabled()
+        && let (Some(fx), Some(fw)) = (flex_f32(&x), flex_f32(&weight))
+        && let Some(fb) = bias
+            .as_ref()
+            .map(flex_f32)
+            .map_or(Some(None), |b| b.map(Some))
+    {
+        let g = geometry(x.dims(), weight.dims(), c);
+        let b = fb.as_ref().map(values);
+        let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
+        return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
     }
     burn_conv2d(x, weight, bias, conv_options(c))
 }
@@ -118,21 +120,16 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
 /// tensors; otherwise burn's transposed convolution, cropped to `hw`.
 pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
     let [n, _, oh, ow] = g.dims();
-    let [co, ci, kh, kw] = weight.dims();
+    let [_, ci, _, _] = weight.dims();
     if c.groups == 1
         && own_kernels_enabled()
         && let (Some(fg), Some(fw)) = (flex_f32(&g), flex_f32(&weight))
     {
+        // The forward geometry on an input of size `hw`, with the output size `g` has (the two
+        // agree for any `hw` the convolution could have produced `g` from).
         let geometry = ConvGeometry {
-            batch: n,
-            c_in: ci,
-            in_hw: hw,
-            c_out: co,
-            kernel: [kh, kw],
             out_hw: [oh, ow],
-            stride: c.stride,
-            dilation: c.dilation,
-            pad_before: [c.padding[0], c.padding[1]],
+            ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
         };
         let dx = conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry);
         return from_vec(dx, [n, ci, hw[0], hw[1]]);

@@ -8,7 +8,8 @@ use burn::prelude::*;
 
 use crate::engine::EngineError;
 use crate::engine::forward::linear_forward;
-use crate::engine::gradient::{conv2d_input_adjoint, linear_input_adjoint};
+use crate::engine::gradient::linear_input_adjoint;
+use crate::engine::kernels::{self, conv2d_input_adjoint};
 use crate::graph::{Conv2d, Op, ParamStore};
 use crate::tensor::T4;
 
@@ -108,7 +109,7 @@ impl Weights {
         match &self.geometry {
             Geometry::Conv(c) => {
                 let w = self.weight.clone().reshape(self.shape4());
-                Ok(crate::engine::kernels::conv2d(x, w, bias, c))
+                Ok(kernels::conv2d(x, w, bias, c))
             }
             Geometry::Dense => linear_forward(
                 x,
