@@ -1,12 +1,15 @@
 //! Per-layer timings of our convolution kernels (`relevance::engine::kernels`) beside burn's on
 //! the convolution shapes of VGG-16 and ResNet-50 at 224×224: forward and input adjoint, with the
-//! GFLOP/s each reaches. Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]`.
+//! GFLOP/s each reaches, and our weight gradient (training's third convolution per layer).
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]`; `-- --train` takes the
+//! ResNet-18 shapes of a training batch of 32 at 64×64 instead.
 
 use std::time::Instant;
 
 use burn::tensor::module::conv2d as burn_conv2d;
 use relevance::engine::forward::conv_options;
 use relevance::engine::kernels;
+use relevance::engine::kernels::conv::{self, ConvGeometry};
 use relevance::graph::Conv2d;
 use relevance::rng::Rng;
 use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
@@ -23,6 +26,17 @@ const LAYERS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("resnet l1 3x3 64", 64, 64, 3, 1, 1, 56),
     ("resnet l3 3x3 256", 256, 256, 3, 1, 1, 14),
     ("resnet l4 1x1 512>2048", 512, 2048, 1, 1, 0, 7),
+];
+
+/// ResNet-18's convolutions on a 64×64 training input (the shapes of `examples/bench_train.rs`).
+const TRAIN_LAYERS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
+    ("r18 conv1 7x7/2", 3, 64, 7, 2, 3, 64),
+    ("r18 l1 3x3 64", 64, 64, 3, 1, 1, 16),
+    ("r18 l2 3x3/2 64>128", 64, 128, 3, 2, 1, 16),
+    ("r18 l2 3x3 128", 128, 128, 3, 1, 1, 8),
+    ("r18 l2 down 1x1/2", 64, 128, 1, 2, 0, 16),
+    ("r18 l3 3x3 256", 256, 256, 3, 1, 1, 4),
+    ("r18 l4 3x3 512", 512, 512, 3, 1, 1, 2),
 ];
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
@@ -47,17 +61,19 @@ fn random(shape: [usize; 4], rng: &mut Rng) -> T4 {
 
 fn main() {
     relevance::alloc::keep_freed_memory();
+    let train = std::env::args().any(|a| a == "--train");
     let batch: usize = std::env::args()
         .skip_while(|a| a != "--batch")
         .nth(1)
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(if train { 32 } else { 1 });
+    let layers = if train { TRAIN_LAYERS } else { LAYERS };
     let mut rng = Rng::new(7);
     println!(
-        "{:<24} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
-        "layer", "fwd burn", "fwd ours", "GF/s", "adj burn", "adj ours", "GF/s"
+        "{:<24} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
+        "layer", "fwd burn", "fwd ours", "GF/s", "adj burn", "adj ours", "GF/s", "wgrad", "GF/s"
     );
-    for &(name, ci, co, k, s, p, size) in LAYERS {
+    for &(name, ci, co, k, s, p, size) in layers {
         let c = Conv2d {
             weight: String::new(),
             bias: None,
@@ -92,10 +108,26 @@ fn main() {
         let ao = median_ms(|| {
             kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
         });
+        let geometry = ConvGeometry {
+            batch,
+            c_in: ci,
+            in_hw: [size, size],
+            c_out: co,
+            kernel: [k, k],
+            out_hw: [oh, ow],
+            stride: [s, s],
+            dilation: [1, 1],
+            pad_before: [p, p],
+        };
+        let (xv, gv) = (to_vec(&x), to_vec(&g));
+        let wo = median_ms(|| {
+            conv::conv2d_weight_gradient(&xv, &gv, &geometry);
+        });
         println!(
-            "{name:<24} {fb:9.2} {fo:9.2} {:7.1} {ab:9.2} {ao:9.2} {:7.1}",
+            "{name:<24} {fb:9.2} {fo:9.2} {:7.1} {ab:9.2} {ao:9.2} {:7.1} {wo:9.2} {:7.1}",
             flops / fo / 1e6,
-            flops / ao / 1e6
+            flops / ao / 1e6,
+            flops / wo / 1e6
         );
     }
 }

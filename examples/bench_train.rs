@@ -14,6 +14,7 @@ use relevance::train::trainer::StepPlan;
 use relevance::train::{Optimizer, OptimizerKind};
 
 fn main() {
+    relevance::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str, default: usize| {
         args.iter()

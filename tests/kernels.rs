@@ -3,7 +3,8 @@
 //! symmetric and asymmetric paddings, and grouped/depthwise convolutions (which must fall back to
 //! burn's path and still agree); forward against `burn::tensor::module::conv2d`, input adjoint
 //! against burn's transposed convolution (`kernels::burn_input_adjoint`) and burn's autodiff
-//! gradient. Max pooling: values, arg-max indices and adjoint against burn's, with padding,
+//! gradient, and the training (autodiff) operation's gradients against burn's recorded
+//! convolution. Max pooling: values, arg-max indices and adjoint against burn's, with padding,
 //! dilation and ceil mode.
 
 use burn::tensor::module::{
@@ -135,6 +136,63 @@ fn input_adjoint_equals_the_autodiff_gradient() {
         let dx = xa.grad(&grads).expect("input gradient");
         let err = max_rel_diff(&to_vec(&ours), &to_vec(&dx));
         assert!(err < 1e-5, "case {case}: {c:?} on {xs:?}: rel. error {err}");
+    }
+}
+
+/// Training runs our kernels as a recorded autodiff operation: its forward values and its
+/// gradients by input, weight and bias must equal those burn's own convolution records, on random
+/// geometries and batches of up to 8 (small images take the grouped-images path).
+#[test]
+fn training_convolution_gradients_equal_burns() {
+    let mut rng = Rng::new(14);
+    for case in 0..60 {
+        let (c, mut xs, ws) = random_case(&mut rng);
+        xs[0] = 1 + rng.below(8);
+        let x = random(xs, &mut rng);
+        let w = random(ws, &mut rng);
+        let b = from_vec((0..ws[0]).map(|_| rng.normal()).collect(), [ws[0]]);
+        let run = |ours: bool| {
+            let (xa, wa, ba) = (
+                x.clone().autodiff().require_grad(),
+                w.clone().autodiff().require_grad(),
+                b.clone().autodiff().require_grad(),
+            );
+            let y = if ours {
+                kernels::conv2d(xa.clone(), wa.clone(), Some(ba.clone()), &c)
+            } else {
+                burn_conv2d(xa.clone(), wa.clone(), Some(ba.clone()), conv_options(&c))
+            };
+            // A fixed signal with a non-zero mean, so the bias gradients are not sums that cancel.
+            let g = from_vec(
+                (0..y.dims().iter().product::<usize>())
+                    .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 0.5)
+                    .collect(),
+                y.dims(),
+            );
+            let grads = y.clone().mul(g.autodiff()).sum().backward();
+            [
+                to_vec(&y.without_autodiff()),
+                to_vec(&xa.grad(&grads).expect("input gradient")),
+                to_vec(&wa.grad(&grads).expect("weight gradient")),
+                to_vec(&ba.grad(&grads).expect("bias gradient")),
+            ]
+        };
+        let (ours, theirs) = (run(true), run(false));
+        for (k, what) in [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let err = max_rel_diff(&ours[k], &theirs[k]);
+            assert!(
+                err < 1e-5,
+                "case {case}: {what} of {c:?} on {xs:?}, w {ws:?}: rel. error {err}"
+            );
+        }
     }
 }
 

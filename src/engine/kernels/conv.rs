@@ -124,6 +124,10 @@ pub fn conv2d_forward(
         return out;
     }
     let threads = rayon::current_num_threads().max(1);
+    if pixels < MIN_TILE && g.batch > 1 {
+        forward_image_groups(&mut out, x, weight, bias, g, threads);
+        return out;
+    }
     let (tile, tiles_per_image) = tiling(pixels, g.batch, threads);
     let out_ptr = OutPtr(out.as_mut_ptr());
     // A 1×1, stride-1, unpadded convolution reads its input as the column matrix itself.
@@ -264,10 +268,24 @@ fn fill_columns(
     start: usize,
     len: usize,
 ) {
+    fill_columns_strided(cols, len, x, g, channels, start, len);
+}
+
+/// [`fill_columns`] into a wider matrix: row `r` of the tile starts at `cols[r · row_stride]`,
+/// so several images' columns can sit side by side in one matrix.
+fn fill_columns_strided(
+    cols: &mut [f32],
+    row_stride: usize,
+    x: &[f32],
+    g: &ConvGeometry,
+    channels: std::ops::Range<usize>,
+    start: usize,
+    len: usize,
+) {
     let [in_h, in_w] = g.in_hw;
     let first = channels.start;
     for_each_segment(g, channels.len(), start, len, |s| {
-        let seg = &mut cols[s.row * len..(s.row + 1) * len][s.tile];
+        let seg = &mut cols[s.row * row_stride..s.row * row_stride + len][s.tile];
         match s.input_row {
             None => seg.fill(0.0),
             Some(ih) => {
@@ -382,6 +400,10 @@ pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec
         return dx;
     }
     let threads = rayon::current_num_threads().max(1);
+    if pixels < MIN_TILE && g.batch > 1 {
+        input_adjoint_image_groups(&mut dx, dy, weight, g, threads);
+        return dx;
+    }
     // Channel blocks: enough for every thread (twice over for balance), never empty.
     let blocks_per_image = (2 * threads).div_ceil(g.batch).clamp(1, g.c_in);
     let block = g.c_in.div_ceil(blocks_per_image);
@@ -465,6 +487,275 @@ pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec
     dx
 }
 
+/// Images per group when a layer's images are smaller than [`MIN_TILE`] pixels: enough images
+/// side by side for a GEMM of at least `MIN_TILE` columns, yet at least one group per thread
+/// where the batch allows.
+fn images_per_group(g: &ConvGeometry, threads: usize) -> usize {
+    let wanted = MIN_TILE.div_ceil(g.out_pixels().max(1));
+    wanted.min(g.batch.div_ceil(threads)).max(1)
+}
+
+/// Runs `task(first_image, images, parallel_gemm)` for each group of [`images_per_group`]
+/// consecutive images: over rayon when there are groups for every thread, else one after the
+/// other with a parallel GEMM inside.
+fn for_each_image_group(
+    g: &ConvGeometry,
+    threads: usize,
+    task: impl Fn(usize, usize, bool) + Sync + Send,
+) {
+    let per = images_per_group(g, threads);
+    let groups = g.batch.div_ceil(per);
+    let run = |k: usize, parallel: bool| task(k * per, per.min(g.batch - k * per), parallel);
+    if groups >= threads && threads > 1 {
+        (0..groups).into_par_iter().for_each(|k| run(k, false));
+    } else {
+        (0..groups).for_each(|k| run(k, threads > 1));
+    }
+}
+
+/// Forward pass for layers with fewer than [`MIN_TILE`] pixels per image (deep layers of a
+/// training batch): the columns of several images side by side make one GEMM with
+/// `images · pixels` columns instead of one GEMM per image with a handful of columns (which
+/// would re-pack the whole weight for every image).
+fn forward_image_groups(
+    out: &mut [f32],
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+    threads: usize,
+) {
+    let rows = g.col_rows();
+    let pixels = g.out_pixels();
+    let in_size = g.c_in * g.in_pixels();
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    for_each_image_group(g, threads, |first, images, parallel| {
+        let len = images * pixels;
+        let mut cols = take_scratch(rows * len);
+        for k in 0..images {
+            let x_image = &x[(first + k) * in_size..(first + k + 1) * in_size];
+            fill_columns_strided(
+                &mut cols[k * pixels..],
+                len,
+                x_image,
+                g,
+                0..g.c_in,
+                0,
+                pixels,
+            );
+        }
+        let mut product = vec![0.0f32; g.c_out * len];
+        // SAFETY: `product` is [c_out, len] row-major.
+        unsafe {
+            multiply_tile(
+                product.as_mut_ptr(),
+                len,
+                weight,
+                &cols,
+                len,
+                None,
+                g.c_out,
+                rows,
+                len,
+                parallel,
+            )
+        };
+        return_scratch(cols);
+        for k in 0..images {
+            for o in 0..g.c_out {
+                let b = bias.map_or(0.0, |b| b[o]);
+                let src = &product[o * len + k * pixels..o * len + (k + 1) * pixels];
+                // SAFETY: images first..first+images belong to this group alone.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out_ptr.get().add(((first + k) * g.c_out + o) * pixels),
+                        pixels,
+                    )
+                };
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v + b;
+                }
+            }
+        }
+    });
+}
+
+/// Input adjoint for layers with fewer than [`MIN_TILE`] pixels per image: the output gradients
+/// of a group of images packed side by side, one GEMM for their column gradients, then col2im
+/// per image (see [`forward_image_groups`] for why).
+fn input_adjoint_image_groups(
+    dx: &mut [f32],
+    dy: &[f32],
+    weight: &[f32],
+    g: &ConvGeometry,
+    threads: usize,
+) {
+    let rows = g.col_rows();
+    let pixels = g.out_pixels();
+    let in_size = g.c_in * g.in_pixels();
+    let dx_ptr = OutPtr(dx.as_mut_ptr());
+    for_each_image_group(g, threads, |first, images, parallel| {
+        let len = images * pixels;
+        let mut dy_packed = vec![0.0f32; g.c_out * len];
+        for k in 0..images {
+            let dy_image = &dy[(first + k) * g.c_out * pixels..(first + k + 1) * g.c_out * pixels];
+            for o in 0..g.c_out {
+                dy_packed[o * len + k * pixels..o * len + (k + 1) * pixels]
+                    .copy_from_slice(&dy_image[o * pixels..(o + 1) * pixels]);
+            }
+        }
+        let mut cols = take_scratch(rows * len);
+        let parallelism = if parallel {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: `cols` is [rows, len] row-major; the weight [c_out, rows] read transposed;
+        // `dy_packed` is [c_out, len] row-major.
+        unsafe {
+            gemm::gemm(
+                rows,
+                len,
+                g.c_out,
+                cols.as_mut_ptr(),
+                1,
+                len as isize,
+                false,
+                weight.as_ptr(),
+                rows as isize,
+                1,
+                dy_packed.as_ptr(),
+                1,
+                len as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        for k in 0..images {
+            // SAFETY: images first..first+images belong to this group alone.
+            let dx_image = unsafe {
+                std::slice::from_raw_parts_mut(dx_ptr.get().add((first + k) * in_size), in_size)
+            };
+            scatter_columns_strided(dx_image, &cols[k * pixels..], len, g, g.c_in, 0, pixels);
+        }
+        return_scratch(cols);
+    });
+}
+
+/// Weight gradient of the convolution with geometry `g`:
+/// `dW[o, r] = Σ_n Σ_p dy[n, o, p] · X̂_n[r, p]` for `x: [N, C_in, H, W]` and
+/// `dy: [N, C_out, oH, oW]`, returning `[C_out, C_in, kH, kW]` — the vector–Jacobian product of
+/// the forward pass with respect to its weight (one group, any stride, dilation and padding).
+///
+/// The (image, pixel) positions of the whole batch are cut into runs of about [`MAX_TILE`]
+/// positions, crossing image boundaries so that deep layers with a handful of pixels per image
+/// still give GEMMs with a long inner dimension; each run packs its output gradients
+/// `[C_out, len]` and columns `[rows, len]` and adds `dy · X̂ᵀ` to a per-task accumulator, and the
+/// accumulators are summed at the end.
+///
+/// # Panics
+/// If a slice length disagrees with the geometry.
+pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let rows = g.col_rows();
+    let pixels = g.out_pixels();
+    assert_eq!(x.len(), g.batch * g.c_in * g.in_pixels(), "input size");
+    assert_eq!(dy.len(), g.batch * g.c_out * pixels, "output-gradient size");
+    let size = g.c_out * rows;
+    let total = g.batch * pixels;
+    if total == 0 || size == 0 {
+        return vec![0.0; size];
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let runs = total
+        .div_ceil(MAX_TILE)
+        .max(threads.min(total.div_ceil(MIN_TILE)));
+    let run_len = total.div_ceil(runs);
+    let runs = total.div_ceil(run_len);
+    let accumulate = |acc: &mut Vec<f32>, run: usize, parallel: bool| {
+        let first = run * run_len;
+        let len = run_len.min(total - first);
+        let mut dy_packed = vec![0.0f32; g.c_out * len];
+        let mut cols = take_scratch(rows * len);
+        // Pieces of this run, one per image it touches.
+        let mut q = first;
+        while q < first + len {
+            let (image, start) = (q / pixels, q % pixels);
+            let piece = (pixels - start).min(first + len - q);
+            let at = q - first;
+            let dy_image = &dy[image * g.c_out * pixels..(image + 1) * g.c_out * pixels];
+            for o in 0..g.c_out {
+                dy_packed[o * len + at..o * len + at + piece]
+                    .copy_from_slice(&dy_image[o * pixels + start..o * pixels + start + piece]);
+            }
+            let x_image = &x[image * g.c_in * g.in_pixels()..(image + 1) * g.c_in * g.in_pixels()];
+            fill_columns_strided(&mut cols[at..], len, x_image, g, 0..g.c_in, start, piece);
+            q += piece;
+        }
+        let parallelism = if parallel {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: `acc` is [c_out, rows] row-major; `dy_packed` [c_out, len] row-major; `cols`
+        // [rows, len] row-major read transposed (element (p, r) at r·len + p).
+        unsafe {
+            gemm::gemm(
+                rows,
+                g.c_out,
+                len,
+                acc.as_mut_ptr(),
+                rows as isize,
+                1,
+                true,
+                cols.as_ptr(),
+                1,
+                len as isize,
+                dy_packed.as_ptr(),
+                len as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        return_scratch(cols);
+    };
+    if runs < threads || threads == 1 {
+        let mut acc = vec![0.0f32; size];
+        for run in 0..runs {
+            accumulate(&mut acc, run, threads > 1);
+        }
+        return acc;
+    }
+    // A fixed partition of the runs and a fixed order of summing the partial sums, so that the
+    // result does not depend on how rayon schedules the tasks: training must give bit-identical
+    // weights for the same seed.
+    let per_task = runs.div_ceil(threads);
+    let partials: Vec<Vec<f32>> = (0..runs.div_ceil(per_task))
+        .into_par_iter()
+        .map(|task| {
+            let mut acc = vec![0.0f32; size];
+            for run in task * per_task..((task + 1) * per_task).min(runs) {
+                accumulate(&mut acc, run, false);
+            }
+            acc
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut sum = partials.next().unwrap_or_else(|| vec![0.0; size]);
+    for partial in partials {
+        sum.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    sum
+}
+
 /// Adds column gradients `cols` (`[channels·kH·kW, len]`) for output pixels `start..start+len`
 /// onto the input planes `dx` (`[channels, H, W]`): the adjoint of [`fill_columns`].
 fn scatter_columns(
@@ -475,10 +766,23 @@ fn scatter_columns(
     start: usize,
     len: usize,
 ) {
+    scatter_columns_strided(dx, cols, len, g, channels, start, len);
+}
+
+/// [`scatter_columns`] from a wider matrix whose rows are `row_stride` apart.
+fn scatter_columns_strided(
+    dx: &mut [f32],
+    cols: &[f32],
+    row_stride: usize,
+    g: &ConvGeometry,
+    channels: usize,
+    start: usize,
+    len: usize,
+) {
     let [in_h, in_w] = g.in_hw;
     for_each_segment(g, channels, start, len, |s| {
         if let Some(ih) = s.input_row {
-            let seg = &cols[s.row * len..(s.row + 1) * len][s.tile];
+            let seg = &cols[s.row * row_stride..s.row * row_stride + len][s.tile];
             let plane = s.channel * in_h * in_w;
             let dst = &mut dx[plane + ih * in_w..plane + (ih + 1) * in_w];
             add_row(dst, seg, s.ow0, s.offset, g.stride[1]);

@@ -1,9 +1,10 @@
 //! Our own CPU kernels for the passes that dominate explanation time, used in place of burn's
 //! where they are measured to be faster (`relevance bench`); burn stays the tensor library and
-//! runs everything else, autodiff (training) included.
+//! runs everything else.
 //!
 //! Set `RELEVANCE_KERNELS=burn` to run burn's kernels everywhere (for A/B timing and checks).
 
+pub mod autodiff;
 pub mod conv;
 pub mod pool;
 
@@ -96,8 +97,9 @@ fn geometry(x: [usize; 4], w: [usize; 4], c: &Conv2d) -> ConvGeometry {
 }
 
 /// Convolution `y = W ⋆ x + b` of node `c`: our im2col + GEMM kernel ([`conv::conv2d_forward`])
-/// for dense (one-group) convolutions on plain tensors, burn's otherwise (depthwise and grouped
-/// convolutions, autodiff tensors).
+/// for dense (one-group) convolutions, on plain tensors directly and on autodiff tensors as a
+/// recorded operation ([`autodiff::dense_conv2d`]); burn's for depthwise and grouped
+/// convolutions.
 pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
     if c.groups == 1
         && own_kernels_enabled()
@@ -112,7 +114,21 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
         let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
         return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
     }
+    if c.groups == 1 && own_kernels_enabled() && is_flex_autodiff_f32(&x) {
+        // Training: the same kernels as a recorded operation with its own backward step.
+        let g = geometry(x.dims(), weight.dims(), c);
+        let y = autodiff::dense_conv2d(x, weight, g);
+        return match bias {
+            Some(b) => y + b.reshape([1, g.c_out, 1, 1]),
+            None => y,
+        };
+    }
     burn_conv2d(x, weight, bias, conv_options(c))
+}
+
+/// Whether `t` is an `f32` tensor on the Flex backend's autodiff device (a training pass).
+fn is_flex_autodiff_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && t.device() == crate::tensor::device().autodiff()
 }
 
 /// Adjoint of convolution `c` with respect to its input, `Wᵀ ⋆ g`, at input size `hw`: our
