@@ -231,27 +231,30 @@ fn for_each_segment(
     let [sh, _] = g.stride;
     let [dh, dw] = g.dilation;
     let [pt, pl] = g.pad_before;
+    let (first_oh, first_ow) = (start / out_w, start % out_w);
     for channel in 0..channels {
         for i in 0..kh {
             for j in 0..kw {
                 let row = (channel * kh + i) * kw + j;
-                let mut p = start;
+                let offset = (j * dw) as isize - pl as isize;
+                // Walk output rows without dividing: the first run may start mid-row.
+                let (mut p, mut oh, mut ow0) = (start, first_oh, first_ow);
                 while p < start + len {
-                    let oh = p / out_w;
-                    let ow0 = p % out_w;
-                    let ow1 = out_w.min(ow0 + (start + len - p));
+                    let run = (out_w - ow0).min(start + len - p);
                     let ih = (oh * sh + i * dh) as isize - pt as isize;
                     visit(Segment {
                         row,
                         channel,
-                        tile: p - start..p - start + (ow1 - ow0),
+                        tile: p - start..p - start + run,
                         input_row: (0..g.in_hw[0] as isize)
                             .contains(&ih)
                             .then_some(ih as usize),
                         ow0,
-                        offset: (j * dw) as isize - pl as isize,
+                        offset,
                     });
-                    p += ow1 - ow0;
+                    p += run;
+                    oh += 1;
+                    ow0 = 0;
                 }
             }
         }
@@ -312,7 +315,15 @@ fn copy_row(seg: &mut [f32], src: &[f32], ow0: usize, offset: isize, stride: usi
     if stride == 1 {
         if hi > lo {
             let begin = ((ow0 + lo) as isize + offset) as usize;
-            seg[lo..hi].copy_from_slice(&src[begin..begin + (hi - lo)]);
+            let (dst, src) = (&mut seg[lo..hi], &src[begin..begin + (hi - lo)]);
+            if dst.len() <= 16 {
+                // Deep layers' rows are a few pixels long: a call into memcpy costs more.
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v;
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
         }
     } else {
         for (k, v) in seg.iter_mut().enumerate().take(hi).skip(lo) {
@@ -675,6 +686,10 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
         .max(threads.min(total.div_ceil(MIN_TILE)));
     let run_len = total.div_ceil(runs);
     let runs = total.div_ceil(run_len);
+    // With few output channels, accumulating dW column-major lets GEMM read the large column
+    // matrix in place instead of packing it (measured 100 → 126 GFLOP/s per core for 64
+    // channels); with many, the final transpose of a large dW costs more than that saves.
+    let transposed = g.c_out <= 128;
     let accumulate = |acc: &mut Vec<f32>, run: usize, parallel: bool| {
         let first = run * run_len;
         let len = run_len.min(total - first);
@@ -700,21 +715,27 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: `acc` is [c_out, rows] row-major; `dy_packed` [c_out, len] row-major; `cols`
-        // [rows, len] row-major read transposed (element (p, r) at r·len + p).
+        // dW column-major (`acc` = dWᵀ, [rows, c_out]) or row-major ([c_out, rows]).
+        let (acc_cs, acc_rs) = if transposed {
+            (g.c_out as isize, 1)
+        } else {
+            (1, rows as isize)
+        };
+        // SAFETY: `acc` is [c_out, rows] with the strides above; `dy_packed` [c_out, len]
+        // row-major; `cols` [rows, len] row-major read transposed (element (p, r) at r·len + p).
         unsafe {
             gemm::gemm(
-                rows,
                 g.c_out,
+                rows,
                 len,
                 acc.as_mut_ptr(),
-                rows as isize,
-                1,
+                acc_cs,
+                acc_rs,
                 true,
-                cols.as_ptr(),
+                dy_packed.as_ptr(),
                 1,
                 len as isize,
-                dy_packed.as_ptr(),
+                cols.as_ptr(),
                 len as isize,
                 1,
                 1.0,
@@ -727,12 +748,25 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
         }
         return_scratch(cols);
     };
+    // dWᵀ [rows, c_out] back to the weight's layout [c_out, rows].
+    let transpose = |acc: Vec<f32>| {
+        if !transposed {
+            return acc;
+        }
+        let mut dw = vec![0.0f32; size];
+        for (r, row) in acc.chunks_exact(g.c_out).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                dw[o * rows + r] = v;
+            }
+        }
+        dw
+    };
     if runs < threads || threads == 1 {
         let mut acc = vec![0.0f32; size];
         for run in 0..runs {
             accumulate(&mut acc, run, threads > 1);
         }
-        return acc;
+        return transpose(acc);
     }
     // A fixed partition of the runs and a fixed order of summing the partial sums, so that the
     // result does not depend on how rayon schedules the tasks: training must give bit-identical
@@ -753,7 +787,7 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
     for partial in partials {
         sum.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
     }
-    sum
+    transpose(sum)
 }
 
 /// Adds column gradients `cols` (`[channels·kH·kW, len]`) for output pixels `start..start+len`

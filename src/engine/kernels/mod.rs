@@ -217,7 +217,8 @@ fn pool_geometry(x: [usize; 4], p: &Pool2d) -> PoolGeometry {
 }
 
 /// Max pooling with arg-max indices (flat within each `H×W` plane, as burn and torch give
-/// them): our kernel ([`pool::max_pool2d`]) on plain tensors, burn's otherwise.
+/// them): our kernel ([`pool::max_pool2d`]) on plain tensors, and on autodiff tensors as a
+/// recorded operation ([`autodiff::dense_max_pool2d`]).
 pub fn max_pool2d_with_indices(x: T4, p: &Pool2d) -> (T4, Tensor<4, Int>) {
     if own_kernels_enabled()
         && let Some(fx) = flex_f32(&x)
@@ -228,6 +229,11 @@ pub fn max_pool2d_with_indices(x: T4, p: &Pool2d) -> (T4, Tensor<4, Int>) {
         let shape = [n, c, g.out_hw[0], g.out_hw[1]];
         let idx = FlexTensor::from_data(TensorData::new(idx, shape));
         return (from_vec(y, shape), Tensor::from_primitive::<Flex>(idx));
+    }
+    if own_kernels_enabled() && is_flex_autodiff_f32(&x) {
+        // Training: the same kernel as a recorded operation with its own backward step.
+        let g = pool_geometry(x.dims(), p);
+        return autodiff::dense_max_pool2d(x, g);
     }
     burn_max_pool2d(x, maxpool_options(p))
 }
