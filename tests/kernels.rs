@@ -5,7 +5,7 @@
 //! against burn's transposed convolution (`kernels::burn_input_adjoint`) and burn's autodiff
 //! gradient, and the training (autodiff) operation's gradients against burn's recorded
 //! convolution. Max pooling: values, arg-max indices and adjoint against burn's, with padding,
-//! dilation and ceil mode.
+//! dilation and ceil mode; and training's recorded max pooling against burn's.
 
 use burn::tensor::module::{
     conv2d as burn_conv2d, max_pool2d_with_indices, max_pool2d_with_indices_backward,
@@ -258,5 +258,42 @@ fn max_pooling_and_its_adjoint_match_burn_on_random_geometries() {
         );
         let err = max_rel_diff(&to_vec(&dx), &to_vec(&want));
         assert!(err < 1e-6, "case {case}: adjoint, {p:?} on {xs:?}: {err}");
+    }
+}
+
+/// Training's max pooling (our kernel as a recorded autodiff operation): values, indices and the
+/// input gradient equal burn's recorded max pooling, ties included.
+#[test]
+fn training_max_pooling_gradients_equal_burns() {
+    let mut rng = Rng::new(15);
+    for case in 0..100 {
+        let (p, xs) = random_pool(&mut rng);
+        let x = random(xs, &mut rng);
+        let x = if case % 2 == 0 { x.clamp_min(0.0) } else { x };
+        let run = |ours: bool| {
+            let xa = x.clone().autodiff().require_grad();
+            let (y, idx) = if ours {
+                kernels::max_pool2d_with_indices(xa.clone(), &p)
+            } else {
+                max_pool2d_with_indices(xa.clone(), maxpool_options(&p))
+            };
+            let g = from_vec(
+                (0..y.dims().iter().product::<usize>())
+                    .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 0.5)
+                    .collect(),
+                y.dims(),
+            );
+            let grads = y.clone().mul(g.autodiff()).sum().backward();
+            let idx: Vec<i64> = idx.to_data().convert::<i64>().try_to_vec().unwrap();
+            (
+                to_vec(&y.without_autodiff()),
+                idx,
+                to_vec(&xa.grad(&grads).expect("input gradient")),
+            )
+        };
+        let (ours, theirs) = (run(true), run(false));
+        assert_eq!(ours.0, theirs.0, "case {case}: values, {p:?} on {xs:?}");
+        assert_eq!(ours.1, theirs.1, "case {case}: indices, {p:?} on {xs:?}");
+        assert_eq!(ours.2, theirs.2, "case {case}: gradient, {p:?} on {xs:?}");
     }
 }

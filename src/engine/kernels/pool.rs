@@ -175,9 +175,12 @@ fn window_max<const K: usize>(
             for j in 0..K {
                 let k = (top + i) * w + left + j;
                 let v = xp[k];
-                let take = (v > best) | v.is_nan();
-                best = if take { v } else { best };
-                at = if take { k } else { at };
+                // Branch-free select through bit masks: on real activations `take` is a coin
+                // flip, and a mispredicted branch per tap cost more than the whole window.
+                let mask = 0u32.wrapping_sub(((v > best) | v.is_nan()) as u32);
+                best = f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask));
+                let wide = mask as i32 as isize as usize;
+                at = (k & wide) | (at & !wide);
             }
         }
         y_row[ow] = best;
