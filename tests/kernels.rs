@@ -297,3 +297,62 @@ fn training_max_pooling_gradients_equal_burns() {
         assert_eq!(ours.2, theirs.2, "case {case}: gradient, {p:?} on {xs:?}");
     }
 }
+
+/// Stride-1 convolutions whose output rows are as wide as the input's take a shifted-plane
+/// im2col/col2im: forward, input adjoint and (training) weight gradient against burn on such
+/// geometries — kernels 1–5, dilation 1–2, horizontal padding split any way that keeps the
+/// width, any vertical padding, tiny and wide planes, batches of 1–6.
+#[test]
+fn width_preserving_convolutions_match_burn() {
+    let mut rng = Rng::new(16);
+    let mut cases = 0;
+    while cases < 80 {
+        let kernel = [1 + rng.below(5), 1 + rng.below(5)];
+        let dilation = [1 + rng.below(2), 1 + rng.below(2)];
+        let reach_w = dilation[1] * (kernel[1] - 1);
+        let left = rng.below(reach_w + 1);
+        let padding = [rng.below(3), left, rng.below(3), reach_w - left];
+        let hw = [1 + rng.below(12), 1 + rng.below(12)];
+        if hw[0] + padding[0] + padding[2] < dilation[0] * (kernel[0] - 1) + 1 {
+            continue;
+        }
+        cases += 1;
+        let c = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride: [1, 1],
+            padding,
+            dilation,
+            groups: 1,
+        };
+        let (c_in, c_out) = (1 + rng.below(5), 1 + rng.below(5));
+        let xs = [1 + rng.below(6), c_in, hw[0], hw[1]];
+        let x = random(xs, &mut rng);
+        let w = random([c_out, c_in, kernel[0], kernel[1]], &mut rng);
+        let ours = kernels::conv2d(x.clone(), w.clone(), None, &c);
+        let theirs = burn_conv2d(x.clone(), w.clone(), None, conv_options(&c));
+        assert_eq!(ours.dims()[3], hw[1], "{c:?}: the width is kept");
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
+        let g = random(ours.dims(), &mut rng);
+        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
+        let want = kernels::burn_input_adjoint(g.clone(), w.clone(), &c, hw);
+        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
+        assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+        let weight_gradient = |ours: bool| {
+            let wa = w.clone().autodiff().require_grad();
+            let y = if ours {
+                kernels::conv2d(x.clone().autodiff(), wa.clone(), None, &c)
+            } else {
+                burn_conv2d(x.clone().autodiff(), wa.clone(), None, conv_options(&c))
+            };
+            let grads = y.mul(g.clone().autodiff()).sum().backward();
+            to_vec(&wa.grad(&grads).expect("weight gradient"))
+        };
+        let err = max_rel_diff(&weight_gradient(true), &weight_gradient(false));
+        assert!(
+            err < 1e-5,
+            "weight gradient {c:?} on {xs:?}: rel. error {err}"
+        );
+    }
+}

@@ -287,6 +287,26 @@ fn fill_columns_strided(
 ) {
     let [in_h, in_w] = g.in_hw;
     let first = channels.start;
+    if is_row_preserving(g) {
+        let taps = g.kernel[0] * g.kernel[1];
+        for (local, c) in channels.enumerate() {
+            let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for tap in 0..taps {
+                let row = local * taps + tap;
+                let dst = &mut cols[row * row_stride..row * row_stride + len];
+                let shift = TapShift::of(g, tap);
+                let (lo, hi) = shift.copied_range(in_w, start, len);
+                if hi > lo {
+                    let (a, b) = (shift.source(lo), shift.source(hi));
+                    dst[lo - start..hi - start].copy_from_slice(&src[a..b]);
+                }
+                dst[..lo - start].fill(0.0);
+                dst[hi - start..].fill(0.0);
+                shift.for_each_outside_column(in_w, lo, hi, |p| dst[p - start] = 0.0);
+            }
+        }
+        return;
+    }
     for_each_segment(g, channels.len(), start, len, |s| {
         let seg = &mut cols[s.row * row_stride..s.row * row_stride + len][s.tile];
         match s.input_row {
@@ -298,6 +318,75 @@ fn fill_columns_strided(
             }
         }
     });
+}
+
+/// A stride-1 convolution whose output rows are as wide as its input rows (any kernel,
+/// dilation and vertical padding; horizontal padding that keeps the width): tap `(i, j)` then
+/// reads input element `p + δ` for output pixel `p` of the flattened plane, so a column-matrix
+/// row is one shifted copy of the input plane with a few cells zeroed — instead of one short
+/// copy per output row, which dominated deep layers only a few pixels wide.
+fn is_row_preserving(g: &ConvGeometry) -> bool {
+    g.stride == [1, 1] && g.out_hw[1] == g.in_hw[1]
+}
+
+/// Where tap `(i, j)` of a row-preserving convolution reads: output pixel `p` reads input
+/// element `p + delta` when its row lies in `rows` and its column in `cols`.
+struct TapShift {
+    delta: isize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+impl TapShift {
+    /// The shift of flat tap index `tap = i·kW + j`.
+    fn of(g: &ConvGeometry, tap: usize) -> TapShift {
+        let (i, j) = (tap / g.kernel[1], tap % g.kernel[1]);
+        let [in_h, in_w] = g.in_hw.map(|v| v as isize);
+        let dy = (i * g.dilation[0]) as isize - g.pad_before[0] as isize;
+        let dx = (j * g.dilation[1]) as isize - g.pad_before[1] as isize;
+        let clamp = |v: isize, hi: usize| v.clamp(0, hi as isize) as usize;
+        let rows = clamp(-dy, g.out_hw[0])..clamp(in_h - dy, g.out_hw[0]);
+        let cols = clamp(-dx, g.in_hw[1])..clamp(in_w - dx, g.in_hw[1]);
+        TapShift {
+            delta: dy * in_w + dx,
+            rows,
+            cols,
+        }
+    }
+
+    /// The pixels `lo..hi` of tile `start..start + len` from the first valid cell to the last:
+    /// one contiguous run of the source (cells in invalid columns in between included).
+    fn copied_range(&self, w: usize, start: usize, len: usize) -> (usize, usize) {
+        if self.rows.is_empty() || self.cols.is_empty() {
+            return (start, start);
+        }
+        let first = self.rows.start * w + self.cols.start;
+        let last = (self.rows.end - 1) * w + self.cols.end;
+        let clip = |p: usize| p.clamp(start, start + len);
+        let (lo, hi) = (clip(first), clip(last));
+        (lo, hi.max(lo))
+    }
+
+    /// Source index of output pixel `p` (inside the copied range, never negative).
+    fn source(&self, p: usize) -> usize {
+        (p as isize + self.delta) as usize
+    }
+
+    /// Calls `f(p)` for each pixel in `lo..hi` whose column lies outside `cols` (read across a
+    /// row boundary by the contiguous copy, so it must be zeroed or skipped).
+    fn for_each_outside_column(&self, w: usize, lo: usize, hi: usize, mut f: impl FnMut(usize)) {
+        if hi <= lo || (self.cols.start == 0 && self.cols.end == w) {
+            return;
+        }
+        for oh in lo / w..=(hi - 1) / w {
+            for ow in (0..self.cols.start).chain(self.cols.end..w) {
+                let p = oh * w + ow;
+                if (lo..hi).contains(&p) {
+                    f(p);
+                }
+            }
+        }
+    }
 }
 
 /// The run `lo..hi` of `k < n` whose index `(ow0 + k)·stride + offset` lies in `0..width`.
@@ -480,7 +569,7 @@ pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec
                 if !pointwise {
                     scatter_columns(
                         dx_block,
-                        &scratch[..block_rows * len],
+                        &mut scratch[..block_rows * len],
                         g,
                         c1 - c0,
                         start,
@@ -651,7 +740,7 @@ fn input_adjoint_image_groups(
             let dx_image = unsafe {
                 std::slice::from_raw_parts_mut(dx_ptr.get().add((first + k) * in_size), in_size)
             };
-            scatter_columns_strided(dx_image, &cols[k * pixels..], len, g, g.c_in, 0, pixels);
+            scatter_columns_strided(dx_image, &mut cols[k * pixels..], len, g, g.c_in, 0, pixels);
         }
         return_scratch(cols);
     });
@@ -794,7 +883,7 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
 /// onto the input planes `dx` (`[channels, H, W]`): the adjoint of [`fill_columns`].
 fn scatter_columns(
     dx: &mut [f32],
-    cols: &[f32],
+    cols: &mut [f32],
     g: &ConvGeometry,
     channels: usize,
     start: usize,
@@ -806,7 +895,7 @@ fn scatter_columns(
 /// [`scatter_columns`] from a wider matrix whose rows are `row_stride` apart.
 fn scatter_columns_strided(
     dx: &mut [f32],
-    cols: &[f32],
+    cols: &mut [f32],
     row_stride: usize,
     g: &ConvGeometry,
     channels: usize,
@@ -814,6 +903,28 @@ fn scatter_columns_strided(
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
+    if is_row_preserving(g) {
+        let taps = g.kernel[0] * g.kernel[1];
+        for c in 0..channels {
+            let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for tap in 0..taps {
+                let row = c * taps + tap;
+                let seg = &mut cols[row * row_stride..row * row_stride + len];
+                let shift = TapShift::of(g, tap);
+                let (lo, hi) = shift.copied_range(in_w, start, len);
+                // Cells of invalid columns inside the run hold gradients of padding: drop them
+                // so that the contiguous add below leaves their neighbours untouched.
+                shift.for_each_outside_column(in_w, lo, hi, |p| seg[p - start] = 0.0);
+                if hi > lo {
+                    let target = &mut plane[shift.source(lo)..shift.source(hi)];
+                    for (d, v) in target.iter_mut().zip(&seg[lo - start..hi - start]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        return;
+    }
     for_each_segment(g, channels, start, len, |s| {
         if let Some(ih) = s.input_row {
             let seg = &cols[s.row * row_stride..s.row * row_stride + len][s.tile];
