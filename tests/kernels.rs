@@ -299,9 +299,10 @@ fn training_max_pooling_gradients_equal_burns() {
 }
 
 /// Stride-1 convolutions whose output rows are as wide as the input's take a shifted-plane
-/// im2col/col2im: forward, input adjoint and (training) weight gradient against burn on such
-/// geometries — kernels 1–5, dilation 1–2, horizontal padding split any way that keeps the
-/// width, any vertical padding, tiny and wide planes, batches of 1–6.
+/// im2col/col2im (planes over 64 pixels) or per-tap source tables (smaller ones): forward, input
+/// adjoint and (training) weight gradient against burn on such geometries — kernels 1–5,
+/// dilation 1–2, horizontal padding split any way that keeps the width, any vertical padding,
+/// batches of 1–6.
 #[test]
 fn width_preserving_convolutions_match_burn() {
     let mut rng = Rng::new(16);
@@ -312,7 +313,12 @@ fn width_preserving_convolutions_match_burn() {
         let reach_w = dilation[1] * (kernel[1] - 1);
         let left = rng.below(reach_w + 1);
         let padding = [rng.below(3), left, rng.below(3), reach_w - left];
-        let hw = [1 + rng.below(12), 1 + rng.below(12)];
+        // Half the planes above 64 pixels (shifted copies), half at most 64 (source tables).
+        let hw = if cases % 2 == 0 {
+            [6 + rng.below(10), 12 + rng.below(12)]
+        } else {
+            [1 + rng.below(8), 1 + rng.below(8)]
+        };
         if hw[0] + padding[0] + padding[2] < dilation[0] * (kernel[0] - 1) + 1 {
             continue;
         }

@@ -287,6 +287,27 @@ fn fill_columns_strided(
 ) {
     let [in_h, in_w] = g.in_hw;
     let first = channels.start;
+    if g.in_pixels() <= TINY_PLANE {
+        let table = tap_sources(g);
+        let pixels = g.out_pixels();
+        let taps = g.kernel[0] * g.kernel[1];
+        for (local, c) in channels.enumerate() {
+            let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for tap in 0..taps {
+                let row = local * taps + tap;
+                let dst = &mut cols[row * row_stride..row * row_stride + len];
+                let sources = &table[tap * pixels + start..tap * pixels + start + len];
+                for (d, &at) in dst.iter_mut().zip(sources) {
+                    *d = if at == NO_SOURCE {
+                        0.0
+                    } else {
+                        src[at as usize]
+                    };
+                }
+            }
+        }
+        return;
+    }
     if is_row_preserving(g) {
         let taps = g.kernel[0] * g.kernel[1];
         for (local, c) in channels.enumerate() {
@@ -318,6 +339,42 @@ fn fill_columns_strided(
             }
         }
     });
+}
+
+/// Input planes up to this many pixels (the deepest layers of small inputs: 8×8, 4×4, 2×2)
+/// take im2col/col2im through a table of source indices per tap: a few-pixel row is cheaper to
+/// gather than to copy with bounds worked out per row.
+const TINY_PLANE: usize = 64;
+
+/// Marks a column-matrix cell that reads padding.
+const NO_SOURCE: u32 = u32::MAX;
+
+/// For each tap `t` and output pixel `p`, the flat input index that cell `(t, p)` of the column
+/// matrix reads, or [`NO_SOURCE`] in the padding: `[kH·kW, oH·oW]`.
+fn tap_sources(g: &ConvGeometry) -> Vec<u32> {
+    let [kh, kw] = g.kernel;
+    let [out_h, out_w] = g.out_hw;
+    let [in_h, in_w] = g.in_hw;
+    let mut table = Vec::with_capacity(kh * kw * out_h * out_w);
+    for i in 0..kh {
+        for j in 0..kw {
+            for oh in 0..out_h {
+                let ih = (oh * g.stride[0] + i * g.dilation[0]) as isize - g.pad_before[0] as isize;
+                for ow in 0..out_w {
+                    let iw =
+                        (ow * g.stride[1] + j * g.dilation[1]) as isize - g.pad_before[1] as isize;
+                    let inside =
+                        (0..in_h as isize).contains(&ih) && (0..in_w as isize).contains(&iw);
+                    table.push(if inside {
+                        (ih as usize * in_w + iw as usize) as u32
+                    } else {
+                        NO_SOURCE
+                    });
+                }
+            }
+        }
+    }
+    table
 }
 
 /// A stride-1 convolution whose output rows are as wide as its input rows (any kernel,
@@ -903,6 +960,25 @@ fn scatter_columns_strided(
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
+    if g.in_pixels() <= TINY_PLANE {
+        let table = tap_sources(g);
+        let pixels = g.out_pixels();
+        let taps = g.kernel[0] * g.kernel[1];
+        for c in 0..channels {
+            let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for tap in 0..taps {
+                let row = c * taps + tap;
+                let seg = &cols[row * row_stride..row * row_stride + len];
+                let sources = &table[tap * pixels + start..tap * pixels + start + len];
+                for (&v, &at) in seg.iter().zip(sources) {
+                    if at != NO_SOURCE {
+                        plane[at as usize] += v;
+                    }
+                }
+            }
+        }
+        return;
+    }
     if is_row_preserving(g) {
         let taps = g.kernel[0] * g.kernel[1];
         for c in 0..channels {
