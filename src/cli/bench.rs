@@ -89,13 +89,13 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         if args.json {
             println!("{}", serde_json::to_string(row).expect("rows serialise"));
         } else {
-            print_row(row);
+            print_row(row, opts.per_node);
         }
     })?;
     Ok(())
 }
 
-fn print_row(row: &Row) {
+fn print_row(row: &Row, per_node_requested: bool) {
     let peak = row
         .peak_rss_mib
         .map(|m| format!("{m:.0}"))
@@ -104,6 +104,12 @@ fn print_row(row: &Row) {
         "{:<16} {:<9} {:>5} {:>12.2} {:>12.2} {:>10}",
         row.arch, row.workload, row.batch, row.ms_per_image, row.min_ms_per_image, peak
     );
+    if per_node_requested && row.per_node.is_none() {
+        println!(
+            "    (no per-node profile: the {} workload runs through the explanation method)",
+            row.workload
+        );
+    }
     if let Some(nodes) = &row.per_node {
         let total: f64 = nodes.iter().map(|n| n.forward_ms + n.backward_ms).sum();
         println!(
