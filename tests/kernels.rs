@@ -139,6 +139,17 @@ fn input_adjoint_equals_the_autodiff_gradient() {
     }
 }
 
+/// A fixed backward signal of shape `dims` with a non-zero mean, so that bias gradients are not
+/// sums that cancel to rounding noise.
+fn fixed_signal(dims: [usize; 4]) -> T4 {
+    from_vec(
+        (0..dims.iter().product::<usize>())
+            .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 0.5)
+            .collect(),
+        dims,
+    )
+}
+
 /// Training runs our kernels as a recorded autodiff operation: its forward values and its
 /// gradients by input, weight and bias must equal those burn's own convolution records, on random
 /// geometries and batches of up to 8 (small images take the grouped-images path).
@@ -162,13 +173,7 @@ fn training_convolution_gradients_equal_burns() {
             } else {
                 burn_conv2d(xa.clone(), wa.clone(), Some(ba.clone()), conv_options(&c))
             };
-            // A fixed signal with a non-zero mean, so the bias gradients are not sums that cancel.
-            let g = from_vec(
-                (0..y.dims().iter().product::<usize>())
-                    .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 0.5)
-                    .collect(),
-                y.dims(),
-            );
+            let g = fixed_signal(y.dims());
             let grads = y.clone().mul(g.autodiff()).sum().backward();
             [
                 to_vec(&y.without_autodiff()),
@@ -277,12 +282,7 @@ fn training_max_pooling_gradients_equal_burns() {
             } else {
                 max_pool2d_with_indices(xa.clone(), maxpool_options(&p))
             };
-            let g = from_vec(
-                (0..y.dims().iter().product::<usize>())
-                    .map(|i| ((i * 7919) % 13) as f32 / 6.0 - 0.5)
-                    .collect(),
-                y.dims(),
-            );
+            let g = fixed_signal(y.dims());
             let grads = y.clone().mul(g.autodiff()).sum().backward();
             let idx: Vec<i64> = idx.to_data().convert::<i64>().try_to_vec().unwrap();
             (

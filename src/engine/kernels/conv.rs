@@ -504,11 +504,7 @@ unsafe fn multiply_tile(
             unsafe { std::slice::from_raw_parts_mut(dst.add(o * row_stride), len).fill(bo) };
         }
     }
-    let parallelism = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
+    let parallelism = gemm_parallelism(parallel);
     // SAFETY: operands are row-major slices of the stated sizes; `dst` per the caller.
     unsafe {
         gemm::gemm(
@@ -532,6 +528,31 @@ unsafe fn multiply_tile(
             false,
             parallelism,
         );
+    }
+}
+
+/// GEMM's threading: on rayon's pool, or on the calling thread only.
+fn gemm_parallelism(parallel: bool) -> gemm::Parallelism {
+    if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// Copies pixels `range` of every channel row of one image (`src`: `[C, pixels]`) into columns
+/// `at..` of the packed matrix `dst` (`[C, len]`), where several images sit side by side.
+fn pack_channel_rows(
+    dst: &mut [f32],
+    len: usize,
+    at: usize,
+    src: &[f32],
+    pixels: usize,
+    range: std::ops::Range<usize>,
+) {
+    let width = range.len();
+    for (row, src_row) in dst.chunks_exact_mut(len).zip(src.chunks_exact(pixels)) {
+        row[at..at + width].copy_from_slice(&src_row[range.clone()]);
     }
 }
 
@@ -756,17 +777,10 @@ fn input_adjoint_image_groups(
         let mut dy_packed = vec![0.0f32; g.c_out * len];
         for k in 0..images {
             let dy_image = &dy[(first + k) * g.c_out * pixels..(first + k + 1) * g.c_out * pixels];
-            for o in 0..g.c_out {
-                dy_packed[o * len + k * pixels..o * len + (k + 1) * pixels]
-                    .copy_from_slice(&dy_image[o * pixels..(o + 1) * pixels]);
-            }
+            pack_channel_rows(&mut dy_packed, len, k * pixels, dy_image, pixels, 0..pixels);
         }
         let mut cols = take_scratch(rows * len);
-        let parallelism = if parallel {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
+        let parallelism = gemm_parallelism(parallel);
         // SAFETY: `cols` is [rows, len] row-major; the weight [c_out, rows] read transposed;
         // `dy_packed` is [c_out, len] row-major.
         unsafe {
@@ -848,19 +862,19 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
             let piece = (pixels - start).min(first + len - q);
             let at = q - first;
             let dy_image = &dy[image * g.c_out * pixels..(image + 1) * g.c_out * pixels];
-            for o in 0..g.c_out {
-                dy_packed[o * len + at..o * len + at + piece]
-                    .copy_from_slice(&dy_image[o * pixels + start..o * pixels + start + piece]);
-            }
+            pack_channel_rows(
+                &mut dy_packed,
+                len,
+                at,
+                dy_image,
+                pixels,
+                start..start + piece,
+            );
             let x_image = &x[image * g.c_in * g.in_pixels()..(image + 1) * g.c_in * g.in_pixels()];
             fill_columns_strided(&mut cols[at..], len, x_image, g, 0..g.c_in, start, piece);
             q += piece;
         }
-        let parallelism = if parallel {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
+        let parallelism = gemm_parallelism(parallel);
         // dW column-major (`acc` = dWᵀ, [rows, c_out]) or row-major ([c_out, rows]).
         let (acc_cs, acc_rs) = if transposed {
             (g.c_out as isize, 1)
