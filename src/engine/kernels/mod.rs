@@ -114,7 +114,14 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
         let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
         return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
     }
-    if c.groups == 1 && own_kernels_enabled() && is_flex_autodiff_f32(&x) {
+    // Either operand may be the tracked one: the first layer's input is a plain batch while its
+    // weight is trained; a frozen layer's weight is plain while its input is tracked.
+    if c.groups == 1
+        && own_kernels_enabled()
+        && (is_flex_autodiff_f32(&x) || is_flex_autodiff_f32(&weight))
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+    {
         // Training: the same kernels as a recorded operation with its own backward step.
         let g = geometry(x.dims(), weight.dims(), c);
         let y = autodiff::dense_conv2d(x, weight, g);
