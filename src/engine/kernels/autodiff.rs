@@ -30,9 +30,9 @@ use super::conv::{self, ConvGeometry};
 use super::pool::{self, PoolGeometry};
 use super::values;
 
-/// Backends that run our dense convolution (one group) with geometry `g`, without bias.
+/// Backends that run our kernels: dense convolution (one group, no bias) and max pooling.
 #[backend_extension(Flex, Autodiff)]
-pub trait DenseConv: Backend {
+pub trait OwnKernels: Backend {
     /// `y = W ⋆ x` for `x: [N, C_in, H, W]`, `weight: [C_out, C_in, kH, kW]`.
     fn dense_conv2d(
         x: FloatTensor<Self>,
@@ -53,7 +53,7 @@ fn flex(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-impl DenseConv for Flex {
+impl OwnKernels for Flex {
     fn dense_conv2d(x: FlexTensor, weight: FlexTensor, g: ConvGeometry) -> FlexTensor {
         let y = conv::conv2d_forward(&values(&x), &values(&weight), None, &g);
         flex(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]])
@@ -65,7 +65,7 @@ impl DenseConv for Flex {
     }
 }
 
-/// The recorded backward step of [`DenseConv::dense_max_pool2d`]: keeps the arg-max indices, the
+/// The recorded backward step of [`OwnKernels::dense_max_pool2d`]: keeps the arg-max indices, the
 /// input's shape and the geometry.
 #[derive(Debug)]
 struct MaxPoolBackward;
@@ -94,7 +94,7 @@ fn max_pool_flex(x: &FlexTensor, g: PoolGeometry) -> (FlexTensor, FlexTensor, Ve
     (flex(y, shape), idx_tensor, idx)
 }
 
-/// The recorded backward step of [`DenseConv::dense_conv2d`]: keeps the input, the weight and
+/// The recorded backward step of [`OwnKernels::dense_conv2d`]: keeps the input, the weight and
 /// the geometry.
 #[derive(Debug)]
 struct DenseConvBackward;
@@ -119,7 +119,7 @@ impl Backward<Flex, 2> for DenseConvBackward {
     }
 }
 
-impl<C: CheckpointStrategy> DenseConv for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> OwnKernels for Autodiff<Flex, C> {
     fn dense_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -169,17 +169,17 @@ impl<C: CheckpointStrategy> DenseConv for Autodiff<Flex, C> {
     }
 }
 
-/// [`DenseConv::dense_conv2d`] on dispatching tensors (plain or autodiff, on the Flex device).
+/// [`OwnKernels::dense_conv2d`] on dispatching tensors (plain or autodiff, on the Flex device).
 pub fn dense_conv2d(x: Tensor<4>, weight: Tensor<4>, g: ConvGeometry) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as DenseConv>::dense_conv2d(
+    Tensor::from_dispatch(<Dispatch as OwnKernels>::dense_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         g,
     ))
 }
 
-/// [`DenseConv::dense_max_pool2d`] on dispatching tensors (plain or autodiff, on the Flex device).
+/// [`OwnKernels::dense_max_pool2d`] on dispatching tensors (plain or autodiff, on the Flex device).
 pub fn dense_max_pool2d(x: Tensor<4>, g: PoolGeometry) -> (Tensor<4>, Tensor<4, Int>) {
-    let (y, idx) = <Dispatch as DenseConv>::dense_max_pool2d(x.into_dispatch(), g);
+    let (y, idx) = <Dispatch as OwnKernels>::dense_max_pool2d(x.into_dispatch(), g);
     (Tensor::from_dispatch(y), Tensor::from_dispatch(idx))
 }
