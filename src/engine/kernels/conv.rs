@@ -132,6 +132,7 @@ pub fn conv2d_forward(
     let out_ptr = OutPtr(out.as_mut_ptr());
     // A 1×1, stride-1, unpadded convolution reads its input as the column matrix itself.
     let pointwise = is_pointwise(g);
+    let layout = ColumnLayout::of(g);
     let run = |task: usize, parallel_gemm: bool| {
         let image = task / tiles_per_image;
         let start = (task % tiles_per_image) * tile;
@@ -167,10 +168,10 @@ pub fn conv2d_forward(
                 .for_each(|(b, chunk)| {
                     let c0 = b * per;
                     let c1 = (c0 + per).min(g.c_in);
-                    fill_columns(chunk, x_image, g, c0..c1, start, len);
+                    fill_columns(chunk, len, x_image, g, &layout, c0..c1, start, len);
                 });
         } else {
-            fill_columns(&mut cols, x_image, g, 0..g.c_in, start, len);
+            fill_columns(&mut cols, len, x_image, g, &layout, 0..g.c_in, start, len);
         }
         product(&cols, len);
         return_scratch(cols);
@@ -261,72 +262,88 @@ fn for_each_segment(
     }
 }
 
-/// Fills `cols` (`[channels·kH·kW, len]`, row-major) with the rows of input channels `channels`
-/// of one image's column matrix, for output pixels `start..start + len`.
-fn fill_columns(
-    cols: &mut [f32],
-    x: &[f32],
-    g: &ConvGeometry,
-    channels: std::ops::Range<usize>,
-    start: usize,
-    len: usize,
-) {
-    fill_columns_strided(cols, len, x, g, channels, start, len);
+/// How a geometry's column matrix is built (im2col) and scattered back (col2im), chosen once per
+/// kernel call: the per-tap source table of small planes is built there, not per image.
+enum ColumnLayout {
+    /// Planes of at most [`TINY_PLANE`] pixels: per tap and output pixel, the input index read
+    /// (see [`tap_sources`]).
+    Table(Vec<u32>),
+    /// Stride-1, width-preserving geometries: each row is a shifted copy of the plane
+    /// (see [`TapShift`]).
+    Shifted,
+    /// Everything else: one run per output row ([`for_each_segment`]).
+    Rows,
 }
 
-/// [`fill_columns`] into a wider matrix: row `r` of the tile starts at `cols[r · row_stride]`,
-/// so several images' columns can sit side by side in one matrix.
-fn fill_columns_strided(
+impl ColumnLayout {
+    fn of(g: &ConvGeometry) -> ColumnLayout {
+        if g.in_pixels() <= TINY_PLANE {
+            ColumnLayout::Table(tap_sources(g))
+        } else if is_row_preserving(g) {
+            ColumnLayout::Shifted
+        } else {
+            ColumnLayout::Rows
+        }
+    }
+}
+
+/// Fills `cols` with the rows of input channels `channels` of one image's column matrix, for
+/// output pixels `start..start + len`: row `r` (`r = (c, i, j)` local to the channels) starts at
+/// `cols[r · row_stride]`, so several images' columns can sit side by side in one matrix.
+#[allow(clippy::too_many_arguments)]
+fn fill_columns(
     cols: &mut [f32],
     row_stride: usize,
     x: &[f32],
     g: &ConvGeometry,
+    layout: &ColumnLayout,
     channels: std::ops::Range<usize>,
     start: usize,
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
     let first = channels.start;
-    if g.in_pixels() <= TINY_PLANE {
-        let table = tap_sources(g);
-        let pixels = g.out_pixels();
-        let taps = g.kernel[0] * g.kernel[1];
-        for (local, c) in channels.enumerate() {
-            let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
-            for tap in 0..taps {
-                let row = local * taps + tap;
-                let dst = &mut cols[row * row_stride..row * row_stride + len];
-                let sources = &table[tap * pixels + start..tap * pixels + start + len];
-                for (d, &at) in dst.iter_mut().zip(sources) {
-                    *d = if at == NO_SOURCE {
-                        0.0
-                    } else {
-                        src[at as usize]
-                    };
+    let taps = g.kernel[0] * g.kernel[1];
+    match layout {
+        ColumnLayout::Table(table) => {
+            let pixels = g.out_pixels();
+            for (local, c) in channels.enumerate() {
+                let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
+                for tap in 0..taps {
+                    let row = local * taps + tap;
+                    let dst = &mut cols[row * row_stride..row * row_stride + len];
+                    let sources = &table[tap * pixels + start..tap * pixels + start + len];
+                    for (d, &at) in dst.iter_mut().zip(sources) {
+                        *d = if at == NO_SOURCE {
+                            0.0
+                        } else {
+                            src[at as usize]
+                        };
+                    }
                 }
             }
+            return;
         }
-        return;
-    }
-    if is_row_preserving(g) {
-        let taps = g.kernel[0] * g.kernel[1];
-        for (local, c) in channels.enumerate() {
-            let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
-            for tap in 0..taps {
-                let row = local * taps + tap;
-                let dst = &mut cols[row * row_stride..row * row_stride + len];
-                let shift = TapShift::of(g, tap);
-                let (lo, hi) = shift.copied_range(in_w, start, len);
-                if hi > lo {
-                    let (a, b) = (shift.source(lo), shift.source(hi));
-                    dst[lo - start..hi - start].copy_from_slice(&src[a..b]);
+        ColumnLayout::Shifted => {
+            for (local, c) in channels.enumerate() {
+                let src = &x[c * in_h * in_w..(c + 1) * in_h * in_w];
+                for tap in 0..taps {
+                    let row = local * taps + tap;
+                    let dst = &mut cols[row * row_stride..row * row_stride + len];
+                    let shift = TapShift::of(g, tap);
+                    let (lo, hi) = shift.copied_range(in_w, start, len);
+                    if hi > lo {
+                        let (a, b) = (shift.source(lo), shift.source(hi));
+                        dst[lo - start..hi - start].copy_from_slice(&src[a..b]);
+                    }
+                    dst[..lo - start].fill(0.0);
+                    dst[hi - start..].fill(0.0);
+                    shift.for_each_outside_column(in_w, lo, hi, |p| dst[p - start] = 0.0);
                 }
-                dst[..lo - start].fill(0.0);
-                dst[hi - start..].fill(0.0);
-                shift.for_each_outside_column(in_w, lo, hi, |p| dst[p - start] = 0.0);
             }
+            return;
         }
-        return;
+        ColumnLayout::Rows => {}
     }
     for_each_segment(g, channels.len(), start, len, |s| {
         let seg = &mut cols[s.row * row_stride..s.row * row_stride + len][s.tile];
@@ -591,6 +608,7 @@ pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec
     let tile = tile.clamp(MIN_TILE.min(pixels), pixels.max(1));
     let dx_ptr = OutPtr(dx.as_mut_ptr());
     let pointwise = is_pointwise(g);
+    let layout = ColumnLayout::of(g);
     let task = |t: usize| {
         let image = t / blocks_per_image;
         let c0 = (t % blocks_per_image) * block;
@@ -648,7 +666,9 @@ pub fn conv2d_input_adjoint(dy: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec
                     scatter_columns(
                         dx_block,
                         &mut scratch[..block_rows * len],
+                        len,
                         g,
+                        &layout,
                         c1 - c0,
                         start,
                         len,
@@ -707,16 +727,18 @@ fn forward_image_groups(
     let pixels = g.out_pixels();
     let in_size = g.c_in * g.in_pixels();
     let out_ptr = OutPtr(out.as_mut_ptr());
+    let layout = ColumnLayout::of(g);
     for_each_image_group(g, threads, |first, images, parallel| {
         let len = images * pixels;
         let mut cols = take_scratch(rows * len);
         for k in 0..images {
             let x_image = &x[(first + k) * in_size..(first + k + 1) * in_size];
-            fill_columns_strided(
+            fill_columns(
                 &mut cols[k * pixels..],
                 len,
                 x_image,
                 g,
+                &layout,
                 0..g.c_in,
                 0,
                 pixels,
@@ -772,6 +794,7 @@ fn input_adjoint_image_groups(
     let pixels = g.out_pixels();
     let in_size = g.c_in * g.in_pixels();
     let dx_ptr = OutPtr(dx.as_mut_ptr());
+    let layout = ColumnLayout::of(g);
     for_each_image_group(g, threads, |first, images, parallel| {
         let len = images * pixels;
         let mut dy_packed = vec![0.0f32; g.c_out * len];
@@ -811,7 +834,16 @@ fn input_adjoint_image_groups(
             let dx_image = unsafe {
                 std::slice::from_raw_parts_mut(dx_ptr.get().add((first + k) * in_size), in_size)
             };
-            scatter_columns_strided(dx_image, &mut cols[k * pixels..], len, g, g.c_in, 0, pixels);
+            scatter_columns(
+                dx_image,
+                &mut cols[k * pixels..],
+                len,
+                g,
+                &layout,
+                g.c_in,
+                0,
+                pixels,
+            );
         }
         return_scratch(cols);
     });
@@ -849,6 +881,7 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
     // With few output channels, accumulating dW column-major lets GEMM read the large column
     // matrix in place instead of packing it (measured 100 → 126 GFLOP/s per core for 64
     // channels); with many, the final transpose of a large dW costs more than that saves.
+    let layout = ColumnLayout::of(g);
     let transposed = g.c_out <= 128;
     let accumulate = |acc: &mut Vec<f32>, run: usize, parallel: bool| {
         let first = run * run_len;
@@ -871,7 +904,16 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
                 start..start + piece,
             );
             let x_image = &x[image * g.c_in * g.in_pixels()..(image + 1) * g.c_in * g.in_pixels()];
-            fill_columns_strided(&mut cols[at..], len, x_image, g, 0..g.c_in, start, piece);
+            fill_columns(
+                &mut cols[at..],
+                len,
+                x_image,
+                g,
+                &layout,
+                0..g.c_in,
+                start,
+                piece,
+            );
             q += piece;
         }
         let parallelism = gemm_parallelism(parallel);
@@ -950,70 +992,62 @@ pub fn conv2d_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f3
     transpose(sum)
 }
 
-/// Adds column gradients `cols` (`[channels·kH·kW, len]`) for output pixels `start..start+len`
-/// onto the input planes `dx` (`[channels, H, W]`): the adjoint of [`fill_columns`].
+/// Adds column gradients `cols` (rows `row_stride` apart) for output pixels `start..start+len`
+/// onto the input planes `dx` (`[channels, H, W]`): the adjoint of [`fill_columns`]. May zero
+/// cells of `cols` that read padding.
+#[allow(clippy::too_many_arguments)]
 fn scatter_columns(
-    dx: &mut [f32],
-    cols: &mut [f32],
-    g: &ConvGeometry,
-    channels: usize,
-    start: usize,
-    len: usize,
-) {
-    scatter_columns_strided(dx, cols, len, g, channels, start, len);
-}
-
-/// [`scatter_columns`] from a wider matrix whose rows are `row_stride` apart.
-fn scatter_columns_strided(
     dx: &mut [f32],
     cols: &mut [f32],
     row_stride: usize,
     g: &ConvGeometry,
+    layout: &ColumnLayout,
     channels: usize,
     start: usize,
     len: usize,
 ) {
     let [in_h, in_w] = g.in_hw;
-    if g.in_pixels() <= TINY_PLANE {
-        let table = tap_sources(g);
-        let pixels = g.out_pixels();
-        let taps = g.kernel[0] * g.kernel[1];
-        for c in 0..channels {
-            let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
-            for tap in 0..taps {
-                let row = c * taps + tap;
-                let seg = &cols[row * row_stride..row * row_stride + len];
-                let sources = &table[tap * pixels + start..tap * pixels + start + len];
-                for (&v, &at) in seg.iter().zip(sources) {
-                    if at != NO_SOURCE {
-                        plane[at as usize] += v;
+    let taps = g.kernel[0] * g.kernel[1];
+    match layout {
+        ColumnLayout::Table(table) => {
+            let pixels = g.out_pixels();
+            for c in 0..channels {
+                let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
+                for tap in 0..taps {
+                    let row = c * taps + tap;
+                    let seg = &cols[row * row_stride..row * row_stride + len];
+                    let sources = &table[tap * pixels + start..tap * pixels + start + len];
+                    for (&v, &at) in seg.iter().zip(sources) {
+                        if at != NO_SOURCE {
+                            plane[at as usize] += v;
+                        }
                     }
                 }
             }
+            return;
         }
-        return;
-    }
-    if is_row_preserving(g) {
-        let taps = g.kernel[0] * g.kernel[1];
-        for c in 0..channels {
-            let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
-            for tap in 0..taps {
-                let row = c * taps + tap;
-                let seg = &mut cols[row * row_stride..row * row_stride + len];
-                let shift = TapShift::of(g, tap);
-                let (lo, hi) = shift.copied_range(in_w, start, len);
-                // Cells of invalid columns inside the run hold gradients of padding: drop them
-                // so that the contiguous add below leaves their neighbours untouched.
-                shift.for_each_outside_column(in_w, lo, hi, |p| seg[p - start] = 0.0);
-                if hi > lo {
-                    let target = &mut plane[shift.source(lo)..shift.source(hi)];
-                    for (d, v) in target.iter_mut().zip(&seg[lo - start..hi - start]) {
-                        *d += v;
+        ColumnLayout::Shifted => {
+            for c in 0..channels {
+                let plane = &mut dx[c * in_h * in_w..(c + 1) * in_h * in_w];
+                for tap in 0..taps {
+                    let row = c * taps + tap;
+                    let seg = &mut cols[row * row_stride..row * row_stride + len];
+                    let shift = TapShift::of(g, tap);
+                    let (lo, hi) = shift.copied_range(in_w, start, len);
+                    // Cells of invalid columns inside the run hold gradients of padding: drop
+                    // them so that the contiguous add below leaves their neighbours untouched.
+                    shift.for_each_outside_column(in_w, lo, hi, |p| seg[p - start] = 0.0);
+                    if hi > lo {
+                        let target = &mut plane[shift.source(lo)..shift.source(hi)];
+                        for (d, v) in target.iter_mut().zip(&seg[lo - start..hi - start]) {
+                            *d += v;
+                        }
                     }
                 }
             }
+            return;
         }
-        return;
+        ColumnLayout::Rows => {}
     }
     for_each_segment(g, channels, start, len, |s| {
         if let Some(ih) = s.input_row {
