@@ -14,12 +14,12 @@ use rayon::prelude::*;
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::module::{
     conv_transpose2d, conv2d as burn_conv2d, max_pool2d_with_indices as burn_max_pool2d,
     max_pool2d_with_indices_backward,
 };
 use burn::tensor::ops::ConvTransposeOptions;
-use burn::tensor::{DType, TensorData};
 
 use crate::engine::forward::{conv_options, maxpool_options};
 use crate::graph::op::{Conv2d, Pool2d};
@@ -227,18 +227,9 @@ fn pool_geometry(x: [usize; 4], p: &Pool2d) -> PoolGeometry {
 /// them): our kernel ([`pool::max_pool2d`]) on plain tensors, and on autodiff tensors as a
 /// recorded operation ([`autodiff::dense_max_pool2d`]).
 pub fn max_pool2d_with_indices(x: T4, p: &Pool2d) -> (T4, Tensor<4, Int>) {
-    if own_kernels_enabled()
-        && let Some(fx) = flex_f32(&x)
-    {
-        let [n, c, _, _] = x.dims();
-        let g = pool_geometry(x.dims(), p);
-        let (y, idx) = pool::max_pool2d(&values(&fx), &g);
-        let shape = [n, c, g.out_hw[0], g.out_hw[1]];
-        let idx = FlexTensor::from_data(TensorData::new(idx, shape));
-        return (from_vec(y, shape), Tensor::from_primitive::<Flex>(idx));
-    }
-    if own_kernels_enabled() && is_flex_autodiff_f32(&x) {
-        // Training: the same kernel as a recorded operation with its own backward step.
+    if own_kernels_enabled() && (flex_f32(&x).is_some() || is_flex_autodiff_f32(&x)) {
+        // One entry for both: the extension runs the kernel directly on a plain tensor and
+        // records it with its backward step on an autodiff one.
         let g = pool_geometry(x.dims(), p);
         return autodiff::dense_max_pool2d(x, g);
     }
