@@ -72,14 +72,14 @@ thread_local! {
 /// This thread's column buffer, resized to `len`, taken out of [`COLUMNS`] rather than borrowed:
 /// a thread that waits inside rayon may run another convolution, which then finds the slot
 /// empty and allocates instead of panicking on a second borrow.
-fn take_scratch(len: usize) -> Vec<f32> {
+pub(super) fn take_scratch(len: usize) -> Vec<f32> {
     let mut buf = COLUMNS.with(|cell| cell.take());
     buf.resize(len, 0.0);
     buf
 }
 
 /// Puts a column buffer back for the next call on this thread (keeping the larger one).
-fn return_scratch(buf: Vec<f32>) {
+pub(super) fn return_scratch(buf: Vec<f32>) {
     COLUMNS.with(|cell| {
         if cell.borrow().capacity() < buf.capacity() {
             cell.replace(buf);

@@ -6,8 +6,11 @@
 
 pub mod autodiff;
 pub mod conv;
+mod filter_cache;
 pub mod pool;
+pub mod winograd;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
@@ -50,6 +53,30 @@ pub fn set_own_kernels(own: bool) {
     CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
 }
 
+/// Winograd choice, as [`CHOICE`]: 0 = not yet read, 1 = on, 2 = off.
+static WINOGRAD: AtomicU8 = AtomicU8::new(0);
+
+/// Whether 3×3 stride-1 convolutions may use Winograd F(4×4, 3×3) ([`winograd`]): by default
+/// yes, unless `RELEVANCE_WINOGRAD=off` or [`set_winograd`] says otherwise.
+pub fn winograd_enabled() -> bool {
+    match WINOGRAD.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("RELEVANCE_WINOGRAD").map_or(true, |v| {
+                !(v.eq_ignore_ascii_case("off") || v == "0" || v.eq_ignore_ascii_case("false"))
+            });
+            WINOGRAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Switches Winograd convolutions on or off for the whole process (A/B checks and timings).
+pub fn set_winograd(on: bool) {
+    WINOGRAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
 /// The Flex primitive behind a plain (non-autodiff) `f32` tensor, sharing its storage; `None`
 /// for anything else (autodiff tensors during training, other dtypes).
 fn flex_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
@@ -58,10 +85,10 @@ fn flex_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
 }
 
 /// Contiguous values of a Flex tensor; copies only when the layout is strided.
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(
             t.clone()
                 .into_data()
                 .try_into_vec::<f32>()
@@ -111,7 +138,15 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
     {
         let g = geometry(x.dims(), weight.dims(), c);
         let b = fb.as_ref().map(values);
-        let y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
+        let w = values(&fw);
+        let y = if winograd_enabled() && winograd::applies(&g) && matches!(w, Cow::Borrowed(_)) {
+            let filters = filter_cache::filters(&fw, &w, false, || {
+                winograd::FilterTransform::forward(&w, g.c_out, g.c_in)
+            });
+            winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
+        } else {
+            conv::conv2d_forward(&values(&fx), &w, b.as_deref(), &g)
+        };
         return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
     }
     // Either operand may be the tracked one: the first layer's input is a plain batch while its
@@ -154,7 +189,23 @@ pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]
             out_hw: [oh, ow],
             ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
         };
-        let dx = conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry);
+        let w = values(&fw);
+        let dx = if winograd_enabled()
+            && winograd::applies(&geometry)
+            && matches!(w, Cow::Borrowed(_))
+        {
+            let filters = filter_cache::filters(&fw, &w, true, || {
+                winograd::FilterTransform::adjoint(&w, geometry.c_out, geometry.c_in)
+            });
+            winograd::convolve(
+                &values(&fg),
+                &filters,
+                None,
+                &winograd::adjoint_geometry(&geometry),
+            )
+        } else {
+            conv::conv2d_input_adjoint(&values(&fg), &w, &geometry)
+        };
         return from_vec(dx, [n, ci, hw[0], hw[1]]);
     }
     burn_input_adjoint(g, weight, c, hw)

@@ -1,0 +1,706 @@
+//! 3×3, stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray, "Fast
+//! Algorithms for Convolutional Neural Networks", CVPR 2016).
+//!
+//! Each 4×4 block of output pixels is computed from the 6×6 input patch `d` under it as
+//! `Y = Aᵀ [ Σ_c U_{o,c} ⊙ (Bᵀ d_c B) ] A` with `U_{o,c} = G g_{o,c} Gᵀ` for the 3×3 filter
+//! `g_{o,c}`, where
+//!
+//! ```text
+//! Bᵀ = [4  0 −5  0 1 0]   G = [ 1/4     0     0 ]   Aᵀ = [1 1  1 1  1 0]
+//!      [0 −4 −4  1 1 0]       [−1/6 −1/6  −1/6 ]        [0 1 −1 2 −2 0]
+//!      [0  4 −4 −1 1 0]       [−1/6  1/6  −1/6 ]        [0 1  1 4  4 0]
+//!      [0 −2 −1  2 1 0]       [1/24 1/12   1/6 ]        [0 1 −1 8 −8 1]
+//!      [0  2 −1 −2 1 0]       [1/24 −1/12  1/6 ]
+//!      [0  4  0 −5 0 1]       [  0     0     1 ]
+//! ```
+//!
+//! (interpolation points 0, ±1, ±2, ∞). The sum over input channels is, for each of the 36
+//! positions `ξ` of the 6×6 transformed tile, one matrix product `M_ξ = U_ξ · V_ξ` of the
+//! transformed filters `[C_out, C_in]` with the transformed input tiles `[C_in, tiles]`: 36
+//! multiplications per 16 outputs instead of 144, i.e. 4× fewer than im2col + GEMM. The price is
+//! the transforms (linear in the data, not in the channel product) and rounding: the points ±2
+//! scale terms by up to 8, so results differ from the direct sum by a few 1e-6 relative to the
+//! output's magnitude (tests bound it).
+//!
+//! The input adjoint of a 3×3, stride-1 convolution is itself one — with the filters flipped
+//! and input and output channels exchanged, and padding `2 − p` — so it runs through the same
+//! code with the filters transformed that way ([`FilterTransform::adjoint`]).
+
+use rayon::prelude::*;
+
+use super::conv::{ConvGeometry, return_scratch, take_scratch};
+
+/// Outputs per tile side (`m` of F(m×m, 3×3)).
+const M: usize = 4;
+/// Input patch side, `m + 3 − 1`.
+const A: usize = 6;
+/// Positions of a transformed tile.
+const XI: usize = A * A;
+/// Fewest tiles per block (see [`convolve`]).
+const MIN_BLOCK_TILES: usize = 48;
+/// Fewest tiles per call: below this the 36 filter matrices (4× the weight) are read for too
+/// few columns, and im2col + GEMM is faster (VGG-16's 14² layers at batch 1 have 16 tiles).
+const MIN_TILES: usize = 32;
+
+/// Whether Winograd F(4×4, 3×3) applies to `g` and is worth its transforms: a 3×3 kernel with
+/// stride and dilation 1, padding at most 2 (so the adjoint's padding `2 − p` exists), and at
+/// least 16 channels on both sides (below that the transforms cost more than the multiplications
+/// they save) and [`MIN_TILES`] output tiles.
+pub fn applies(g: &ConvGeometry) -> bool {
+    g.kernel == [3, 3]
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.pad_before[0] <= 2
+        && g.pad_before[1] <= 2
+        && g.c_in >= 16
+        && g.c_out >= 16
+        && g.batch * g.out_hw[0].div_ceil(M) * g.out_hw[1].div_ceil(M) >= MIN_TILES
+}
+
+/// Geometry of the input adjoint of the 3×3, stride-1 convolution `g`, as a forward
+/// convolution of the output gradient: `dx[q] = Σ_i dy[q + i − (2 − p)] · W[2 − i]` per axis.
+pub fn adjoint_geometry(g: &ConvGeometry) -> ConvGeometry {
+    ConvGeometry {
+        batch: g.batch,
+        c_in: g.c_out,
+        in_hw: g.out_hw,
+        c_out: g.c_in,
+        kernel: [3, 3],
+        out_hw: g.in_hw,
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad_before: [2 - g.pad_before[0], 2 - g.pad_before[1]],
+    }
+}
+
+/// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution, laid out `[rows][36][cols]`: the
+/// product for position `ξ` reads `U_ξ` as a `[rows, cols]` matrix with row stride `36 · cols`.
+/// Rows are the convolution's output channels, columns its input channels.
+pub struct FilterTransform {
+    u: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+impl FilterTransform {
+    /// Filters of the forward convolution with `weight: [C_out, C_in, 3, 3]`.
+    pub fn forward(weight: &[f32], c_out: usize, c_in: usize) -> Self {
+        Self::build(weight, c_out, c_in, false)
+    }
+
+    /// Filters of its input adjoint: rows are `C_in`, columns `C_out`, and filter `(c, o)` is
+    /// `W[o, c]` rotated by 180°.
+    pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize) -> Self {
+        Self::build(weight, c_out, c_in, true)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.u.len() * std::mem::size_of::<f32>()
+    }
+
+    fn build(weight: &[f32], c_out: usize, c_in: usize, adjoint: bool) -> Self {
+        assert_eq!(weight.len(), c_out * c_in * 9, "weight size");
+        let (rows, cols) = if adjoint {
+            (c_in, c_out)
+        } else {
+            (c_out, c_in)
+        };
+        let mut u = vec![0.0f32; rows * XI * cols];
+        u.par_chunks_mut(XI * cols)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                // Tap t of filter (row, col): forward W[row, col, t], adjoint W[col, row, 8 − t].
+                let taps = Taps {
+                    weight,
+                    c_in,
+                    row,
+                    adjoint,
+                };
+                transform_filter_row_widest(dst, cols, &taps);
+            });
+        FilterTransform { u, rows, cols }
+    }
+}
+
+/// The 3×3 filters of one row of a [`FilterTransform`].
+struct Taps<'a> {
+    weight: &'a [f32],
+    c_in: usize,
+    row: usize,
+    adjoint: bool,
+}
+
+impl Taps<'_> {
+    /// Tap `t` (row-major 3×3) of filter `(row, col)`: forward `W[row, col, t]`, adjoint
+    /// `W[col, row, 8 − t]`.
+    #[inline(always)]
+    fn get(&self, col: usize, t: usize) -> f32 {
+        if self.adjoint {
+            self.weight[(col * self.c_in + self.row) * 9 + 8 - t]
+        } else {
+            self.weight[(self.row * self.c_in + col) * 9 + t]
+        }
+    }
+}
+
+/// `G g Gᵀ` for the filters of one output row, vectorised over the `cols` filters.
+#[inline(always)]
+fn transform_filter_row(dst: &mut [f32], cols: usize, taps: &Taps) {
+    const CHUNK: usize = 64;
+    let mut g = [[0.0f32; CHUNK]; 9];
+    let mut t = [[0.0f32; CHUNK]; 18];
+    for c0 in (0..cols).step_by(CHUNK) {
+        let n = CHUNK.min(cols - c0);
+        for (k, row) in g.iter_mut().enumerate() {
+            for (i, v) in row[..n].iter_mut().enumerate() {
+                *v = taps.get(c0 + i, k);
+            }
+        }
+        // t = G g: 6×3, column j from the filter's column j.
+        for j in 0..3 {
+            for i in 0..n {
+                let (g0, g1, g2) = (g[j][i], g[3 + j][i], g[6 + j][i]);
+                let [a, b, c, d, e, f] = filter_1d(g0, g1, g2);
+                t[j][i] = a;
+                t[3 + j][i] = b;
+                t[6 + j][i] = c;
+                t[9 + j][i] = d;
+                t[12 + j][i] = e;
+                t[15 + j][i] = f;
+            }
+        }
+        // u = t Gᵀ: row k of t gives row k of u.
+        for k in 0..A {
+            for i in 0..n {
+                let out = filter_1d(t[3 * k][i], t[3 * k + 1][i], t[3 * k + 2][i]);
+                for (l, v) in out.into_iter().enumerate() {
+                    dst[(A * k + l) * cols + c0 + i] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `G · (g0, g1, g2)ᵀ`.
+#[inline(always)]
+fn filter_1d(g0: f32, g1: f32, g2: f32) -> [f32; 6] {
+    let s = g0 + g2;
+    [
+        0.25 * g0,
+        -(s + g1) / 6.0,
+        -(s - g1) / 6.0,
+        (g0 / 24.0 + g2 / 6.0) + g1 / 12.0,
+        (g0 / 24.0 + g2 / 6.0) - g1 / 12.0,
+        g2,
+    ]
+}
+
+/// `Bᵀ · (d0 … d5)ᵀ`, element by element over slices of equal length.
+#[inline(always)]
+fn input_1d(d: [&[f32]; 6], out: [&mut [f32]; 6]) {
+    let [o0, o1, o2, o3, o4, o5] = out;
+    let n = o0.len();
+    let [d0, d1, d2, d3, d4, d5] = d.map(|s| &s[..n]);
+    for i in 0..n {
+        let (a0, a1, a2, a3, a4, a5) = (d0[i], d1[i], d2[i], d3[i], d4[i], d5[i]);
+        let p = a4 - 4.0 * a2;
+        let q = a3 - 4.0 * a1;
+        let r = a4 - a2;
+        let s = 2.0 * (a3 - a1);
+        o0[i] = 4.0 * a0 - 5.0 * a2 + a4;
+        o1[i] = p + q;
+        o2[i] = p - q;
+        o3[i] = r + s;
+        o4[i] = r - s;
+        o5[i] = 4.0 * a1 - 5.0 * a3 + a5;
+    }
+}
+
+/// `Aᵀ · (m0 … m5)ᵀ`, element by element over slices of equal length.
+#[inline(always)]
+fn output_1d(m: [&[f32]; 6], out: [&mut [f32]; 4]) {
+    let [o0, o1, o2, o3] = out;
+    let n = o0.len();
+    let [m0, m1, m2, m3, m4, m5] = m.map(|s| &s[..n]);
+    for i in 0..n {
+        let (a1, a2, a3, a4) = (m1[i], m2[i], m3[i], m4[i]);
+        let (sp, sm) = (a1 + a2, a1 - a2);
+        let (tp, tm) = (a3 + a4, a3 - a4);
+        o0[i] = m0[i] + sp + tp;
+        o1[i] = sm + 2.0 * tm;
+        o2[i] = sp + 4.0 * tp;
+        o3[i] = sm + 8.0 * tm + m5[i];
+    }
+}
+
+/// `y = conv(x, W) + b` for a 3×3, stride-1 geometry `g` (see [`applies`]) with `filters` the
+/// [`FilterTransform`] of `W` for it (forward, or adjoint for the adjoint's geometry).
+///
+/// # Panics
+/// If a slice length or the filters disagree with the geometry.
+pub fn convolve(
+    x: &[f32],
+    filters: &FilterTransform,
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+) -> Vec<f32> {
+    assert!(g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1]);
+    assert_eq!((filters.rows, filters.cols), (g.c_out, g.c_in), "filters");
+    assert_eq!(
+        x.len(),
+        g.batch * g.c_in * g.in_hw[0] * g.in_hw[1],
+        "input size"
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "bias size");
+    }
+    let [oh, ow] = g.out_hw;
+    let mut out = vec![0.0f32; g.batch * g.c_out * oh * ow];
+    if out.is_empty() {
+        return out;
+    }
+    let tile_rows = oh.div_ceil(M);
+    let tiles_across = ow.div_ceil(M);
+    let all_rows = g.batch * tile_rows;
+    let threads = rayon::current_num_threads().max(1);
+    // Tiles per block: at least 48 (whole tile rows), fewer GEMM columns pack the filters more
+    // often than they use them; more spill the block's transformed tiles (36 · (C_in + C_out)
+    // floats each) out of L2. Measured on VGG-16's layers, 48–96 tiles are best.
+    let wanted = MIN_BLOCK_TILES;
+    let mut rows_per_block = wanted.div_ceil(tiles_across).clamp(1, all_rows);
+    if all_rows.div_ceil(rows_per_block) < threads {
+        rows_per_block = all_rows.div_ceil(threads).max(1);
+    }
+    let blocks = all_rows.div_ceil(rows_per_block);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let block = |b: usize, parallel_gemm: bool| {
+        let first = b * rows_per_block;
+        let rows = rows_per_block.min(all_rows - first);
+        let plan = Block {
+            g,
+            first_row: first,
+            rows,
+            tile_rows,
+            tiles_across,
+        };
+        plan.run_widest(x, filters, bias, out_ptr, parallel_gemm);
+    };
+    if blocks >= threads && threads > 1 {
+        (0..blocks).into_par_iter().for_each(|b| block(b, false));
+    } else {
+        (0..blocks).for_each(|b| block(b, threads > 1));
+    }
+    out
+}
+
+/// Raw output pointer shared by blocks, which write disjoint output rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every block writes only the output rows of its own tile rows.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A run of consecutive tile rows (over the batch: row `r` is image `r / tile_rows`, tile row
+/// `r % tile_rows`).
+struct Block<'a> {
+    g: &'a ConvGeometry,
+    first_row: usize,
+    rows: usize,
+    tile_rows: usize,
+    tiles_across: usize,
+}
+
+impl Block<'_> {
+    /// Transforms the block's input tiles, multiplies, and transforms the products into the
+    /// output rows. Tiles are numbered `local · span + t` with `span = tiles_across + 1`: one
+    /// unused tile per row, so every transform step runs over the whole block as one contiguous
+    /// vector (a row of 7 or 14 tiles alone would be shorter than one AVX-512 register).
+    #[inline(always)]
+    fn run(
+        &self,
+        x: &[f32],
+        filters: &FilterTransform,
+        bias: Option<&[f32]>,
+        out: OutPtr,
+        parallel_gemm: bool,
+    ) {
+        let g = self.g;
+        let n = self.rows * self.span();
+        let v_len = g.c_in * XI * n;
+        let m_len = g.c_out * XI * n;
+        let mut scratch = take_scratch(v_len + m_len + 2 * A * M * (n + 1));
+        let (v, rest) = scratch.split_at_mut(v_len);
+        let (m, work) = rest.split_at_mut(m_len);
+        let plane = g.in_hw[0] * g.in_hw[1];
+        for c in 0..g.c_in {
+            let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
+            self.transform_input(channel, &mut v[c * XI * n..(c + 1) * XI * n], work);
+        }
+        let parallelism = if parallel_gemm {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        for xi in 0..XI {
+            // SAFETY: M_ξ is [C_out, n] with row stride 36·n inside `m`; U_ξ is [C_out, C_in]
+            // with row stride 36·C_in; V_ξ is [C_in, n] with row stride 36·n.
+            unsafe {
+                gemm::gemm(
+                    g.c_out,
+                    n,
+                    g.c_in,
+                    m.as_mut_ptr().add(xi * n),
+                    1,
+                    (XI * n) as isize,
+                    false,
+                    filters.u.as_ptr().add(xi * g.c_in),
+                    1,
+                    (XI * g.c_in) as isize,
+                    v.as_ptr().add(xi * n),
+                    1,
+                    (XI * n) as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+        for o in 0..g.c_out {
+            let b = bias.map_or(0.0, |b| b[o]);
+            self.transform_output(&m[o * XI * n..(o + 1) * XI * n], o, b, out, work);
+        }
+        return_scratch(scratch);
+    }
+
+    /// Tiles per row plus the unused one.
+    fn span(&self) -> usize {
+        self.tiles_across + 1
+    }
+
+    fn position(&self, local: usize) -> (usize, usize) {
+        let r = self.first_row + local;
+        (r / self.tile_rows, r % self.tile_rows)
+    }
+
+    /// `V = Bᵀ d B` for every tile of the block in one input channel (`channel(image)` is its
+    /// `[H, W]` plane), written to `dst[ξ · n + tile]`.
+    #[inline(always)]
+    fn transform_input<'x>(
+        &self,
+        channel: impl Fn(usize) -> &'x [f32],
+        dst: &mut [f32],
+        work: &mut [f32],
+    ) {
+        let g = self.g;
+        let [ih, iw] = g.in_hw;
+        let span = self.span();
+        let n = self.rows * span;
+        // Patch row r of every tile, split by column phase: phase q holds column 4t + q of
+        // tile t at `q · (n + 1) + tile`, so the six columns of a tile are phases 0–3 at the
+        // tile and phases 0–1 at the next one — every later step reads contiguous runs.
+        let len = M * (n + 1);
+        let (rows, vert) = work.split_at_mut(A * len);
+        for r in 0..A {
+            let row = &mut rows[r * len..(r + 1) * len];
+            for local in 0..self.rows {
+                let (image, ty) = self.position(local);
+                let y = (ty * M + r) as isize - g.pad_before[0] as isize;
+                let phases = split::<M>(row, n + 1).map(|p| &mut p[local * span..][..span]);
+                if y < 0 || y >= ih as isize {
+                    phases.into_iter().for_each(|p| p.fill(0.0));
+                } else {
+                    let line = &channel(image)[y as usize * iw..][..iw];
+                    split_phases(line, g.pad_before[1], phases);
+                }
+            }
+            // The element past each phase, read only by the last (unused) tile.
+            (0..M).for_each(|q| row[q * (n + 1) + n] = 0.0);
+        }
+        // Vertical pass: six transformed patch rows, each in the same phase layout.
+        let vert = &mut vert[..A * len];
+        {
+            let d: [&[f32]; 6] = std::array::from_fn(|r| &rows[r * len..(r + 1) * len]);
+            input_1d(d, split(vert, len));
+        }
+        // Horizontal pass: row k of the vertical result gives positions 6k..6k+6.
+        for k in 0..A {
+            let base = k * len;
+            let ph = |q: usize, shift: usize| &vert[base + q * (n + 1) + shift..][..n];
+            let d = [ph(0, 0), ph(1, 0), ph(2, 0), ph(3, 0), ph(0, 1), ph(1, 1)];
+            input_1d(d, split(&mut dst[A * k * n..A * (k + 1) * n], n));
+        }
+    }
+
+    /// `Y = Aᵀ M A + b` for every tile of the block in output channel `o`, from
+    /// `src[ξ · n + tile]`, into the output.
+    #[inline(always)]
+    fn transform_output(&self, src: &[f32], o: usize, bias: f32, out: OutPtr, work: &mut [f32]) {
+        let g = self.g;
+        let [oh, ow] = g.out_hw;
+        let span = self.span();
+        let n = self.rows * span;
+        let (horiz, rest) = work.split_at_mut(A * M * n);
+        // Horizontal pass: row k of each tile (positions 6k..6k+6) to four column phases.
+        for k in 0..A {
+            let m: [&[f32]; 6] = std::array::from_fn(|l| &src[(A * k + l) * n..][..n]);
+            output_1d(m, split(&mut horiz[k * M * n..(k + 1) * M * n], n));
+        }
+        // Vertical pass: output row i of each tile, all four column phases at once.
+        let vert = &mut rest[..M * M * n];
+        {
+            let m: [&[f32]; 6] = std::array::from_fn(|k| &horiz[k * M * n..(k + 1) * M * n]);
+            output_1d(m, split(vert, M * n));
+        }
+        for local in 0..self.rows {
+            let (image, ty) = self.position(local);
+            let y0 = ty * M;
+            for i in 0..M.min(oh - y0) {
+                // SAFETY: output rows of this block's tile rows belong to this block alone.
+                let line = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.get().add(((image * g.c_out + o) * oh + y0 + i) * ow),
+                        ow,
+                    )
+                };
+                let [p0, p1, p2, p3] = split::<M>(&mut vert[i * M * n..(i + 1) * M * n], n)
+                    .map(|p| &p[local * span..][..span]);
+                interleave_phases(line, [p0, p1, p2, p3], bias);
+            }
+        }
+    }
+}
+
+/// `line[4t + j] = phases[j][t] + bias`: one output row from its four column phases.
+#[inline(always)]
+fn interleave_phases(line: &mut [f32], phases: [&[f32]; M], bias: f32) {
+    let full = line.len() / M;
+    let [p0, p1, p2, p3] = phases.map(|p| &p[..full]);
+    let (body, tail) = line.split_at_mut(full * M);
+    // Indexed (not chunked) so the compiler sees four interleaved store streams and emits
+    // vector shuffles instead of scalar stores.
+    for t in 0..full {
+        body[M * t] = p0[t] + bias;
+        body[M * t + 1] = p1[t] + bias;
+        body[M * t + 2] = p2[t] + bias;
+        body[M * t + 3] = p3[t] + bias;
+    }
+    for (j, v) in tail.iter_mut().enumerate() {
+        *v = phases[j][full] + bias;
+    }
+}
+
+/// Splits one input row by column phase: `phases[q][t] = line[4t + q − pad]`, zero where that
+/// column lies outside the line.
+#[inline(always)]
+fn split_phases(line: &[f32], pad: usize, phases: [&mut [f32]; M]) {
+    let iw = line.len();
+    let span = phases[0].len();
+    let at = |col: usize| {
+        col.checked_sub(pad)
+            .and_then(|c| line.get(c).copied())
+            .unwrap_or(0.0)
+    };
+    // Tiles t_lo..t_hi read four columns inside the line.
+    let t_lo = pad.div_ceil(M).min(span);
+    let t_hi = ((iw + pad) / M).clamp(t_lo, span);
+    let [p0, p1, p2, p3] = phases;
+    for t in (0..t_lo).chain(t_hi..span) {
+        p0[t] = at(M * t);
+        p1[t] = at(M * t + 1);
+        p2[t] = at(M * t + 2);
+        p3[t] = at(M * t + 3);
+    }
+    if t_hi > t_lo {
+        let quads = line[M * t_lo - pad..].chunks_exact(M).take(t_hi - t_lo);
+        for (k, quad) in quads.enumerate() {
+            let t = t_lo + k;
+            p0[t] = quad[0];
+            p1[t] = quad[1];
+            p2[t] = quad[2];
+            p3[t] = quad[3];
+        }
+    }
+}
+
+/// The first `K` consecutive `len`-long pieces of `s`.
+#[inline(always)]
+fn split<const K: usize>(s: &mut [f32], len: usize) -> [&mut [f32]; K] {
+    let mut rest = &mut s[..K * len];
+    std::array::from_fn(|_| {
+        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        piece
+    })
+}
+
+/// The widest vector instructions this CPU has. The crate is built for baseline x86-64 (SSE2),
+/// so without the wrappers below the transforms' element-wise loops would run 4 lanes wide on a
+/// machine with 16: each wrapper is the same inlined body compiled for AVX-512 or AVX2.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+fn widest_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Baseline
+}
+
+fn transform_filter_row_widest(dst: &mut [f32], cols: usize, taps: &Taps) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(dst: &mut [f32], cols: usize, taps: &Taps) {
+            transform_filter_row(dst, cols, taps)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(dst: &mut [f32], cols: usize, taps: &Taps) {
+            transform_filter_row(dst, cols, taps)
+        }
+        match widest_simd() {
+            // SAFETY: the CPU has the feature.
+            Simd::Avx512 => return unsafe { avx512(dst, cols, taps) },
+            // SAFETY: the CPU has the feature.
+            Simd::Avx2 => return unsafe { avx2(dst, cols, taps) },
+            Simd::Baseline => {}
+        }
+    }
+    transform_filter_row(dst, cols, taps)
+}
+
+impl Block<'_> {
+    /// [`Block::run`] compiled for the widest vectors the CPU has.
+    fn run_widest(
+        &self,
+        x: &[f32],
+        filters: &FilterTransform,
+        bias: Option<&[f32]>,
+        out: OutPtr,
+        parallel_gemm: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            fn avx512(
+                b: &Block,
+                x: &[f32],
+                f: &FilterTransform,
+                bias: Option<&[f32]>,
+                out: OutPtr,
+                par: bool,
+            ) {
+                b.run(x, f, bias, out, par)
+            }
+            #[target_feature(enable = "avx2")]
+            fn avx2(
+                b: &Block,
+                x: &[f32],
+                f: &FilterTransform,
+                bias: Option<&[f32]>,
+                out: OutPtr,
+                par: bool,
+            ) {
+                b.run(x, f, bias, out, par)
+            }
+            match widest_simd() {
+                // SAFETY: the CPU has the feature.
+                Simd::Avx512 => {
+                    return unsafe { avx512(self, x, filters, bias, out, parallel_gemm) };
+                }
+                // SAFETY: the CPU has the feature.
+                Simd::Avx2 => return unsafe { avx2(self, x, filters, bias, out, parallel_gemm) },
+                Simd::Baseline => {}
+            }
+        }
+        self.run(x, filters, bias, out, parallel_gemm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{conv2d_forward, conv2d_input_adjoint};
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Largest difference relative to the largest reference magnitude.
+    fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        a.iter()
+            .zip(b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale
+    }
+
+    fn random_geometry(rng: &mut Rng) -> ConvGeometry {
+        let pad = [rng.below(3), rng.below(3)];
+        let in_hw = [1 + rng.below(23), 1 + rng.below(23)];
+        // Output sizes from "valid" up to two rows/columns past "same" (the adjoint's reach).
+        let out = |a: usize| (in_hw[a] + 2 * pad[a]).saturating_sub(2).max(1);
+        ConvGeometry {
+            batch: 1 + rng.below(3),
+            c_in: 16 + rng.below(20),
+            in_hw,
+            c_out: 16 + rng.below(20),
+            kernel: [3, 3],
+            out_hw: [out(0), out(1)],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad_before: pad,
+        }
+    }
+
+    /// Forward and adjoint against the direct (im2col) kernels on random sizes, paddings and
+    /// batches: tile rows and columns cut by the image edge, several images per block.
+    #[test]
+    fn matches_the_direct_convolution() {
+        let mut rng = Rng::new(5);
+        for case in 0..60 {
+            let g = random_geometry(&mut rng);
+            let x: Vec<f32> = (0..g.batch * g.c_in * g.in_hw[0] * g.in_hw[1])
+                .map(|_| rng.normal())
+                .collect();
+            let w: Vec<f32> = (0..g.c_out * g.c_in * 9).map(|_| rng.normal()).collect();
+            let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
+            let direct = conv2d_forward(&x, &w, Some(&b), &g);
+            let ours = convolve(
+                &x,
+                &FilterTransform::forward(&w, g.c_out, g.c_in),
+                Some(&b),
+                &g,
+            );
+            let err = rel_err(&ours, &direct);
+            assert!(err < 1e-5, "case {case}: {g:?}: forward rel. error {err}");
+
+            let dy: Vec<f32> = (0..direct.len()).map(|_| rng.normal()).collect();
+            let direct = conv2d_input_adjoint(&dy, &w, &g);
+            let ours = convolve(
+                &dy,
+                &FilterTransform::adjoint(&w, g.c_out, g.c_in),
+                None,
+                &adjoint_geometry(&g),
+            );
+            let err = rel_err(&ours, &direct);
+            assert!(err < 1e-5, "case {case}: {g:?}: adjoint rel. error {err}");
+        }
+    }
+}
