@@ -1,6 +1,9 @@
 //! Per-layer timings of our convolution kernels (`relevance::engine::kernels`) beside burn's on
-//! the convolution shapes of VGG-16 and ResNet-50 at 224×224: forward and input adjoint, with the
-//! GFLOP/s each reaches, and our weight gradient (training's third convolution per layer).
+//! the convolution shapes of VGG-16 and ResNet-50 at 224×224: forward and input adjoint, by
+//! im2col + GEMM and by the kernels' own choice (Winograd F(4×4) or F(2×2) for eligible 3×3
+//! layers, column `wino`), with the GFLOP/s each reaches (direct-convolution FLOPs over time, so
+//! Winograd's figure is an effective rate), and our weight gradient (training's third
+//! convolution per layer).
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]`; `-- --train` takes the
 //! ResNet-18 shapes of a training batch of 32 at 64×64 instead.
 
@@ -10,6 +13,7 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use relevance::engine::forward::conv_options;
 use relevance::engine::kernels;
 use relevance::engine::kernels::conv::{self, ConvGeometry};
+use relevance::engine::kernels::winograd::{self, Tile};
 use relevance::graph::Conv2d;
 use relevance::rng::Rng;
 use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
@@ -25,6 +29,7 @@ const LAYERS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("resnet l1 1x1 256>64", 256, 64, 1, 1, 0, 56),
     ("resnet l1 3x3 64", 64, 64, 3, 1, 1, 56),
     ("resnet l3 3x3 256", 256, 256, 3, 1, 1, 14),
+    ("resnet l4 3x3 512", 512, 512, 3, 1, 1, 7),
     ("resnet l4 1x1 512>2048", 512, 2048, 1, 1, 0, 7),
 ];
 
@@ -70,8 +75,19 @@ fn main() {
     let layers = if train { TRAIN_LAYERS } else { LAYERS };
     let mut rng = Rng::new(7);
     println!(
-        "{:<24} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
-        "layer", "fwd burn", "fwd ours", "GF/s", "adj burn", "adj ours", "GF/s", "wgrad", "GF/s"
+        "{:<24} {:>4} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
+        "layer",
+        "wino",
+        "fwd burn",
+        "fwd i2c",
+        "fwd ours",
+        "GF/s",
+        "adj burn",
+        "adj i2c",
+        "adj ours",
+        "GF/s",
+        "wgrad",
+        "GF/s"
     );
     for &(name, ci, co, k, s, p, size) in layers {
         let c = Conv2d {
@@ -94,9 +110,13 @@ fn main() {
         let fb = median_ms(|| {
             burn_conv2d(x.clone(), w.clone(), Some(b.clone()), conv_options(&c));
         });
-        let fo = median_ms(|| {
+        let forward = || {
             kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
-        });
+        };
+        kernels::set_winograd(false);
+        let fi = median_ms(forward);
+        kernels::set_winograd(true);
+        let fo = median_ms(forward);
         let g = random([batch, co, oh, ow], &mut rng);
         let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
         let adj_burn = kernels::burn_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
@@ -105,9 +125,13 @@ fn main() {
         let ab = median_ms(|| {
             kernels::burn_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
         });
-        let ao = median_ms(|| {
+        let adjoint = || {
             kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
-        });
+        };
+        kernels::set_winograd(false);
+        let ai = median_ms(adjoint);
+        kernels::set_winograd(true);
+        let ao = median_ms(adjoint);
         let geometry = ConvGeometry {
             batch,
             c_in: ci,
@@ -119,12 +143,17 @@ fn main() {
             dilation: [1, 1],
             pad_before: [p, p],
         };
+        let variant = match winograd::choose(&geometry) {
+            Some(Tile::Four) => "F4",
+            Some(Tile::Two) => "F2",
+            None => "-",
+        };
         let (xv, gv) = (to_vec(&x), to_vec(&g));
         let wo = median_ms(|| {
             conv::conv2d_weight_gradient(&xv, &gv, &geometry);
         });
         println!(
-            "{name:<24} {fb:9.2} {fo:9.2} {:7.1} {ab:9.2} {ao:9.2} {:7.1} {wo:9.2} {:7.1}",
+            "{name:<24} {variant:>4} {fb:9.2} {fi:9.2} {fo:9.2} {:7.1} {ab:9.2} {ai:9.2} {ao:9.2} {:7.1} {wo:9.2} {:7.1}",
             flops / fo / 1e6,
             flops / ao / 1e6,
             flops / wo / 1e6

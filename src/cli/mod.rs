@@ -21,6 +21,13 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "relevance", version, about)]
 pub struct Cli {
+    /// Run 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) / F(2×2, 3×3): 1.7× faster
+    /// forward passes and LRP on VGG-16 at 224², at the price of rounding that is
+    /// larger than exact summation's where a sum is small next to its neighbours (LRP maps then
+    /// differ from zennit's by ~1e-4 instead of ~1e-5 of their largest value). Same as
+    /// `RELEVANCE_WINOGRAD=on`.
+    #[arg(long, global = true)]
+    pub winograd: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -83,12 +90,18 @@ pub fn run_args(argv: &[String]) -> anyhow::Result<()> {
     let cli =
         Cli::try_parse_from(std::iter::once("relevance".to_string()).chain(argv.iter().cloned()))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if cli.winograd {
+        crate::engine::kernels::set_winograd(true);
+    }
     dispatch(cli.command)
 }
 
 /// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if cli.winograd {
+        crate::engine::kernels::set_winograd(true);
+    }
     let result = dispatch(cli.command);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

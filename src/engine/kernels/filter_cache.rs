@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 
 use burn::backend::flex::FlexTensor;
 
-use super::winograd::FilterTransform;
+use super::winograd::{FilterTransform, Tile};
 
 /// Most bytes of transformed filters kept (VGG-16's three sets for LRP take ≈ 700 MB).
 const CAPACITY: usize = 1 << 30;
 
 struct Entry {
     weight: FlexTensor,
-    key: (usize, usize, bool),
+    key: (usize, usize, bool, Tile),
     filters: Arc<FilterTransform>,
     last_use: u64,
 }
@@ -34,15 +34,16 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
     clock: 0,
 });
 
-/// The filters for `weight` (values `values`, the adjoint's if `adjoint`), built with `build`
-/// the first time.
+/// The filters for `weight` (values `values`, the adjoint's if `adjoint`, for Winograd variant
+/// `tile`), built with `build` the first time.
 pub fn filters(
     weight: &FlexTensor,
     values: &[f32],
     adjoint: bool,
+    tile: Tile,
     build: impl FnOnce() -> FilterTransform,
 ) -> Arc<FilterTransform> {
-    let key = (values.as_ptr() as usize, values.len(), adjoint);
+    let key = (values.as_ptr() as usize, values.len(), adjoint, tile);
     {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         cache.clock += 1;

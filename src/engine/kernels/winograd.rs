@@ -1,9 +1,9 @@
-//! 3×3, stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray, "Fast
-//! Algorithms for Convolutional Neural Networks", CVPR 2016).
+//! 3×3, stride-1 convolutions by Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray, "Fast
+//! Algorithms for Convolutional Neural Networks", CVPR 2016), for tiles of m = 4 and m = 2.
 //!
-//! Each 4×4 block of output pixels is computed from the 6×6 input patch `d` under it as
-//! `Y = Aᵀ [ Σ_c U_{o,c} ⊙ (Bᵀ d_c B) ] A` with `U_{o,c} = G g_{o,c} Gᵀ` for the 3×3 filter
-//! `g_{o,c}`, where
+//! Each m×m block of output pixels is computed from the a×a input patch `d` under it
+//! (a = m + 2) as `Y = Aᵀ [ Σ_c U_{o,c} ⊙ (Bᵀ d_c B) ] A` with `U_{o,c} = G g_{o,c} Gᵀ` for the
+//! 3×3 filter `g_{o,c}`. F(4×4, 3×3) (interpolation points 0, ±1, ±2, ∞):
 //!
 //! ```text
 //! Bᵀ = [4  0 −5  0 1 0]   G = [ 1/4     0     0 ]   Aᵀ = [1 1  1 1  1 0]
@@ -14,47 +14,97 @@
 //!      [0  4  0 −5 0 1]       [  0     0     1 ]
 //! ```
 //!
-//! (interpolation points 0, ±1, ±2, ∞). The sum over input channels is, for each of the 36
-//! positions `ξ` of the 6×6 transformed tile, one matrix product `M_ξ = U_ξ · V_ξ` of the
-//! transformed filters `[C_out, C_in]` with the transformed input tiles `[C_in, tiles]`: 36
-//! multiplications per 16 outputs instead of 144, i.e. 4× fewer than im2col + GEMM. The price is
-//! the transforms (linear in the data, not in the channel product) and rounding: the points ±2
-//! scale terms by up to 8, so results differ from the direct sum by a few 1e-6 relative to the
-//! output's magnitude (tests bound it).
+//! F(2×2, 3×3) (points 0, ±1, ∞):
+//!
+//! ```text
+//! Bᵀ = [1  0 −1  0]   G = [  1    0    0 ]   Aᵀ = [1 1  1  0]
+//!      [0  1  1  0]       [ 1/2  1/2  1/2]        [0 1 −1 −1]
+//!      [0 −1  1  0]       [ 1/2 −1/2  1/2]
+//!      [0  1  0 −1]       [  0    0    1 ]
+//! ```
+//!
+//! The sum over input channels is, for each of the a² positions `ξ` of a transformed tile, one
+//! matrix product `M_ξ = U_ξ · V_ξ` of the transformed filters `[C_out, C_in]` with the
+//! transformed input tiles `[C_in, tiles]`: a² multiplications per m² outputs instead of 9 m², i.e.
+//! 4× (m = 4) or 2.25× (m = 2) fewer than im2col + GEMM. The price is the transforms (linear in
+//! the data, not in the channel product), filters a²/9 times the weight's size (which the products
+//! must read: for small images m = 2 reads less), and rounding: F(4×4)'s points ±2 scale terms by
+//! up to 8, so its results differ from the direct sum by a few 1e-6 relative to the output's
+//! magnitude (tests bound it).
 //!
 //! The input adjoint of a 3×3, stride-1 convolution is itself one — with the filters flipped
 //! and input and output channels exchanged, and padding `2 − p` — so it runs through the same
 //! code with the filters transformed that way ([`FilterTransform::adjoint`]).
 
+use std::marker::PhantomData;
+
 use rayon::prelude::*;
 
 use super::conv::{ConvGeometry, return_scratch, take_scratch};
 
-/// Outputs per tile side (`m` of F(m×m, 3×3)).
-const M: usize = 4;
-/// Input patch side, `m + 3 − 1`.
-const A: usize = 6;
-/// Positions of a transformed tile.
-const XI: usize = A * A;
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
-/// Fewest tiles per call: below this the 36 filter matrices (4× the weight) are read for too
-/// few columns, and im2col + GEMM is faster (VGG-16's 14² layers at batch 1 have 16 tiles).
-const MIN_TILES: usize = 32;
+/// Fewest 4×4 tiles per image for F(4×4): below this its 36 filter matrices (4× the weight) are
+/// read for too few columns at batch 1 (VGG-16's 14² layers have 16 tiles).
+const MIN_TILES_F4: usize = 32;
+/// Fewest 2×2 tiles per image for F(2×2); below this im2col + GEMM is used.
+const MIN_TILES_F2: usize = 16;
 
-/// Whether Winograd F(4×4, 3×3) applies to `g` and is worth its transforms: a 3×3 kernel with
-/// stride and dilation 1, padding at most 2 (so the adjoint's padding `2 − p` exists), and at
-/// least 16 channels on both sides (below that the transforms cost more than the multiplications
-/// they save) and [`MIN_TILES`] output tiles.
-pub fn applies(g: &ConvGeometry) -> bool {
-    g.kernel == [3, 3]
+/// Output tile side of the Winograd variant: F(4×4, 3×3) or F(2×2, 3×3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tile {
+    /// F(4×4, 3×3): 36 products per 16 outputs.
+    Four,
+    /// F(2×2, 3×3): 16 products per 4 outputs.
+    Two,
+}
+
+impl Tile {
+    /// Output pixels per tile side.
+    pub fn side(self) -> usize {
+        match self {
+            Tile::Four => 4,
+            Tile::Two => 2,
+        }
+    }
+
+    /// Positions of a transformed tile, `(side + 2)²`.
+    fn positions(self) -> usize {
+        (self.side() + 2) * (self.side() + 2)
+    }
+}
+
+/// The Winograd variant for `g`, if one applies and is worth its transforms: a 3×3 kernel with
+/// stride and dilation 1, padding at most 2 (so the adjoint's padding `2 − p` exists), at least
+/// 16 channels on both sides (below that the transforms cost more than the multiplications they
+/// save); F(4×4) with [`MIN_TILES_F4`] tiles per image, else F(2×2) with [`MIN_TILES_F2`]. The
+/// choice depends on the image size only, so an image gets the same result in any batch.
+pub fn choose(g: &ConvGeometry) -> Option<Tile> {
+    let eligible = g.kernel == [3, 3]
         && g.stride == [1, 1]
         && g.dilation == [1, 1]
         && g.pad_before[0] <= 2
         && g.pad_before[1] <= 2
         && g.c_in >= 16
-        && g.c_out >= 16
-        && g.batch * g.out_hw[0].div_ceil(M) * g.out_hw[1].div_ceil(M) >= MIN_TILES
+        && g.c_out >= 16;
+    // Per image, not per batch: an image's result must not depend on the batch it came in.
+    let tiles = |m: usize| g.out_hw[0].div_ceil(m) * g.out_hw[1].div_ceil(m);
+    if !eligible {
+        None
+    } else if tiles(4) >= MIN_TILES_F4 {
+        Some(Tile::Four)
+    } else if tiles(2) >= MIN_TILES_F2 {
+        Some(Tile::Two)
+    } else {
+        None
+    }
+}
+
+/// The Winograd variant for the input adjoint of `g` (see [`choose`]), sized by the adjoint's
+/// output (the input gradient).
+pub fn choose_adjoint(g: &ConvGeometry) -> Option<Tile> {
+    choose(g)?;
+    choose(&adjoint_geometry(g))
 }
 
 /// Geometry of the input adjoint of the 3×3, stride-1 convolution `g`, as a forward
@@ -73,25 +123,126 @@ pub fn adjoint_geometry(g: &ConvGeometry) -> ConvGeometry {
     }
 }
 
-/// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution, laid out `[rows][36][cols]`: the
-/// product for position `ξ` reads `U_ξ` as a `[rows, cols]` matrix with row stride `36 · cols`.
+/// One member of the F(m×m, 3×3) family (`A = M + 2`): its one-dimensional transforms, applied
+/// element by element over slices so that the loops vectorise.
+trait Minimal<const M: usize, const A: usize> {
+    /// `G · (g0, g1, g2)ᵀ`.
+    fn filter(g: [f32; 3]) -> [f32; A];
+    /// `Bᵀ · (d_0 … d_{A−1})ᵀ`.
+    fn input(d: [&[f32]; A], out: [&mut [f32]; A]);
+    /// `Aᵀ · (m_0 … m_{A−1})ᵀ`.
+    fn output(m: [&[f32]; A], out: [&mut [f32]; M]);
+}
+
+/// F(4×4, 3×3).
+struct F4;
+
+impl Minimal<4, 6> for F4 {
+    #[inline(always)]
+    fn filter([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+        let s = g0 + g2;
+        [
+            0.25 * g0,
+            -(s + g1) / 6.0,
+            -(s - g1) / 6.0,
+            (g0 / 24.0 + g2 / 6.0) + g1 / 12.0,
+            (g0 / 24.0 + g2 / 6.0) - g1 / 12.0,
+            g2,
+        ]
+    }
+
+    #[inline(always)]
+    fn input(d: [&[f32]; 6], out: [&mut [f32]; 6]) {
+        let [o0, o1, o2, o3, o4, o5] = out;
+        let n = o0.len();
+        let [d0, d1, d2, d3, d4, d5] = d.map(|s| &s[..n]);
+        for i in 0..n {
+            let (a0, a1, a2, a3, a4, a5) = (d0[i], d1[i], d2[i], d3[i], d4[i], d5[i]);
+            let p = a4 - 4.0 * a2;
+            let q = a3 - 4.0 * a1;
+            let r = a4 - a2;
+            let s = 2.0 * (a3 - a1);
+            o0[i] = 4.0 * a0 - 5.0 * a2 + a4;
+            o1[i] = p + q;
+            o2[i] = p - q;
+            o3[i] = r + s;
+            o4[i] = r - s;
+            o5[i] = 4.0 * a1 - 5.0 * a3 + a5;
+        }
+    }
+
+    #[inline(always)]
+    fn output(m: [&[f32]; 6], out: [&mut [f32]; 4]) {
+        let [o0, o1, o2, o3] = out;
+        let n = o0.len();
+        let [m0, m1, m2, m3, m4, m5] = m.map(|s| &s[..n]);
+        for i in 0..n {
+            let (a1, a2, a3, a4) = (m1[i], m2[i], m3[i], m4[i]);
+            let (sp, sm) = (a1 + a2, a1 - a2);
+            let (tp, tm) = (a3 + a4, a3 - a4);
+            o0[i] = m0[i] + sp + tp;
+            o1[i] = sm + 2.0 * tm;
+            o2[i] = sp + 4.0 * tp;
+            o3[i] = sm + 8.0 * tm + m5[i];
+        }
+    }
+}
+
+/// F(2×2, 3×3).
+struct F2;
+
+impl Minimal<2, 4> for F2 {
+    #[inline(always)]
+    fn filter([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
+        let s = g0 + g2;
+        [g0, 0.5 * (s + g1), 0.5 * (s - g1), g2]
+    }
+
+    #[inline(always)]
+    fn input(d: [&[f32]; 4], out: [&mut [f32]; 4]) {
+        let [o0, o1, o2, o3] = out;
+        let n = o0.len();
+        let [d0, d1, d2, d3] = d.map(|s| &s[..n]);
+        for i in 0..n {
+            o0[i] = d0[i] - d2[i];
+            o1[i] = d1[i] + d2[i];
+            o2[i] = d2[i] - d1[i];
+            o3[i] = d1[i] - d3[i];
+        }
+    }
+
+    #[inline(always)]
+    fn output(m: [&[f32]; 4], out: [&mut [f32]; 2]) {
+        let [o0, o1] = out;
+        let n = o0.len();
+        let [m0, m1, m2, m3] = m.map(|s| &s[..n]);
+        for i in 0..n {
+            o0[i] = m0[i] + m1[i] + m2[i];
+            o1[i] = m1[i] - m2[i] - m3[i];
+        }
+    }
+}
+
+/// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution, laid out `[rows][a²][cols]`: the
+/// product for position `ξ` reads `U_ξ` as a `[rows, cols]` matrix with row stride `a² · cols`.
 /// Rows are the convolution's output channels, columns its input channels.
 pub struct FilterTransform {
     u: Vec<f32>,
     rows: usize,
     cols: usize,
+    tile: Tile,
 }
 
 impl FilterTransform {
     /// Filters of the forward convolution with `weight: [C_out, C_in, 3, 3]`.
-    pub fn forward(weight: &[f32], c_out: usize, c_in: usize) -> Self {
-        Self::build(weight, c_out, c_in, false)
+    pub fn forward(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
+        Self::build(weight, c_out, c_in, false, tile)
     }
 
     /// Filters of its input adjoint: rows are `C_in`, columns `C_out`, and filter `(c, o)` is
     /// `W[o, c]` rotated by 180°.
-    pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize) -> Self {
-        Self::build(weight, c_out, c_in, true)
+    pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
+        Self::build(weight, c_out, c_in, true, tile)
     }
 
     /// Bytes held.
@@ -99,27 +250,40 @@ impl FilterTransform {
         self.u.len() * std::mem::size_of::<f32>()
     }
 
-    fn build(weight: &[f32], c_out: usize, c_in: usize, adjoint: bool) -> Self {
+    /// The variant these filters are for.
+    pub fn tile(&self) -> Tile {
+        self.tile
+    }
+
+    fn build(weight: &[f32], c_out: usize, c_in: usize, adjoint: bool, tile: Tile) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9, "weight size");
         let (rows, cols) = if adjoint {
             (c_in, c_out)
         } else {
             (c_out, c_in)
         };
-        let mut u = vec![0.0f32; rows * XI * cols];
-        u.par_chunks_mut(XI * cols)
+        let xi = tile.positions();
+        let mut u = vec![0.0f32; rows * xi * cols];
+        u.par_chunks_mut(xi * cols)
             .enumerate()
             .for_each(|(row, dst)| {
-                // Tap t of filter (row, col): forward W[row, col, t], adjoint W[col, row, 8 − t].
                 let taps = Taps {
                     weight,
                     c_in,
                     row,
                     adjoint,
                 };
-                transform_filter_row_widest(dst, cols, &taps);
+                match tile {
+                    Tile::Four => transform_filter_row_widest::<4, 6, F4>(dst, cols, &taps),
+                    Tile::Two => transform_filter_row_widest::<2, 4, F2>(dst, cols, &taps),
+                }
             });
-        FilterTransform { u, rows, cols }
+        FilterTransform {
+            u,
+            rows,
+            cols,
+            tile,
+        }
     }
 }
 
@@ -146,10 +310,15 @@ impl Taps<'_> {
 
 /// `G g Gᵀ` for the filters of one output row, vectorised over the `cols` filters.
 #[inline(always)]
-fn transform_filter_row(dst: &mut [f32], cols: usize, taps: &Taps) {
+fn transform_filter_row<const M: usize, const A: usize, V: Minimal<M, A>>(
+    dst: &mut [f32],
+    cols: usize,
+    taps: &Taps,
+) {
     const CHUNK: usize = 64;
     let mut g = [[0.0f32; CHUNK]; 9];
-    let mut t = [[0.0f32; CHUNK]; 18];
+    // t = G g, A × 3, row-major.
+    let mut t = [[[0.0f32; CHUNK]; 3]; A];
     for c0 in (0..cols).step_by(CHUNK) {
         let n = CHUNK.min(cols - c0);
         for (k, row) in g.iter_mut().enumerate() {
@@ -157,23 +326,18 @@ fn transform_filter_row(dst: &mut [f32], cols: usize, taps: &Taps) {
                 *v = taps.get(c0 + i, k);
             }
         }
-        // t = G g: 6×3, column j from the filter's column j.
         for j in 0..3 {
             for i in 0..n {
-                let (g0, g1, g2) = (g[j][i], g[3 + j][i], g[6 + j][i]);
-                let [a, b, c, d, e, f] = filter_1d(g0, g1, g2);
-                t[j][i] = a;
-                t[3 + j][i] = b;
-                t[6 + j][i] = c;
-                t[9 + j][i] = d;
-                t[12 + j][i] = e;
-                t[15 + j][i] = f;
+                let column = V::filter([g[j][i], g[3 + j][i], g[6 + j][i]]);
+                for (r, v) in column.into_iter().enumerate() {
+                    t[r][j][i] = v;
+                }
             }
         }
         // u = t Gᵀ: row k of t gives row k of u.
-        for k in 0..A {
+        for (k, tk) in t.iter().enumerate() {
             for i in 0..n {
-                let out = filter_1d(t[3 * k][i], t[3 * k + 1][i], t[3 * k + 2][i]);
+                let out = V::filter([tk[0][i], tk[1][i], tk[2][i]]);
                 for (l, v) in out.into_iter().enumerate() {
                     dst[(A * k + l) * cols + c0 + i] = v;
                 }
@@ -182,64 +346,24 @@ fn transform_filter_row(dst: &mut [f32], cols: usize, taps: &Taps) {
     }
 }
 
-/// `G · (g0, g1, g2)ᵀ`.
-#[inline(always)]
-fn filter_1d(g0: f32, g1: f32, g2: f32) -> [f32; 6] {
-    let s = g0 + g2;
-    [
-        0.25 * g0,
-        -(s + g1) / 6.0,
-        -(s - g1) / 6.0,
-        (g0 / 24.0 + g2 / 6.0) + g1 / 12.0,
-        (g0 / 24.0 + g2 / 6.0) - g1 / 12.0,
-        g2,
-    ]
-}
-
-/// `Bᵀ · (d0 … d5)ᵀ`, element by element over slices of equal length.
-#[inline(always)]
-fn input_1d(d: [&[f32]; 6], out: [&mut [f32]; 6]) {
-    let [o0, o1, o2, o3, o4, o5] = out;
-    let n = o0.len();
-    let [d0, d1, d2, d3, d4, d5] = d.map(|s| &s[..n]);
-    for i in 0..n {
-        let (a0, a1, a2, a3, a4, a5) = (d0[i], d1[i], d2[i], d3[i], d4[i], d5[i]);
-        let p = a4 - 4.0 * a2;
-        let q = a3 - 4.0 * a1;
-        let r = a4 - a2;
-        let s = 2.0 * (a3 - a1);
-        o0[i] = 4.0 * a0 - 5.0 * a2 + a4;
-        o1[i] = p + q;
-        o2[i] = p - q;
-        o3[i] = r + s;
-        o4[i] = r - s;
-        o5[i] = 4.0 * a1 - 5.0 * a3 + a5;
-    }
-}
-
-/// `Aᵀ · (m0 … m5)ᵀ`, element by element over slices of equal length.
-#[inline(always)]
-fn output_1d(m: [&[f32]; 6], out: [&mut [f32]; 4]) {
-    let [o0, o1, o2, o3] = out;
-    let n = o0.len();
-    let [m0, m1, m2, m3, m4, m5] = m.map(|s| &s[..n]);
-    for i in 0..n {
-        let (a1, a2, a3, a4) = (m1[i], m2[i], m3[i], m4[i]);
-        let (sp, sm) = (a1 + a2, a1 - a2);
-        let (tp, tm) = (a3 + a4, a3 - a4);
-        o0[i] = m0[i] + sp + tp;
-        o1[i] = sm + 2.0 * tm;
-        o2[i] = sp + 4.0 * tp;
-        o3[i] = sm + 8.0 * tm + m5[i];
-    }
-}
-
-/// `y = conv(x, W) + b` for a 3×3, stride-1 geometry `g` (see [`applies`]) with `filters` the
+/// `y = conv(x, W) + b` for a 3×3, stride-1 geometry `g` (see [`choose`]) with `filters` the
 /// [`FilterTransform`] of `W` for it (forward, or adjoint for the adjoint's geometry).
 ///
 /// # Panics
 /// If a slice length or the filters disagree with the geometry.
 pub fn convolve(
+    x: &[f32],
+    filters: &FilterTransform,
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+) -> Vec<f32> {
+    match filters.tile {
+        Tile::Four => convolve_with::<4, 6, F4>(x, filters, bias, g),
+        Tile::Two => convolve_with::<2, 4, F2>(x, filters, bias, g),
+    }
+}
+
+fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
     x: &[f32],
     filters: &FilterTransform,
     bias: Option<&[f32]>,
@@ -265,10 +389,9 @@ pub fn convolve(
     let all_rows = g.batch * tile_rows;
     let threads = rayon::current_num_threads().max(1);
     // Tiles per block: at least 48 (whole tile rows), fewer GEMM columns pack the filters more
-    // often than they use them; more spill the block's transformed tiles (36 · (C_in + C_out)
-    // floats each) out of L2. Measured on VGG-16's layers, 48–96 tiles are best.
-    let wanted = MIN_BLOCK_TILES;
-    let mut rows_per_block = wanted.div_ceil(tiles_across).clamp(1, all_rows);
+    // often than they use them; more spill the block's transformed tiles out of L2. Measured on
+    // VGG-16's layers, 48–96 tiles are best.
+    let mut rows_per_block = MIN_BLOCK_TILES.div_ceil(tiles_across).clamp(1, all_rows);
     if all_rows.div_ceil(rows_per_block) < threads {
         rows_per_block = all_rows.div_ceil(threads).max(1);
     }
@@ -276,13 +399,13 @@ pub fn convolve(
     let out_ptr = OutPtr(out.as_mut_ptr());
     let block = |b: usize, parallel_gemm: bool| {
         let first = b * rows_per_block;
-        let rows = rows_per_block.min(all_rows - first);
-        let plan = Block {
+        let plan = Block::<M, A, V> {
             g,
             first_row: first,
-            rows,
+            rows: rows_per_block.min(all_rows - first),
             tile_rows,
             tiles_across,
+            variant: PhantomData,
         };
         plan.run_widest(x, filters, bias, out_ptr, parallel_gemm);
     };
@@ -309,15 +432,16 @@ impl OutPtr {
 
 /// A run of consecutive tile rows (over the batch: row `r` is image `r / tile_rows`, tile row
 /// `r % tile_rows`).
-struct Block<'a> {
+struct Block<'a, const M: usize, const A: usize, V> {
     g: &'a ConvGeometry,
     first_row: usize,
     rows: usize,
     tile_rows: usize,
     tiles_across: usize,
+    variant: PhantomData<V>,
 }
 
-impl Block<'_> {
+impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
     /// Transforms the block's input tiles, multiplies, and transforms the products into the
     /// output rows. Tiles are numbered `local · span + t` with `span = tiles_across + 1`: one
     /// unused tile per row, so every transform step runs over the whole block as one contiguous
@@ -332,40 +456,41 @@ impl Block<'_> {
         parallel_gemm: bool,
     ) {
         let g = self.g;
+        let xi = A * A;
         let n = self.rows * self.span();
-        let v_len = g.c_in * XI * n;
-        let m_len = g.c_out * XI * n;
+        let v_len = g.c_in * xi * n;
+        let m_len = g.c_out * xi * n;
         let mut scratch = take_scratch(v_len + m_len + 2 * A * M * (n + 1));
         let (v, rest) = scratch.split_at_mut(v_len);
         let (m, work) = rest.split_at_mut(m_len);
         let plane = g.in_hw[0] * g.in_hw[1];
         for c in 0..g.c_in {
             let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
-            self.transform_input(channel, &mut v[c * XI * n..(c + 1) * XI * n], work);
+            self.transform_input(channel, &mut v[c * xi * n..(c + 1) * xi * n], work);
         }
         let parallelism = if parallel_gemm {
             gemm::Parallelism::Rayon(0)
         } else {
             gemm::Parallelism::None
         };
-        for xi in 0..XI {
-            // SAFETY: M_ξ is [C_out, n] with row stride 36·n inside `m`; U_ξ is [C_out, C_in]
-            // with row stride 36·C_in; V_ξ is [C_in, n] with row stride 36·n.
+        for p in 0..xi {
+            // SAFETY: M_ξ is [C_out, n] with row stride a²·n inside `m`; U_ξ is [C_out, C_in]
+            // with row stride a²·C_in; V_ξ is [C_in, n] with row stride a²·n.
             unsafe {
                 gemm::gemm(
                     g.c_out,
                     n,
                     g.c_in,
-                    m.as_mut_ptr().add(xi * n),
+                    m.as_mut_ptr().add(p * n),
                     1,
-                    (XI * n) as isize,
+                    (xi * n) as isize,
                     false,
-                    filters.u.as_ptr().add(xi * g.c_in),
+                    filters.u.as_ptr().add(p * g.c_in),
                     1,
-                    (XI * g.c_in) as isize,
-                    v.as_ptr().add(xi * n),
+                    (xi * g.c_in) as isize,
+                    v.as_ptr().add(p * n),
                     1,
-                    (XI * n) as isize,
+                    (xi * n) as isize,
                     0.0,
                     1.0,
                     false,
@@ -377,7 +502,7 @@ impl Block<'_> {
         }
         for o in 0..g.c_out {
             let b = bias.map_or(0.0, |b| b[o]);
-            self.transform_output(&m[o * XI * n..(o + 1) * XI * n], o, b, out, work);
+            self.transform_output(&m[o * xi * n..(o + 1) * xi * n], o, b, out, work);
         }
         return_scratch(scratch);
     }
@@ -405,9 +530,9 @@ impl Block<'_> {
         let [ih, iw] = g.in_hw;
         let span = self.span();
         let n = self.rows * span;
-        // Patch row r of every tile, split by column phase: phase q holds column 4t + q of
-        // tile t at `q · (n + 1) + tile`, so the six columns of a tile are phases 0–3 at the
-        // tile and phases 0–1 at the next one — every later step reads contiguous runs.
+        // Patch row r of every tile, split by column phase: phase q holds column M·t + q of
+        // tile t at `q · (n + 1) + tile`, so the A columns of a tile are phases 0..M at the tile
+        // and phases 0..A−M at the next one — every later step reads contiguous runs.
         let len = M * (n + 1);
         let (rows, vert) = work.split_at_mut(A * len);
         for r in 0..A {
@@ -426,18 +551,18 @@ impl Block<'_> {
             // The element past each phase, read only by the last (unused) tile.
             (0..M).for_each(|q| row[q * (n + 1) + n] = 0.0);
         }
-        // Vertical pass: six transformed patch rows, each in the same phase layout.
+        // Vertical pass: A transformed patch rows, each in the same phase layout.
         let vert = &mut vert[..A * len];
         {
-            let d: [&[f32]; 6] = std::array::from_fn(|r| &rows[r * len..(r + 1) * len]);
-            input_1d(d, split(vert, len));
+            let d: [&[f32]; A] = std::array::from_fn(|r| &rows[r * len..(r + 1) * len]);
+            V::input(d, split(vert, len));
         }
-        // Horizontal pass: row k of the vertical result gives positions 6k..6k+6.
+        // Horizontal pass: row k of the vertical result gives positions A·k..A·k+A.
         for k in 0..A {
             let base = k * len;
-            let ph = |q: usize, shift: usize| &vert[base + q * (n + 1) + shift..][..n];
-            let d = [ph(0, 0), ph(1, 0), ph(2, 0), ph(3, 0), ph(0, 1), ph(1, 1)];
-            input_1d(d, split(&mut dst[A * k * n..A * (k + 1) * n], n));
+            let d: [&[f32]; A] =
+                std::array::from_fn(|j| &vert[base + (j % M) * (n + 1) + j / M..][..n]);
+            V::input(d, split(&mut dst[A * k * n..A * (k + 1) * n], n));
         }
     }
 
@@ -450,16 +575,16 @@ impl Block<'_> {
         let span = self.span();
         let n = self.rows * span;
         let (horiz, rest) = work.split_at_mut(A * M * n);
-        // Horizontal pass: row k of each tile (positions 6k..6k+6) to four column phases.
+        // Horizontal pass: row k of each tile (positions A·k..A·k+A) to M column phases.
         for k in 0..A {
-            let m: [&[f32]; 6] = std::array::from_fn(|l| &src[(A * k + l) * n..][..n]);
-            output_1d(m, split(&mut horiz[k * M * n..(k + 1) * M * n], n));
+            let m: [&[f32]; A] = std::array::from_fn(|l| &src[(A * k + l) * n..][..n]);
+            V::output(m, split(&mut horiz[k * M * n..(k + 1) * M * n], n));
         }
-        // Vertical pass: output row i of each tile, all four column phases at once.
+        // Vertical pass: output row i of each tile, all M column phases at once.
         let vert = &mut rest[..M * M * n];
         {
-            let m: [&[f32]; 6] = std::array::from_fn(|k| &horiz[k * M * n..(k + 1) * M * n]);
-            output_1d(m, split(vert, M * n));
+            let m: [&[f32]; A] = std::array::from_fn(|k| &horiz[k * M * n..(k + 1) * M * n]);
+            V::output(m, split(vert, M * n));
         }
         for local in 0..self.rows {
             let (image, ty) = self.position(local);
@@ -472,37 +597,36 @@ impl Block<'_> {
                         ow,
                     )
                 };
-                let [p0, p1, p2, p3] = split::<M>(&mut vert[i * M * n..(i + 1) * M * n], n)
+                let phases = split::<M>(&mut vert[i * M * n..(i + 1) * M * n], n)
                     .map(|p| &p[local * span..][..span]);
-                interleave_phases(line, [p0, p1, p2, p3], bias);
+                interleave_phases(line, phases, bias);
             }
         }
     }
 }
 
-/// `line[4t + j] = phases[j][t] + bias`: one output row from its four column phases.
+/// `line[M·t + j] = phases[j][t] + bias`: one output row from its column phases.
 #[inline(always)]
-fn interleave_phases(line: &mut [f32], phases: [&[f32]; M], bias: f32) {
+fn interleave_phases<const M: usize>(line: &mut [f32], phases: [&[f32]; M], bias: f32) {
     let full = line.len() / M;
-    let [p0, p1, p2, p3] = phases.map(|p| &p[..full]);
     let (body, tail) = line.split_at_mut(full * M);
-    // Indexed (not chunked) so the compiler sees four interleaved store streams and emits
-    // vector shuffles instead of scalar stores.
+    // Indexed (not chunked) so the compiler sees M interleaved store streams and emits vector
+    // shuffles instead of scalar stores.
+    let p = phases.map(|p| &p[..full]);
     for t in 0..full {
-        body[M * t] = p0[t] + bias;
-        body[M * t + 1] = p1[t] + bias;
-        body[M * t + 2] = p2[t] + bias;
-        body[M * t + 3] = p3[t] + bias;
+        for j in 0..M {
+            body[M * t + j] = p[j][t] + bias;
+        }
     }
     for (j, v) in tail.iter_mut().enumerate() {
         *v = phases[j][full] + bias;
     }
 }
 
-/// Splits one input row by column phase: `phases[q][t] = line[4t + q − pad]`, zero where that
+/// Splits one input row by column phase: `phases[q][t] = line[M·t + q − pad]`, zero where that
 /// column lies outside the line.
 #[inline(always)]
-fn split_phases(line: &[f32], pad: usize, phases: [&mut [f32]; M]) {
+fn split_phases<const M: usize>(line: &[f32], pad: usize, mut phases: [&mut [f32]; M]) {
     let iw = line.len();
     let span = phases[0].len();
     let at = |col: usize| {
@@ -510,24 +634,20 @@ fn split_phases(line: &[f32], pad: usize, phases: [&mut [f32]; M]) {
             .and_then(|c| line.get(c).copied())
             .unwrap_or(0.0)
     };
-    // Tiles t_lo..t_hi read four columns inside the line.
+    // Tiles t_lo..t_hi read M columns inside the line.
     let t_lo = pad.div_ceil(M).min(span);
     let t_hi = ((iw + pad) / M).clamp(t_lo, span);
-    let [p0, p1, p2, p3] = phases;
     for t in (0..t_lo).chain(t_hi..span) {
-        p0[t] = at(M * t);
-        p1[t] = at(M * t + 1);
-        p2[t] = at(M * t + 2);
-        p3[t] = at(M * t + 3);
+        for (q, p) in phases.iter_mut().enumerate() {
+            p[t] = at(M * t + q);
+        }
     }
     if t_hi > t_lo {
-        let quads = line[M * t_lo - pad..].chunks_exact(M).take(t_hi - t_lo);
-        for (k, quad) in quads.enumerate() {
-            let t = t_lo + k;
-            p0[t] = quad[0];
-            p1[t] = quad[1];
-            p2[t] = quad[2];
-            p3[t] = quad[3];
+        let groups = line[M * t_lo - pad..].chunks_exact(M).take(t_hi - t_lo);
+        for (k, group) in groups.enumerate() {
+            for (q, p) in phases.iter_mut().enumerate() {
+                p[t_lo + k] = group[q];
+            }
         }
     }
 }
@@ -566,29 +686,41 @@ fn widest_simd() -> Simd {
     Simd::Baseline
 }
 
-fn transform_filter_row_widest(dst: &mut [f32], cols: usize, taps: &Taps) {
+fn transform_filter_row_widest<const M: usize, const A: usize, V: Minimal<M, A>>(
+    dst: &mut [f32],
+    cols: usize,
+    taps: &Taps,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
-        fn avx512(dst: &mut [f32], cols: usize, taps: &Taps) {
-            transform_filter_row(dst, cols, taps)
+        fn avx512<const M: usize, const A: usize, V: Minimal<M, A>>(
+            dst: &mut [f32],
+            cols: usize,
+            taps: &Taps,
+        ) {
+            transform_filter_row::<M, A, V>(dst, cols, taps)
         }
         #[target_feature(enable = "avx2")]
-        fn avx2(dst: &mut [f32], cols: usize, taps: &Taps) {
-            transform_filter_row(dst, cols, taps)
+        fn avx2<const M: usize, const A: usize, V: Minimal<M, A>>(
+            dst: &mut [f32],
+            cols: usize,
+            taps: &Taps,
+        ) {
+            transform_filter_row::<M, A, V>(dst, cols, taps)
         }
         match widest_simd() {
             // SAFETY: the CPU has the feature.
-            Simd::Avx512 => return unsafe { avx512(dst, cols, taps) },
+            Simd::Avx512 => return unsafe { avx512::<M, A, V>(dst, cols, taps) },
             // SAFETY: the CPU has the feature.
-            Simd::Avx2 => return unsafe { avx2(dst, cols, taps) },
+            Simd::Avx2 => return unsafe { avx2::<M, A, V>(dst, cols, taps) },
             Simd::Baseline => {}
         }
     }
-    transform_filter_row(dst, cols, taps)
+    transform_filter_row::<M, A, V>(dst, cols, taps)
 }
 
-impl Block<'_> {
+impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
     /// [`Block::run`] compiled for the widest vectors the CPU has.
     fn run_widest(
         &self,
@@ -601,8 +733,8 @@ impl Block<'_> {
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
-            fn avx512(
-                b: &Block,
+            fn avx512<const M: usize, const A: usize, V: Minimal<M, A>>(
+                b: &Block<M, A, V>,
                 x: &[f32],
                 f: &FilterTransform,
                 bias: Option<&[f32]>,
@@ -612,8 +744,8 @@ impl Block<'_> {
                 b.run(x, f, bias, out, par)
             }
             #[target_feature(enable = "avx2")]
-            fn avx2(
-                b: &Block,
+            fn avx2<const M: usize, const A: usize, V: Minimal<M, A>>(
+                b: &Block<M, A, V>,
                 x: &[f32],
                 f: &FilterTransform,
                 bias: Option<&[f32]>,
@@ -674,8 +806,9 @@ mod tests {
     #[test]
     fn matches_the_direct_convolution() {
         let mut rng = Rng::new(5);
-        for case in 0..60 {
+        for case in 0..120 {
             let g = random_geometry(&mut rng);
+            let tile = [Tile::Four, Tile::Two][case % 2];
             let x: Vec<f32> = (0..g.batch * g.c_in * g.in_hw[0] * g.in_hw[1])
                 .map(|_| rng.normal())
                 .collect();
@@ -684,23 +817,29 @@ mod tests {
             let direct = conv2d_forward(&x, &w, Some(&b), &g);
             let ours = convolve(
                 &x,
-                &FilterTransform::forward(&w, g.c_out, g.c_in),
+                &FilterTransform::forward(&w, g.c_out, g.c_in, tile),
                 Some(&b),
                 &g,
             );
             let err = rel_err(&ours, &direct);
-            assert!(err < 1e-5, "case {case}: {g:?}: forward rel. error {err}");
+            assert!(
+                err < 1e-5,
+                "case {case}: {tile:?} {g:?}: forward rel. error {err}"
+            );
 
             let dy: Vec<f32> = (0..direct.len()).map(|_| rng.normal()).collect();
             let direct = conv2d_input_adjoint(&dy, &w, &g);
             let ours = convolve(
                 &dy,
-                &FilterTransform::adjoint(&w, g.c_out, g.c_in),
+                &FilterTransform::adjoint(&w, g.c_out, g.c_in, tile),
                 None,
                 &adjoint_geometry(&g),
             );
             let err = rel_err(&ours, &direct);
-            assert!(err < 1e-5, "case {case}: {g:?}: adjoint rel. error {err}");
+            assert!(
+                err < 1e-5,
+                "case {case}: {tile:?} {g:?}: adjoint rel. error {err}"
+            );
         }
     }
 }
