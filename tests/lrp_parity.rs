@@ -7,9 +7,7 @@
 mod lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel, parity};
-use relevance::methods::lrp::{
-    Composite, LrpModel, LrpOptions, SkipMode, StartRelevance, ZBoxBounds,
-};
+use relevance::methods::lrp::{Composite, LrpModel};
 use relevance::tensor::to_vec;
 
 fn check_model(name: &str) {
@@ -17,14 +15,7 @@ fn check_model(name: &str) {
     let model = fixture_model(name);
     let x = fx.t4("input");
     let targets = fx.targets();
-    let options = LrpOptions {
-        skip: SkipMode::Zennit,
-        start: StartRelevance::Logit,
-        zbox: Some(ZBoxBounds {
-            low: fx.values("zbox_low").to_vec(),
-            high: fx.values("zbox_high").to_vec(),
-        }),
-    };
+    let options = fx.zennit_options();
     let mut failures = Vec::new();
     for composite in Composite::ALL {
         let lrp = LrpModel::new(&model, composite, &options).unwrap();

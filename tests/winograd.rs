@@ -13,9 +13,7 @@ use relevance::engine::kernels::conv::ConvGeometry;
 use relevance::engine::kernels::winograd::{self, Tile};
 use relevance::engine::kernels::{self, set_winograd};
 use relevance::graph::Conv2d;
-use relevance::methods::lrp::{
-    Composite, LrpModel, LrpOptions, SkipMode, StartRelevance, ZBoxBounds,
-};
+use relevance::methods::lrp::{Composite, LrpModel};
 use relevance::rng::Rng;
 use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
 
@@ -130,14 +128,7 @@ fn lrp_with_winograd_stays_within_3e_4_of_zennit() {
     let model = fixture_model(name);
     let x = fx.t4("input");
     let targets = fx.targets();
-    let options = LrpOptions {
-        skip: SkipMode::Zennit,
-        start: StartRelevance::Logit,
-        zbox: Some(ZBoxBounds {
-            low: fx.values("zbox_low").to_vec(),
-            high: fx.values("zbox_high").to_vec(),
-        }),
-    };
+    let options = fx.zennit_options();
     for composite in Composite::ALL {
         let lrp = LrpModel::new(&model, composite, &options).unwrap();
         let ours = to_vec(&lrp.attribute(&x, &targets).unwrap().input);

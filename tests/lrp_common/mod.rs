@@ -17,6 +17,20 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// LRP options as the fixtures were made with zennit: zennit's ResNet canonizer, the logit
+    /// as start relevance, and the fixture's z-box bounds.
+    pub fn zennit_options(&self) -> relevance::methods::lrp::LrpOptions {
+        use relevance::methods::lrp::{LrpOptions, SkipMode, StartRelevance, ZBoxBounds};
+        LrpOptions {
+            skip: SkipMode::Zennit,
+            start: StartRelevance::Logit,
+            zbox: Some(ZBoxBounds {
+                low: self.values("zbox_low").to_vec(),
+                high: self.values("zbox_high").to_vec(),
+            }),
+        }
+    }
+
     pub fn load(name: &str) -> Fixture {
         let path = fixture_path(name);
         let tensors = relevance::graph::import::safetensors::read(&path)

@@ -87,16 +87,17 @@ pub(super) fn return_scratch(buf: Vec<f32>) {
     });
 }
 
-/// Raw output pointer shared by tasks that write disjoint pixel ranges of the output.
+/// Raw output pointer shared by tasks that write disjoint parts of the output (here: an image's
+/// pixel range; in `winograd`: a block's output rows).
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes a disjoint set of output elements (its own image and pixel range).
+pub(super) struct OutPtr(pub(super) *mut f32);
+// SAFETY: every task writes a disjoint set of output elements.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer; a method (not a field access) so closures capture the whole `Send` wrapper.
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

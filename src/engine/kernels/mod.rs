@@ -36,14 +36,21 @@ static CHOICE: AtomicU8 = AtomicU8::new(0);
 /// Whether our kernels are enabled: by default yes, unless `RELEVANCE_KERNELS=burn` or
 /// [`set_own_kernels`] says otherwise.
 pub fn own_kernels_enabled() -> bool {
-    match CHOICE.load(Ordering::Relaxed) {
+    switch(&CHOICE, || {
+        std::env::var("RELEVANCE_KERNELS").map_or(true, |v| !v.eq_ignore_ascii_case("burn"))
+    })
+}
+
+/// A process-wide on/off switch (0 = not yet read, 1 = on, 2 = off), read from the environment
+/// by `from_env` the first time.
+fn switch(state: &AtomicU8, from_env: impl FnOnce() -> bool) -> bool {
+    match state.load(Ordering::Relaxed) {
         1 => true,
         2 => false,
         _ => {
-            let own = std::env::var("RELEVANCE_KERNELS")
-                .map_or(true, |v| !v.eq_ignore_ascii_case("burn"));
-            CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
-            own
+            let on = from_env();
+            state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
         }
     }
 }
@@ -63,17 +70,11 @@ static WINOGRAD: AtomicU8 = AtomicU8::new(0);
 /// tile, so a sum that is small next to its neighbours keeps fewer correct digits — enough to
 /// flip a few near-zero ReLUs (input gradients) and to move LRP maps by ~1e-4 of their maximum.
 pub fn winograd_enabled() -> bool {
-    match WINOGRAD.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("RELEVANCE_WINOGRAD").is_ok_and(|v| {
-                v.eq_ignore_ascii_case("on") || v == "1" || v.eq_ignore_ascii_case("true")
-            });
-            WINOGRAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    switch(&WINOGRAD, || {
+        std::env::var("RELEVANCE_WINOGRAD").is_ok_and(|v| {
+            v.eq_ignore_ascii_case("on") || v == "1" || v.eq_ignore_ascii_case("true")
+        })
+    })
 }
 
 /// Switches Winograd convolutions on or off for the whole process (A/B checks and timings).

@@ -40,7 +40,7 @@ use std::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeometry, return_scratch, take_scratch};
+use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -415,19 +415,6 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
         (0..blocks).for_each(|b| block(b, threads > 1));
     }
     out
-}
-
-/// Raw output pointer shared by blocks, which write disjoint output rows.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every block writes only the output rows of its own tile rows.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// A run of consecutive tile rows (over the batch: row `r` is image `r / tile_rows`, tile row
