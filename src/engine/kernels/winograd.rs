@@ -48,7 +48,7 @@ const MIN_BLOCK_TILES: usize = 48;
 /// read for too few columns at batch 1 (VGG-16's 14² layers have 16 tiles).
 const MIN_TILES_F4: usize = 32;
 /// Fewest 2×2 tiles per image for F(2×2); below this im2col + GEMM is used.
-const MIN_TILES_F2: usize = 16;
+const MIN_TILES_F2: usize = 25;
 
 /// Output tile side of the Winograd variant: F(4×4, 3×3) or F(2×2, 3×3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
