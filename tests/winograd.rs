@@ -49,8 +49,14 @@ fn geometry(batch: usize, c: usize, size: usize) -> ConvGeometry {
     }
 }
 
-/// (channels, size, variant the kernels pick at batch 1 and 3).
+/// (channels, size, variant the kernels pick at batch 1 and 3). The bound is 3e-5 of the largest
+/// output: rounding grows with the channels summed (the unit test in `kernels::winograd`, with
+/// at most 35 channels, holds 1e-5; 128 channels measured 1.1e-5). The 128- and 192-channel ones
+/// have filters over 2 MB and few tiles, so they take the staged schedule (stages spread over
+/// threads, one block for the whole call).
 const SHAPES: &[(usize, usize, Option<Tile>)] = &[
+    (128, 28, Some(Tile::Four)),
+    (192, 12, Some(Tile::Two)),
     (32, 40, Some(Tile::Four)),
     (48, 23, Some(Tile::Four)),
     (64, 14, Some(Tile::Two)),
@@ -76,7 +82,7 @@ fn forward_and_adjoint_match_burn_on_every_variant() {
             let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(&conv(1)));
             let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
             assert!(
-                err < 1e-5,
+                err < 3e-5,
                 "{c}@{size} batch {batch}: forward rel. error {err}"
             );
 
@@ -85,7 +91,7 @@ fn forward_and_adjoint_match_burn_on_every_variant() {
             let theirs = kernels::burn_input_adjoint(g, w, &conv(1), [size, size]);
             let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
             assert!(
-                err < 1e-5,
+                err < 3e-5,
                 "{c}@{size} batch {batch}: adjoint rel. error {err}"
             );
         }
