@@ -51,9 +51,7 @@ fn geometry(batch: usize, c: usize, size: usize) -> ConvGeometry {
 
 /// (channels, size, variant the kernels pick at batch 1 and 3). The bound is 3e-5 of the largest
 /// output: rounding grows with the channels summed (the unit test in `kernels::winograd`, with
-/// at most 35 channels, holds 1e-5; 128 channels measured 1.1e-5). The 128- and 192-channel ones
-/// have filters over 2 MB and few tiles, so they take the staged schedule (stages spread over
-/// threads, one block for the whole call).
+/// at most 35 channels, holds 1e-5; 128 channels measured 1.1e-5).
 const SHAPES: &[(usize, usize, Option<Tile>)] = &[
     (128, 28, Some(Tile::Four)),
     (192, 12, Some(Tile::Two)),
