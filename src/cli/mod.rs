@@ -22,10 +22,11 @@ use clap::{Parser, Subcommand};
 #[command(name = "relevance", version, about)]
 pub struct Cli {
     /// Run 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) / F(2×2, 3×3): 1.7× faster
-    /// forward passes and LRP on VGG-16 at 224², at the price of rounding that is
-    /// larger than exact summation's where a sum is small next to its neighbours (LRP maps then
-    /// differ from zennit's by ~1e-4 instead of ~1e-5 of their largest value). Same as
-    /// `RELEVANCE_WINOGRAD=on`.
+    /// forward passes and LRP on VGG-16 at 224², at the price of rounding that depends on a
+    /// pixel's place in its tile. Gradient and CAM maps barely move (Grad-CAM: 3e-6), but equal
+    /// activations no longer stay equal, so max-pooling ties in flat regions resolve elsewhere:
+    /// LRP maps of the brain-MRI VGG-16 moved by up to 2.4 % (rel. L2), almost all of it in the
+    /// black background. Same as `RELEVANCE_WINOGRAD=on`.
     #[arg(long, global = true)]
     pub winograd: bool,
     /// What to do.

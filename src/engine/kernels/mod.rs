@@ -67,8 +67,9 @@ static WINOGRAD: AtomicU8 = AtomicU8::new(0);
 /// off unless `RELEVANCE_WINOGRAD=on` (or `1`, `true`) or [`set_winograd`] (the CLI's
 /// `--winograd`) says so. Off by default because exact summation is what the parity with
 /// PyTorch, zennit and zennit-crp is measured on: Winograd's rounding is relative to a whole
-/// tile, so a sum that is small next to its neighbours keeps fewer correct digits — enough to
-/// flip a few near-zero ReLUs (input gradients) and to move LRP maps by ~1e-4 of their maximum.
+/// tile and depends on a pixel's place in it, so a sum that is small next to its neighbours keeps
+/// fewer correct digits and equal neighbourhoods no longer give equal outputs — enough to flip a
+/// few near-zero ReLUs (input gradients) and max-pooling ties (LRP maps in flat regions).
 pub fn winograd_enabled() -> bool {
     switch(&WINOGRAD, || {
         std::env::var("RELEVANCE_WINOGRAD").is_ok_and(|v| {
