@@ -550,7 +550,7 @@ unsafe fn multiply_tile(
 }
 
 /// GEMM's threading: on rayon's pool, or on the calling thread only.
-fn gemm_parallelism(parallel: bool) -> gemm::Parallelism {
+pub(super) fn gemm_parallelism(parallel: bool) -> gemm::Parallelism {
     if parallel {
         gemm::Parallelism::Rayon(0)
     } else {

@@ -145,14 +145,7 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
         let g = geometry(x.dims(), weight.dims(), c);
         let b = fb.as_ref().map(values);
         let w = values(&fw);
-        let tile = winograd_enabled()
-            .then(|| winograd::choose(&g))
-            .flatten()
-            .filter(|_| matches!(w, Cow::Borrowed(_)));
-        let y = if let Some(tile) = tile {
-            let filters = filter_cache::filters(&fw, &w, false, tile, || {
-                winograd::FilterTransform::forward(&w, g.c_out, g.c_in, tile)
-            });
+        let y = if let Some(filters) = winograd_filters(&fw, &g, false) {
             winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
         } else {
             conv::conv2d_forward(&values(&fx), &w, b.as_deref(), &g)
@@ -178,6 +171,33 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
     burn_conv2d(x, weight, bias, conv_options(c))
 }
 
+/// The Winograd filters of the plain weight `fw` for the convolution `g`, or for its input
+/// adjoint if `adjoint`, when Winograd is on and applies ([`winograd::choose`]); `None` means
+/// im2col. Only weights stored contiguously are cached: a strided weight is copied on every call,
+/// so its copy's address identifies nothing.
+fn winograd_filters(
+    fw: &FlexTensor,
+    g: &ConvGeometry,
+    adjoint: bool,
+) -> Option<std::sync::Arc<winograd::FilterTransform>> {
+    if !winograd_enabled() {
+        return None;
+    }
+    let w = fw.as_slice::<f32>()?;
+    let tile = if adjoint {
+        winograd::choose_adjoint(g)?
+    } else {
+        winograd::choose(g)?
+    };
+    Some(filter_cache::filters(fw, w, adjoint, tile, || {
+        if adjoint {
+            winograd::FilterTransform::adjoint(w, g.c_out, g.c_in, tile)
+        } else {
+            winograd::FilterTransform::forward(w, g.c_out, g.c_in, tile)
+        }
+    }))
+}
+
 /// Whether `t` is an `f32` tensor on the Flex backend's autodiff device (a training pass).
 fn is_flex_autodiff_f32<const D: usize>(t: &Tensor<D>) -> bool {
     t.dtype() == DType::F32 && t.device() == crate::tensor::device().autodiff()
@@ -200,14 +220,7 @@ pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]
             ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
         };
         let w = values(&fw);
-        let tile = winograd_enabled()
-            .then(|| winograd::choose_adjoint(&geometry))
-            .flatten()
-            .filter(|_| matches!(w, Cow::Borrowed(_)));
-        let dx = if let Some(tile) = tile {
-            let filters = filter_cache::filters(&fw, &w, true, tile, || {
-                winograd::FilterTransform::adjoint(&w, geometry.c_out, geometry.c_in, tile)
-            });
+        let dx = if let Some(filters) = winograd_filters(&fw, &geometry, true) {
             winograd::convolve(
                 &values(&fg),
                 &filters,

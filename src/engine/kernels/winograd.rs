@@ -40,7 +40,7 @@ use std::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
+use super::conv::{ConvGeometry, OutPtr, gemm_parallelism, return_scratch, take_scratch};
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -455,11 +455,7 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
             self.transform_input(channel, &mut v[c * xi * n..(c + 1) * xi * n], work);
         }
-        let parallelism = if parallel_gemm {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
+        let parallelism = gemm_parallelism(parallel_gemm);
         for p in 0..xi {
             // SAFETY: M_ξ is [C_out, n] with row stride a²·n inside `m`; U_ξ is [C_out, C_in]
             // with row stride a²·C_in; V_ξ is [C_in, n] with row stride a²·n.
