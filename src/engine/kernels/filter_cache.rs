@@ -1,6 +1,6 @@
 //! Winograd-transformed filters kept per weight tensor, so a model's filters are transformed
 //! once rather than on every convolution (for a 512×512 layer at 14², transforming the filters
-//! costs about as much as the convolution itself).
+//! took 8 ms, the F(2×2) convolution itself 1.6 ms).
 //!
 //! An entry is keyed by the address and length of the weight's values and holds a clone of the
 //! weight tensor: while the entry lives the storage cannot be freed (so the address cannot be
@@ -14,7 +14,7 @@ use burn::backend::flex::FlexTensor;
 
 use super::winograd::{FilterTransform, Tile};
 
-/// Most bytes of transformed filters kept (VGG-16's three sets for LRP take ≈ 700 MB).
+/// Most bytes of transformed filters kept (VGG-16's three sets for LRP take ≈ 0.5 GB).
 const CAPACITY: usize = 1 << 30;
 
 struct Entry {

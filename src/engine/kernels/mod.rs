@@ -144,11 +144,10 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
     {
         let g = geometry(x.dims(), weight.dims(), c);
         let b = fb.as_ref().map(values);
-        let w = values(&fw);
         let y = if let Some(filters) = winograd_filters(&fw, &g, false) {
             winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
         } else {
-            conv::conv2d_forward(&values(&fx), &w, b.as_deref(), &g)
+            conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g)
         };
         return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
     }
@@ -219,7 +218,6 @@ pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]
             out_hw: [oh, ow],
             ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
         };
-        let w = values(&fw);
         let dx = if let Some(filters) = winograd_filters(&fw, &geometry, true) {
             winograd::convolve(
                 &values(&fg),
@@ -228,7 +226,7 @@ pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]
                 &winograd::adjoint_geometry(&geometry),
             )
         } else {
-            conv::conv2d_input_adjoint(&values(&fg), &w, &geometry)
+            conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry)
         };
         return from_vec(dx, [n, ci, hw[0], hw[1]]);
     }
