@@ -113,9 +113,9 @@ fn main() {
         let forward = || {
             kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
         };
-        kernels::set_winograd(false);
+        kernels::set_winograd_scope(kernels::WinogradScope::Off);
         let fi = median_ms(forward);
-        kernels::set_winograd(true);
+        kernels::set_winograd_scope(kernels::WinogradScope::Everywhere);
         let fo = median_ms(forward);
         let g = random([batch, co, oh, ow], &mut rng);
         let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
@@ -128,9 +128,9 @@ fn main() {
         let adjoint = || {
             kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
         };
-        kernels::set_winograd(false);
+        kernels::set_winograd_scope(kernels::WinogradScope::Off);
         let ai = median_ms(adjoint);
-        kernels::set_winograd(true);
+        kernels::set_winograd_scope(kernels::WinogradScope::Everywhere);
         let ao = median_ms(adjoint);
         let geometry = ConvGeometry {
             batch,

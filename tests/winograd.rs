@@ -2,7 +2,8 @@
 //! points, against burn's direct convolution: forward and input adjoint on layer shapes that take
 //! F(4×4), F(2×2) and the im2col fallback; an image's result does not depend on its batch; and
 //! how far LRP moves from zennit's with them on (the bound the README states). Everything in
-//! this file runs with Winograd on; the other test files keep the default (off).
+//! this file runs with Winograd everywhere; the other test files keep the default scope
+//! (`relevance`: Winograd only in the LRP/CRP rule passes, `winograd_scope.rs`).
 
 mod lrp_common;
 
@@ -11,7 +12,7 @@ use lrp_common::{Fixture, cosine, fixture_model, max_rel};
 use relevance::engine::forward::conv_options;
 use relevance::engine::kernels::conv::ConvGeometry;
 use relevance::engine::kernels::winograd::{self, Tile};
-use relevance::engine::kernels::{self, set_winograd};
+use relevance::engine::kernels::{self, WinogradScope, set_winograd_scope};
 use relevance::graph::Conv2d;
 use relevance::methods::lrp::{Composite, LrpModel};
 use relevance::rng::Rng;
@@ -64,7 +65,7 @@ const SHAPES: &[(usize, usize, Option<Tile>)] = &[
 
 #[test]
 fn forward_and_adjoint_match_burn_on_every_variant() {
-    set_winograd(true);
+    set_winograd_scope(WinogradScope::Everywhere);
     let mut rng = Rng::new(3);
     for &(c, size, tile) in SHAPES {
         for batch in [1, 3] {
@@ -100,7 +101,7 @@ fn forward_and_adjoint_match_burn_on_every_variant() {
 /// three (where the batch would have enough tiles for F(4×4)) gives the same numbers.
 #[test]
 fn an_image_gets_the_same_result_in_any_batch() {
-    set_winograd(true);
+    set_winograd_scope(WinogradScope::Everywhere);
     let mut rng = Rng::new(4);
     let (c, size) = (64, 14);
     let x = random([3, c, size, size], &mut rng);
@@ -126,7 +127,7 @@ fn an_image_gets_the_same_result_in_any_batch() {
 /// agree in direction.
 #[test]
 fn lrp_with_winograd_stays_within_3e_4_of_zennit() {
-    set_winograd(true);
+    set_winograd_scope(WinogradScope::Everywhere);
     let name = "vgg11";
     let fx = Fixture::load(name);
     let model = fixture_model(name);

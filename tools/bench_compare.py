@@ -151,7 +151,7 @@ def torch_rows(args):
 def rust_rows(args):
     cmd = [args.binary, "bench", "--json", "--arch", ",".join(args.arch), "--batch", ",".join(map(str, args.batch)),
            "--workload", ",".join(args.workload), "--size", str(args.size), "--repeat", str(args.repeat),
-           "--threads", str(args.threads)] + (["--winograd"] if args.winograd else [])
+           "--threads", str(args.threads)] + [f"--winograd={args.winograd}"]
     print("  " + " ".join(cmd), file=sys.stderr)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
@@ -170,8 +170,8 @@ def main():
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--winograd", action="store_true",
-                   help="run relevance with Winograd 3x3 convolutions (relevance --winograd)")
+    p.add_argument("--winograd", choices=["off", "relevance", "on"], default="relevance",
+                   help="where relevance runs 3x3 convolutions by Winograd (relevance --winograd=SCOPE)")
     p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "relevance"))
     args = p.parse_args()
     ours = rust_rows(args)

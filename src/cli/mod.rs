@@ -21,14 +21,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "relevance", version, about)]
 pub struct Cli {
-    /// Run 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) / F(2×2, 3×3): 1.7× faster
-    /// forward passes and LRP on VGG-16 at 224², at the price of rounding that depends on a
-    /// pixel's place in its tile. Gradient and CAM maps barely move (Grad-CAM: 3e-6), but equal
-    /// activations no longer stay equal, so max-pooling ties in flat regions resolve elsewhere:
-    /// LRP maps of the brain-MRI VGG-16 moved by up to 2.4 % (rel. L2), almost all of it in the
-    /// black background. Same as `RELEVANCE_WINOGRAD=on`.
-    #[arg(long, global = true)]
-    pub winograd: bool,
+    /// Where 3×3 stride-1 convolutions run by Winograd F(4×4, 3×3) / F(2×2, 3×3) instead of
+    /// exact im2col summation: `relevance` (default) = only in the extra passes LRP and CRP
+    /// rules add, `on` (also plain `--winograd`) = everywhere, `off` = nowhere. See the README
+    /// ("CPU kernels") for what each costs in accuracy. Same as `RELEVANCE_WINOGRAD`.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "on",
+          value_parser = parse_winograd_scope)]
+    pub winograd: Option<crate::engine::kernels::WinogradScope>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -91,17 +91,23 @@ pub fn run_args(argv: &[String]) -> anyhow::Result<()> {
     let cli =
         Cli::try_parse_from(std::iter::once("relevance".to_string()).chain(argv.iter().cloned()))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if cli.winograd {
-        crate::engine::kernels::set_winograd(true);
+    if let Some(scope) = cli.winograd {
+        crate::engine::kernels::set_winograd_scope(scope);
     }
     dispatch(cli.command)
+}
+
+/// `--winograd`'s value.
+fn parse_winograd_scope(name: &str) -> Result<crate::engine::kernels::WinogradScope, String> {
+    crate::engine::kernels::parse_winograd_scope(name)
+        .ok_or_else(|| format!("unknown Winograd scope {name:?}: expected off, relevance or on"))
 }
 
 /// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if cli.winograd {
-        crate::engine::kernels::set_winograd(true);
+    if let Some(scope) = cli.winograd {
+        crate::engine::kernels::set_winograd_scope(scope);
     }
     let result = dispatch(cli.command);
     match result {

@@ -60,27 +60,87 @@ pub fn set_own_kernels(own: bool) {
     CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
 }
 
-/// Winograd choice, as [`CHOICE`]: 0 = not yet read, 1 = on, 2 = off.
+/// Winograd scope: 0 = not yet read from the environment, else a [`WinogradScope`] + 1.
 static WINOGRAD: AtomicU8 = AtomicU8::new(0);
 
-/// Whether 3×3 stride-1 convolutions use Winograd F(4×4, 3×3) / F(2×2, 3×3) ([`winograd`]):
-/// off unless `RELEVANCE_WINOGRAD=on` (or `1`, `true`) or [`set_winograd`] (the CLI's
-/// `--winograd`) says so. Off by default because exact summation is what the parity with
-/// PyTorch, zennit and zennit-crp is measured on: Winograd's rounding is relative to a whole
-/// tile and depends on a pixel's place in it, so a sum that is small next to its neighbours keeps
-/// fewer correct digits and equal neighbourhoods no longer give equal outputs — enough to flip a
-/// few near-zero ReLUs (input gradients) and max-pooling ties (LRP maps in flat regions).
-pub fn winograd_enabled() -> bool {
-    switch(&WINOGRAD, || {
-        std::env::var("RELEVANCE_WINOGRAD").is_ok_and(|v| {
-            v.eq_ignore_ascii_case("on") || v == "1" || v.eq_ignore_ascii_case("true")
-        })
-    })
+/// Which convolutions run as Winograd F(4×4, 3×3) / F(2×2, 3×3) ([`winograd`]) where the
+/// geometry allows it (3×3, stride 1, ≥ 16 channels).
+///
+/// Winograd's rounding is relative to a whole tile and depends on a pixel's place in it, so a sum
+/// that is small next to its neighbours keeps fewer correct digits and equal neighbourhoods no
+/// longer give equal outputs. In the model's own forward pass that is enough to flip a few
+/// near-zero ReLUs (input gradients) and max-pooling ties (LRP maps in flat regions); in the
+/// rule passes of LRP/CRP (the modified forward `z'` and the adjoint `W'ᵀs`) it only perturbs
+/// denominators and sums of positive terms, and the maps stay within the parity bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WinogradScope {
+    /// Exact im2col summation everywhere.
+    Off,
+    /// Winograd only in the passes LRP and CRP rules add (the forward pass and all gradient
+    /// methods stay exact).
+    Relevance,
+    /// Winograd in every plain-tensor convolution and input adjoint.
+    Everywhere,
 }
 
-/// Switches Winograd convolutions on or off for the whole process (A/B checks and timings).
-pub fn set_winograd(on: bool) {
-    WINOGRAD.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+/// Which kind of pass a convolution belongs to, for [`WinogradScope`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// The model's forward pass or a gradient (the numbers other libraries reproduce exactly).
+    Model,
+    /// A modified-weight forward or adjoint of an LRP/CRP rule.
+    Relevance,
+}
+
+/// The current [`WinogradScope`]: from [`set_winograd_scope`] (the CLI's `--winograd`) or
+/// `RELEVANCE_WINOGRAD` (`off`, `relevance`, `on`/`1`/`true` for everywhere); unset means
+/// [`WinogradScope::Relevance`].
+pub fn winograd_scope() -> WinogradScope {
+    let code = match WINOGRAD.load(Ordering::Relaxed) {
+        0 => {
+            let scope = std::env::var("RELEVANCE_WINOGRAD")
+                .ok()
+                .and_then(|v| parse_winograd_scope(&v))
+                .unwrap_or(WinogradScope::Relevance);
+            set_winograd_scope(scope);
+            return scope;
+        }
+        c => c,
+    };
+    match code {
+        1 => WinogradScope::Off,
+        2 => WinogradScope::Relevance,
+        _ => WinogradScope::Everywhere,
+    }
+}
+
+/// Parses a scope name: `off`, `relevance`, `on` (also `everywhere`, `1`, `true`, `0`, `false`).
+pub fn parse_winograd_scope(name: &str) -> Option<WinogradScope> {
+    match name.to_ascii_lowercase().as_str() {
+        "off" | "0" | "false" => Some(WinogradScope::Off),
+        "relevance" => Some(WinogradScope::Relevance),
+        "on" | "everywhere" | "1" | "true" => Some(WinogradScope::Everywhere),
+        _ => None,
+    }
+}
+
+/// Sets the [`WinogradScope`] for the whole process (A/B checks and timings).
+pub fn set_winograd_scope(scope: WinogradScope) {
+    let code = match scope {
+        WinogradScope::Off => 1,
+        WinogradScope::Relevance => 2,
+        WinogradScope::Everywhere => 3,
+    };
+    WINOGRAD.store(code, Ordering::Relaxed);
+}
+
+/// Whether a convolution of kind `pass` may use Winograd under the current scope.
+fn winograd_allowed(pass: Pass) -> bool {
+    match winograd_scope() {
+        WinogradScope::Off => false,
+        WinogradScope::Relevance => pass == Pass::Relevance,
+        WinogradScope::Everywhere => true,
+    }
 }
 
 /// The Flex primitive behind a plain (non-autodiff) `f32` tensor, sharing its storage; `None`
@@ -134,6 +194,11 @@ fn geometry(x: [usize; 4], w: [usize; 4], c: &Conv2d) -> ConvGeometry {
 /// recorded operation ([`autodiff::dense_conv2d`]); burn's for depthwise and grouped
 /// convolutions.
 pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
+    conv2d_in(Pass::Model, x, weight, bias, c)
+}
+
+/// [`conv2d`] as a convolution of kind `pass` (which decides whether Winograd may run it).
+pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
     if c.groups == 1
         && own_kernels_enabled()
         && let (Some(fx), Some(fw)) = (flex_f32(&x), flex_f32(&weight))
@@ -144,7 +209,7 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
     {
         let g = geometry(x.dims(), weight.dims(), c);
         let b = fb.as_ref().map(values);
-        let y = if let Some(filters) = winograd_filters(&fw, &g, false) {
+        let y = if let Some(filters) = winograd_filters(pass, &fw, &g, false) {
             winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
         } else {
             conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g)
@@ -175,11 +240,12 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
 /// im2col. Only weights stored contiguously are cached: a strided weight is copied on every call,
 /// so its copy's address identifies nothing.
 fn winograd_filters(
+    pass: Pass,
     fw: &FlexTensor,
     g: &ConvGeometry,
     adjoint: bool,
 ) -> Option<std::sync::Arc<winograd::FilterTransform>> {
-    if !winograd_enabled() {
+    if !winograd_allowed(pass) {
         return None;
     }
     let w = fw.as_slice::<f32>()?;
@@ -206,6 +272,18 @@ fn is_flex_autodiff_f32<const D: usize>(t: &Tensor<D>) -> bool {
 /// GEMM + col2im kernel ([`conv::conv2d_input_adjoint`]) for dense convolutions on plain
 /// tensors; otherwise burn's transposed convolution, cropped to `hw`.
 pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
+    conv2d_input_adjoint_in(Pass::Model, g, weight, c, hw)
+}
+
+/// [`conv2d_input_adjoint`] as a convolution of kind `pass` (which decides whether Winograd
+/// may run it).
+pub fn conv2d_input_adjoint_in(
+    pass: Pass,
+    g: T4,
+    weight: Tensor<4>,
+    c: &Conv2d,
+    hw: [usize; 2],
+) -> T4 {
     let [n, _, oh, ow] = g.dims();
     let [_, ci, _, _] = weight.dims();
     if c.groups == 1
@@ -218,7 +296,7 @@ pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]
             out_hw: [oh, ow],
             ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
         };
-        let dx = if let Some(filters) = winograd_filters(&fw, &geometry, true) {
+        let dx = if let Some(filters) = winograd_filters(pass, &fw, &geometry, true) {
             winograd::convolve(
                 &values(&fg),
                 &filters,

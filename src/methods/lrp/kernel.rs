@@ -9,7 +9,7 @@ use burn::prelude::*;
 use crate::engine::EngineError;
 use crate::engine::forward::linear_forward;
 use crate::engine::gradient::linear_input_adjoint;
-use crate::engine::kernels::{self, conv2d_input_adjoint};
+use crate::engine::kernels::{self, Pass};
 use crate::graph::{Conv2d, Op, ParamStore};
 use crate::tensor::T4;
 
@@ -109,7 +109,7 @@ impl Weights {
         match &self.geometry {
             Geometry::Conv(c) => {
                 let w = self.weight.clone().reshape(self.shape4());
-                Ok(kernels::conv2d(x, w, bias, c))
+                Ok(kernels::conv2d_in(Pass::Relevance, x, w, bias, c))
             }
             Geometry::Dense => linear_forward(
                 x,
@@ -124,7 +124,8 @@ impl Weights {
     pub fn adjoint(&self, g: T4, hw: [usize; 2]) -> T4 {
         match &self.geometry {
             Geometry::Conv(c) => {
-                conv2d_input_adjoint(g, self.weight.clone().reshape(self.shape4()), c, hw)
+                let w = self.weight.clone().reshape(self.shape4());
+                kernels::conv2d_input_adjoint_in(Pass::Relevance, g, w, c, hw)
             }
             Geometry::Dense => linear_input_adjoint(
                 g,
