@@ -206,3 +206,49 @@ fn brain_mri_vgg16_from_its_card_prints_17_correct_lines() {
         assert_eq!(v["class"], expected, "{input}");
     }
 }
+
+/// The global `--winograd` takes `off`, `relevance`, `on` after `=`, or nothing (= `on`), so a
+/// bare `--winograd` never swallows the subcommand; anything else is refused with the choices.
+#[test]
+fn winograd_scope_flag_parses_and_refuses_unknown_scopes() {
+    let (shape, x) = read_npy(&fixture("keras_nhwc.input.npy")).unwrap();
+    let n = shape[1] * shape[2] * shape[3];
+    let dir = temp_dir("winograd");
+    let input = dir.join("sample.npy");
+    write_npy(&input, &shape[1..], &x[..n]).unwrap();
+    let model = fixture("keras_nhwc.onnx");
+    let run = |flag: &str| {
+        Command::new(env!("CARGO_BIN_EXE_relevance"))
+            .arg(flag)
+            .arg("predict")
+            .arg("--model")
+            .arg(&model)
+            .arg(&input)
+            .output()
+            .expect("run relevance")
+    };
+    let plain = predict(&[p("--model"), &model, &input]);
+    assert!(plain.status.success());
+    for flag in [
+        "--winograd",
+        "--winograd=off",
+        "--winograd=relevance",
+        "--winograd=on",
+    ] {
+        let out = run(flag);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with('{'),
+            "{flag}"
+        );
+    }
+    let out = run("--winograd=sometimes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"sometimes\"") && stderr.contains("off, relevance or on"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
