@@ -424,6 +424,22 @@ pub fn max_pool2d_adjoint(g: T4, x_dims: [usize; 4], p: &Pool2d, indices: &Tenso
     )
 }
 
+/// Whether any element of `x` is below zero, in one parallel pass that stops early (`None`
+/// where the tensor is not a plain `f32` Flex tensor). Replaces a comparison tensor plus a
+/// reduction: LRP asks this of every layer input to know whether the `a⁻` terms are needed.
+pub fn any_negative(x: &T4) -> Option<bool> {
+    if !own_kernels_enabled() {
+        return None;
+    }
+    let fx = flex_f32(x)?;
+    let v = values(&fx);
+    const CHUNK: usize = 1 << 14;
+    Some(
+        v.par_chunks(CHUNK)
+            .any(|chunk| chunk.iter().fold(false, |neg, &e| neg | (e < 0.0))),
+    )
+}
+
 /// `f(a, b)` element by element in one parallel pass, for two plain `f32` tensors of the same
 /// shape; `None` otherwise (the caller then composes burn's ops). Fusing a chain of element-wise
 /// ops into one pass saves a full read and write of the tensor per op it replaces.

@@ -245,7 +245,8 @@ impl Rule for LinearLrp {
 
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
 fn has_negative(x: &T4) -> bool {
-    x.clone().lower_elem(0.0).any().into_scalar::<bool>()
+    crate::engine::kernels::any_negative(x)
+        .unwrap_or_else(|| x.clone().lower_elem(0.0).any().into_scalar::<bool>())
 }
 
 /// A `[1, C, H, W]` tensor holding `values[c]` (or `values[0]` for every channel).
@@ -262,4 +263,29 @@ fn bound_tensor(dims: [usize; 4], values: &[f32], device: &Device) -> Result<T4,
     };
     let column = Tensor::<1>::from_floats(per_channel.as_slice(), device).reshape([1, c, 1, 1]);
     Ok(column.expand(dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::from_vec;
+
+    /// The one-pass scan agrees with burn's comparison + `any` wherever the single negative
+    /// sits (first, inside a later chunk, last), and treats −0.0 as not negative, as `< 0` does.
+    #[test]
+    fn has_negative_agrees_with_burns_comparison() {
+        let n = 3 * 64 * 40 * 40;
+        let burn_says = |x: &T4| x.clone().lower_elem(0.0).any().into_scalar::<bool>();
+        let mut base: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.5).collect();
+        base[5] = -0.0;
+        let x = from_vec(base.clone(), [3, 64, 40, 40]);
+        assert!(!has_negative(&x) && !burn_says(&x));
+        for at in [0, 1 << 14, n / 2 + 3, n - 1] {
+            let mut v = base.clone();
+            v[at] = -1e-30;
+            let x = from_vec(v, [3, 64, 40, 40]);
+            assert!(has_negative(&x), "negative at {at}");
+            assert_eq!(has_negative(&x), burn_says(&x));
+        }
+    }
 }
