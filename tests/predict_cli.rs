@@ -40,18 +40,24 @@ fn assert_error(out: &Output, needles: &[&str]) -> String {
     lines[0].to_string()
 }
 
+/// The first sample of the Keras-style fixture as a `[C, H, W]` tensor file in a fresh
+/// temporary folder: (folder, file).
+fn keras_sample(tag: &str) -> (PathBuf, PathBuf) {
+    let (shape, x) = read_npy(&fixture("keras_nhwc.input.npy")).unwrap();
+    let n = shape[1] * shape[2] * shape[3];
+    let dir = temp_dir(tag);
+    let input = dir.join("sample.npy");
+    write_npy(&input, &shape[1..], &x[..n]).unwrap();
+    (dir, input)
+}
+
 fn p(s: &str) -> &Path {
     Path::new(s)
 }
 
 #[test]
 fn prints_one_json_line_per_input_with_onnxruntimes_probability() {
-    // First sample of the Keras-style fixture as a [C, H, W] tensor, used as given.
-    let (shape, x) = read_npy(&fixture("keras_nhwc.input.npy")).unwrap();
-    let n = shape[1] * shape[2] * shape[3];
-    let dir = temp_dir("ok");
-    let input = dir.join("sample.npy");
-    write_npy(&input, &shape[1..], &x[..n]).unwrap();
+    let (dir, input) = keras_sample("ok");
     let model = fixture("keras_nhwc.onnx");
     let out = predict(&[
         p("--model"),
@@ -211,11 +217,7 @@ fn brain_mri_vgg16_from_its_card_prints_17_correct_lines() {
 /// bare `--winograd` never swallows the subcommand; anything else is refused with the choices.
 #[test]
 fn winograd_scope_flag_parses_and_refuses_unknown_scopes() {
-    let (shape, x) = read_npy(&fixture("keras_nhwc.input.npy")).unwrap();
-    let n = shape[1] * shape[2] * shape[3];
-    let dir = temp_dir("winograd");
-    let input = dir.join("sample.npy");
-    write_npy(&input, &shape[1..], &x[..n]).unwrap();
+    let (dir, input) = keras_sample("winograd");
     let model = fixture("keras_nhwc.onnx");
     let run = |flag: &str| {
         Command::new(env!("CARGO_BIN_EXE_relevance"))
