@@ -6,9 +6,7 @@
 mod lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel, parity};
-use relevance::engine::kernels::{
-    self, Pass, WinogradScope, parse_winograd_scope, set_winograd_scope, winograd_scope,
-};
+use relevance::engine::kernels::{self, Pass, WinogradScope, set_winograd_scope, winograd_scope};
 use relevance::graph::Conv2d;
 use relevance::methods::lrp::{Composite, LrpModel};
 use relevance::rng::Rng;
@@ -46,12 +44,9 @@ fn relevance_scope_keeps_model_passes_exact_and_lrp_at_zennit_parity() {
     if std::env::var_os("RELEVANCE_WINOGRAD").is_none() {
         assert_eq!(winograd_scope(), WinogradScope::Relevance, "default scope");
     }
-    assert_eq!(parse_winograd_scope("on"), Some(WinogradScope::Everywhere));
-    assert_eq!(
-        parse_winograd_scope("Relevance"),
-        Some(WinogradScope::Relevance)
-    );
-    assert_eq!(parse_winograd_scope("sometimes"), None);
+    assert_eq!("on".parse(), Ok(WinogradScope::Everywhere));
+    assert_eq!("Relevance".parse(), Ok(WinogradScope::Relevance));
+    assert!("sometimes".parse::<WinogradScope>().is_err());
 
     // Kernel entry points: model passes bit-identical to exact summation; rule passes by
     // Winograd (different rounding, so not bit-identical) within its bound of 3e-5.

@@ -27,7 +27,7 @@ pub struct Cli {
     /// ("CPU kernels") for what each costs in accuracy. Same as `RELEVANCE_WINOGRAD`.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "on",
-          value_parser = parse_winograd_scope)]
+          value_parser = str::parse::<crate::engine::kernels::WinogradScope>)]
     pub winograd: Option<crate::engine::kernels::WinogradScope>,
     /// What to do.
     #[command(subcommand)]
@@ -95,12 +95,6 @@ pub fn run_args(argv: &[String]) -> anyhow::Result<()> {
         crate::engine::kernels::set_winograd_scope(scope);
     }
     dispatch(cli.command)
-}
-
-/// `--winograd`'s value.
-fn parse_winograd_scope(name: &str) -> Result<crate::engine::kernels::WinogradScope, String> {
-    crate::engine::kernels::parse_winograd_scope(name)
-        .ok_or_else(|| format!("unknown Winograd scope {name:?}: expected off, relevance or on"))
 }
 
 /// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.

@@ -93,34 +93,37 @@ pub enum Pass {
 }
 
 /// The current [`WinogradScope`]: from [`set_winograd_scope`] (the CLI's `--winograd`) or
-/// `RELEVANCE_WINOGRAD` (`off`, `relevance`, `on`/`1`/`true` for everywhere); unset means
+/// `RELEVANCE_WINOGRAD` (`off`, `relevance`, `on`); unset or unreadable means
 /// [`WinogradScope::Relevance`].
 pub fn winograd_scope() -> WinogradScope {
-    let code = match WINOGRAD.load(Ordering::Relaxed) {
-        0 => {
-            let scope = std::env::var("RELEVANCE_WINOGRAD")
-                .ok()
-                .and_then(|v| parse_winograd_scope(&v))
-                .unwrap_or(WinogradScope::Relevance);
-            set_winograd_scope(scope);
-            return scope;
-        }
-        c => c,
-    };
-    match code {
+    match WINOGRAD.load(Ordering::Relaxed) {
         1 => WinogradScope::Off,
         2 => WinogradScope::Relevance,
-        _ => WinogradScope::Everywhere,
+        3 => WinogradScope::Everywhere,
+        _ => {
+            let scope = std::env::var("RELEVANCE_WINOGRAD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(WinogradScope::Relevance);
+            set_winograd_scope(scope);
+            scope
+        }
     }
 }
 
-/// Parses a scope name: `off`, `relevance`, `on` (also `everywhere`, `1`, `true`, `0`, `false`).
-pub fn parse_winograd_scope(name: &str) -> Option<WinogradScope> {
-    match name.to_ascii_lowercase().as_str() {
-        "off" | "0" | "false" => Some(WinogradScope::Off),
-        "relevance" => Some(WinogradScope::Relevance),
-        "on" | "everywhere" | "1" | "true" => Some(WinogradScope::Everywhere),
-        _ => None,
+impl std::str::FromStr for WinogradScope {
+    type Err = String;
+
+    /// `off`, `relevance`, `on` (also `everywhere`, `1`, `true`, `0`, `false`), any case.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name.to_ascii_lowercase().as_str() {
+            "off" | "0" | "false" => Ok(WinogradScope::Off),
+            "relevance" => Ok(WinogradScope::Relevance),
+            "on" | "everywhere" | "1" | "true" => Ok(WinogradScope::Everywhere),
+            _ => Err(format!(
+                "unknown Winograd scope {name:?}: expected off, relevance or on"
+            )),
+        }
     }
 }
 
