@@ -75,15 +75,17 @@ fn main() {
     let layers = if train { TRAIN_LAYERS } else { LAYERS };
     let mut rng = Rng::new(7);
     println!(
-        "{:<24} {:>4} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
+        "{:<24} {:>4} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",
         "layer",
         "wino",
         "fwd burn",
         "fwd i2c",
+        "fwd dir",
         "fwd ours",
         "GF/s",
         "adj burn",
         "adj i2c",
+        "adj dir",
         "adj ours",
         "GF/s",
         "wgrad",
@@ -114,7 +116,10 @@ fn main() {
             kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
         };
         kernels::set_winograd_scope(kernels::WinogradScope::Off);
+        kernels::set_direct(false);
         let fi = median_ms(forward);
+        kernels::set_direct(true);
+        let fd = median_ms(forward);
         kernels::set_winograd_scope(kernels::WinogradScope::Everywhere);
         let fo = median_ms(forward);
         let g = random([batch, co, oh, ow], &mut rng);
@@ -129,7 +134,10 @@ fn main() {
             kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, [size, size]);
         };
         kernels::set_winograd_scope(kernels::WinogradScope::Off);
+        kernels::set_direct(false);
         let ai = median_ms(adjoint);
+        kernels::set_direct(true);
+        let ad = median_ms(adjoint);
         kernels::set_winograd_scope(kernels::WinogradScope::Everywhere);
         let ao = median_ms(adjoint);
         let geometry = ConvGeometry {
@@ -153,7 +161,7 @@ fn main() {
             conv::conv2d_weight_gradient(&xv, &gv, &geometry);
         });
         println!(
-            "{name:<24} {variant:>4} {fb:9.2} {fi:9.2} {fo:9.2} {:7.1} {ab:9.2} {ai:9.2} {ao:9.2} {:7.1} {wo:9.2} {:7.1}",
+            "{name:<24} {variant:>4} {fb:9.2} {fi:9.2} {fd:9.2} {fo:9.2} {:7.1} {ab:9.2} {ai:9.2} {ad:9.2} {ao:9.2} {:7.1} {wo:9.2} {:7.1}",
             flops / fo / 1e6,
             flops / ao / 1e6,
             flops / wo / 1e6

@@ -380,3 +380,145 @@ fn width_preserving_convolutions_match_burn() {
         );
     }
 }
+
+/// Stride-1 convolutions with more than one tap run on the direct (implicit-GEMM) kernel:
+/// forward with bias and input adjoint against burn on random geometries — kernels 2–5 on
+/// either axis, any padding before up to `k − 1` and after up to `k`, channel counts that
+/// give every panel split and several channel blocks (3×3: 32 channels per block), planes from
+/// one pixel to wider than a 32-position chunk, batches of 1–3.
+#[test]
+fn direct_convolutions_match_burn() {
+    let mut rng = Rng::new(23);
+    let mut cases = 0;
+    while cases < 60 {
+        let kernel = [1 + rng.below(5), 1 + rng.below(5)];
+        if kernel[0] * kernel[1] == 1 {
+            continue;
+        }
+        let pad = |k: usize, rng: &mut Rng| (rng.below(k), rng.below(k + 1));
+        let ((top, bottom), (left, right)) = (pad(kernel[0], &mut rng), pad(kernel[1], &mut rng));
+        let hw = [1 + rng.below(40), 1 + rng.below(40)];
+        if hw[0] + top + bottom < kernel[0] || hw[1] + left + right < kernel[1] {
+            continue;
+        }
+        cases += 1;
+        let c = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride: [1, 1],
+            padding: [top, left, bottom, right],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let (c_in, c_out) = (1 + rng.below(70), 1 + rng.below(45));
+        let xs = [1 + rng.below(3), c_in, hw[0], hw[1]];
+        let geometry = kernels::conv::ConvGeometry {
+            batch: xs[0],
+            c_in,
+            in_hw: hw,
+            c_out,
+            kernel,
+            out_hw: [
+                hw[0] + top + bottom + 1 - kernel[0],
+                hw[1] + left + right + 1 - kernel[1],
+            ],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad_before: [top, left],
+        };
+        assert_eq!(
+            kernels::direct::applies(&geometry),
+            kernels::direct::available()
+        );
+        let x = random(xs, &mut rng);
+        let w = random([c_out, c_in, kernel[0], kernel[1]], &mut rng);
+        let b = from_vec((0..c_out).map(|_| rng.normal()).collect(), [c_out]);
+        let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
+        let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(&c));
+        assert_eq!(ours.dims(), theirs.dims());
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
+        let g = random(ours.dims(), &mut rng);
+        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
+        let want = kernels::burn_input_adjoint(g, w, &c, hw);
+        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
+        assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+    }
+}
+
+/// Every output of the direct kernel is summed in the same order wherever it lies, so equal
+/// neighbourhoods give bit-identical outputs — what keeps max-pooling ties in flat image regions
+/// where PyTorch has them (Winograd breaks this; see `tests/winograd_scope.rs`). A constant
+/// image through a 3×3 "same" convolution: every interior pixel of an output channel, and of
+/// the adjoint, is the same float.
+#[test]
+fn direct_convolution_treats_equal_neighbourhoods_equally() {
+    let mut rng = Rng::new(29);
+    let (c_in, c_out, h, w) = (37, 30, 23, 41);
+    let x = from_vec(vec![0.3711f32; c_in * h * w], [1, c_in, h, w]);
+    let weight = random([c_out, c_in, 3, 3], &mut rng);
+    let c = Conv2d {
+        weight: String::new(),
+        bias: None,
+        stride: [1, 1],
+        padding: [1, 1, 1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let interior_is_constant = |t: &T4, channels: usize| {
+        let v = to_vec(t);
+        for ch in 0..channels {
+            let at = |y: usize, x: usize| v[(ch * h + y) * w + x];
+            for y in 1..h - 1 {
+                for x in 1..w - 1 {
+                    assert_eq!(
+                        at(y, x).to_bits(),
+                        at(1, 1).to_bits(),
+                        "channel {ch} ({y}, {x})"
+                    );
+                }
+            }
+        }
+    };
+    let y = kernels::conv2d(x, weight.clone(), None, &c);
+    interior_is_constant(&y, c_out);
+    let g = from_vec(vec![-1.25f32; c_out * h * w], [1, c_out, h, w]);
+    let dx = kernels::conv2d_input_adjoint(g, weight, &c, [h, w]);
+    interior_is_constant(&dx, c_in);
+}
+
+/// Dense layers on up to 16 inputs run as single passes over the weight
+/// (`kernels::dense`): output and input adjoint against burn's matmul, batches 1–16 (and 17,
+/// which falls back to burn), with rows of the signal that are zero in every image (skipped).
+#[test]
+fn dense_layers_match_burn() {
+    let mut rng = Rng::new(31);
+    for (n, out, inp) in [(1, 10, 513), (4, 257, 1000), (16, 3, 4096), (17, 9, 70)] {
+        let x = random([n, inp, 1, 1], &mut rng);
+        let w2 = from_vec(
+            (0..out * inp).map(|_| rng.normal()).collect::<Vec<_>>(),
+            [out, inp, 1, 1],
+        )
+        .reshape([out, inp]);
+        let b = from_vec((0..out).map(|_| rng.normal()).collect(), [out]);
+        let ours =
+            relevance::engine::forward::linear_forward(x.clone(), w2.clone(), Some(b.clone()))
+                .expect("shapes agree");
+        let theirs = x
+            .reshape([n, inp])
+            .matmul(w2.clone().transpose())
+            .add(b.reshape([1, out]))
+            .reshape([n, out, 1, 1]);
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(err < 1e-5, "forward n={n}: rel. error {err}");
+        let mut gv: Vec<f32> = (0..n * out).map(|_| rng.normal()).collect();
+        for i in 0..n {
+            gv[i * out] = 0.0; // row 0 is zero in every image
+        }
+        let g = from_vec(gv, [n, out, 1, 1]);
+        let adj = relevance::engine::gradient::linear_input_adjoint(g.clone(), w2.clone());
+        let want = g.reshape([n, out]).matmul(w2).reshape([n, inp, 1, 1]);
+        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
+        assert!(err < 1e-5, "adjoint n={n}: rel. error {err}");
+    }
+}

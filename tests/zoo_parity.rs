@@ -122,38 +122,114 @@ fn parity(arch: &str) {
     for (i, &t) in targets.iter().enumerate() {
         seed[i * CLASSES + t as usize] = 1.0;
     }
-    let grads = backward(
-        &graph,
-        &params,
-        &acts,
-        logits_node,
-        from_vec(seed, [n, CLASSES, 1, 1]),
-        &Rules::gradient(),
-        &[graph.input()],
-    )
-    .unwrap();
-    let ours = to_vec(&grads[0]);
+    let gradient = |acts: &relevance::engine::Activations| {
+        let grads = backward(
+            &graph,
+            &params,
+            acts,
+            logits_node,
+            from_vec(seed.clone(), [n, CLASSES, 1, 1]),
+            &Rules::gradient(),
+            &[graph.input()],
+        )
+        .unwrap();
+        to_vec(&grads[0])
+    };
     let theirs = &fx["grad"].values;
-    // Gradients are compared as whole vectors, not element by element: a ReLU whose
-    // pre-activation lies within float32 rounding of zero can be on here and off in the
-    // reference (float32 sums of thousands of products are off by ~1e-6 in any summation
-    // order), which legitimately changes the gradient of the input pixels under that one unit
-    // while the vector as a whole agrees. Measured on vgg16 with this fixture: unit
-    // features.11[0, 94, 15, 7] is −4.98e−6 in float64 and −5.96e−6 in torch float32 but
-    // +1.21e−6 here, which moves a few gradient elements by 3.5e−3 of the largest one and the
-    // whole vector by 7.9e−4 (relative L2). A wrong rule or a misplaced window fails both
-    // bounds by far.
-    let diff: Vec<f32> = ours.iter().zip(theirs).map(|(a, b)| a - b).collect();
-    let rel_l2 = (dot(&diff, &diff) / dot(theirs, theirs)).sqrt();
-    let cosine = dot(&ours, theirs) / (dot(&ours, &ours) * dot(theirs, theirs)).sqrt();
-    let max_elem = max_rel_diff(&ours, theirs);
+    // Gradients are compared as whole vectors, not element by element, and up to the state of
+    // ReLUs whose input is zero to within float32 rounding: such a unit can be on here and off
+    // in the reference (float32 sums of thousands of products are off by ~1e-6 of the layer's
+    // largest value in any summation order), which legitimately changes the gradient of the
+    // input pixels under that one unit while the vector as a whole agrees. Measured on vgg16
+    // with this fixture: unit features.11[0, 94, 15, 7] is −4.98e−6 in float64 and −5.96e−6 in
+    // torch float32 but +1.21e−6 with im2col summation, which moved the whole vector by 7.9e−4
+    // (relative L2; with the direct kernel's summation it stays negative); on
+    // resnet34, unit layer2.1.relu1 #9238 has input −2.0e−7 with im2col summation and +8.7e−7
+    // with the direct kernel's (the layer's largest |value| is 78), which moves it by 1.6e−2.
+    // So where the first comparison fails, the ambiguous units (|input| ≤ 1e−6 of the largest
+    // in their tensor, at most 8 of them) are switched in every combination — the gradient
+    // under the other mask — and one combination must meet the bounds. A wrong rule or a
+    // misplaced window fails both bounds by far under every mask.
+    let compare = |ours: &[f32]| {
+        let diff: Vec<f32> = ours.iter().zip(theirs).map(|(a, b)| a - b).collect();
+        let rel_l2 = (dot(&diff, &diff) / dot(theirs, theirs)).sqrt();
+        let cosine = dot(ours, theirs) / (dot(ours, ours) * dot(theirs, theirs)).sqrt();
+        (rel_l2, cosine, max_rel_diff(ours, theirs))
+    };
+    let meets = |(rel_l2, cosine, _): (f64, f64, f32)| rel_l2 <= 1e-3 && cosine >= 0.9999;
+    let ours = gradient(&acts);
+    let (rel_l2, cosine, max_elem) = compare(&ours);
     println!(
         "{arch}: logits rel err {logit_err:.2e}, cam rel err {cam_err:.2e}, grad rel L2 {rel_l2:.2e}, cosine {cosine:.8}, grad max-elem rel err {max_elem:.2e}"
     );
+    if meets((rel_l2, cosine, max_elem)) {
+        return;
+    }
+    let ambiguous = ambiguous_relu_units(&graph, &acts);
     assert!(
-        rel_l2 <= 1e-3 && cosine >= 0.9999,
-        "{arch}: input gradient rel L2 error {rel_l2:e}, cosine {cosine}"
+        !ambiguous.is_empty() && ambiguous.len() <= 8,
+        "{arch}: input gradient rel L2 error {rel_l2:e}, cosine {cosine}, and {} ReLUs within rounding of zero",
+        ambiguous.len()
     );
+    let mut acts = acts;
+    for subset in 1u32..1 << ambiguous.len() {
+        let switched: Vec<&(usize, usize, f32)> = ambiguous
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| subset >> k & 1 == 1)
+            .map(|(_, u)| u)
+            .collect();
+        let flip = |acts: &mut relevance::engine::Activations| {
+            for &&(node, index, _) in &switched {
+                let t = acts.values[node].take().unwrap();
+                let dims = t.dims();
+                let mut v = to_vec(&t);
+                // The ReLU's backward reads its output's sign: on ⇄ off.
+                v[index] = if v[index] > 0.0 {
+                    0.0
+                } else {
+                    f32::MIN_POSITIVE
+                };
+                acts.values[node] = Some(from_vec(v, dims));
+            }
+        };
+        flip(&mut acts);
+        let result = compare(&gradient(&acts));
+        flip(&mut acts);
+        if meets(result) {
+            println!(
+                "{arch}: with ReLU units {:?} (node, index, input) switched: grad rel L2 {:.2e}, cosine {:.8}",
+                switched, result.0, result.1
+            );
+            return;
+        }
+    }
+    panic!(
+        "{arch}: input gradient rel L2 error {rel_l2:e}, cosine {cosine}, under every mask of {ambiguous:?}"
+    );
+}
+
+/// ReLU units whose input is zero to within float32 rounding (`|x| ≤ 1e−6 · max |x|` over the
+/// input tensor): `(relu node, flat index, input value)`.
+fn ambiguous_relu_units(
+    graph: &Graph,
+    acts: &relevance::engine::Activations,
+) -> Vec<(usize, usize, f32)> {
+    let mut units = Vec::new();
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if !matches!(node.op, Op::Relu) {
+            continue;
+        }
+        let x = to_vec(acts.get(node.inputs[0]).unwrap());
+        let scale = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        units.extend(
+            x.iter()
+                .enumerate()
+                .filter(|(_, v)| v.abs() <= 1e-6 * scale)
+                .map(|(k, &v)| (id, k, v)),
+        );
+    }
+    units
 }
 
 macro_rules! parity_tests {

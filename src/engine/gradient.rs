@@ -32,7 +32,12 @@ impl Rule for Gradient {
             Op::Linear(l) => one(linear_input_adjoint(g, params.tensor::<2>(&l.weight)?)),
             Op::BatchNorm(bn) => {
                 let (scale, _) = batchnorm_affine(bn, params)?;
-                one(g.mul(channel_view(scale)))
+                let scale_values = crate::tensor::to_vec(&scale);
+                let zeros = vec![0.0; scale_values.len()];
+                match kernels::channel_affine(&g, &scale_values, &zeros) {
+                    Some(dx) => one(dx),
+                    None => one(g.mul(channel_view(scale))),
+                }
             }
             Op::Relu => {
                 let y = ctx.output()?;
@@ -131,6 +136,9 @@ pub fn reduce_to(mut g: T4, target: [usize; 4]) -> T4 {
 
 /// Adjoint of `y = x Wᵀ` on `[N, F, 1, 1]`: `g W`.
 pub fn linear_input_adjoint(g: T4, weight: Tensor<2>) -> T4 {
+    if let Some(dx) = crate::engine::kernels::linear_input_adjoint(&g, &weight) {
+        return dx;
+    }
     let [n, out, _, _] = g.dims();
     let [_, inp] = weight.dims();
     g.reshape([n, out]).matmul(weight).reshape([n, inp, 1, 1])

@@ -1,26 +1,57 @@
-//! Winograd-transformed filters kept per weight tensor, so a model's filters are transformed
-//! once rather than on every convolution (for a 512×512 layer at 14², transforming the filters
-//! took 8 ms, the F(2×2) convolution itself 1.6 ms).
+//! Filters re-laid out for a kernel — Winograd-transformed ([`super::winograd`]) or packed for
+//! the direct convolution ([`super::direct`]) — kept per weight tensor, so a model's filters are
+//! prepared once rather than on every convolution (for a 512×512 layer at 14², transforming the
+//! filters took 8 ms, the F(2×2) convolution itself 1.6 ms).
 //!
-//! An entry is keyed by the address and length of the weight's values and holds a clone of the
-//! weight tensor: while the entry lives the storage cannot be freed (so the address cannot be
-//! reused by another tensor) nor written in place (burn only mutates storage it holds alone).
-//! Entries whose weight nobody else holds any more are dropped at the next insertion, and the
-//! least recently used ones go when the total exceeds [`CAPACITY`].
+//! An entry is keyed by the address and length of the weight's values and the layout, and holds
+//! a clone of the weight tensor: while the entry lives the storage cannot be freed (so the
+//! address cannot be reused by another tensor) nor written in place (burn only mutates storage
+//! it holds alone). Entries whose weight nobody else holds any more are dropped at the next
+//! insertion, and the least recently used ones go when the total exceeds [`CAPACITY`].
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use burn::backend::flex::FlexTensor;
 
-use super::winograd::{FilterTransform, Tile};
+use super::winograd::Tile;
 
-/// Most bytes of transformed filters kept (VGG-16's three sets for LRP take ≈ 0.5 GB).
+/// Most bytes of prepared filters kept (VGG-16's Winograd sets for LRP take ≈ 0.5 GB, its
+/// packed direct filters ≈ 60 MB per set).
 const CAPACITY: usize = 1 << 30;
+
+/// Which layout of a weight an entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Winograd filters of variant `Tile`, for the forward convolution or its adjoint.
+    Winograd { tile: Tile, adjoint: bool },
+    /// Direct-convolution panels, for the forward convolution or its adjoint.
+    Direct { adjoint: bool },
+}
+
+/// Prepared filters that know their size.
+pub trait Prepared: Any + Send + Sync {
+    /// Bytes held.
+    fn bytes(&self) -> usize;
+}
+
+impl Prepared for super::winograd::FilterTransform {
+    fn bytes(&self) -> usize {
+        super::winograd::FilterTransform::bytes(self)
+    }
+}
+
+impl Prepared for super::direct::PackedFilters {
+    fn bytes(&self) -> usize {
+        super::direct::PackedFilters::bytes(self)
+    }
+}
 
 struct Entry {
     weight: FlexTensor,
-    key: (usize, usize, bool, Tile),
-    filters: Arc<FilterTransform>,
+    key: (usize, usize, Layout),
+    filters: Arc<dyn Any + Send + Sync>,
+    bytes: usize,
     last_use: u64,
 }
 
@@ -34,31 +65,36 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
     clock: 0,
 });
 
-/// The filters for `weight` (values `values`, the adjoint's if `adjoint`, for Winograd variant
-/// `tile`), built with `build` the first time.
-pub fn filters(
+/// The filters for `weight` (values `values`) in `layout`, built with `build` the first time.
+/// `T` must be the one type `layout` is always built as.
+pub fn filters<T: Prepared>(
     weight: &FlexTensor,
     values: &[f32],
-    adjoint: bool,
-    tile: Tile,
-    build: impl FnOnce() -> FilterTransform,
-) -> Arc<FilterTransform> {
-    let key = (values.as_ptr() as usize, values.len(), adjoint, tile);
+    layout: Layout,
+    build: impl FnOnce() -> T,
+) -> Arc<T> {
+    let key = (values.as_ptr() as usize, values.len(), layout);
+    let typed = |f: &Arc<dyn Any + Send + Sync>| {
+        f.clone()
+            .downcast::<T>()
+            .expect("one filter type per layout")
+    };
     {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         cache.clock += 1;
         let now = cache.clock;
         if let Some(e) = cache.entries.iter_mut().find(|e| e.key == key) {
             e.last_use = now;
-            return e.filters.clone();
+            return typed(&e.filters);
         }
     }
     // Built outside the lock (it runs in parallel); a race builds twice and keeps one.
     let filters = Arc::new(build());
+    let bytes = filters.bytes();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache.entries.retain(|e| !e.weight.is_unique());
     if let Some(e) = cache.entries.iter().find(|e| e.key == key) {
-        return e.filters.clone();
+        return typed(&e.filters);
     }
     cache.clock += 1;
     let last_use = cache.clock;
@@ -66,15 +102,10 @@ pub fn filters(
         weight: weight.clone(),
         key,
         filters: filters.clone(),
+        bytes,
         last_use,
     });
-    while cache
-        .entries
-        .iter()
-        .map(|e| e.filters.bytes())
-        .sum::<usize>()
-        > CAPACITY
-        && cache.entries.len() > 1
+    while cache.entries.iter().map(|e| e.bytes).sum::<usize>() > CAPACITY && cache.entries.len() > 1
     {
         let oldest = (0..cache.entries.len())
             .min_by_key(|&i| cache.entries[i].last_use)

@@ -6,6 +6,8 @@
 
 pub mod autodiff;
 pub mod conv;
+pub mod dense;
+pub mod direct;
 mod filter_cache;
 pub mod pool;
 pub mod winograd;
@@ -58,6 +60,25 @@ fn switch(state: &AtomicU8, from_env: impl FnOnce() -> bool) -> bool {
 /// Switches between our kernels and burn's for the whole process (A/B checks and timings).
 pub fn set_own_kernels(own: bool) {
     CHOICE.store(if own { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Direct-convolution choice, as [`CHOICE`].
+static DIRECT: AtomicU8 = AtomicU8::new(0);
+
+/// Whether stride-1 convolutions and their adjoints run on the direct kernel ([`direct`]) where
+/// the CPU has it: by default yes, unless `RELEVANCE_DIRECT=off` (or `0`, `false`) or
+/// [`set_direct`] says otherwise (then im2col).
+pub fn direct_enabled() -> bool {
+    switch(&DIRECT, || {
+        std::env::var("RELEVANCE_DIRECT").map_or(true, |v| {
+            !matches!(v.to_ascii_lowercase().as_str(), "off" | "0" | "false")
+        })
+    })
+}
+
+/// Switches the direct kernel on or off for the whole process (A/B checks and timings).
+pub fn set_direct(on: bool) {
+    DIRECT.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
 /// Winograd scope: 0 = not yet read from the environment, else a [`WinogradScope`] + 1.
@@ -214,6 +235,8 @@ pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, 
         let b = fb.as_ref().map(values);
         let y = if let Some(filters) = winograd_filters(pass, &fw, &g, false) {
             winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
+        } else if let Some(filters) = direct_filters(&fw, &g, false) {
+            direct::convolve(&values(&fx), &filters, b.as_deref(), &g)
         } else {
             conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g)
         };
@@ -257,13 +280,68 @@ fn winograd_filters(
     } else {
         winograd::choose(g)?
     };
-    Some(filter_cache::filters(fw, w, adjoint, tile, || {
+    let layout = filter_cache::Layout::Winograd { tile, adjoint };
+    Some(filter_cache::filters(fw, w, layout, || {
         if adjoint {
             winograd::FilterTransform::adjoint(w, g.c_out, g.c_in, tile)
         } else {
             winograd::FilterTransform::forward(w, g.c_out, g.c_in, tile)
         }
     }))
+}
+
+/// The direct-convolution filters of the plain weight `fw` for the convolution `g`, or for its
+/// input adjoint if `adjoint`, when the direct kernel is on and applies ([`direct::applies`]);
+/// `None` means im2col. Only contiguous weights are cached (see [`winograd_filters`]).
+fn direct_filters(
+    fw: &FlexTensor,
+    g: &ConvGeometry,
+    adjoint: bool,
+) -> Option<std::sync::Arc<direct::PackedFilters>> {
+    if !direct_enabled() || !direct::applies(g) {
+        return None;
+    }
+    let w = fw.as_slice::<f32>()?;
+    let layout = filter_cache::Layout::Direct { adjoint };
+    Some(filter_cache::filters(fw, w, layout, || {
+        if adjoint {
+            direct::PackedFilters::adjoint(w, g.c_out, g.c_in, g.kernel)
+        } else {
+            direct::PackedFilters::forward(w, g.c_out, g.c_in, g.kernel)
+        }
+    }))
+}
+
+/// `y = x Wᵀ + b` for `x: [N, F, 1, 1]`, `weight: [O, F]` on plain `f32` tensors with `N ≤`
+/// [`dense::MAX_BATCH`] ([`dense::linear`], one pass over the weight); `None` otherwise (then
+/// burn's matmul).
+pub fn linear(x: &T4, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<T4> {
+    let [n, f, _, _] = x.dims();
+    let [o, _] = weight.dims();
+    if !own_kernels_enabled() || n > dense::MAX_BATCH {
+        return None;
+    }
+    let (fx, fw) = (flex_f32(x)?, flex_f32(weight)?);
+    let fb = match bias {
+        Some(b) => Some(flex_f32(b)?),
+        None => None,
+    };
+    let b = fb.as_ref().map(values);
+    let y = dense::linear(&values(&fx)[..n * f], n, &values(&fw), o, b.as_deref());
+    Some(from_vec(y, [n, o, 1, 1]))
+}
+
+/// `dx = g W` for `g: [N, O, 1, 1]`, `weight: [O, F]` on plain `f32` tensors with `N ≤`
+/// [`dense::MAX_BATCH`] ([`dense::linear_input_adjoint`]); `None` otherwise.
+pub fn linear_input_adjoint(g: &T4, weight: &Tensor<2>) -> Option<T4> {
+    let [n, o, _, _] = g.dims();
+    let [_, f] = weight.dims();
+    if !own_kernels_enabled() || n > dense::MAX_BATCH {
+        return None;
+    }
+    let (fg, fw) = (flex_f32(g)?, flex_f32(weight)?);
+    let dx = dense::linear_input_adjoint(&values(&fg), n, &values(&fw), o);
+    Some(from_vec(dx, [n, f, 1, 1]))
 }
 
 /// Whether `t` is an `f32` tensor on the Flex backend's autodiff device (a training pass).
@@ -305,6 +383,13 @@ pub fn conv2d_input_adjoint_in(
                 &filters,
                 None,
                 &winograd::adjoint_geometry(&geometry),
+            )
+        } else if let Some(filters) = direct_filters(&fw, &geometry, true) {
+            direct::convolve(
+                &values(&fg),
+                &filters,
+                None,
+                &direct::adjoint_geometry(&geometry),
             )
         } else {
             conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry)
@@ -443,6 +528,25 @@ pub fn any_negative(x: &T4) -> Option<bool> {
     )
 }
 
+/// Elements per parallel task of the element-wise passes (64 KiB).
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// A fresh `len`-element vector whose chunks of [`ELEMENTWISE_CHUNK`] are written in parallel
+/// by `fill(chunk index, chunk)`, which must write every element (so nothing is zeroed first).
+fn par_collect(
+    len: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::<f32>::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ELEMENTWISE_CHUNK)
+        .enumerate()
+        .for_each(|(k, chunk)| fill(k, chunk));
+    // SAFETY: `fill` wrote every element of every chunk.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `f(a, b)` element by element in one parallel pass, for two plain `f32` tensors of the same
 /// shape; `None` otherwise (the caller then composes burn's ops). Fusing a chain of element-wise
 /// ops into one pass saves a full read and write of the tensor per op it replaces.
@@ -452,14 +556,54 @@ pub fn zip_map(a: &T4, b: &T4, f: impl Fn(f32, f32) -> f32 + Sync) -> Option<T4>
     }
     let (fa, fb) = (flex_f32(a)?, flex_f32(b)?);
     let (va, vb) = (values(&fa), values(&fb));
-    let mut out = vec![0.0f32; va.len()];
-    const CHUNK: usize = 1 << 14;
-    out.par_chunks_mut(CHUNK)
-        .zip(va.par_chunks(CHUNK).zip(vb.par_chunks(CHUNK)))
-        .for_each(|(o, (x, y))| {
-            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
-            }
-        });
+    let out = par_collect(va.len(), |k, o| {
+        let at = k * ELEMENTWISE_CHUNK;
+        for ((o, &x), &y) in o.iter_mut().zip(&va[at..]).zip(&vb[at..]) {
+            o.write(f(x, y));
+        }
+    });
     Some(from_vec(out, a.dims()))
+}
+
+/// `f(x)` element by element in one parallel pass on a plain `f32` tensor (burn's element-wise
+/// ops run on one thread); `None` otherwise.
+pub fn map(x: &T4, f: impl Fn(f32) -> f32 + Sync) -> Option<T4> {
+    if !own_kernels_enabled() {
+        return None;
+    }
+    let fx = flex_f32(x)?;
+    let v = values(&fx);
+    let out = par_collect(v.len(), |k, o| {
+        for (o, &x) in o.iter_mut().zip(&v[k * ELEMENTWISE_CHUNK..]) {
+            o.write(f(x));
+        }
+    });
+    Some(from_vec(out, x.dims()))
+}
+
+/// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm, or with a zero shift
+/// its adjoint) in one parallel pass on a plain `f32` tensor, instead of two broadcast passes;
+/// `None` otherwise.
+pub fn channel_affine(x: &T4, scale: &[f32], shift: &[f32]) -> Option<T4> {
+    let [_, c, h, w] = x.dims();
+    if !own_kernels_enabled() || scale.len() != c || shift.len() != c {
+        return None;
+    }
+    let fx = flex_f32(x)?;
+    let v = values(&fx);
+    let plane = (h * w).max(1);
+    let out = par_collect(v.len(), |k, o| {
+        // Runs of one channel within the chunk.
+        let mut i = 0;
+        while i < o.len() {
+            let at = k * ELEMENTWISE_CHUNK + i;
+            let (ch, run) = (at / plane % c, (plane - at % plane).min(o.len() - i));
+            let (s, t) = (scale[ch], shift[ch]);
+            for (o, &x) in o[i..i + run].iter_mut().zip(&v[at..at + run]) {
+                o.write(x * s + t);
+            }
+            i += run;
+        }
+    });
+    Some(from_vec(out, x.dims()))
 }

@@ -1,0 +1,662 @@
+//! Direct convolution for dense stride-1 convolutions: an implicit GEMM that reads the input
+//! (zero-padded once) in place instead of building a column matrix, with filters packed once
+//! per weight tensor into the order the micro-kernel reads them.
+//!
+//! Output pixels are indexed in *padded-width* coordinates `q = oh·P_w + ow` with `P_w = oW +
+//! kW − 1` the width of the zero-padded input plane; then the input value that tap `(i, j)` of
+//! channel `c` reads for position `q` is `x̃[c, q + i·P_w + j]` — one contiguous run of the
+//! padded plane per tap, for any run of consecutive `q`. So the column matrix of im2col
+//! (Chellapilla et al. 2006) never needs to exist: `Y[o, q] = Σ_(c,i,j) W[o, c, i, j] ·
+//! x̃[c, q + i·P_w + j]` is a GEMM whose right operand's rows are the padded planes at a
+//! per-row offset. Positions with `ow ≥ oW` (the `kW − 1` columns where a run wraps into the
+//! next row) are computed and dropped. The micro-kernel (AVX-512) keeps a 14 × 32 block of
+//! outputs in 28 registers and, per term, loads 32 inputs and broadcasts 14 packed weights,
+//! as in the register blocking of Goto & van de Geijn, "Anatomy of High-Performance Matrix
+//! Multiplication" (ACM TOMS 2008); here the weights play the broadcast operand and stay in L1
+//! across a block of positions.
+//!
+//! Every output is summed in the same order (channel block by channel block, taps in order),
+//! whatever its place, so equal neighbourhoods give equal outputs (max-pooling ties survive),
+//! and results do not depend on the batch or the thread count.
+//!
+//! The input adjoint of such a convolution is one too (filters rotated by 180° with input and
+//! output channels swapped, padding `k − 1 − p`), so the same kernel serves both.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
+
+/// Most output channels per packed panel (rows of the micro-kernel's output block). A layer's
+/// channels are cut into `⌈C_out / 14⌉` panels of as equal size as possible (64 → 13, 13, 13,
+/// 13, 12), so no panel is a thin remainder that loads as much input for fewer products.
+pub const PANEL_ROWS: usize = 14;
+
+/// Number of panels for `c_out` channels.
+fn panel_count(c_out: usize) -> usize {
+    c_out.div_ceil(PANEL_ROWS)
+}
+
+/// First channel of panel `p` of `panels` over `c_out` channels (`p = panels` gives `c_out`).
+fn panel_start(p: usize, panels: usize, c_out: usize) -> usize {
+    p * c_out / panels
+}
+/// Output positions per micro-kernel call (two AVX-512 vectors).
+const CHUNK: usize = 32;
+/// Terms `(c, i, j)` per channel block: a block's packed panel (≈ 16 KiB) stays in L1 while
+/// the block of positions runs.
+const BLOCK_TERMS: usize = 288;
+/// Most accumulator floats per task (1 MiB): with a channel block's input rows they stay in L2.
+const TASK_ACCUMULATORS: usize = 1 << 18;
+/// Fewest output positions per task, so a panel's weights (in L1) serve several chunks.
+const MIN_BLOCK_POSITIONS: usize = 8 * CHUNK;
+
+/// Whether this CPU runs the direct kernel (AVX-512F); elsewhere convolutions stay on im2col.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the direct kernel computes `g` (forward), and with [`adjoint_geometry`] its input
+/// adjoint: one group, stride and dilation 1, padding before at most `k − 1` on each axis (so
+/// the adjoint's padding `k − 1 − p` exists), more than one tap. 1×1 convolutions stay plain
+/// GEMMs: each of their terms reads another channel plane, pages apart, and the GEMM's packing
+/// of those rows measured faster than reading them in place.
+pub fn applies(g: &ConvGeometry) -> bool {
+    g.kernel[0] * g.kernel[1] > 1 && computes(g) && available()
+}
+
+/// Whether [`convolve`] can compute `g` at all (1×1 included).
+fn computes(g: &ConvGeometry) -> bool {
+    g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.pad_before[0] < g.kernel[0]
+        && g.pad_before[1] < g.kernel[1]
+        && g.c_in > 0
+        && g.c_out > 0
+}
+
+/// Geometry of the input adjoint `dx = Wᵀ ⋆ dy` of the stride-1 convolution `g` as a forward
+/// convolution of `dy` with the rotated, transposed filters ([`PackedFilters::adjoint`]):
+/// per axis `dx[y] = Σ_i dy[y + i − (k − 1 − p)] · W[k − 1 − i]`.
+pub fn adjoint_geometry(g: &ConvGeometry) -> ConvGeometry {
+    ConvGeometry {
+        batch: g.batch,
+        c_in: g.c_out,
+        in_hw: g.out_hw,
+        c_out: g.c_in,
+        kernel: g.kernel,
+        out_hw: g.in_hw,
+        stride: [1, 1],
+        dilation: [1, 1],
+        pad_before: [
+            g.kernel[0] - 1 - g.pad_before[0],
+            g.kernel[1] - 1 - g.pad_before[1],
+        ],
+    }
+}
+
+/// Filters laid out for the micro-kernel: per block of input channels (about
+/// [`BLOCK_TERMS`] terms `(c, i, j)`), per panel of at most [`PANEL_ROWS`] output channels,
+/// the panel's weights term by term (`[terms][rows]`, contiguous).
+pub struct PackedFilters {
+    c_out: usize,
+    c_in: usize,
+    kernel: [usize; 2],
+    block_channels: usize,
+    data: Vec<f32>,
+}
+
+impl PackedFilters {
+    /// Packs `weight: [C_out, C_in, kH, kW]` for the forward convolution.
+    pub fn forward(weight: &[f32], c_out: usize, c_in: usize, kernel: [usize; 2]) -> Self {
+        let taps = kernel[0] * kernel[1];
+        assert_eq!(weight.len(), c_out * c_in * taps, "weight size");
+        Self::pack(c_out, c_in, kernel, |o, c, t| {
+            weight[(o * c_in + c) * taps + t]
+        })
+    }
+
+    /// Packs `weight: [C_out, C_in, kH, kW]` for its input adjoint: a convolution from `C_out`
+    /// to `C_in` channels with `W'[c, o, i, j] = W[o, c, kH − 1 − i, kW − 1 − j]`.
+    pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize, kernel: [usize; 2]) -> Self {
+        let taps = kernel[0] * kernel[1];
+        assert_eq!(weight.len(), c_out * c_in * taps, "weight size");
+        Self::pack(c_in, c_out, kernel, |c, o, t| {
+            weight[(o * c_in + c) * taps + (taps - 1 - t)]
+        })
+    }
+
+    /// Lays out `w(o, c, tap)` for a convolution from `c_in` to `c_out` channels.
+    fn pack(
+        c_out: usize,
+        c_in: usize,
+        kernel: [usize; 2],
+        w: impl Fn(usize, usize, usize) -> f32 + Sync,
+    ) -> Self {
+        let taps = kernel[0] * kernel[1];
+        let block_channels = BLOCK_TERMS.div_ceil(taps).clamp(1, c_in.max(1));
+        let mut data = vec![0.0f32; c_out * c_in * taps];
+        // Blocks are contiguous (block `c0..` starts at `c0 · taps · C_out`), so they pack in
+        // parallel.
+        data.par_chunks_mut(block_channels * taps * c_out)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let c0 = b * block_channels;
+                let terms = block.len() / c_out;
+                let panels = panel_count(c_out);
+                for p in 0..panels {
+                    let (o0, o1) = (
+                        panel_start(p, panels, c_out),
+                        panel_start(p + 1, panels, c_out),
+                    );
+                    let panel = &mut block[o0 * terms..o1 * terms];
+                    for (k, dst) in panel.chunks_exact_mut(o1 - o0).enumerate() {
+                        let (c, t) = (c0 + k / taps, k % taps);
+                        for (r, d) in dst.iter_mut().enumerate() {
+                            *d = w(o0 + r, c, t);
+                        }
+                    }
+                }
+            });
+        PackedFilters {
+            c_out,
+            c_in,
+            kernel,
+            block_channels,
+            data,
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+
+    /// Input channels `c0..c1` of channel block `block`.
+    fn block_channels(&self, block: usize) -> (usize, usize) {
+        let c0 = block * self.block_channels;
+        (c0, (c0 + self.block_channels).min(self.c_in))
+    }
+
+    /// Panel `panel` of block `block`: `[terms][rows]` and its row count.
+    fn panel(&self, block: usize, panel: usize) -> (&[f32], usize) {
+        let taps = self.kernel[0] * self.kernel[1];
+        let (c0, c1) = self.block_channels(block);
+        let terms = (c1 - c0) * taps;
+        let panels = panel_count(self.c_out);
+        let (o0, o1) = (
+            panel_start(panel, panels, self.c_out),
+            panel_start(panel + 1, panels, self.c_out),
+        );
+        let start = c0 * taps * self.c_out + o0 * terms;
+        (&self.data[start..start + (o1 - o0) * terms], o1 - o0)
+    }
+}
+
+/// `y = W ⋆ x + b` for `x: [N, C_in, H, W]` with filters packed by [`PackedFilters::forward`]
+/// (or, with [`adjoint_geometry`], the input adjoint with [`PackedFilters::adjoint`]),
+/// returning `[N, C_out, oH, oW]`.
+///
+/// # Panics
+/// If `g` has another stride or dilation than 1, the CPU lacks AVX-512, or sizes disagree.
+pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+    assert!(
+        computes(g) && available(),
+        "direct convolution needs stride 1 and AVX-512"
+    );
+    assert_eq!(
+        (f.c_out, f.c_in, f.kernel),
+        (g.c_out, g.c_in, g.kernel),
+        "packed filters"
+    );
+    let [h, w] = g.in_hw;
+    assert_eq!(x.len(), g.batch * g.c_in * h * w, "input size");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.c_out, "bias size");
+    }
+    let [oh, ow] = g.out_hw;
+    if oh == 0 || ow == 0 {
+        return vec![0.0; g.batch * g.c_out * oh * ow];
+    }
+    // Every output element is written exactly once below (the position blocks cover all rows
+    // and columns, the panels all channels), so the buffer is not zeroed first.
+    let mut out = Vec::<f32>::with_capacity(g.batch * g.c_out * oh * ow);
+    let input = PaddedInput::new(x, g);
+    let positions = oh * input.width;
+    let panels = panel_count(g.c_out);
+    let split = Split::choose(positions, panels, g.c_out, g.batch);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let offsets = input.term_offsets(f.block_channels, g.kernel);
+    let blocks = g.c_in.div_ceil(f.block_channels);
+    let (groups, block_positions) = (split.groups, split.block_positions);
+    (0..g.batch * split.position_blocks * groups)
+        .into_par_iter()
+        .for_each(|task| {
+            let group = task % groups;
+            let image = task / groups / split.position_blocks;
+            let q0 = (task / groups % split.position_blocks) * block_positions;
+            let q1 = (q0 + block_positions).min(positions);
+            let p0 = group * split.panels_per_group;
+            let p1 = (p0 + split.panels_per_group).min(panels);
+            let (m0, m1) = (
+                panel_start(p0, panels, g.c_out),
+                panel_start(p1, panels, g.c_out),
+            );
+            if q0 >= q1 || m0 >= m1 {
+                return;
+            }
+            let mut acc = take_scratch((m1 - m0) * block_positions);
+            let planes = input.image(image);
+            for block in 0..blocks {
+                let (c0, _) = f.block_channels(block);
+                let src = &planes[c0 * input.plane..];
+                for p in p0..p1 {
+                    let (panel, rows) = f.panel(block, p);
+                    let terms = panel.len() / rows;
+                    let dst = &mut acc[(panel_start(p, panels, g.c_out) - m0) * block_positions..];
+                    for q in (q0..q1).step_by(CHUNK) {
+                        let valid = CHUNK.min(q1 - q);
+                        // SAFETY: reads `src[q + offsets[k] + l]` for `l < valid`, which stays
+                        // inside the image's padded planes (see `PaddedInput`); writes `rows`
+                        // rows of `valid` floats of `dst` at `q − q0`, inside the task's block.
+                        unsafe {
+                            micro_kernel(
+                                rows,
+                                terms,
+                                panel.as_ptr(),
+                                src.as_ptr().add(q),
+                                &offsets[..terms],
+                                dst.as_mut_ptr().add(q - q0),
+                                block_positions,
+                                block > 0,
+                                valid,
+                            );
+                        }
+                    }
+                }
+            }
+            // Drop the wrapped columns, add the bias and write the task's part of the output.
+            for m in m0..m1 {
+                let row = &acc[(m - m0) * block_positions..][..q1 - q0];
+                let b = bias.map_or(0.0, |b| b[m]);
+                let channel = (image * g.c_out + m) * oh * ow;
+                for r in q0 / input.width..=(q1 - 1) / input.width {
+                    let start = (r * input.width).max(q0);
+                    let end = (r * input.width + ow).min(q1);
+                    let col = start.saturating_sub(r * input.width);
+                    for (i, &v) in row[start.min(end) - q0..end - q0].iter().enumerate() {
+                        // SAFETY: output channel `m` of this image at positions `q0..q1` belongs
+                        // to this task alone; the index is inside the output's capacity.
+                        unsafe { out_ptr.get().add(channel + r * ow + col + i).write(v + b) };
+                    }
+                }
+            }
+            return_scratch(acc);
+        });
+    // SAFETY: all `N · C_out · oH · oW` elements were written by the tasks (see above).
+    unsafe { out.set_len(g.batch * g.c_out * oh * ow) };
+    out
+}
+
+/// How one image's work is cut into tasks: blocks of positions × groups of panels.
+struct Split {
+    position_blocks: usize,
+    block_positions: usize,
+    groups: usize,
+    panels_per_group: usize,
+}
+
+impl Split {
+    /// As few position blocks as keep a task's accumulators within [`TASK_ACCUMULATORS`]
+    /// (every block streams the whole weight, which for deep layers is megabytes), a multiple
+    /// of the thread count for a single image so the threads get equal shares; then, where that
+    /// leaves threads idle, the panels split into groups too.
+    fn choose(positions: usize, panels: usize, c_out: usize, batch: usize) -> Self {
+        let threads = rayon::current_num_threads().max(1);
+        let cap = (TASK_ACCUMULATORS / c_out.max(1)).max(MIN_BLOCK_POSITIONS);
+        let mut position_blocks = positions.div_ceil(cap).max(1);
+        if batch == 1 && position_blocks > 1 {
+            position_blocks = position_blocks.next_multiple_of(threads);
+        }
+        let block_positions = positions
+            .div_ceil(position_blocks)
+            .next_multiple_of(CHUNK)
+            .max(CHUNK);
+        let position_blocks = positions.div_ceil(block_positions);
+        let groups = (2 * threads)
+            .div_ceil(batch * position_blocks)
+            .clamp(1, panels);
+        let panels_per_group = panels.div_ceil(groups);
+        Split {
+            position_blocks,
+            block_positions,
+            groups: panels.div_ceil(panels_per_group),
+            panels_per_group,
+        }
+    }
+}
+
+/// The input as the kernel reads it: each channel a plane of `P_h × P_w` (`P_h = oH + kH − 1`,
+/// `P_w = oW + kW − 1`) with the input at `(pad_t, pad_l)` and zeros around, followed by a few
+/// zeros so the last row's wrapped positions never read past the end. Without padding and with
+/// the input exactly that size (1×1 convolutions) the input itself is used.
+struct PaddedInput<'a> {
+    planes: Cow<'a, [f32]>,
+    /// Floats per channel plane.
+    plane: usize,
+    /// Floats per image.
+    image_len: usize,
+    /// Row width `P_w` of a plane.
+    width: usize,
+}
+
+impl<'a> PaddedInput<'a> {
+    fn new(x: &'a [f32], g: &ConvGeometry) -> Self {
+        let [h, w] = g.in_hw;
+        let [kh, kw] = g.kernel;
+        let (ph, pw) = (g.out_hw[0] + kh - 1, g.out_hw[1] + kw - 1);
+        let [pt, pl] = g.pad_before;
+        if pt == 0 && pl == 0 && ph == h && pw == w {
+            return PaddedInput {
+                planes: Cow::Borrowed(x),
+                plane: h * w,
+                image_len: g.c_in * h * w,
+                width: w,
+            };
+        }
+        // Valid positions read up to `P_h·P_w + kW − 2` of a plane: each plane has `kW` spare
+        // zeros after it (so all planes have one stride and fill in parallel).
+        let plane = ph * pw + kw;
+        let image_len = g.c_in * plane;
+        let mut data = Vec::<f32>::with_capacity(g.batch * image_len);
+        // Every element is written once: the copied rows, the padding and the spare zeros.
+        data.spare_capacity_mut()[..g.batch * image_len]
+            .par_chunks_mut(plane)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                let zero = std::mem::MaybeUninit::new(0.0f32);
+                let n = w.min(pw.saturating_sub(pl));
+                let copied = h.min(ph.saturating_sub(pt));
+                for (py, dst_row) in dst[..ph * pw].chunks_exact_mut(pw).enumerate() {
+                    if py < pt || py >= pt + copied {
+                        dst_row.fill(zero);
+                        continue;
+                    }
+                    let src_row = &src[(py - pt) * w..][..n];
+                    dst_row[..pl].fill(zero);
+                    for (d, &v) in dst_row[pl..pl + n].iter_mut().zip(src_row) {
+                        *d = std::mem::MaybeUninit::new(v);
+                    }
+                    dst_row[pl + n..].fill(zero);
+                }
+                dst[ph * pw..].fill(zero);
+            });
+        // SAFETY: the loop above initialised all `N · C_in · plane` elements.
+        unsafe { data.set_len(g.batch * image_len) };
+        PaddedInput {
+            planes: Cow::Owned(data),
+            plane,
+            image_len,
+            width: pw,
+        }
+    }
+
+    /// The padded planes of image `n`.
+    fn image(&self, n: usize) -> &[f32] {
+        &self.planes[n * self.image_len..]
+    }
+
+    /// `offsets[(c, i, j)] = c·plane + i·P_w + j` for `c` in one channel block.
+    fn term_offsets(&self, block_channels: usize, kernel: [usize; 2]) -> Vec<usize> {
+        let mut offsets = Vec::with_capacity(block_channels * kernel[0] * kernel[1]);
+        for c in 0..block_channels {
+            for i in 0..kernel[0] {
+                for j in 0..kernel[1] {
+                    offsets.push(c * self.plane + i * self.width + j);
+                }
+            }
+        }
+        offsets
+    }
+}
+
+/// `dst[r, l] (+)= Σ_k panel[k, r] · src[offsets[k] + l]` for `r < rows`, `l < valid`
+/// (`+=` if `accumulate`), rows of `dst` `dst_stride` apart.
+///
+/// # Safety
+/// `panel` holds `terms · rows` floats; `src + offsets[k] + l` is readable and `dst + r ·
+/// dst_stride + l` writable for the stated ranges; `rows ≤ PANEL_ROWS`, `valid ≤ CHUNK`; the CPU
+/// has AVX-512F.
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel(
+    rows: usize,
+    terms: usize,
+    panel: *const f32,
+    src: *const f32,
+    offsets: &[usize],
+    dst: *mut f32,
+    dst_stride: usize,
+    accumulate: bool,
+    valid: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! dispatch {
+            ($($n:literal)*) => {
+                match rows {
+                    $($n => unsafe {
+                        avx512::block::<$n>(
+                            terms, panel, src, offsets, dst, dst_stride, accumulate, valid,
+                        )
+                    },)*
+                    _ => unreachable!("panel rows"),
+                }
+            };
+        }
+        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (
+            rows, terms, panel, src, offsets, dst, dst_stride, accumulate, valid,
+        );
+        unreachable!("the direct kernel needs AVX-512");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// The `R × 32` output block: `R · 2` accumulators, per term two input loads and `R`
+    /// broadcast multiply-adds. Masked loads and stores cover a last, partial chunk.
+    ///
+    /// # Safety
+    /// As [`super::micro_kernel`].
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block<const R: usize>(
+        terms: usize,
+        panel: *const f32,
+        src: *const f32,
+        offsets: &[usize],
+        dst: *mut f32,
+        dst_stride: usize,
+        accumulate: bool,
+        valid: usize,
+    ) {
+        let full = valid == 2 * 16;
+        let bits = if full { u32::MAX } else { (1u32 << valid) - 1 };
+        let masks = [bits as __mmask16, (bits >> 16) as __mmask16];
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        // SAFETY (whole body): pointer ranges as the caller vouches.
+        unsafe {
+            if accumulate {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    for (v, a) in a.iter_mut().enumerate() {
+                        *a = _mm512_maskz_loadu_ps(masks[v], dst.add(r * dst_stride + 16 * v));
+                    }
+                }
+            }
+            if full {
+                for (k, &off) in offsets.iter().enumerate().take(terms) {
+                    let s = src.add(off);
+                    let x = [_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(16))];
+                    let w = panel.add(k * R);
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let wr = _mm512_set1_ps(*w.add(r));
+                        a[0] = _mm512_fmadd_ps(wr, x[0], a[0]);
+                        a[1] = _mm512_fmadd_ps(wr, x[1], a[1]);
+                    }
+                }
+            } else {
+                for (k, &off) in offsets.iter().enumerate().take(terms) {
+                    let s = src.add(off);
+                    let x = [
+                        _mm512_maskz_loadu_ps(masks[0], s),
+                        _mm512_maskz_loadu_ps(masks[1], s.add(16)),
+                    ];
+                    let w = panel.add(k * R);
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let wr = _mm512_set1_ps(*w.add(r));
+                        a[0] = _mm512_fmadd_ps(wr, x[0], a[0]);
+                        a[1] = _mm512_fmadd_ps(wr, x[1], a[1]);
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                for (v, &a) in a.iter().enumerate() {
+                    _mm512_mask_storeu_ps(dst.add(r * dst_stride + 16 * v), masks[v], a);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `y[o, y, x] = Σ_{c,i,j} W[o, c, i, j] · x[c, y + i − p_t, x + j − p_l] + b[o]` by its
+    /// definition.
+    fn definition(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let [h, wd] = g.in_hw;
+        let [kh, kw] = g.kernel;
+        let [oh, ow] = g.out_hw;
+        let mut y = vec![0.0f32; g.batch * g.c_out * oh * ow];
+        for n in 0..g.batch {
+            for o in 0..g.c_out {
+                for py in 0..oh {
+                    for px in 0..ow {
+                        let mut s = b[o] as f64;
+                        for c in 0..g.c_in {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let (yy, xx) = (
+                                        (py + i) as isize - g.pad_before[0] as isize,
+                                        (px + j) as isize - g.pad_before[1] as isize,
+                                    );
+                                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd
+                                    {
+                                        s += (w[((o * g.c_in + c) * kh + i) * kw + j]
+                                            * x[((n * g.c_in + c) * h + yy as usize) * wd
+                                                + xx as usize])
+                                            as f64;
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + o) * oh + py) * ow + px] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_adjoint_match_the_definition_and_the_adjoint_identity() {
+        if !available() {
+            return;
+        }
+        // (batch, c_in, c_out, in_hw, kernel, pad_before, pad_after): panel remainders 1–13,
+        // chunks that end mid-row, padding on one side only, 1×1 reading the input in place.
+        let cases = [
+            (1, 3, 64, [11, 13], [3, 3], [1, 1], [1, 1]),
+            (2, 5, 15, [7, 40], [3, 3], [1, 1], [1, 1]),
+            (1, 40, 29, [9, 9], [1, 1], [0, 0], [0, 0]),
+            (3, 17, 9, [5, 6], [3, 2], [2, 0], [0, 1]),
+            (1, 300, 14, [4, 4], [3, 3], [1, 1], [1, 1]),
+            (1, 2, 1, [33, 3], [5, 5], [2, 2], [2, 2]),
+            (2, 33, 28, [6, 5], [2, 2], [0, 1], [1, 0]),
+        ];
+        for (case, &(batch, c_in, c_out, in_hw, kernel, pad, pad_after)) in cases.iter().enumerate()
+        {
+            let out_hw = [
+                in_hw[0] + pad[0] + pad_after[0] + 1 - kernel[0],
+                in_hw[1] + pad[1] + pad_after[1] + 1 - kernel[1],
+            ];
+            let g = ConvGeometry {
+                batch,
+                c_in,
+                in_hw,
+                c_out,
+                kernel,
+                out_hw,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad_before: pad,
+            };
+            let x = values(batch * c_in * in_hw[0] * in_hw[1], 3 * case as u64 + 1);
+            let w = values(c_out * c_in * kernel[0] * kernel[1], 3 * case as u64 + 2);
+            let b = values(c_out, 3 * case as u64 + 3);
+            let ours = convolve(
+                &x,
+                &PackedFilters::forward(&w, c_out, c_in, kernel),
+                Some(&b),
+                &g,
+            );
+            let want = definition(&x, &w, &b, &g);
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (a, e) in ours.iter().zip(&want) {
+                assert!((a - e).abs() <= 1e-5 * scale, "case {case}: {a} vs {e}");
+            }
+            // ⟨conv(x), dy⟩ = ⟨x, Wᵀ ⋆ dy⟩ (bias-free).
+            let dy = values(want.len(), 3 * case as u64 + 4);
+            let dx = convolve(
+                &dy,
+                &PackedFilters::adjoint(&w, c_out, c_in, kernel),
+                None,
+                &adjoint_geometry(&g),
+            );
+            assert_eq!(dx.len(), x.len());
+            let y0 = definition(&x, &w, &vec![0.0; c_out], &g);
+            let lhs: f64 = y0.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
+            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
+                "case {case}: {lhs} vs {rhs}"
+            );
+        }
+    }
+}
