@@ -291,11 +291,22 @@ pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeom
                 for r in q0 / input.width..=(q1 - 1) / input.width {
                     let start = (r * input.width).max(q0);
                     let end = (r * input.width + ow).min(q1);
-                    let col = start.saturating_sub(r * input.width);
-                    for (i, &v) in row[start.min(end) - q0..end - q0].iter().enumerate() {
-                        // SAFETY: output channel `m` of this image at positions `q0..q1` belongs
-                        // to this task alone; the index is inside the output's capacity.
-                        unsafe { out_ptr.get().add(channel + r * ow + col + i).write(v + b) };
+                    if start >= end {
+                        continue;
+                    }
+                    let col = start - r * input.width;
+                    // SAFETY: output channel `m` of this image at these positions belongs to this
+                    // task alone, and lies inside the output's capacity; viewed as possibly
+                    // uninitialised floats, which are only written.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out_ptr.get().add(channel + r * ow + col)
+                                as *mut std::mem::MaybeUninit<f32>,
+                            end - start,
+                        )
+                    };
+                    for (d, &v) in dst.iter_mut().zip(&row[start - q0..end - q0]) {
+                        d.write(v + b);
                     }
                 }
             }

@@ -35,6 +35,12 @@ pub fn stabilized_ratio(r: T4, z: T4, eps: f32) -> T4 {
     fused.unwrap_or_else(|| r.div(stabilize(z, eps)))
 }
 
+/// `a ⊙ b` in one parallel pass where the tensors allow it (burn's `mul` otherwise; the same
+/// values either way).
+pub fn product(a: &T4, b: T4) -> T4 {
+    crate::engine::kernels::zip_map(a, &b, |x, y| x * y).unwrap_or_else(|| a.clone().mul(b))
+}
+
 /// Which linear map a node applies.
 #[derive(Clone, Debug)]
 enum Geometry {

@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock};
 
 use burn::prelude::*;
 
-use super::kernel::{LayerWeights, Weights, spatial, stabilized_ratio};
+use super::kernel::{LayerWeights, Weights, product, spatial, stabilized_ratio};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{NodeId, Op, ParamStore};
 use crate::tensor::T4;
@@ -157,7 +157,7 @@ impl LinearLrp {
         if !has_negative_input {
             let z = p.forward(x.clone())?;
             let s = stabilized_ratio(r.clone(), z, STABILIZER);
-            return Ok(x.clone().mul(p.adjoint(s, hw)));
+            return Ok(product(x, p.adjoint(s, hw)));
         }
         let xp = x.clone().clamp_min(0.0);
         let xn = x.clone().clamp_max(0.0);
@@ -178,7 +178,7 @@ impl LinearLrp {
             LinearRule::Epsilon { epsilon } => {
                 let z = ctx.output()?.clone();
                 let s = stabilized_ratio(r, z, *epsilon);
-                x.clone().mul(w.original.adjoint(s, hw))
+                product(x, w.original.adjoint(s, hw))
             }
             LinearRule::ZPlus => {
                 let neg = has_negative(x);
@@ -200,7 +200,7 @@ impl LinearLrp {
                 });
                 let z = boosted.forward(x.clone())?;
                 let s = stabilized_ratio(r, z, STABILIZER);
-                x.clone().mul(boosted.adjoint(s, hw))
+                product(x, boosted.adjoint(s, hw))
             }
             LinearRule::Flat | LinearRule::WSquare => {
                 let modified = if self.rule == LinearRule::Flat {

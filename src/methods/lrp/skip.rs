@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::elementwise::Grad;
-use super::kernel::stabilized_ratio;
+use super::kernel::{product, stabilized_ratio};
 use super::rules::STABILIZER;
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{Graph, NodeId, Op};
@@ -92,7 +92,7 @@ impl Rule for SkipRule {
         let (ra, rb) = match self.mode {
             SkipMode::Zennit => {
                 let s = stabilized_ratio(r, ctx.output()?.clone(), STABILIZER);
-                (a.clone().mul(s.clone()), b.clone().mul(s))
+                (product(a, s.clone()), product(b, s))
             }
             SkipMode::Split => {
                 let (abs_a, abs_b) = (a.clone().abs(), b.clone().abs());
