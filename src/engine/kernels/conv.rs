@@ -1079,11 +1079,16 @@ fn add_row(dst: &mut [f32], seg: &[f32], ow0: usize, offset: isize, stride: usiz
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Direct 7-loop convolution: the definition, for checking the fast path.
-    fn naive(x: &[f32], w: &[f32], b: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+    pub(in crate::engine::kernels) fn naive(
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        g: &ConvGeometry,
+    ) -> Vec<f32> {
         let [oh, ow] = g.out_hw;
         let [ih, iw] = g.in_hw;
         let mut y = vec![0.0f32; g.batch * g.c_out * oh * ow];

@@ -554,44 +554,8 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conv::tests::naive as definition;
     use super::*;
-
-    /// `y[o, y, x] = Σ_{c,i,j} W[o, c, i, j] · x[c, y + i − p_t, x + j − p_l] + b[o]` by its
-    /// definition.
-    fn definition(x: &[f32], w: &[f32], b: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        let [h, wd] = g.in_hw;
-        let [kh, kw] = g.kernel;
-        let [oh, ow] = g.out_hw;
-        let mut y = vec![0.0f32; g.batch * g.c_out * oh * ow];
-        for n in 0..g.batch {
-            for o in 0..g.c_out {
-                for py in 0..oh {
-                    for px in 0..ow {
-                        let mut s = b[o] as f64;
-                        for c in 0..g.c_in {
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    let (yy, xx) = (
-                                        (py + i) as isize - g.pad_before[0] as isize,
-                                        (px + j) as isize - g.pad_before[1] as isize,
-                                    );
-                                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd
-                                    {
-                                        s += (w[((o * g.c_in + c) * kh + i) * kw + j]
-                                            * x[((n * g.c_in + c) * h + yy as usize) * wd
-                                                + xx as usize])
-                                            as f64;
-                                    }
-                                }
-                            }
-                        }
-                        y[((n * g.c_out + o) * oh + py) * ow + px] = s as f32;
-                    }
-                }
-            }
-        }
-        y
-    }
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -647,7 +611,7 @@ mod tests {
                 Some(&b),
                 &g,
             );
-            let want = definition(&x, &w, &b, &g);
+            let want = definition(&x, &w, Some(&b), &g);
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for (a, e) in ours.iter().zip(&want) {
                 assert!((a - e).abs() <= 1e-5 * scale, "case {case}: {a} vs {e}");
@@ -661,7 +625,7 @@ mod tests {
                 &adjoint_geometry(&g),
             );
             assert_eq!(dx.len(), x.len());
-            let y0 = definition(&x, &w, &vec![0.0; c_out], &g);
+            let y0 = definition(&x, &w, None, &g);
             let lhs: f64 = y0.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
             assert!(

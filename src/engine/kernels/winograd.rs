@@ -108,19 +108,10 @@ pub fn choose_adjoint(g: &ConvGeometry) -> Option<Tile> {
 }
 
 /// Geometry of the input adjoint of the 3×3, stride-1 convolution `g`, as a forward
-/// convolution of the output gradient: `dx[q] = Σ_i dy[q + i − (2 − p)] · W[2 − i]` per axis.
+/// convolution of the output gradient: `dx[q] = Σ_i dy[q + i − (2 − p)] · W[2 − i]` per axis
+/// (the general stride-1 case is [`super::direct::adjoint_geometry`]).
 pub fn adjoint_geometry(g: &ConvGeometry) -> ConvGeometry {
-    ConvGeometry {
-        batch: g.batch,
-        c_in: g.c_out,
-        in_hw: g.out_hw,
-        c_out: g.c_in,
-        kernel: [3, 3],
-        out_hw: g.in_hw,
-        stride: [1, 1],
-        dilation: [1, 1],
-        pad_before: [2 - g.pad_before[0], 2 - g.pad_before[1]],
-    }
+    super::direct::adjoint_geometry(g)
 }
 
 /// One member of the F(m×m, 3×3) family (`A = M + 2`): its one-dimensional transforms, applied
