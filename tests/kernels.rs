@@ -381,11 +381,12 @@ fn width_preserving_convolutions_match_burn() {
     }
 }
 
-/// Stride-1 convolutions with more than one tap run on the direct (implicit-GEMM) kernel:
-/// forward with bias and input adjoint against burn on random geometries — kernels 2–5 on
-/// either axis, any padding before up to `k − 1` and after up to `k`, channel counts that
-/// give every panel split and several channel blocks (3×3: 32 channels per block), planes from
-/// one pixel to wider than a 32-position chunk, batches of 1–3.
+/// Convolutions with more than one tap run on the direct (implicit-GEMM) kernel — stride 1
+/// forward and input adjoint, strided ones forward through phase planes: forward with bias and
+/// input adjoint against burn on random geometries — kernels 2–5 on either axis, strides 1–3
+/// (half the cases 1), any padding before up to `k − 1` and after up to `k`, channel counts
+/// that give every panel split and several channel blocks (3×3: 32 channels per block), planes
+/// from one pixel to wider than a 32-position chunk, batches of 1–3.
 #[test]
 fn direct_convolutions_match_burn() {
     let mut rng = Rng::new(23);
@@ -401,11 +402,16 @@ fn direct_convolutions_match_burn() {
         if hw[0] + top + bottom < kernel[0] || hw[1] + left + right < kernel[1] {
             continue;
         }
+        let stride = if cases % 2 == 0 {
+            [1, 1]
+        } else {
+            [1 + rng.below(3), 1 + rng.below(3)]
+        };
         cases += 1;
         let c = Conv2d {
             weight: String::new(),
             bias: None,
-            stride: [1, 1],
+            stride,
             padding: [top, left, bottom, right],
             dilation: [1, 1],
             groups: 1,
@@ -419,10 +425,10 @@ fn direct_convolutions_match_burn() {
             c_out,
             kernel,
             out_hw: [
-                hw[0] + top + bottom + 1 - kernel[0],
-                hw[1] + left + right + 1 - kernel[1],
+                (hw[0] + top + bottom - kernel[0]) / stride[0] + 1,
+                (hw[1] + left + right - kernel[1]) / stride[1] + 1,
             ],
-            stride: [1, 1],
+            stride,
             dilation: [1, 1],
             pad_before: [top, left],
         };

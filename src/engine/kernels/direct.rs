@@ -1,6 +1,6 @@
-//! Direct convolution for dense stride-1 convolutions: an implicit GEMM that reads the input
-//! (zero-padded once) in place instead of building a column matrix, with filters packed once
-//! per weight tensor into the order the micro-kernel reads them.
+//! Direct convolution of dense convolutions (stride 1 forward and adjoint, strided forward): an
+//! implicit GEMM that reads the input (zero-padded once) in place instead of building a column
+//! matrix, with filters packed once per weight tensor into the order the micro-kernel reads them.
 //!
 //! Output pixels are indexed in *padded-width* coordinates `q = oh·P_w + ow` with `P_w = oW +
 //! kW − 1` the width of the zero-padded input plane; then the input value that tap `(i, j)` of
@@ -20,7 +20,11 @@
 //! and results do not depend on the batch or the thread count.
 //!
 //! The input adjoint of such a convolution is one too (filters rotated by 180° with input and
-//! output channels swapped, padding `k − 1 − p`), so the same kernel serves both.
+//! output channels swapped, padding `k − 1 − p`), so the same kernel serves both. Strided
+//! convolutions (forward only) read `s_h · s_w` phase planes of the padded input instead (the
+//! plane of rows `≡ a (mod s_h)` and columns `≡ b (mod s_w)`): tap `(i, j)` of output `(oh, ow)`
+//! is phase `(i mod s_h, j mod s_w)` at `(oh + i div s_h, ow + j div s_w)`, again a contiguous
+//! run per term, so only the term offsets change.
 
 use std::borrow::Cow;
 
@@ -64,18 +68,26 @@ pub fn available() -> bool {
     }
 }
 
-/// Whether the direct kernel computes `g` (forward), and with [`adjoint_geometry`] its input
-/// adjoint: one group, stride and dilation 1, padding before at most `k − 1` on each axis (so
-/// the adjoint's padding `k − 1 − p` exists), more than one tap. 1×1 convolutions stay plain
-/// GEMMs: each of their terms reads another channel plane, pages apart, and the GEMM's packing
-/// of those rows measured faster than reading them in place.
+/// Whether the direct kernel computes the forward convolution `g`: one group, dilation 1, any
+/// stride (strided ones through phase planes, see [`PaddedInput`]), padding before at most
+/// `k − 1` on each axis, more than one tap. 1×1 convolutions stay plain GEMMs: each of their
+/// terms reads another channel plane, pages apart, and the GEMM's packing of those rows measured
+/// faster than reading them in place.
 pub fn applies(g: &ConvGeometry) -> bool {
     g.kernel[0] * g.kernel[1] > 1 && computes(g) && available()
 }
 
+/// Whether the direct kernel computes the input adjoint of `g` (as the forward convolution
+/// [`adjoint_geometry`]): as [`applies`], with stride 1 (a strided convolution's adjoint is a
+/// transposed convolution, left to col2im).
+pub fn applies_to_adjoint(g: &ConvGeometry) -> bool {
+    g.stride == [1, 1] && applies(g)
+}
+
 /// Whether [`convolve`] can compute `g` at all (1×1 included).
 fn computes(g: &ConvGeometry) -> bool {
-    g.stride == [1, 1]
+    g.stride[0] >= 1
+        && g.stride[1] >= 1
         && g.dilation == [1, 1]
         && g.pad_before[0] < g.kernel[0]
         && g.pad_before[1] < g.kernel[1]
@@ -87,6 +99,11 @@ fn computes(g: &ConvGeometry) -> bool {
 /// convolution of `dy` with the rotated, transposed filters ([`PackedFilters::adjoint`]):
 /// per axis `dx[y] = Σ_i dy[y + i − (k − 1 − p)] · W[k − 1 − i]`.
 pub fn adjoint_geometry(g: &ConvGeometry) -> ConvGeometry {
+    assert_eq!(
+        g.stride,
+        [1, 1],
+        "the adjoint of a strided convolution is not one"
+    );
     ConvGeometry {
         batch: g.batch,
         c_in: g.c_out,
@@ -206,11 +223,11 @@ impl PackedFilters {
 /// returning `[N, C_out, oH, oW]`.
 ///
 /// # Panics
-/// If `g` has another stride or dilation than 1, the CPU lacks AVX-512, or sizes disagree.
+/// If `g` has a dilation other than 1, the CPU lacks AVX-512, or sizes disagree.
 pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
     assert!(
         computes(g) && available(),
-        "direct convolution needs stride 1 and AVX-512"
+        "direct convolution needs dilation 1 and AVX-512"
     );
     assert_eq!(
         (f.c_out, f.c_in, f.kernel),
@@ -257,7 +274,7 @@ pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeom
             let planes = input.image(image);
             for block in 0..blocks {
                 let (c0, _) = f.block_channels(block);
-                let src = &planes[c0 * input.plane..];
+                let src = &planes[c0 * input.channel..];
                 for p in p0..p1 {
                     let (panel, rows) = f.panel(block, p);
                     let terms = panel.len() / rows;
@@ -355,14 +372,19 @@ impl Split {
     }
 }
 
-/// The input as the kernel reads it: each channel a plane of `P_h × P_w` (`P_h = oH + kH − 1`,
-/// `P_w = oW + kW − 1`) with the input at `(pad_t, pad_l)` and zeros around, followed by a few
-/// zeros so the last row's wrapped positions never read past the end. Without padding and with
-/// the input exactly that size (1×1 convolutions) the input itself is used.
+/// The input as the kernel reads it: per channel, `s_h · s_w` phase planes of `P_h × P_w`
+/// (`P_h = oH + (kH − 1) div s_h`, `P_w = oW + (kW − 1) div s_w`) of the zero-padded input (with
+/// stride 1 one plane: the input at `(pad_t, pad_l)` and zeros around), each followed by a few
+/// zeros so the last row's wrapped positions never read past the end. Without padding, stride or
+/// spare rows and columns (1×1 convolutions) the input itself is used.
 struct PaddedInput<'a> {
     planes: Cow<'a, [f32]>,
-    /// Floats per channel plane.
+    /// Floats per (phase) plane.
     plane: usize,
+    /// Floats per channel: `s_h · s_w` phase planes.
+    channel: usize,
+    /// Stride `[s_h, s_w]`: the number of phases per axis.
+    stride: [usize; 2],
     /// Floats per image.
     image_len: usize,
     /// Row width `P_w` of a plane.
@@ -373,12 +395,18 @@ impl<'a> PaddedInput<'a> {
     fn new(x: &'a [f32], g: &ConvGeometry) -> Self {
         let [h, w] = g.in_hw;
         let [kh, kw] = g.kernel;
-        let (ph, pw) = (g.out_hw[0] + kh - 1, g.out_hw[1] + kw - 1);
+        let [sh, sw] = g.stride;
+        // Phase (a, b) of the zero-padded input x̃ is the plane x̃[s_h·y + a, s_w·x + b]; tap
+        // (i, j) of output (oh, ow) reads phase (i mod s_h, j mod s_w) at (oh + i div s_h,
+        // ow + j div s_w), so with stride 1 there is one phase, the padded input itself.
+        let (ph, pw) = (g.out_hw[0] + (kh - 1) / sh, g.out_hw[1] + (kw - 1) / sw);
         let [pt, pl] = g.pad_before;
-        if pt == 0 && pl == 0 && ph == h && pw == w {
+        if g.stride == [1, 1] && pt == 0 && pl == 0 && ph == h && pw == w {
             return PaddedInput {
                 planes: Cow::Borrowed(x),
                 plane: h * w,
+                channel: h * w,
+                stride: [1, 1],
                 image_len: g.c_in * h * w,
                 width: w,
             };
@@ -386,35 +414,54 @@ impl<'a> PaddedInput<'a> {
         // Valid positions read up to `P_h·P_w + kW − 2` of a plane: each plane has `kW` spare
         // zeros after it (so all planes have one stride and fill in parallel).
         let plane = ph * pw + kw;
-        let image_len = g.c_in * plane;
+        let channel = sh * sw * plane;
+        let image_len = g.c_in * channel;
         let mut data = Vec::<f32>::with_capacity(g.batch * image_len);
-        // Every element is written once: the copied rows, the padding and the spare zeros.
+        // Every element is written once: the copied values, the padding and the spare zeros.
         data.spare_capacity_mut()[..g.batch * image_len]
-            .par_chunks_mut(plane)
+            .par_chunks_mut(channel)
             .zip(x.par_chunks(h * w))
             .for_each(|(dst, src)| {
                 let zero = std::mem::MaybeUninit::new(0.0f32);
-                let n = w.min(pw.saturating_sub(pl));
-                let copied = h.min(ph.saturating_sub(pt));
-                for (py, dst_row) in dst[..ph * pw].chunks_exact_mut(pw).enumerate() {
-                    if py < pt || py >= pt + copied {
-                        dst_row.fill(zero);
-                        continue;
+                for (phase, dst) in dst.chunks_exact_mut(plane).enumerate() {
+                    let (a, b) = (phase / sw, phase % sw);
+                    for (py, dst_row) in dst[..ph * pw].chunks_exact_mut(pw).enumerate() {
+                        // Row s_h·py + a of x̃ is input row s_h·py + a − pad_t.
+                        let y = (sh * py + a).checked_sub(pt).filter(|&y| y < h);
+                        let Some(y) = y else {
+                            dst_row.fill(zero);
+                            continue;
+                        };
+                        let src_row = &src[y * w..(y + 1) * w];
+                        if sw == 1 {
+                            // One contiguous run between the left and right padding.
+                            let n = w.min(pw - pl);
+                            dst_row[..pl].fill(zero);
+                            for (d, &v) in dst_row[pl..pl + n].iter_mut().zip(src_row) {
+                                *d = std::mem::MaybeUninit::new(v);
+                            }
+                            dst_row[pl + n..].fill(zero);
+                            continue;
+                        }
+                        for (px, d) in dst_row.iter_mut().enumerate() {
+                            let v = (sw * px + b)
+                                .checked_sub(pl)
+                                .and_then(|x| src_row.get(x))
+                                .copied()
+                                .unwrap_or(0.0);
+                            *d = std::mem::MaybeUninit::new(v);
+                        }
                     }
-                    let src_row = &src[(py - pt) * w..][..n];
-                    dst_row[..pl].fill(zero);
-                    for (d, &v) in dst_row[pl..pl + n].iter_mut().zip(src_row) {
-                        *d = std::mem::MaybeUninit::new(v);
-                    }
-                    dst_row[pl + n..].fill(zero);
+                    dst[ph * pw..].fill(zero);
                 }
-                dst[ph * pw..].fill(zero);
             });
-        // SAFETY: the loop above initialised all `N · C_in · plane` elements.
+        // SAFETY: the loop above initialised all `N · C_in · channel` elements.
         unsafe { data.set_len(g.batch * image_len) };
         PaddedInput {
             planes: Cow::Owned(data),
             plane,
+            channel,
+            stride: g.stride,
             image_len,
             width: pw,
         }
@@ -425,13 +472,18 @@ impl<'a> PaddedInput<'a> {
         &self.planes[n * self.image_len..]
     }
 
-    /// `offsets[(c, i, j)] = c·plane + i·P_w + j` for `c` in one channel block.
+    /// `offsets[(c, i, j)]`: where tap `(i, j)` of channel `c` (of one channel block) reads for
+    /// output position 0 — `c·channel + phase(i, j)·plane + (i div s_h)·P_w + j div s_w`.
     fn term_offsets(&self, block_channels: usize, kernel: [usize; 2]) -> Vec<usize> {
+        let [sh, sw] = self.stride;
         let mut offsets = Vec::with_capacity(block_channels * kernel[0] * kernel[1]);
         for c in 0..block_channels {
             for i in 0..kernel[0] {
                 for j in 0..kernel[1] {
-                    offsets.push(c * self.plane + i * self.width + j);
+                    let phase = (i % sh) * sw + j % sw;
+                    offsets.push(
+                        c * self.channel + phase * self.plane + (i / sh) * self.width + j / sw,
+                    );
                 }
             }
         }
@@ -570,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn forward_and_adjoint_match_the_definition_and_the_adjoint_identity() {
+    fn forward_and_adjoint_match_the_definition_and_the_adjoint_identity_strided_forward_too() {
         if !available() {
             return;
         }
@@ -585,6 +637,50 @@ mod tests {
             (1, 2, 1, [33, 3], [5, 5], [2, 2], [2, 2]),
             (2, 33, 28, [6, 5], [2, 2], [0, 1], [1, 0]),
         ];
+        // Strided forward cases (stride, geometry as above): ResNet's 3×3/2 and 7×7/2 shapes,
+        // odd sizes, unequal strides.
+        let strided = [
+            ([2, 2], (1, 20, 17, [15, 15], [3, 3], [1, 1], [1, 1])),
+            ([2, 2], (2, 3, 16, [23, 22], [7, 7], [3, 3], [3, 3])),
+            ([3, 2], (1, 9, 30, [17, 11], [3, 4], [2, 0], [1, 2])),
+            ([2, 3], (1, 40, 5, [8, 9], [2, 3], [0, 2], [0, 0])),
+        ];
+        for (case, &(stride, (batch, c_in, c_out, in_hw, kernel, pad, pad_after))) in
+            strided.iter().enumerate()
+        {
+            let out_hw = [
+                (in_hw[0] + pad[0] + pad_after[0] - kernel[0]) / stride[0] + 1,
+                (in_hw[1] + pad[1] + pad_after[1] - kernel[1]) / stride[1] + 1,
+            ];
+            let g = ConvGeometry {
+                batch,
+                c_in,
+                in_hw,
+                c_out,
+                kernel,
+                out_hw,
+                stride,
+                dilation: [1, 1],
+                pad_before: pad,
+            };
+            let x = values(batch * c_in * in_hw[0] * in_hw[1], 50 + case as u64);
+            let w = values(c_out * c_in * kernel[0] * kernel[1], 60 + case as u64);
+            let b = values(c_out, 70 + case as u64);
+            let ours = convolve(
+                &x,
+                &PackedFilters::forward(&w, c_out, c_in, kernel),
+                Some(&b),
+                &g,
+            );
+            let want = definition(&x, &w, Some(&b), &g);
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (a, e) in ours.iter().zip(&want) {
+                assert!(
+                    (a - e).abs() <= 1e-5 * scale,
+                    "strided case {case}: {a} vs {e}"
+                );
+            }
+        }
         for (case, &(batch, c_in, c_out, in_hw, kernel, pad, pad_after)) in cases.iter().enumerate()
         {
             let out_hw = [

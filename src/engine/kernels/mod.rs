@@ -298,7 +298,12 @@ fn direct_filters(
     g: &ConvGeometry,
     adjoint: bool,
 ) -> Option<std::sync::Arc<direct::PackedFilters>> {
-    if !direct_enabled() || !direct::applies(g) {
+    let applies = if adjoint {
+        direct::applies_to_adjoint(g)
+    } else {
+        direct::applies(g)
+    };
+    if !direct_enabled() || !applies {
         return None;
     }
     let w = fw.as_slice::<f32>()?;
