@@ -278,7 +278,7 @@ pub fn eval(
                 None => {
                     let (scale, shift) = batchnorm_affine(bn, params)?;
                     let fused =
-                        super::kernels::channel_affine(&x, &to_vec(&scale), &to_vec(&shift));
+                        super::kernels::channel_affine(&x, &to_vec(&scale), Some(&to_vec(&shift)));
                     match fused {
                         Some(y) => y,
                         None => x.mul(channel_view(scale)).add(channel_view(shift)),

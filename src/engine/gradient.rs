@@ -32,9 +32,7 @@ impl Rule for Gradient {
             Op::Linear(l) => one(linear_input_adjoint(g, params.tensor::<2>(&l.weight)?)),
             Op::BatchNorm(bn) => {
                 let (scale, _) = batchnorm_affine(bn, params)?;
-                let scale_values = crate::tensor::to_vec(&scale);
-                let zeros = vec![0.0; scale_values.len()];
-                match kernels::channel_affine(&g, &scale_values, &zeros) {
+                match kernels::channel_affine(&g, &crate::tensor::to_vec(&scale), None) {
                     Some(dx) => one(dx),
                     None => one(g.mul(channel_view(scale))),
                 }

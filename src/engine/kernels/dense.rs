@@ -74,7 +74,7 @@ pub fn linear_input_adjoint(g: &[f32], n: usize, weight: &[f32], out: usize) -> 
     let block = inp
         .div_ceil(4 * threads)
         .next_multiple_of(16)
-        .clamp(16, SEGMENT.max(16) * 4);
+        .clamp(16, 4 * SEGMENT);
     // Computed as [blocks][N][block] so each task owns one contiguous piece, then re-laid out.
     let blocks = inp.div_ceil(block);
     let mut pieces = vec![0.0f32; blocks * n * block];

@@ -321,7 +321,7 @@ fn direct_filters(
 /// [`dense::MAX_BATCH`] ([`dense::linear`], one pass over the weight); `None` otherwise (then
 /// burn's matmul).
 pub fn linear(x: &T4, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<T4> {
-    let [n, f, _, _] = x.dims();
+    let n = x.dims()[0];
     let [o, _] = weight.dims();
     if !own_kernels_enabled() || n > dense::MAX_BATCH {
         return None;
@@ -332,7 +332,7 @@ pub fn linear(x: &T4, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<T4
         None => None,
     };
     let b = fb.as_ref().map(values);
-    let y = dense::linear(&values(&fx)[..n * f], n, &values(&fw), o, b.as_deref());
+    let y = dense::linear(&values(&fx), n, &values(&fw), o, b.as_deref());
     Some(from_vec(y, [n, o, 1, 1]))
 }
 
@@ -586,12 +586,12 @@ pub fn map(x: &T4, f: impl Fn(f32) -> f32 + Sync) -> Option<T4> {
     Some(from_vec(out, x.dims()))
 }
 
-/// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm, or with a zero shift
-/// its adjoint) in one parallel pass on a plain `f32` tensor, instead of two broadcast passes;
+/// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm; without a shift, its
+/// adjoint) in one parallel pass on a plain `f32` tensor, instead of two broadcast passes;
 /// `None` otherwise.
-pub fn channel_affine(x: &T4, scale: &[f32], shift: &[f32]) -> Option<T4> {
+pub fn channel_affine(x: &T4, scale: &[f32], shift: Option<&[f32]>) -> Option<T4> {
     let [_, c, h, w] = x.dims();
-    if !own_kernels_enabled() || scale.len() != c || shift.len() != c {
+    if !own_kernels_enabled() || scale.len() != c || shift.is_some_and(|t| t.len() != c) {
         return None;
     }
     let fx = flex_f32(x)?;
@@ -603,9 +603,19 @@ pub fn channel_affine(x: &T4, scale: &[f32], shift: &[f32]) -> Option<T4> {
         while i < o.len() {
             let at = k * ELEMENTWISE_CHUNK + i;
             let (ch, run) = (at / plane % c, (plane - at % plane).min(o.len() - i));
-            let (s, t) = (scale[ch], shift[ch]);
-            for (o, &x) in o[i..i + run].iter_mut().zip(&v[at..at + run]) {
-                o.write(x * s + t);
+            let (src, dst, s) = (&v[at..at + run], &mut o[i..i + run], scale[ch]);
+            match shift {
+                Some(shift) => {
+                    let t = shift[ch];
+                    for (o, &x) in dst.iter_mut().zip(src) {
+                        o.write(x * s + t);
+                    }
+                }
+                None => {
+                    for (o, &x) in dst.iter_mut().zip(src) {
+                        o.write(x * s);
+                    }
+                }
             }
             i += run;
         }
