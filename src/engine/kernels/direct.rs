@@ -38,16 +38,16 @@ use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
 pub const PANEL_ROWS: usize = 14;
 
 /// Number of panels for `c_out` channels.
-fn panel_count(c_out: usize) -> usize {
+pub(super) fn panel_count(c_out: usize) -> usize {
     c_out.div_ceil(PANEL_ROWS)
 }
 
 /// First channel of panel `p` of `panels` over `c_out` channels (`p = panels` gives `c_out`).
-fn panel_start(p: usize, panels: usize, c_out: usize) -> usize {
+pub(super) fn panel_start(p: usize, panels: usize, c_out: usize) -> usize {
     p * c_out / panels
 }
 /// Output positions per micro-kernel call (two AVX-512 vectors).
-const CHUNK: usize = 32;
+pub(super) const CHUNK: usize = 32;
 /// Terms `(c, i, j)` per channel block: a block's packed panel (≈ 16 KiB) stays in L1 while
 /// the block of positions runs.
 const BLOCK_TERMS: usize = 288;
@@ -499,7 +499,7 @@ impl<'a> PaddedInput<'a> {
 /// dst_stride + l` writable for the stated ranges; `rows ≤ PANEL_ROWS`, `valid ≤ CHUNK`; the CPU
 /// has AVX-512F.
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel(
+pub(super) unsafe fn micro_kernel(
     rows: usize,
     terms: usize,
     panel: *const f32,

@@ -41,6 +41,7 @@ use std::marker::PhantomData;
 use rayon::prelude::*;
 
 use super::conv::{ConvGeometry, OutPtr, gemm_parallelism, return_scratch, take_scratch};
+use super::direct;
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -214,11 +215,16 @@ impl Minimal<2, 4> for F2 {
     }
 }
 
-/// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution, laid out `[rows][a²][cols]`: the
-/// product for position `ξ` reads `U_ξ` as a `[rows, cols]` matrix with row stride `a² · cols`.
-/// Rows are the convolution's output channels, columns its input channels.
+/// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution. Rows are the convolution's output
+/// channels, columns its input channels. Where the direct kernel's micro-kernel runs (AVX-512)
+/// they are packed for it: per position `ξ` (`rows · cols` floats each), per panel of output rows
+/// ([`direct::panel_count`]), the panel's column-major `[cols][panel rows]`, so the products read
+/// them in order and no GEMM repacks them per block. Elsewhere they are laid out
+/// `[rows][a²][cols]` for `gemm`: `U_ξ` a `[rows, cols]` matrix with row stride `a² · cols`.
 pub struct FilterTransform {
     u: Vec<f32>,
+    /// The micro-kernel's layout (then `u` is empty).
+    packed: bool,
     rows: usize,
     cols: usize,
     tile: Tile,
@@ -227,13 +233,13 @@ pub struct FilterTransform {
 impl FilterTransform {
     /// Filters of the forward convolution with `weight: [C_out, C_in, 3, 3]`.
     pub fn forward(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
-        Self::build(weight, c_out, c_in, false, tile)
+        Self::build(weight, c_out, c_in, false, tile, direct::available())
     }
 
     /// Filters of its input adjoint: rows are `C_in`, columns `C_out`, and filter `(c, o)` is
     /// `W[o, c]` rotated by 180°.
     pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
-        Self::build(weight, c_out, c_in, true, tile)
+        Self::build(weight, c_out, c_in, true, tile, direct::available())
     }
 
     /// Bytes held.
@@ -246,7 +252,15 @@ impl FilterTransform {
         self.tile
     }
 
-    fn build(weight: &[f32], c_out: usize, c_in: usize, adjoint: bool, tile: Tile) -> Self {
+    /// The filters in the micro-kernel's layout if `packed` (which needs AVX-512), else in `gemm`'s.
+    fn build(
+        weight: &[f32],
+        c_out: usize,
+        c_in: usize,
+        adjoint: bool,
+        tile: Tile,
+        packed: bool,
+    ) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9, "weight size");
         let (rows, cols) = if adjoint {
             (c_in, c_out)
@@ -269,13 +283,48 @@ impl FilterTransform {
                     Tile::Two => transform_filter_row_widest::<2, 4, F2>(dst, cols, &taps),
                 }
             });
+        if packed {
+            u = pack_for_micro_kernel(&u, rows, cols, xi);
+        }
         FilterTransform {
             u,
+            packed,
             rows,
             cols,
             tile,
         }
     }
+
+    /// Panel `p` of `U_ξ` in the micro-kernel's layout: `[cols][panel rows]` and its row range.
+    fn panel(&self, xi: usize, p: usize) -> (&[f32], usize, usize) {
+        let panels = direct::panel_count(self.rows);
+        let o0 = direct::panel_start(p, panels, self.rows);
+        let o1 = direct::panel_start(p + 1, panels, self.rows);
+        let start = (xi * self.rows + o0) * self.cols;
+        (&self.u[start..start + (o1 - o0) * self.cols], o0, o1)
+    }
+}
+
+/// `[rows][a²][cols]` → per `ξ`, per panel, `[cols][panel rows]` (see [`FilterTransform`]).
+fn pack_for_micro_kernel(u: &[f32], rows: usize, cols: usize, xi: usize) -> Vec<f32> {
+    let mut packed = vec![0.0f32; u.len()];
+    let panels = direct::panel_count(rows);
+    packed
+        .par_chunks_mut(rows * cols)
+        .enumerate()
+        .for_each(|(position, dst)| {
+            for p in 0..panels {
+                let o0 = direct::panel_start(p, panels, rows);
+                let o1 = direct::panel_start(p + 1, panels, rows);
+                let panel = &mut dst[o0 * cols..o1 * cols];
+                for (c, column) in panel.chunks_exact_mut(o1 - o0).enumerate() {
+                    for (r, d) in column.iter_mut().enumerate() {
+                        *d = u[((o0 + r) * xi + position) * cols + c];
+                    }
+                }
+            }
+        });
+    packed
 }
 
 /// The 3×3 filters of one row of a [`FilterTransform`].
@@ -444,27 +493,50 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         let plane = g.in_hw[0] * g.in_hw[1];
         for c in 0..g.c_in {
             let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
-            self.transform_input(channel, &mut v[c * xi * n..(c + 1) * xi * n], work);
+            self.transform_input(channel, &mut v[c * n..], g.c_in * n, work);
         }
+        if filters.packed {
+            multiply_packed(filters, v, m, n, parallel_gemm);
+        } else {
+            self.multiply_gemm(filters, v, m, parallel_gemm);
+        }
+        for o in 0..g.c_out {
+            let b = bias.map_or(0.0, |b| b[o]);
+            self.transform_output(&m[o * n..], g.c_out * n, o, b, out, work);
+        }
+        return_scratch(scratch);
+    }
+
+    /// `M_ξ = U_ξ V_ξ` for every `ξ` by `gemm` (filters in the `[rows][a²][cols]` layout).
+    fn multiply_gemm(
+        &self,
+        filters: &FilterTransform,
+        v: &[f32],
+        m: &mut [f32],
+        parallel_gemm: bool,
+    ) {
+        let g = self.g;
+        let xi = A * A;
+        let n = self.rows * self.span();
         let parallelism = gemm_parallelism(parallel_gemm);
         for p in 0..xi {
-            // SAFETY: M_ξ is [C_out, n] with row stride a²·n inside `m`; U_ξ is [C_out, C_in]
-            // with row stride a²·C_in; V_ξ is [C_in, n] with row stride a²·n.
+            // SAFETY: M_ξ is [C_out, n] at `p · C_out · n` inside `m`; U_ξ is [C_out, C_in]
+            // with row stride a²·C_in; V_ξ is [C_in, n] at `p · C_in · n` inside `v`.
             unsafe {
                 gemm::gemm(
                     g.c_out,
                     n,
                     g.c_in,
-                    m.as_mut_ptr().add(p * n),
+                    m.as_mut_ptr().add(p * g.c_out * n),
                     1,
-                    (xi * n) as isize,
+                    n as isize,
                     false,
                     filters.u.as_ptr().add(p * g.c_in),
                     1,
                     (xi * g.c_in) as isize,
-                    v.as_ptr().add(p * n),
+                    v.as_ptr().add(p * g.c_in * n),
                     1,
-                    (xi * n) as isize,
+                    n as isize,
                     0.0,
                     1.0,
                     false,
@@ -474,11 +546,6 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
                 );
             }
         }
-        for o in 0..g.c_out {
-            let b = bias.map_or(0.0, |b| b[o]);
-            self.transform_output(&m[o * xi * n..(o + 1) * xi * n], o, b, out, work);
-        }
-        return_scratch(scratch);
     }
 
     /// Tiles per row plus the unused one.
@@ -492,12 +559,13 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
     }
 
     /// `V = Bᵀ d B` for every tile of the block in one input channel (`channel(image)` is its
-    /// `[H, W]` plane), written to `dst[ξ · n + tile]`.
+    /// `[H, W]` plane), written to `dst[ξ · stride + tile]`.
     #[inline(always)]
     fn transform_input<'x>(
         &self,
         channel: impl Fn(usize) -> &'x [f32],
         dst: &mut [f32],
+        stride: usize,
         work: &mut [f32],
     ) {
         let g = self.g;
@@ -536,14 +604,22 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             let base = k * len;
             let d: [&[f32]; A] =
                 std::array::from_fn(|j| &vert[base + (j % M) * (n + 1) + j / M..][..n]);
-            V::input(d, split(&mut dst[A * k * n..A * (k + 1) * n], n));
+            V::input(d, pieces(dst, A * k * stride, stride, n));
         }
     }
 
     /// `Y = Aᵀ M A + b` for every tile of the block in output channel `o`, from
     /// `src[ξ · n + tile]`, into the output.
     #[inline(always)]
-    fn transform_output(&self, src: &[f32], o: usize, bias: f32, out: OutPtr, work: &mut [f32]) {
+    fn transform_output(
+        &self,
+        src: &[f32],
+        stride: usize,
+        o: usize,
+        bias: f32,
+        out: OutPtr,
+        work: &mut [f32],
+    ) {
         let g = self.g;
         let [oh, ow] = g.out_hw;
         let span = self.span();
@@ -551,7 +627,7 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         let (horiz, rest) = work.split_at_mut(A * M * n);
         // Horizontal pass: row k of each tile (positions A·k..A·k+A) to M column phases.
         for k in 0..A {
-            let m: [&[f32]; A] = std::array::from_fn(|l| &src[(A * k + l) * n..][..n]);
+            let m: [&[f32]; A] = std::array::from_fn(|l| &src[(A * k + l) * stride..][..n]);
             V::output(m, split(&mut horiz[k * M * n..(k + 1) * M * n], n));
         }
         // Vertical pass: output row i of each tile, all M column phases at once.
@@ -576,6 +652,47 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
                 interleave_phases(line, phases, bias);
             }
         }
+    }
+}
+
+/// `M_ξ = U_ξ V_ξ` for every `ξ` with the direct kernel's micro-kernel on the packed filters:
+/// `m[ξ][o][t] = Σ_c U_ξ[o, c] · v[ξ][c][t]` for the block's `n` tiles (in parallel over `ξ`
+/// when the block is the only task).
+fn multiply_packed(filters: &FilterTransform, v: &[f32], m: &mut [f32], n: usize, parallel: bool) {
+    let (rows, cols) = (filters.rows, filters.cols);
+    let xi = filters.tile.positions();
+    assert!(v.len() >= cols * xi * n && m.len() >= rows * xi * n);
+    let offsets: Vec<usize> = (0..cols).map(|c| c * n).collect();
+    let panels = direct::panel_count(rows);
+    let m_ptr = OutPtr(m.as_mut_ptr());
+    let position = |position: usize| {
+        for t in (0..n).step_by(direct::CHUNK) {
+            let valid = direct::CHUNK.min(n - t);
+            for p in 0..panels {
+                let (panel, o0, o1) = filters.panel(position, p);
+                // SAFETY: reads `v[(ξ·cols + c)·n + t + l]` (c < cols, l < valid ≤ n − t) and
+                // writes `m[(ξ·rows + o)·n + t + l]` (o0 ≤ o < o1), inside both buffers
+                // (asserted above); positions `ξ` write disjoint parts, so tasks never overlap.
+                unsafe {
+                    direct::micro_kernel(
+                        o1 - o0,
+                        cols,
+                        panel.as_ptr(),
+                        v.as_ptr().add((position * cols) * n + t),
+                        &offsets,
+                        m_ptr.get().add((position * rows + o0) * n + t),
+                        n,
+                        false,
+                        valid,
+                    );
+                }
+            }
+        }
+    };
+    if parallel {
+        (0..xi).into_par_iter().for_each(position);
+    } else {
+        (0..xi).for_each(position);
     }
 }
 
@@ -629,10 +746,25 @@ fn split_phases<const M: usize>(line: &[f32], pad: usize, mut phases: [&mut [f32
 /// The first `K` consecutive `len`-long pieces of `s`.
 #[inline(always)]
 fn split<const K: usize>(s: &mut [f32], len: usize) -> [&mut [f32]; K] {
-    let mut rest = &mut s[..K * len];
-    std::array::from_fn(|_| {
+    pieces(s, 0, len, len)
+}
+
+/// `K` pieces of `s`, `len` long, starting at `first` and `stride ≥ len` apart.
+#[inline(always)]
+fn pieces<const K: usize>(
+    s: &mut [f32],
+    first: usize,
+    stride: usize,
+    len: usize,
+) -> [&mut [f32]; K] {
+    let mut rest = &mut s[first..first + (K - 1) * stride + len];
+    std::array::from_fn(|i| {
         let (piece, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = tail;
+        rest = if i + 1 < K {
+            &mut tail[stride - len..]
+        } else {
+            tail
+        };
         piece
     })
 }
@@ -780,7 +912,13 @@ mod tests {
     #[test]
     fn matches_the_direct_convolution() {
         let mut rng = Rng::new(5);
-        for case in 0..120 {
+        // Both filter layouts where the CPU runs the micro-kernel, else `gemm`'s alone.
+        let layouts: &[bool] = if direct::available() {
+            &[true, false]
+        } else {
+            &[false]
+        };
+        for (case, &packed) in (0..120).zip(layouts.iter().cycle()) {
             let g = random_geometry(&mut rng);
             let tile = [Tile::Four, Tile::Two][case % 2];
             let x: Vec<f32> = (0..g.batch * g.c_in * g.in_hw[0] * g.in_hw[1])
@@ -789,30 +927,22 @@ mod tests {
             let w: Vec<f32> = (0..g.c_out * g.c_in * 9).map(|_| rng.normal()).collect();
             let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
             let direct = conv2d_forward(&x, &w, Some(&b), &g);
-            let ours = convolve(
-                &x,
-                &FilterTransform::forward(&w, g.c_out, g.c_in, tile),
-                Some(&b),
-                &g,
-            );
+            let filters = FilterTransform::build(&w, g.c_out, g.c_in, false, tile, packed);
+            let ours = convolve(&x, &filters, Some(&b), &g);
             let err = rel_err(&ours, &direct);
             assert!(
                 err < 1e-5,
-                "case {case}: {tile:?} {g:?}: forward rel. error {err}"
+                "case {case}: {tile:?} packed {packed} {g:?}: forward rel. error {err}"
             );
 
             let dy: Vec<f32> = (0..direct.len()).map(|_| rng.normal()).collect();
             let direct = conv2d_input_adjoint(&dy, &w, &g);
-            let ours = convolve(
-                &dy,
-                &FilterTransform::adjoint(&w, g.c_out, g.c_in, tile),
-                None,
-                &adjoint_geometry(&g),
-            );
+            let filters = FilterTransform::build(&w, g.c_out, g.c_in, true, tile, packed);
+            let ours = convolve(&dy, &filters, None, &adjoint_geometry(&g));
             let err = rel_err(&ours, &direct);
             assert!(
                 err < 1e-5,
-                "case {case}: {tile:?} {g:?}: adjoint rel. error {err}"
+                "case {case}: {tile:?} packed {packed} {g:?}: adjoint rel. error {err}"
             );
         }
     }
