@@ -421,8 +421,11 @@ pub fn median(xs: &[f64]) -> f64 {
 }
 
 /// Resets the process's peak resident set size to its current size (Linux ≥ 4.0:
-/// writing `5` to `/proc/self/clear_refs`). Returns whether it worked.
+/// writing `5` to `/proc/self/clear_refs`), after handing freed memory back to the system
+/// ([`crate::alloc::release_free_memory`]) so the next peak is that of the next job alone.
+/// Returns whether it worked.
 pub fn reset_peak_rss() -> bool {
+    crate::alloc::release_free_memory();
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
