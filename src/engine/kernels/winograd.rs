@@ -223,7 +223,7 @@ impl Minimal<2, 4> for F2 {
 /// `[rows][a²][cols]` for `gemm`: `U_ξ` a `[rows, cols]` matrix with row stride `a² · cols`.
 pub struct FilterTransform {
     u: Vec<f32>,
-    /// The micro-kernel's layout (then `u` is empty).
+    /// Whether `u` is in the micro-kernel's layout (else `gemm`'s).
     packed: bool,
     rows: usize,
     cols: usize,
