@@ -452,6 +452,64 @@ fn direct_convolutions_match_burn() {
     }
 }
 
+/// 1×1 convolutions run on the pointwise kernel (packed input blocks, the direct kernel's
+/// micro-kernel): forward with bias and input adjoint (strided ones through the dense adjoint
+/// and a scatter) against burn on random geometries — strides 1–3 per axis, sizes from one
+/// pixel to wider than a 256-position block, up to 600 input channels (several channel blocks of
+/// 288), panel remainders, batches of 1–3; padded ones (every fourth case) stay on im2col.
+#[test]
+fn pointwise_convolutions_match_burn() {
+    let mut rng = Rng::new(29);
+    for case in 0..40 {
+        let stride = [1 + rng.below(3), 1 + rng.below(3)];
+        let pad = if case % 4 == 3 { 1 } else { 0 };
+        let hw = [1 + rng.below(40), 1 + rng.below(40)];
+        let c = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride,
+            padding: [pad; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let (c_in, c_out) = (1 + rng.below(600), 1 + rng.below(45));
+        let xs = [1 + rng.below(3), c_in, hw[0], hw[1]];
+        let out_hw = [
+            (hw[0] + 2 * pad - 1) / stride[0] + 1,
+            (hw[1] + 2 * pad - 1) / stride[1] + 1,
+        ];
+        let geometry = kernels::conv::ConvGeometry {
+            batch: xs[0],
+            c_in,
+            in_hw: hw,
+            c_out,
+            kernel: [1, 1],
+            out_hw,
+            stride,
+            dilation: [1, 1],
+            pad_before: [pad, pad],
+        };
+        assert_eq!(
+            kernels::pointwise::applies(&geometry),
+            pad == 0 && kernels::direct::available()
+        );
+        let x = random(xs, &mut rng);
+        let w = random([c_out, c_in, 1, 1], &mut rng);
+        let b = from_vec((0..c_out).map(|_| rng.normal()).collect(), [c_out]);
+        let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
+        let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(&c));
+        assert_eq!(ours.dims(), theirs.dims());
+        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+        assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
+        let g = random(ours.dims(), &mut rng);
+        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
+        let want = kernels::burn_input_adjoint(g, w, &c, hw);
+        assert_eq!(adj.dims(), want.dims());
+        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
+        assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+    }
+}
+
 /// Every output of the direct kernel is summed in the same order wherever it lies, so equal
 /// neighbourhoods give bit-identical outputs — what keeps max-pooling ties in flat image regions
 /// where PyTorch has them (Winograd breaks this; see `tests/winograd_scope.rs`). A constant

@@ -31,6 +31,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
+use super::epilogue::Epilogue;
 
 /// Most output channels per packed panel (rows of the micro-kernel's output block). A layer's
 /// channels are cut into `⌈C_out / 14⌉` panels of as equal size as possible (64 → 13, 13, 13,
@@ -70,9 +71,9 @@ pub fn available() -> bool {
 
 /// Whether the direct kernel computes the forward convolution `g`: one group, dilation 1, any
 /// stride (strided ones through phase planes, see [`PaddedInput`]), padding before at most
-/// `k − 1` on each axis, more than one tap. 1×1 convolutions stay plain GEMMs: each of their
-/// terms reads another channel plane, pages apart, and the GEMM's packing of those rows measured
-/// faster than reading them in place.
+/// `k − 1` on each axis, more than one tap. 1×1 convolutions go to [`super::pointwise`], which
+/// runs the same micro-kernel on a packed copy of the input: read in place, each of their terms
+/// is another channel plane, pages apart (measured 2× slower than packing).
 pub fn applies(g: &ConvGeometry) -> bool {
     g.kernel[0] * g.kernel[1] > 1 && computes(g) && available()
 }
@@ -197,14 +198,29 @@ impl PackedFilters {
         self.data.len() * std::mem::size_of::<f32>()
     }
 
+    /// `(C_out, C_in)` of the convolution these filters are packed for.
+    pub(super) fn channels(&self) -> (usize, usize) {
+        (self.c_out, self.c_in)
+    }
+
+    /// Kernel size `[kH, kW]`.
+    pub(super) fn kernel(&self) -> [usize; 2] {
+        self.kernel
+    }
+
+    /// Number of channel blocks.
+    pub(super) fn blocks(&self) -> usize {
+        self.c_in.div_ceil(self.block_channels)
+    }
+
     /// Input channels `c0..c1` of channel block `block`.
-    fn block_channels(&self, block: usize) -> (usize, usize) {
+    pub(super) fn block_channels(&self, block: usize) -> (usize, usize) {
         let c0 = block * self.block_channels;
         (c0, (c0 + self.block_channels).min(self.c_in))
     }
 
     /// Panel `panel` of block `block`: `[terms][rows]` and its row count.
-    fn panel(&self, block: usize, panel: usize) -> (&[f32], usize) {
+    pub(super) fn panel(&self, block: usize, panel: usize) -> (&[f32], usize) {
         let taps = self.kernel[0] * self.kernel[1];
         let (c0, c1) = self.block_channels(block);
         let terms = (c1 - c0) * taps;
@@ -220,11 +236,17 @@ impl PackedFilters {
 
 /// `y = W ⋆ x + b` for `x: [N, C_in, H, W]` with filters packed by [`PackedFilters::forward`]
 /// (or, with [`adjoint_geometry`], the input adjoint with [`PackedFilters::adjoint`]),
-/// returning `[N, C_out, oH, oW]`.
+/// returning `[N, C_out, oH, oW]`, each output run passed through `epilogue` as it is written.
 ///
 /// # Panics
 /// If `g` has a dilation other than 1, the CPU lacks AVX-512, or sizes disagree.
-pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+pub fn convolve(
+    x: &[f32],
+    f: &PackedFilters,
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+    epilogue: Epilogue,
+) -> Vec<f32> {
     assert!(
         computes(g) && available(),
         "direct convolution needs dilation 1 and AVX-512"
@@ -240,6 +262,10 @@ pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeom
         assert_eq!(b.len(), g.c_out, "bias size");
     }
     let [oh, ow] = g.out_hw;
+    assert!(
+        epilogue.fits(g.batch * g.c_out * oh * ow),
+        "epilogue operand size"
+    );
     if oh == 0 || ow == 0 {
         return vec![0.0; g.batch * g.c_out * oh * ow];
     }
@@ -325,6 +351,10 @@ pub fn convolve(x: &[f32], f: &PackedFilters, bias: Option<&[f32]>, g: &ConvGeom
                     for (d, &v) in dst.iter_mut().zip(&row[start - q0..end - q0]) {
                         d.write(v + b);
                     }
+                    // SAFETY: every element of `dst` was written just above.
+                    let dst =
+                        unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                    epilogue.apply(channel + r * ow + col, dst);
                 }
             }
             return_scratch(acc);
@@ -669,6 +699,7 @@ mod tests {
                 &PackedFilters::forward(&w, c_out, c_in, kernel),
                 Some(&b),
                 &g,
+                Epilogue::Store,
             );
             let want = definition(&x, &w, Some(&b), &g);
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -685,6 +716,7 @@ mod tests {
                 &PackedFilters::adjoint(&w, c_out, c_in, kernel),
                 None,
                 &adjoint_geometry(&g),
+                Epilogue::Store,
             );
             assert_eq!(dx.len(), x.len());
             let y0 = definition(&x, &w, None, &g);

@@ -8,7 +8,9 @@ pub mod autodiff;
 pub mod conv;
 pub mod dense;
 pub mod direct;
+pub mod epilogue;
 mod filter_cache;
+pub mod pointwise;
 pub mod pool;
 pub mod winograd;
 
@@ -30,6 +32,7 @@ use crate::engine::forward::{conv_options, maxpool_options};
 use crate::graph::op::{Conv2d, Pool2d};
 use crate::tensor::{T4, from_vec};
 use conv::ConvGeometry;
+use epilogue::Epilogue;
 use pool::PoolGeometry;
 
 /// Kernel choice: 0 = not yet read from the environment, 1 = ours, 2 = burn's.
@@ -223,24 +226,8 @@ pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> 
 
 /// [`conv2d`] as a convolution of kind `pass` (which decides whether Winograd may run it).
 pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
-    if c.groups == 1
-        && own_kernels_enabled()
-        && let (Some(fx), Some(fw)) = (flex_f32(&x), flex_f32(&weight))
-        && let Some(fb) = bias
-            .as_ref()
-            .map(flex_f32)
-            .map_or(Some(None), |b| b.map(Some))
-    {
-        let g = geometry(x.dims(), weight.dims(), c);
-        let b = fb.as_ref().map(values);
-        let y = if let Some(filters) = winograd_filters(pass, &fw, &g, false) {
-            winograd::convolve(&values(&fx), &filters, b.as_deref(), &g)
-        } else if let Some(filters) = direct_filters(&fw, &g, false) {
-            direct::convolve(&values(&fx), &filters, b.as_deref(), &g)
-        } else {
-            conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g)
-        };
-        return from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]);
+    if let Some(y) = own_conv2d(pass, &x, &weight, bias.as_ref(), c, Epilogue::Store) {
+        return y;
     }
     // Either operand may be the tracked one: the first layer's input is a plain batch while its
     // weight is trained; a frozen layer's weight is plain while its input is tracked.
@@ -259,6 +246,66 @@ pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, 
         };
     }
     burn_conv2d(x, weight, bias, conv_options(c))
+}
+
+/// `r / stabilize(W ⋆ x + b)` (zennit's stabiliser ±`epsilon`, as LRP rules divide by their
+/// modified outputs) with the division done as our kernels write the convolution's output
+/// (see [`epilogue`]); `None` where our kernels do not run this convolution (grouped, burn's
+/// kernels chosen, tensors that are not plain `f32`) or `r` is not shaped like its output —
+/// the caller then runs the two steps apart (same values either way).
+pub fn conv2d_ratio(
+    pass: Pass,
+    x: &T4,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    c: &Conv2d,
+    r: &T4,
+    epsilon: f32,
+) -> Option<T4> {
+    let fr = flex_f32(r)?;
+    let numerator = values(&fr);
+    let epilogue = Epilogue::Ratio {
+        numerator: &numerator,
+        epsilon,
+    };
+    own_conv2d(pass, x, weight, bias, c, epilogue)
+}
+
+fn own_conv2d(
+    pass: Pass,
+    x: &T4,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    c: &Conv2d,
+    epilogue: Epilogue,
+) -> Option<T4> {
+    if c.groups != 1 || !own_kernels_enabled() {
+        return None;
+    }
+    let (fx, fw) = (flex_f32(x)?, flex_f32(weight)?);
+    let fb = match bias {
+        Some(b) => Some(flex_f32(b)?),
+        None => None,
+    };
+    let g = geometry(x.dims(), weight.dims(), c);
+    if !epilogue.fits(g.batch * g.c_out * g.out_hw[0] * g.out_hw[1]) {
+        return None;
+    }
+    let b = fb.as_ref().map(values);
+    let y = if let Some(filters) = winograd_filters(pass, &fw, &g, false) {
+        winograd::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
+    } else if let Some(filters) = direct_filters(&fw, &g, false) {
+        if g.kernel == [1, 1] {
+            pointwise::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
+        } else {
+            direct::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
+        }
+    } else {
+        let mut y = conv::conv2d_forward(&values(&fx), &values(&fw), b.as_deref(), &g);
+        epilogue.apply(0, &mut y);
+        y
+    };
+    Some(from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]))
 }
 
 /// The Winograd filters of the plain weight `fw` for the convolution `g`, or for its input
@@ -291,17 +338,18 @@ fn winograd_filters(
 }
 
 /// The direct-convolution filters of the plain weight `fw` for the convolution `g`, or for its
-/// input adjoint if `adjoint`, when the direct kernel is on and applies ([`direct::applies`]);
-/// `None` means im2col. Only contiguous weights are cached (see [`winograd_filters`]).
+/// input adjoint if `adjoint`, when the direct kernel is on and applies ([`direct::applies`],
+/// or [`pointwise::applies`] for 1×1 convolutions, which share its packed panels); `None`
+/// means im2col. Only contiguous weights are cached (see [`winograd_filters`]).
 fn direct_filters(
     fw: &FlexTensor,
     g: &ConvGeometry,
     adjoint: bool,
 ) -> Option<std::sync::Arc<direct::PackedFilters>> {
     let applies = if adjoint {
-        direct::applies_to_adjoint(g)
+        direct::applies_to_adjoint(g) || pointwise::applies(g)
     } else {
-        direct::applies(g)
+        direct::applies(g) || pointwise::applies(g)
     };
     if !direct_enabled() || !applies {
         return None;
@@ -370,38 +418,88 @@ pub fn conv2d_input_adjoint_in(
     c: &Conv2d,
     hw: [usize; 2],
 ) -> T4 {
+    own_input_adjoint(pass, &g, &weight, c, hw, Epilogue::Store)
+        .unwrap_or_else(|| burn_input_adjoint(g, weight, c, hw))
+}
+
+/// `a ⊙ (Wᵀ ⋆ g)` (the last step of an LRP rule) with the product taken as our kernels write
+/// the input adjoint; `None` where they do not run it or `a` is not shaped like the adjoint (as
+/// [`conv2d_ratio`]).
+pub fn conv2d_input_adjoint_product(
+    pass: Pass,
+    g: &T4,
+    weight: &Tensor<4>,
+    c: &Conv2d,
+    hw: [usize; 2],
+    a: &T4,
+) -> Option<T4> {
+    let fa = flex_f32(a)?;
+    let factor = values(&fa);
+    let epilogue = Epilogue::Product { factor: &factor };
+    own_input_adjoint(pass, g, weight, c, hw, epilogue)
+}
+
+fn own_input_adjoint(
+    pass: Pass,
+    g: &T4,
+    weight: &Tensor<4>,
+    c: &Conv2d,
+    hw: [usize; 2],
+    epilogue: Epilogue,
+) -> Option<T4> {
     let [n, _, oh, ow] = g.dims();
     let [_, ci, _, _] = weight.dims();
-    if c.groups == 1
-        && own_kernels_enabled()
-        && let (Some(fg), Some(fw)) = (flex_f32(&g), flex_f32(&weight))
-    {
-        // The forward geometry on an input of size `hw`, with the output size `g` has (the two
-        // agree for any `hw` the convolution could have produced `g` from).
-        let geometry = ConvGeometry {
-            out_hw: [oh, ow],
-            ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
-        };
-        let dx = if let Some(filters) = winograd_filters(pass, &fw, &geometry, true) {
-            winograd::convolve(
-                &values(&fg),
-                &filters,
-                None,
-                &winograd::adjoint_geometry(&geometry),
-            )
-        } else if let Some(filters) = direct_filters(&fw, &geometry, true) {
+    if c.groups != 1 || !own_kernels_enabled() || !epilogue.fits(n * ci * hw[0] * hw[1]) {
+        return None;
+    }
+    let (fg, fw) = (flex_f32(g)?, flex_f32(weight)?);
+    // The forward geometry on an input of size `hw`, with the output size `g` has (the two
+    // agree for any `hw` the convolution could have produced `g` from).
+    let geometry = ConvGeometry {
+        out_hw: [oh, ow],
+        ..geometry([n, ci, hw[0], hw[1]], weight.dims(), c)
+    };
+    let dx = if let Some(filters) = winograd_filters(pass, &fw, &geometry, true) {
+        winograd::convolve(
+            &values(&fg),
+            &filters,
+            None,
+            &winograd::adjoint_geometry(&geometry),
+            epilogue,
+        )
+    } else if let Some(filters) = direct_filters(&fw, &geometry, true) {
+        if geometry.kernel == [1, 1] {
+            // `Wᵀ dy` at the output positions, then (strided) spread onto the input grid.
+            let at_outputs = ConvGeometry {
+                in_hw: geometry.out_hw,
+                stride: [1, 1],
+                ..geometry
+            };
+            let adjoint = direct::adjoint_geometry(&at_outputs);
+            if at_outputs.in_hw == geometry.in_hw {
+                pointwise::convolve(&values(&fg), &filters, None, &adjoint, epilogue)
+            } else {
+                let dense =
+                    pointwise::convolve(&values(&fg), &filters, None, &adjoint, Epilogue::Store);
+                let mut dx = pointwise::scatter_strided(&dense, &geometry);
+                epilogue.apply(0, &mut dx);
+                dx
+            }
+        } else {
             direct::convolve(
                 &values(&fg),
                 &filters,
                 None,
                 &direct::adjoint_geometry(&geometry),
+                epilogue,
             )
-        } else {
-            conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry)
-        };
-        return from_vec(dx, [n, ci, hw[0], hw[1]]);
-    }
-    burn_input_adjoint(g, weight, c, hw)
+        }
+    } else {
+        let mut dx = conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry);
+        epilogue.apply(0, &mut dx);
+        dx
+    };
+    Some(from_vec(dx, [n, ci, hw[0], hw[1]]))
 }
 
 /// burn's transposed convolution as the input adjoint, cropped to the input size `hw`.
@@ -584,6 +682,39 @@ pub fn map(x: &T4, f: impl Fn(f32) -> f32 + Sync) -> Option<T4> {
         }
     });
     Some(from_vec(out, x.dims()))
+}
+
+/// `y[n, 0, p] = Σ_c x[n, c, p]` (`[N, 1, H, W]`) in one parallel pass on a plain `f32` tensor,
+/// channels summed in order; `None` otherwise.
+pub fn channel_sum(x: &T4) -> Option<T4> {
+    let [n, c, h, w] = x.dims();
+    if !own_kernels_enabled() {
+        return None;
+    }
+    let fx = flex_f32(x)?;
+    let v = values(&fx);
+    let plane = h * w;
+    let out = par_collect(n * plane, |k, o| {
+        // Runs of one image within the chunk; channel by channel over the run (vectorised).
+        let mut i = 0;
+        while i < o.len() {
+            let at = k * ELEMENTWISE_CHUNK + i;
+            let (image, p) = (at / plane, at % plane);
+            let run = (plane - p).min(o.len() - i);
+            let dst = &mut o[i..i + run];
+            dst.iter_mut().for_each(|d| {
+                d.write(0.0);
+            });
+            // SAFETY: every element of `dst` was initialised just above.
+            let dst = unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            for ch in 0..c {
+                let src = &v[(image * c + ch) * plane + p..][..run];
+                dst.iter_mut().zip(src).for_each(|(d, &x)| *d += x);
+            }
+            i += run;
+        }
+    });
+    Some(from_vec(out, [n, 1, h, w]))
 }
 
 /// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm; without a shift, its

@@ -42,6 +42,7 @@ use rayon::prelude::*;
 
 use super::conv::{ConvGeometry, OutPtr, gemm_parallelism, return_scratch, take_scratch};
 use super::direct;
+use super::epilogue::Epilogue;
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -387,19 +388,22 @@ fn transform_filter_row<const M: usize, const A: usize, V: Minimal<M, A>>(
 }
 
 /// `y = conv(x, W) + b` for a 3×3, stride-1 geometry `g` (see [`choose`]) with `filters` the
-/// [`FilterTransform`] of `W` for it (forward, or adjoint for the adjoint's geometry).
+/// [`FilterTransform`] of `W` for it (forward, or adjoint for the adjoint's geometry), each
+/// output row passed through `epilogue` as it is written.
 ///
 /// # Panics
-/// If a slice length or the filters disagree with the geometry.
+/// If a slice length or the filters disagree with the geometry, or the epilogue's operand
+/// does not have the output's length.
 pub fn convolve(
     x: &[f32],
     filters: &FilterTransform,
     bias: Option<&[f32]>,
     g: &ConvGeometry,
+    epilogue: Epilogue,
 ) -> Vec<f32> {
     match filters.tile {
-        Tile::Four => convolve_with::<4, 6, F4>(x, filters, bias, g),
-        Tile::Two => convolve_with::<2, 4, F2>(x, filters, bias, g),
+        Tile::Four => convolve_with::<4, 6, F4>(x, filters, bias, g, epilogue),
+        Tile::Two => convolve_with::<2, 4, F2>(x, filters, bias, g, epilogue),
     }
 }
 
@@ -408,6 +412,7 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
     filters: &FilterTransform,
     bias: Option<&[f32]>,
     g: &ConvGeometry,
+    epilogue: Epilogue,
 ) -> Vec<f32> {
     assert!(g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1]);
     assert_eq!((filters.rows, filters.cols), (g.c_out, g.c_in), "filters");
@@ -420,10 +425,14 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
         assert_eq!(b.len(), g.c_out, "bias size");
     }
     let [oh, ow] = g.out_hw;
-    let mut out = vec![0.0f32; g.batch * g.c_out * oh * ow];
-    if out.is_empty() {
-        return out;
+    let total = g.batch * g.c_out * oh * ow;
+    assert!(epilogue.fits(total), "epilogue operand size");
+    if total == 0 {
+        return Vec::new();
     }
+    // Every output element is written exactly once below (the blocks cover every tile row of
+    // every image, each output row in full), so the buffer is not zeroed first.
+    let mut out = Vec::<f32>::with_capacity(total);
     let tile_rows = oh.div_ceil(M);
     let tiles_across = ow.div_ceil(M);
     let all_rows = g.batch * tile_rows;
@@ -433,11 +442,14 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
     // VGG-16's layers, 48–96 tiles are best.
     let mut rows_per_block = MIN_BLOCK_TILES.div_ceil(tiles_across).clamp(1, all_rows);
     if all_rows.div_ceil(rows_per_block) < threads {
-        rows_per_block = all_rows.div_ceil(threads).max(1);
+        // Too few tiles for a block per thread (VGG-16's 28² and 14² layers at batch 1): one
+        // block that all threads work on, phase by phase. Blocks per thread would each stream
+        // all transformed filters (38 MB for 512 → 512 channels) for their few tiles.
+        rows_per_block = all_rows;
     }
     let blocks = all_rows.div_ceil(rows_per_block);
     let out_ptr = OutPtr(out.as_mut_ptr());
-    let block = |b: usize, parallel_gemm: bool| {
+    let block = |b: usize, parallel: bool| {
         let first = b * rows_per_block;
         let plan = Block::<M, A, V> {
             g,
@@ -445,15 +457,18 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
             rows: rows_per_block.min(all_rows - first),
             tile_rows,
             tiles_across,
+            epilogue,
             variant: PhantomData,
         };
-        plan.run_widest(x, filters, bias, out_ptr, parallel_gemm);
+        plan.run_widest(x, filters, bias, out_ptr, parallel);
     };
     if blocks >= threads && threads > 1 {
         (0..blocks).into_par_iter().for_each(|b| block(b, false));
     } else {
         (0..blocks).for_each(|b| block(b, threads > 1));
     }
+    // SAFETY: all `N · C_out · oH · oW` elements were written by the blocks (see above).
+    unsafe { out.set_len(total) };
     out
 }
 
@@ -465,14 +480,17 @@ struct Block<'a, const M: usize, const A: usize, V> {
     rows: usize,
     tile_rows: usize,
     tiles_across: usize,
-    variant: PhantomData<V>,
+    epilogue: Epilogue<'a>,
+    variant: PhantomData<fn() -> V>,
 }
 
 impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
     /// Transforms the block's input tiles, multiplies, and transforms the products into the
-    /// output rows. Tiles are numbered `local · span + t` with `span = tiles_across + 1`: one
-    /// unused tile per row, so every transform step runs over the whole block as one contiguous
-    /// vector (a row of 7 or 14 tiles alone would be shorter than one AVX-512 register).
+    /// output rows — with `parallel`, each of the three phases split over all threads (input
+    /// channels, positions `ξ`, output channels). Tiles are numbered `local · span + t` with
+    /// `span = tiles_across + 1`: one unused tile per row, so every transform step runs over
+    /// the whole block as one contiguous vector (a row of 7 or 14 tiles alone would be shorter
+    /// than one AVX-512 register).
     #[inline(always)]
     fn run(
         &self,
@@ -480,30 +498,45 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         filters: &FilterTransform,
         bias: Option<&[f32]>,
         out: OutPtr,
-        parallel_gemm: bool,
+        parallel: bool,
     ) {
         let g = self.g;
         let xi = A * A;
         let n = self.rows * self.span();
         let v_len = g.c_in * xi * n;
         let m_len = g.c_out * xi * n;
-        let mut scratch = take_scratch(v_len + m_len + 2 * A * M * (n + 1));
-        let (v, rest) = scratch.split_at_mut(v_len);
-        let (m, work) = rest.split_at_mut(m_len);
+        let work_len = 2 * A * M * (n + 1);
+        let mut scratch = take_scratch(v_len + m_len);
+        let (v, m) = scratch.split_at_mut(v_len);
         let plane = g.in_hw[0] * g.in_hw[1];
-        for c in 0..g.c_in {
-            let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
-            self.transform_input(channel, &mut v[c * n..], g.c_in * n, work);
-        }
+        let v_ptr = OutPtr(v.as_mut_ptr());
+        // Channel ranges per task, each with its own work buffer.
+        let in_phase = |channels: std::ops::Range<usize>| {
+            let mut work = take_scratch(work_len);
+            for c in channels {
+                let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
+                // SAFETY: channel `c` writes `v[c·n + ξ·C_in·n ..][..n]` for ξ < a², inside `v`
+                // (its length is C_in·a²·n) and disjoint from every other channel's pieces.
+                unsafe { self.transform_input(channel, v_ptr, c * n, g.c_in * n, &mut work) };
+            }
+            return_scratch(work);
+        };
+        split_over_threads(g.c_in, parallel, in_phase);
         if filters.packed {
-            multiply_packed(filters, v, m, n, parallel_gemm);
+            multiply_packed(filters, v, m, n, parallel);
         } else {
-            self.multiply_gemm(filters, v, m, parallel_gemm);
+            self.multiply_gemm(filters, v, m, parallel);
         }
-        for o in 0..g.c_out {
-            let b = bias.map_or(0.0, |b| b[o]);
-            self.transform_output(&m[o * n..], g.c_out * n, o, b, out, work);
-        }
+        let m = &*m;
+        let out_phase = |channels: std::ops::Range<usize>| {
+            let mut work = take_scratch(work_len);
+            for o in channels {
+                let b = bias.map_or(0.0, |b| b[o]);
+                self.transform_output(&m[o * n..], g.c_out * n, o, b, out, &mut work);
+            }
+            return_scratch(work);
+        };
+        split_over_threads(g.c_out, parallel, out_phase);
         return_scratch(scratch);
     }
 
@@ -559,12 +592,17 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
     }
 
     /// `V = Bᵀ d B` for every tile of the block in one input channel (`channel(image)` is its
-    /// `[H, W]` plane), written to `dst[ξ · stride + tile]`.
+    /// `[H, W]` plane), written to `dst[first + ξ · stride + tile]`.
+    ///
+    /// # Safety
+    /// `dst[first + ξ · stride ..][..n]` (ξ < a², `n` the block's tile count) lie inside one
+    /// buffer that nothing else reads or writes during the call.
     #[inline(always)]
-    fn transform_input<'x>(
+    unsafe fn transform_input<'x>(
         &self,
         channel: impl Fn(usize) -> &'x [f32],
-        dst: &mut [f32],
+        dst: OutPtr,
+        first: usize,
         stride: usize,
         work: &mut [f32],
     ) {
@@ -604,7 +642,9 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             let base = k * len;
             let d: [&[f32]; A] =
                 std::array::from_fn(|j| &vert[base + (j % M) * (n + 1) + j / M..][..n]);
-            V::input(d, pieces(dst, A * k * stride, stride, n));
+            // SAFETY: as the caller vouches; ξ = A·k + l.
+            let out = unsafe { raw_pieces(dst.get(), first + A * k * stride, stride, n) };
+            V::input(d, out);
         }
     }
 
@@ -640,16 +680,23 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             let (image, ty) = self.position(local);
             let y0 = ty * M;
             for i in 0..M.min(oh - y0) {
-                // SAFETY: output rows of this block's tile rows belong to this block alone.
+                let first = ((image * g.c_out + o) * oh + y0 + i) * ow;
+                // SAFETY: output rows of this block's tile rows belong to this block (and this
+                // channel's task) alone, inside the output's capacity; viewed as possibly
+                // uninitialised floats, which are only written.
                 let line = unsafe {
                     std::slice::from_raw_parts_mut(
-                        out.get().add(((image * g.c_out + o) * oh + y0 + i) * ow),
+                        out.get().add(first) as *mut std::mem::MaybeUninit<f32>,
                         ow,
                     )
                 };
                 let phases = split::<M>(&mut vert[i * M * n..(i + 1) * M * n], n)
                     .map(|p| &p[local * span..][..span]);
                 interleave_phases(line, phases, bias);
+                // SAFETY: `interleave_phases` wrote every element of the line.
+                let line =
+                    unsafe { &mut *(line as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                self.epilogue.apply(first, line);
             }
         }
     }
@@ -696,9 +743,14 @@ fn multiply_packed(filters: &FilterTransform, v: &[f32], m: &mut [f32], n: usize
     }
 }
 
-/// `line[M·t + j] = phases[j][t] + bias`: one output row from its column phases.
+/// `line[M·t + j] = phases[j][t] + bias`: one output row from its column phases (every element
+/// of `line` is written).
 #[inline(always)]
-fn interleave_phases<const M: usize>(line: &mut [f32], phases: [&[f32]; M], bias: f32) {
+fn interleave_phases<const M: usize>(
+    line: &mut [std::mem::MaybeUninit<f32>],
+    phases: [&[f32]; M],
+    bias: f32,
+) {
     let full = line.len() / M;
     let (body, tail) = line.split_at_mut(full * M);
     // Indexed (not chunked) so the compiler sees M interleaved store streams and emits vector
@@ -706,11 +758,11 @@ fn interleave_phases<const M: usize>(line: &mut [f32], phases: [&[f32]; M], bias
     let p = phases.map(|p| &p[..full]);
     for t in 0..full {
         for j in 0..M {
-            body[M * t + j] = p[j][t] + bias;
+            body[M * t + j].write(p[j][t] + bias);
         }
     }
     for (j, v) in tail.iter_mut().enumerate() {
-        *v = phases[j][full] + bias;
+        v.write(phases[j][full] + bias);
     }
 }
 
@@ -741,6 +793,35 @@ fn split_phases<const M: usize>(line: &[f32], pad: usize, mut phases: [&mut [f32
             }
         }
     }
+}
+
+/// `jobs` items split into one contiguous range per thread, run in parallel if `parallel`
+/// (else one range on this thread).
+fn split_over_threads(jobs: usize, parallel: bool, run: impl Fn(std::ops::Range<usize>) + Sync) {
+    if !parallel {
+        return run(0..jobs);
+    }
+    let tasks = rayon::current_num_threads().clamp(1, jobs.max(1));
+    (0..tasks)
+        .into_par_iter()
+        .for_each(|t| run(t * jobs / tasks..(t + 1) * jobs / tasks));
+}
+
+/// `K` pieces `len` long at `base + first + i · stride`.
+///
+/// # Safety
+/// The pieces lie inside one allocation and nothing else accesses them while they live.
+#[inline(always)]
+unsafe fn raw_pieces<'a, const K: usize>(
+    base: *mut f32,
+    first: usize,
+    stride: usize,
+    len: usize,
+) -> [&'a mut [f32]; K] {
+    // SAFETY: as the caller vouches.
+    std::array::from_fn(|i| unsafe {
+        std::slice::from_raw_parts_mut(base.add(first + i * stride), len)
+    })
 }
 
 /// The first `K` consecutive `len`-long pieces of `s`.
@@ -834,7 +915,7 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         filters: &FilterTransform,
         bias: Option<&[f32]>,
         out: OutPtr,
-        parallel_gemm: bool,
+        parallel: bool,
     ) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -863,14 +944,14 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             match widest_simd() {
                 // SAFETY: the CPU has the feature.
                 Simd::Avx512 => {
-                    return unsafe { avx512(self, x, filters, bias, out, parallel_gemm) };
+                    return unsafe { avx512(self, x, filters, bias, out, parallel) };
                 }
                 // SAFETY: the CPU has the feature.
-                Simd::Avx2 => return unsafe { avx2(self, x, filters, bias, out, parallel_gemm) },
+                Simd::Avx2 => return unsafe { avx2(self, x, filters, bias, out, parallel) },
                 Simd::Baseline => {}
             }
         }
-        self.run(x, filters, bias, out, parallel_gemm)
+        self.run(x, filters, bias, out, parallel)
     }
 }
 
@@ -928,7 +1009,7 @@ mod tests {
             let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
             let direct = conv2d_forward(&x, &w, Some(&b), &g);
             let filters = FilterTransform::build(&w, g.c_out, g.c_in, false, tile, packed);
-            let ours = convolve(&x, &filters, Some(&b), &g);
+            let ours = convolve(&x, &filters, Some(&b), &g, Epilogue::Store);
             let err = rel_err(&ours, &direct);
             assert!(
                 err < 1e-5,
@@ -938,7 +1019,7 @@ mod tests {
             let dy: Vec<f32> = (0..direct.len()).map(|_| rng.normal()).collect();
             let direct = conv2d_input_adjoint(&dy, &w, &g);
             let filters = FilterTransform::build(&w, g.c_out, g.c_in, true, tile, packed);
-            let ours = convolve(&dy, &filters, None, &adjoint_geometry(&g));
+            let ours = convolve(&dy, &filters, None, &adjoint_geometry(&g), Epilogue::Store);
             let err = rel_err(&ours, &direct);
             assert!(
                 err < 1e-5,

@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock};
 
 use burn::prelude::*;
 
-use super::kernel::{LayerWeights, Weights, product, spatial, stabilized_ratio};
+use super::kernel::{LayerWeights, Weights, spatial, stabilized_ratio};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{NodeId, Op, ParamStore};
 use crate::tensor::T4;
@@ -155,9 +155,8 @@ impl LinearLrp {
     ) -> Result<T4, EngineError> {
         let hw = spatial(x);
         if !has_negative_input {
-            let z = p.forward(x.clone())?;
-            let s = stabilized_ratio(r.clone(), z, STABILIZER);
-            return Ok(product(x, p.adjoint(s, hw)));
+            let s = p.forward_ratio(x.clone(), r, STABILIZER)?;
+            return Ok(p.adjoint_product(s, hw, x));
         }
         let xp = x.clone().clamp_min(0.0);
         let xn = x.clone().clamp_max(0.0);
@@ -178,7 +177,7 @@ impl LinearLrp {
             LinearRule::Epsilon { epsilon } => {
                 let z = ctx.output()?.clone();
                 let s = stabilized_ratio(r, z, *epsilon);
-                product(x, w.original.adjoint(s, hw))
+                w.original.adjoint_product(s, hw, x)
             }
             LinearRule::ZPlus => {
                 let neg = has_negative(x);
@@ -198,9 +197,8 @@ impl LinearLrp {
                         |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(g))),
                     )
                 });
-                let z = boosted.forward(x.clone())?;
-                let s = stabilized_ratio(r, z, STABILIZER);
-                product(x, boosted.adjoint(s, hw))
+                let s = boosted.forward_ratio(x.clone(), &r, STABILIZER)?;
+                boosted.adjoint_product(s, hw, x)
             }
             LinearRule::Flat | LinearRule::WSquare => {
                 let modified = if self.rule == LinearRule::Flat {
@@ -211,7 +209,11 @@ impl LinearLrp {
                 let device = x.device();
                 let z = self.constant(x, |dims| modified.forward(Tensor::ones(dims, &device)))?;
                 let s = stabilized_ratio(r, z, STABILIZER);
-                modified.adjoint(s, hw)
+                if self.rule == LinearRule::Flat {
+                    w.ones_adjoint(s, hw)
+                } else {
+                    modified.adjoint(s, hw)
+                }
             }
             LinearRule::ZBox { low, high } => {
                 let device = x.device();
