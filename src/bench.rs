@@ -422,9 +422,11 @@ pub fn median(xs: &[f64]) -> f64 {
 
 /// Resets the process's peak resident set size to its current size (Linux ≥ 4.0:
 /// writing `5` to `/proc/self/clear_refs`), after handing freed memory back to the system
-/// ([`crate::alloc::release_free_memory`]) so the next peak is that of the next job alone.
+/// ([`crate::alloc::release_free_memory`]), cached filter layouts of weights nobody holds any
+/// more included, so the next peak is that of the next job alone.
 /// Returns whether it worked.
 pub fn reset_peak_rss() -> bool {
+    crate::engine::kernels::release_unused_filters();
     crate::alloc::release_free_memory();
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
@@ -481,17 +483,20 @@ pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>
             "repeat, batch sizes and size must be positive".into(),
         ));
     }
-    let workloads = opts
-        .workloads
-        .iter()
-        .map(|w| workload(w))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Unknown names fail before anything runs.
+    for w in &opts.workloads {
+        workload(w)?;
+    }
     let mut rows = Vec::new();
     for arch in &opts.archs {
         let model = model(arch, opts)?;
         for &batch in &opts.batches {
             let x = random_batch(batch, opts.channels, opts.size, 1);
-            for w in &workloads {
+            for name in &opts.workloads {
+                // A fresh workload per row: what one prepares (LRP's modified weights and their
+                // cached filter layouts) is dropped with it, so a later row's peak memory is its
+                // own job's, as on the Python side, where each row's hooks are removed after it.
+                let w = workload(name)?;
                 let row = time_row(arch, &model, &x, w.as_ref(), opts)?;
                 on_row(&row);
                 rows.push(row);

@@ -65,6 +65,13 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
     clock: 0,
 });
 
+/// Drops the entries whose weight nobody else holds any more (their model was dropped); they
+/// would otherwise go only at the next insertion.
+pub fn release_unused() {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.entries.retain(|e| !e.weight.is_unique());
+}
+
 /// The filters for `weight` (values `values`) in `layout`, built with `build` the first time.
 /// `T` must be the one type `layout` is always built as.
 pub fn filters<T: Prepared>(

@@ -308,6 +308,12 @@ fn own_conv2d(
     Some(from_vec(y, [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]))
 }
 
+/// Frees the cached filter layouts (Winograd, direct, 1×1) of weights that no model holds any
+/// more, at once instead of at the next cache insertion (for memory measurements).
+pub fn release_unused_filters() {
+    filter_cache::release_unused();
+}
+
 /// The Winograd filters of the plain weight `fw` for the convolution `g`, or for its input
 /// adjoint if `adjoint`, when Winograd is on and applies ([`winograd::choose`]); `None` means
 /// im2col. Only weights stored contiguously are cached: a strided weight is copied on every call,
