@@ -674,6 +674,45 @@ pub fn zip_map(a: &T4, b: &T4, f: impl Fn(f32, f32) -> f32 + Sync) -> Option<T4>
     Some(from_vec(out, a.dims()))
 }
 
+/// `(f(r, z, a, b).0, f(r, z, a, b).1)` element by element in one parallel pass that writes
+/// two tensors, on plain `f32` tensors of one shape (an LRP rule that shares one relevance
+/// between two inputs reads each operand once); `None` otherwise.
+pub fn zip4_map2(
+    [r, z, a, b]: [&T4; 4],
+    f: impl Fn(f32, f32, f32, f32) -> (f32, f32) + Sync,
+) -> Option<(T4, T4)> {
+    let dims = r.dims();
+    if !own_kernels_enabled() || [z, a, b].iter().any(|t| t.dims() != dims) {
+        return None;
+    }
+    let (fr, fz, fa, fb) = (flex_f32(r)?, flex_f32(z)?, flex_f32(a)?, flex_f32(b)?);
+    let (vr, vz, va, vb) = (values(&fr), values(&fz), values(&fa), values(&fb));
+    let len = vr.len();
+    let (mut first, mut second) = (
+        Vec::<f32>::with_capacity(len),
+        Vec::<f32>::with_capacity(len),
+    );
+    first.spare_capacity_mut()[..len]
+        .par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(second.spare_capacity_mut()[..len].par_chunks_mut(ELEMENTWISE_CHUNK))
+        .enumerate()
+        .for_each(|(k, (o1, o2))| {
+            let at = k * ELEMENTWISE_CHUNK;
+            for (i, (o1, o2)) in o1.iter_mut().zip(o2.iter_mut()).enumerate() {
+                let j = at + i;
+                let (x, y) = f(vr[j], vz[j], va[j], vb[j]);
+                o1.write(x);
+                o2.write(y);
+            }
+        });
+    // SAFETY: every chunk of both outputs was written in full above.
+    unsafe {
+        first.set_len(len);
+        second.set_len(len);
+    }
+    Some((from_vec(first, dims), from_vec(second, dims)))
+}
+
 /// `f(x)` element by element in one parallel pass on a plain `f32` tensor (burn's element-wise
 /// ops run on one thread); `None` otherwise.
 pub fn map(x: &T4, f: impl Fn(f32) -> f32 + Sync) -> Option<T4> {

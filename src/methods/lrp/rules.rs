@@ -32,7 +32,7 @@ use burn::prelude::*;
 
 use super::kernel::{LayerWeights, Weights, spatial, stabilized_ratio};
 use crate::engine::{EngineError, Rule, RuleCtx};
-use crate::graph::{NodeId, Op, ParamStore};
+use crate::graph::{Graph, NodeId, Op, ParamStore};
 use crate::tensor::T4;
 
 /// zennit's default stabiliser of every rule other than Epsilon.
@@ -180,11 +180,11 @@ impl LinearLrp {
                 w.original.adjoint_product(s, hw, x)
             }
             LinearRule::ZPlus => {
-                let neg = has_negative(x);
+                let neg = may_be_negative(ctx) && has_negative(x);
                 self.signed_half(x, &r, w.positive(), w.negative(), neg)?
             }
             LinearRule::AlphaBeta { alpha, beta } => {
-                let neg = has_negative(x);
+                let neg = may_be_negative(ctx) && has_negative(x);
                 let pos_part = self.signed_half(x, &r, w.positive(), w.negative(), neg)?;
                 let neg_part = self.signed_half(x, &r, w.negative(), w.positive(), neg)?;
                 pos_part.mul_scalar(*alpha).sub(neg_part.mul_scalar(*beta))
@@ -243,6 +243,31 @@ impl Rule for LinearLrp {
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         Ok(vec![Some(self.relevance(ctx, signal)?)])
     }
+}
+
+/// Whether the node's input can hold a negative element at all: not when it is the output of a
+/// ReLU, or of pooling, reshaping or identity-like ops applied to one (every input of VGG's
+/// and ResNet's z⁺ layers but the first) — then the scan of [`has_negative`] is skipped.
+fn may_be_negative(ctx: &RuleCtx) -> bool {
+    fn non_negative(graph: &Graph, id: NodeId) -> bool {
+        let node = &graph.nodes[id];
+        match node.op {
+            Op::Relu => true,
+            Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::AdaptiveAvgPool2d { .. }
+            | Op::Flatten
+            | Op::Reshape(_)
+            | Op::Permute(_)
+            | Op::Identity
+            | Op::Dropout { .. } => node.inputs.first().is_some_and(|&i| non_negative(graph, i)),
+            _ => false,
+        }
+    }
+    !ctx.node()
+        .inputs
+        .first()
+        .is_some_and(|&i| non_negative(ctx.graph, i))
 }
 
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).

@@ -91,8 +91,20 @@ impl Rule for SkipRule {
         }
         let (ra, rb) = match self.mode {
             SkipMode::Zennit => {
-                let s = stabilized_ratio(r, ctx.output()?.clone(), STABILIZER);
-                (product(a, s.clone()), product(b, s))
+                let z = ctx.output()?;
+                // One pass: s = R / stabilize(z), then a · s and b · s — the same operations as
+                // the ratio and the two products apart.
+                let fused = crate::engine::kernels::zip4_map2([&r, z, a, b], |r, z, a, b| {
+                    let s = r / (z + if z < 0.0 { -STABILIZER } else { STABILIZER });
+                    (a * s, b * s)
+                });
+                match fused {
+                    Some(shares) => shares,
+                    None => {
+                        let s = stabilized_ratio(r, z.clone(), STABILIZER);
+                        (product(a, s.clone()), product(b, s))
+                    }
+                }
             }
             SkipMode::Split => {
                 let (abs_a, abs_b) = (a.clone().abs(), b.clone().abs());
