@@ -381,6 +381,26 @@ fn width_preserving_convolutions_match_burn() {
     }
 }
 
+/// Our forward (with a random bias) and input adjoint of convolution `c` against burn's, on a
+/// random input `[N, C, H, W]` and weight of the given shapes, to 1e-5 relative.
+fn forward_and_adjoint_match_burn(c: &Conv2d, xs: [usize; 4], ws: [usize; 4], rng: &mut Rng) {
+    let x = random(xs, rng);
+    let w = random(ws, rng);
+    let b = from_vec((0..ws[0]).map(|_| rng.normal()).collect(), [ws[0]]);
+    let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), c);
+    let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(c));
+    assert_eq!(ours.dims(), theirs.dims());
+    let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
+    assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
+    let g = random(ours.dims(), rng);
+    let hw = [xs[2], xs[3]];
+    let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), c, hw);
+    let want = kernels::burn_input_adjoint(g, w, c, hw);
+    assert_eq!(adj.dims(), want.dims());
+    let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
+    assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+}
+
 /// Convolutions with more than one tap run on the direct (implicit-GEMM) kernel — stride 1
 /// forward and input adjoint, strided ones forward through phase planes: forward with bias and
 /// input adjoint against burn on random geometries — kernels 2–5 on either axis, strides 1–3
@@ -436,19 +456,7 @@ fn direct_convolutions_match_burn() {
             kernels::direct::applies(&geometry),
             kernels::direct::available()
         );
-        let x = random(xs, &mut rng);
-        let w = random([c_out, c_in, kernel[0], kernel[1]], &mut rng);
-        let b = from_vec((0..c_out).map(|_| rng.normal()).collect(), [c_out]);
-        let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
-        let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(&c));
-        assert_eq!(ours.dims(), theirs.dims());
-        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
-        assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
-        let g = random(ours.dims(), &mut rng);
-        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
-        let want = kernels::burn_input_adjoint(g, w, &c, hw);
-        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
-        assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+        forward_and_adjoint_match_burn(&c, xs, [c_out, c_in, kernel[0], kernel[1]], &mut rng);
     }
 }
 
@@ -493,20 +501,7 @@ fn pointwise_convolutions_match_burn() {
             kernels::pointwise::applies(&geometry),
             pad == 0 && kernels::direct::available()
         );
-        let x = random(xs, &mut rng);
-        let w = random([c_out, c_in, 1, 1], &mut rng);
-        let b = from_vec((0..c_out).map(|_| rng.normal()).collect(), [c_out]);
-        let ours = kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), &c);
-        let theirs = burn_conv2d(x.clone(), w.clone(), Some(b), conv_options(&c));
-        assert_eq!(ours.dims(), theirs.dims());
-        let err = max_rel_diff(&to_vec(&ours), &to_vec(&theirs));
-        assert!(err < 1e-5, "forward {c:?} on {xs:?}: rel. error {err}");
-        let g = random(ours.dims(), &mut rng);
-        let adj = kernels::conv2d_input_adjoint(g.clone(), w.clone(), &c, hw);
-        let want = kernels::burn_input_adjoint(g, w, &c, hw);
-        assert_eq!(adj.dims(), want.dims());
-        let err = max_rel_diff(&to_vec(&adj), &to_vec(&want));
-        assert!(err < 1e-5, "adjoint {c:?} on {xs:?}: rel. error {err}");
+        forward_and_adjoint_match_burn(&c, xs, [c_out, c_in, 1, 1], &mut rng);
     }
 }
 

@@ -43,6 +43,15 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// Panics unless `x` holds `N · C_in · H · W` values and `bias` (if any) `C_out`.
+    pub(super) fn check_operands(&self, x: &[f32], bias: Option<&[f32]>) {
+        let [h, w] = self.in_hw;
+        assert_eq!(x.len(), self.batch * self.c_in * h * w, "input size");
+        if let Some(b) = bias {
+            assert_eq!(b.len(), self.c_out, "bias size");
+        }
+    }
+
     /// Rows of the column matrix: `C_in · kH · kW`.
     pub fn col_rows(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]

@@ -256,11 +256,7 @@ pub fn convolve(
         (g.c_out, g.c_in, g.kernel),
         "packed filters"
     );
-    let [h, w] = g.in_hw;
-    assert_eq!(x.len(), g.batch * g.c_in * h * w, "input size");
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "bias size");
-    }
+    g.check_operands(x, bias);
     let [oh, ow] = g.out_hw;
     assert!(
         epilogue.fits(g.batch * g.c_out * oh * ow),
@@ -635,11 +631,12 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::conv::tests::naive as definition;
     use super::*;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` reproducible values in [−0.5, 0.5) from `seed` (xorshift).
+    pub(in super::super) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
@@ -649,6 +646,25 @@ mod tests {
                 (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect()
+    }
+
+    /// ⟨conv(x), dy⟩ = ⟨x, dx⟩ (bias-free) for `dx` the computed adjoint of `dy`, to 1e-4.
+    pub(in super::super) fn assert_adjoint_identity(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dx: &[f32],
+        g: &ConvGeometry,
+        case: usize,
+    ) {
+        assert_eq!(dx.len(), x.len());
+        let y0 = definition(x, w, None, g);
+        let lhs: f64 = y0.iter().zip(dy).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(dx).map(|(a, b)| (a * b) as f64).sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
+            "case {case}: {lhs} vs {rhs}"
+        );
     }
 
     #[test]
@@ -718,14 +734,7 @@ mod tests {
                 &adjoint_geometry(&g),
                 Epilogue::Store,
             );
-            assert_eq!(dx.len(), x.len());
-            let y0 = definition(&x, &w, None, &g);
-            let lhs: f64 = y0.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
-            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
-            assert!(
-                (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
-                "case {case}: {lhs} vs {rhs}"
-            );
+            assert_adjoint_identity(&x, &w, &dy, &dx, &g, case);
         }
     }
 }

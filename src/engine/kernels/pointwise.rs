@@ -61,11 +61,7 @@ pub fn convolve(
     assert!(applies(g), "pointwise convolution geometry");
     assert_eq!(f.channels(), (g.c_out, g.c_in), "packed filters");
     assert_eq!(f.kernel(), [1, 1], "packed filters");
-    let [h, w] = g.in_hw;
-    assert_eq!(x.len(), g.batch * g.c_in * h * w, "input size");
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "bias size");
-    }
+    g.check_operands(x, bias);
     let positions = g.out_hw[0] * g.out_hw[1];
     let total = g.batch * g.c_out * positions;
     assert!(epilogue.fits(total), "epilogue operand size");
@@ -98,7 +94,8 @@ pub fn convolve(
             let p0 = group * panels_per_group;
             let p1 = (p0 + panels_per_group).min(panels);
             let chunks = (q1 - q0).div_ceil(CHUNK);
-            let image_in = &x[image * g.c_in * h * w..][..g.c_in * h * w];
+            let image_len = g.c_in * g.in_hw[0] * g.in_hw[1];
+            let image_in = &x[image * image_len..][..image_len];
             let out_image = image * g.c_out * positions;
             let mut packed = take_scratch(offsets.len() * chunks * CHUNK);
             for block in 0..f.blocks() {
@@ -217,19 +214,8 @@ pub fn scatter_strided(dense: &[f32], g: &ConvGeometry) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::super::conv::tests::naive as definition;
+    use super::super::direct::tests::{assert_adjoint_identity, values};
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
 
     /// Forward against the convolution's definition; the adjoint (stride 1 by the adjoint
     /// filters, strided by the scatter) against the identity ⟨W x, dy⟩ = ⟨x, Wᵀ dy⟩. Cases:
@@ -300,14 +286,7 @@ mod tests {
                 Epilogue::Store,
             );
             let dx = scatter_strided(&dense, &g);
-            assert_eq!(dx.len(), x.len());
-            let y0 = definition(&x, &w, None, &g);
-            let lhs: f64 = y0.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
-            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
-            assert!(
-                (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
-                "case {case}: {lhs} vs {rhs}"
-            );
+            assert_adjoint_identity(&x, &w, &dy, &dx, &g, case);
         }
     }
 }

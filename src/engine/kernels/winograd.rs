@@ -416,14 +416,7 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
 ) -> Vec<f32> {
     assert!(g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1]);
     assert_eq!((filters.rows, filters.cols), (g.c_out, g.c_in), "filters");
-    assert_eq!(
-        x.len(),
-        g.batch * g.c_in * g.in_hw[0] * g.in_hw[1],
-        "input size"
-    );
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "bias size");
-    }
+    g.check_operands(x, bias);
     let [oh, ow] = g.out_hw;
     let total = g.batch * g.c_out * oh * ow;
     assert!(epilogue.fits(total), "epilogue operand size");
