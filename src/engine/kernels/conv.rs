@@ -96,6 +96,15 @@ pub(super) fn return_scratch(buf: Vec<f32>) {
     });
 }
 
+/// `s` as initialised floats, once every element has been written.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+pub(super) unsafe fn assume_written(s: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the caller vouches for the values.
+    unsafe { &mut *(s as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Raw output pointer shared by tasks that write disjoint parts of the output (here: an image's
 /// pixel range; in `winograd`: a block's output rows).
 #[derive(Clone, Copy)]

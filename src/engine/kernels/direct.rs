@@ -30,7 +30,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
+use super::conv::{ConvGeometry, OutPtr, assume_written, return_scratch, take_scratch};
 use super::epilogue::Epilogue;
 
 /// Most output channels per packed panel (rows of the micro-kernel's output block). A layer's
@@ -274,7 +274,7 @@ pub fn convolve(
     let split = Split::choose(positions, panels, g.c_out, g.batch);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let offsets = input.term_offsets(f.block_channels, g.kernel);
-    let blocks = g.c_in.div_ceil(f.block_channels);
+    let blocks = f.blocks();
     let (groups, block_positions) = (split.groups, split.block_positions);
     (0..g.batch * split.position_blocks * groups)
         .into_par_iter()
@@ -348,8 +348,7 @@ pub fn convolve(
                         d.write(v + b);
                     }
                     // SAFETY: every element of `dst` was written just above.
-                    let dst =
-                        unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                    let dst = unsafe { assume_written(dst) };
                     epilogue.apply(channel + r * ow + col, dst);
                 }
             }

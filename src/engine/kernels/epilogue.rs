@@ -10,8 +10,8 @@ pub enum Epilogue<'a> {
     /// Store `y`.
     #[default]
     Store,
-    /// Store `r[i] / (y + ε)` where `y ≥ 0`, `r[i] / (y − ε)` where `y < 0`: zennit's
-    /// stabilised ratio (`crate::methods::lrp::kernel::stabilized_ratio`, the same operations).
+    /// Store [`stabilized_quotient`]`(r[i], y, ε)` (as `crate::methods::lrp::kernel::
+    /// stabilized_ratio` does for whole tensors).
     Ratio {
         /// `r`, shaped like the output.
         numerator: &'a [f32],
@@ -23,6 +23,13 @@ pub enum Epilogue<'a> {
         /// `a`, shaped like the output.
         factor: &'a [f32],
     },
+}
+
+/// `r / (z + ε)` where `z ≥ 0` (zero included), `r / (z − ε)` where `z < 0`: zennit's
+/// `stabilize` and the division after it, per element (every LRP rule's `R / z'`).
+#[inline(always)]
+pub fn stabilized_quotient(r: f32, z: f32, epsilon: f32) -> f32 {
+    r / (z + if z < 0.0 { -epsilon } else { epsilon })
 }
 
 impl Epilogue<'_> {
@@ -48,7 +55,7 @@ impl Epilogue<'_> {
             Epilogue::Ratio { numerator, epsilon } => {
                 let r = &numerator[first..first + run.len()];
                 for (y, &r) in run.iter_mut().zip(r) {
-                    *y = r / (*y + if *y < 0.0 { -epsilon } else { epsilon });
+                    *y = stabilized_quotient(r, *y, epsilon);
                 }
             }
             Epilogue::Product { factor } => {

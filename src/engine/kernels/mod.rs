@@ -751,7 +751,7 @@ pub fn channel_sum(x: &T4) -> Option<T4> {
                 d.write(0.0);
             });
             // SAFETY: every element of `dst` was initialised just above.
-            let dst = unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            let dst = unsafe { conv::assume_written(dst) };
             for ch in 0..c {
                 let src = &v[(image * c + ch) * plane + p..][..run];
                 dst.iter_mut().zip(src).for_each(|(d, &x)| *d += x);

@@ -40,7 +40,9 @@ use std::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeometry, OutPtr, gemm_parallelism, return_scratch, take_scratch};
+use super::conv::{
+    ConvGeometry, OutPtr, assume_written, gemm_parallelism, return_scratch, take_scratch,
+};
 use super::direct;
 use super::epilogue::Epilogue;
 
@@ -687,8 +689,7 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
                     .map(|p| &p[local * span..][..span]);
                 interleave_phases(line, phases, bias);
                 // SAFETY: `interleave_phases` wrote every element of the line.
-                let line =
-                    unsafe { &mut *(line as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                let line = unsafe { assume_written(line) };
                 self.epilogue.apply(first, line);
             }
         }
@@ -820,25 +821,10 @@ unsafe fn raw_pieces<'a, const K: usize>(
 /// The first `K` consecutive `len`-long pieces of `s`.
 #[inline(always)]
 fn split<const K: usize>(s: &mut [f32], len: usize) -> [&mut [f32]; K] {
-    pieces(s, 0, len, len)
-}
-
-/// `K` pieces of `s`, `len` long, starting at `first` and `stride ≥ len` apart.
-#[inline(always)]
-fn pieces<const K: usize>(
-    s: &mut [f32],
-    first: usize,
-    stride: usize,
-    len: usize,
-) -> [&mut [f32]; K] {
-    let mut rest = &mut s[first..first + (K - 1) * stride + len];
-    std::array::from_fn(|i| {
+    let mut rest = &mut s[..K * len];
+    std::array::from_fn(|_| {
         let (piece, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = if i + 1 < K {
-            &mut tail[stride - len..]
-        } else {
-            tail
-        };
+        rest = tail;
         piece
     })
 }

@@ -9,6 +9,7 @@ use burn::prelude::*;
 use crate::engine::EngineError;
 use crate::engine::forward::linear_forward;
 use crate::engine::gradient::linear_input_adjoint;
+use crate::engine::kernels::epilogue::stabilized_quotient;
 use crate::engine::kernels::{self, Pass};
 use crate::graph::{Conv2d, Op, ParamStore};
 use crate::tensor::T4;
@@ -30,8 +31,7 @@ pub fn stabilize(z: T4, eps: f32) -> T4 {
 /// `r / stabilize(z, ε)` in one pass where the tensors allow it (the same values as the
 /// composed ops: the shift is exactly ±ε either way).
 pub fn stabilized_ratio(r: T4, z: T4, eps: f32) -> T4 {
-    let fused =
-        crate::engine::kernels::zip_map(&r, &z, |r, z| r / (z + if z < 0.0 { -eps } else { eps }));
+    let fused = kernels::zip_map(&r, &z, |r, z| stabilized_quotient(r, z, eps));
     fused.unwrap_or_else(|| r.div(stabilize(z, eps)))
 }
 

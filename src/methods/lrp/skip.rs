@@ -18,6 +18,7 @@ use std::str::FromStr;
 use super::elementwise::Grad;
 use super::kernel::{product, stabilized_ratio};
 use super::rules::STABILIZER;
+use crate::engine::kernels::{self, epilogue::stabilized_quotient};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{Graph, NodeId, Op};
 use crate::tensor::T4;
@@ -94,8 +95,8 @@ impl Rule for SkipRule {
                 let z = ctx.output()?;
                 // One pass: s = R / stabilize(z), then a · s and b · s — the same operations as
                 // the ratio and the two products apart.
-                let fused = crate::engine::kernels::zip4_map2([&r, z, a, b], |r, z, a, b| {
-                    let s = r / (z + if z < 0.0 { -STABILIZER } else { STABILIZER });
+                let fused = kernels::zip4_map2([&r, z, a, b], |r, z, a, b| {
+                    let s = stabilized_quotient(r, z, STABILIZER);
                     (a * s, b * s)
                 });
                 match fused {
