@@ -4,7 +4,8 @@
 //! layers, column `wino`), with the GFLOP/s each reaches (direct-convolution FLOPs over time, so
 //! Winograd's figure is an effective rate), and our weight gradient (training's third
 //! convolution per layer).
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]`; `-- --train` takes the
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv [-- --batch 1]` (`ONLY=text` keeps the layers
+//! whose name contains `text`); `-- --train` takes the
 //! ResNet-18 shapes of a training batch of 32 at 64×64 instead.
 
 use std::time::Instant;
@@ -28,6 +29,9 @@ const LAYERS: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
     ("resnet conv1 7x7/2", 3, 64, 7, 2, 3, 224),
     ("resnet l1 1x1 256>64", 256, 64, 1, 1, 0, 56),
     ("resnet l1 3x3 64", 64, 64, 3, 1, 1, 56),
+    ("resnet l2 3x3/2 128", 128, 128, 3, 2, 1, 56),
+    ("resnet l3 3x3/2 256", 256, 256, 3, 2, 1, 28),
+    ("resnet l4 3x3/2 512", 512, 512, 3, 2, 1, 14),
     ("resnet l3 3x3 256", 256, 256, 3, 1, 1, 14),
     ("resnet l4 3x3 512", 512, 512, 3, 1, 1, 7),
     ("resnet l4 1x1 512>2048", 512, 2048, 1, 1, 0, 7),
@@ -73,6 +77,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if train { 32 } else { 1 });
     let layers = if train { TRAIN_LAYERS } else { LAYERS };
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let layers: Vec<_> = layers
+        .iter()
+        .filter(|l| l.0.contains(only.as_str()))
+        .collect();
     let mut rng = Rng::new(7);
     println!(
         "{:<24} {:>4} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7}  (ms per batch of {batch}; GFLOP/s ours)",

@@ -460,6 +460,35 @@ fn direct_convolutions_match_burn() {
     }
 }
 
+/// Strided adjoints with many input channels run by phases (`kernels::transposed`: one
+/// stride-1 direct adjoint per phase, interleaved): against burn's transposed convolution on
+/// ResNet's 3×3/2 geometry at 512 channels and two uneven ones (odd sizes, unequal strides,
+/// a 2×4 kernel, padding after), batches 1–2.
+#[test]
+fn strided_adjoints_by_phases_match_burn() {
+    let mut rng = Rng::new(31);
+    for (batch, c_in, c_out, hw, kernel, stride, padding) in [
+        (1, 512, 512, [14, 14], [3, 3], [2, 2], [1, 1, 1, 1]),
+        (2, 520, 37, [11, 9], [3, 3], [2, 3], [1, 0, 0, 2]),
+        (1, 512, 20, [10, 13], [2, 4], [2, 2], [0, 1, 1, 0]),
+    ] {
+        let c = Conv2d {
+            weight: String::new(),
+            bias: None,
+            stride,
+            padding,
+            dilation: [1, 1],
+            groups: 1,
+        };
+        forward_and_adjoint_match_burn(
+            &c,
+            [batch, c_in, hw[0], hw[1]],
+            [c_out, c_in, kernel[0], kernel[1]],
+            &mut rng,
+        );
+    }
+}
+
 /// 1×1 convolutions run on the pointwise kernel (packed input blocks, the direct kernel's
 /// micro-kernel): forward with bias and input adjoint (strided ones through the dense adjoint
 /// and a scatter) against burn on random geometries — strides 1–3 per axis, sizes from one

@@ -58,8 +58,16 @@ pub fn linear(x: &[f32], n: usize, weight: &[f32], out: usize, bias: Option<&[f3
     y
 }
 
-/// `dx[i, f] = Σ_o g[i, o] · W[o, f]` for `g: [N, O]`, `W: [O, F]`, returning `[N, F]`. Threads
-/// own column blocks of `dx`; rows `o` with `g[·, o] = 0` for every image are skipped.
+/// Rows of `W` summed into one partial result of the adjoint: a fixed count, so that the
+/// summation order (rows in order within a chunk, then chunks in order) never depends on the
+/// number of threads.
+const ADJOINT_CHUNK_ROWS: usize = 256;
+
+/// `dx[i, f] = Σ_o g[i, o] · W[o, f]` for `g: [N, O]`, `W: [O, F]`, returning `[N, F]`. Each
+/// chunk of [`ADJOINT_CHUNK_ROWS`] rows of `W` is read front to back into its own partial
+/// `[N, F]` (whole rows stream from memory at full bandwidth; owning column blocks instead read
+/// short pieces of every row, measured 13 ms against 8 for VGG-16's first dense layer), then the
+/// partials are added in chunk order. Rows `o` with `g[·, o] = 0` for every image are skipped.
 ///
 /// # Panics
 /// If sizes disagree.
@@ -67,45 +75,59 @@ pub fn linear_input_adjoint(g: &[f32], n: usize, weight: &[f32], out: usize) -> 
     assert_eq!(g.len(), n * out, "signal size");
     let inp = weight.len() / out.max(1);
     assert_eq!(weight.len(), out * inp, "weight size");
-    let live: Vec<usize> = (0..out)
-        .filter(|&o| (0..n).any(|i| g[i * out + o] != 0.0))
+    let live = |o: usize| (0..n).any(|i| g[i * out + o] != 0.0);
+    let chunks: Vec<usize> = (0..out.div_ceil(ADJOINT_CHUNK_ROWS))
+        .filter(|&c| (c * ADJOINT_CHUNK_ROWS..((c + 1) * ADJOINT_CHUNK_ROWS).min(out)).any(live))
         .collect();
-    let threads = rayon::current_num_threads().max(1);
-    let block = inp
-        .div_ceil(4 * threads)
-        .next_multiple_of(16)
-        .clamp(16, 4 * SEGMENT);
-    // Computed as [blocks][N][block] so each task owns one contiguous piece, then re-laid out.
-    let blocks = inp.div_ceil(block);
-    let mut pieces = vec![0.0f32; blocks * n * block];
-    pieces
-        .par_chunks_mut(n * block)
-        .enumerate()
-        .for_each(|(b, piece)| {
-            let (f0, f1) = (b * block, ((b + 1) * block).min(inp));
-            for &o in &live {
-                let w = &weight[o * inp + f0..o * inp + f1];
-                for (i, dx) in piece.chunks_exact_mut(block).enumerate() {
+    let partials: Vec<Vec<f32>> = chunks
+        .par_iter()
+        .map(|&c| {
+            let mut partial = vec![0.0f32; n * inp];
+            for o in c * ADJOINT_CHUNK_ROWS..((c + 1) * ADJOINT_CHUNK_ROWS).min(out) {
+                let w = &weight[o * inp..(o + 1) * inp];
+                for (i, dx) in partial.chunks_exact_mut(inp).enumerate() {
                     let gi = g[i * out + o];
                     if gi != 0.0 {
-                        axpy(gi, w, &mut dx[..f1 - f0]);
+                        axpy(gi, w, dx);
                     }
                 }
             }
-        });
+            partial
+        })
+        .collect();
     let mut dx = vec![0.0f32; n * inp];
-    for (b, piece) in pieces.chunks_exact(n * block).enumerate() {
-        let (f0, f1) = (b * block, ((b + 1) * block).min(inp));
-        for i in 0..n {
-            dx[i * inp + f0..i * inp + f1].copy_from_slice(&piece[i * block..i * block + f1 - f0]);
+    let piece = inp
+        .div_ceil(4 * rayon::current_num_threads().max(1))
+        .max(1024);
+    dx.par_chunks_mut(piece).enumerate().for_each(|(k, dst)| {
+        let start = k * piece;
+        for partial in &partials {
+            add(&partial[start..start + dst.len()], dst);
         }
-    }
+    });
     dx
 }
 
 /// `Σ a[k]·b[k]` with 32 independent partial sums (vectorised, and not limited by the latency
-/// of one running sum).
+/// of one running sum); with AVX-512 where the CPU has it (the same operations in the same
+/// order, so the same result).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { dot_avx512(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    dot_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 32];
     let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -118,10 +140,33 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `y += a·x`.
+/// `y += a·x`, with AVX-512 where the CPU has it (the same operations, so the same result).
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { axpy_avx512(a, x, y) };
+    }
+    axpy_portable(a, x, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn axpy_avx512(a: f32, x: &[f32], y: &mut [f32]) {
+    axpy_portable(a, x, y)
+}
+
+#[inline(always)]
+fn axpy_portable(a: f32, x: &[f32], y: &mut [f32]) {
     for (y, &x) in y.iter_mut().zip(x) {
         *y += a * x;
+    }
+}
+
+/// `y += x`.
+fn add(x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += x;
     }
 }
 
@@ -142,13 +187,25 @@ mod tests {
 
     #[test]
     fn linear_and_adjoint_match_their_definitions() {
-        for (n, out, inp) in [(1, 7, 1000), (3, 70, 2085), (16, 5, 33), (2, 1, 4096)] {
+        for (n, out, inp) in [
+            (1, 7, 1000),
+            (3, 70, 2085),
+            (16, 5, 33),
+            (2, 1, 4096),
+            (2, 3 * ADJOINT_CHUNK_ROWS + 5, 300),
+        ] {
             let x = values(n * inp, 1);
             let w = values(out * inp, 2);
             let b = values(out, 3);
             let y = linear(&x, n, &w, out, Some(&b));
             let mut g = values(n * out, 4);
             g[0] = 0.0; // a zero entry, and (n = 1) a skipped row
+            if out > 2 * ADJOINT_CHUNK_ROWS {
+                // A whole chunk of rows without signal (skipped) between live ones.
+                for i in 0..n {
+                    g[i * out + ADJOINT_CHUNK_ROWS..i * out + 2 * ADJOINT_CHUNK_ROWS].fill(0.0);
+                }
+            }
             let dx = linear_input_adjoint(&g, n, &w, out);
             for i in 0..n {
                 for o in 0..out {
@@ -173,6 +230,28 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn adjoint_does_not_depend_on_the_thread_count() {
+        let (n, out, inp) = (3, 5 * ADJOINT_CHUNK_ROWS + 17, 777);
+        let w = values(out * inp, 5);
+        let g = values(n * out, 6);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| linear_input_adjoint(&g, n, &w, out))
+        };
+        let one = run(1);
+        for threads in [2, 3, 7] {
+            assert!(
+                one.iter()
+                    .zip(run(threads))
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum Layout {
     Winograd { tile: Tile, adjoint: bool },
     /// Direct-convolution panels, for the forward convolution or its adjoint.
     Direct { adjoint: bool },
+    /// Adjoint panels of a strided convolution's phases, for its stride and padding.
+    Phases { stride: [usize; 2], pad: [usize; 2] },
 }
 
 /// Prepared filters that know their size.
@@ -44,6 +46,12 @@ impl Prepared for super::winograd::FilterTransform {
 impl Prepared for super::direct::PackedFilters {
     fn bytes(&self) -> usize {
         super::direct::PackedFilters::bytes(self)
+    }
+}
+
+impl Prepared for super::transposed::PhaseFilters {
+    fn bytes(&self) -> usize {
+        super::transposed::PhaseFilters::bytes(self)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod epilogue;
 mod filter_cache;
 pub mod pointwise;
 pub mod pool;
+pub mod transposed;
 pub mod winograd;
 
 use std::borrow::Cow;
@@ -371,6 +372,37 @@ fn direct_filters(
     }))
 }
 
+/// Fewest input channels for which a strided adjoint runs by phases. Measured per layer at
+/// batch 1 (`benches/conv.rs`): with 512 channels on a 14² input (ResNet-50's layer4.0.conv2)
+/// the phases take 1.8 ms against col2im's 2.5–2.7; with 128 or 256 channels on 56² / 28² they
+/// lose (2.3 vs 1.6, 1.75 vs 1.5 ms: four small convolutions, each with its own padded copy and
+/// thread split), and on the 3-channel stem the 14-row micro-kernel is mostly idle.
+const PHASES_MIN_CHANNELS: usize = 512;
+
+/// The phase filters of the plain weight `fw` for the input adjoint of the strided convolution
+/// `g` ([`transposed::applies`]; 1×1 ones go to [`pointwise`]), when the direct kernel is on;
+/// `None` means col2im. Only contiguous weights are cached (see [`winograd_filters`]).
+fn phase_filters(
+    fw: &FlexTensor,
+    g: &ConvGeometry,
+) -> Option<std::sync::Arc<transposed::PhaseFilters>> {
+    if !direct_enabled()
+        || g.kernel == [1, 1]
+        || g.c_in < PHASES_MIN_CHANNELS
+        || !transposed::applies(g)
+    {
+        return None;
+    }
+    let w = fw.as_slice::<f32>()?;
+    let layout = filter_cache::Layout::Phases {
+        stride: g.stride,
+        pad: g.pad_before,
+    };
+    Some(filter_cache::filters(fw, w, layout, || {
+        transposed::PhaseFilters::new(w, g)
+    }))
+}
+
 /// `y = x Wᵀ + b` for `x: [N, F, 1, 1]`, `weight: [O, F]` on plain `f32` tensors with `N ≤`
 /// [`dense::MAX_BATCH`] ([`dense::linear`], one pass over the weight); `None` otherwise (then
 /// burn's matmul).
@@ -500,6 +532,8 @@ fn own_input_adjoint(
                 epilogue,
             )
         }
+    } else if let Some(filters) = phase_filters(&fw, &geometry) {
+        transposed::input_adjoint(&values(&fg), &filters, &geometry, epilogue)
     } else {
         let mut dx = conv::conv2d_input_adjoint(&values(&fg), &values(&fw), &geometry);
         epilogue.apply(0, &mut dx);
