@@ -209,6 +209,7 @@ pub fn input_adjoint(
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::tests::values;
     use super::*;
 
     /// The adjoint straight from its definition, `dx[t] = Σ_{s·o + i − p = t} dy[o]·W[i]`.
@@ -243,18 +244,6 @@ mod tests {
             }
         }
         dx.into_iter().map(|v| v as f32).collect()
-    }
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
     }
 
     #[test]
