@@ -284,6 +284,32 @@ fn max_pooling_and_its_adjoint_match_burn_on_random_geometries() {
     }
 }
 
+/// VGG's 2×2/2 pooling on planes wide enough for the kernel's 16-window AVX-512 steps (odd
+/// widths leave a scalar remainder): values and indices equal burn's, ties included.
+#[test]
+fn wide_vgg_poolings_match_burn() {
+    let mut rng = Rng::new(15);
+    let p = Pool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0, 0, 0],
+        dilation: [1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    };
+    for xs in [[1, 3, 6, 224], [2, 2, 9, 75], [1, 5, 4, 33]] {
+        let x = random(xs, &mut rng).clamp_min(0.0);
+        let (ours, our_idx) = kernels::max_pool2d_with_indices(x.clone(), &p);
+        let (theirs, their_idx) = max_pool2d_with_indices(x, maxpool_options(&p));
+        assert_eq!(to_vec(&ours), to_vec(&theirs), "values on {xs:?}");
+        let (a, b): (Vec<i64>, Vec<i64>) = (
+            our_idx.to_data().convert::<i64>().try_to_vec().unwrap(),
+            their_idx.to_data().convert::<i64>().try_to_vec().unwrap(),
+        );
+        assert_eq!(a, b, "indices on {xs:?}");
+    }
+}
+
 /// Training's max pooling (our kernel as a recorded autodiff operation): values, indices and the
 /// input gradient equal burn's recorded max pooling, ties included.
 #[test]

@@ -15,6 +15,9 @@ torch figure includes Python and torch's libraries.
 Run (release build first):
   cargo build --release
   python3 tools/bench_compare.py --arch resnet50,vgg16 --batch 1 --repeat 3 --threads 2
+With --rounds K both sides run K times, alternating (ours, theirs, ours, ...): on a shared machine whose speed drifts
+over minutes, each round's ratio compares the two under the same conditions. The table then gives the median time of
+each side over the rounds and the median and range of the per-round ratios.
 The Python packages are needed only here (never by the build or the tests).
 """
 import argparse
@@ -173,17 +176,37 @@ def main():
     p.add_argument("--winograd", choices=["off", "relevance", "on"], default="relevance",
                    help="where relevance runs 3x3 convolutions by Winograd (relevance --winograd=SCOPE)")
     p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "relevance"))
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run both sides this many times, alternating, and report per-round ratios")
     args = p.parse_args()
-    ours = rust_rows(args)
-    theirs = torch_rows(args)
+    rounds = []
+    for r in range(max(1, args.rounds)):
+        if args.rounds > 1:
+            print(f"round {r + 1} of {args.rounds}", file=sys.stderr)
+        rounds.append((rust_rows(args), torch_rows(args)))
     cpu = os.cpu_count()
-    print(f"| arch | workload | batch | relevance ms/image | Python ms/image | ratio | relevance peak MiB | Python peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for key in sorted(ours, key=lambda k: (k[0], k[2], WORKLOADS.index(k[1]))):
-        a, w, b = key
-        o, om = ours[key]
-        t, tm = theirs.get(key, (float("nan"), float("nan")))
-        print(f"| {a} | {w} | {b} | {o:.1f} | {t:.1f} | {o / t:.2f} | {om:.0f} | {tm:.0f} |")
+    nan = (float("nan"), float("nan"))
+    if len(rounds) == 1:
+        ours, theirs = rounds[0]
+        print(f"| arch | workload | batch | relevance ms/image | Python ms/image | ratio | relevance peak MiB | Python peak MiB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for key in sorted(ours, key=lambda k: (k[0], k[2], WORKLOADS.index(k[1]))):
+            a, w, b = key
+            o, om = ours[key]
+            t, tm = theirs.get(key, nan)
+            print(f"| {a} | {w} | {b} | {o:.1f} | {t:.1f} | {o / t:.2f} | {om:.0f} | {tm:.0f} |")
+    else:
+        print(f"| arch | workload | batch | relevance ms/image | Python ms/image | ratio (median of {len(rounds)} rounds) "
+              f"| ratio range | relevance peak MiB | Python peak MiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for key in sorted(rounds[0][0], key=lambda k: (k[0], k[2], WORKLOADS.index(k[1]))):
+            a, w, b = key
+            o = [ours[key] for ours, _ in rounds]
+            t = [theirs.get(key, nan) for _, theirs in rounds]
+            ratios = [oi[0] / ti[0] for oi, ti in zip(o, t)]
+            med = statistics.median
+            print(f"| {a} | {w} | {b} | {med(x[0] for x in o):.1f} | {med(x[0] for x in t):.1f} | {med(ratios):.2f} "
+                  f"| {min(ratios):.2f}–{max(ratios):.2f} | {max(x[1] for x in o):.0f} | {max(x[1] for x in t):.0f} |")
     print(f"\n{args.threads} threads on both sides, {cpu} logical CPUs, torch {torch.__version__}, input {args.size}².")
 
 

@@ -112,7 +112,13 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
                 };
                 match g.kernel {
                     [2, 2] if hi > lo => {
-                        window_max::<2>(xp, in_w, rows[0], lo..hi, sw, pl, y_row, i_row)
+                        // VGG's 2×2/2 pools: 16 windows per step with AVX-512, the rest below.
+                        let done = if sw == 2 {
+                            window_max_2x2_s2(xp, in_w, rows[0], lo..hi, pl, y_row, i_row)
+                        } else {
+                            lo
+                        };
+                        window_max::<2>(xp, in_w, rows[0], done..hi, sw, pl, y_row, i_row)
                     }
                     [3, 3] if hi > lo => {
                         window_max::<3>(xp, in_w, rows[0], lo..hi, sw, pl, y_row, i_row)
@@ -185,6 +191,106 @@ fn window_max<const K: usize>(
         }
         y_row[ow] = best;
         i_row[ow] = at as i64;
+    }
+}
+
+/// [`window_max`] for `K = 2`, stride 2, sixteen windows at a time with AVX-512 where the CPU
+/// has it: the two input rows' 32 values are split into even and odd columns, and the four taps
+/// are compared in row-major window order with the same rule (strictly greater, or NaN), so
+/// values and indices are those of the scalar loop. Returns the first output column it left
+/// for the scalar loop (`outs.start` without AVX-512).
+fn window_max_2x2_s2(
+    xp: &[f32],
+    w: usize,
+    top: usize,
+    outs: std::ops::Range<usize>,
+    pad: usize,
+    y_row: &mut [f32],
+    i_row: &mut [i64],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let steps = (outs.end - outs.start) / 16;
+        // Windows `ow..ow + 16` read columns `2·ow − pad ..+ 32` of rows `top` and `top + 1`,
+        // inside the plane because the last of them is an interior window.
+        assert!(top + 1 < xp.len() / w.max(1) && outs.end <= y_row.len().min(i_row.len()));
+        assert!(steps == 0 || 2 * (outs.start + 16 * steps) - pad <= w);
+        // SAFETY: AVX-512F is present (checked above) and every access is in bounds (asserted).
+        unsafe { avx512::max_2x2_s2(xp, w, top, outs.start, steps, pad, y_row, i_row) };
+        return outs.start + 16 * steps;
+    }
+    let _ = (xp, w, top, pad, y_row, i_row);
+    outs.start
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `steps` groups of 16 windows from output column `first`; see
+    /// [`super::window_max_2x2_s2`].
+    ///
+    /// # Safety
+    /// AVX-512F must be present, rows `top` and `top + 1` of `xp` must hold columns
+    /// `2·first − pad ..< 2·(first + 16·steps) − pad`, and `y_row`, `i_row` the outputs.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn max_2x2_s2(
+        xp: &[f32],
+        w: usize,
+        top: usize,
+        first: usize,
+        steps: usize,
+        pad: usize,
+        y_row: &mut [f32],
+        i_row: &mut [i64],
+    ) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        // Offsets of the four taps from the window's top-left value, in window order.
+        let wi = w as i32;
+        let taps = [
+            _mm512_set1_epi32(0),
+            _mm512_set1_epi32(1),
+            _mm512_set1_epi32(wi),
+            _mm512_set1_epi32(wi + 1),
+        ];
+        for step in 0..steps {
+            let ow = first + 16 * step;
+            let start = top * w + 2 * ow - pad;
+            // SAFETY (all pointer reads and writes): in bounds by the caller's contract.
+            let (r0, r1) = unsafe { (xp.as_ptr().add(start), xp.as_ptr().add(start + w)) };
+            let (a0, a1) = unsafe { (_mm512_loadu_ps(r0), _mm512_loadu_ps(r0.add(16))) };
+            let (b0, b1) = unsafe { (_mm512_loadu_ps(r1), _mm512_loadu_ps(r1.add(16))) };
+            let values = [
+                _mm512_permutex2var_ps(a0, even, a1),
+                _mm512_permutex2var_ps(a0, odd, a1),
+                _mm512_permutex2var_ps(b0, even, b1),
+                _mm512_permutex2var_ps(b0, odd, b1),
+            ];
+            let mut best = values[0];
+            let mut tap = taps[0];
+            for k in 1..4 {
+                let v = values[k];
+                let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
+                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                best = _mm512_mask_blend_ps(take, best, v);
+                tap = _mm512_mask_blend_epi32(take, tap, taps[k]);
+            }
+            // Index of lane l: start + 2·l + tap offset (`even` holds 2·l).
+            let within = _mm512_add_epi32(tap, even);
+            let base = _mm512_set1_epi64(start as i64);
+            let low = _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(within)));
+            let high = _mm512_add_epi64(
+                base,
+                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(within)),
+            );
+            unsafe {
+                _mm512_storeu_ps(y_row.as_mut_ptr().add(ow), best);
+                _mm512_storeu_epi64(i_row.as_mut_ptr().add(ow), low);
+                _mm512_storeu_epi64(i_row.as_mut_ptr().add(ow + 8), high);
+            }
+        }
     }
 }
 
@@ -266,5 +372,72 @@ mod tests {
         expect[8] = 3.0;
         expect[10] = 4.0;
         assert_eq!(dx, expect);
+    }
+
+    /// Max pooling from its definition: in-bounds taps in row-major window order, the first
+    /// maximum kept, NaN always taken.
+    fn reference(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
+        let [h, w] = g.in_hw;
+        let [oh, ow] = g.out_hw;
+        let (mut y, mut idx) = (Vec::new(), Vec::new());
+        for plane in 0..g.planes {
+            for r in 0..oh {
+                for c in 0..ow {
+                    let mut best: Option<(f32, usize)> = None;
+                    for i in 0..g.kernel[0] {
+                        for j in 0..g.kernel[1] {
+                            let yy = (r * g.stride[0] + i * g.dilation[0]) as isize
+                                - g.pad_before[0] as isize;
+                            let xx = (c * g.stride[1] + j * g.dilation[1]) as isize
+                                - g.pad_before[1] as isize;
+                            if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
+                                continue;
+                            }
+                            let at = yy as usize * w + xx as usize;
+                            let v = x[plane * h * w + at];
+                            best = match best {
+                                Some((b, _)) if !(v > b || v.is_nan()) => best,
+                                _ => Some((v, at)),
+                            };
+                        }
+                    }
+                    let (v, at) = best.map_or((f32::NEG_INFINITY, -1), |(v, a)| (v, a as i64));
+                    y.push(v);
+                    idx.push(at);
+                }
+            }
+        }
+        (y, idx)
+    }
+
+    #[test]
+    fn wide_two_by_two_pools_match_the_definition_with_ties_and_nan() {
+        // VGG's 2×2/2 on planes wide enough for the 16-window steps, odd widths and a leading
+        // pad (the interior then starts at column 1), with ties and NaN.
+        for (in_hw, pad) in [([6, 64], 0), ([5, 71], 0), ([4, 50], 1), ([7, 224], 0)] {
+            let out = |a: usize| (in_hw[a] + 2 * pad - 2) / 2 + 1;
+            let g = PoolGeometry {
+                planes: 3,
+                in_hw,
+                out_hw: [out(0), out(1)],
+                kernel: [2, 2],
+                stride: [2, 2],
+                dilation: [1, 1],
+                pad_before: [pad, pad],
+            };
+            let n = 3 * in_hw[0] * in_hw[1];
+            let mut x: Vec<f32> = (0..n)
+                .map(|k| ((k * 7919 % 13) as f32 - 6.0).max(0.0) * 0.5)
+                .collect();
+            x[5] = f32::NAN;
+            x[n / 2] = f32::NAN;
+            x[n / 2 + 1] = f32::NAN;
+            let (y, idx) = max_pool2d(&x, &g);
+            let (want_y, want_idx) = reference(&x, &g);
+            assert_eq!(idx, want_idx, "indices, {in_hw:?} pad {pad}");
+            for (a, b) in y.iter().zip(&want_y) {
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
+        }
     }
 }
