@@ -647,6 +647,33 @@ pub(super) mod tests {
             .collect()
     }
 
+    /// The undilated geometry with `pad` before and `pad_after` after the input, its output size
+    /// `⌊(n + p_b + p_a − k)/s⌋ + 1` per axis.
+    #[allow(clippy::too_many_arguments)]
+    pub(in super::super) fn padded_geometry(
+        batch: usize,
+        c_in: usize,
+        c_out: usize,
+        in_hw: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        pad_after: [usize; 2],
+    ) -> ConvGeometry {
+        let out = |a: usize| (in_hw[a] + pad[a] + pad_after[a] - kernel[a]) / stride[a] + 1;
+        ConvGeometry {
+            batch,
+            c_in,
+            in_hw,
+            c_out,
+            kernel,
+            out_hw: [out(0), out(1)],
+            stride,
+            dilation: [1, 1],
+            pad_before: pad,
+        }
+    }
+
     /// ⟨conv(x), dy⟩ = ⟨x, dx⟩ (bias-free) for `dx` the computed adjoint of `dy`, to 1e-4.
     pub(in super::super) fn assert_adjoint_identity(
         x: &[f32],
@@ -691,21 +718,7 @@ pub(super) mod tests {
         for (case, &(stride, batch, c_in, c_out, in_hw, kernel, pad, pad_after)) in
             cases.iter().enumerate()
         {
-            let out_hw = [
-                (in_hw[0] + pad[0] + pad_after[0] - kernel[0]) / stride[0] + 1,
-                (in_hw[1] + pad[1] + pad_after[1] - kernel[1]) / stride[1] + 1,
-            ];
-            let g = ConvGeometry {
-                batch,
-                c_in,
-                in_hw,
-                c_out,
-                kernel,
-                out_hw,
-                stride,
-                dilation: [1, 1],
-                pad_before: pad,
-            };
+            let g = padded_geometry(batch, c_in, c_out, in_hw, kernel, stride, pad, pad_after);
             let x = values(batch * c_in * in_hw[0] * in_hw[1], 3 * case as u64 + 1);
             let w = values(c_out * c_in * kernel[0] * kernel[1], 3 * case as u64 + 2);
             let b = values(c_out, 3 * case as u64 + 3);
