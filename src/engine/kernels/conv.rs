@@ -1143,7 +1143,7 @@ pub(super) mod tests {
 
     /// A geometry with the output size the padding `[t, l, b, r]` gives (torch's rule).
     #[allow(clippy::too_many_arguments)]
-    fn geometry(
+    pub(in crate::engine::kernels) fn geometry(
         batch: usize,
         c_in: usize,
         in_hw: [usize; 2],

@@ -631,7 +631,7 @@ mod avx512 {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::conv::tests::naive as definition;
+    use super::super::conv::tests::{geometry, naive as definition};
     use super::*;
 
     /// `n` reproducible values in [−0.5, 0.5) from `seed` (xorshift).
@@ -645,33 +645,6 @@ pub(super) mod tests {
                 (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect()
-    }
-
-    /// The undilated geometry with `pad` before and `pad_after` after the input, its output size
-    /// `⌊(n + p_b + p_a − k)/s⌋ + 1` per axis.
-    #[allow(clippy::too_many_arguments)]
-    pub(in super::super) fn padded_geometry(
-        batch: usize,
-        c_in: usize,
-        c_out: usize,
-        in_hw: [usize; 2],
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        pad: [usize; 2],
-        pad_after: [usize; 2],
-    ) -> ConvGeometry {
-        let out = |a: usize| (in_hw[a] + pad[a] + pad_after[a] - kernel[a]) / stride[a] + 1;
-        ConvGeometry {
-            batch,
-            c_in,
-            in_hw,
-            c_out,
-            kernel,
-            out_hw: [out(0), out(1)],
-            stride,
-            dilation: [1, 1],
-            pad_before: pad,
-        }
     }
 
     /// ⟨conv(x), dy⟩ = ⟨x, dx⟩ (bias-free) for `dx` the computed adjoint of `dy`, to 1e-4.
@@ -718,7 +691,17 @@ pub(super) mod tests {
         for (case, &(stride, batch, c_in, c_out, in_hw, kernel, pad, pad_after)) in
             cases.iter().enumerate()
         {
-            let g = padded_geometry(batch, c_in, c_out, in_hw, kernel, stride, pad, pad_after);
+            let [(t, l), (b, r)] = [(pad[0], pad[1]), (pad_after[0], pad_after[1])];
+            let g = geometry(
+                batch,
+                c_in,
+                in_hw,
+                c_out,
+                kernel,
+                stride,
+                [1, 1],
+                [t, l, b, r],
+            );
             let x = values(batch * c_in * in_hw[0] * in_hw[1], 3 * case as u64 + 1);
             let w = values(c_out * c_in * kernel[0] * kernel[1], 3 * case as u64 + 2);
             let b = values(c_out, 3 * case as u64 + 3);

@@ -209,7 +209,8 @@ pub fn input_adjoint(
 
 #[cfg(test)]
 mod tests {
-    use super::super::direct::tests::{padded_geometry, values};
+    use super::super::conv::tests::geometry;
+    use super::super::direct::tests::values;
     use super::*;
 
     /// The adjoint straight from its definition, `dx[t] = Σ_{s·o + i − p = t} dy[o]·W[i]`.
@@ -283,7 +284,8 @@ mod tests {
             (1, 8, 300, [7, 7], [3, 3], [2, 1], [1, 1]),
         ];
         for (i, &(batch, c_in, c_out, in_hw, kernel, stride, pad)) in cases.iter().enumerate() {
-            let g = padded_geometry(batch, c_in, c_out, in_hw, kernel, stride, pad, pad);
+            let padding = [pad[0], pad[1], pad[0], pad[1]];
+            let g = geometry(batch, c_in, in_hw, c_out, kernel, stride, [1, 1], padding);
             assert!(applies(&g), "case {i}");
             let weight = values(c_out * c_in * kernel[0] * kernel[1], 2 * i as u64 + 1);
             let dy = values(batch * c_out * g.out_hw[0] * g.out_hw[1], 2 * i as u64 + 2);
