@@ -707,10 +707,12 @@ fn multiply_packed(filters: &FilterTransform, v: &[f32], m: &mut [f32], n: usize
     let panels = direct::panel_count(rows);
     let m_ptr = OutPtr(m.as_mut_ptr());
     let position = |position: usize| {
-        for t in (0..n).step_by(direct::CHUNK) {
-            let valid = direct::CHUNK.min(n - t);
-            for p in 0..panels {
-                let (panel, o0, o1) = filters.panel(position, p);
+        // Panels outer: each panel of `U_ξ` (from memory in a model's passes) is read once for
+        // all column chunks while it is in L1, not once per chunk (LRP on VGG-16 −5 %).
+        for p in 0..panels {
+            let (panel, o0, o1) = filters.panel(position, p);
+            for t in (0..n).step_by(direct::CHUNK) {
+                let valid = direct::CHUNK.min(n - t);
                 // SAFETY: reads `v[(ξ·cols + c)·n + t + l]` (c < cols, l < valid ≤ n − t) and
                 // writes `m[(ξ·rows + o)·n + t + l]` (o0 ≤ o < o1), inside both buffers
                 // (asserted above); positions `ξ` write disjoint parts, so tasks never overlap.
