@@ -5,12 +5,10 @@
 //! memory bandwidth, not arithmetic (VGG-16's first dense layer holds 411 MB). Both passes
 //! stream rows of `W` split over threads so that every thread reads its own part of the
 //! matrix, [`ROWS_AT_ONCE`] rows side by side with software prefetch: one sequential stream per
-//! thread drew 25 GB/s from this machine's memory, four prefetched streams 35 GB/s. Zeros are
-//! skipped where they save reading: the adjoint skips rows whose output signal is zero in every
-//! image (after a ReLU, about half of them for a gradient or an LRP relevance), and
-//! [`linear_transposed`] computes the forward map from `Wᵀ`, whose rows belong to input
-//! features, skipping the features that are zero in every image (VGG-16's first dense layer
-//! reads a max-pooled ReLU output, a third of it zeros on random weights).
+//! thread drew 25 GB/s from this machine's memory, four prefetched streams 35 GB/s. The
+//! adjoint also skips rows whose output signal is zero in every image (after a ReLU, about half
+//! of them for a gradient or an LRP relevance), which it can do because those rows contribute
+//! nothing.
 
 use rayon::prelude::*;
 
@@ -84,76 +82,6 @@ pub fn linear(x: &[f32], n: usize, weight: &[f32], out: usize, bias: Option<&[f3
     y
 }
 
-/// `y[i, o] = Σ_f x[i, f] · Wᵀ[f, o] + b[o]` from the transposed weight `Wᵀ: [F, O]`: the
-/// input adjoint of `Wᵀ` applied to `x` ([`linear_input_adjoint`], which skips the features
-/// `f` with `x[·, f] = 0` in every image and so never reads their rows), plus the bias. The
-/// same map as [`linear`] with the sum in another fixed order (features in chunks of
-/// [`ADJOINT_CHUNK_ROWS`], chunks in order), whatever the thread count.
-///
-/// # Panics
-/// If sizes disagree.
-pub fn linear_transposed(
-    x: &[f32],
-    n: usize,
-    weight_t: &[f32],
-    out: usize,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
-    let inp = x.len() / n.max(1);
-    assert_eq!(weight_t.len(), out * inp, "weight size");
-    let mut y = linear_input_adjoint(x, n, weight_t, inp);
-    if let Some(b) = bias {
-        for row in y.chunks_exact_mut(out) {
-            for (y, b) in row.iter_mut().zip(b) {
-                *y += b;
-            }
-        }
-    }
-    y
-}
-
-/// Input features that are zero in every image of `x: [N, F]`: the rows of `Wᵀ`
-/// [`linear_transposed`] does not read.
-pub fn dead_features(x: &[f32], n: usize) -> usize {
-    let inp = x.len() / n.max(1);
-    (0..inp)
-        .filter(|&f| (0..n).all(|i| x[i * inp + f] == 0.0))
-        .count()
-}
-
-/// `Wᵀ: [F, O]` of `W: [O, F]`, by tiles (so that both sides are read and written a cache
-/// line at a time), in parallel over blocks of output rows.
-pub fn transpose(weight: &[f32], out: usize, inp: usize) -> Vec<f32> {
-    assert_eq!(weight.len(), out * inp, "weight size");
-    const TILE: usize = 32;
-    let mut t = vec![0.0f32; out * inp];
-    t.par_chunks_mut(TILE * out)
-        .enumerate()
-        .for_each(|(b, rows)| {
-            let f0 = b * TILE;
-            let fs = rows.len() / out.max(1);
-            for o0 in (0..out).step_by(TILE) {
-                for o in o0..(o0 + TILE).min(out) {
-                    let src = &weight[o * inp + f0..o * inp + f0 + fs];
-                    for (k, &v) in src.iter().enumerate() {
-                        rows[k * out + o] = v;
-                    }
-                }
-            }
-        });
-    t
-}
-
-/// A transposed dense weight, kept in the filter cache.
-pub struct Transposed(pub Vec<f32>);
-
-impl Transposed {
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.0.len() * std::mem::size_of::<f32>()
-    }
-}
-
 /// Rows of `W` summed into one partial result of the adjoint: a fixed count, so that the
 /// summation order (rows in order within a chunk, then chunks in order) never depends on the
 /// number of threads.
@@ -196,9 +124,11 @@ pub fn linear_input_adjoint(g: &[f32], n: usize, weight: &[f32], out: usize) -> 
             let groups: Vec<&[usize]> = rows.chunks(ROWS_AT_ONCE).collect();
             for (k, group) in groups.iter().enumerate() {
                 let w_rows = row_set(group);
-                // The next group's rows are prefetched as this one's run out: short rows (a
-                // transposed layer's) would otherwise start every stream cold.
-                let next = groups.get(k + 1).map_or([&weight[..0]; ROWS_AT_ONCE], |g| row_set(g));
+                // The next group's rows are prefetched as this one's run out, so that the
+                // streams do not start cold at every group (rows of a few KiB: small layers).
+                let next = groups
+                    .get(k + 1)
+                    .map_or([&weight[..0]; ROWS_AT_ONCE], |g| row_set(g));
                 for (i, dx) in partial.chunks_exact_mut(inp).enumerate() {
                     let mut coef = [0.0f32; ROWS_AT_ONCE];
                     for (c, &o) in coef.iter_mut().zip(group.iter()) {
@@ -425,60 +355,6 @@ mod tests {
                         .map(|o| g[i * out + o] as f64 * w[o * inp + f] as f64)
                         .sum();
                     let got = dx[i * inp + f] as f64;
-                    assert!(
-                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "{got} vs {want}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// The forward map from `Wᵀ` equals its definition, with features zero in every image
-    /// (skipped), zero in some images only (not skipped) and a feature count that is no
-    /// multiple of the transposition's tile; `transpose` and `dead_features` checked on the way.
-    #[test]
-    fn transposed_forward_matches_the_definition() {
-        for (n, out, inp) in [(1, 7, 1000), (3, 70, 2085), (2, 33, 3 * ADJOINT_CHUNK_ROWS + 9)] {
-            let mut x = values(n * inp, 7);
-            let mut dead = 0;
-            for f in 0..inp {
-                if f % 3 == 0 {
-                    for i in 0..n {
-                        x[i * inp + f] = 0.0;
-                    }
-                    dead += 1;
-                } else if f % 5 == 0 {
-                    x[f] = 0.0; // zero in the first image only
-                    dead += usize::from(n == 1);
-                }
-            }
-            // A whole chunk of features without input.
-            for f in ADJOINT_CHUNK_ROWS..(2 * ADJOINT_CHUNK_ROWS).min(inp) {
-                if f % 3 != 0 && (f % 5 != 0 || n > 1) {
-                    dead += 1;
-                }
-                for i in 0..n {
-                    x[i * inp + f] = 0.0;
-                }
-            }
-            assert_eq!(dead_features(&x, n), dead);
-            let w = values(out * inp, 8);
-            let b = values(out, 9);
-            let wt = transpose(&w, out, inp);
-            for o in 0..out {
-                for f in 0..inp {
-                    assert_eq!(wt[f * out + o].to_bits(), w[o * inp + f].to_bits());
-                }
-            }
-            let y = linear_transposed(&x, n, &wt, out, Some(&b));
-            for i in 0..n {
-                for o in 0..out {
-                    let want: f64 = (0..inp)
-                        .map(|f| x[i * inp + f] as f64 * w[o * inp + f] as f64)
-                        .sum::<f64>()
-                        + b[o] as f64;
-                    let got = y[i * out + o] as f64;
                     assert!(
                         (got - want).abs() < 1e-4 * (1.0 + want.abs()),
                         "{got} vs {want}"

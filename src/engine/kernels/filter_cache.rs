@@ -17,8 +17,8 @@ use burn::backend::flex::FlexTensor;
 use super::winograd::Tile;
 
 /// Most bytes of prepared filters kept (VGG-16's Winograd sets for LRP take ≈ 0.5 GB, its
-/// packed direct filters ≈ 60 MB per set, its transposed dense weights ≈ 0.5 GB).
-const CAPACITY: usize = 2 << 30;
+/// packed direct filters ≈ 60 MB per set).
+const CAPACITY: usize = 1 << 30;
 
 /// Which layout of a weight an entry holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,6 @@ pub enum Layout {
     Direct { adjoint: bool },
     /// Adjoint panels of a strided convolution's phases, for its stride and padding.
     Phases { stride: [usize; 2], pad: [usize; 2] },
-    /// A dense layer's weight transposed to `[in, out]`.
-    DenseTransposed,
 }
 
 /// Prepared filters that know their size.
@@ -48,12 +46,6 @@ impl Prepared for super::winograd::FilterTransform {
 impl Prepared for super::direct::PackedFilters {
     fn bytes(&self) -> usize {
         super::direct::PackedFilters::bytes(self)
-    }
-}
-
-impl Prepared for super::dense::Transposed {
-    fn bytes(&self) -> usize {
-        super::dense::Transposed::bytes(self)
     }
 }
 

@@ -404,13 +404,11 @@ fn phase_filters(
 }
 
 /// `y = x Wᵀ + b` for `x: [N, F, 1, 1]`, `weight: [O, F]` on plain `f32` tensors with `N ≤`
-/// [`dense::MAX_BATCH`]: [`dense::linear`], one pass over the weight, or, where at least
-/// [`SPARSE_INPUT_SHARE`] of the input features are zero in every image (a ReLU or max-pooled
-/// ReLU output), [`dense::linear_transposed`] from `Wᵀ` kept in the filter cache, which does
-/// not read those features' weights. `None` otherwise (then burn's matmul).
+/// [`dense::MAX_BATCH`] ([`dense::linear`], one pass over the weight); `None` otherwise (then
+/// burn's matmul).
 pub fn linear(x: &T4, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<T4> {
     let n = x.dims()[0];
-    let [o, f] = weight.dims();
+    let [o, _] = weight.dims();
     if !own_kernels_enabled() || n > dense::MAX_BATCH {
         return None;
     }
@@ -420,24 +418,9 @@ pub fn linear(x: &T4, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Option<T4
         None => None,
     };
     let b = fb.as_ref().map(values);
-    let xs = values(&fx);
-    let y = if dense::dead_features(&xs, n) as f64 >= SPARSE_INPUT_SHARE * f as f64 {
-        let w = fw.as_slice::<f32>()?;
-        let wt = filter_cache::filters(&fw, w, filter_cache::Layout::DenseTransposed, || {
-            dense::Transposed(dense::transpose(w, o, f))
-        });
-        dense::linear_transposed(&xs, n, &wt.0, o, b.as_deref())
-    } else {
-        dense::linear(&xs, n, &values(&fw), o, b.as_deref())
-    };
+    let y = dense::linear(&values(&fx), n, &values(&fw), o, b.as_deref());
     Some(from_vec(y, [n, o, 1, 1]))
 }
-
-/// Share of input features that must be zero in every image for a dense layer to be computed
-/// from its transposed weight: the transposed pass streams shorter rows (one per feature) and
-/// drew ≈ 25 GB/s against the row-major pass's 31 on VGG-16's first dense layer, so it wins
-/// from about a fifth of the features skipped.
-pub const SPARSE_INPUT_SHARE: f64 = 0.25;
 
 /// `dx = g W` for `g: [N, O, 1, 1]`, `weight: [O, F]` on plain `f32` tensors with `N ≤`
 /// [`dense::MAX_BATCH`] ([`dense::linear_input_adjoint`]); `None` otherwise.
