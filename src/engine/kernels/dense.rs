@@ -43,7 +43,8 @@ pub fn linear(x: &[f32], n: usize, weight: &[f32], out: usize, bias: Option<&[f3
     assert_eq!(weight.len(), out * inp, "weight size");
     let rows_per_task = out
         .div_ceil(8 * rayon::current_num_threads().max(1))
-        .next_multiple_of(ROWS_AT_ONCE);
+        .next_multiple_of(ROWS_AT_ONCE)
+        .max(ROWS_AT_ONCE);
     // Computed as [O, N] (each task owns whole rows of it), then transposed.
     let mut yt = vec![0.0f32; out * n];
     yt.par_chunks_mut(rows_per_task * n)

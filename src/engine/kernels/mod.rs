@@ -796,6 +796,46 @@ pub fn channel_sum(x: &T4) -> Option<T4> {
     Some(from_vec(out, [n, 1, h, w]))
 }
 
+/// `y[n, 0, p] = Σ_c stabilized_quotient(r[n, c, p], z[n, c, p], ε)` — [`channel_sum`] of
+/// `r / stabilize(z)` without writing the quotient out (the same operations in the same order,
+/// so the same values) — for plain `f32` tensors, `z` with one row shared by every row of `r`
+/// or one row per row; `None` otherwise. The Flat rule's first layer: VGG-16's 64 × 224²
+/// quotients are 12.8 MB that would be written and read back.
+pub fn channel_sum_ratio(r: &T4, z: &T4, epsilon: f32) -> Option<T4> {
+    let [n, c, h, w] = r.dims();
+    let [zn, zc, zh, zw] = z.dims();
+    if !own_kernels_enabled() || [zc, zh, zw] != [c, h, w] || (zn != 1 && zn != n) {
+        return None;
+    }
+    let (fr, fz) = (flex_f32(r)?, flex_f32(z)?);
+    let (rv, zv) = (values(&fr), values(&fz));
+    let plane = h * w;
+    let out = par_collect(n * plane, |k, o| {
+        let mut i = 0;
+        while i < o.len() {
+            let at = k * ELEMENTWISE_CHUNK + i;
+            let (image, p) = (at / plane, at % plane);
+            let z_image = if zn == 1 { 0 } else { image };
+            let run = (plane - p).min(o.len() - i);
+            let dst = &mut o[i..i + run];
+            dst.iter_mut().for_each(|d| {
+                d.write(0.0);
+            });
+            // SAFETY: every element of `dst` was initialised just above.
+            let dst = unsafe { conv::assume_written(dst) };
+            for ch in 0..c {
+                let rs = &rv[(image * c + ch) * plane + p..][..run];
+                let zs = &zv[(z_image * c + ch) * plane + p..][..run];
+                dst.iter_mut()
+                    .zip(rs.iter().zip(zs))
+                    .for_each(|(d, (&r, &z))| *d += epilogue::stabilized_quotient(r, z, epsilon));
+            }
+            i += run;
+        }
+    });
+    Some(from_vec(out, [n, 1, h, w]))
+}
+
 /// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm; without a shift, its
 /// adjoint) in one parallel pass on a plain `f32` tensor, instead of two broadcast passes;
 /// `None` otherwise.

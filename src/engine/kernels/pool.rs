@@ -307,13 +307,22 @@ pub fn max_pool2d_adjoint(
     let plane_out = g.out_hw[0] * g.out_hw[1];
     assert_eq!(grad.len(), g.planes * plane_out, "gradient size");
     assert_eq!(indices.len(), index_planes * plane_out, "index size");
-    let mut dx = vec![0.0f32; g.planes * plane_in];
-    if plane_out == 0 {
-        return dx;
+    if plane_out == 0 || plane_in == 0 {
+        return vec![0.0f32; g.planes * plane_in];
     }
-    dx.par_chunks_mut(plane_in)
+    // Each task zeroes its own plane just before scattering into it, while the plane is in
+    // cache, instead of one zeroing pass over the whole output first (which sends every line
+    // to memory and back once more: VGG-16's first pooling adjoint writes 12.8 MB).
+    let mut dx = Vec::<f32>::with_capacity(g.planes * plane_in);
+    dx.spare_capacity_mut()[..g.planes * plane_in]
+        .par_chunks_mut(plane_in)
         .enumerate()
         .for_each(|(plane, dp)| {
+            dp.iter_mut().for_each(|d| {
+                d.write(0.0);
+            });
+            // SAFETY: every element of `dp` was initialised just above.
+            let dp = unsafe { super::conv::assume_written(dp) };
             let gp = &grad[plane * plane_out..(plane + 1) * plane_out];
             let k = plane % index_planes;
             let ip = &indices[k * plane_out..(k + 1) * plane_out];
@@ -324,6 +333,8 @@ pub fn max_pool2d_adjoint(
                 }
             }
         });
+    // SAFETY: the tasks above initialised all `planes × plane_in` elements.
+    unsafe { dx.set_len(g.planes * plane_in) };
     dx
 }
 

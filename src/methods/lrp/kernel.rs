@@ -225,17 +225,42 @@ impl LayerWeights {
     /// arithmetic than the full adjoint (VGG-16's first layer, 64 → 3 channels at 224²:
     /// 6 ms → under 2). Elsewhere the full adjoint of [`LayerWeights::ones`].
     pub fn ones_adjoint(&self, g: T4, hw: [usize; 2]) -> T4 {
+        match self.one_group_conv() {
+            Some(c) => match kernels::channel_sum(&g) {
+                Some(summed) => self.spread_ones_adjoint(summed, c, hw),
+                None => self.ones().adjoint(g, hw),
+            },
+            None => self.ones().adjoint(g, hw),
+        }
+    }
+
+    /// [`LayerWeights::ones_adjoint`] of `stabilized_ratio(r, z, ε)` (the Flat rule's whole
+    /// backward step), with the quotient summed over the output channels as it is computed
+    /// ([`kernels::channel_sum_ratio`]) where the shortcut applies — the same values.
+    pub fn ones_adjoint_of_ratio(&self, r: T4, z: &T4, eps: f32, hw: [usize; 2]) -> T4 {
+        if let Some(c) = self.one_group_conv()
+            && let Some(summed) = kernels::channel_sum_ratio(&r, z, eps)
+        {
+            return self.spread_ones_adjoint(summed, c, hw);
+        }
+        self.ones_adjoint(stabilized_ratio(r, z.clone(), eps), hw)
+    }
+
+    /// The convolution's geometry if it is a one-group convolution.
+    fn one_group_conv(&self) -> Option<&Conv2d> {
+        match &self.original.geometry {
+            Geometry::Conv(c) if c.groups == 1 => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The ones-kernel adjoint of the channel sum `summed: [N, 1, H', W']`, copied to every
+    /// input channel.
+    fn spread_ones_adjoint(&self, summed: T4, c: &Conv2d, hw: [usize; 2]) -> T4 {
         let w = &self.original;
-        let c = match &w.geometry {
-            Geometry::Conv(c) if c.groups == 1 => c,
-            _ => return self.ones().adjoint(g, hw),
-        };
-        let Some(summed) = kernels::channel_sum(&g) else {
-            return self.ones().adjoint(g, hw);
-        };
-        let [n, _, _, _] = g.dims();
+        let [n, _, _, _] = summed.dims();
         let c_in = w.shape[1];
-        let ones = Tensor::<4>::ones([1, 1, w.shape[2], w.shape[3]], &g.device());
+        let ones = Tensor::<4>::ones([1, 1, w.shape[2], w.shape[3]], &summed.device());
         let one = kernels::conv2d_input_adjoint_in(Pass::Relevance, summed, ones, c, hw);
         let plane = crate::tensor::to_vec(&one);
         let mut spread = Vec::with_capacity(n * c_in * hw[0] * hw[1]);
@@ -309,6 +334,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The Flat rule's fused step (quotient summed over channels as computed) gives bit for bit
+    /// the quotient written out and then passed to `ones_adjoint`: a shared one-row `z` with
+    /// zeros and negative values, a signal of two rows.
+    #[test]
+    fn flat_step_fused_equals_ratio_then_adjoint() {
+        use crate::graph::{Conv2d, Op};
+        let shape = [4usize, 3, 3, 3];
+        let mut params = ParamStore::new();
+        let values: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|i| (i % 5) as f32 - 2.0)
+            .collect();
+        params.insert_values("w", values, shape.to_vec()).unwrap();
+        let op = Op::Conv2d(Conv2d {
+            weight: "w".into(),
+            bias: None,
+            stride: [1, 1],
+            padding: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        });
+        let layer = LayerWeights::new(&op, &params).unwrap();
+        let hw = [6, 7];
+        let len = 4 * hw[0] * hw[1];
+        let z: Vec<f32> = (0..len)
+            .map(|i| match i % 9 {
+                0 => 0.0,
+                1 => -((i % 4) as f32) - 0.5,
+                _ => (i % 11) as f32 * 0.75,
+            })
+            .collect();
+        let r: Vec<f32> = (0..2 * len)
+            .map(|i| ((i * 37) % 13) as f32 * 0.3 - 1.5)
+            .collect();
+        let z = from_vec(z, [1, 4, hw[0], hw[1]]);
+        let r = from_vec(r, [2, 4, hw[0], hw[1]]);
+        let fused = to_vec(&layer.ones_adjoint_of_ratio(r.clone(), &z, 1e-6, hw));
+        let apart = to_vec(&layer.ones_adjoint(stabilized_ratio(r, z, 1e-6), hw));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(fused.len(), 2 * 3 * hw[0] * hw[1]);
+        assert_eq!(bits(&fused), bits(&apart));
     }
 
     /// The fused pass gives bit for bit what the composed burn ops give, signed zeros of `z`

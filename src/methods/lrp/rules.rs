@@ -208,11 +208,10 @@ impl LinearLrp {
                 };
                 let device = x.device();
                 let z = self.constant(x, |dims| modified.forward(Tensor::ones(dims, &device)))?;
-                let s = stabilized_ratio(r, z, STABILIZER);
                 if self.rule == LinearRule::Flat {
-                    w.ones_adjoint(s, hw)
+                    w.ones_adjoint_of_ratio(r, &z, STABILIZER, hw)
                 } else {
-                    modified.adjoint(s, hw)
+                    modified.adjoint(stabilized_ratio(r, z, STABILIZER), hw)
                 }
             }
             LinearRule::ZBox { low, high } => {
