@@ -5,6 +5,8 @@
 //! `i·W + j` (burn's and torch's convention, so the indices are interchangeable with theirs). The
 //! adjoint sends each output's signal to its arg-max: `dx[idx[p]] += g[p]`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Geometry of a max pooling: plane count (`N·C`), input and output sizes, kernel, stride,
@@ -57,11 +59,15 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
     let [out_h, out_w] = g.out_hw;
     let (plane_in, plane_out) = (in_h * in_w, out_h * out_w);
     assert_eq!(x.len(), g.planes * plane_in, "input size");
-    let mut y = vec![0.0f32; g.planes * plane_out];
-    let mut idx = vec![0i64; g.planes * plane_out];
-    if plane_out == 0 {
-        return (y, idx);
+    let len = g.planes * plane_out;
+    if plane_out == 0 || plane_in == 0 {
+        return (vec![f32::NEG_INFINITY; len], vec![-1; len]);
     }
+    // Each task zeroes its own planes before writing them (see `zeroed`).
+    let (mut y, mut idx) = (
+        Vec::<f32>::with_capacity(len),
+        Vec::<i64>::with_capacity(len),
+    );
     // Per output row/column: the in-bounds window taps, computed once for all planes and
     // stored flat (offsets into `taps`), so the inner loops run over short contiguous slices.
     let axis_taps = |axis: usize, outs: usize, n: usize| -> (Vec<usize>, Vec<usize>) {
@@ -92,10 +98,12 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
         };
         (lo.min(hi), hi)
     };
-    y.par_chunks_mut(plane_out)
-        .zip(idx.par_chunks_mut(plane_out))
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(plane_out)
+        .zip(idx.spare_capacity_mut()[..len].par_chunks_mut(plane_out))
         .enumerate()
         .for_each(|(plane, (yp, ip))| {
+            let (yp, ip) = (zeroed(yp), zeroed(ip));
             let xp = &x[plane * plane_in..(plane + 1) * plane_in];
             for oh in 0..out_h {
                 let rows = &row_taps[row_starts[oh]..row_starts[oh + 1]];
@@ -157,7 +165,24 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
                 }
             }
         });
+    // SAFETY: the tasks above initialised all `len` elements of both.
+    unsafe {
+        y.set_len(len);
+        idx.set_len(len);
+    }
     (y, idx)
+}
+
+/// `part` set to zeros and handed back initialised. Kernels that fill a fresh output take its
+/// uninitialised memory in parallel parts and zero each part in the task that then writes it,
+/// while it is in cache — a zeroed allocation would be one more pass over the whole output,
+/// sending every line to memory and back (VGG-16's first pooling adjoint writes 12.8 MB).
+fn zeroed<T: Copy + Default>(part: &mut [MaybeUninit<T>]) -> &mut [T] {
+    part.iter_mut().for_each(|v| {
+        v.write(T::default());
+    });
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and every element was initialised above.
+    unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Max and first arg-max of the `K×K` windows at rows `top..top+K` and columns
@@ -310,19 +335,13 @@ pub fn max_pool2d_adjoint(
     if plane_out == 0 || plane_in == 0 {
         return vec![0.0f32; g.planes * plane_in];
     }
-    // Each task zeroes its own plane just before scattering into it, while the plane is in
-    // cache, instead of one zeroing pass over the whole output first (which sends every line
-    // to memory and back once more: VGG-16's first pooling adjoint writes 12.8 MB).
+    // Each task zeroes its own plane just before scattering into it (see `zeroed`).
     let mut dx = Vec::<f32>::with_capacity(g.planes * plane_in);
     dx.spare_capacity_mut()[..g.planes * plane_in]
         .par_chunks_mut(plane_in)
         .enumerate()
         .for_each(|(plane, dp)| {
-            dp.iter_mut().for_each(|d| {
-                d.write(0.0);
-            });
-            // SAFETY: every element of `dp` was initialised just above.
-            let dp = unsafe { super::conv::assume_written(dp) };
+            let dp = zeroed(dp);
             let gp = &grad[plane * plane_out..(plane + 1) * plane_out];
             let k = plane % index_planes;
             let ip = &indices[k * plane_out..(k + 1) * plane_out];
