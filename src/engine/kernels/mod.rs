@@ -773,24 +773,10 @@ pub fn channel_sum(x: &T4) -> Option<T4> {
     let fx = flex_f32(x)?;
     let v = values(&fx);
     let plane = h * w;
-    let out = par_collect(n * plane, |k, o| {
-        // Runs of one image within the chunk; channel by channel over the run (vectorised).
-        let mut i = 0;
-        while i < o.len() {
-            let at = k * ELEMENTWISE_CHUNK + i;
-            let (image, p) = (at / plane, at % plane);
-            let run = (plane - p).min(o.len() - i);
-            let dst = &mut o[i..i + run];
-            dst.iter_mut().for_each(|d| {
-                d.write(0.0);
-            });
-            // SAFETY: every element of `dst` was initialised just above.
-            let dst = unsafe { conv::assume_written(dst) };
-            for ch in 0..c {
-                let src = &v[(image * c + ch) * plane + p..][..run];
-                dst.iter_mut().zip(src).for_each(|(d, &x)| *d += x);
-            }
-            i += run;
+    let out = channel_sums(n, plane, |image, p, dst| {
+        for ch in 0..c {
+            let src = &v[(image * c + ch) * plane + p..][..dst.len()];
+            dst.iter_mut().zip(src).for_each(|(d, &x)| *d += x);
         }
     });
     Some(from_vec(out, [n, 1, h, w]))
@@ -810,30 +796,42 @@ pub fn channel_sum_ratio(r: &T4, z: &T4, epsilon: f32) -> Option<T4> {
     let (fr, fz) = (flex_f32(r)?, flex_f32(z)?);
     let (rv, zv) = (values(&fr), values(&fz));
     let plane = h * w;
-    let out = par_collect(n * plane, |k, o| {
+    let out = channel_sums(n, plane, |image, p, dst| {
+        let z_image = if zn == 1 { 0 } else { image };
+        for ch in 0..c {
+            let rs = &rv[(image * c + ch) * plane + p..][..dst.len()];
+            let zs = &zv[(z_image * c + ch) * plane + p..][..dst.len()];
+            dst.iter_mut()
+                .zip(rs.iter().zip(zs))
+                .for_each(|(d, (&r, &z))| *d += epilogue::stabilized_quotient(r, z, epsilon));
+        }
+    });
+    Some(from_vec(out, [n, 1, h, w]))
+}
+
+/// An `[N, 1, H, W]` result (`plane = H·W`) computed in parallel chunks: each run of one
+/// image's positions `p..p + dst.len()` is zeroed and handed to `add_channels(image, p, dst)`,
+/// which adds the channels' terms in order (vectorised over the run).
+fn channel_sums(
+    n: usize,
+    plane: usize,
+    add_channels: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    par_collect(n * plane, |k, o| {
         let mut i = 0;
         while i < o.len() {
             let at = k * ELEMENTWISE_CHUNK + i;
             let (image, p) = (at / plane, at % plane);
-            let z_image = if zn == 1 { 0 } else { image };
             let run = (plane - p).min(o.len() - i);
             let dst = &mut o[i..i + run];
             dst.iter_mut().for_each(|d| {
                 d.write(0.0);
             });
             // SAFETY: every element of `dst` was initialised just above.
-            let dst = unsafe { conv::assume_written(dst) };
-            for ch in 0..c {
-                let rs = &rv[(image * c + ch) * plane + p..][..run];
-                let zs = &zv[(z_image * c + ch) * plane + p..][..run];
-                dst.iter_mut()
-                    .zip(rs.iter().zip(zs))
-                    .for_each(|(d, (&r, &z))| *d += epilogue::stabilized_quotient(r, z, epsilon));
-            }
+            add_channels(image, p, unsafe { conv::assume_written(dst) });
             i += run;
         }
-    });
-    Some(from_vec(out, [n, 1, h, w]))
+    })
 }
 
 /// `y[n, c, ·] = x[n, c, ·] · scale[c] + shift[c]` (inference BatchNorm; without a shift, its
