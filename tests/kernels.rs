@@ -636,3 +636,49 @@ fn dense_layers_match_burn() {
         assert!(err < 1e-5, "adjoint n={n}: rel. error {err}");
     }
 }
+
+/// The forward pass runs a convolution and the ReLU reading it as one kernel call
+/// (`kernels::conv2d_relu`); every activation must equal, bit for bit, what the nodes give
+/// evaluated one by one — for the direct 3×3, 1×1, strided 7×7 and grouped (not fused)
+/// convolutions, a convolution whose output a second node also reads, and NaN passing the
+/// ReLU as the `Relu` op lets it.
+#[test]
+fn fused_conv_relu_forward_equals_node_by_node() {
+    use relevance::engine::forward::{eval, forward};
+    use relevance::graph::builder::ConvGeom;
+    use relevance::graph::{GraphBuilder, init::init_params};
+
+    let mut b = GraphBuilder::new(3);
+    let x = b.input();
+    let stem = b.conv("stem", x, ConvGeom::new(8, 7).stride(2).bias(true));
+    let r0 = b.relu("r0", stem);
+    let c3 = b.conv("c3", r0, ConvGeom::new(16, 3).bias(true));
+    let r1 = b.relu("r1", c3);
+    let c1 = b.conv("c1", r1, ConvGeom::new(12, 1).bias(true));
+    let r2 = b.relu("r2", c1);
+    let dw = b.conv("dw", r2, ConvGeom::new(12, 3).groups(12).bias(true));
+    let r3 = b.relu("r3", dw);
+    let sum = b.add("sum", r3, c1); // c1's pre-ReLU output is read again
+    let graph = b.finish(sum);
+    let params = init_params(&graph, 3).unwrap();
+    let mut rng = Rng::new(9);
+    let mut values = to_vec(&random([2, 3, 29, 31], &mut rng));
+    values[100] = f32::NAN;
+    let input = from_vec(values, [2, 3, 29, 31]);
+
+    let acts = forward(&graph, &params, input.clone()).unwrap();
+    let mut apart: Vec<T4> = Vec::new();
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let args = node.inputs.iter().map(|&i| apart[i].clone()).collect();
+        let first = (id == 0).then(|| input.clone());
+        apart.push(eval(&node.op, args, first, &params, None).unwrap().0);
+    }
+    let bits = |t: &T4| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut nans = 0;
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let fused = acts.get(id).unwrap();
+        assert_eq!(bits(fused), bits(&apart[id]), "node {}", node.name);
+        nans += to_vec(fused).iter().filter(|v| v.is_nan()).count();
+    }
+    assert!(nans > 0, "the NaN input reached the ReLUs");
+}

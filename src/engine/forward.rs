@@ -87,6 +87,14 @@ pub fn run(
     let last_use = last_uses(graph);
     let mut values: Vec<Option<T4>> = vec![None; n];
     let mut aux: Vec<Option<Aux>> = vec![None; n];
+    // Inference runs a convolution and the ReLU reading it as one kernel call; the ReLU's
+    // value waits here for its node.
+    let relu_of = if train.is_none() {
+        relu_after_conv(graph)
+    } else {
+        vec![None; n]
+    };
+    let mut ready: Vec<Option<T4>> = vec![None; n];
     for (id, node) in graph.nodes.iter().enumerate() {
         let args: Vec<T4> = node
             .inputs
@@ -97,14 +105,29 @@ pub fn run(
                 })
             })
             .collect::<Result<_, _>>()?;
-        let (out, extra) = eval(
-            &node.op,
-            args,
-            if id == 0 { Some(input.clone()) } else { None },
-            params,
-            train.as_deref_mut(),
-        )
-        .map_err(|e| e.at_node(&node.name))?;
+        let fused = match (&node.op, relu_of[id], ready[id].take()) {
+            (_, _, Some(value)) => Some(value),
+            (Op::Conv2d(c), Some(relu), None) => {
+                let (w, b) =
+                    conv_operands(c, &args[0], params).map_err(|e| e.at_node(&node.name))?;
+                super::kernels::conv2d_relu(&args[0], &w, b.as_ref(), c).map(|(y, r)| {
+                    ready[relu] = Some(r);
+                    y
+                })
+            }
+            _ => None,
+        };
+        let (out, extra) = match fused {
+            Some(value) => (value, None),
+            None => eval(
+                &node.op,
+                args,
+                if id == 0 { Some(input.clone()) } else { None },
+                params,
+                train.as_deref_mut(),
+            )
+            .map_err(|e| e.at_node(&node.name))?,
+        };
         values[id] = Some(out);
         aux[id] = extra;
         if keep == Keep::Output {
@@ -231,6 +254,44 @@ pub fn linear_forward(
     Ok(y.reshape([n, out, 1, 1]))
 }
 
+/// The weight and bias of convolution `c` applied to `x`, after checking the channel count.
+fn conv_operands(
+    c: &Conv2d,
+    x: &T4,
+    params: &ParamStore,
+) -> Result<(Tensor<4>, Option<Tensor<1>>), EngineError> {
+    let [_, cin, _, _] = x.dims();
+    let w = params.tensor::<4>(&c.weight)?;
+    let [_, wc, _, _] = w.dims();
+    if wc * c.groups != cin {
+        return Err(EngineError::Shape(format!(
+            "convolution expects {} input channels, got {cin}",
+            wc * c.groups
+        )));
+    }
+    let b = c
+        .bias
+        .as_deref()
+        .map(|k| params.tensor::<1>(k))
+        .transpose()?;
+    Ok((w, b))
+}
+
+/// For each convolution node, a `Relu` node that reads its output, if any: the pair is
+/// evaluated at once ([`super::kernels::conv2d_relu`]).
+fn relu_after_conv(graph: &Graph) -> Vec<Option<NodeId>> {
+    let mut relu = vec![None; graph.nodes.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if let (Op::Relu, [input]) = (&node.op, node.inputs.as_slice())
+            && matches!(graph.nodes[*input].op, Op::Conv2d(_))
+            && relu[*input].is_none()
+        {
+            relu[*input] = Some(id);
+        }
+    }
+    relu
+}
+
 /// Evaluates one node: `op` applied to its operands `args` (for the input node, `input` is the
 /// value), in inference mode unless `train` is given. Returns the output and any extras for the
 /// backward pass. [`run`] calls this for every node; profilers call it to time nodes one by one.
@@ -247,20 +308,7 @@ pub fn eval(
         Op::Constant(key) => params.tensor::<4>(key)?,
         Op::Conv2d(c) => {
             let x = one(&mut args);
-            let [_, cin, _, _] = x.dims();
-            let w = params.tensor::<4>(&c.weight)?;
-            let [_, wc, _, _] = w.dims();
-            if wc * c.groups != cin {
-                return Err(EngineError::Shape(format!(
-                    "convolution expects {} input channels, got {cin}",
-                    wc * c.groups
-                )));
-            }
-            let b = c
-                .bias
-                .as_deref()
-                .map(|k| params.tensor::<1>(k))
-                .transpose()?;
+            let (w, b) = conv_operands(c, &x, params)?;
             super::kernels::conv2d(x, w, b, c)
         }
         Op::Linear(l) => {
@@ -289,7 +337,7 @@ pub fn eval(
         Op::Relu => {
             let x = one(&mut args);
             // NaN passes through, as in torch and burn.
-            super::kernels::map(&x, |v| if v.is_nan() || v > 0.0 { v } else { 0.0 })
+            super::kernels::map(&x, super::kernels::epilogue::relu)
                 .unwrap_or_else(|| activation::relu(x))
         }
         // Two one-sided clamps run 2.5–4× faster than burn's `clamp` on the Flex backend.

@@ -2,7 +2,14 @@
 //! modified convolutions with an element-wise step — `s = R / stabilize(z')` after the forward
 //! map, `a ⊙ (W'ᵀ s)` after the adjoint — and as separate passes those read and write every
 //! activation once more (VGG-16: ≈ 10 M values per pass); done where the kernel writes its
-//! output rows, while they are in cache, they cost nothing extra in memory traffic.
+//! output rows, while they are in cache, they cost nothing extra in memory traffic. The
+//! forward pass likewise writes a ReLU that follows a convolution as a second output.
+//!
+//! Contract of every kernel that takes an epilogue: each output index is passed to
+//! [`Epilogue::apply`] exactly once, in runs that no two tasks share.
+
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 
 /// The element-wise step applied to a convolution's output `y` (row-major, flat index `i`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -23,6 +30,44 @@ pub enum Epilogue<'a> {
         /// `a`, shaped like the output.
         factor: &'a [f32],
     },
+    /// Store `y`, and [`relu`]`(y)` at index `i` of a second output.
+    ReluCopy {
+        /// The second output, as long as the first.
+        relu: SecondOutput<'a>,
+    },
+}
+
+/// `max(y, 0)` with NaN passed through, as torch's and burn's ReLU.
+#[inline(always)]
+pub fn relu(y: f32) -> f32 {
+    if y.is_nan() || y > 0.0 { y } else { 0.0 }
+}
+
+/// A second, uninitialised output that a kernel's tasks fill through [`Epilogue::apply`]: by
+/// the epilogue contract (module docs) every element is written once and no two tasks write
+/// the same element.
+#[derive(Clone, Copy, Debug)]
+pub struct SecondOutput<'a> {
+    ptr: *mut MaybeUninit<f32>,
+    len: usize,
+    _buffer: PhantomData<&'a mut [MaybeUninit<f32>]>,
+}
+
+// SAFETY: tasks write disjoint runs of the buffer (the epilogue contract), and the buffer
+// outlives the kernel call (the lifetime `'a`).
+unsafe impl Send for SecondOutput<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for SecondOutput<'_> {}
+
+impl<'a> SecondOutput<'a> {
+    /// Wraps `buffer`, to be filled by one kernel call.
+    pub fn new(buffer: &'a mut [MaybeUninit<f32>]) -> Self {
+        SecondOutput {
+            ptr: buffer.as_mut_ptr(),
+            len: buffer.len(),
+            _buffer: PhantomData,
+        }
+    }
 }
 
 /// `r / (z + ε)` where `z ≥ 0` (zero included), `r / (z − ε)` where `z < 0`: zennit's
@@ -44,6 +89,7 @@ impl Epilogue<'_> {
             Epilogue::Store => true,
             Epilogue::Ratio { numerator, .. } => numerator.len() == len,
             Epilogue::Product { factor } => factor.len() == len,
+            Epilogue::ReluCopy { relu } => relu.len == len,
         }
     }
 
@@ -62,6 +108,15 @@ impl Epilogue<'_> {
                 let a = &factor[first..first + run.len()];
                 for (y, &a) in run.iter_mut().zip(a) {
                     *y *= a;
+                }
+            }
+            Epilogue::ReluCopy { relu: out } => {
+                assert!(first + run.len() <= out.len, "second output size");
+                // SAFETY: inside the buffer (checked just above); this run is written by this
+                // call alone (the epilogue contract), and the buffer lives for `'a`.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.ptr.add(first), run.len()) };
+                for (d, &y) in dst.iter_mut().zip(run.iter()) {
+                    d.write(relu(y));
                 }
             }
         }

@@ -249,6 +249,38 @@ pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, 
     burn_conv2d(x, weight, bias, conv_options(c))
 }
 
+/// [`conv2d`] and a ReLU of its output, `(y, relu(y))`, the ReLU written by the convolution's
+/// epilogue as each output run is stored ([`Epilogue::ReluCopy`]) — the same values as
+/// [`conv2d`] followed by the `Relu` op, without a pass of its own over the output. `None`
+/// where our kernels do not run this convolution (the caller then runs the two apart).
+pub fn conv2d_relu(
+    x: &T4,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    c: &Conv2d,
+) -> Option<(T4, T4)> {
+    if c.groups != 1 {
+        return None;
+    }
+    let g = geometry(x.dims(), weight.dims(), c);
+    let dims = [g.batch, g.c_out, g.out_hw[0], g.out_hw[1]];
+    let len = dims.iter().product();
+    let mut relu = Vec::<f32>::with_capacity(len);
+    let second = epilogue::SecondOutput::new(&mut relu.spare_capacity_mut()[..len]);
+    let y = own_conv2d(
+        Pass::Model,
+        x,
+        weight,
+        bias,
+        c,
+        Epilogue::ReluCopy { relu: second },
+    )?;
+    // SAFETY: the convolution ran and passed every output index to the epilogue, which wrote
+    // that element of `relu` (the epilogue contract).
+    unsafe { relu.set_len(len) };
+    Some((y, from_vec(relu, dims)))
+}
+
 /// `r / stabilize(W ⋆ x + b)` (zennit's stabiliser ±`epsilon`, as LRP rules divide by their
 /// modified outputs) with the division done as our kernels write the convolution's output
 /// (see [`epilogue`]); `None` where our kernels do not run this convolution (grouped, burn's
