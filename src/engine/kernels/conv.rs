@@ -105,6 +105,18 @@ pub(super) unsafe fn assume_written(s: &mut [std::mem::MaybeUninit<f32>]) -> &mu
     unsafe { &mut *(s as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// `part` set to zeros and handed back initialised. Kernels that fill a fresh output take its
+/// uninitialised memory in parallel parts and zero each part in the task that then writes it,
+/// while it is in cache — a zeroed allocation would be one more pass over the whole output,
+/// sending every line to memory and back (VGG-16's first pooling adjoint writes 12.8 MB).
+pub(super) fn zeroed<T: Copy + Default>(part: &mut [std::mem::MaybeUninit<T>]) -> &mut [T] {
+    part.iter_mut().for_each(|v| {
+        v.write(T::default());
+    });
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and every element was initialised above.
+    unsafe { &mut *(part as *mut [std::mem::MaybeUninit<T>] as *mut [T]) }
+}
+
 /// Raw output pointer shared by tasks that write disjoint parts of the output (here: an image's
 /// pixel range; in `winograd`: a block's output rows).
 #[derive(Clone, Copy)]

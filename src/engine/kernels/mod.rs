@@ -855,12 +855,7 @@ fn channel_sums(
             let at = k * ELEMENTWISE_CHUNK + i;
             let (image, p) = (at / plane, at % plane);
             let run = (plane - p).min(o.len() - i);
-            let dst = &mut o[i..i + run];
-            dst.iter_mut().for_each(|d| {
-                d.write(0.0);
-            });
-            // SAFETY: every element of `dst` was initialised just above.
-            add_channels(image, p, unsafe { conv::assume_written(dst) });
+            add_channels(image, p, conv::zeroed(&mut o[i..i + run]));
             i += run;
         }
     })

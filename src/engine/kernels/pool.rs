@@ -5,8 +5,6 @@
 //! `i·W + j` (burn's and torch's convention, so the indices are interchangeable with theirs). The
 //! adjoint sends each output's signal to its arg-max: `dx[idx[p]] += g[p]`.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 /// Geometry of a max pooling: plane count (`N·C`), input and output sizes, kernel, stride,
@@ -63,7 +61,7 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
     if plane_out == 0 || plane_in == 0 {
         return (vec![f32::NEG_INFINITY; len], vec![-1; len]);
     }
-    // Each task zeroes its own planes before writing them (see `zeroed`).
+    // Each task zeroes its own planes before writing them (see `conv::zeroed`).
     let (mut y, mut idx) = (
         Vec::<f32>::with_capacity(len),
         Vec::<i64>::with_capacity(len),
@@ -103,7 +101,7 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
         .zip(idx.spare_capacity_mut()[..len].par_chunks_mut(plane_out))
         .enumerate()
         .for_each(|(plane, (yp, ip))| {
-            let (yp, ip) = (zeroed(yp), zeroed(ip));
+            let (yp, ip) = (super::conv::zeroed(yp), super::conv::zeroed(ip));
             let xp = &x[plane * plane_in..(plane + 1) * plane_in];
             for oh in 0..out_h {
                 let rows = &row_taps[row_starts[oh]..row_starts[oh + 1]];
@@ -171,18 +169,6 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
         idx.set_len(len);
     }
     (y, idx)
-}
-
-/// `part` set to zeros and handed back initialised. Kernels that fill a fresh output take its
-/// uninitialised memory in parallel parts and zero each part in the task that then writes it,
-/// while it is in cache — a zeroed allocation would be one more pass over the whole output,
-/// sending every line to memory and back (VGG-16's first pooling adjoint writes 12.8 MB).
-fn zeroed<T: Copy + Default>(part: &mut [MaybeUninit<T>]) -> &mut [T] {
-    part.iter_mut().for_each(|v| {
-        v.write(T::default());
-    });
-    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and every element was initialised above.
-    unsafe { &mut *(part as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Max and first arg-max of the `K×K` windows at rows `top..top+K` and columns
@@ -335,13 +321,13 @@ pub fn max_pool2d_adjoint(
     if plane_out == 0 || plane_in == 0 {
         return vec![0.0f32; g.planes * plane_in];
     }
-    // Each task zeroes its own plane just before scattering into it (see `zeroed`).
+    // Each task zeroes its own plane just before scattering into it (see `conv::zeroed`).
     let mut dx = Vec::<f32>::with_capacity(g.planes * plane_in);
     dx.spare_capacity_mut()[..g.planes * plane_in]
         .par_chunks_mut(plane_in)
         .enumerate()
         .for_each(|(plane, dp)| {
-            let dp = zeroed(dp);
+            let dp = super::conv::zeroed(dp);
             let gp = &grad[plane * plane_out..(plane + 1) * plane_out];
             let k = plane % index_planes;
             let ip = &indices[k * plane_out..(k + 1) * plane_out];
