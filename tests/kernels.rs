@@ -644,9 +644,9 @@ fn dense_layers_match_burn() {
 /// ReLU as the `Relu` op lets it.
 #[test]
 fn fused_conv_relu_forward_equals_node_by_node() {
-    use relevance::engine::forward::{eval, forward};
+    use relevance::engine::forward::{Keep, eval, forward, run};
     use relevance::graph::builder::ConvGeom;
-    use relevance::graph::{GraphBuilder, init::init_params};
+    use relevance::graph::{GraphBuilder, Op, init::init_params};
 
     let mut b = GraphBuilder::new(3);
     let x = b.input();
@@ -681,4 +681,31 @@ fn fused_conv_relu_forward_equals_node_by_node() {
         nans += to_vec(fused).iter().filter(|v| v.is_nan()).count();
     }
     assert!(nans > 0, "the NaN input reached the ReLUs");
+
+    // Keeping only the graph output: convolutions read by their ReLU alone are not written
+    // (`kernels::conv2d_relu_only`), c1 (read again by the sum) still is; same values.
+    let keep = vec![false; graph.nodes.len()];
+    let lean = run(&graph, &params, input.clone(), Keep::Only(&keep), None).unwrap();
+    assert_eq!(bits(lean.get(sum).unwrap()), bits(&apart[sum]), "output");
+    assert!(
+        lean.values
+            .iter()
+            .enumerate()
+            .all(|(id, v)| v.is_some() == (id == sum))
+    );
+    // Keeping the ReLUs' values: each equals the node-by-node one although its convolution
+    // was never stored.
+    let relus: Vec<bool> = graph
+        .nodes
+        .iter()
+        .map(|n| matches!(n.op, Op::Relu))
+        .collect();
+    let lean = run(&graph, &params, input, Keep::Only(&relus), None).unwrap();
+    for (id, node) in graph.nodes.iter().enumerate() {
+        match lean.values[id].as_ref() {
+            Some(v) => assert_eq!(bits(v), bits(&apart[id]), "node {}", node.name),
+            None => assert!(!relus[id] && id != sum, "node {} missing", node.name),
+        }
+    }
+    assert!(lean.values[stem].is_none() && lean.values[c3].is_none());
 }

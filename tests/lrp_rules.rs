@@ -420,3 +420,46 @@ fn many_rows_over_one_forward_row_equal_separate_passes() {
         }
     }
 }
+
+#[test]
+fn attribute_keeping_only_what_the_rules_read_equals_the_full_forward_pass() {
+    // `LrpModel::attribute` runs a forward pass that keeps only the values its rules read (a
+    // convolution read only by a ReLU under the pass rule is not even written). Every composite
+    // and skip mode must give, bit for bit, the relevance of a pass over every activation.
+    use relevance::engine::backward::needed_values;
+    let bits = |t: &T4| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut left_out = 0;
+    for (name, model) in [("tiny_vgg", tiny_vgg()), ("tiny_resnet", tiny_resnet())] {
+        for composite in Composite::ALL {
+            for skip in [SkipMode::Zennit, SkipMode::Split] {
+                let options = LrpOptions {
+                    skip,
+                    ..LrpOptions::default()
+                };
+                let lrp = LrpModel::new(&model, composite, &options).unwrap();
+                let mut rng = Rng::new(11);
+                let x = from_vec(random_values(2 * 3 * 16 * 16, &mut rng), [2, 3, 16, 16]);
+                let lean = lrp.attribute(&x, &[1, 3]).unwrap();
+                let full = lrp
+                    .attribute_with(&lrp.forward(x.clone()).unwrap(), &[1, 3])
+                    .unwrap();
+                assert_eq!(
+                    bits(&lean.input),
+                    bits(&full.input),
+                    "{name} {composite} {skip}"
+                );
+                assert_eq!(lean.logits, full.logits, "{name} {composite} {skip}");
+                let graph = &lrp.canon.graph;
+                let needed = needed_values(graph, lrp.rules(), &[]);
+                left_out += graph
+                    .nodes
+                    .iter()
+                    .zip(&needed)
+                    .filter(|(node, needed)| matches!(node.op, Op::Conv2d(_)) && !**needed)
+                    .count();
+            }
+        }
+    }
+    // z⁺, α-β and γ on convolutions read no convolution output: the lean pass was taken.
+    assert!(left_out > 0, "no convolution output was left out");
+}

@@ -51,6 +51,36 @@ impl RuleCtx<'_> {
 pub trait Rule: Send + Sync {
     /// Maps the output signal to input signals.
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError>;
+
+    /// Whether [`Rule::backward`] reads the forward value of the node's own output
+    /// ([`RuleCtx::output`], its shape included). A forward pass run for a rule map may leave
+    /// out the values none of its rules reads ([`needed_values`]); the default says yes.
+    fn reads_output(&self) -> bool {
+        true
+    }
+
+    /// Whether it reads the forward values of the node's inputs ([`RuleCtx::input`]); the
+    /// default says yes.
+    fn reads_inputs(&self) -> bool {
+        true
+    }
+}
+
+/// Which node outputs a backward pass with `rules` reads: each node's output where its rule
+/// reads it, each node's inputs where its rule reads them, and the nodes in `also` (the pass's
+/// start, the nodes it collects). The rest need not be kept by the forward pass
+/// ([`super::forward::Keep::Only`]).
+pub fn needed_values(graph: &Graph, rules: &dyn RuleMap, also: &[NodeId]) -> Vec<bool> {
+    let mut needed = vec![false; graph.nodes.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let rule = rules.rule(graph, id);
+        needed[id] |= rule.reads_output();
+        if rule.reads_inputs() {
+            node.inputs.iter().for_each(|&i| needed[i] = true);
+        }
+    }
+    also.iter().for_each(|&i| needed[i] = true);
+    needed
 }
 
 /// Chooses the rule for each node.

@@ -7,7 +7,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
 use super::EngineError;
-use crate::graph::{BatchNorm, Conv2d, Graph, NodeId, Op, ParamStore, Pool2d};
+use crate::graph::{BatchNorm, Conv2d, Graph, Node, NodeId, Op, ParamStore, Pool2d};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec, to_vec};
 
@@ -57,11 +57,27 @@ impl Activations {
 
 /// Which node outputs to keep after they are last read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keep {
+pub enum Keep<'a> {
     /// Every output (what backward passes need).
     All,
     /// Only the graph output (prediction, training).
     Output,
+    /// The outputs marked `true`, one flag per node (what one backward pass reads; see
+    /// [`super::backward::needed_values`]), and the graph output. A convolution whose output
+    /// is left out and is read only by a ReLU is not written at all: the kernel stores the
+    /// ReLU's values alone.
+    Only(&'a [bool]),
+}
+
+impl Keep<'_> {
+    /// Whether node `id`'s output stays after its last reader, `output` being the graph's.
+    fn keeps(&self, id: NodeId, output: NodeId) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Output => id == output,
+            Keep::Only(flags) => id == output || flags[id],
+        }
+    }
 }
 
 /// Runs `graph` on `input` in inference mode and keeps every activation.
@@ -84,7 +100,16 @@ pub fn run(
     mut train: Option<&mut TrainState>,
 ) -> Result<Activations, EngineError> {
     let n = graph.nodes.len();
+    if let Keep::Only(flags) = keep {
+        assert_eq!(flags.len(), n, "one keep flag per node");
+    }
     let last_use = last_uses(graph);
+    let mut readers = vec![0usize; n];
+    graph
+        .nodes
+        .iter()
+        .flat_map(|node| &node.inputs)
+        .for_each(|&i| readers[i] += 1);
     let mut values: Vec<Option<T4>> = vec![None; n];
     let mut aux: Vec<Option<Aux>> = vec![None; n];
     // Inference runs a convolution and the ReLU reading it as one kernel call; the ReLU's
@@ -96,6 +121,12 @@ pub fn run(
     };
     let mut ready: Vec<Option<T4>> = vec![None; n];
     for (id, node) in graph.nodes.iter().enumerate() {
+        if let Some(value) = ready[id].take() {
+            // The ReLU of a fused pair: computed with its convolution, which may not be kept.
+            values[id] = Some(value);
+            release_inputs(&mut values, graph, node, id, &last_use, keep);
+            continue;
+        }
         let args: Vec<T4> = node
             .inputs
             .iter()
@@ -105,40 +136,61 @@ pub fn run(
                 })
             })
             .collect::<Result<_, _>>()?;
-        let fused = match (&node.op, relu_of[id], ready[id].take()) {
-            (_, _, Some(value)) => Some(value),
-            (Op::Conv2d(c), Some(relu), None) => {
+        let fused = match (&node.op, relu_of[id]) {
+            (Op::Conv2d(c), Some(relu)) => {
                 let (w, b) =
                     conv_operands(c, &args[0], params).map_err(|e| e.at_node(&node.name))?;
-                super::kernels::conv2d_relu(&args[0], &w, b.as_ref(), c).map(|(y, r)| {
-                    ready[relu] = Some(r);
-                    y
-                })
+                if keep.keeps(id, graph.output) || readers[id] > 1 {
+                    super::kernels::conv2d_relu(&args[0], &w, b.as_ref(), c).map(|(y, r)| {
+                        ready[relu] = Some(r);
+                        Some(y)
+                    })
+                } else {
+                    // Only the ReLU reads this output and it is not kept: store the ReLU's
+                    // values alone (one activation less written and held).
+                    super::kernels::conv2d_relu_only(&args[0], &w, b.as_ref(), c).map(|r| {
+                        ready[relu] = Some(r);
+                        None
+                    })
+                }
             }
             _ => None,
         };
         let (out, extra) = match fused {
             Some(value) => (value, None),
-            None => eval(
-                &node.op,
-                args,
-                if id == 0 { Some(input.clone()) } else { None },
-                params,
-                train.as_deref_mut(),
-            )
-            .map_err(|e| e.at_node(&node.name))?,
-        };
-        values[id] = Some(out);
-        aux[id] = extra;
-        if keep == Keep::Output {
-            for &i in &node.inputs {
-                if last_use[i] == id && i != graph.output {
-                    values[i] = None;
-                }
+            None => {
+                let (value, extra) = eval(
+                    &node.op,
+                    args,
+                    if id == 0 { Some(input.clone()) } else { None },
+                    params,
+                    train.as_deref_mut(),
+                )
+                .map_err(|e| e.at_node(&node.name))?;
+                (Some(value), extra)
             }
-        }
+        };
+        values[id] = out;
+        aux[id] = extra;
+        release_inputs(&mut values, graph, node, id, &last_use, keep);
     }
     Ok(Activations { values, aux })
+}
+
+/// Drops the inputs of node `id` that it reads last and `keep` does not keep.
+fn release_inputs(
+    values: &mut [Option<T4>],
+    graph: &Graph,
+    node: &Node,
+    id: NodeId,
+    last_use: &[NodeId],
+    keep: Keep,
+) {
+    for &i in &node.inputs {
+        if last_use[i] == id && !keep.keeps(i, graph.output) {
+            values[i] = None;
+        }
+    }
 }
 
 /// For each node, the id of the last node reading it (itself if none).
@@ -278,7 +330,8 @@ fn conv_operands(
 }
 
 /// For each convolution node, a `Relu` node that reads its output, if any: the pair is
-/// evaluated at once ([`super::kernels::conv2d_relu`]).
+/// evaluated at once ([`super::kernels::conv2d_relu`]; [`super::kernels::conv2d_relu_only`]
+/// where the ReLU is the only reader and the convolution's output is not kept).
 fn relu_after_conv(graph: &Graph) -> Vec<Option<NodeId>> {
     let mut relu = vec![None; graph.nodes.len()];
     for (id, node) in graph.nodes.iter().enumerate() {

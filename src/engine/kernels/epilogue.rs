@@ -35,6 +35,8 @@ pub enum Epilogue<'a> {
         /// The second output, as long as the first.
         relu: SecondOutput<'a>,
     },
+    /// Store [`relu`]`(y)` in place of `y`.
+    Relu,
 }
 
 /// `max(y, 0)` with NaN passed through, as torch's and burn's ReLU.
@@ -90,6 +92,19 @@ impl Epilogue<'_> {
             Epilogue::Ratio { numerator, .. } => numerator.len() == len,
             Epilogue::Product { factor } => factor.len() == len,
             Epilogue::ReluCopy { relu } => relu.len == len,
+            Epilogue::Relu => true,
+        }
+    }
+
+    /// Prefetches the step's operand for the outputs `first..first + len` (see
+    /// [`super::prefetch`]); nothing for steps without one.
+    #[inline(always)]
+    pub fn prefetch_operand(&self, first: usize, len: usize) {
+        match *self {
+            Epilogue::Ratio { numerator: v, .. } | Epilogue::Product { factor: v } => {
+                super::prefetch::read(&v[first..first + len])
+            }
+            Epilogue::Store | Epilogue::ReluCopy { .. } | Epilogue::Relu => {}
         }
     }
 
@@ -110,6 +125,7 @@ impl Epilogue<'_> {
                     *y *= a;
                 }
             }
+            Epilogue::Relu => run.iter_mut().for_each(|y| *y = relu(*y)),
             Epilogue::ReluCopy { relu: out } => {
                 assert!(first + run.len() <= out.len, "second output size");
                 // SAFETY: inside the buffer (checked just above); this run is written by this

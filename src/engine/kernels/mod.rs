@@ -12,6 +12,8 @@ pub mod epilogue;
 mod filter_cache;
 pub mod pointwise;
 pub mod pool;
+mod prefetch;
+pub mod simd;
 pub mod transposed;
 pub mod winograd;
 
@@ -279,6 +281,18 @@ pub fn conv2d_relu(
     // that element of `relu` (the epilogue contract).
     unsafe { relu.set_len(len) };
     Some((y, from_vec(relu, dims)))
+}
+
+/// `relu(W ⋆ x + b)` in one kernel call, the ReLU applied as the output is written (see
+/// [`epilogue`]); for a convolution whose own output nobody keeps. `None` where
+/// [`conv2d_relu`] gives `None`. Same values as the convolution and ReLU apart.
+pub fn conv2d_relu_only(
+    x: &T4,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    c: &Conv2d,
+) -> Option<T4> {
+    own_conv2d(Pass::Model, x, weight, bias, c, Epilogue::Relu)
 }
 
 /// `r / stabilize(W ⋆ x + b)` (zennit's stabiliser ±`epsilon`, as LRP rules divide by their

@@ -45,6 +45,8 @@ use super::conv::{
 };
 use super::direct;
 use super::epilogue::Epilogue;
+use super::prefetch;
+use super::simd::widest;
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -282,8 +284,8 @@ impl FilterTransform {
                     adjoint,
                 };
                 match tile {
-                    Tile::Four => transform_filter_row_widest::<4, 6, F4>(dst, cols, &taps),
-                    Tile::Two => transform_filter_row_widest::<2, 4, F2>(dst, cols, &taps),
+                    Tile::Four => widest(|| transform_filter_row::<4, 6, F4>(dst, cols, &taps)),
+                    Tile::Two => widest(|| transform_filter_row::<2, 4, F2>(dst, cols, &taps)),
                 }
             });
         if packed {
@@ -455,7 +457,7 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
             epilogue,
             variant: PhantomData,
         };
-        plan.run_widest(x, filters, bias, out_ptr, parallel);
+        plan.run(x, filters, bias, out_ptr, parallel);
     };
     if blocks >= threads && threads > 1 {
         (0..blocks).into_par_iter().for_each(|b| block(b, false));
@@ -506,15 +508,31 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         let plane = g.in_hw[0] * g.in_hw[1];
         let v_ptr = OutPtr(v.as_mut_ptr());
         // Channel ranges per task, each with its own work buffer.
+        // Each phase's task body enters `widest` itself: a rayon task is its own function,
+        // compiled for the baseline unless it does (see `simd`).
         let in_phase = |channels: std::ops::Range<usize>| {
-            let mut work = take_scratch(work_len);
-            for c in channels {
-                let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
-                // SAFETY: channel `c` writes `v[c·n + ξ·C_in·n ..][..n]` for ξ < a², inside `v`
-                // (its length is C_in·a²·n) and disjoint from every other channel's pieces.
-                unsafe { self.transform_input(channel, v_ptr, c * n, g.c_in * n, &mut work) };
-            }
-            return_scratch(work);
+            widest(
+                #[inline(always)]
+                || {
+                    let mut work = take_scratch(work_len);
+                    for c in channels.clone() {
+                        let channel = |image: usize| &x[(image * g.c_in + c) * plane..][..plane];
+                        if c + 1 < channels.end {
+                            let next = c + 1;
+                            self.prefetch_input_rows(|image| {
+                                &x[(image * g.c_in + next) * plane..][..plane]
+                            });
+                        }
+                        // SAFETY: channel `c` writes `v[c·n + ξ·C_in·n ..][..n]` for ξ < a²,
+                        // inside `v` (its length is C_in·a²·n) and disjoint from every other
+                        // channel's pieces.
+                        unsafe {
+                            self.transform_input(channel, v_ptr, c * n, g.c_in * n, &mut work)
+                        };
+                    }
+                    return_scratch(work);
+                },
+            )
         };
         split_over_threads(g.c_in, parallel, in_phase);
         if filters.packed {
@@ -524,12 +542,20 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
         }
         let m = &*m;
         let out_phase = |channels: std::ops::Range<usize>| {
-            let mut work = take_scratch(work_len);
-            for o in channels {
-                let b = bias.map_or(0.0, |b| b[o]);
-                self.transform_output(&m[o * n..], g.c_out * n, o, b, out, &mut work);
-            }
-            return_scratch(work);
+            widest(
+                #[inline(always)]
+                || {
+                    let mut work = take_scratch(work_len);
+                    for o in channels.clone() {
+                        if o + 1 < channels.end {
+                            self.prefetch_output_rows(o + 1, out);
+                        }
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        self.transform_output(&m[o * n..], g.c_out * n, o, b, out, &mut work);
+                    }
+                    return_scratch(work);
+                },
+            )
         };
         split_over_threads(g.c_out, parallel, out_phase);
         return_scratch(scratch);
@@ -572,6 +598,39 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
                     false,
                     parallelism,
                 );
+            }
+        }
+    }
+
+    /// Prefetches the input rows under the block's tiles in one channel (`channel(image)` is
+    /// its `[H, W]` plane), as [`Block::transform_input`] will read them.
+    #[inline(always)]
+    fn prefetch_input_rows<'x>(&self, channel: impl Fn(usize) -> &'x [f32]) {
+        let [ih, iw] = self.g.in_hw;
+        for local in 0..self.rows {
+            let (image, ty) = self.position(local);
+            for r in 0..A {
+                let y = (ty * M + r) as isize - self.g.pad_before[0] as isize;
+                if (0..ih as isize).contains(&y) {
+                    prefetch::read(&channel(image)[y as usize * iw..][..iw]);
+                }
+            }
+        }
+    }
+
+    /// Prefetches, for writing, the output rows of the block's tiles in channel `o`, and the
+    /// epilogue's operand there, as [`Block::transform_output`] will write and read them.
+    #[inline(always)]
+    fn prefetch_output_rows(&self, o: usize, out: OutPtr) {
+        let g = self.g;
+        let [oh, ow] = g.out_hw;
+        for local in 0..self.rows {
+            let (image, ty) = self.position(local);
+            let y0 = ty * M;
+            for i in 0..M.min(oh - y0) {
+                let first = ((image * g.c_out + o) * oh + y0 + i) * ow;
+                prefetch::write(out.get().wrapping_add(first), ow);
+                self.epilogue.prefetch_operand(first, ow);
             }
         }
     }
@@ -829,111 +888,6 @@ fn split<const K: usize>(s: &mut [f32], len: usize) -> [&mut [f32]; K] {
         rest = tail;
         piece
     })
-}
-
-/// The widest vector instructions this CPU has. The crate is built for baseline x86-64 (SSE2),
-/// so without the wrappers below the transforms' element-wise loops would run 4 lanes wide on a
-/// machine with 16: each wrapper is the same inlined body compiled for AVX-512 or AVX2.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-fn widest_simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Simd::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Simd::Avx2;
-        }
-    }
-    Simd::Baseline
-}
-
-fn transform_filter_row_widest<const M: usize, const A: usize, V: Minimal<M, A>>(
-    dst: &mut [f32],
-    cols: usize,
-    taps: &Taps,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512<const M: usize, const A: usize, V: Minimal<M, A>>(
-            dst: &mut [f32],
-            cols: usize,
-            taps: &Taps,
-        ) {
-            transform_filter_row::<M, A, V>(dst, cols, taps)
-        }
-        #[target_feature(enable = "avx2")]
-        fn avx2<const M: usize, const A: usize, V: Minimal<M, A>>(
-            dst: &mut [f32],
-            cols: usize,
-            taps: &Taps,
-        ) {
-            transform_filter_row::<M, A, V>(dst, cols, taps)
-        }
-        match widest_simd() {
-            // SAFETY: the CPU has the feature.
-            Simd::Avx512 => return unsafe { avx512::<M, A, V>(dst, cols, taps) },
-            // SAFETY: the CPU has the feature.
-            Simd::Avx2 => return unsafe { avx2::<M, A, V>(dst, cols, taps) },
-            Simd::Baseline => {}
-        }
-    }
-    transform_filter_row::<M, A, V>(dst, cols, taps)
-}
-
-impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
-    /// [`Block::run`] compiled for the widest vectors the CPU has.
-    fn run_widest(
-        &self,
-        x: &[f32],
-        filters: &FilterTransform,
-        bias: Option<&[f32]>,
-        out: OutPtr,
-        parallel: bool,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            fn avx512<const M: usize, const A: usize, V: Minimal<M, A>>(
-                b: &Block<M, A, V>,
-                x: &[f32],
-                f: &FilterTransform,
-                bias: Option<&[f32]>,
-                out: OutPtr,
-                par: bool,
-            ) {
-                b.run(x, f, bias, out, par)
-            }
-            #[target_feature(enable = "avx2")]
-            fn avx2<const M: usize, const A: usize, V: Minimal<M, A>>(
-                b: &Block<M, A, V>,
-                x: &[f32],
-                f: &FilterTransform,
-                bias: Option<&[f32]>,
-                out: OutPtr,
-                par: bool,
-            ) {
-                b.run(x, f, bias, out, par)
-            }
-            match widest_simd() {
-                // SAFETY: the CPU has the feature.
-                Simd::Avx512 => {
-                    return unsafe { avx512(self, x, filters, bias, out, parallel) };
-                }
-                // SAFETY: the CPU has the feature.
-                Simd::Avx2 => return unsafe { avx2(self, x, filters, bias, out, parallel) },
-                Simd::Baseline => {}
-            }
-        }
-        self.run(x, filters, bias, out, parallel)
-    }
 }
 
 #[cfg(test)]

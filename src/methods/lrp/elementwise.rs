@@ -19,6 +19,12 @@ impl Rule for Pass {
     fn backward(&self, _ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         Ok(vec![Some(signal)])
     }
+    fn reads_output(&self) -> bool {
+        false
+    }
+    fn reads_inputs(&self) -> bool {
+        false
+    }
 }
 
 /// zennit's `Norm` on average pooling: `R_in = x ⊙ Pᵀ(R / stabilize(P x))`, the share of each

@@ -9,8 +9,10 @@ use burn::tensor::activation::softmax;
 
 use super::composite::{Composite, ZBoxBounds};
 use super::skip::SkipMode;
+use crate::engine::backward::needed_values;
 use crate::engine::canonize::{Canonized, canonize};
-use crate::engine::{Activations, Rules, backward, forward};
+use crate::engine::forward::run;
+use crate::engine::{Activations, Keep, Rules, backward, forward};
 use crate::graph::{Model, NodeId};
 use crate::methods::MethodError;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -91,6 +93,8 @@ pub struct LrpModel {
     pub assignment: Vec<(String, String)>,
     rules: Rules,
     logits: NodeId,
+    /// The forward values [`LrpModel::attribute`]'s pass reads (see `needed_values`).
+    needed: Vec<bool>,
 }
 
 impl LrpModel {
@@ -109,6 +113,7 @@ impl LrpModel {
         let (rules, assignment) =
             composite.rules(&canon.graph, &canon.params, options.skip, &bounds)?;
         let logits = canon.graph.logits();
+        let needed = needed_values(&canon.graph, &rules, &[logits, canon.graph.input()]);
         Ok(LrpModel {
             canon,
             composite,
@@ -116,6 +121,7 @@ impl LrpModel {
             assignment,
             rules,
             logits,
+            needed,
         })
     }
 
@@ -202,8 +208,13 @@ impl LrpModel {
     }
 
     /// LRP of a batch: relevance in input space for class `targets[i]` of image `i`.
+    /// Its forward pass keeps only the values the rules read (a convolution read only by a
+    /// ReLU whose rule passes relevance through is not kept, nor written: see
+    /// [`Keep::Only`]); same result as [`LrpModel::attribute_with`] on a full forward pass.
     pub fn attribute(&self, x: &T4, targets: &[usize]) -> Result<Attribution, MethodError> {
-        let acts = self.forward(x.clone())?;
+        let graph = &self.canon.graph;
+        let keep = Keep::Only(&self.needed);
+        let acts = run(graph, &self.canon.params, x.clone(), keep, None)?;
         self.attribute_with(&acts, targets)
     }
 

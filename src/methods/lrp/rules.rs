@@ -242,6 +242,13 @@ impl Rule for LinearLrp {
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         Ok(vec![Some(self.relevance(ctx, signal)?)])
     }
+    /// Only ε and z^B divide by the layer's own output; the other rules compute their `z'`.
+    fn reads_output(&self) -> bool {
+        matches!(
+            self.rule,
+            LinearRule::Epsilon { .. } | LinearRule::ZBox { .. }
+        )
+    }
 }
 
 /// Whether the node's input can hold a negative element at all: not when it is the output of a
