@@ -50,6 +50,13 @@ use super::simd::widest;
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
+/// Largest ratio of a batch's transformed tiles and products to the transformed filters (in
+/// floats) that runs as one block all threads share (see [`convolve`]): each of several
+/// blocks streams all the filters, which in a model's pass come from memory. VGG-16's 256 →
+/// 256 layers at 56² (ratio 1.6; 4.8–5.4 → 4.7 ms per pass with activations and filters from
+/// memory, both threads) and 128 → 256 (2.5; 2.8 → 2.7 ms) gain; 128 → 128 at 112² (13) and
+/// 64 → 64 at 56² (6.6) stay in blocks, and so does any layer at batch 8.
+const SINGLE_BLOCK_TILES_PER_FILTER: usize = 3;
 /// Fewest 4×4 tiles per image for F(4×4): below this its 36 filter matrices (4× the weight) are
 /// read for too few columns at batch 1 (VGG-16's 14² layers have 16 tiles).
 const MIN_TILES_F4: usize = 32;
@@ -438,10 +445,16 @@ fn convolve_with<const M: usize, const A: usize, V: Minimal<M, A>>(
     // often than they use them; more spill the block's transformed tiles out of L2. Measured on
     // VGG-16's layers, 48–96 tiles are best.
     let mut rows_per_block = MIN_BLOCK_TILES.div_ceil(tiles_across).clamp(1, all_rows);
-    if all_rows.div_ceil(rows_per_block) < threads {
-        // Too few tiles for a block per thread (VGG-16's 28² and 14² layers at batch 1): one
-        // block that all threads work on, phase by phase. Blocks per thread would each stream
-        // all transformed filters (38 MB for 512 → 512 channels) for their few tiles.
+    // Transformed tiles and products of the whole batch, and the transformed filters (floats).
+    let all_tiles = (g.c_in + g.c_out) * A * A * all_rows * (tiles_across + 1);
+    let filters_len = g.c_in * g.c_out * A * A;
+    if all_rows.div_ceil(rows_per_block) < threads
+        || all_tiles <= SINGLE_BLOCK_TILES_PER_FILTER * filters_len
+    {
+        // Too few tiles for a block per thread (VGG-16's 28² and 14² layers at batch 1), or
+        // too few for the filters every block streams (its 56² layers): one block that all
+        // threads work on, phase by phase. Blocks per thread would each stream all transformed
+        // filters (38 MB for 512 → 512 channels) for their few tiles.
         rows_per_block = all_rows;
     }
     let blocks = all_rows.div_ceil(rows_per_block);
