@@ -31,10 +31,11 @@ pub fn widest_simd() -> Simd {
     Simd::Baseline
 }
 
-/// `f()`, inlined into a function compiled for [`widest_simd`]: the same code and values (no
-/// fused multiply-adds are enabled, so results are bit-identical on every path), vectorised
-/// as wide as the machine allows. `f` should be an `#[inline(always)]` closure whose loops call
-/// only `#[inline(always)]` functions, or the calls stay outside and run at the baseline width.
+/// `f()`, inlined into a function compiled for [`widest_simd`]: the same code and values (Rust
+/// never fuses a separately written multiply and add into an FMA, whatever the target, so results
+/// are bit-identical on every path), vectorised as wide as the machine allows. `f` should be an
+/// `#[inline(always)]` closure whose loops call only `#[inline(always)]` functions, or the calls
+/// stay outside and run at the baseline width.
 #[inline(always)]
 pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
