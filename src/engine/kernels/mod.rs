@@ -14,6 +14,7 @@ pub mod pointwise;
 pub mod pool;
 mod prefetch;
 pub mod simd;
+mod tile_products;
 pub mod transposed;
 pub mod winograd;
 

@@ -47,6 +47,7 @@ use super::direct;
 use super::epilogue::Epilogue;
 use super::prefetch;
 use super::simd::widest;
+use super::tile_products;
 
 /// Fewest tiles per block (see [`convolve`]).
 const MIN_BLOCK_TILES: usize = 48;
@@ -227,16 +228,30 @@ impl Minimal<2, 4> for F2 {
     }
 }
 
+/// How [`FilterTransform`] lays out `U_ξ`, which decides how the products `M_ξ = U_ξ V_ξ` run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Per position `ξ`, per strip of 32 output rows, `[cols][32]`: the products hold 32
+    /// output channels × the tiles of one tile row in registers ([`tile_products`]), so they
+    /// multiply-add exactly the tiles there are — where the rows fill whole strips.
+    Strips,
+    /// Per position `ξ`, per panel of output rows ([`direct::panel_count`]), `[cols][panel
+    /// rows]`: the direct kernel's micro-kernel, 32 tiles per block (blocks of a 7-tile row
+    /// carry 23 % empty lanes, of a 14-, 28- or 56-tile row with its spare tile 12.5 %), but
+    /// no empty rows whatever the channel count.
+    Panels,
+    /// `[rows][a²][cols]` for `gemm` (no AVX-512).
+    Gemm,
+}
+
 /// Transformed filters `U_ξ = (G g Gᵀ)_ξ` of one convolution. Rows are the convolution's output
-/// channels, columns its input channels. Where the direct kernel's micro-kernel runs (AVX-512)
-/// they are packed for it: per position `ξ` (`rows · cols` floats each), per panel of output rows
-/// ([`direct::panel_count`]), the panel's column-major `[cols][panel rows]`, so the products read
-/// them in order and no GEMM repacks them per block. Elsewhere they are laid out
-/// `[rows][a²][cols]` for `gemm`: `U_ξ` a `[rows, cols]` matrix with row stride `a² · cols`.
+/// channels, columns its input channels. Where the products run on AVX-512 the filters are
+/// packed so that the products read them in order and no GEMM repacks them per block (see
+/// [`Layout`]); elsewhere they are laid out `[rows][a²][cols]` for `gemm`: `U_ξ` a `[rows,
+/// cols]` matrix with row stride `a² · cols`.
 pub struct FilterTransform {
     u: Vec<f32>,
-    /// Whether `u` is in the micro-kernel's layout (else `gemm`'s).
-    packed: bool,
+    layout: Layout,
     rows: usize,
     cols: usize,
     tile: Tile,
@@ -245,13 +260,13 @@ pub struct FilterTransform {
 impl FilterTransform {
     /// Filters of the forward convolution with `weight: [C_out, C_in, 3, 3]`.
     pub fn forward(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
-        Self::build(weight, c_out, c_in, false, tile, direct::available())
+        Self::build(weight, c_out, c_in, false, tile, tile_products::available())
     }
 
     /// Filters of its input adjoint: rows are `C_in`, columns `C_out`, and filter `(c, o)` is
     /// `W[o, c]` rotated by 180°.
     pub fn adjoint(weight: &[f32], c_out: usize, c_in: usize, tile: Tile) -> Self {
-        Self::build(weight, c_out, c_in, true, tile, direct::available())
+        Self::build(weight, c_out, c_in, true, tile, tile_products::available())
     }
 
     /// Bytes held.
@@ -264,7 +279,8 @@ impl FilterTransform {
         self.tile
     }
 
-    /// The filters in the micro-kernel's layout if `packed` (which needs AVX-512), else in `gemm`'s.
+    /// The filters packed for the AVX-512 products if `packed` (see [`Layout`]), else in
+    /// `gemm`'s layout.
     fn build(
         weight: &[f32],
         c_out: usize,
@@ -272,6 +288,26 @@ impl FilterTransform {
         adjoint: bool,
         tile: Tile,
         packed: bool,
+    ) -> Self {
+        let rows = if adjoint { c_in } else { c_out };
+        let layout = match packed {
+            false => Layout::Gemm,
+            // Strips where the output channels fill them (VGG's and ResNet's 64–512), panels
+            // where a partial strip would carry more empty lanes than the tiles' blocks do.
+            true if rows % tile_products::STRIP == 0 => Layout::Strips,
+            true => Layout::Panels,
+        };
+        Self::build_in(weight, c_out, c_in, adjoint, tile, layout)
+    }
+
+    /// The filters in `layout`.
+    fn build_in(
+        weight: &[f32],
+        c_out: usize,
+        c_in: usize,
+        adjoint: bool,
+        tile: Tile,
+        layout: Layout,
     ) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9, "weight size");
         let (rows, cols) = if adjoint {
@@ -295,12 +331,14 @@ impl FilterTransform {
                     Tile::Two => widest(|| transform_filter_row::<2, 4, F2>(dst, cols, &taps)),
                 }
             });
-        if packed {
-            u = pack_for_micro_kernel(&u, rows, cols, xi);
+        match layout {
+            Layout::Strips => u = tile_products::pack(&u, rows, cols, xi),
+            Layout::Panels => u = pack_for_micro_kernel(&u, rows, cols, xi),
+            Layout::Gemm => {}
         }
         FilterTransform {
             u,
-            packed,
+            layout,
             rows,
             cols,
             tile,
@@ -548,10 +586,18 @@ impl<const M: usize, const A: usize, V: Minimal<M, A>> Block<'_, M, A, V> {
             )
         };
         split_over_threads(g.c_in, parallel, in_phase);
-        if filters.packed {
-            multiply_packed(filters, v, m, n, parallel);
-        } else {
-            self.multiply_gemm(filters, v, m, parallel);
+        match filters.layout {
+            Layout::Strips => {
+                let tiles = tile_products::TileRows {
+                    tile_rows: self.rows,
+                    across: self.tiles_across,
+                    span: self.span(),
+                };
+                let (u, rows, cols) = (&filters.u, filters.rows, filters.cols);
+                tile_products::multiply(u, rows, cols, xi, v, m, tiles, parallel);
+            }
+            Layout::Panels => multiply_packed(filters, v, m, n, parallel),
+            Layout::Gemm => self.multiply_gemm(filters, v, m, parallel),
         }
         let m = &*m;
         let out_phase = |channels: std::ops::Range<usize>| {
@@ -942,7 +988,7 @@ mod tests {
     fn matches_the_direct_convolution() {
         let mut rng = Rng::new(5);
         // Both filter layouts where the CPU runs the micro-kernel, else `gemm`'s alone.
-        let layouts: &[bool] = if direct::available() {
+        let layouts: &[bool] = if tile_products::available() {
             &[true, false]
         } else {
             &[false]
@@ -973,6 +1019,62 @@ mod tests {
                 err < 1e-5,
                 "case {case}: {tile:?} packed {packed} {g:?}: adjoint rel. error {err}"
             );
+        }
+    }
+
+    /// The two AVX-512 filter layouts give the same convolution bit for bit (each product is
+    /// the same ordered chain of multiply-adds), forward and adjoint, at widths whose tile rows
+    /// hold 7, 14 and 15 tiles (one block shared by the threads and several blocks), with
+    /// channel counts that leave partial strips and panels; and they agree with the direct
+    /// convolution.
+    #[test]
+    fn strips_and_panels_agree_bit_for_bit() {
+        if !tile_products::available() {
+            return;
+        }
+        let mut rng = Rng::new(9);
+        // (batch, c_in, c_out, [h, w], tile)
+        let cases = [
+            (1, 40, 70, [28, 28], Tile::Four),
+            (2, 33, 48, [14, 14], Tile::Two),
+            (1, 20, 36, [56, 58], Tile::Four),
+            (1, 64, 17, [9, 60], Tile::Four),
+        ];
+        for (case, &(batch, c_in, c_out, hw, tile)) in cases.iter().enumerate() {
+            let g = ConvGeometry {
+                batch,
+                c_in,
+                in_hw: hw,
+                c_out,
+                kernel: [3, 3],
+                out_hw: hw,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad_before: [1, 1],
+            };
+            let x: Vec<f32> = (0..batch * c_in * hw[0] * hw[1])
+                .map(|_| rng.normal())
+                .collect();
+            let w: Vec<f32> = (0..c_out * c_in * 9).map(|_| rng.normal()).collect();
+            let b: Vec<f32> = (0..c_out).map(|_| rng.normal()).collect();
+            let dy: Vec<f32> = (0..batch * c_out * hw[0] * hw[1])
+                .map(|_| rng.normal())
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let run = |layout: Layout| {
+                let f = FilterTransform::build_in(&w, c_out, c_in, false, tile, layout);
+                let forward = convolve(&x, &f, Some(&b), &g, Epilogue::Store);
+                let f = FilterTransform::build_in(&w, c_out, c_in, true, tile, layout);
+                let adjoint = convolve(&dy, &f, None, &adjoint_geometry(&g), Epilogue::Store);
+                (forward, adjoint)
+            };
+            let (strips, panels) = (run(Layout::Strips), run(Layout::Panels));
+            assert_eq!(bits(&strips.0), bits(&panels.0), "case {case}: forward");
+            assert_eq!(bits(&strips.1), bits(&panels.1), "case {case}: adjoint");
+            let err = rel_err(&strips.0, &conv2d_forward(&x, &w, Some(&b), &g));
+            assert!(err < 1e-5, "case {case}: forward rel. error {err}");
+            let err = rel_err(&strips.1, &conv2d_input_adjoint(&dy, &w, &g));
+            assert!(err < 1e-5, "case {case}: adjoint rel. error {err}");
         }
     }
 }
