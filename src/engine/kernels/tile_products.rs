@@ -123,12 +123,14 @@ pub(super) fn multiply(
                     unsafe {
                         group_products(
                             group,
-                            cols,
-                            v.as_ptr().add(t0),
-                            n,
-                            strip.as_ptr(),
-                            m_ptr.get().add((position * rows + o0) * n + t0),
-                            o1 - o0,
+                            Block {
+                                terms: cols,
+                                v: v.as_ptr().add(t0),
+                                n,
+                                strip: strip.as_ptr(),
+                                m: m_ptr.get().add((position * rows + o0) * n + t0),
+                                channels: o1 - o0,
+                            },
                         );
                     }
                 }
@@ -151,27 +153,33 @@ pub(super) fn multiply(
     }
 }
 
-/// One register block: `m[l·n + r] = Σ_k v[k·n + r] · strip[k·STRIP + l]` for `r < group`
-/// tiles, `l < channels`, `k < terms`.
-///
-/// # Safety
-/// The pointers cover those ranges; `group ≤ GROUP_TILES`, `channels ≤ STRIP`; the CPU has
-/// AVX-512F.
-unsafe fn group_products(
-    group: usize,
+/// The operands of one register block: `m[l·n + r] = Σ_k v[k·n + r] · strip[k·STRIP + l]`
+/// for `r <` the block's tiles, `l < channels`, `k < terms`.
+#[derive(Clone, Copy)]
+struct Block {
     terms: usize,
+    /// The block's first tile in row 0 of `V_ξ`; row `k` is `n` floats further.
     v: *const f32,
     n: usize,
+    /// The strip of packed filters, `[terms][STRIP]`.
     strip: *const f32,
+    /// The block's first tile in channel `o0`'s row of `M_ξ`.
     m: *mut f32,
     channels: usize,
-) {
+}
+
+/// The products of one register block of `group` tiles.
+///
+/// # Safety
+/// The block's pointers cover its ranges; `group ≤ GROUP_TILES`, `channels ≤ STRIP`; the CPU
+/// has AVX-512F.
+unsafe fn group_products(group: usize, b: Block) {
     #[cfg(target_arch = "x86_64")]
     {
         macro_rules! dispatch {
             ($($g:literal)*) => {
                 match group {
-                    $($g => unsafe { avx512::block::<$g>(terms, v, n, strip, m, channels) },)*
+                    $($g => unsafe { avx512::block::<$g>(b) },)*
                     _ => unreachable!("tiles per block"),
                 }
             };
@@ -180,7 +188,7 @@ unsafe fn group_products(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (group, terms, v, n, strip, m, channels);
+        let _ = (group, b);
         unreachable!("the tile products need AVX-512");
     }
 }
@@ -189,7 +197,7 @@ unsafe fn group_products(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{PREFETCH_FLOATS, STRIP};
+    use super::{Block, PREFETCH_FLOATS, STRIP};
 
     /// The `G × 32` block of [`super::group_products`]: `2G` accumulators, per term two
     /// filter loads and `G` broadcast multiply-adds, then each channel's `G` products written
@@ -198,14 +206,15 @@ mod avx512 {
     /// # Safety
     /// As [`super::group_products`].
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn block<const G: usize>(
-        terms: usize,
-        v: *const f32,
-        n: usize,
-        strip: *const f32,
-        m: *mut f32,
-        channels: usize,
-    ) {
+    pub(super) unsafe fn block<const G: usize>(b: Block) {
+        let Block {
+            terms,
+            v,
+            n,
+            strip,
+            m,
+            channels,
+        } = b;
         let mut acc = [[_mm512_setzero_ps(); 2]; G];
         // SAFETY (whole body): pointer ranges as the caller vouches.
         unsafe {
