@@ -3,11 +3,14 @@
 //! prepared once rather than on every convolution (for a 512×512 layer at 14², transforming the
 //! filters took 8 ms, the F(2×2) convolution itself 1.6 ms).
 //!
-//! An entry is keyed by the address and length of the weight's values and the layout, and holds
-//! a clone of the weight tensor: while the entry lives the storage cannot be freed (so the
-//! address cannot be reused by another tensor) nor written in place (burn only mutates storage
-//! it holds alone). Entries whose weight nobody else holds any more are dropped at the next
-//! insertion, and the least recently used ones go when the total exceeds [`CAPACITY`].
+//! An entry is keyed by the address and length of the weight's values and the layout. The cache
+//! holds one clone of each weight that has entries: while it does, the storage cannot be freed
+//! (so the address cannot be reused by another tensor) nor written in place (burn only mutates
+//! storage it holds alone). Entries whose weight nobody else holds any more are dropped at the
+//! next insertion, and the least recently used ones go when the total exceeds [`CAPACITY`].
+//! One clone per weight, not one per entry: two entries of one weight (a convolution's forward
+//! and adjoint layouts) each holding a clone kept each other's weight alive, so a dropped
+//! model's filters stayed until evicted (`relevance bench` after ResNet-50's rows: ≈ 300 MB).
 
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -56,19 +59,54 @@ impl Prepared for super::transposed::PhaseFilters {
 }
 
 struct Entry {
-    weight: FlexTensor,
     key: (usize, usize, Layout),
     filters: Arc<dyn Any + Send + Sync>,
     bytes: usize,
     last_use: u64,
 }
 
+/// A weight with entries, and the address and length of its values (the entries' key).
+struct Held {
+    weight: FlexTensor,
+    storage: (usize, usize),
+}
+
 struct Cache {
+    held: Vec<Held>,
     entries: Vec<Entry>,
     clock: u64,
 }
 
+impl Cache {
+    /// Drops the weights only the cache holds, with their entries.
+    fn release_unused(&mut self) {
+        let mut released = Vec::new();
+        self.held.retain(|h| {
+            let unused = h.weight.is_unique();
+            if unused {
+                released.push(h.storage);
+            }
+            !unused
+        });
+        self.entries
+            .retain(|e| !released.contains(&(e.key.0, e.key.1)));
+    }
+
+    /// Removes entry `i`, and the cache's clone of its weight if no entry is left for it.
+    fn remove(&mut self, i: usize) {
+        let (address, len, _) = self.entries.swap_remove(i).key;
+        if !self
+            .entries
+            .iter()
+            .any(|e| (e.key.0, e.key.1) == (address, len))
+        {
+            self.held.retain(|h| h.storage != (address, len));
+        }
+    }
+}
+
 static CACHE: Mutex<Cache> = Mutex::new(Cache {
+    held: Vec::new(),
     entries: Vec::new(),
     clock: 0,
 });
@@ -76,8 +114,10 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
 /// Drops the entries whose weight nobody else holds any more (their model was dropped); they
 /// would otherwise go only at the next insertion.
 pub fn release_unused() {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entries.retain(|e| !e.weight.is_unique());
+    CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .release_unused();
 }
 
 /// The filters for `weight` (values `values`) in `layout`, built with `build` the first time.
@@ -107,14 +147,20 @@ pub fn filters<T: Prepared>(
     let filters = Arc::new(build());
     let bytes = filters.bytes();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entries.retain(|e| !e.weight.is_unique());
+    cache.release_unused();
     if let Some(e) = cache.entries.iter().find(|e| e.key == key) {
         return typed(&e.filters);
     }
     cache.clock += 1;
     let last_use = cache.clock;
+    let storage = (key.0, key.1);
+    if !cache.held.iter().any(|h| h.storage == storage) {
+        cache.held.push(Held {
+            weight: weight.clone(),
+            storage,
+        });
+    }
     cache.entries.push(Entry {
-        weight: weight.clone(),
         key,
         filters: filters.clone(),
         bytes,
@@ -125,7 +171,55 @@ pub fn filters<T: Prepared>(
         let oldest = (0..cache.entries.len())
             .min_by_key(|&i| cache.entries[i].last_use)
             .expect("non-empty");
-        cache.entries.swap_remove(oldest);
+        cache.remove(oldest);
     }
     filters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dummy(usize);
+
+    impl Prepared for Dummy {
+        fn bytes(&self) -> usize {
+            self.0
+        }
+    }
+
+    fn entries_for(values: &[f32]) -> usize {
+        let storage = (values.as_ptr() as usize, values.len());
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entries
+            .iter()
+            .filter(|e| (e.key.0, e.key.1) == storage)
+            .count()
+    }
+
+    /// A weight cached in two layouts keeps its entries while someone else holds it, and loses
+    /// both once only the cache does (each entry holding its own clone, they kept each other).
+    #[test]
+    fn a_dropped_weight_loses_all_its_layouts() {
+        // An odd length, so no other test's weight shares the key.
+        let len = 4099;
+        let weight = FlexTensor::from_data(burn::tensor::TensorData::new(vec![1.0f32; len], [len]));
+        let address = weight.as_slice::<f32>().expect("contiguous f32");
+        for adjoint in [false, true] {
+            let layout = Layout::Direct { adjoint };
+            let first = filters(&weight, address, layout, || Dummy(len));
+            let again = filters(&weight, address, layout, || Dummy(0));
+            assert_eq!((first.0, again.0), (len, len), "built once, then found");
+        }
+        assert_eq!(entries_for(address), 2);
+        release_unused();
+        assert_eq!(entries_for(address), 2, "still held by `weight`");
+        let storage = (address.as_ptr() as usize, len);
+        drop(weight);
+        release_unused();
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(!cache.entries.iter().any(|e| (e.key.0, e.key.1) == storage));
+        assert!(!cache.held.iter().any(|h| h.storage == storage));
+    }
 }
