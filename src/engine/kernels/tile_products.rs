@@ -60,8 +60,9 @@ pub(super) fn pack(u: &[f32], rows: usize, cols: usize, xi: usize) -> Vec<f32> {
     packed
 }
 
-/// Length of strip `s` in the packed layout, and where strip `s` of position `xi` starts.
-pub(super) fn strip_start(rows: usize, cols: usize, xi: usize, s: usize) -> usize {
+/// Where strip `s` of position `xi` starts in the packed layout (each strip `cols · STRIP`
+/// floats).
+fn strip_start(rows: usize, cols: usize, xi: usize, s: usize) -> usize {
     (xi * rows.div_ceil(STRIP) + s) * cols * STRIP
 }
 
