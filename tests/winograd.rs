@@ -120,13 +120,13 @@ fn an_image_gets_the_same_result_in_any_batch() {
     }
 }
 
-/// With Winograd, LRP moves further from zennit than with exact summation (which meets 1e-4,
-/// `lrp_parity.rs`): F(m×m)'s rounding is relative to a whole tile, and z⁺ of a sparse
-/// post-ReLU map is often small next to its tile's other outputs. Measured on the VGG-11 fixture:
-/// 1.3e-4 of the largest value for z⁺ composites; the bound here is 3e-4 and the maps must
-/// agree in direction.
+/// With Winograd everywhere (the model's forward pass included), LRP on the VGG-11 fixture stays
+/// at zennit parity (1e-4 of the largest value, as `lrp_parity.rs` asks of exact summation).
+/// Measured: 6.8e-5 for the z⁺ composites against 4.1e-5 exact. Before the filter transform
+/// was summed in double precision and rounded once, the transform's own rounding took it to
+/// 1.3e-4.
 #[test]
-fn lrp_with_winograd_stays_within_3e_4_of_zennit() {
+fn lrp_with_winograd_everywhere_stays_at_zennit_parity() {
     set_winograd_scope(WinogradScope::Everywhere);
     let name = "vgg11";
     let fx = Fixture::load(name);
@@ -144,7 +144,7 @@ fn lrp_with_winograd_stays_within_3e_4_of_zennit() {
             "{name} {composite} with Winograd: max rel vs zennit f32 {err:.2e}, cosine {cos:.9}"
         );
         assert!(
-            err < 3e-4 && cos > 0.99999,
+            err < 1e-4 && cos > 0.99999,
             "{composite}: {err:e}, cosine {cos}"
         );
     }

@@ -22,8 +22,10 @@ use clap::{Parser, Subcommand};
 #[command(name = "relevance", version, about)]
 pub struct Cli {
     /// Where 3×3 stride-1 convolutions run by Winograd F(4×4, 3×3) / F(2×2, 3×3) instead of
-    /// exact im2col summation: `relevance` (default) = only in the extra passes LRP and CRP
-    /// rules add, `on` (also plain `--winograd`) = everywhere, `off` = nowhere. See the README
+    /// exact im2col summation: `relevance` (default) = in the extra passes LRP and CRP rules
+    /// add and, as F(2×2) (which keeps max-pooling ties in flat regions), in the forward pass
+    /// LRP and CRP start from; `on` (also plain `--winograd`) = everywhere, `off` = nowhere.
+    /// See the README
     /// ("CPU kernels") for what each costs in accuracy. Same as `RELEVANCE_WINOGRAD`.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "on",

@@ -7,6 +7,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
 use super::EngineError;
+use super::kernels::Pass;
 use crate::graph::{BatchNorm, Conv2d, Graph, Node, NodeId, Op, ParamStore, Pool2d};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -97,6 +98,19 @@ pub fn run(
     params: &ParamStore,
     input: T4,
     keep: Keep,
+    train: Option<&mut TrainState>,
+) -> Result<Activations, EngineError> {
+    run_as(Pass::Model, graph, params, input, keep, train)
+}
+
+/// [`run`] with its convolutions as passes of kind `pass` (which decides where Winograd may
+/// run them: [`Pass::RuleForward`] for the forward pass of an LRP/CRP explanation).
+pub fn run_as(
+    pass: Pass,
+    graph: &Graph,
+    params: &ParamStore,
+    input: T4,
+    keep: Keep,
     mut train: Option<&mut TrainState>,
 ) -> Result<Activations, EngineError> {
     let n = graph.nodes.len();
@@ -141,14 +155,14 @@ pub fn run(
                 let (w, b) =
                     conv_operands(c, &args[0], params).map_err(|e| e.at_node(&node.name))?;
                 if keep.keeps(id, graph.output) || readers[id] > 1 {
-                    super::kernels::conv2d_relu(&args[0], &w, b.as_ref(), c).map(|(y, r)| {
+                    super::kernels::conv2d_relu(pass, &args[0], &w, b.as_ref(), c).map(|(y, r)| {
                         ready[relu] = Some(r);
                         Some(y)
                     })
                 } else {
                     // Only the ReLU reads this output and it is not kept: store the ReLU's
                     // values alone (one activation less written and held).
-                    super::kernels::conv2d_relu_only(&args[0], &w, b.as_ref(), c).map(|r| {
+                    super::kernels::conv2d_relu_only(pass, &args[0], &w, b.as_ref(), c).map(|r| {
                         ready[relu] = Some(r);
                         None
                     })
@@ -159,7 +173,8 @@ pub fn run(
         let (out, extra) = match fused {
             Some(value) => (value, None),
             None => {
-                let (value, extra) = eval(
+                let (value, extra) = eval_as(
+                    pass,
                     &node.op,
                     args,
                     if id == 0 { Some(input.clone()) } else { None },
@@ -350,6 +365,18 @@ fn relu_after_conv(graph: &Graph) -> Vec<Option<NodeId>> {
 /// backward pass. [`run`] calls this for every node; profilers call it to time nodes one by one.
 pub fn eval(
     op: &Op,
+    args: Vec<T4>,
+    input: Option<T4>,
+    params: &ParamStore,
+    train: Option<&mut TrainState>,
+) -> Result<(T4, Option<Aux>), EngineError> {
+    eval_as(Pass::Model, op, args, input, params, train)
+}
+
+/// [`eval`] with a convolution as a pass of kind `pass` (see [`run_as`]).
+pub fn eval_as(
+    pass: Pass,
+    op: &Op,
     mut args: Vec<T4>,
     input: Option<T4>,
     params: &ParamStore,
@@ -362,7 +389,7 @@ pub fn eval(
         Op::Conv2d(c) => {
             let x = one(&mut args);
             let (w, b) = conv_operands(c, &x, params)?;
-            super::kernels::conv2d(x, w, b, c)
+            super::kernels::conv2d_in(pass, x, w, b, c)
         }
         Op::Linear(l) => {
             let b = l

@@ -95,17 +95,21 @@ static WINOGRAD: AtomicU8 = AtomicU8::new(0);
 /// geometry allows it (3×3, stride 1, ≥ 16 channels).
 ///
 /// Winograd's rounding is relative to a whole tile and depends on a pixel's place in it, so a sum
-/// that is small next to its neighbours keeps fewer correct digits and equal neighbourhoods no
-/// longer give equal outputs. In the model's own forward pass that is enough to flip a few
-/// near-zero ReLUs (input gradients) and max-pooling ties (LRP maps in flat regions); in the
-/// rule passes of LRP/CRP (the modified forward `z'` and the adjoint `W'ᵀs`) it only perturbs
-/// denominators and sums of positive terms, and the maps stay within the parity bounds.
+/// that is small next to its neighbours keeps fewer correct digits, and under F(4×4) equal
+/// neighbourhoods no longer give equal outputs. In the model's own forward pass that is enough
+/// to flip a few near-zero ReLUs (input gradients) and max-pooling ties (LRP maps in flat
+/// regions); in the rule passes of LRP/CRP (the modified forward `z'` and the adjoint `W'ᵀs`)
+/// it only perturbs denominators and sums of positive terms. F(2×2) keeps the ties of flat
+/// regions ([`winograd::choose_tie_preserving`]), so it runs the forward pass an LRP/CRP
+/// explanation starts from, where its rounding moves the maps as much as exact summation in
+/// another order does (burn's kernels against ours; README, "CPU kernels").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WinogradScope {
     /// Exact im2col summation everywhere.
     Off,
-    /// Winograd only in the passes LRP and CRP rules add (the forward pass and all gradient
-    /// methods stay exact).
+    /// Winograd in the passes LRP and CRP rules add, and as F(2×2) in the forward pass of an
+    /// LRP/CRP explanation ([`Pass::RuleForward`]); the model's forward pass elsewhere
+    /// (prediction, Grad-CAM, …) and every gradient stay exact.
     Relevance,
     /// Winograd in every plain-tensor convolution and input adjoint.
     Everywhere,
@@ -116,6 +120,13 @@ pub enum WinogradScope {
 pub enum Pass {
     /// The model's forward pass or a gradient (the numbers other libraries reproduce exactly).
     Model,
+    /// The forward pass an LRP/CRP explanation starts from (its activations are what the rules
+    /// read). Under [`WinogradScope::Relevance`] its eligible convolutions run as F(2×2, 3×3)
+    /// only ([`winograd::choose_tie_preserving`]): that variant's input and output transforms
+    /// have entries 0 and ±1 alone, so a tile whose input is constant along an axis gives
+    /// outputs that are exactly equal along it, as exact summation does, and max-pooling ties
+    /// in flat regions (an image's black background) resolve as they do there.
+    RuleForward,
     /// A modified-weight forward or adjoint of an LRP/CRP rule.
     Relevance,
 }
@@ -169,7 +180,7 @@ pub fn set_winograd_scope(scope: WinogradScope) {
 fn winograd_allowed(pass: Pass) -> bool {
     match winograd_scope() {
         WinogradScope::Off => false,
-        WinogradScope::Relevance => pass == Pass::Relevance,
+        WinogradScope::Relevance => pass != Pass::Model,
         WinogradScope::Everywhere => true,
     }
 }
@@ -257,6 +268,7 @@ pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, 
 /// [`conv2d`] followed by the `Relu` op, without a pass of its own over the output. `None`
 /// where our kernels do not run this convolution (the caller then runs the two apart).
 pub fn conv2d_relu(
+    pass: Pass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -271,7 +283,7 @@ pub fn conv2d_relu(
     let mut relu = Vec::<f32>::with_capacity(len);
     let second = epilogue::SecondOutput::new(&mut relu.spare_capacity_mut()[..len]);
     let y = own_conv2d(
-        Pass::Model,
+        pass,
         x,
         weight,
         bias,
@@ -288,12 +300,13 @@ pub fn conv2d_relu(
 /// [`epilogue`]); for a convolution whose own output nobody keeps. `None` where
 /// [`conv2d_relu`] gives `None`. Same values as the convolution and ReLU apart.
 pub fn conv2d_relu_only(
+    pass: Pass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     c: &Conv2d,
 ) -> Option<T4> {
-    own_conv2d(Pass::Model, x, weight, bias, c, Epilogue::Relu)
+    own_conv2d(pass, x, weight, bias, c, Epilogue::Relu)
 }
 
 /// `r / stabilize(W ⋆ x + b)` (zennit's stabiliser ±`epsilon`, as LRP rules divide by their
@@ -378,6 +391,8 @@ fn winograd_filters(
     let w = fw.as_slice::<f32>()?;
     let tile = if adjoint {
         winograd::choose_adjoint(g)?
+    } else if pass == Pass::RuleForward && winograd_scope() == WinogradScope::Relevance {
+        winograd::choose_tie_preserving(g)?
     } else {
         winograd::choose(g)?
     };

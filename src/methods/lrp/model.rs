@@ -11,8 +11,9 @@ use super::composite::{Composite, ZBoxBounds};
 use super::skip::SkipMode;
 use crate::engine::backward::needed_values;
 use crate::engine::canonize::{Canonized, canonize};
-use crate::engine::forward::run;
-use crate::engine::{Activations, Keep, Rules, backward, forward};
+use crate::engine::forward::run_as;
+use crate::engine::kernels::Pass;
+use crate::engine::{Activations, Keep, Rules, backward};
 use crate::graph::{Model, NodeId};
 use crate::methods::MethodError;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -140,9 +141,18 @@ impl LrpModel {
         Ok(self.canon.find(name)?)
     }
 
-    /// Forward pass keeping every activation.
+    /// Forward pass keeping every activation, as an explanation's forward pass
+    /// ([`Pass::RuleForward`]: see [`LrpModel::attribute`]).
     pub fn forward(&self, x: T4) -> Result<Activations, MethodError> {
-        Ok(forward(&self.canon.graph, &self.canon.params, x)?)
+        let (graph, params) = (&self.canon.graph, &self.canon.params);
+        Ok(run_as(
+            Pass::RuleForward,
+            graph,
+            params,
+            x,
+            Keep::All,
+            None,
+        )?)
     }
 
     /// The starting relevance at the logits: for row `i`, the configured value of class
@@ -214,7 +224,14 @@ impl LrpModel {
     pub fn attribute(&self, x: &T4, targets: &[usize]) -> Result<Attribution, MethodError> {
         let graph = &self.canon.graph;
         let keep = Keep::Only(&self.needed);
-        let acts = run(graph, &self.canon.params, x.clone(), keep, None)?;
+        let acts = run_as(
+            Pass::RuleForward,
+            graph,
+            &self.canon.params,
+            x.clone(),
+            keep,
+            None,
+        )?;
         self.attribute_with(&acts, targets)
     }
 
