@@ -30,6 +30,8 @@ pub enum Layout {
     Winograd { tile: Tile, adjoint: bool },
     /// Direct-convolution panels, for the forward convolution or its adjoint.
     Direct { adjoint: bool },
+    /// Lane panels of a 1×1 convolution, for the forward convolution or its adjoint.
+    Lanes { adjoint: bool },
     /// Adjoint panels of a strided convolution's phases, for its stride and padding.
     Phases { stride: [usize; 2], pad: [usize; 2] },
 }
@@ -49,6 +51,12 @@ impl Prepared for super::winograd::FilterTransform {
 impl Prepared for super::direct::PackedFilters {
     fn bytes(&self) -> usize {
         super::direct::PackedFilters::bytes(self)
+    }
+}
+
+impl Prepared for super::lanes::LanePanels {
+    fn bytes(&self) -> usize {
+        super::lanes::LanePanels::bytes(self)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod dense;
 pub mod direct;
 pub mod epilogue;
 mod filter_cache;
+pub mod lanes;
 pub mod pointwise;
 pub mod pool;
 mod prefetch;
@@ -355,6 +356,8 @@ fn own_conv2d(
     let b = fb.as_ref().map(values);
     let y = if let Some(filters) = winograd_filters(pass, &fw, &g, false) {
         winograd::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
+    } else if let Some(filters) = lane_filters(&fw, &g, false) {
+        lanes::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
     } else if let Some(filters) = direct_filters(&fw, &g, false) {
         if g.kernel == [1, 1] {
             pointwise::convolve(&values(&fx), &filters, b.as_deref(), &g, epilogue)
@@ -430,6 +433,40 @@ fn direct_filters(
             direct::PackedFilters::adjoint(w, g.c_out, g.c_in, g.kernel)
         } else {
             direct::PackedFilters::forward(w, g.c_out, g.c_in, g.kernel)
+        }
+    }))
+}
+
+/// The lane panels of the plain 1×1 weight `fw` for the convolution `g` (its adjoint, `Wᵀ` at
+/// the output positions, if `adjoint`), when the direct kernel is on and [`lanes::applies`];
+/// `None` means another kernel. Only contiguous weights are cached (see [`winograd_filters`]).
+fn lane_filters(
+    fw: &FlexTensor,
+    g: &ConvGeometry,
+    adjoint: bool,
+) -> Option<std::sync::Arc<lanes::LanePanels>> {
+    if !direct_enabled() || g.kernel != [1, 1] || g.pad_before != [0, 0] {
+        return None;
+    }
+    let computed = if adjoint {
+        direct::adjoint_geometry(&ConvGeometry {
+            in_hw: g.out_hw,
+            stride: [1, 1],
+            ..*g
+        })
+    } else {
+        *g
+    };
+    if !lanes::applies(&computed) {
+        return None;
+    }
+    let w = fw.as_slice::<f32>()?;
+    let layout = filter_cache::Layout::Lanes { adjoint };
+    Some(filter_cache::filters(fw, w, layout, || {
+        if adjoint {
+            lanes::LanePanels::adjoint(w, g.c_out, g.c_in)
+        } else {
+            lanes::LanePanels::forward(w, g.c_out, g.c_in)
         }
     }))
 }
@@ -567,6 +604,22 @@ fn own_input_adjoint(
             &winograd::adjoint_geometry(&geometry),
             epilogue,
         )
+    } else if let Some(filters) = lane_filters(&fw, &geometry, true) {
+        // `Wᵀ dy` at the output positions, then (strided) spread onto the input grid.
+        let at_outputs = ConvGeometry {
+            in_hw: geometry.out_hw,
+            stride: [1, 1],
+            ..geometry
+        };
+        let adjoint = direct::adjoint_geometry(&at_outputs);
+        if at_outputs.in_hw == geometry.in_hw {
+            lanes::convolve(&values(&fg), &filters, None, &adjoint, epilogue)
+        } else {
+            let dense = lanes::convolve(&values(&fg), &filters, None, &adjoint, Epilogue::Store);
+            let mut dx = pointwise::scatter_strided(&dense, &geometry);
+            epilogue.apply(0, &mut dx);
+            dx
+        }
     } else if let Some(filters) = direct_filters(&fw, &geometry, true) {
         if geometry.kernel == [1, 1] {
             // `Wᵀ dy` at the output positions, then (strided) spread onto the input grid.

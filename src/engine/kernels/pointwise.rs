@@ -16,6 +16,9 @@
 //! times there: the model's pass, `W⁺x` and `W⁺ᵀs`), and the input adjoint of the strided ones
 //! no longer goes through col2im.
 //!
+//! Layers with few positions per image (ResNet's 14² and 7² stages) go to [`super::lanes`]
+//! instead, which puts output channels along the lanes and fills all of them.
+//!
 //! Every output is summed in the same order (channel block by channel block, channels in order),
 //! wherever it lies, as in [`direct`]: equal inputs give equal outputs, and results do not
 //! depend on the batch or the thread count.
@@ -167,9 +170,18 @@ fn pack(
     let [sh, sw] = g.stride;
     let terms = channels.len();
     let dense = g.stride == [1, 1] && g.out_hw == g.in_hw;
+    let mut sources = [0usize; CHUNK];
     for (k, q) in positions.clone().step_by(CHUNK).enumerate() {
         let n = CHUNK.min(positions.end - q);
         let chunk = &mut dst[k * terms * CHUNK..(k + 1) * terms * CHUNK];
+        if !dense {
+            // Where each position of the chunk reads in a channel plane: the same for every
+            // channel, so worked out once per chunk rather than once per value.
+            for (l, s) in sources[..n].iter_mut().enumerate() {
+                let (oh, ox) = ((q + l) / ow, (q + l) % ow);
+                *s = oh * sh * w + ox * sw;
+            }
+        }
         for (c, row) in channels.clone().zip(chunk.chunks_exact_mut(CHUNK)) {
             let plane = &image[c * h * w..(c + 1) * h * w];
             if dense && n == CHUNK {
@@ -179,9 +191,8 @@ fn pack(
             } else if dense {
                 row[..n].copy_from_slice(&plane[q..q + n]);
             } else {
-                for (l, d) in row[..n].iter_mut().enumerate() {
-                    let (oh, ox) = ((q + l) / ow, (q + l) % ow);
-                    *d = plane[oh * sh * w + ox * sw];
+                for (d, &s) in row[..n].iter_mut().zip(&sources[..n]) {
+                    *d = plane[s];
                 }
             }
         }
