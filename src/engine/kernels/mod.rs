@@ -392,12 +392,14 @@ fn winograd_filters(
         return None;
     }
     let w = fw.as_slice::<f32>()?;
-    let tile = if adjoint {
-        winograd::choose_adjoint(g)?
-    } else if pass == Pass::RuleForward && winograd_scope() == WinogradScope::Relevance {
-        winograd::choose_tie_preserving(g)?
-    } else {
-        winograd::choose(g)?
+    let tile = match (pass, adjoint) {
+        (Pass::Relevance, true) => winograd::choose_adjoint_for_rules(g)?,
+        (Pass::Relevance, false) => winograd::choose_for_rules(g)?,
+        (_, true) => winograd::choose_adjoint(g)?,
+        (Pass::RuleForward, false) if winograd_scope() == WinogradScope::Relevance => {
+            winograd::choose_tie_preserving(g)?
+        }
+        (_, false) => winograd::choose(g)?,
     };
     let layout = filter_cache::Layout::Winograd { tile, adjoint };
     Some(filter_cache::filters(fw, w, layout, || {
