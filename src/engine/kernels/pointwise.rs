@@ -170,20 +170,23 @@ fn pack(
     let [sh, sw] = g.stride;
     let terms = channels.len();
     let dense = g.stride == [1, 1] && g.out_hw == g.in_hw;
-    let mut sources = [0usize; CHUNK];
-    for (k, q) in positions.clone().step_by(CHUNK).enumerate() {
-        let n = CHUNK.min(positions.end - q);
-        let chunk = &mut dst[k * terms * CHUNK..(k + 1) * terms * CHUNK];
-        if !dense {
-            // Where each position of the chunk reads in a channel plane: the same for every
-            // channel, so worked out once per chunk rather than once per value.
-            for (l, s) in sources[..n].iter_mut().enumerate() {
-                let (oh, ox) = ((q + l) / ow, (q + l) % ow);
-                *s = oh * sh * w + ox * sw;
-            }
-        }
-        for (c, row) in channels.clone().zip(chunk.chunks_exact_mut(CHUNK)) {
-            let plane = &image[c * h * w..(c + 1) * h * w];
+    // Where each position reads in a channel plane: the same for every channel, so worked out
+    // once per block rather than once per value (strided only; dense positions read in place).
+    let sources: Vec<usize> = if dense {
+        Vec::new()
+    } else {
+        positions
+            .clone()
+            .map(|q| (q / ow) * sh * w + (q % ow) * sw)
+            .collect()
+    };
+    // Channel by channel, so each plane's run of positions is read front to back (one stream
+    // the prefetcher follows) rather than 32 values from every plane in turn.
+    for (i, c) in channels.enumerate() {
+        let plane = &image[c * h * w..(c + 1) * h * w];
+        for (k, q) in positions.clone().step_by(CHUNK).enumerate() {
+            let n = CHUNK.min(positions.end - q);
+            let row = &mut dst[(k * terms + i) * CHUNK..][..CHUNK];
             if dense && n == CHUNK {
                 // A fixed-size copy (two vector moves) rather than a `memcpy` call per run.
                 let run: &[f32; CHUNK] = plane[q..q + CHUNK].try_into().expect("chunk");
@@ -191,7 +194,8 @@ fn pack(
             } else if dense {
                 row[..n].copy_from_slice(&plane[q..q + n]);
             } else {
-                for (d, &s) in row[..n].iter_mut().zip(&sources[..n]) {
+                let from = &sources[q - positions.start..][..n];
+                for (d, &s) in row[..n].iter_mut().zip(from) {
                     *d = plane[s];
                 }
             }
