@@ -283,8 +283,10 @@ pub fn convolve(
             let image = task / groups / split.position_blocks;
             let q0 = (task / groups % split.position_blocks) * block_positions;
             let q1 = (q0 + block_positions).min(positions);
-            let p0 = group * split.panels_per_group;
-            let p1 = (p0 + split.panels_per_group).min(panels);
+            // Groups of as equal size as possible (10 panels in 4 groups: 2, 3, 2, 3, so two
+            // threads take 5 each, where runs of ⌈10/4⌉ = 3, 3, 3, 1 gave one of them 6).
+            let p0 = group * panels / groups;
+            let p1 = (group + 1) * panels / groups;
             let (m0, m1) = (
                 panel_start(p0, panels, g.c_out),
                 panel_start(p1, panels, g.c_out),
@@ -364,7 +366,6 @@ struct Split {
     position_blocks: usize,
     block_positions: usize,
     groups: usize,
-    panels_per_group: usize,
 }
 
 impl Split {
@@ -387,12 +388,10 @@ impl Split {
         let groups = (2 * threads)
             .div_ceil(batch * position_blocks)
             .clamp(1, panels);
-        let panels_per_group = panels.div_ceil(groups);
         Split {
             position_blocks,
             block_positions,
-            groups: panels.div_ceil(panels_per_group),
-            panels_per_group,
+            groups,
         }
     }
 }

@@ -129,16 +129,17 @@ pub fn convolve(
     let threads = rayon::current_num_threads().max(1);
     // Tasks are runs of panels, enough of them that the threads share the work evenly; each
     // task streams its panels once per group of positions (from L2: ≤ 256 KiB per panel).
-    let groups_per_image = (4 * threads).div_ceil(g.batch).clamp(1, panels);
-    let panels_per_task = panels.div_ceil(groups_per_image);
-    let tasks_per_image = panels.div_ceil(panels_per_task);
+    let tasks_per_image = (4 * threads).div_ceil(g.batch).clamp(1, panels);
     let position_groups = positions.div_ceil(GROUP);
     (0..g.batch * tasks_per_image)
         .into_par_iter()
         .for_each(|task| {
             let image = task / tasks_per_image;
-            let p0 = task % tasks_per_image * panels_per_task;
-            let p1 = (p0 + panels_per_task).min(panels);
+            let run = task % tasks_per_image;
+            let (p0, p1) = (
+                run * panels / tasks_per_image,
+                (run + 1) * panels / tasks_per_image,
+            );
             let image_in = &x[image * g.c_in * positions..][..g.c_in * positions];
             let out_image = image * g.c_out * positions;
             let mut tile = [0.0f32; GROUP * LANES];

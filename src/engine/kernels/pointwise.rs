@@ -82,8 +82,6 @@ pub fn convolve(
     let groups = (2 * threads)
         .div_ceil(g.batch * position_blocks)
         .clamp(1, panels);
-    let panels_per_group = panels.div_ceil(groups);
-    let groups = panels.div_ceil(panels_per_group);
     let offsets: Vec<usize> = (0..g.c_in.min(f.block_channels(0).1))
         .map(|c| c * CHUNK)
         .collect();
@@ -94,8 +92,9 @@ pub fn convolve(
             let image = task / groups / position_blocks;
             let q0 = (task / groups % position_blocks) * block_positions;
             let q1 = (q0 + block_positions).min(positions);
-            let p0 = group * panels_per_group;
-            let p1 = (p0 + panels_per_group).min(panels);
+            // Groups of as equal size as possible (see `direct::convolve`).
+            let p0 = group * panels / groups;
+            let p1 = (group + 1) * panels / groups;
             let chunks = (q1 - q0).div_ceil(CHUNK);
             let image_len = g.c_in * g.in_hw[0] * g.in_hw[1];
             let image_in = &x[image * image_len..][..image_len];
