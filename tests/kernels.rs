@@ -638,10 +638,11 @@ fn dense_layers_match_burn() {
 }
 
 /// The forward pass runs a convolution and the ReLU reading it as one kernel call
-/// (`kernels::conv2d_relu`); every activation must equal, bit for bit, what the nodes give
+/// (`kernels::conv2d_relu`), and a sum and the ReLU reading it as one pass
+/// (`kernels::add_relu`); every activation must equal, bit for bit, what the nodes give
 /// evaluated one by one — for the direct 3×3, 1×1, strided 7×7 and grouped (not fused)
-/// convolutions, a convolution whose output a second node also reads, and NaN passing the
-/// ReLU as the `Relu` op lets it.
+/// convolutions, a convolution whose output a second node also reads, a residual sum with its
+/// ReLU, and NaN passing the ReLU as the `Relu` op lets it.
 #[test]
 fn fused_conv_relu_forward_equals_node_by_node() {
     use relevance::engine::forward::{Keep, eval, forward, run};
@@ -659,7 +660,8 @@ fn fused_conv_relu_forward_equals_node_by_node() {
     let dw = b.conv("dw", r2, ConvGeom::new(12, 3).groups(12).bias(true));
     let r3 = b.relu("r3", dw);
     let sum = b.add("sum", r3, c1); // c1's pre-ReLU output is read again
-    let graph = b.finish(sum);
+    let out = b.relu("out", sum);
+    let graph = b.finish(out);
     let params = init_params(&graph, 3).unwrap();
     let mut rng = Rng::new(9);
     let mut values = to_vec(&random([2, 3, 29, 31], &mut rng));
@@ -682,16 +684,17 @@ fn fused_conv_relu_forward_equals_node_by_node() {
     }
     assert!(nans > 0, "the NaN input reached the ReLUs");
 
-    // Keeping only the graph output: convolutions read by their ReLU alone are not written
-    // (`kernels::conv2d_relu_only`), c1 (read again by the sum) still is; same values.
+    // Keeping only the graph output: convolutions and the sum read by their ReLU alone are not
+    // written (`kernels::conv2d_relu_only`, the ReLU of the sum alone), c1 (read again by the
+    // sum) still is; same values.
     let keep = vec![false; graph.nodes.len()];
     let lean = run(&graph, &params, input.clone(), Keep::Only(&keep), None).unwrap();
-    assert_eq!(bits(lean.get(sum).unwrap()), bits(&apart[sum]), "output");
+    assert_eq!(bits(lean.get(out).unwrap()), bits(&apart[out]), "output");
     assert!(
         lean.values
             .iter()
             .enumerate()
-            .all(|(id, v)| v.is_some() == (id == sum))
+            .all(|(id, v)| v.is_some() == (id == out))
     );
     // Keeping the ReLUs' values: each equals the node-by-node one although its convolution
     // was never stored.
@@ -704,8 +707,9 @@ fn fused_conv_relu_forward_equals_node_by_node() {
     for (id, node) in graph.nodes.iter().enumerate() {
         match lean.values[id].as_ref() {
             Some(v) => assert_eq!(bits(v), bits(&apart[id]), "node {}", node.name),
-            None => assert!(!relus[id] && id != sum, "node {} missing", node.name),
+            None => assert!(!relus[id], "node {} missing", node.name),
         }
     }
     assert!(lean.values[stem].is_none() && lean.values[c3].is_none());
+    assert!(lean.values[sum].is_none());
 }

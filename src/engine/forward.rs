@@ -126,10 +126,10 @@ pub fn run_as(
         .for_each(|&i| readers[i] += 1);
     let mut values: Vec<Option<T4>> = vec![None; n];
     let mut aux: Vec<Option<Aux>> = vec![None; n];
-    // Inference runs a convolution and the ReLU reading it as one kernel call; the ReLU's
+    // Inference runs a convolution or a sum and the ReLU reading it as one pass; the ReLU's
     // value waits here for its node.
     let relu_of = if train.is_none() {
-        relu_after_conv(graph)
+        relu_after_fusable(graph)
     } else {
         vec![None; n]
     };
@@ -163,6 +163,23 @@ pub fn run_as(
                     // Only the ReLU reads this output and it is not kept: store the ReLU's
                     // values alone (one activation less written and held).
                     super::kernels::conv2d_relu_only(pass, &args[0], &w, b.as_ref(), c).map(|r| {
+                        ready[relu] = Some(r);
+                        None
+                    })
+                }
+            }
+            (Op::Add, Some(relu)) if args.len() == 2 => {
+                if keep.keeps(id, graph.output) || readers[id] > 1 {
+                    super::kernels::add_relu(&args[0], &args[1]).map(|(y, r)| {
+                        ready[relu] = Some(r);
+                        Some(y)
+                    })
+                } else {
+                    // As for a convolution: only the ReLU reads the sum, which is not kept.
+                    super::kernels::zip_map(&args[0], &args[1], |x, y| {
+                        super::kernels::epilogue::relu(x + y)
+                    })
+                    .map(|r| {
                         ready[relu] = Some(r);
                         None
                     })
@@ -344,14 +361,15 @@ fn conv_operands(
     Ok((w, b))
 }
 
-/// For each convolution node, a `Relu` node that reads its output, if any: the pair is
-/// evaluated at once ([`super::kernels::conv2d_relu`]; [`super::kernels::conv2d_relu_only`]
-/// where the ReLU is the only reader and the convolution's output is not kept).
-fn relu_after_conv(graph: &Graph) -> Vec<Option<NodeId>> {
+/// For each convolution or `Add` node, a `Relu` node that reads its output, if any: the pair is
+/// evaluated at once ([`super::kernels::conv2d_relu`], [`super::kernels::add_relu`]; the ReLU
+/// alone where it is the only reader and the first node's output is not kept). ResNet's residual
+/// sums are followed by a ReLU: one pass over the block's output instead of two.
+fn relu_after_fusable(graph: &Graph) -> Vec<Option<NodeId>> {
     let mut relu = vec![None; graph.nodes.len()];
     for (id, node) in graph.nodes.iter().enumerate() {
         if let (Op::Relu, [input]) = (&node.op, node.inputs.as_slice())
-            && matches!(graph.nodes[*input].op, Op::Conv2d(_))
+            && matches!(graph.nodes[*input].op, Op::Conv2d(_) | Op::Add)
             && relu[*input].is_none()
         {
             relu[*input] = Some(id);

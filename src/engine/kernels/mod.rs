@@ -825,6 +825,56 @@ pub fn zip_map(a: &T4, b: &T4, f: impl Fn(f32, f32) -> f32 + Sync) -> Option<T4>
     Some(from_vec(out, a.dims()))
 }
 
+/// `(a + b, relu(a + b))` in one parallel pass for two plain `f32` tensors of one shape (a
+/// residual sum and the ReLU after it, when both values are needed: LRP's skip rule reads the
+/// sum); `None` otherwise. The same values as the add and the ReLU one after the other.
+pub fn add_relu(a: &T4, b: &T4) -> Option<(T4, T4)> {
+    zip2_map2([a, b], |x, y| {
+        let z = x + y;
+        (z, epilogue::relu(z))
+    })
+}
+
+/// `(f(a, b).0, f(a, b).1)` element by element in one parallel pass that writes two tensors, on
+/// plain `f32` tensors of one shape; `None` otherwise.
+fn zip2_map2([a, b]: [&T4; 2], f: impl Fn(f32, f32) -> (f32, f32) + Sync) -> Option<(T4, T4)> {
+    let dims = a.dims();
+    if !own_kernels_enabled() || b.dims() != dims {
+        return None;
+    }
+    let (fa, fb) = (flex_f32(a)?, flex_f32(b)?);
+    let (va, vb) = (values(&fa), values(&fb));
+    let (first, second) = par_collect2(va.len(), |j| f(va[j], vb[j]));
+    Some((from_vec(first, dims), from_vec(second, dims)))
+}
+
+/// Two fresh `len`-element vectors, element `j` of each from `f(j)`, chunks of
+/// [`ELEMENTWISE_CHUNK`] written in parallel (nothing is zeroed first).
+fn par_collect2(len: usize, f: impl Fn(usize) -> (f32, f32) + Sync) -> (Vec<f32>, Vec<f32>) {
+    let (mut first, mut second) = (
+        Vec::<f32>::with_capacity(len),
+        Vec::<f32>::with_capacity(len),
+    );
+    first.spare_capacity_mut()[..len]
+        .par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(second.spare_capacity_mut()[..len].par_chunks_mut(ELEMENTWISE_CHUNK))
+        .enumerate()
+        .for_each(|(k, (o1, o2))| {
+            let at = k * ELEMENTWISE_CHUNK;
+            for (i, (o1, o2)) in o1.iter_mut().zip(o2.iter_mut()).enumerate() {
+                let (x, y) = f(at + i);
+                o1.write(x);
+                o2.write(y);
+            }
+        });
+    // SAFETY: every chunk of both outputs was written in full above.
+    unsafe {
+        first.set_len(len);
+        second.set_len(len);
+    }
+    (first, second)
+}
+
 /// `(f(r, z, a, b).0, f(r, z, a, b).1)` element by element in one parallel pass that writes
 /// two tensors, on plain `f32` tensors of one shape (an LRP rule that shares one relevance
 /// between two inputs reads each operand once); `None` otherwise.
@@ -838,29 +888,7 @@ pub fn zip4_map2(
     }
     let (fr, fz, fa, fb) = (flex_f32(r)?, flex_f32(z)?, flex_f32(a)?, flex_f32(b)?);
     let (vr, vz, va, vb) = (values(&fr), values(&fz), values(&fa), values(&fb));
-    let len = vr.len();
-    let (mut first, mut second) = (
-        Vec::<f32>::with_capacity(len),
-        Vec::<f32>::with_capacity(len),
-    );
-    first.spare_capacity_mut()[..len]
-        .par_chunks_mut(ELEMENTWISE_CHUNK)
-        .zip(second.spare_capacity_mut()[..len].par_chunks_mut(ELEMENTWISE_CHUNK))
-        .enumerate()
-        .for_each(|(k, (o1, o2))| {
-            let at = k * ELEMENTWISE_CHUNK;
-            for (i, (o1, o2)) in o1.iter_mut().zip(o2.iter_mut()).enumerate() {
-                let j = at + i;
-                let (x, y) = f(vr[j], vz[j], va[j], vb[j]);
-                o1.write(x);
-                o2.write(y);
-            }
-        });
-    // SAFETY: every chunk of both outputs was written in full above.
-    unsafe {
-        first.set_len(len);
-        second.set_len(len);
-    }
+    let (first, second) = par_collect2(vr.len(), |j| f(vr[j], vz[j], va[j], vb[j]));
     Some((from_vec(first, dims), from_vec(second, dims)))
 }
 
