@@ -29,7 +29,7 @@ use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
 use super::direct::{self, CHUNK, PackedFilters, panel_count, panel_start};
 use super::epilogue::Epilogue;
 
-/// Output positions per task block: the block's packed channels (≤ 288 × 256 floats, 288 KiB)
+/// Most output positions per task block: the block's packed channels (≤ 288 × 256 floats, 288 KiB)
 /// stay in L2 while all of the task's panels run over them.
 const BLOCK_POSITIONS: usize = 8 * CHUNK;
 
@@ -74,11 +74,19 @@ pub fn convolve(
     let mut out = Vec::<f32>::with_capacity(total);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let panels = panel_count(g.c_out);
-    let position_blocks = positions.div_ceil(BLOCK_POSITIONS);
-    let block_positions = positions.div_ceil(position_blocks);
+    let threads = rayon::current_num_threads().max(1);
+    // Position blocks of whole chunks, as equal as possible and (for one image) a multiple of
+    // the thread count: ResNet's 28² = 24.5 chunks as 6, 6, 6, 6.5 (blocks of 196 positions
+    // took 7 chunks each, the last one 4 positions full), 56² = 98 chunks as 14 × 7.
+    let chunks = positions.div_ceil(CHUNK);
+    let mut position_blocks = chunks.div_ceil(BLOCK_POSITIONS / CHUNK);
+    if g.batch == 1 && position_blocks > 1 {
+        position_blocks = position_blocks.next_multiple_of(threads);
+    }
+    let position_blocks = position_blocks.min(chunks);
+    let block_chunks = chunks.div_ceil(position_blocks);
     // Split the panels too where the position blocks alone leave threads idle (deep layers at
     // batch 1 have one block of 49 or 196 positions).
-    let threads = rayon::current_num_threads().max(1);
     let groups = (2 * threads)
         .div_ceil(g.batch * position_blocks)
         .clamp(1, panels);
@@ -90,21 +98,22 @@ pub fn convolve(
         .for_each(|task| {
             let group = task % groups;
             let image = task / groups / position_blocks;
-            let q0 = (task / groups % position_blocks) * block_positions;
-            let q1 = (q0 + block_positions).min(positions);
+            let block = task / groups % position_blocks;
+            let q0 = block * chunks / position_blocks * CHUNK;
+            let q1 = ((block + 1) * chunks / position_blocks * CHUNK).min(positions);
             // Groups of as equal size as possible (see `direct::convolve`).
             let p0 = group * panels / groups;
             let p1 = (group + 1) * panels / groups;
-            let chunks = (q1 - q0).div_ceil(CHUNK);
+            let chunks_here = (q1 - q0).div_ceil(CHUNK);
             let image_len = g.c_in * g.in_hw[0] * g.in_hw[1];
             let image_in = &x[image * image_len..][..image_len];
             let out_image = image * g.c_out * positions;
-            let mut packed = take_scratch(offsets.len() * chunks * CHUNK);
+            let mut packed = take_scratch(offsets.len() * block_chunks * CHUNK);
             for block in 0..f.blocks() {
                 let (c0, c1) = f.block_channels(block);
                 let terms = c1 - c0;
                 pack(image_in, g, c0..c1, q0..q1, &mut packed);
-                for chunk in 0..chunks {
+                for chunk in 0..chunks_here {
                     for p in p0..p1 {
                         let (panel, rows) = f.panel(block, p);
                         let o0 = panel_start(p, panels, g.c_out);
