@@ -285,10 +285,12 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::tests::naive as definition;
-    use super::super::direct::tests::{assert_adjoint_identity, values};
+    use super::super::direct::tests::values;
     use super::super::direct::{self, PackedFilters};
-    use super::super::pointwise;
+    use super::super::pointwise::{
+        self,
+        tests::{assert_adjoint_by, assert_matches_definition, case_geometry, case_operands},
+    };
     use super::*;
 
     /// Forward against the convolution's definition and, bit for bit, against the
@@ -313,42 +315,14 @@ mod tests {
             ([2, 2], 2, 20, 17, [15, 15]),
             ([3, 2], 1, 9, 70, [17, 11]),
         ];
-        for (case, &(stride, batch, c_in, c_out, in_hw)) in cases.iter().enumerate() {
-            let out_hw = [
-                (in_hw[0] - 1) / stride[0] + 1,
-                (in_hw[1] - 1) / stride[1] + 1,
-            ];
-            let g = ConvGeometry {
-                batch,
-                c_in,
-                in_hw,
-                c_out,
-                kernel: [1, 1],
-                out_hw,
-                stride,
-                dilation: [1, 1],
-                pad_before: [0, 0],
-            };
+        for (case, &shape) in cases.iter().enumerate() {
+            let g = case_geometry(shape);
             assert!(applies(&g), "case {case}");
-            let x = values(batch * c_in * in_hw[0] * in_hw[1], 5 * case as u64 + 1);
-            let w = values(c_out * c_in, 5 * case as u64 + 2);
-            let b = values(c_out, 5 * case as u64 + 3);
-            let ours = convolve(
-                &x,
-                &LanePanels::forward(&w, c_out, c_in),
-                Some(&b),
-                &g,
-                Epilogue::Store,
-            );
-            let want = definition(&x, &w, Some(&b), &g);
-            assert_eq!(ours.len(), want.len());
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (i, (a, e)) in ours.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - e).abs() <= 1e-5 * scale,
-                    "case {case} #{i}: {a} vs {e}"
-                );
-            }
+            let (c_in, c_out) = (g.c_in, g.c_out);
+            let (x, w, b) = case_operands(&g, 5 * case as u64 + 1);
+            let panels = LanePanels::forward(&w, c_out, c_in);
+            let ours = convolve(&x, &panels, Some(&b), &g, Epilogue::Store);
+            assert_matches_definition(&ours, (&x, &w, &b), &g, case);
             let positions = pointwise::convolve(
                 &x,
                 &PackedFilters::forward(&w, c_out, c_in, [1, 1]),
@@ -367,33 +341,17 @@ mod tests {
 
             // The epilogue sees every output once: a product with a factor equals the
             // stored output times that factor.
-            let factor = values(want.len(), 5 * case as u64 + 4);
-            let scaled = convolve(
-                &x,
-                &LanePanels::forward(&w, c_out, c_in),
-                Some(&b),
-                &g,
-                Epilogue::Product { factor: &factor },
-            );
+            let factor = values(ours.len(), 5 * case as u64 + 4);
+            let epilogue = Epilogue::Product { factor: &factor };
+            let scaled = convolve(&x, &panels, Some(&b), &g, epilogue);
             for (i, ((s, y), a)) in scaled.iter().zip(&ours).zip(&factor).enumerate() {
                 assert_eq!(s.to_bits(), (y * a).to_bits(), "case {case} #{i}");
             }
 
-            let dy = values(want.len(), 5 * case as u64 + 5);
-            let dense_g = ConvGeometry {
-                in_hw: out_hw,
-                stride: [1, 1],
-                ..g
-            };
-            let dense = convolve(
-                &dy,
-                &LanePanels::adjoint(&w, c_out, c_in),
-                None,
-                &direct::adjoint_geometry(&dense_g),
-                Epilogue::Store,
-            );
-            let dx = pointwise::scatter_strided(&dense, &g);
-            assert_adjoint_identity(&x, &w, &dy, &dx, &g, case);
+            let adjoint = LanePanels::adjoint(&w, c_out, c_in);
+            assert_adjoint_by((&x, &w), &g, case, 5 * case as u64 + 5, |dy, geometry| {
+                convolve(dy, &adjoint, None, geometry, Epilogue::Store)
+            });
         }
     }
 }

@@ -607,39 +607,14 @@ fn own_input_adjoint(
             epilogue,
         )
     } else if let Some(filters) = lane_filters(&fw, &geometry, true) {
-        // `Wᵀ dy` at the output positions, then (strided) spread onto the input grid.
-        let at_outputs = ConvGeometry {
-            in_hw: geometry.out_hw,
-            stride: [1, 1],
-            ..geometry
-        };
-        let adjoint = direct::adjoint_geometry(&at_outputs);
-        if at_outputs.in_hw == geometry.in_hw {
-            lanes::convolve(&values(&fg), &filters, None, &adjoint, epilogue)
-        } else {
-            let dense = lanes::convolve(&values(&fg), &filters, None, &adjoint, Epilogue::Store);
-            let mut dx = pointwise::scatter_strided(&dense, &geometry);
-            epilogue.apply(0, &mut dx);
-            dx
-        }
+        pointwise_adjoint(&geometry, epilogue, |adjoint, step| {
+            lanes::convolve(&values(&fg), &filters, None, adjoint, step)
+        })
     } else if let Some(filters) = direct_filters(&fw, &geometry, true) {
         if geometry.kernel == [1, 1] {
-            // `Wᵀ dy` at the output positions, then (strided) spread onto the input grid.
-            let at_outputs = ConvGeometry {
-                in_hw: geometry.out_hw,
-                stride: [1, 1],
-                ..geometry
-            };
-            let adjoint = direct::adjoint_geometry(&at_outputs);
-            if at_outputs.in_hw == geometry.in_hw {
-                pointwise::convolve(&values(&fg), &filters, None, &adjoint, epilogue)
-            } else {
-                let dense =
-                    pointwise::convolve(&values(&fg), &filters, None, &adjoint, Epilogue::Store);
-                let mut dx = pointwise::scatter_strided(&dense, &geometry);
-                epilogue.apply(0, &mut dx);
-                dx
-            }
+            pointwise_adjoint(&geometry, epilogue, |adjoint, step| {
+                pointwise::convolve(&values(&fg), &filters, None, adjoint, step)
+            })
         } else {
             direct::convolve(
                 &values(&fg),
@@ -657,6 +632,29 @@ fn own_input_adjoint(
         dx
     };
     Some(from_vec(dx, [n, ci, hw[0], hw[1]]))
+}
+
+/// The input adjoint of the 1×1 convolution `geometry`: `Wᵀ dy` at the output positions by
+/// `dense(adjoint geometry, epilogue)`, with `epilogue` applied as it is written where the output
+/// positions are the input grid (stride 1), else spread onto the input grid first.
+fn pointwise_adjoint(
+    geometry: &ConvGeometry,
+    epilogue: Epilogue,
+    dense: impl Fn(&ConvGeometry, Epilogue) -> Vec<f32>,
+) -> Vec<f32> {
+    let at_outputs = ConvGeometry {
+        in_hw: geometry.out_hw,
+        stride: [1, 1],
+        ..*geometry
+    };
+    let adjoint = direct::adjoint_geometry(&at_outputs);
+    if at_outputs.in_hw == geometry.in_hw {
+        dense(&adjoint, epilogue)
+    } else {
+        let mut dx = pointwise::scatter_strided(&dense(&adjoint, Epilogue::Store), geometry);
+        epilogue.apply(0, &mut dx);
+        dx
+    }
 }
 
 /// burn's transposed convolution as the input adjoint, cropped to the input size `hw`.

@@ -235,10 +235,81 @@ pub fn scatter_strided(dense: &[f32], g: &ConvGeometry) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::conv::tests::naive as definition;
     use super::super::direct::tests::{assert_adjoint_identity, values};
     use super::*;
+
+    /// The 1×1 geometry of a test case `(stride, batch, c_in, c_out, in_hw)`.
+    pub(in super::super) fn case_geometry(
+        (stride, batch, c_in, c_out, in_hw): ([usize; 2], usize, usize, usize, [usize; 2]),
+    ) -> ConvGeometry {
+        ConvGeometry {
+            batch,
+            c_in,
+            in_hw,
+            c_out,
+            kernel: [1, 1],
+            out_hw: [
+                (in_hw[0] - 1) / stride[0] + 1,
+                (in_hw[1] - 1) / stride[1] + 1,
+            ],
+            stride,
+            dilation: [1, 1],
+            pad_before: [0, 0],
+        }
+    }
+
+    /// Input, weight and bias for `g`, reproducible from `seed` (three seeds from it on).
+    pub(in super::super) fn case_operands(
+        g: &ConvGeometry,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        (
+            values(g.batch * g.c_in * g.in_hw[0] * g.in_hw[1], seed),
+            values(g.c_out * g.c_in, seed + 1),
+            values(g.c_out, seed + 2),
+        )
+    }
+
+    /// `ours` against the definition of `g` on `x`, `w`, `b`, to 1e-5 of the largest output.
+    pub(in super::super) fn assert_matches_definition(
+        ours: &[f32],
+        (x, w, b): (&[f32], &[f32], &[f32]),
+        g: &ConvGeometry,
+        case: usize,
+    ) {
+        let want = definition(x, w, Some(b), g);
+        assert_eq!(ours.len(), want.len());
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in ours.iter().zip(&want).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-5 * scale,
+                "case {case} #{i}: {a} vs {e}"
+            );
+        }
+    }
+
+    /// The input adjoint of `g` — `Wᵀ dy` at the output positions by `dense_adjoint` (given the
+    /// signal and the adjoint's geometry), scattered onto the input grid — against the identity
+    /// ⟨W x, dy⟩ = ⟨x, Wᵀ dy⟩ for a signal `dy` from `seed`.
+    pub(in super::super) fn assert_adjoint_by(
+        (x, w): (&[f32], &[f32]),
+        g: &ConvGeometry,
+        case: usize,
+        seed: u64,
+        dense_adjoint: impl Fn(&[f32], &ConvGeometry) -> Vec<f32>,
+    ) {
+        let dy = values(g.batch * g.c_out * g.out_hw[0] * g.out_hw[1], seed);
+        let at_outputs = ConvGeometry {
+            in_hw: g.out_hw,
+            stride: [1, 1],
+            ..*g
+        };
+        let dense = dense_adjoint(&dy, &direct::adjoint_geometry(&at_outputs));
+        let dx = scatter_strided(&dense, g);
+        assert_adjoint_identity(x, w, &dy, &dx, g, case);
+    }
 
     /// Forward against the convolution's definition; the adjoint (stride 1 by the adjoint
     /// filters, strided by the scatter) against the identity ⟨W x, dy⟩ = ⟨x, Wᵀ dy⟩. Cases:
@@ -260,25 +331,10 @@ mod tests {
             ([2, 2], 2, 20, 17, [15, 15]),
             ([3, 2], 1, 9, 30, [17, 11]),
         ];
-        for (case, &(stride, batch, c_in, c_out, in_hw)) in cases.iter().enumerate() {
-            let out_hw = [
-                (in_hw[0] - 1) / stride[0] + 1,
-                (in_hw[1] - 1) / stride[1] + 1,
-            ];
-            let g = ConvGeometry {
-                batch,
-                c_in,
-                in_hw,
-                c_out,
-                kernel: [1, 1],
-                out_hw,
-                stride,
-                dilation: [1, 1],
-                pad_before: [0, 0],
-            };
-            let x = values(batch * c_in * in_hw[0] * in_hw[1], 3 * case as u64 + 1);
-            let w = values(c_out * c_in, 3 * case as u64 + 2);
-            let b = values(c_out, 3 * case as u64 + 3);
+        for (case, &shape) in cases.iter().enumerate() {
+            let g = case_geometry(shape);
+            let (c_in, c_out) = (g.c_in, g.c_out);
+            let (x, w, b) = case_operands(&g, 3 * case as u64 + 1);
             let ours = convolve(
                 &x,
                 &PackedFilters::forward(&w, c_out, c_in, [1, 1]),
@@ -286,30 +342,11 @@ mod tests {
                 &g,
                 Epilogue::Store,
             );
-            let want = definition(&x, &w, Some(&b), &g);
-            assert_eq!(ours.len(), want.len());
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (i, (a, e)) in ours.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - e).abs() <= 1e-5 * scale,
-                    "case {case} #{i}: {a} vs {e}"
-                );
-            }
-            let dy = values(want.len(), 3 * case as u64 + 4);
-            let dense_g = ConvGeometry {
-                in_hw: out_hw,
-                stride: [1, 1],
-                ..g
-            };
-            let dense = convolve(
-                &dy,
-                &PackedFilters::adjoint(&w, c_out, c_in, [1, 1]),
-                None,
-                &direct::adjoint_geometry(&dense_g),
-                Epilogue::Store,
-            );
-            let dx = scatter_strided(&dense, &g);
-            assert_adjoint_identity(&x, &w, &dy, &dx, &g, case);
+            assert_matches_definition(&ours, (&x, &w, &b), &g, case);
+            let filters = PackedFilters::adjoint(&w, c_out, c_in, [1, 1]);
+            assert_adjoint_by((&x, &w), &g, case, 3 * case as u64 + 4, |dy, adjoint| {
+                convolve(dy, &filters, None, adjoint, Epilogue::Store)
+            });
         }
     }
 }

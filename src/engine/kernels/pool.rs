@@ -120,7 +120,7 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
                     [2, 2] if hi > lo => {
                         // VGG's 2×2/2 pools: 16 windows per step with AVX-512, the rest below.
                         let done = if sw == 2 {
-                            window_max_2x2_s2(xp, in_w, rows[0], lo..hi, pl, y_row, i_row)
+                            window_max_s2::<2>(xp, in_w, rows[0], lo..hi, pl, y_row, i_row)
                         } else {
                             lo
                         };
@@ -129,7 +129,7 @@ pub fn max_pool2d(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<i64>) {
                     [3, 3] if hi > lo => {
                         // ResNet's 3×3/2 stem pool: 16 windows per step with AVX-512.
                         let done = if sw == 2 {
-                            window_max_3x3_s2(xp, in_w, rows[0], lo..hi, pl, y_row, i_row)
+                            window_max_s2::<3>(xp, in_w, rows[0], lo..hi, pl, y_row, i_row)
                         } else {
                             lo
                         };
@@ -211,12 +211,14 @@ fn window_max<const K: usize>(
     }
 }
 
-/// [`window_max`] for `K = 2`, stride 2, sixteen windows at a time with AVX-512 where the CPU
-/// has it: the two input rows' 32 values are split into even and odd columns, and the four taps
-/// are compared in row-major window order with the same rule (strictly greater, or NaN), so
-/// values and indices are those of the scalar loop. Returns the first output column it left
-/// for the scalar loop (`outs.start` without AVX-512).
-fn window_max_2x2_s2(
+/// [`window_max`] for `K × K` windows at stride 2 (`K` = 2, VGG's pools, or 3, ResNet's stem
+/// pool), sixteen windows at a time with AVX-512 where the CPU has it: per input row, the even
+/// and odd columns of the 32 values from the first window's left edge give taps 0 and 1 (and,
+/// for `K = 3`, the even columns from two further right tap 2); the taps are compared in
+/// row-major window order with the scalar loop's rule (strictly greater, or NaN), so values
+/// and indices are those of the scalar loop. Returns the first output column it left for the
+/// scalar loop (`outs.start` without AVX-512).
+fn window_max_s2<const K: usize>(
     xp: &[f32],
     w: usize,
     top: usize,
@@ -228,42 +230,14 @@ fn window_max_2x2_s2(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         let steps = (outs.end - outs.start) / 16;
-        // Windows `ow..ow + 16` read columns `2·ow − pad ..+ 32` of rows `top` and `top + 1`,
-        // inside the plane because the last of them is an interior window.
-        assert!(top + 1 < xp.len() / w.max(1) && outs.end <= y_row.len().min(i_row.len()));
-        assert!(steps == 0 || 2 * (outs.start + 16 * steps) - pad <= w);
+        // Windows `ow..ow + 16` read columns `2·ow − pad ..< 2·ow − pad + 32` (`K = 3`: one
+        // more, masked off) of rows `top ..< top + K`, inside the row because the last of the
+        // windows is an interior one: its last column `2·(ow + 15) − pad + K − 1` is in it.
+        assert!(top + K <= xp.len() / w.max(1) && outs.end <= y_row.len().min(i_row.len()));
+        assert!(steps == 0 || 2 * (outs.start + 16 * steps) + K < w + pad + 3);
         // SAFETY: AVX-512F is present (checked above) and every access is in bounds (asserted).
-        unsafe { avx512::max_2x2_s2(xp, w, top, outs.start, steps, pad, y_row, i_row) };
-        return outs.start + 16 * steps;
-    }
-    let _ = (xp, w, top, pad, y_row, i_row);
-    outs.start
-}
-
-/// [`window_max`] for `K = 3`, stride 2, sixteen windows at a time with AVX-512 where the CPU
-/// has it, as [`window_max_2x2_s2`]: per input row, the even and odd columns of the 32 values
-/// from the first window's left edge give taps 0 and 1, the even columns from two further right
-/// tap 2; the nine taps are compared in row-major window order with the scalar loop's rule.
-/// Returns the first output column it left for the scalar loop (`outs.start` without AVX-512).
-fn window_max_3x3_s2(
-    xp: &[f32],
-    w: usize,
-    top: usize,
-    outs: std::ops::Range<usize>,
-    pad: usize,
-    y_row: &mut [f32],
-    i_row: &mut [i64],
-) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        let steps = (outs.end - outs.start) / 16;
-        // Windows `ow..ow + 16` read columns `2·ow − pad ..< 2·ow − pad + 33` of rows `top` to
-        // `top + 2` (the last loaded column unused, masked off), inside the row because the
-        // last of the windows is an interior one.
-        assert!(top + 2 < xp.len() / w.max(1) && outs.end <= y_row.len().min(i_row.len()));
-        assert!(steps == 0 || 2 * (outs.start + 16 * steps) - pad < w);
-        // SAFETY: AVX-512F is present (checked above) and every access is in bounds (asserted).
-        unsafe { avx512::max_3x3_s2(xp, w, top, outs.start, steps, pad, y_row, i_row) };
+        assert!(K == 2 || K == 3, "pool windows of 2 or 3");
+        unsafe { avx512::max_s2::<K>(xp, w, top, outs.start, steps, pad, y_row, i_row) };
         return outs.start + 16 * steps;
     }
     let _ = (xp, w, top, pad, y_row, i_row);
@@ -274,81 +248,15 @@ fn window_max_3x3_s2(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// `steps` groups of 16 windows from output column `first`; see
-    /// [`super::window_max_2x2_s2`].
+    /// `steps` groups of 16 `K × K` windows (`K` = 2 or 3) at stride 2 from output column
+    /// `first`; see [`super::window_max_s2`].
     ///
     /// # Safety
-    /// AVX-512F must be present, rows `top` and `top + 1` of `xp` must hold columns
-    /// `2·first − pad ..< 2·(first + 16·steps) − pad`, and `y_row`, `i_row` the outputs.
+    /// AVX-512F must be present, rows `top ..< top + K` of `xp` must hold columns
+    /// `2·first − pad ..< 2·(first + 16·steps − 1) − pad + K`, and `y_row`, `i_row` the outputs.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn max_2x2_s2(
-        xp: &[f32],
-        w: usize,
-        top: usize,
-        first: usize,
-        steps: usize,
-        pad: usize,
-        y_row: &mut [f32],
-        i_row: &mut [i64],
-    ) {
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-        // Offsets of the four taps from the window's top-left value, in window order.
-        let wi = w as i32;
-        let taps = [
-            _mm512_set1_epi32(0),
-            _mm512_set1_epi32(1),
-            _mm512_set1_epi32(wi),
-            _mm512_set1_epi32(wi + 1),
-        ];
-        for step in 0..steps {
-            let ow = first + 16 * step;
-            let start = top * w + 2 * ow - pad;
-            // SAFETY (all pointer reads and writes): in bounds by the caller's contract.
-            let (r0, r1) = unsafe { (xp.as_ptr().add(start), xp.as_ptr().add(start + w)) };
-            let (a0, a1) = unsafe { (_mm512_loadu_ps(r0), _mm512_loadu_ps(r0.add(16))) };
-            let (b0, b1) = unsafe { (_mm512_loadu_ps(r1), _mm512_loadu_ps(r1.add(16))) };
-            let values = [
-                _mm512_permutex2var_ps(a0, even, a1),
-                _mm512_permutex2var_ps(a0, odd, a1),
-                _mm512_permutex2var_ps(b0, even, b1),
-                _mm512_permutex2var_ps(b0, odd, b1),
-            ];
-            let mut best = values[0];
-            let mut tap = taps[0];
-            for k in 1..4 {
-                let v = values[k];
-                let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
-                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                best = _mm512_mask_blend_ps(take, best, v);
-                tap = _mm512_mask_blend_epi32(take, tap, taps[k]);
-            }
-            // Index of lane l: start + 2·l + tap offset (`even` holds 2·l).
-            let within = _mm512_add_epi32(tap, even);
-            let base = _mm512_set1_epi64(start as i64);
-            let low = _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(within)));
-            let high = _mm512_add_epi64(
-                base,
-                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(within)),
-            );
-            unsafe {
-                _mm512_storeu_ps(y_row.as_mut_ptr().add(ow), best);
-                _mm512_storeu_epi64(i_row.as_mut_ptr().add(ow), low);
-                _mm512_storeu_epi64(i_row.as_mut_ptr().add(ow + 8), high);
-            }
-        }
-    }
-
-    /// `steps` groups of 16 windows from output column `first`; see
-    /// [`super::window_max_3x3_s2`].
-    ///
-    /// # Safety
-    /// AVX-512F must be present, rows `top` to `top + 2` of `xp` must hold columns
-    /// `2·first − pad ..= 2·(first + 16·steps − 1) − pad + 2`, and `y_row`, `i_row` the outputs.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn max_3x3_s2(
+    pub(super) unsafe fn max_s2<const K: usize>(
         xp: &[f32],
         w: usize,
         top: usize,
@@ -366,23 +274,27 @@ mod avx512 {
             let start = top * w + 2 * ow - pad;
             let mut best = _mm512_setzero_ps();
             let mut tap = _mm512_setzero_si512();
-            for i in 0..3 {
-                // SAFETY (all pointer reads): in bounds by the caller's contract; the second
-                // load from two columns on stops one short of the 33rd column.
+            for i in 0..K {
+                // SAFETY (all pointer reads): in bounds by the caller's contract; for `K = 3`
+                // the load from two columns on stops one short of its 32nd column.
                 let row = unsafe { xp.as_ptr().add(start + i * w) };
                 let (a0, a1) = unsafe { (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16))) };
-                let (c0, c1) = unsafe {
-                    (
-                        _mm512_loadu_ps(row.add(2)),
-                        _mm512_maskz_loadu_ps(0x7fff, row.add(18)),
-                    )
-                };
-                let values = [
+                let mut values = [
                     _mm512_permutex2var_ps(a0, even, a1),
                     _mm512_permutex2var_ps(a0, odd, a1),
-                    _mm512_permutex2var_ps(c0, even, c1),
+                    _mm512_setzero_ps(),
                 ];
-                for (j, &v) in values.iter().enumerate() {
+                if K == 3 {
+                    let (c0, c1) = unsafe {
+                        (
+                            _mm512_loadu_ps(row.add(2)),
+                            _mm512_maskz_loadu_ps(0x7fff, row.add(18)),
+                        )
+                    };
+                    values[2] = _mm512_permutex2var_ps(c0, even, c1);
+                }
+                for (j, &v) in values.iter().enumerate().take(K) {
+                    // Offset of tap (i, j) from the window's top-left value.
                     let offset = _mm512_set1_epi32(i as i32 * wi + j as i32);
                     if i == 0 && j == 0 {
                         (best, tap) = (v, offset);
@@ -533,65 +445,50 @@ mod tests {
         (y, idx)
     }
 
-    #[test]
-    fn wide_three_by_three_stride_two_pools_match_the_definition_with_ties_and_nan() {
-        // ResNet's 3×3/2 pad 1 (interior from column 1), without padding, odd and even widths
-        // around the 16-window steps, with ties (many equal zeros) and NaN.
-        for (in_hw, pad) in [([9, 112], 1), ([7, 67], 0), ([5, 66], 1), ([6, 35], 1)] {
-            let out = |a: usize| (in_hw[a] + 2 * pad - 3) / 2 + 1;
+    /// `k × k` stride-2 pools over three planes of each `(input size, padding)` against the
+    /// definition, values and indices, on input with ties (many equal zeros) and NaN at `nans`.
+    fn assert_wide_pools_match(k: usize, cases: &[([usize; 2], usize)], nans: [usize; 3]) {
+        for &(in_hw, pad) in cases {
+            let out = |a: usize| (in_hw[a] + 2 * pad - k) / 2 + 1;
             let g = PoolGeometry {
                 planes: 3,
                 in_hw,
                 out_hw: [out(0), out(1)],
-                kernel: [3, 3],
+                kernel: [k, k],
                 stride: [2, 2],
                 dilation: [1, 1],
                 pad_before: [pad, pad],
             };
             let n = 3 * in_hw[0] * in_hw[1];
             let mut x: Vec<f32> = (0..n)
-                .map(|k| ((k * 7919 % 13) as f32 - 6.0).max(0.0) * 0.5)
+                .map(|i| ((i * 7919 % 13) as f32 - 6.0).max(0.0) * 0.5)
                 .collect();
-            x[7] = f32::NAN;
+            for at in nans {
+                x[at.min(n - 1)] = f32::NAN;
+            }
             x[n / 2] = f32::NAN;
-            x[n / 2 + 3] = f32::NAN;
             let (y, idx) = max_pool2d(&x, &g);
             let (want_y, want_idx) = reference(&x, &g);
-            assert_eq!(idx, want_idx, "indices, {in_hw:?} pad {pad}");
+            assert_eq!(idx, want_idx, "{k}×{k} indices, {in_hw:?} pad {pad}");
             for (a, b) in y.iter().zip(&want_y) {
                 assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
             }
         }
     }
 
+    /// ResNet's 3×3/2 pad 1 (interior from column 1), without padding, odd and even widths
+    /// around the 16-window steps.
+    #[test]
+    fn wide_three_by_three_stride_two_pools_match_the_definition_with_ties_and_nan() {
+        let cases = [([9, 112], 1), ([7, 67], 0), ([5, 66], 1), ([6, 35], 1)];
+        assert_wide_pools_match(3, &cases, [7, 1000, 1003]);
+    }
+
+    /// VGG's 2×2/2 on planes wide enough for the 16-window steps, odd widths and a leading
+    /// pad (the interior then starts at column 1).
     #[test]
     fn wide_two_by_two_pools_match_the_definition_with_ties_and_nan() {
-        // VGG's 2×2/2 on planes wide enough for the 16-window steps, odd widths and a leading
-        // pad (the interior then starts at column 1), with ties and NaN.
-        for (in_hw, pad) in [([6, 64], 0), ([5, 71], 0), ([4, 50], 1), ([7, 224], 0)] {
-            let out = |a: usize| (in_hw[a] + 2 * pad - 2) / 2 + 1;
-            let g = PoolGeometry {
-                planes: 3,
-                in_hw,
-                out_hw: [out(0), out(1)],
-                kernel: [2, 2],
-                stride: [2, 2],
-                dilation: [1, 1],
-                pad_before: [pad, pad],
-            };
-            let n = 3 * in_hw[0] * in_hw[1];
-            let mut x: Vec<f32> = (0..n)
-                .map(|k| ((k * 7919 % 13) as f32 - 6.0).max(0.0) * 0.5)
-                .collect();
-            x[5] = f32::NAN;
-            x[n / 2] = f32::NAN;
-            x[n / 2 + 1] = f32::NAN;
-            let (y, idx) = max_pool2d(&x, &g);
-            let (want_y, want_idx) = reference(&x, &g);
-            assert_eq!(idx, want_idx, "indices, {in_hw:?} pad {pad}");
-            for (a, b) in y.iter().zip(&want_y) {
-                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
-            }
-        }
+        let cases = [([6, 64], 0), ([5, 71], 0), ([4, 50], 1), ([7, 224], 0)];
+        assert_wide_pools_match(2, &cases, [5, 400, 401]);
     }
 }
