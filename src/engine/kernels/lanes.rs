@@ -94,8 +94,8 @@ impl LanePanels {
 }
 
 /// `y = W x + b` for `x: [N, C_in, H, W]` and the 1×1 geometry `g` ([`applies`]), with panels
-/// from [`LanePanels::forward`] (or, for the input adjoint of a stride-1 1×1 convolution,
-/// [`LanePanels::adjoint`] with [`super::direct::adjoint_geometry`]); returns
+/// from [`LanePanels::forward`] (or, for the input adjoint of a 1×1 convolution at its output
+/// positions, [`LanePanels::adjoint`] with [`super::pointwise::adjoint_at_outputs`]); returns
 /// `[N, C_out, oH, oW]`, each output row passed through `epilogue` once complete.
 ///
 /// # Panics

@@ -451,11 +451,7 @@ fn lane_filters(
         return None;
     }
     let computed = if adjoint {
-        direct::adjoint_geometry(&ConvGeometry {
-            in_hw: g.out_hw,
-            stride: [1, 1],
-            ..*g
-        })
+        pointwise::adjoint_at_outputs(g)
     } else {
         *g
     };
@@ -642,13 +638,8 @@ fn pointwise_adjoint(
     epilogue: Epilogue,
     dense: impl Fn(&ConvGeometry, Epilogue) -> Vec<f32>,
 ) -> Vec<f32> {
-    let at_outputs = ConvGeometry {
-        in_hw: geometry.out_hw,
-        stride: [1, 1],
-        ..*geometry
-    };
-    let adjoint = direct::adjoint_geometry(&at_outputs);
-    if at_outputs.in_hw == geometry.in_hw {
+    let adjoint = pointwise::adjoint_at_outputs(geometry);
+    if geometry.out_hw == geometry.in_hw {
         dense(&adjoint, epilogue)
     } else {
         let mut dx = pointwise::scatter_strided(&dense(&adjoint, Epilogue::Store), geometry);

@@ -29,8 +29,8 @@ use super::conv::{ConvGeometry, OutPtr, return_scratch, take_scratch};
 use super::direct::{self, CHUNK, PackedFilters, panel_count, panel_start};
 use super::epilogue::Epilogue;
 
-/// Most output positions per task block: the block's packed channels (≤ 288 × 256 floats, 288 KiB)
-/// stay in L2 while all of the task's panels run over them.
+/// Most output positions per task block: the block's packed channels (≤ 288 × 256 floats,
+/// 288 KiB) stay in L2 while all of the task's panels run over them.
 const BLOCK_POSITIONS: usize = 8 * CHUNK;
 
 /// Whether this kernel computes `g`: a 1×1 kernel without padding, any stride, on a CPU with
@@ -85,8 +85,8 @@ pub fn convolve(
     }
     let position_blocks = position_blocks.min(chunks);
     let block_chunks = chunks.div_ceil(position_blocks);
-    // Split the panels too where the position blocks alone leave threads idle (deep layers at
-    // batch 1 have one block of 49 or 196 positions).
+    // Split the panels too where the position blocks alone leave threads idle (a plane of a
+    // few chunks at batch 1).
     let groups = (2 * threads)
         .div_ceil(g.batch * position_blocks)
         .clamp(1, panels);
@@ -211,6 +211,17 @@ fn pack(
     }
 }
 
+/// The input adjoint of the 1×1 convolution `g` restricted to its output positions, as a 1×1
+/// convolution of `dy` (from `C_out` to `C_in` channels on the `oH × oW` grid): the whole adjoint
+/// for stride 1, else what [`scatter_strided`] spreads onto the input grid.
+pub fn adjoint_at_outputs(g: &ConvGeometry) -> ConvGeometry {
+    direct::adjoint_geometry(&ConvGeometry {
+        in_hw: g.out_hw,
+        stride: [1, 1],
+        ..*g
+    })
+}
+
 /// `dx` of a strided 1×1 convolution from `dense = Wᵀ dy` at the output positions: `dense`
 /// scattered to every `s`-th input pixel, zero elsewhere (`[N, C_in, H, W]`).
 pub fn scatter_strided(dense: &[f32], g: &ConvGeometry) -> Vec<f32> {
@@ -301,12 +312,7 @@ pub(super) mod tests {
         dense_adjoint: impl Fn(&[f32], &ConvGeometry) -> Vec<f32>,
     ) {
         let dy = values(g.batch * g.c_out * g.out_hw[0] * g.out_hw[1], seed);
-        let at_outputs = ConvGeometry {
-            in_hw: g.out_hw,
-            stride: [1, 1],
-            ..*g
-        };
-        let dense = dense_adjoint(&dy, &direct::adjoint_geometry(&at_outputs));
+        let dense = dense_adjoint(&dy, &adjoint_at_outputs(g));
         let dx = scatter_strided(&dense, g);
         assert_adjoint_identity(x, w, &dy, &dx, g, case);
     }

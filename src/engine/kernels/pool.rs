@@ -235,8 +235,8 @@ fn window_max_s2<const K: usize>(
         // windows is an interior one: its last column `2·(ow + 15) − pad + K − 1` is in it.
         assert!(top + K <= xp.len() / w.max(1) && outs.end <= y_row.len().min(i_row.len()));
         assert!(steps == 0 || 2 * (outs.start + 16 * steps) + K < w + pad + 3);
-        // SAFETY: AVX-512F is present (checked above) and every access is in bounds (asserted).
         assert!(K == 2 || K == 3, "pool windows of 2 or 3");
+        // SAFETY: AVX-512F is present (checked above) and every access is in bounds (asserted).
         unsafe { avx512::max_s2::<K>(xp, w, top, outs.start, steps, pad, y_row, i_row) };
         return outs.start + 16 * steps;
     }
