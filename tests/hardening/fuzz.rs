@@ -1,0 +1,1 @@
+//! Cases of this area (filled in by the hardening work).
