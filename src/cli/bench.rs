@@ -71,7 +71,7 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         ..BenchOptions::default()
     };
     if !args.json {
-        println!(
+        outln!(
             "relevance {} · {} threads · input {}×{} · median of {} runs after {} warm-up",
             env!("CARGO_PKG_VERSION"),
             rayon::current_num_threads(),
@@ -79,58 +79,65 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
             opts.size,
             opts.repeat,
             opts.warmup
-        );
-        println!(
+        )?;
+        outln!(
             "{:<16} {:<9} {:>5} {:>12} {:>12} {:>10}",
             "arch", "workload", "batch", "ms/image", "min ms/img", "peak MiB"
-        );
+        )?;
     }
+    // The rows are printed as they come; the first failed write (a closed pipe) is kept and
+    // returned once the benchmark is done.
+    let mut printed: std::io::Result<()> = Ok(());
     run(&opts, |row| {
-        if args.json {
-            println!("{}", serde_json::to_string(row).expect("rows serialise"));
-        } else {
-            print_row(row, opts.per_node);
+        if printed.is_err() {
+            return;
         }
+        printed = if args.json {
+            outln!("{}", serde_json::to_string(row).expect("rows serialise"))
+        } else {
+            print_row(row, opts.per_node)
+        };
     })?;
-    Ok(())
+    Ok(printed?)
 }
 
-fn print_row(row: &Row, per_node_requested: bool) {
+fn print_row(row: &Row, per_node_requested: bool) -> std::io::Result<()> {
     let peak = row
         .peak_rss_mib
         .map(|m| format!("{m:.0}"))
         .unwrap_or_else(|| "-".into());
-    println!(
+    outln!(
         "{:<16} {:<9} {:>5} {:>12.2} {:>12.2} {:>10}",
         row.arch, row.workload, row.batch, row.ms_per_image, row.min_ms_per_image, peak
-    );
+    )?;
     if per_node_requested && row.per_node.is_none() {
-        println!(
+        outln!(
             "    (no per-node profile: the {} workload runs through the explanation method)",
             row.workload
-        );
+        )?;
     }
     if let Some(nodes) = &row.per_node {
         let total: f64 = nodes.iter().map(|n| n.forward_ms + n.backward_ms).sum();
-        println!(
+        outln!(
             "    per op kind (profiled runs, ms/image; nothing released early, so slightly slower):"
-        );
+        )?;
         for (kind, f, b) in by_op_kind(nodes) {
-            println!(
+            outln!(
                 "      {kind:<20} forward {f:>9.2}  backward {b:>9.2}  {:>5.1} %",
                 100.0 * (f + b) / total.max(f64::MIN_POSITIVE)
-            );
+            )?;
         }
         let mut slowest: Vec<_> = nodes.iter().collect();
         slowest.sort_by(|a, b| {
             (b.forward_ms + b.backward_ms).total_cmp(&(a.forward_ms + a.backward_ms))
         });
-        println!("    slowest nodes:");
+        outln!("    slowest nodes:")?;
         for n in slowest.iter().take(10) {
-            println!(
+            outln!(
                 "      {:<32} {:<12} forward {:>8.2}  backward {:>8.2}",
                 n.node, n.op, n.forward_ms, n.backward_ms
-            );
+            )?;
         }
     }
+    Ok(())
 }

@@ -80,7 +80,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     };
     let outcome = run_study(&opts, !args.no_progress)?;
     for line in &outcome.headline {
-        println!("{line}");
+        outln!("{line}")?;
     }
     eprintln!("wrote {}", outcome.out.display());
     Ok(())

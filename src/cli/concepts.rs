@@ -162,7 +162,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
             line["graphs"] = serde_json::to_value(graphs)?;
         }
         if !args.quiet {
-            println!("{line}");
+            outln!("{line}")?;
         }
         lines.push(line);
     }

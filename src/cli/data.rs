@@ -76,7 +76,7 @@ pub fn run(args: DataArgs) -> Result<()> {
                 ..SynthConfig::default()
             };
             let m = write_dataset(&a.out, &cfg)?;
-            println!("{}", serde_json::to_string(&m)?);
+            outln!("{}", serde_json::to_string(&m)?)?;
             Ok(())
         }
         DataCommand::Info(a) => {
@@ -103,7 +103,7 @@ pub fn run(args: DataArgs) -> Result<()> {
                 "with_mask": masks,
                 "skipped": s.skipped.iter().map(|k| format!("{} ({})", k.path.display(), k.reason)).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&info)?);
+            outln!("{}", serde_json::to_string_pretty(&info)?)?;
             Ok(())
         }
     }

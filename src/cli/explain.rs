@@ -483,9 +483,9 @@ fn report_conservation(rows: &[(String, f64)], tol: f64) -> Result<()> {
     if rows.is_empty() {
         bail!("--check-conservation needs at least one lrp-* method");
     }
-    println!("map\tconservation_error");
+    outln!("map\tconservation_error")?;
     for (name, error) in rows {
-        println!("{name}\t{error:.3e}");
+        outln!("{name}\t{error:.3e}")?;
     }
     let bad: Vec<String> = rows
         .iter()

@@ -79,8 +79,8 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
     for line in &outcome.headline {
-        println!("{line}");
+        outln!("{line}")?;
     }
-    println!("wrote {}", outcome.out.display());
+    outln!("wrote {}", outcome.out.display())?;
     Ok(())
 }

@@ -1,5 +1,14 @@
 //! Command-line interface: parses arguments, calls the library, prints and writes results.
 
+/// `println!` that hands the write's error back instead of panicking: a closed standard output
+/// (`relevance predict … | head -1`) then ends the command through [`main`], which ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod atlas;
 mod bench;
 mod compare;
@@ -108,9 +117,20 @@ pub fn main() -> std::process::ExitCode {
     let result = dispatch(cli.command);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output has gone (`| head`): nothing is wrong with the work.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

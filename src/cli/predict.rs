@@ -47,7 +47,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     for file in files {
         let x = load_input(&file, &model.card)?;
         let line = predict_one(&model, &file, x, args.top, args.logits)?;
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(())
 }

@@ -225,7 +225,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         verbosity,
     )?;
     if !args.quiet {
-        println!("{}", serde_json::to_string(&record)?);
+        outln!("{}", serde_json::to_string(&record)?)?;
     }
     Ok(())
 }

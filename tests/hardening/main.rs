@@ -9,3 +9,4 @@ mod report;
 mod parsers;
 mod outputs;
 mod fuzz;
+mod integrity;
