@@ -88,6 +88,14 @@ fn list(root: &Path, dir: &Path, all: &mut BTreeSet<PathBuf>) {
     }
 }
 
+/// The binary under test: this build's, or the one `RELEVANCE_HARDENING_BIN` names — so the
+/// same cases can be run against an older build to show what it did.
+pub fn binary() -> PathBuf {
+    std::env::var_os("RELEVANCE_HARDENING_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_relevance")))
+}
+
 /// Runs `relevance ARGS` in `cwd` under [`MEMORY_CEILING`] and [`TIME_CEILING`]; a child still
 /// running at the time ceiling is killed and the case fails.
 pub fn run_limited(cwd: &Path, args: &[&str]) -> Output {
@@ -97,7 +105,7 @@ pub fn run_limited(cwd: &Path, args: &[&str]) -> Output {
 /// [`run_limited`] with extra environment variables.
 pub fn run_limited_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relevance"));
+    let mut command = Command::new(binary());
     command
         .args(args)
         .current_dir(cwd)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::common::{Sandbox, assert_ok, run_limited, s};
+use super::common::{Sandbox, assert_ok, binary, png, run_limited, s};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,8 +33,10 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_closed_stdout_ends_predict_quietly() {
     // `relevance predict … | head -1`: the reader is gone before the first line is written.
-    let inputs = vec![s(&fixture("tiny_cnn.input.npy")).to_string(); 64];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relevance"))
+    let sandbox = Sandbox::new("pipe");
+    let image = sandbox.input("a.png", &png(20, 20));
+    let inputs = vec![s(&image).to_string(); 64];
+    let mut child = Command::new(binary())
         .args(["predict", "--model", s(&fixture("tiny_cnn.onnx"))])
         .args(&inputs)
         .stdin(Stdio::null())
@@ -56,7 +58,7 @@ fn a_write_that_fails_for_lack_of_room_leaves_no_temporary() {
     use std::os::unix::process::CommandExt;
     let sandbox = Sandbox::new("full-disk");
     let out_dir = sandbox.out().join("synth");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relevance"));
+    let mut command = Command::new(binary());
     command.args(["data", "synth", "--out", s(&out_dir), "--n", "20", "--size", "64"]);
     // SAFETY: setrlimit and signal are async-signal-safe and change only the child.
     unsafe {
@@ -94,7 +96,7 @@ fn a_rerun_sweeps_the_temporaries_a_killed_run_left() {
     let args = ["data", "synth", "--out", s(&out_dir), "--n", "40", "--size", "32"];
 
     // A run killed part-way, then a rerun: nothing half-written survives either.
-    let mut killed = Command::new(env!("CARGO_BIN_EXE_relevance"))
+    let mut killed = Command::new(binary())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
