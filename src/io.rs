@@ -87,7 +87,10 @@ fn sweep_stale_temps_once(dir: &Path) {
     static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
     {
         let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
-        if !swept.get_or_insert_with(HashSet::new).insert(dir.to_path_buf()) {
+        if !swept
+            .get_or_insert_with(HashSet::new)
+            .insert(dir.to_path_buf())
+        {
             return;
         }
     }
@@ -121,7 +124,13 @@ mod tests {
         assert_eq!(temp_owner(&name), Some(std::process::id()));
         assert_eq!(temp_owner(".x.npy.tmp123"), Some(123), "the older naming");
         assert_eq!(temp_owner(".x.npy.tmp123-4"), Some(123));
-        for other in ["x.npy.tmp123", ".x.npy.tmp", ".x.npy.tmp12a", ".tmp123", ".x.tmp1-"] {
+        for other in [
+            "x.npy.tmp123",
+            ".x.npy.tmp",
+            ".x.npy.tmp12a",
+            ".tmp123",
+            ".x.tmp1-",
+        ] {
             assert_eq!(temp_owner(other), None, "{other}");
         }
     }

@@ -5,6 +5,7 @@
 //! this file runs with Winograd everywhere; the other test files keep the default scope
 //! (`relevance`: Winograd only in the LRP/CRP rule passes, `winograd_scope.rs`).
 
+#[path = "lrp_common/mod.rs"]
 mod lrp_common;
 
 use burn::tensor::module::conv2d as burn_conv2d;

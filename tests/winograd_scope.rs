@@ -4,6 +4,7 @@
 //! the ties of flat regions. One test function, because the scope is a process-wide setting
 //! and the steps below switch it.
 
+#[path = "lrp_common/mod.rs"]
 mod lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel, parity};

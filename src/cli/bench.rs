@@ -82,7 +82,12 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         )?;
         outln!(
             "{:<16} {:<9} {:>5} {:>12} {:>12} {:>10}",
-            "arch", "workload", "batch", "ms/image", "min ms/img", "peak MiB"
+            "arch",
+            "workload",
+            "batch",
+            "ms/image",
+            "min ms/img",
+            "peak MiB"
         )?;
     }
     // The rows are printed as they come; the first failed write (a closed pipe) is kept and
@@ -108,7 +113,12 @@ fn print_row(row: &Row, per_node_requested: bool) -> std::io::Result<()> {
         .unwrap_or_else(|| "-".into());
     outln!(
         "{:<16} {:<9} {:>5} {:>12.2} {:>12.2} {:>10}",
-        row.arch, row.workload, row.batch, row.ms_per_image, row.min_ms_per_image, peak
+        row.arch,
+        row.workload,
+        row.batch,
+        row.ms_per_image,
+        row.min_ms_per_image,
+        peak
     )?;
     if per_node_requested && row.per_node.is_none() {
         outln!(
@@ -135,7 +145,10 @@ fn print_row(row: &Row, per_node_requested: bool) -> std::io::Result<()> {
         for n in slowest.iter().take(10) {
             outln!(
                 "      {:<32} {:<12} forward {:>8.2}  backward {:>8.2}",
-                n.node, n.op, n.forward_ms, n.backward_ms
+                n.node,
+                n.op,
+                n.forward_ms,
+                n.backward_ms
             )?;
         }
     }

@@ -59,7 +59,16 @@ fn a_write_that_fails_for_lack_of_room_leaves_no_temporary() {
     let sandbox = Sandbox::new("full-disk");
     let out_dir = sandbox.out().join("synth");
     let mut command = Command::new(binary());
-    command.args(["data", "synth", "--out", s(&out_dir), "--n", "20", "--size", "64"]);
+    command.args([
+        "data",
+        "synth",
+        "--out",
+        s(&out_dir),
+        "--n",
+        "20",
+        "--size",
+        "64",
+    ]);
     // SAFETY: setrlimit and signal are async-signal-safe and change only the child.
     unsafe {
         command.pre_exec(|| {
@@ -93,7 +102,16 @@ fn a_rerun_sweeps_the_temporaries_a_killed_run_left() {
     // What a killed writer leaves: Linux pids stay below 2^22, so this owner cannot run.
     let stale = split.join(".img_00000.png.tmp4194305");
     std::fs::write(&stale, b"half").unwrap();
-    let args = ["data", "synth", "--out", s(&out_dir), "--n", "40", "--size", "32"];
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        s(&out_dir),
+        "--n",
+        "40",
+        "--size",
+        "32",
+    ];
 
     // A run killed part-way, then a rerun: nothing half-written survives either.
     let mut killed = Command::new(binary())

@@ -2,7 +2,7 @@
 //! `skimage.filters.threshold_otsu`, and RISE's blur substrate against its recipe
 //! (`tools/fixtures_metrics.py` writes the fixtures).
 
-mod metrics_common;
+use crate::metrics_common;
 
 use metrics_common::*;
 use relevance::metrics::similarity::{

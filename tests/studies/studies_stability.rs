@@ -3,7 +3,7 @@
 //! (Pearson, Spearman, SSIM and IoU 1, no prediction flips); the identity is 1 on a trained
 //! model too, while a flip is not; a re-run reuses every result.
 
-mod studies_support;
+use crate::studies_support;
 
 use relevance::data::npy::read_npy;
 use relevance::studies::stability::{NamedAug, StabilityOptions, run_with_models};

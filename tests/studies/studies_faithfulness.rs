@@ -3,7 +3,7 @@
 //! deletion and ID for every image; a re-run reuses every result; the conventions reach
 //! `metrics.csv`; a trained ensemble runs through the CLI with a preset.
 
-mod studies_support;
+use crate::studies_support;
 
 use relevance::metrics::ScoreKind;
 use relevance::metrics::curve::trapezoid;

@@ -2,7 +2,7 @@
 //! model: linear models make pixel flipping, faithfulness correlation and conservation exact;
 //! explainers that ignore the model or the class must fail the randomisation checks.
 
-mod metrics_common;
+use crate::metrics_common;
 
 use metrics_common::*;
 use relevance::graph::init::init_params;

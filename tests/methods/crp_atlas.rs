@@ -3,7 +3,7 @@
 //! independently from the layer relevance), the single-neuron heatmaps stay inside the neuron's
 //! receptive field, and the atlas files are written.
 
-mod lrp_common;
+use crate::lrp_common;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! moves zennit's own result by more — as close to zennit's float64 result as zennit's float32
 //! result is, within 3×). ResNets use the `zennit` skip mode (zennit's ResNet canonizer).
 
-mod lrp_common;
+use crate::lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel, parity};
 use relevance::methods::lrp::{Composite, LrpModel};

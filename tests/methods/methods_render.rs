@@ -1,7 +1,7 @@
 //! Colormaps against matplotlib's viridis / inferno tables and zennit's bwr / coldnhot palettes
 //! (fixtures from `tools/fixtures_methods.py`).
 
-mod methods_common;
+use crate::methods_common;
 
 use methods_common::fixture;
 use relevance::report::Colormap;

@@ -1,7 +1,7 @@
 //! Folding BatchNorm into the preceding layer keeps the model's function, removes exactly the
 //! foldable BatchNorms, and keeps their names as aliases.
 
-mod lrp_common;
+use crate::lrp_common;
 
 use lrp_common::{max_rel, tiny_resnet, tiny_vgg, zoo_model};
 use relevance::engine::canonize::fold_batchnorm;

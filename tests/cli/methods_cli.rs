@@ -1,7 +1,7 @@
 //! `relevance explain` end to end on a small model written to disk: files, shapes, names, the
 //! JSON record, agreement with the library, and one-line errors for bad requests.
 
-mod methods_common;
+use crate::methods_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! exactly zero, different seeds do not; the statistics helpers against closed forms; outputs
 //! parse; a re-run reads its cache instead of recomputing, and other options invalidate it.
 
-mod studies_common;
+use crate::studies_common;
 
 use std::path::Path;
 

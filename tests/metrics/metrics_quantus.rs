@@ -1,7 +1,7 @@
 //! Parity with Quantus 0.6 on the same model, images, maps, masks and random draws
 //! (`tools/fixtures_metrics.py` writes `tests/fixtures/metrics/quantus.json`).
 
-mod metrics_common;
+use crate::metrics_common;
 
 use metrics_common::*;
 use relevance::graph::ParamStore;

@@ -2,7 +2,7 @@
 //! concept layers = convolutions and dense layers) on the VGG-type fixtures, and the layer
 //! search through skip connections.
 
-mod lrp_common;
+use crate::lrp_common;
 
 use lrp_common::{Fixture, fixture_model, tiny_resnet};
 use relevance::methods::crp::graph::{attribution_graph, input_layers};

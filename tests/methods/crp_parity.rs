@@ -3,7 +3,7 @@
 //! (`CondAttribution`, `exclude_parallel=True`) under EpsilonPlusFlat, on the fixtures of
 //! `tools/fixtures_lrp.py`. Criterion: max |ours − reference| ≤ 1e-4 · max |reference|.
 
-mod lrp_common;
+use crate::lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel};
 use relevance::methods::crp::{channel_relevance, conditional_relevance};

@@ -3,7 +3,7 @@
 //! relevance mass on the marker matches a hand computation from the cached map and the marker
 //! file, outputs parse, and a re-run reads its cache.
 
-mod studies_common;
+use crate::studies_common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! convolution written out as a matrix; the skip-connection rules against their closed forms;
 //! and batched signals (many rows over a one-row forward pass) against separate passes.
 
-mod lrp_common;
+use crate::lrp_common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! reference weights (fixtures from `tools/fixtures_methods.py`), plus the properties the
 //! family's definitions imply.
 
-mod methods_common;
+use crate::methods_common;
 
 use std::sync::Mutex;
 

@@ -3,7 +3,7 @@
 //! `GuidedBackpropReLUModel`, Captum's Gauss–Legendre Integrated Gradients and Occlusion
 //! written out; plus completeness, batching and seeding properties.
 
-mod methods_common;
+use crate::methods_common;
 
 use methods_common::*;
 use relevance::engine::forward;

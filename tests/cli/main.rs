@@ -1,0 +1,12 @@
+//! Commands end to end through the built binary.
+//!
+//! One test binary per layer, so a clean `cargo test` links the library a few times rather
+//! than once per file; each module is one former test file.
+
+#[path = "../methods_common/mod.rs"]
+mod methods_common;
+
+mod crp_cli;
+mod demo_report;
+mod methods_cli;
+mod predict_cli;

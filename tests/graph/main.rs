@@ -1,0 +1,9 @@
+//! The model graph: importers (ONNX, .pth, safetensors) and the built-in zoo against torchvision.
+//!
+//! One test binary per layer, so a clean `cargo test` links the library a few times rather
+//! than once per file; each module is one former test file.
+
+mod import_brain_mri;
+mod import_onnx;
+mod import_pth;
+mod zoo_parity;
