@@ -1,7 +1,7 @@
 //! Winograd convolutions (`--winograd`, `kernels::winograd`) through the kernels' public entry
 //! points, against burn's direct convolution: forward and input adjoint on layer shapes that take
 //! F(4×4), F(2×2) and the im2col fallback; an image's result does not depend on its batch; and
-//! how far LRP moves from zennit's with them on (the bound the README states). Everything in
+//! how far LRP moves from zennit's with them on (the bound docs/methods.md states). Everything in
 //! this file runs with Winograd everywhere; the other test files keep the default scope
 //! (`relevance`: Winograd only in the LRP/CRP rule passes, `winograd_scope.rs`).
 

@@ -34,8 +34,8 @@ pub struct Cli {
     /// exact im2col summation: `relevance` (default) = in the extra passes LRP and CRP rules
     /// add and, as F(2×2) (which keeps max-pooling ties in flat regions), in the forward pass
     /// LRP and CRP start from; `on` (also plain `--winograd`) = everywhere, `off` = nowhere.
-    /// See the README
-    /// ("CPU kernels") for what each costs in accuracy. Same as `RELEVANCE_WINOGRAD`.
+    /// See docs/benchmarks.md
+    /// ("How the CPU kernels work") for what each costs in accuracy. Same as `RELEVANCE_WINOGRAD`.
     #[arg(long, global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "on",
           value_parser = str::parse::<crate::engine::kernels::WinogradScope>)]

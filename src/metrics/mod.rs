@@ -23,7 +23,7 @@
 //!
 //! Each function's documentation gives the formula and the paper, and where Quantus 0.6 differs
 //! in convention, the parameter that reproduces Quantus. The checkerboard score of LRP maps lives
-//! with LRP in `methods::lrp` (see the README's "Metrics" section).
+//! with LRP in `methods::lrp` (see "Metrics" in docs/methods.md).
 
 pub mod centre;
 pub mod complexity;

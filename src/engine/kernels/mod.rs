@@ -103,7 +103,7 @@ static WINOGRAD: AtomicU8 = AtomicU8::new(0);
 /// it only perturbs denominators and sums of positive terms. F(2×2) keeps the ties of flat
 /// regions ([`winograd::choose_tie_preserving`]), so it runs the forward pass an LRP/CRP
 /// explanation starts from, where its rounding moves the maps as much as exact summation in
-/// another order does (burn's kernels against ours; README, "CPU kernels").
+/// another order does (burn's kernels against ours; docs/benchmarks.md, "How the CPU kernels work").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WinogradScope {
     /// Exact im2col summation everywhere.
