@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fixtures for the model-import tests (tests/import_*.rs, tests/predict_cli.rs).
+"""Fixtures for the model-import tests (tests/import_*.rs, tests/cli/predict_cli.rs).
 
 Writes into tests/fixtures/import/ (every file well under 200 KB):
 

@@ -1,4 +1,4 @@
-"""Parity fixtures for the built-in model zoo (tests/zoo_parity.rs).
+"""Parity fixtures for the built-in model zoo (tests/graph/zoo_parity.rs).
 
 For every zoo architecture this script builds torchvision 0.29's model (small_cnn: the plain
 PyTorch network below, the twin of src/graph/zoo/small_cnn.rs), and writes

@@ -1,7 +1,6 @@
 //! Insertion / deletion (RISE) against closed forms: with scores linear in the inserted pixels
 //! the curves are known point by point and the trapezoid AUC exactly.
 
-use crate::metrics_common;
 
 use std::path::PathBuf;
 
