@@ -3,6 +3,10 @@
 //! `model.train.json`, `explain.json`, `concepts.json`, `atlas.json`, study `summary.json` +
 //! `figures.json`, the data set's `dataset.json` and the run record `run.json`).
 //!
+//! Every file the report reads lies inside the run folder once `..` and symbolic links are
+//! resolved (`RunFolder`), pictures are embedded only when they decode (re-encoded), and SVG is
+//! sanitised when rendered: the report is sent to other people.
+//!
 //! The first section always states the findings a reader must see first: models whose test
 //! accuracy falls far below their training accuracy (a shortcut or overfitting), the studies'
 //! headlines, and a side-by-side of the maps of different models on the same test images.
@@ -236,7 +240,10 @@ impl RunFolder {
                 .into(),
         ));
         s.push(Block::List(
-            omitted.iter().map(|line| format!("omitted: {line}")).collect(),
+            omitted
+                .iter()
+                .map(|line| format!("omitted: {line}"))
+                .collect(),
         ));
         Some(s)
     }
@@ -343,10 +350,10 @@ fn input_picture(path: &Path, size: Option<(u32, u32)>) -> Option<Picture> {
     png_bytes(&img).ok().map(Picture::Png)
 }
 
-/// The input image of a row, and the file it was found in: the image as the model saw it
-/// (`input_png`, written by `explain` and `concepts` into the run folder) when recorded, else the
-/// original `input` if it lies inside the run folder. The original is also returned (for the
-/// confounder tag beside it) when it lies inside.
+/// The file shown in a row's input column, and the row's original input when it lies inside the
+/// run folder (for the confounder tag beside it). Shown is the image as the model saw it
+/// (`input_png`, written by `explain` and `concepts` into their output folder) when recorded,
+/// else the original input; an input outside the run folder is noted and left out.
 fn row_input(run: &RunFolder, record: &Path, row: &Value) -> (Option<PathBuf>, Option<PathBuf>) {
     let original = row["input"]
         .as_str()
@@ -1011,7 +1018,11 @@ fn explain_section(run: &RunFolder, found: &Found) -> Option<Section> {
         {
             let maps: Vec<Option<(Picture, (u32, u32))>> = methods
                 .iter()
-                .map(|m| out["files"][m]["png"].as_str().and_then(|f| run.png(path, f)))
+                .map(|m| {
+                    out["files"][m]["png"]
+                        .as_str()
+                        .and_then(|f| run.png(path, f))
+                })
                 .collect();
             let size = maps.iter().flatten().map(|(_, size)| *size).next();
             let (input, original) = row_input(run, path, out);

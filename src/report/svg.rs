@@ -150,8 +150,7 @@ impl Parser<'_> {
             self.out.push_str(&tag.name);
             for (name, value) in &tag.attributes {
                 if attribute_allowed(name, value) {
-                    self.out
-                        .push_str(&format!(" {name}=\"{}\"", escape(value)));
+                    self.out.push_str(&format!(" {name}=\"{}\"", escape(value)));
                 }
             }
             self.out.push_str(if tag.empty { "/>" } else { ">" });

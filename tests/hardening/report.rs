@@ -46,7 +46,10 @@ fn study(sb: &Sandbox, folder: &str, headline: &str, figure: serde_json::Value) 
             .to_string()
             .as_bytes(),
     );
-    put(&dir.join("figures.json"), json!([figure]).to_string().as_bytes());
+    put(
+        &dir.join("figures.json"),
+        json!([figure]).to_string().as_bytes(),
+    );
     dir
 }
 
@@ -75,7 +78,10 @@ fn secret_svg(sb: &Sandbox) -> PathBuf {
 }
 
 fn secret_text(sb: &Sandbox) -> PathBuf {
-    sb.input("secret.txt", format!("root:x:0:0:{MARKER}:/root:/bin/sh\n").as_bytes())
+    sb.input(
+        "secret.txt",
+        format!("root:x:0:0:{MARKER}:/root:/bin/sh\n").as_bytes(),
+    )
 }
 
 /// Runs `relevance report out/`, asserts it succeeded and wrote nothing but
@@ -86,7 +92,11 @@ fn report(sb: &Sandbox) -> String {
     assert_ok(&out);
     sb.assert_nothing_outside_out(&before);
     let added: Vec<PathBuf> = sb.listing().difference(&before).cloned().collect();
-    assert_eq!(added, vec![PathBuf::from("out/report.html")], "files written");
+    assert_eq!(
+        added,
+        vec![PathBuf::from("out/report.html")],
+        "files written"
+    );
     std::fs::read_to_string(sb.out().join("report.html")).unwrap()
 }
 
@@ -95,7 +105,7 @@ fn data_uris(html: &str) -> Vec<Vec<u8>> {
     html.split(";base64,")
         .skip(1)
         .filter_map(|rest| {
-            let end = rest.find(|c: char| c == '"' || c == '\'' || c == ')')?;
+            let end = rest.find(['"', '\'', ')'])?;
             base64::engine::general_purpose::STANDARD
                 .decode(&rest[..end])
                 .ok()
@@ -112,7 +122,10 @@ fn shows(html: &str, needle: &str) -> bool {
 }
 
 fn assert_no_secret(html: &str) {
-    assert!(!shows(html, MARKER), "the secret outside the run folder is in the report");
+    assert!(
+        !shows(html, MARKER),
+        "the secret outside the run folder is in the report"
+    );
 }
 
 /// The embedded pictures that decode, as RGB.
@@ -128,17 +141,30 @@ fn embedded_images(html: &str) -> Vec<image::RgbImage> {
 fn svg_named_by_absolute_path_outside_is_left_out() {
     let sb = Sandbox::new("report-svg-abs");
     let secret = secret_svg(&sb);
-    study(&sb, "study", "headline", json!({"svg": s(&secret), "title": "T"}));
+    study(
+        &sb,
+        "study",
+        "headline",
+        json!({"svg": s(&secret), "title": "T"}),
+    );
     let html = report(&sb);
     assert_no_secret(&html);
-    assert!(html.contains("lies outside the run folder"), "no note of the omission");
+    assert!(
+        html.contains("lies outside the run folder"),
+        "no note of the omission"
+    );
 }
 
 #[test]
 fn svg_named_by_dotdot_path_is_left_out() {
     let sb = Sandbox::new("report-svg-dotdot");
     secret_svg(&sb);
-    study(&sb, "study", "headline", json!({"svg": "../../inputs/secret.svg"}));
+    study(
+        &sb,
+        "study",
+        "headline",
+        json!({"svg": "../../inputs/secret.svg"}),
+    );
     assert_no_secret(&report(&sb));
 }
 
@@ -169,8 +195,14 @@ fn input_image_outside_is_not_embedded() {
     put(&dir.join("a.map.png"), &png(8, 8));
     let html = report(&sb);
     let images = embedded_images(&html);
-    assert!(!images.contains(&secret), "the input outside the run folder is in the report");
-    assert!(!images.is_empty(), "the map inside the run folder is missing");
+    assert!(
+        !images.contains(&secret),
+        "the input outside the run folder is in the report"
+    );
+    assert!(
+        !images.is_empty(),
+        "the map inside the run folder is missing"
+    );
 }
 
 /// A run elsewhere on the disk whose study headline carries the marker.
@@ -178,7 +210,9 @@ fn sibling_run(sb: &Sandbox) -> PathBuf {
     let dir = sb.inputs().join("sibling");
     put(
         &dir.join("summary.json"),
-        json!({"study": "faithfulness", "headline": [MARKER]}).to_string().as_bytes(),
+        json!({"study": "faithfulness", "headline": [MARKER]})
+            .to_string()
+            .as_bytes(),
     );
     dir
 }
@@ -203,7 +237,10 @@ fn link_to_a_sibling_run_is_not_followed() {
     std::os::unix::fs::symlink(&sibling, sb.out().join("sib")).unwrap();
     let html = report(&sb);
     assert_no_secret(&html);
-    assert!(!html.contains("faithfulness"), "the sibling's study is in the report");
+    assert!(
+        !html.contains("faithfulness"),
+        "the sibling's study is in the report"
+    );
 }
 
 #[test]
@@ -215,8 +252,11 @@ fn linked_file_pointing_outside_is_not_read() {
     // A record file that is a link out of the run folder is not read either.
     let sibling = sibling_run(&sb);
     std::fs::create_dir_all(sb.out().join("linked")).unwrap();
-    std::os::unix::fs::symlink(sibling.join("summary.json"), sb.out().join("linked/summary.json"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        sibling.join("summary.json"),
+        sb.out().join("linked/summary.json"),
+    )
+    .unwrap();
     assert_no_secret(&report(&sb));
 }
 
@@ -263,8 +303,14 @@ fn hostile_svg_inside_comes_out_clean_with_its_drawing() {
     }
     // The report's own load check is its only script.
     assert_eq!(html.matches("<script").count(), 1);
-    assert!(html.contains("DRAWING-OK &amp; more"), "the drawing's text is gone");
-    assert!(html.contains("fill=\"#FF0000\""), "the drawing's rectangle is gone");
+    assert!(
+        html.contains("DRAWING-OK &amp; more"),
+        "the drawing's text is gone"
+    );
+    assert!(
+        html.contains("fill=\"#FF0000\""),
+        "the drawing's rectangle is gone"
+    );
 }
 
 #[test]
@@ -288,7 +334,12 @@ fn legit_run_still_shows_its_pictures() {
     let input = image::RgbImage::from_pixel(8, 8, image::Rgb([90, 10, 160]));
     std::fs::create_dir_all(sb.out().join("data")).unwrap();
     input.save(sb.out().join("data/a.png")).unwrap();
-    let dir = study(&sb, "study", "headline", json!({"svg": "fig.svg", "title": "T"}));
+    let dir = study(
+        &sb,
+        "study",
+        "headline",
+        json!({"svg": "fig.svg", "title": "T"}),
+    );
     put(&dir.join("fig.svg"), drawing("DRAWING-OK").as_bytes());
     // A link inside the run folder to a file inside it is fine.
     std::os::unix::fs::symlink("a.map.png", sb.out().join("explain/linked.png")).unwrap();
@@ -341,12 +392,17 @@ fn explain_and_concepts_record_the_input_as_the_model_saw_it() {
     let sb = Sandbox::new("report-input-png");
     let model = small_model(&sb.inputs());
     let image = sb.inputs().join("photo.png");
-    image::RgbImage::from_fn(30, 28, |x, y| image::Rgb([(x * 8) as u8, (y * 9) as u8, 99]))
-        .save(&image)
-        .unwrap();
+    image::RgbImage::from_fn(30, 28, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 9) as u8, 99])
+    })
+    .save(&image)
+    .unwrap();
     for (command, extra) in [
         ("explain", vec!["--method", "grad-cam"]),
-        ("concepts", vec!["--layer", "features.8", "--top", "2", "--quiet"]),
+        (
+            "concepts",
+            vec!["--layer", "features.8", "--top", "2", "--quiet"],
+        ),
     ] {
         let out = sb.out().join(command);
         let mut args = vec![command, "--model", s(&model), "--out", s(&out)];
@@ -354,19 +410,24 @@ fn explain_and_concepts_record_the_input_as_the_model_saw_it() {
         args.push(s(&image));
         assert_ok(&run_limited(&sb.cwd(), &args));
     }
-    let recorded: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sb.out().join("explain/explain.json")).unwrap(),
-    )
-    .unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.out().join("explain/explain.json")).unwrap())
+            .unwrap();
     assert_eq!(recorded["outputs"][0]["input_png"], "photo.input.png");
-    let seen = image::open(sb.out().join("explain/photo.input.png")).unwrap().to_rgb8();
+    let seen = image::open(sb.out().join("explain/photo.input.png"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!(seen.dimensions(), (32, 32));
-    let concepts: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sb.out().join("concepts/concepts.json")).unwrap(),
-    )
-    .unwrap();
-    let concept_input = concepts[0]["input_png"].as_str().expect("input_png in concepts.json");
-    assert!(Path::new(concept_input).ends_with("photo/input.png"), "{concept_input}");
+    let concepts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.out().join("concepts/concepts.json")).unwrap())
+            .unwrap();
+    let concept_input = concepts[0]["input_png"]
+        .as_str()
+        .expect("input_png in concepts.json");
+    assert!(
+        Path::new(concept_input).ends_with("photo/input.png"),
+        "{concept_input}"
+    );
     let html = report(&sb);
     let images = embedded_images(&html);
     assert_eq!(
@@ -374,4 +435,36 @@ fn explain_and_concepts_record_the_input_as_the_model_saw_it() {
         2,
         "the input column of explain and of concepts"
     );
+}
+
+/// Text from the records (headlines, titles, method names, stems) reaches the HTML escaped.
+#[test]
+fn record_text_stays_escaped() {
+    let sb = Sandbox::new("report-escape");
+    let hostile = "<img src=x onerror=alert(1)>";
+    let dir = study(
+        &sb,
+        "study",
+        hostile,
+        json!({"svg": "fig.svg", "title": hostile}),
+    );
+    put(&dir.join("fig.svg"), drawing(hostile).as_bytes());
+    let record = json!({
+        "model": hostile,
+        "methods": [{"name": hostile, "style": hostile}],
+        "outputs": [{"input": hostile, "stem": hostile, "target": {"name": hostile},
+                     "files": {hostile: {"png": hostile}}}],
+    });
+    put(
+        &sb.out()
+            .join(hostile.replace('/', "_"))
+            .join("explain.json"),
+        record.to_string().as_bytes(),
+    );
+    let html = report(&sb);
+    assert!(
+        !html.contains("<img src=x"),
+        "record text reached the HTML unescaped"
+    );
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
 }
