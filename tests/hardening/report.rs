@@ -329,7 +329,8 @@ fn text_named_as_png_is_not_embedded() {
 #[test]
 fn legit_run_still_shows_its_pictures() {
     let sb = Sandbox::new("report-legit");
-    let dir = explain(&sb, "../data/a.png", "a.map.png");
+    // Recorded where the run was before it was moved: found by name in the record's folder.
+    let dir = explain(&sb, "../data/a.png", "/moved/away/run/explain/a.map.png");
     put(&dir.join("a.map.png"), &png(8, 8));
     let input = image::RgbImage::from_pixel(8, 8, image::Rgb([90, 10, 160]));
     std::fs::create_dir_all(sb.out().join("data")).unwrap();
@@ -448,7 +449,10 @@ fn record_text_stays_escaped() {
         hostile,
         json!({"svg": "fig.svg", "title": hostile}),
     );
-    put(&dir.join("fig.svg"), drawing(hostile).as_bytes());
+    put(
+        &dir.join("fig.svg"),
+        drawing("&lt;img src=x onerror=alert(1)&gt;").as_bytes(),
+    );
     let record = json!({
         "model": hostile,
         "methods": [{"name": hostile, "style": hostile}],
