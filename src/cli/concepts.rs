@@ -14,6 +14,7 @@ use crate::methods::crp::graph::attribution_graph;
 use crate::methods::crp::render::heatmap_png;
 use crate::methods::crp::{conditional_relevance, rank_channels};
 use crate::methods::lrp::{Composite, LrpModel, LrpOptions, SkipMode, StartRelevance};
+use crate::report::heatmap::{input_image, write_png};
 use crate::tensor::to_vec;
 
 /// Arguments of `relevance concepts`.
@@ -118,6 +119,12 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "input".into());
         let dir = args.out.join(&stem);
+        // The image as the model saw it, inside --out: the report shows only files inside the
+        // run folder, and the input itself usually lies elsewhere.
+        let input_png = dir.join("input.png");
+        let [_, c, h, w] = x.dims();
+        let seen = input_image(&to_vec(&x), c, h as u32, w as u32, &model.card);
+        write_png(&input_png, &seen).with_context(|| input_png.display().to_string())?;
         let mut drawn = Vec::new();
         if !sets.is_empty() {
             let result = conditional_relevance(&lrp, &x, target, layer, &sets, args.batch)?;
@@ -142,6 +149,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
         }
         let mut line = json!({
             "input": file.display().to_string(),
+            "input_png": input_png,
             "class": model.class_name(target),
             "target": target,
             "layer": args.layer,

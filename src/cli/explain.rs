@@ -232,6 +232,10 @@ impl Run<'_> {
                 input.stem.clone()
             };
             let base = input_image(&row(x, r), c, h as u32, w as u32, card);
+            // The image as the model saw it, inside --out: the report shows only files inside
+            // the run folder, and the input itself usually lies elsewhere.
+            let input_png = self.args.out.join(format!("{prefix}.input.png"));
+            write_png(&input_png, &base).with_context(|| input_png.display().to_string())?;
             let mut tiles = vec![base.clone()];
             let mut files = serde_json::Map::new();
             for (m, map) in self.methods.iter().zip(&maps) {
@@ -284,6 +288,7 @@ impl Run<'_> {
             self.rows_done += 1;
             self.records.push(json!({
                 "input": input.path.display().to_string(),
+                "input_png": file_name(&input_png),
                 "stem": input.stem,
                 "target": {"index": target, "name": class, "prob": probs[r][target]},
                 "files": files,

@@ -3,11 +3,16 @@
 //! `model.train.json`, `explain.json`, `concepts.json`, `atlas.json`, study `summary.json` +
 //! `figures.json`, the data set's `dataset.json` and the run record `run.json`).
 //!
+//! Every file the report reads lies inside the run folder once `..` and symbolic links are
+//! resolved (`RunFolder`), pictures are embedded only when they decode (re-encoded), and SVG is
+//! sanitised when rendered: the report is sent to other people.
+//!
 //! The first section always states the findings a reader must see first: models whose test
 //! accuracy falls far below their training accuracy (a shortcut or overfitting), the studies'
 //! headlines, and a side-by-side of the maps of different models on the same test images.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -68,17 +73,203 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
-fn scan(dir: &Path, depth: usize, found: &mut Found) {
+/// Largest picture file read for the report; larger ones are left out.
+const MAX_PICTURE_BYTES: u64 = 128 << 20;
+
+/// Largest side of a picture embedded in the report, in pixels.
+const MAX_PICTURE_SIDE: u32 = 16384;
+
+/// Most pixels of a picture embedded in the report.
+const MAX_PICTURE_PIXELS: u64 = 64 << 20;
+
+/// The first eight bytes of every PNG file.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// Where a path named by a run record leads.
+enum Lookup {
+    /// A regular file inside the run folder (its canonical path).
+    Inside(PathBuf),
+    /// Something that exists but lies outside the run folder once links are resolved.
+    Outside,
+    /// Nothing readable: absent, a folder, a broken link.
+    Missing,
+}
+
+/// The run folder a report is built from, and the one rule every file the report reads obeys:
+/// after resolving `..` and symbolic links it lies inside this folder and is a regular file. A
+/// report is sent to other people, so a record naming `/etc/passwd`, `../other-run/fig.svg` or a
+/// link out of the folder must not bring that file into it.
+struct RunFolder {
+    /// The folder as the user named it (labels are relative to it).
+    path: PathBuf,
+    /// The folder with links resolved, to test containment.
+    canonical: PathBuf,
+    /// One line per file a record named that was left out, for the report's note.
+    omitted: RefCell<BTreeSet<String>>,
+}
+
+impl RunFolder {
+    fn open(path: &Path) -> Result<RunFolder, ReportError> {
+        let canonical = std::fs::canonicalize(path)
+            .ok()
+            .filter(|c| c.is_dir())
+            .ok_or_else(|| {
+                ReportError::Empty(format!(
+                    "{}: not a folder (give the output folder of a run)",
+                    path.display()
+                ))
+            })?;
+        Ok(RunFolder {
+            path: path.to_path_buf(),
+            canonical,
+            omitted: RefCell::default(),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where `path` leads: a regular file inside the run folder, or not.
+    fn lookup_file(&self, path: &Path) -> Lookup {
+        match std::fs::canonicalize(path) {
+            Err(_) => Lookup::Missing,
+            Ok(c) if !c.starts_with(&self.canonical) => Lookup::Outside,
+            Ok(c) if c.is_file() => Lookup::Inside(c),
+            Ok(_) => Lookup::Missing,
+        }
+    }
+
+    /// Whether a folder met in the scan still lies inside the run folder once resolved.
+    fn contains_folder(&self, dir: &Path) -> bool {
+        std::fs::canonicalize(dir).is_ok_and(|c| c.starts_with(&self.canonical))
+    }
+
+    /// A path recorded in the run record `record`, found inside the run folder. Runs are moved
+    /// and commands run from other working directories, so besides the path as written it is
+    /// tried relative to the record's folder, by file name in that folder and as
+    /// `parent/name` below it; the first candidate inside the run folder wins.
+    fn lookup(&self, record: &Path, recorded: &str) -> Lookup {
+        let base = record.parent().unwrap_or(&self.path);
+        let written = PathBuf::from(recorded);
+        let mut candidates = vec![written.clone(), base.join(&written)];
+        if let Some(name) = written.file_name() {
+            candidates.push(base.join(name));
+            if let Some(parent) = written.parent().and_then(Path::file_name) {
+                candidates.push(base.join(parent).join(name));
+            }
+        }
+        let mut outside = false;
+        for candidate in candidates {
+            match self.lookup_file(&candidate) {
+                Lookup::Inside(found) => return Lookup::Inside(found),
+                Lookup::Outside => outside = true,
+                Lookup::Missing => {}
+            }
+        }
+        if outside {
+            Lookup::Outside
+        } else {
+            Lookup::Missing
+        }
+    }
+
+    /// [`RunFolder::lookup`], noting a file left out because it lies outside the run folder.
+    fn resolve(&self, record: &Path, recorded: &str) -> Option<PathBuf> {
+        match self.lookup(record, recorded) {
+            Lookup::Inside(found) => Some(found),
+            Lookup::Outside => {
+                self.note(record, recorded, "lies outside the run folder");
+                None
+            }
+            Lookup::Missing => None,
+        }
+    }
+
+    /// Notes that `recorded`, named by `record`, was left out of the report and why. Only the
+    /// file name is shown: the note goes to the report's readers.
+    fn note(&self, record: &Path, recorded: &str, why: &str) {
+        let name = Path::new(recorded)
+            .file_name()
+            .map_or(recorded.into(), |n| n.to_string_lossy());
+        let record = record.strip_prefix(&self.path).unwrap_or(record);
+        self.omitted
+            .borrow_mut()
+            .insert(format!("{name} (named in {}): {why}", record.display()));
+    }
+
+    /// A picture file named by `record` that must be a PNG, re-encoded, with its size; noted
+    /// when it is not what its name says.
+    fn png(&self, record: &Path, recorded: &str) -> Option<(Picture, (u32, u32))> {
+        let path = self.resolve(record, recorded)?;
+        let img = decode_picture(&path, Some(image::ImageFormat::Png));
+        let picture = img.as_ref().and_then(|img| {
+            let bytes = reencode_png(img)?;
+            Some((Picture::Png(bytes), (img.width(), img.height())))
+        });
+        if picture.is_none() {
+            self.note(record, recorded, "not a PNG image within the size limits");
+        }
+        picture
+    }
+
+    /// An SVG file named by `record`, as text (sanitised when the report is rendered).
+    fn svg(&self, record: &Path, recorded: &str) -> Option<Picture> {
+        let path = self.resolve(record, recorded)?;
+        let text = std::fs::metadata(&path)
+            .is_ok_and(|m| m.len() <= MAX_PICTURE_BYTES)
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten();
+        if text.is_none() {
+            self.note(record, recorded, "not a text file within the size limits");
+        }
+        text.map(Picture::Svg)
+    }
+
+    /// The section listing what was left out, if anything was.
+    fn omitted_section(&self) -> Option<Section> {
+        let omitted = self.omitted.borrow();
+        if omitted.is_empty() {
+            return None;
+        }
+        let mut s = Section::new("omitted", "Left out of this report");
+        s.push(Block::Text(
+            "The report holds only files inside the run folder (after resolving symbolic links) \
+             and only pictures that are what their name says. These files named by the run's \
+             records were left out:"
+                .into(),
+        ));
+        s.push(Block::List(
+            omitted
+                .iter()
+                .map(|line| format!("omitted: {line}"))
+                .collect(),
+        ));
+        Some(s)
+    }
+}
+
+/// Collects the run records below `dir`, at most [`MAX_DEPTH`] folders deep. Symbolic links are
+/// never followed, neither to folders nor to files: everything inside the run folder is reached
+/// by its real path anyway, so a link can only add a duplicate or lead out of the folder
+/// (`rootfs -> /`, a link to another run).
+fn scan(run: &RunFolder, dir: &Path, depth: usize, found: &mut Found) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            if depth < MAX_DEPTH {
-                scan(&path, depth + 1, found);
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        if kind.is_dir() {
+            if depth < MAX_DEPTH && run.contains_folder(&path) {
+                scan(run, &path, depth + 1, found);
             }
+            continue;
+        }
+        if !kind.is_file() {
             continue;
         }
         let name = path
@@ -108,35 +299,48 @@ fn scan(dir: &Path, depth: usize, found: &mut Found) {
     }
 }
 
-/// A path recorded in a JSON file, resolved against the folder of that file when it does not
-/// exist as written (runs are moved; commands are run from other working directories).
-fn locate(base: &Path, recorded: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(recorded);
-    if p.is_file() {
-        return Some(p);
+/// A picture file decoded within the size limits, as `format` (a PNG must carry the PNG
+/// signature) or, for `None`, as whatever image format its content shows.
+fn decode_picture(path: &Path, format: Option<image::ImageFormat>) -> Option<image::DynamicImage> {
+    if std::fs::metadata(path).ok()?.len() > MAX_PICTURE_BYTES {
+        return None;
     }
-    let joined = base.join(&p);
-    if joined.is_file() {
-        return Some(joined);
+    let bytes = std::fs::read(path).ok()?;
+    if format == Some(image::ImageFormat::Png) && !bytes.starts_with(PNG_SIGNATURE) {
+        return None;
     }
-    let name = p.file_name()?;
-    let direct = base.join(name);
-    if direct.is_file() {
-        return Some(direct);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+    match format {
+        Some(format) => reader.set_format(format),
+        None => reader = reader.with_guessed_format().ok()?,
     }
-    let parent = p.parent().and_then(|d| d.file_name());
-    parent
-        .map(|d| base.join(d).join(name))
-        .filter(|q| q.is_file())
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PICTURE_SIDE);
+    limits.max_image_height = Some(MAX_PICTURE_SIDE);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().ok()?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS {
+        return None;
+    }
+    image::DynamicImage::from_decoder(decoder).ok()
 }
 
-fn png_file(path: &Path) -> Option<Picture> {
-    std::fs::read(path).ok().map(Picture::Png)
+/// The pixels of `img` as a fresh PNG, so nothing of the file but its pixels reaches the report.
+fn reencode_png(img: &image::DynamicImage) -> Option<Vec<u8>> {
+    if !img.color().has_alpha() {
+        return png_bytes(&img.to_rgb8()).ok();
+    }
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.to_rgba8()
+        .write_to(&mut buf, image::ImageFormat::Png)
+        .ok()?;
+    Some(buf.into_inner())
 }
 
 /// An input image as a PNG of `size` (the overlay's size), for grids.
 fn input_picture(path: &Path, size: Option<(u32, u32)>) -> Option<Picture> {
-    let img = image::open(path).ok()?.to_rgb8();
+    let img = decode_picture(path, None)?.to_rgb8();
     let img = match size {
         Some((w, h)) if (w, h) != img.dimensions() => {
             image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
@@ -146,8 +350,22 @@ fn input_picture(path: &Path, size: Option<(u32, u32)>) -> Option<Picture> {
     png_bytes(&img).ok().map(Picture::Png)
 }
 
-fn png_size(path: &Path) -> Option<(u32, u32)> {
-    image::image_dimensions(path).ok()
+/// The file shown in a row's input column, and the row's original input when it lies inside the
+/// run folder (for the confounder tag beside it). Shown is the image as the model saw it
+/// (`input_png`, written by `explain` and `concepts` into their output folder) when recorded,
+/// else the original input; an input outside the run folder is noted and left out.
+fn row_input(run: &RunFolder, record: &Path, row: &Value) -> (Option<PathBuf>, Option<PathBuf>) {
+    let original = row["input"]
+        .as_str()
+        .and_then(|f| match run.lookup(record, f) {
+            Lookup::Inside(p) => Some(p),
+            _ => None,
+        });
+    let seen = match row["input_png"].as_str() {
+        Some(f) => run.resolve(record, f),
+        None => row["input"].as_str().and_then(|f| run.resolve(record, f)),
+    };
+    (seen.or_else(|| original.clone()), original)
 }
 
 /// A horizontal colour bar of `cmap` as a PNG.
@@ -200,10 +418,11 @@ fn metric(train: &Value, part: &str, key: &str) -> Option<f64> {
     train.get("metrics")?.get(part)?.get(key)?.as_f64()
 }
 
-/// " · tag" when a synthetic image carries a confounder tag (its `<stem>.marker.png` exists).
-fn tag_note(input: Option<&Path>) -> &'static str {
-    match input {
-        Some(p) if p.with_extension("marker.png").is_file() => " · tag",
+/// " · tag" when a synthetic image carries a confounder tag (its `<stem>.marker.png` exists
+/// inside the run folder).
+fn tag_note(run: &RunFolder, input: Option<&Path>) -> &'static str {
+    match input.map(|p| run.lookup_file(&p.with_extension("marker.png"))) {
+        Some(Lookup::Inside(_)) => " · tag",
         _ => "",
     }
 }
@@ -313,7 +532,7 @@ fn confounder_text(dataset: Option<&Value>) -> Option<String> {
     ))
 }
 
-fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
+fn findings(run: &RunFolder, found: &Found, groups: &[ModelGroup]) -> Section {
     let mut s = Section::new("findings", "Key findings");
     let mut any = false;
     // Warnings first: the reader must meet a shortcut before anything reassuring.
@@ -390,7 +609,7 @@ fn findings(run: &Path, found: &Found, groups: &[ModelGroup]) -> Section {
             any = true;
             s.push(Block::Callout {
                 tone: Tone::Info,
-                title: format!("{study} ({})", label(run, path)),
+                title: format!("{study} ({})", label(run.path(), path)),
                 text: text.to_string(),
             });
         }
@@ -473,7 +692,7 @@ fn explained_gap(v: &Value, groups: &[ModelGroup]) -> Option<f64> {
 /// when present), side by side; the model with the largest train-test gap first. Returns the
 /// grid and the kinds of map shown (for their colour bars).
 fn side_by_side(
-    run: &Path,
+    run: &RunFolder,
     found: &Found,
     groups: &[ModelGroup],
 ) -> Option<(Block, Vec<MapStyle>)> {
@@ -538,29 +757,24 @@ fn side_by_side(
         let mut maps = Vec::new();
         for (method, _) in &shown {
             for (path, v) in &explains {
-                let dir = path.parent().unwrap_or(run);
                 let hit = v["outputs"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .find(|o| o["stem"].as_str() == Some(stem));
-                let file = hit
+                let map = hit
                     .and_then(|o| o["files"][method]["png"].as_str())
-                    .and_then(|f| locate(dir, f));
-                if size.is_none() {
-                    size = file.as_deref().and_then(png_size);
-                }
-                maps.push(file.as_deref().and_then(png_file));
+                    .and_then(|f| run.png(path, f));
+                size = size.or(map.as_ref().map(|(_, s)| *s));
+                maps.push(map.map(|(picture, _)| picture));
             }
         }
-        let input = out["input"]
-            .as_str()
-            .and_then(|f| locate(base_path.parent().unwrap_or(run), f));
+        let (input, original) = row_input(run, base_path, out);
         let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
         cells.extend(maps);
         let class = out["target"]["name"].as_str().unwrap_or("?");
         rows.push((
-            format!("{stem}{} · {class}", tag_note(input.as_deref())),
+            format!("{stem}{} · {class}", tag_note(run, original.as_deref())),
             cells,
         ));
     }
@@ -767,7 +981,7 @@ fn confusion_figure(g: &ModelGroup) -> Option<Figure> {
     })
 }
 
-fn explain_section(run: &Path, found: &Found) -> Option<Section> {
+fn explain_section(run: &RunFolder, found: &Found) -> Option<Section> {
     if found.explains.is_empty() {
         return None;
     }
@@ -780,7 +994,6 @@ fn explain_section(run: &Path, found: &Found) -> Option<Section> {
     ));
     let mut styles: Vec<String> = Vec::new();
     for (path, v) in &found.explains {
-        let dir = path.parent().unwrap_or(run);
         let methods: Vec<String> = v["methods"]
             .as_array()
             .into_iter()
@@ -803,20 +1016,24 @@ fn explain_section(run: &Path, found: &Found) -> Option<Section> {
             .flatten()
             .take(MAX_GRID_ROWS)
         {
-            let maps: Vec<Option<PathBuf>> = methods
+            let maps: Vec<Option<(Picture, (u32, u32))>> = methods
                 .iter()
-                .map(|m| out["files"][m]["png"].as_str().and_then(|f| locate(dir, f)))
+                .map(|m| {
+                    out["files"][m]["png"]
+                        .as_str()
+                        .and_then(|f| run.png(path, f))
+                })
                 .collect();
-            let size = maps.iter().flatten().find_map(|p| png_size(p));
-            let input = out["input"].as_str().and_then(|f| locate(dir, f));
+            let size = maps.iter().flatten().map(|(_, size)| *size).next();
+            let (input, original) = row_input(run, path, out);
             let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
-            cells.extend(maps.iter().map(|m| m.as_deref().and_then(png_file)));
+            cells.extend(maps.into_iter().map(|m| m.map(|(picture, _)| picture)));
             let target = &out["target"];
             rows.push((
                 format!(
                     "{}{}: {} (p = {:.2})",
                     out["stem"].as_str().unwrap_or("?"),
-                    tag_note(input.as_deref()),
+                    tag_note(run, original.as_deref()),
                     target["name"].as_str().unwrap_or("?"),
                     target["prob"].as_f64().unwrap_or(f64::NAN)
                 ),
@@ -839,7 +1056,7 @@ fn explain_section(run: &Path, found: &Found) -> Option<Section> {
             rows,
             caption: format!(
                 "{} — model {model}{}{}. Raw maps (.npy) and overlays (.png) are in that folder.",
-                label(run, path),
+                label(run.path(), path),
                 if layers.is_empty() {
                     String::new()
                 } else {
@@ -864,7 +1081,7 @@ fn explain_section(run: &Path, found: &Found) -> Option<Section> {
     Some(s)
 }
 
-fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
+fn concepts_section(run: &RunFolder, found: &Found) -> Option<Section> {
     if found.concepts.is_empty() && found.atlases.is_empty() {
         return None;
     }
@@ -877,7 +1094,6 @@ fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
             .into(),
     ));
     for (path, v) in &found.concepts {
-        let dir = path.parent().unwrap_or(run);
         let lines = v.as_array().cloned().unwrap_or_default();
         let width = lines
             .iter()
@@ -896,16 +1112,16 @@ fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
                 .flatten()
                 .filter_map(|c| Some((c["channel"].as_u64()?, c["relevance"].as_f64()?)))
                 .collect();
-            let heat: Vec<Option<PathBuf>> = l["heatmaps"]
+            let heat: Vec<Option<(Picture, (u32, u32))>> = l["heatmaps"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|h| h["png"].as_str().and_then(|f| locate(dir, f)))
+                .map(|h| h["png"].as_str().and_then(|f| run.png(path, f)))
                 .collect();
-            let size = heat.iter().flatten().find_map(|p| png_size(p));
-            let input = l["input"].as_str().and_then(|f| locate(dir, f));
+            let size = heat.iter().flatten().map(|(_, size)| *size).next();
+            let (input, _) = row_input(run, path, l);
             let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
-            cells.extend(heat.iter().map(|h| h.as_deref().and_then(png_file)));
+            cells.extend(heat.into_iter().map(|h| h.map(|(picture, _)| picture)));
             let names: Vec<String> = l["heatmaps"]
                 .as_array()
                 .into_iter()
@@ -945,19 +1161,15 @@ fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
             caption: format!(
                 "{} — top concepts of layer {layer}, each with its share of the layer's relevance \
                  (in the row label) and its conditional heatmap.",
-                label(run, path)
+                label(run.path(), path)
             ),
             cell: 96,
         });
     }
     for (path, v) in &found.atlases {
-        let dir = path.parent().unwrap_or(run);
         let layer = v["layer"].as_str().unwrap_or("?");
         for ch in v["channels"].as_array().into_iter().flatten().take(6) {
-            let Some(img) = ch["image"].as_str().and_then(|f| locate(dir, f)) else {
-                continue;
-            };
-            if let Some(picture) = png_file(&img) {
+            if let Some((picture, _)) = ch["image"].as_str().and_then(|f| run.png(path, f)) {
                 s.push(Block::Figure(Figure {
                     picture,
                     caption: format!(
@@ -974,8 +1186,7 @@ fn concepts_section(run: &Path, found: &Found) -> Option<Section> {
     Some(s)
 }
 
-fn study_section(run: &Path, path: &Path, summary: &Value, index: usize) -> Section {
-    let dir = path.parent().unwrap_or(run);
+fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) -> Section {
     let study = summary["study"].as_str().unwrap_or("study");
     let title = match study {
         "faithfulness" => "Faithfulness: do the maps point at what the model uses?",
@@ -1029,7 +1240,7 @@ fn study_section(run: &Path, path: &Path, summary: &Value, index: usize) -> Sect
             caption: format!(
                 "{} (all numbers: metrics.csv in {})",
                 table["caption"].as_str().unwrap_or("Summary"),
-                label(run, path)
+                label(run.path(), path)
             ),
             headers: cols.iter().map(cell).collect(),
             rows: rows
@@ -1038,19 +1249,21 @@ fn study_section(run: &Path, path: &Path, summary: &Value, index: usize) -> Sect
                 .collect(),
         });
     }
-    if let Some(figures) = read_json(&dir.join("figures.json")).and_then(|v| v.as_array().cloned())
-    {
+    let record = path.with_file_name("figures.json");
+    let figures = match run.lookup_file(&record) {
+        Lookup::Inside(found) => read_json(&found).and_then(|v| v.as_array().cloned()),
+        _ => None,
+    };
+    if let Some(figures) = figures {
         for f in figures {
             let picture = f["svg"]
                 .as_str()
-                .and_then(|n| locate(dir, n))
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(Picture::Svg)
+                .and_then(|n| run.svg(&record, n))
                 .or_else(|| {
                     f["file"]
                         .as_str()
-                        .and_then(|n| locate(dir, n))
-                        .and_then(|p| png_file(&p))
+                        .and_then(|n| run.png(&record, n))
+                        .map(|(picture, _)| picture)
                 });
             if let Some(picture) = picture {
                 let title = f["title"].as_str().unwrap_or_default();
@@ -1136,17 +1349,13 @@ fn reproduce_section(found: &Found) -> Section {
     s
 }
 
-/// The report of everything found in `run`.
-pub fn build_report(run: &Path) -> Result<Report, ReportError> {
-    if !run.is_dir() {
-        return Err(ReportError::Empty(format!(
-            "{}: not a folder (give the output folder of a run)",
-            run.display()
-        )));
-    }
+/// The report of everything found in the run folder `path`; it holds only files inside that
+/// folder (see `RunFolder`).
+pub fn build_report(path: &Path) -> Result<Report, ReportError> {
+    let run = RunFolder::open(path)?;
     let mut found = Found::default();
-    scan(run, 0, &mut found);
-    let groups = model_groups(run, &found);
+    scan(&run, path, 0, &mut found);
+    let groups = model_groups(path, &found);
     if groups.is_empty()
         && found.explains.is_empty()
         && found.studies.is_empty()
@@ -1156,14 +1365,14 @@ pub fn build_report(run: &Path) -> Result<Report, ReportError> {
         return Err(ReportError::Empty(format!(
             "{}: nothing to report (no model.train.json, explain.json, concepts.json, atlas.json \
              or study summary.json below it)",
-            run.display()
+            path.display()
         )));
     }
-    let mut sections = vec![findings(run, &found, &groups)];
-    sections.extend(data_section(run, &found));
+    let mut sections = vec![findings(&run, &found, &groups)];
+    sections.extend(data_section(path, &found));
     sections.extend(models_section(&groups));
-    sections.extend(explain_section(run, &found));
-    sections.extend(concepts_section(run, &found));
+    sections.extend(explain_section(&run, &found));
+    sections.extend(concepts_section(&run, &found));
     let order = ["faithfulness", "stability", "variability", "compare"];
     let mut studies: Vec<&(PathBuf, Value)> = found.studies.iter().collect();
     studies.sort_by_key(|(p, v)| {
@@ -1173,15 +1382,14 @@ pub fn build_report(run: &Path) -> Result<Report, ReportError> {
             p.clone(),
         )
     });
-    for (i, (path, summary)) in studies.into_iter().enumerate() {
-        sections.push(study_section(run, path, summary, i));
+    for (i, (record, summary)) in studies.into_iter().enumerate() {
+        sections.push(study_section(&run, record, summary, i));
     }
+    sections.extend(run.omitted_section());
     sections.push(reproduce_section(&found));
     let subtitle = format!(
         "{} — relevance {}",
-        std::fs::canonicalize(run)
-            .unwrap_or_else(|_| run.to_path_buf())
-            .display(),
+        run.canonical.display(),
         env!("CARGO_PKG_VERSION")
     );
     Ok(Report {

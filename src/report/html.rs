@@ -1,15 +1,17 @@
 //! A self-contained HTML report: sections of text, figures (PNG inlined as base64, SVG inlined
-//! as markup), tables and callouts, with a table of contents. It opens from disk with no
-//! network and no external files.
+//! as markup after [`sanitize_svg`]), tables and callouts, with a table of contents. It opens
+//! from disk with no network and no external files.
 
 use base64::Engine;
+
+use super::svg::sanitize_svg;
 
 /// An image embedded in the report.
 #[derive(Clone, Debug)]
 pub enum Picture {
     /// PNG bytes.
     Png(Vec<u8>),
-    /// SVG markup.
+    /// SVG markup; only what [`sanitize_svg`] keeps of it reaches the HTML.
     Svg(String),
 }
 
@@ -151,18 +153,15 @@ fn picture_html(p: &Picture, width: Option<u32>, alt: &str) -> String {
             escape(alt),
             base64::engine::general_purpose::STANDARD.encode(bytes)
         ),
-        // Inline SVG scales with the container; the wrapper fixes its width.
-        Picture::Svg(svg) => format!(
-            "<div class=\"svg\"{style}>{}</div>",
-            strip_xml_declaration(svg)
-        ),
-    }
-}
-
-fn strip_xml_declaration(svg: &str) -> &str {
-    match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
+        // Inline SVG scales with the container; the wrapper fixes its width. Every SVG goes
+        // through the sanitiser, whoever made it: the HTML is shared with other people.
+        Picture::Svg(svg) => match sanitize_svg(svg) {
+            Ok(clean) => format!("<div class=\"svg\"{style}>{clean}</div>"),
+            Err(why) => format!(
+                "<p class=\"omitted\">Figure omitted: its SVG could not be read safely ({}).</p>",
+                escape(&why)
+            ),
+        },
     }
 }
 

@@ -620,8 +620,12 @@ mod tests {
             },
         ];
         for chart in charts {
-            let p = Plot::new("t", "x", "y", chart);
-            assert!(p.svg().unwrap().contains("<svg"));
+            let p = Plot::new("t's <x>", "x", "y", chart);
+            let svg = p.svg().unwrap();
+            assert!(svg.contains("<svg"));
+            // The report's sanitiser keeps every element and attribute plotters draws.
+            let clean = crate::report::svg::sanitize_svg(&svg).unwrap();
+            assert_eq!(clean, svg.trim_end().replace("&apos;", "&#39;"));
             assert!(!p.png().unwrap().is_empty());
         }
     }
