@@ -3,7 +3,6 @@
 //! Splitting (Otsuki et al. 2024) to within 1e-5, for randomly initialised ResNet-18 and
 //! ResNet-50. The other skip modes and biased networks are measured and printed for the record.
 
-
 use relevance::graph::{Model, ModelCard, Param};
 use relevance::methods::lrp::{
     Composite, LrpModel, LrpOptions, SkipMode, StartRelevance, check_conservation,

@@ -1,7 +1,6 @@
 //! Insertion / deletion (RISE) against closed forms: with scores linear in the inserted pixels
 //! the curves are known point by point and the trapezoid AUC exactly.
 
-
 use std::path::PathBuf;
 
 use relevance::graph::{GraphBuilder, Model, ModelCard, Op, ParamStore};
