@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::engine::Activations;
 use crate::graph::{LoadOptions, Model};
+use crate::io::{safe_component, unique_name};
 use crate::methods::lrp::{Conservation, LrpOptions, SkipMode, StartRelevance};
 use crate::methods::pass::{forward_all, logits, repeat_rows, row};
 use crate::methods::{
@@ -132,21 +133,6 @@ fn method_options(args: &ExplainArgs) -> Result<MethodOptions> {
     })
 }
 
-/// File-name-safe form of a stem or class name.
-fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".into() } else { out }
-}
-
 /// One image to explain.
 struct Input {
     path: PathBuf,
@@ -159,13 +145,8 @@ fn unique_stems(files: Vec<PathBuf>) -> Vec<Input> {
     files
         .into_iter()
         .map(|path| {
-            let base = sanitize(&path.file_stem().unwrap_or_default().to_string_lossy());
-            let mut stem = base.clone();
-            let mut k = 2;
-            while !seen.insert(stem.clone()) {
-                stem = format!("{base}-{k}");
-                k += 1;
-            }
+            let base = safe_component(&path.file_stem().unwrap_or_default().to_string_lossy());
+            let stem = unique_name(base, &mut seen);
             Input { path, stem }
         })
         .collect()
@@ -227,7 +208,7 @@ impl Run<'_> {
         for (r, (&target, input)) in targets.iter().zip(owners).enumerate() {
             let class = self.model.class_name(target);
             let prefix = if all_targets {
-                format!("{}.{}", input.stem, sanitize(&class))
+                format!("{}.{}", input.stem, safe_component(&class))
             } else {
                 input.stem.clone()
             };
