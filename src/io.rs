@@ -35,24 +35,24 @@ pub fn write_text_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 pub const MAX_COMPONENT_BYTES: usize = 120;
 
 /// Maps any user-provided text (a layer, input, class, model or augmentation name) to ONE safe
-/// path component for an output file or folder name: ASCII letters, digits, `-` and `_` only
-/// (so no `/`, `\`, NUL, control characters or dots: never `.`, `..`, a hidden name or a
-/// separator), never empty, not starting with `-` (it would read as a flag), at most
+/// path component for an output file or folder name: ASCII letters, digits, `-`, `_` and `.`
+/// only (so no `/`, `\`, NUL or control characters), never empty, not starting with `.` (so
+/// never `.`, `..` or a hidden name) or `-` (it would read as a flag), at most
 /// [`MAX_COMPONENT_BYTES`] bytes. A name that had to be changed or shortened gets `-` and a
 /// short stable hash of the original appended, so two different names never share an output
-/// file; a name that is already safe is returned unchanged.
+/// file; a name that is already safe (`features.28`, `scan0`) is returned unchanged.
 pub fn safe_component(name: &str) -> String {
     let mapped: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    let mut safe = match mapped.strip_prefix('-') {
+    let mut safe = match mapped.strip_prefix(['-', '.']) {
         Some(rest) => format!("_{rest}"),
         None => mapped,
     };
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn safe_names_are_kept() {
-        for name in ["scan0", "seed-3", "glioma_a", "features_8"] {
+        for name in ["scan0", "seed-3", "glioma_a", "features.8", "img.v2"] {
             assert_eq!(safe_component(name), name);
         }
     }
@@ -126,6 +126,7 @@ mod tests {
             "/features/features.0/Conv",
             "..",
             ".",
+            "...",
             "",
             "/",
             "/etc/passwd",
@@ -144,10 +145,11 @@ mod tests {
             let safe = safe_component(name);
             assert!(!safe.is_empty() && safe.len() <= MAX_COMPONENT_BYTES, "{name:?} → {safe}");
             assert!(
-                safe.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                safe.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
                 "{name:?} → {safe}"
             );
-            assert!(!safe.starts_with('-'), "{name:?} → {safe}");
+            assert!(!safe.starts_with(['-', '.']), "{name:?} → {safe}");
             assert!(child_path(Path::new("out"), &safe).is_ok(), "{name:?} → {safe}");
             assert!(seen.insert(safe.clone()), "{name:?} → {safe} collides");
             assert_eq!(safe_component(name), safe, "stable");

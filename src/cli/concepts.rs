@@ -57,8 +57,8 @@ pub struct ConceptsArgs {
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Output folder: `<input>/<layer>_<channels>.npy|png` per input and `concepts.json`;
-    /// the input and layer parts are made file-name safe (only `A-Za-z0-9-_`, with a short hash
-    /// of the original when changed), so every file stays inside this folder.
+    /// the input and layer parts are made file-name safe (only `A-Za-z0-9-_.`, not starting
+    /// with `.` or `-`, with a short hash of the original when changed), so every file stays inside this folder.
     #[arg(long, default_value = "relevance-concepts")]
     pub out: PathBuf,
     /// Print nothing on stdout (`concepts.json` in --out holds the same records).
