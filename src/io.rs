@@ -91,7 +91,10 @@ pub fn child_path(dir: &Path, component: &str) -> std::io::Result<PathBuf> {
         }
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("'{component}' is not a plain file name (refusing to write outside {})", dir.display()),
+            format!(
+                "'{component}' is not a plain file name (refusing to write outside {})",
+                dir.display()
+            ),
         )),
     }
 }
@@ -143,14 +146,20 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for name in cases {
             let safe = safe_component(name);
-            assert!(!safe.is_empty() && safe.len() <= MAX_COMPONENT_BYTES, "{name:?} → {safe}");
+            assert!(
+                !safe.is_empty() && safe.len() <= MAX_COMPONENT_BYTES,
+                "{name:?} → {safe}"
+            );
             assert!(
                 safe.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
                 "{name:?} → {safe}"
             );
             assert!(!safe.starts_with(['-', '.']), "{name:?} → {safe}");
-            assert!(child_path(Path::new("out"), &safe).is_ok(), "{name:?} → {safe}");
+            assert!(
+                child_path(Path::new("out"), &safe).is_ok(),
+                "{name:?} → {safe}"
+            );
             assert!(seen.insert(safe.clone()), "{name:?} → {safe} collides");
             assert_eq!(safe_component(name), safe, "stable");
         }
@@ -169,6 +178,9 @@ mod tests {
         for bad in ["", ".", "..", "/abs", "a/b", "a\\b", "a\0b", "../x"] {
             assert!(child_path(Path::new("out"), bad).is_err(), "{bad:?}");
         }
-        assert_eq!(child_path(Path::new("out"), "a.npy").unwrap(), Path::new("out/a.npy"));
+        assert_eq!(
+            child_path(Path::new("out"), "a.npy").unwrap(),
+            Path::new("out/a.npy")
+        );
     }
 }

@@ -660,7 +660,10 @@ mod tests {
         for y in 0..h {
             for x in 0..w {
                 tmp[y * w + x] = (-r..=r)
-                    .map(|d| k[(d + r) as usize] / total * img.data[y * w + mirror(x as isize + d, w)] as f64)
+                    .map(|d| {
+                        k[(d + r) as usize] / total
+                            * img.data[y * w + mirror(x as isize + d, w)] as f64
+                    })
                     .sum();
             }
         }

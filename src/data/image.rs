@@ -171,17 +171,28 @@ impl Image {
         let (w, h) = (self.width, self.height);
         let (short, long) = if w <= h { (w, h) } else { (h, w) };
         let new_long = size * long / short;
-        if w <= h { [size, new_long] } else { [new_long, size] }
+        if w <= h {
+            [size, new_long]
+        } else {
+            [new_long, size]
+        }
     }
 
     /// `resize_shorter(filter, size).center_crop(h, w)` computing only the part of the resized
     /// image the crop keeps: a 1×30000 image at size 256 would otherwise build a 256×7.68 M
     /// intermediate (5.9 GB) to keep 224×224 of it.
-    pub fn resize_shorter_and_crop(&self, filter: Filter, size: usize, h: usize, w: usize) -> Image {
+    pub fn resize_shorter_and_crop(
+        &self,
+        filter: Filter,
+        size: usize,
+        h: usize,
+        w: usize,
+    ) -> Image {
         let [rw, rh] = self.shorter_side_dims(size);
         let (top, left) = (crop_offset(rh, h), crop_offset(rw, w));
         let kept = |offset: i64, want: usize, have: usize| {
-            offset.clamp(0, have as i64) as usize..(offset + want as i64).clamp(0, have as i64) as usize
+            offset.clamp(0, have as i64) as usize
+                ..(offset + want as i64).clamp(0, have as i64) as usize
         };
         let (ys, xs) = (kept(top, h, rh), kept(left, w, rw));
         let part = Image {
@@ -351,7 +362,9 @@ mod tests {
                     width: w,
                     height: h,
                     channels,
-                    pixels: (0..w * h * channels).map(|i| (i * 37 % 251) as u8).collect(),
+                    pixels: (0..w * h * channels)
+                        .map(|i| (i * 37 % 251) as u8)
+                        .collect(),
                 };
                 for filter in [Filter::Bilinear, Filter::Bicubic] {
                     for (size, ch, cw) in [(6, 4, 4), (3, 5, 2), (8, 8, 8), (2, 1, 3)] {

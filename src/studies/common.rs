@@ -70,7 +70,6 @@ pub struct StudyImage {
     pub marker: Option<PathBuf>,
 }
 
-
 /// Expands `--models` arguments into `(label, weights)`: a training folder with `ensemble.json`
 /// gives all its members (`seed-<s>`), a `seed-*` folder its `model.safetensors` (`seed-<s>`),
 /// a file itself (its stem). Labels that would repeat (`seed-0` of two ensembles) are prefixed

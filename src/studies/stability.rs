@@ -568,7 +568,11 @@ fn compare_chunk(
             if opts.save_maps {
                 let map_dir = opts.out.join("maps").join(&m.label).join(name);
                 create_dir(&map_dir)?;
-                let file = format!("{}.{}.npy", img.stem, crate::io::safe_component(&named.name));
+                let file = format!(
+                    "{}.{}.npy",
+                    img.stem,
+                    crate::io::safe_component(&named.name)
+                );
                 write_npy(&map_dir.join(file), &[h, w], &back)?;
             }
             let mut rec = json!({

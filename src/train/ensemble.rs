@@ -238,7 +238,11 @@ mod tests {
         assert!(parse_seeds("1,1").is_err());
         assert!(parse_seeds("a").is_err());
         // Refused before the seeds are listed (8 TB for this one).
-        assert!(parse_seeds("0..1000000000000").unwrap_err().contains("more than 1000"));
+        assert!(
+            parse_seeds("0..1000000000000")
+                .unwrap_err()
+                .contains("more than 1000")
+        );
         assert!(parse_seeds("0..=1000").is_err());
         assert_eq!(parse_seeds("0..1000").unwrap().len(), 1000);
     }

@@ -68,9 +68,10 @@ fn created_at_root(existed_before: bool) -> bool {
     if existed_before || !root.exists() {
         return false;
     }
-    for f in ["npy", "png"].iter().flat_map(|ext| {
-        (0..16).map(move |c| root.join(format!("Conv_{c}.{ext}")))
-    }) {
+    for f in ["npy", "png"]
+        .iter()
+        .flat_map(|ext| (0..16).map(move |c| root.join(format!("Conv_{c}.{ext}"))))
+    {
         let _ = std::fs::remove_file(f);
     }
     let _ = std::fs::remove_dir(root);
@@ -101,7 +102,10 @@ fn concepts_with_a_torch_onnx_export_node_name_writes_inside_out() {
     );
     let littered = created_at_root(existed);
     assert_ok(&out);
-    assert!(!littered, "concepts wrote /0/Conv_*.npy at the file-system root");
+    assert!(
+        !littered,
+        "concepts wrote /0/Conv_*.npy at the file-system root"
+    );
     sb.assert_nothing_outside_out(&before);
     let files = files_below(&sb.out());
     // concepts.json + two channels × (.npy, .png), all in out/img/.
@@ -177,7 +181,12 @@ fn explain_with_a_250_character_input_name_writes_its_maps() {
     assert_ok(&out);
     sb.assert_nothing_outside_out(&before);
     let files = files_below(&sb.out());
-    assert!(files.iter().any(|f| f.to_string_lossy().ends_with(".saliency.npy")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".saliency.npy")),
+        "{files:?}"
+    );
     for f in &files {
         assert!(f.to_string_lossy().len() < 255, "{f:?}");
     }
@@ -193,7 +202,14 @@ fn predict_with_card(sb: &Sandbox, name: &str, card: &str) -> (PathBuf, std::pro
     let image = sb.input("img.png", &png(40, 36));
     let out = run_limited(
         &sb.cwd(),
-        &["predict", "--model", s(&model), "--card", s(&card), s(&image)],
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--card",
+            s(&card),
+            s(&image),
+        ],
     );
     (card, out)
 }
@@ -203,7 +219,11 @@ fn assert_refused_naming_once(out: &std::process::Output, file: &Path, needles: 
     let mut all = vec![s(file)];
     all.extend(needles);
     let line = assert_refused(out, &all);
-    assert_eq!(line.matches(s(file)).count(), 1, "path not named exactly once: {line}");
+    assert_eq!(
+        line.matches(s(file)).count(),
+        1,
+        "path not named exactly once: {line}"
+    );
 }
 
 #[test]
@@ -271,7 +291,14 @@ fn predict_thin_image(sb: &Sandbox, height: u32) -> (PathBuf, std::process::Outp
     let image = sb.input("thin.png", &png(1, height));
     let out = run_limited(
         &sb.cwd(),
-        &["predict", "--model", s(&model), "--card", s(&card), s(&image)],
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--card",
+            s(&card),
+            s(&image),
+        ],
     );
     (image, out)
 }
@@ -308,7 +335,7 @@ fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend(h.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut z, &vec![0u8; 1 + 3 * 64]).unwrap();
+    std::io::Write::write_all(&mut z, &[0u8; 1 + 3 * 64]).unwrap();
     let idat = z.finish().unwrap();
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut out, b"IHDR", &ihdr);
@@ -334,7 +361,14 @@ fn a_folder_given_as_the_model_says_it_is_a_folder() {
     let image = sb.input("img.png", &png(32, 32));
     let out = run_limited(
         &sb.cwd(),
-        &["predict", "--model", s(&folder), "--arch", "small_cnn", s(&image)],
+        &[
+            "predict",
+            "--model",
+            s(&folder),
+            "--arch",
+            "small_cnn",
+            s(&image),
+        ],
     );
     assert_refused(&out, &[s(&folder), "is a folder, not a file"]);
 }
@@ -365,7 +399,10 @@ fn nan_weights_are_refused_at_load_naming_the_parameter() {
     std::fs::write(&model, bytes).unwrap();
     let image = sb.input("img.png", &png(32, 32));
     let out = run_limited(&sb.cwd(), &["predict", "--model", s(&model), s(&image)]);
-    assert_refused(&out, &[s(&model), &format!("parameter '{poisoned}'"), "NaN"]);
+    assert_refused(
+        &out,
+        &[s(&model), &format!("parameter '{poisoned}'"), "NaN"],
+    );
 }
 
 // ---- Data sets (issue item 8) -----------------------------------------------------------------
@@ -383,7 +420,15 @@ fn two_class_folder(sb: &Sandbox) -> PathBuf {
 fn data_info(sb: &Sandbox, data: &Path) -> std::process::Output {
     run_limited(
         &sb.cwd(),
-        &["data", "info", s(data), "--val-fraction", "0", "--test-fraction", "0"],
+        &[
+            "data",
+            "info",
+            s(data),
+            "--val-fraction",
+            "0",
+            "--test-fraction",
+            "0",
+        ],
     )
 }
 
@@ -422,8 +467,14 @@ fn idx(dims: &[u32], values: &[u8]) -> Vec<u8> {
 fn idx_images_of_width_0_are_refused() {
     let sb = Sandbox::new("idx-width-0");
     for part in ["train", "t10k"] {
-        sb.input(&format!("mnist/{part}-images-idx3-ubyte"), &idx(&[2, 28, 0], &[]));
-        sb.input(&format!("mnist/{part}-labels-idx1-ubyte"), &idx(&[2], &[0, 1]));
+        sb.input(
+            &format!("mnist/{part}-images-idx3-ubyte"),
+            &idx(&[2, 28, 0], &[]),
+        );
+        sb.input(
+            &format!("mnist/{part}-labels-idx1-ubyte"),
+            &idx(&[2], &[0, 1]),
+        );
     }
     let before = sb.listing();
     let out = run_limited(
@@ -512,5 +563,9 @@ fn explain_with_one_empty_png_among_nine_good_ones_writes_nothing() {
     );
     assert_refused(&out, &[s(&empty)]);
     sb.assert_nothing_outside_out(&before);
-    assert_eq!(files_below(&sb.out()), Vec::<PathBuf>::new(), "maps written before the error");
+    assert_eq!(
+        files_below(&sb.out()),
+        Vec::<PathBuf>::new(),
+        "maps written before the error"
+    );
 }
