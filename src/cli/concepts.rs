@@ -124,8 +124,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "input".into());
-        let dir = child_path(&args.out, &unique_name(safe_component(&stem), &mut stems))
-            .context("concepts")?;
+        let dir = child_path(&args.out, &unique_name(safe_component(&stem), &mut stems))?;
         let mut drawn = Vec::new();
         if !sets.is_empty() {
             let result = conditional_relevance(&lrp, &x, target, layer, &sets, args.batch)?;
