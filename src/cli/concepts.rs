@@ -2,6 +2,7 @@
 //! the prediction, their conditional heatmaps (`.npy` and `.png`), and optionally each top
 //! concept's attribution graph. One JSON line per input on stdout.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::graph::{LoadOptions, Model};
-use crate::io::write_atomic;
+use crate::io::{child_path, safe_component, unique_name, write_atomic};
 use crate::methods::crp::graph::attribution_graph;
 use crate::methods::crp::render::heatmap_png;
 use crate::methods::crp::{conditional_relevance, rank_channels};
@@ -56,7 +57,9 @@ pub struct ConceptsArgs {
     /// Concepts per backward pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Output folder for the heatmaps.
+    /// Output folder: `<input>/<layer>_<channels>.npy|png` per input and `concepts.json`;
+    /// the input and layer parts are made file-name safe (only `A-Za-z0-9-_.`, not starting
+    /// with `.` or `-`, with a short hash of the original when changed), so every file stays inside this folder.
     #[arg(long, default_value = "relevance-concepts")]
     pub out: PathBuf,
     /// Print nothing on stdout (`concepts.json` in --out holds the same records).
@@ -93,6 +96,10 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                 .with_context(|| format!("--concept '{s}' is not a list of channel numbers"))
         })
         .collect::<Result<_>>()?;
+    // The layer is looked up by its own name (ONNX names such as `/features/features.0/Conv`
+    // included) and recorded as given; only the output file names use the safe form.
+    let layer_file = safe_component(&args.layer);
+    let mut stems = HashSet::new();
     let mut lines = Vec::new();
     for file in expand_inputs(&args.inputs)? {
         let x = load_input(&file, &model.card)?;
@@ -118,7 +125,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "input".into());
-        let dir = args.out.join(&stem);
+        let dir = child_path(&args.out, &unique_name(safe_component(&stem), &mut stems))?;
         // The image as the model saw it, inside --out: the report shows only files inside the
         // run folder, and the input itself usually lies elsewhere.
         let input_png = dir.join("input.png");
@@ -138,8 +145,8 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                     .map(|c| c.to_string())
                     .collect::<Vec<_>>()
                     .join("+");
-                let npy = dir.join(format!("{}_{name}.npy", args.layer));
-                let png = dir.join(format!("{}_{name}.png", args.layer));
+                let npy = child_path(&dir, &format!("{layer_file}_{name}.npy"))?;
+                let png = child_path(&dir, &format!("{layer_file}_{name}.png"))?;
                 write_npy(&npy, &[h, w], map)?;
                 write_atomic(&png, &heatmap_png(map, h, w)?)
                     .with_context(|| png.display().to_string())?;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::engine::Activations;
 use crate::graph::{LoadOptions, Model};
+use crate::io::{safe_component, unique_name};
 use crate::methods::lrp::{Conservation, LrpOptions, SkipMode, StartRelevance};
 use crate::methods::pass::{forward_all, logits, repeat_rows, row};
 use crate::methods::{
@@ -102,7 +103,8 @@ pub struct ExplainArgs {
     /// Colormap of unsigned maps (viridis, inferno, gray); signed maps use bwr or coldnhot.
     #[arg(long)]
     pub colormap: Option<String>,
-    /// Images, .npy tensors or folders of them.
+    /// Images, .npy tensors or folders of them. All are read before the first map is written:
+    /// one unreadable input stops the run with nothing written.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
@@ -132,21 +134,6 @@ fn method_options(args: &ExplainArgs) -> Result<MethodOptions> {
     })
 }
 
-/// File-name-safe form of a stem or class name.
-fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".into() } else { out }
-}
-
 /// One image to explain.
 struct Input {
     path: PathBuf,
@@ -159,13 +146,8 @@ fn unique_stems(files: Vec<PathBuf>) -> Vec<Input> {
     files
         .into_iter()
         .map(|path| {
-            let base = sanitize(&path.file_stem().unwrap_or_default().to_string_lossy());
-            let mut stem = base.clone();
-            let mut k = 2;
-            while !seen.insert(stem.clone()) {
-                stem = format!("{base}-{k}");
-                k += 1;
-            }
+            let base = safe_component(&path.file_stem().unwrap_or_default().to_string_lossy());
+            let stem = unique_name(base, &mut seen);
             Input { path, stem }
         })
         .collect()
@@ -227,7 +209,7 @@ impl Run<'_> {
         for (r, (&target, input)) in targets.iter().zip(owners).enumerate() {
             let class = self.model.class_name(target);
             let prefix = if all_targets {
-                format!("{}.{}", input.stem, sanitize(&class))
+                format!("{}.{}", input.stem, safe_component(&class))
             } else {
                 input.stem.clone()
             };
@@ -338,6 +320,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         },
     )?;
     let inputs = unique_stems(expand_inputs(&args.inputs)?);
+    check_inputs(&inputs, &model)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
     let mut run = Run {
@@ -446,6 +429,17 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         inputs.len(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// Reads and preprocesses every input once before the first map is written, so a file that
+/// cannot be read (an empty PNG, a truncated JPEG, a tensor of the wrong shape) stops the run
+/// with one error naming it and nothing in `--out`, instead of failing half-way with maps
+/// written and no `explain.json`. Costs one extra decode per image, small next to any method.
+fn check_inputs(inputs: &[Input], model: &Model) -> Result<()> {
+    for input in inputs {
+        load_input(&input.path, &model.card)?;
+    }
     Ok(())
 }
 

@@ -19,7 +19,7 @@ pub struct StabilityArgs {
         value_delimiter = ',',
         default_value = "hflip,rotate:10,brightness:1.2,noise:0.05,blur:1"
     )]
-    pub augment: Vec<NamedAug>,
+    pub augment: Vec<String>,
     /// Class explained on both images: predicted (on the original) or true.
     #[arg(long, default_value = "predicted")]
     pub target: TargetRule,
@@ -39,7 +39,12 @@ pub fn run_cli(args: StabilityArgs) -> Result<()> {
         opts.methods = m.clone();
     }
     opts.method_options = s.method_options()?;
-    opts.augmentations = args.augment.clone();
+    // Parsed here rather than by clap, so a bad value is one `error:` line with exit status 1.
+    opts.augmentations = args
+        .augment
+        .iter()
+        .map(|a| a.parse::<NamedAug>().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
     opts.target = args.target;
     opts.top_k = args.top_k;
     opts.seed = s.seed;

@@ -168,7 +168,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         resize: ResizeMode::Stretch,
         ..ModelCard::default()
     };
-    card.check().map_err(anyhow::Error::msg)?;
+    card.validate().map_err(anyhow::Error::msg)?;
     let augment = AugmentSpec::parse(&args.augment)?;
     let fractions = SplitFractions {
         val: args.val_fraction,

@@ -372,24 +372,52 @@ fn blur(img: &mut Planes, sigma: f32) {
     let total: f32 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= total);
     let (w, h) = (img.width, img.height);
+    let (kx, rx) = fold_kernel(&k, r, w);
+    let (ky, ry) = fold_kernel(&k, r, h);
     let mut tmp = vec![0f32; w * h];
     for c in 0..img.channels {
         let plane = &mut img.data[c * w * h..(c + 1) * w * h];
         for y in 0..h {
             for x in 0..w {
-                tmp[y * w + x] = (-r..=r)
-                    .map(|d| k[(d + r) as usize] * plane[y * w + mirror(x as isize + d, w)])
+                tmp[y * w + x] = (-rx..=rx)
+                    .map(|d| kx[(d + rx) as usize] * plane[y * w + mirror(x as isize + d, w)])
                     .sum();
             }
         }
         for y in 0..h {
             for x in 0..w {
-                plane[y * w + x] = (-r..=r)
-                    .map(|d| k[(d + r) as usize] * tmp[mirror(y as isize + d, h) * w + x])
+                plane[y * w + x] = (-ry..=ry)
+                    .map(|d| ky[(d + ry) as usize] * tmp[mirror(y as isize + d, h) * w + x])
                     .sum();
             }
         }
     }
+}
+
+/// The kernel `k` (radius `r`) applied along a side of `n` pixels with mirrored borders, as
+/// an equivalent kernel no longer than one mirror period `2(n − 1)`: the mirrored signal
+/// repeats with that period, so taps a period apart read the same pixel and their weights
+/// add up. A blur with σ far above the image size then costs O(pixels × side), not
+/// O(pixels × σ). Kernels that already fit are returned unchanged (same values bit for bit).
+fn fold_kernel(k: &[f32], r: isize, n: usize) -> (Vec<f32>, isize) {
+    let period = 2 * (n as isize - 1);
+    if period <= 0 || 2 * r < period {
+        return (k.to_vec(), r);
+    }
+    // Offsets 0..period cover every residue once; keep them centred as -(period/2)..
+    let lo = -(period / 2);
+    let mut folded = vec![0f32; period as usize];
+    for (i, &v) in k.iter().enumerate() {
+        let d = i as isize - r;
+        folded[(d - lo).rem_euclid(period) as usize] += v;
+    }
+    // Express as a symmetric-range kernel of radius `period/2` (zero where unused).
+    let radius = period / 2;
+    let mut out = vec![0f32; (2 * radius + 1) as usize];
+    for (j, &v) in folded.iter().enumerate() {
+        out[j] += v;
+    }
+    (out, radius)
 }
 
 /// An augmented image with what is needed to map results back to the original frame.
@@ -613,5 +641,59 @@ impl AugmentSpec {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blur with the whole kernel, tap by tap (what `blur` computed before folding).
+    fn blur_tap_by_tap(img: &Planes, sigma: f32) -> Vec<f32> {
+        let r = (3.0 * sigma).ceil() as isize;
+        let k: Vec<f64> = (-r..=r)
+            .map(|i| (-(i * i) as f64 / (2.0 * (sigma * sigma) as f64)).exp())
+            .collect();
+        let total: f64 = k.iter().sum();
+        let (w, h) = (img.width, img.height);
+        let mut tmp = vec![0f64; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                tmp[y * w + x] = (-r..=r)
+                    .map(|d| {
+                        k[(d + r) as usize] / total
+                            * img.data[y * w + mirror(x as isize + d, w)] as f64
+                    })
+                    .sum();
+            }
+        }
+        let mut out = vec![0f32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                out[y * w + x] = (-r..=r)
+                    .map(|d| k[(d + r) as usize] / total * tmp[mirror(y as isize + d, h) * w + x])
+                    .sum::<f64>() as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_blur_wider_than_the_image_equals_the_tap_by_tap_blur() {
+        let (w, h) = (5, 3);
+        let img = Planes {
+            channels: 1,
+            height: h,
+            width: w,
+            data: (0..w * h).map(|i| ((i * 7) % 11) as f32).collect(),
+        };
+        for sigma in [0.5f32, 2.0, 40.0] {
+            let mut folded = img.clone();
+            blur(&mut folded, sigma);
+            let expected = blur_tap_by_tap(&img, sigma);
+            for (a, b) in folded.data.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-4, "σ {sigma}: {a} vs {b}");
+            }
+        }
     }
 }

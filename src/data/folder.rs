@@ -8,6 +8,8 @@
 //! `.mask.png` or `.marker.png` are never read as samples. In a CSV the mask column names the
 //! mask file explicitly.
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -92,15 +94,32 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(out)
 }
 
-fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+/// The images below `dir`, recursively. Symbolic links are followed, but each folder is
+/// entered once (by its canonical path, `visited`), so a link back up the tree (a cycle) adds
+/// nothing instead of repeating the tree until the path is too long.
+fn images_under(
+    dir: &Path,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), DataError> {
+    let canonical = canonical(dir)?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
     for p in sorted_entries(dir)? {
         if p.is_dir() {
-            images_under(&p, out)?;
+            images_under(&p, visited, out)?;
         } else if super::is_image(&p) && !is_mask_file(&p) {
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// `path` with every link resolved (how two names of one file or folder are recognised).
+fn canonical(path: &Path) -> Result<PathBuf, DataError> {
+    path.canonicalize()
+        .map_err(|e| DataError::file(path, format!("cannot resolve: {e}")))
 }
 
 /// Width and height from the file header (no full decode).
@@ -148,9 +167,35 @@ impl ImageFolder {
         }
         let mut classes = Vec::new();
         let mut candidates = Vec::new();
+        // Every image file counts once, under one class: `owner` maps its canonical path to the
+        // class folder it was first found in.
+        let mut owner: HashMap<PathBuf, usize> = HashMap::new();
         for (label, dir) in class_dirs.iter().enumerate() {
+            // The root is marked visited so a link to it from inside a class is not entered.
+            let mut visited = HashSet::from([canonical(root)?]);
             let mut files = Vec::new();
-            images_under(dir, &mut files)?;
+            images_under(dir, &mut visited, &mut files)?;
+            let mut unique = Vec::with_capacity(files.len());
+            for path in files {
+                match owner.entry(canonical(&path)?) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(label);
+                        unique.push(path);
+                    }
+                    Entry::Occupied(first) if *first.get() == label => {}
+                    Entry::Occupied(first) => {
+                        return Err(DataError::file(
+                            &path,
+                            format!(
+                                "the same file is also in class folder {} (through a link); \
+                                 an image must belong to one class",
+                                class_dirs[*first.get()].display()
+                            ),
+                        ));
+                    }
+                }
+            }
+            let files = unique;
             if files.is_empty() {
                 return Err(DataError::file(
                     dir,

@@ -101,6 +101,12 @@ pub fn read_idx_pair(images: &Path, labels: &Path) -> Result<IdxSet, DataError> 
             format!("expected [N, H, W] images, got {:?}", img.dims),
         ));
     };
+    if h == 0 || w == 0 {
+        return Err(DataError::file(
+            images,
+            format!("images of {h}×{w} pixels: height and width must be positive"),
+        ));
+    }
     if lab.dims != [n] {
         return Err(DataError::file(
             labels,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::DataError;
-use super::resize::{Filter, resize_u8};
+use super::resize::{Filter, Size, resize_u8, resize_u8_region};
 use crate::graph::ModelCard;
 use crate::graph::card::ResizeMode;
 use crate::tensor::{T4, from_vec};
@@ -37,7 +37,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
         // "image file is truncated"); a half-grey scan must not be classified silently.
         return Err("truncated JPEG: no end-of-image marker after the last scan".into());
     }
-    let img = ::image::load_from_memory(bytes).map_err(|e| format!("not a readable image: {e}"))?;
+    let img = decode_within_limits(bytes)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err("image has zero size".into());
@@ -56,6 +56,45 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
             channels: 1,
             pixels: img.to_luma8().into_raw(),
         }
+    })
+}
+
+/// Largest image side decoded, in pixels: well above any camera or scanner output the
+/// workbench is meant for, and it bounds the decode (and every resize after it) before the
+/// pixels are allocated.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+/// Largest single allocation the decoder may make, in bytes (an 8-bit RGB image of about
+/// 9000×9000).
+pub const MAX_DECODE_BYTES: u64 = 1 << 28;
+
+/// Decodes `bytes` after reading the header's dimensions: a header claiming more than
+/// [`MAX_IMAGE_SIDE`] per side, or pixels over [`MAX_DECODE_BYTES`], is refused before any
+/// pixel is allocated.
+fn decode_within_limits(bytes: &[u8]) -> Result<::image::DynamicImage, String> {
+    let unreadable = |e: ::image::ImageError| format!("not a readable image: {e}");
+    let reader = || {
+        ::image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("not a readable image: {e}"))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "image is {w}×{h} pixels; at most {MAX_IMAGE_SIDE} per side are accepted"
+        ));
+    }
+    let mut limits = ::image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = reader()?;
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        ::image::ImageError::Limits(_) => format!(
+            "image is {w}×{h} pixels, more than {} MiB to decode",
+            MAX_DECODE_BYTES >> 20
+        ),
+        e => unreadable(e),
     })
 }
 
@@ -123,23 +162,71 @@ impl Image {
 
     /// torchvision's `Resize(size)`: the shorter side becomes `size`, the longer one keeps the ratio.
     pub fn resize_shorter(&self, filter: Filter, size: usize) -> Image {
+        let [w, h] = self.shorter_side_dims(size);
+        self.resize(filter, w, h)
+    }
+
+    /// `[width, height]` after torchvision's `Resize(size)`.
+    fn shorter_side_dims(&self, size: usize) -> [usize; 2] {
         let (w, h) = (self.width, self.height);
         let (short, long) = if w <= h { (w, h) } else { (h, w) };
         let new_long = size * long / short;
         if w <= h {
-            self.resize(filter, size, new_long)
+            [size, new_long]
         } else {
-            self.resize(filter, new_long, size)
+            [new_long, size]
         }
+    }
+
+    /// `resize_shorter(filter, size).center_crop(h, w)` computing only the part of the resized
+    /// image the crop keeps: a 1×30000 image at size 256 would otherwise build a 256×7.68 M
+    /// intermediate (5.9 GB) to keep 224×224 of it.
+    pub fn resize_shorter_and_crop(
+        &self,
+        filter: Filter,
+        size: usize,
+        h: usize,
+        w: usize,
+    ) -> Image {
+        let [rw, rh] = self.shorter_side_dims(size);
+        let (top, left) = (crop_offset(rh, h), crop_offset(rw, w));
+        let kept = |offset: i64, want: usize, have: usize| {
+            offset.clamp(0, have as i64) as usize
+                ..(offset + want as i64).clamp(0, have as i64) as usize
+        };
+        let (ys, xs) = (kept(top, h, rh), kept(left, w, rw));
+        let part = Image {
+            width: xs.len(),
+            height: ys.len(),
+            channels: self.channels,
+            pixels: resize_u8_region(
+                filter,
+                &self.pixels,
+                Size {
+                    w: self.width,
+                    h: self.height,
+                    channels: self.channels,
+                },
+                [rw, rh],
+                xs.clone(),
+                ys.clone(),
+            ),
+        };
+        // The kept part sits at (xs.start, ys.start) of the resized image; place it in the
+        // (zero-padded) crop exactly where center_crop would.
+        part.crop_at(top - ys.start as i64, left - xs.start as i64, h, w)
     }
 
     /// torchvision's `CenterCrop((h, w))` (offsets rounded half to even, like Python's `round`;
     /// zero-padded if the image is smaller).
     pub fn center_crop(&self, h: usize, w: usize) -> Image {
-        let off = |have: usize, want: usize| -> i64 {
-            round_half_even((have as f64 - want as f64) / 2.0)
-        };
-        let (top, left) = (off(self.height, h), off(self.width, w));
+        let (top, left) = (crop_offset(self.height, h), crop_offset(self.width, w));
+        self.crop_at(top, left, h, w)
+    }
+
+    /// The `h×w` window whose top-left corner is at (`top`, `left`) (may be negative or reach
+    /// past the edges; outside pixels are zero).
+    fn crop_at(&self, top: i64, left: i64, h: usize, w: usize) -> Image {
         let c = self.channels;
         let mut pixels = vec![0u8; w * h * c];
         for y in 0..h {
@@ -172,7 +259,7 @@ impl Image {
         match card.resize {
             ResizeMode::Stretch => img.resize(card.resample, w, h),
             ResizeMode::ShorterSideCrop { size } => {
-                img.resize_shorter(card.resample, size).center_crop(h, w)
+                img.resize_shorter_and_crop(card.resample, size, h, w)
             }
         }
     }
@@ -189,6 +276,11 @@ impl Image {
         }
         out
     }
+}
+
+/// torchvision's `CenterCrop` offset of a `want`-long window in a `have`-long side.
+fn crop_offset(have: usize, want: usize) -> i64 {
+    round_half_even((have as f64 - want as f64) / 2.0)
 }
 
 fn round_half_even(v: f64) -> i64 {
@@ -260,6 +352,31 @@ mod tests {
         };
         // (5 − 2) / 2 = 1.5 → 2
         assert_eq!(img.center_crop(1, 2).pixels, vec![2, 3]);
+    }
+
+    #[test]
+    fn resize_and_crop_in_one_step_equals_resize_then_crop() {
+        for (w, h) in [(7, 5), (5, 13), (1, 40), (30, 2), (9, 9)] {
+            for channels in [1, 3] {
+                let img = Image {
+                    width: w,
+                    height: h,
+                    channels,
+                    pixels: (0..w * h * channels)
+                        .map(|i| (i * 37 % 251) as u8)
+                        .collect(),
+                };
+                for filter in [Filter::Bilinear, Filter::Bicubic] {
+                    for (size, ch, cw) in [(6, 4, 4), (3, 5, 2), (8, 8, 8), (2, 1, 3)] {
+                        assert_eq!(
+                            img.resize_shorter_and_crop(filter, size, ch, cw),
+                            img.resize_shorter(filter, size).center_crop(ch, cw),
+                            "{w}×{h}×{channels} {filter:?} size {size} crop {ch}×{cw}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod synth;
 
 pub use self::image::{Image, load_image, preprocess};
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// Errors about input data.
@@ -60,7 +61,8 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
     for p in inputs {
         if p.is_dir() {
             let mut found = Vec::new();
-            walk(p, &mut found).map_err(|e| DataError::file(p, e.to_string()))?;
+            walk(p, &mut HashSet::new(), &mut found)
+                .map_err(|e| DataError::file(p, e.to_string()))?;
             found.sort();
             if found.is_empty() {
                 return Err(DataError::file(
@@ -78,11 +80,20 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
     Ok(out)
 }
 
-fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The inputs below `dir`, recursively. Links are followed, but each folder is entered once
+/// (by its canonical path), so a link back up the tree adds nothing instead of looping.
+fn walk(
+    dir: &std::path::Path,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    if !visited.insert(dir.canonicalize()?) {
+        return Ok(());
+    }
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, visited, out)?;
         } else if (is_image(&path) && !folder::is_mask_file(&path))
             || path.extension().is_some_and(|e| e == "npy")
         {

@@ -3,6 +3,8 @@
 //! support grows with the downscaling factor (antialiasing), separable passes (horizontal first),
 //! and Pillow's 22-bit fixed-point coefficients with rounding to 8 bits after each pass.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 /// Resampling filter.
@@ -57,12 +59,13 @@ struct Taps {
     weights: Vec<i32>,
 }
 
-/// Pillow's `precompute_coeffs` followed by `normalize_coeffs_8bpc`.
-fn coefficients(filter: Filter, in_size: usize, out_size: usize) -> Vec<Taps> {
+/// Pillow's `precompute_coeffs` followed by `normalize_coeffs_8bpc`, for the output positions
+/// in `range` only (each position's taps depend on nothing but its index and the two sizes).
+fn coefficients(filter: Filter, in_size: usize, out_size: usize, range: Range<usize>) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
-    (0..out_size)
+    range
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
@@ -107,10 +110,40 @@ pub fn resize_u8(
     ow: usize,
     oh: usize,
 ) -> Vec<u8> {
+    let size = Size { w, h, channels };
+    resize_u8_region(filter, pixels, size, [ow, oh], 0..ow, 0..oh)
+}
+
+/// Width, height and channels of an interleaved 8-bit image.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    /// Width in pixels.
+    pub w: usize,
+    /// Height in pixels.
+    pub h: usize,
+    /// Values per pixel.
+    pub channels: usize,
+}
+
+/// The columns `xs` × rows `ys` of [`resize_u8`]'s `out[0]×out[1]` result, computed without
+/// the rest: the same values bit for bit, in memory proportional to the region (plus one
+/// horizontal pass over the input's rows), so a resize followed by a centre crop never builds
+/// the whole resized image.
+pub fn resize_u8_region(
+    filter: Filter,
+    pixels: &[u8],
+    size: Size,
+    out: [usize; 2],
+    xs: Range<usize>,
+    ys: Range<usize>,
+) -> Vec<u8> {
+    let Size { w, h, channels } = size;
+    let [ow, oh] = out;
     let half = 1i64 << (PRECISION_BITS - 1);
+    let rw = xs.len();
     let horizontal = if ow != w {
-        let taps = coefficients(filter, w, ow);
-        let mut out = vec![0u8; ow * h * channels];
+        let taps = coefficients(filter, w, ow, xs);
+        let mut out = vec![0u8; rw * h * channels];
         for y in 0..h {
             for (x, t) in taps.iter().enumerate() {
                 for c in 0..channels {
@@ -118,27 +151,30 @@ pub fn resize_u8(
                     for (i, &k) in t.weights.iter().enumerate() {
                         acc += pixels[(y * w + t.start + i) * channels + c] as i64 * k as i64;
                     }
-                    out[(y * ow + x) * channels + c] = clip8(acc);
+                    out[(y * rw + x) * channels + c] = clip8(acc);
                 }
             }
         }
         out
     } else {
-        pixels.to_vec()
+        (0..h)
+            .flat_map(|y| &pixels[(y * w + xs.start) * channels..(y * w + xs.end) * channels])
+            .copied()
+            .collect()
     };
     if oh == h {
-        return horizontal;
+        return horizontal[ys.start * rw * channels..ys.end * rw * channels].to_vec();
     }
-    let taps = coefficients(filter, h, oh);
-    let mut out = vec![0u8; ow * oh * channels];
+    let taps = coefficients(filter, h, oh, ys);
+    let mut out = vec![0u8; rw * taps.len() * channels];
     for (y, t) in taps.iter().enumerate() {
-        for x in 0..ow {
+        for x in 0..rw {
             for c in 0..channels {
                 let mut acc = half;
                 for (i, &k) in t.weights.iter().enumerate() {
-                    acc += horizontal[((t.start + i) * ow + x) * channels + c] as i64 * k as i64;
+                    acc += horizontal[((t.start + i) * rw + x) * channels + c] as i64 * k as i64;
                 }
-                out[(y * ow + x) * channels + c] = clip8(acc);
+                out[(y * rw + x) * channels + c] = clip8(acc);
             }
         }
     }

@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::GraphError;
 
+/// Largest input side a card may state, in pixels (see [`ModelCard::validate`]).
+pub const MAX_INPUT_SIDE: usize = 4096;
+/// Most classes a card may state (ImageNet-21k has 21 841).
+pub const MAX_CLASSES: usize = 100_000;
+/// A `shorter-side-crop` size may be at most this many times the larger input side.
+pub const MAX_RESIZE_FACTOR: usize = 4;
+
 /// How pixel values in `[0, 255]` become model inputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -155,41 +162,95 @@ impl ModelCard {
             .or_else(|| name.parse().ok().filter(|&i| i < self.num_classes))
     }
 
-    /// Reads a card from a `.json` or `.toml` file.
+    /// Reads a card from a `.json` or `.toml` file and [`validates`](Self::validate) it. The
+    /// messages do not name the file: the caller (e.g. [`Model::load`](super::Model::load))
+    /// adds the path once.
     pub fn load(path: &Path) -> Result<Self, GraphError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            GraphError::Invalid(format!("{}: cannot read model card: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GraphError::Invalid(format!("cannot read model card: {e}")))?;
         let card: ModelCard = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| {
-                GraphError::Invalid(format!("{}: bad model card: {e}", path.display()))
-            })?
+            toml::from_str(&text)
+                .map_err(|e| GraphError::Invalid(format!("bad model card: {e}")))?
         } else {
-            serde_json::from_str(&text).map_err(|e| {
-                GraphError::Invalid(format!("{}: bad model card: {e}", path.display()))
-            })?
+            serde_json::from_str(&text)
+                .map_err(|e| GraphError::Invalid(format!("bad model card: {e}")))?
         };
-        card.check()
-            .map_err(|m| GraphError::Invalid(format!("{}: {m}", path.display())))?;
+        card.validate().map_err(GraphError::Invalid)?;
         Ok(card)
     }
 
-    /// Consistency checks (class names vs count, sizes, channels).
-    pub fn check(&self) -> Result<(), String> {
-        if !self.classes.is_empty() && self.classes.len() != self.num_classes {
-            return Err(format!(
-                "{} class names for {} classes",
-                self.classes.len(),
-                self.num_classes
-            ));
+    /// Checks the card as a whole; the message names the first bad field (``field
+    /// `normalization.std`: …``). The limits keep every later step's memory bounded by the
+    /// card: a side of at most [`MAX_INPUT_SIDE`] pixels (a `[1, 3, 4096, 4096]` input is
+    /// 192 MiB before any activation; no supported architecture needs more), normalisation
+    /// lists with one value or one per channel, positive finite standard deviations, and a
+    /// `shorter-side-crop` size between 1 and [`MAX_RESIZE_FACTOR`] × the larger input side.
+    pub fn validate(&self) -> Result<(), String> {
+        let field = |name: &str, what: String| Err(format!("field `{name}`: {what}"));
+        if self.num_classes == 0 || self.num_classes > MAX_CLASSES {
+            return field(
+                "num_classes",
+                format!("must lie in 1..={MAX_CLASSES}, got {}", self.num_classes),
+            );
         }
-        if self.input_size.contains(&0) {
-            return Err("input_size must be positive".into());
+        if !self.classes.is_empty() && self.classes.len() != self.num_classes {
+            return field(
+                "classes",
+                format!(
+                    "{} class names for {} classes (num_classes)",
+                    self.classes.len(),
+                    self.num_classes
+                ),
+            );
+        }
+        if let Some(&side) = self
+            .input_size
+            .iter()
+            .find(|&&s| s == 0 || s > MAX_INPUT_SIDE)
+        {
+            return field(
+                "input_size",
+                format!("each side must lie in 1..={MAX_INPUT_SIDE} pixels, got {side}"),
+            );
         }
         if self.channels != 1 && self.channels != 3 {
-            return Err(format!("channels must be 1 or 3, got {}", self.channels));
+            return field("channels", format!("must be 1 or 3, got {}", self.channels));
+        }
+        if let Normalization::MeanStd { mean, std } = &self.normalization {
+            self.check_per_channel("normalization.mean", mean)?;
+            self.check_per_channel("normalization.std", std)?;
+            if let Some(s) = std.iter().find(|&&s| s <= 0.0) {
+                return field("normalization.std", format!("must be positive, got {s}"));
+            }
+        }
+        if let ResizeMode::ShorterSideCrop { size } = self.resize {
+            let most = MAX_RESIZE_FACTOR * self.input_size[0].max(self.input_size[1]);
+            if size == 0 || size > most {
+                return field(
+                    "resize.size",
+                    format!(
+                        "must lie in 1..={most} ({MAX_RESIZE_FACTOR} × the larger input side), \
+                         got {size}"
+                    ),
+                );
+            }
         }
         Ok(())
+    }
+
+    /// A per-channel list: one value (used for every channel) or one per channel, all finite.
+    fn check_per_channel(&self, name: &str, values: &[f32]) -> Result<(), String> {
+        if values.len() != 1 && values.len() != self.channels {
+            return Err(format!(
+                "field `{name}`: needs 1 or {} (channels) values, got {}",
+                self.channels,
+                values.len()
+            ));
+        }
+        match values.iter().find(|v| !v.is_finite()) {
+            Some(v) => Err(format!("field `{name}`: values must be finite, got {v}")),
+            None => Ok(()),
+        }
     }
 
     /// The card file that sits beside `weights`, if any: `<stem>.json`, `<stem>.toml`,

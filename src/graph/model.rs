@@ -49,6 +49,9 @@ impl Model {
     /// `.safetensors` and `torch.save` files (`.pth`, `.pt`, `.bin`, `.ckpt`) are state dicts
     /// for a built-in architecture (from `--arch` or the card); `.onnx` files are whole graphs.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model, ImportError> {
+        if path.is_dir() {
+            return Err(ImportError::file(path, "is a folder, not a file"));
+        }
         if !path.is_file() {
             return Err(ImportError::file(path, "no such file"));
         }
@@ -69,7 +72,7 @@ impl Model {
                     format!("an ONNX file carries its own graph; --arch {a} does not apply"),
                 ));
             }
-            return Self::from_onnx(path, card, card_path.as_deref());
+            return Self::from_onnx(path, card, card_path.as_deref()).and_then(refuse_non_finite);
         }
         if let Some(a) = &opts.arch {
             card.arch = Some(a.clone());
@@ -84,7 +87,7 @@ impl Model {
             )
         })?;
         let tensors = read_state_dict(path)?;
-        Self::from_state_dict(path, &arch, card, tensors)
+        Self::from_state_dict(path, &arch, card, tensors).and_then(refuse_non_finite)
     }
 
     /// Imports an ONNX graph. The model's input shape fills the card's `input_size`,
@@ -258,5 +261,23 @@ fn stated_card_fields(path: &Path) -> Vec<String> {
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+/// Refuses a model with a NaN or infinite parameter, naming it: every output it computes would
+/// be NaN (`"prob": null` in the JSON) with no hint why. Checked once at load time, so a model
+/// that loads has finite weights; outputs that overflow from finite weights are still possible.
+fn refuse_non_finite(model: Model) -> Result<Model, ImportError> {
+    let bad = model
+        .params
+        .iter()
+        .find(|(_, p)| p.values().iter().any(|v| !v.is_finite()))
+        .map(|(key, _)| key.clone());
+    match bad {
+        Some(key) => Err(ImportError::file(
+            &model.source,
+            format!("parameter '{key}' holds NaN or infinite values"),
+        )),
+        None => Ok(model),
     }
 }

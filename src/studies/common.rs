@@ -13,6 +13,7 @@ use crate::data::folder::{DataSplits, ImageFolder, ReadOptions, Sample, SplitSou
 use crate::data::image::{Image, load_image, load_input};
 use crate::data::split::SplitFractions;
 use crate::graph::{LoadOptions, Model};
+use crate::io::{safe_component, unique_name};
 use crate::methods::{MapKind, MapStyle};
 use crate::report::plots::Plot;
 use crate::tensor::T4;
@@ -69,31 +70,6 @@ pub struct StudyImage {
     pub marker: Option<PathBuf>,
 }
 
-/// File-name-safe form of a name.
-pub fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".into() } else { out }
-}
-
-fn unique(label: String, seen: &mut HashSet<String>) -> String {
-    let mut out = label.clone();
-    let mut k = 2;
-    while !seen.insert(out.clone()) {
-        out = format!("{label}-{k}");
-        k += 1;
-    }
-    out
-}
-
 /// Expands `--models` arguments into `(label, weights)`: a training folder with `ensemble.json`
 /// gives all its members (`seed-<s>`), a `seed-*` folder its `model.safetensors` (`seed-<s>`),
 /// a file itself (its stem). Labels that would repeat (`seed-0` of two ensembles) are prefixed
@@ -116,9 +92,9 @@ pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
             };
             let name = folder
                 .and_then(Path::file_name)
-                .map(|n| sanitize(&n.to_string_lossy()));
+                .map(|n| n.to_string_lossy().to_string());
             match name {
-                Some(n) => (format!("{n}-{l}"), p.clone()),
+                Some(n) => (safe_component(&format!("{n}-{l}")), p.clone()),
                 None => (l.clone(), p.clone()),
             }
         })
@@ -126,7 +102,7 @@ pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
     let mut seen = HashSet::new();
     Ok(prefixed
         .into_iter()
-        .map(|(l, p)| (unique(l, &mut seen), p))
+        .map(|(l, p)| (unique_name(l, &mut seen), p))
         .collect())
 }
 
@@ -152,7 +128,7 @@ fn expand_models_raw(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
                     .unwrap_or_default()
                     .to_string_lossy()
                     .to_string();
-                out.push((sanitize(&name), p.join("model.safetensors")));
+                out.push((safe_component(&name), p.join("model.safetensors")));
             } else {
                 return Err(StudyError::file(
                     p,
@@ -165,7 +141,7 @@ fn expand_models_raw(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            out.push((sanitize(&stem), p.clone()));
+            out.push((safe_component(&stem), p.clone()));
         }
     }
     if out.is_empty() {
@@ -285,7 +261,7 @@ pub fn select_images(
             }
             let stem = s.path.file_stem().unwrap_or_default().to_string_lossy();
             Ok(StudyImage {
-                stem: unique(sanitize(&stem), &mut seen),
+                stem: unique_name(safe_component(&stem), &mut seen),
                 path: s.path,
                 class,
                 label,

@@ -127,9 +127,18 @@ impl std::str::FromStr for NamedAug {
                 std: value(0.05)? as f32,
                 seed: 0,
             }],
-            "blur" => vec![Aug::Blur {
-                sigma: value(1.0)? as f32,
-            }],
+            "blur" => {
+                let sigma = value(1.0)?;
+                if !(0.0..=MAX_BLUR_SIGMA).contains(&sigma) {
+                    return Err(format!(
+                        "--augment '{s}': blur σ must lie in 0..={MAX_BLUR_SIGMA} pixels \
+                         (a larger σ already averages any image the models take)"
+                    ));
+                }
+                vec![Aug::Blur {
+                    sigma: sigma as f32,
+                }]
+            }
             _ => return Err(bad()),
         };
         let name = match arg {
@@ -139,6 +148,10 @@ impl std::str::FromStr for NamedAug {
         Ok(NamedAug { name, augs })
     }
 }
+
+/// Largest blur σ `blur:SIGMA` accepts, in pixels: beyond a few image sides the blur is a
+/// plain average, and the kernel (radius 3σ) would only cost time.
+pub const MAX_BLUR_SIGMA: f64 = 1000.0;
 
 /// The default augmentations: `hflip, rotate:10, brightness:1.2, noise:0.05, blur:1`.
 pub fn default_augmentations() -> Vec<NamedAug> {
@@ -555,7 +568,11 @@ fn compare_chunk(
             if opts.save_maps {
                 let map_dir = opts.out.join("maps").join(&m.label).join(name);
                 create_dir(&map_dir)?;
-                let file = format!("{}.{}.npy", img.stem, super::toolkit::sanitize(&named.name));
+                let file = format!(
+                    "{}.{}.npy",
+                    img.stem,
+                    crate::io::safe_component(&named.name)
+                );
                 write_npy(&map_dir.join(file), &[h, w], &back)?;
             }
             let mut rec = json!({

@@ -126,30 +126,8 @@ pub fn load_models(paths: &[PathBuf]) -> Result<Vec<StudyModel>, StudyError> {
 pub fn make_unique<'a>(names: impl Iterator<Item = &'a mut String>) {
     let mut seen = HashSet::new();
     for name in names {
-        let base = sanitize(name);
-        let mut candidate = base.clone();
-        let mut k = 2;
-        while !seen.insert(candidate.clone()) {
-            candidate = format!("{base}-{k}");
-            k += 1;
-        }
-        *name = candidate;
+        *name = crate::io::unique_name(crate::io::safe_component(name), &mut seen);
     }
-}
-
-/// File-name-safe form of a name (ASCII letters, digits, `-`, `_`, `.`; others become `_`).
-pub fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".into() } else { out }
 }
 
 /// One image of a study.

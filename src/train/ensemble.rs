@@ -16,20 +16,35 @@ use crate::data::idx::{FASHION_MNIST_CLASSES, is_mnist_dir, read_mnist_dir};
 use crate::data::split::{SplitFractions, stratified_split};
 use crate::graph::ModelCard;
 
+/// Most members an ensemble may have: each is a full training run, so more is never meant (and
+/// a range like `0..1000000000000` must be refused before its seeds are listed, not allocated).
+pub const MAX_SEEDS: u64 = 1000;
+
 /// Parses `--seeds`: `A..B` (B exclusive, like a Rust range), `A..=B`, a list `0,1,2`, or one
-/// number.
+/// number; at most [`MAX_SEEDS`] seeds.
 pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     let bad = || format!("bad --seeds '{text}': use e.g. 0..5, 0..=4 or 0,1,2");
     let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    let too_many = || format!("--seeds '{text}' names more than {MAX_SEEDS} seeds");
+    let range = |a: u64, end: u64| {
+        if end.saturating_sub(a) > MAX_SEEDS {
+            Err(too_many())
+        } else {
+            Ok((a..end).collect::<Vec<u64>>())
+        }
+    };
     let seeds: Vec<u64> = if let Some((a, b)) = text.split_once("..=") {
-        (num(a)?..=num(b)?).collect()
+        range(num(a)?, num(b)?.saturating_add(1))?
     } else if let Some((a, b)) = text.split_once("..") {
-        (num(a)?..num(b)?).collect()
+        range(num(a)?, num(b)?)?
     } else {
         text.split(',').map(num).collect::<Result<_, _>>()?
     };
     if seeds.is_empty() {
         return Err(format!("--seeds '{text}' names no seed"));
+    }
+    if seeds.len() as u64 > MAX_SEEDS {
+        return Err(too_many());
     }
     let mut sorted = seeds.clone();
     sorted.sort_unstable();
@@ -222,5 +237,13 @@ mod tests {
         assert!(parse_seeds("3..3").is_err());
         assert!(parse_seeds("1,1").is_err());
         assert!(parse_seeds("a").is_err());
+        // Refused before the seeds are listed (8 TB for this one).
+        assert!(
+            parse_seeds("0..1000000000000")
+                .unwrap_err()
+                .contains("more than 1000")
+        );
+        assert!(parse_seeds("0..=1000").is_err());
+        assert_eq!(parse_seeds("0..1000").unwrap().len(), 1000);
     }
 }

@@ -453,7 +453,7 @@ pub fn train_model(
         num_classes: k,
         ..data.card.clone()
     };
-    card.check().map_err(TrainError::Invalid)?;
+    card.validate().map_err(TrainError::Invalid)?;
     let graph = zoo::build(&cfg.arch, k, card.channels)?;
     let plan = StepPlan::new(&graph, cfg.freeze_backbone)?;
     let fingerprint = serde_json::to_string(&(cfg, opts.seed, &card, data.train.len()))
