@@ -32,7 +32,9 @@ import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "stats")
-VERSIONS = {"numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__}
+VERSIONS = {
+    "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__,
+}
 
 
 def write(name, cases):
@@ -142,9 +144,11 @@ def polyfit_cases(rng):
     cases = []
     specs = [
         ("linear", 1, np.linspace(0, 1, 15), lambda x: 0.3 + 0.8 * x, 0.1, 0.95),
-        ("quadratic significant", 2, np.linspace(0, 1, 20), lambda x: 0.2 + x - 1.5 * x**2, 0.05, 0.95),
+        ("quadratic significant", 2, np.linspace(0, 1, 20),
+         lambda x: 0.2 + x - 1.5 * x**2, 0.05, 0.95),
         ("quadratic not significant", 2, np.linspace(0, 1, 12), lambda x: 0.5 + 0.2 * x, 0.2, 0.95),
-        ("quadratic off-centre x", 2, np.linspace(10, 20, 16), lambda x: 3 - 0.2 * x + 0.01 * x**2, 0.05, 0.9),
+        ("quadratic off-centre x", 2, np.linspace(10, 20, 16),
+         lambda x: 3 - 0.2 * x + 0.01 * x**2, 0.05, 0.9),
         ("cubic", 3, np.linspace(-1, 2, 25), lambda x: 1 - x + 0.5 * x**3, 0.3, 0.95),
     ]
     for name, degree, x, f, noise, level in specs:
@@ -153,7 +157,8 @@ def polyfit_cases(rng):
         design = np.vander(x, degree + 1, increasing=True)
         res = sm.OLS(y, design).fit()
         grid = np.round(np.linspace(x.min() - 0.1 * np.ptp(x), x.max(), 5), 6)
-        band = res.get_prediction(np.vander(grid, degree + 1, increasing=True)).conf_int(alpha=1 - level)
+        prediction = res.get_prediction(np.vander(grid, degree + 1, increasing=True))
+        band = prediction.conf_int(alpha=1 - level)
         cases.append({
             "name": name, "degree": degree, "level": level, "x": floats(x), "y": floats(y),
             "coefficients": floats(res.params), "standard_errors": floats(res.bse),
