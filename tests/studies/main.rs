@@ -11,4 +11,5 @@ mod studies_support;
 mod studies_compare;
 mod studies_faithfulness;
 mod studies_stability;
+mod studies_stats;
 mod studies_variability;
