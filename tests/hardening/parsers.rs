@@ -123,6 +123,41 @@ fn tuple_nested_two_million_deep_is_refused() {
     );
 }
 
+/// One memoised dict of 20 000 tensors listed under 20 000 top-level keys (a 500 kB file):
+/// looking for the state dict converted it once per key, 4·10⁸ tensor records.
+#[test]
+fn one_dict_listed_under_many_keys_is_examined_once() {
+    const N: usize = 20_000;
+    let one = View {
+        key: "k0",
+        storage_elements: 1,
+        offset: 0,
+        size: &[1],
+        stride: &[1],
+    };
+    let mut p = Pickle::new()
+        .op(b"}(")
+        .str("a")
+        .op(b"}q\x00(")
+        .str("k0")
+        .tensor(&one);
+    p = p.op(b"q\x01");
+    for i in 1..N {
+        p = p.str(&format!("k{i}")).op(b"h\x01");
+    }
+    p = p.op(b"u");
+    for i in 1..N {
+        p = p.str(&format!("b{i}")).op(b"h\x00");
+    }
+    let pth = craft::pth_zip(&p.op(b"u").stop(), &[("0", &[0u8; 4])]);
+    refused_model(
+        "pth-shared",
+        "shared.pth",
+        &pth,
+        &["20000 key(s)", "small_cnn"],
+    );
+}
+
 /// Strides of 2⁶² over a 3×3 view: `offset + Σ (size−1)·stride` is 2⁶⁴, which wrapped (and
 /// panicked in debug builds at pth.rs:550).
 #[test]

@@ -15,7 +15,7 @@
 //! "state_dict": {...}, "optimizer": {...}}` works). Integer tensors (e.g.
 //! `num_batches_tracked`) are skipped, like the `.safetensors` reader does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::rc::Rc;
@@ -556,8 +556,12 @@ fn state_dict(root: &Value) -> Result<Vec<(String, TensorRef)>, String> {
             return Ok(d);
         }
     }
+    // Each distinct dict is examined once: a crafted file can list one memoised dict of many
+    // tensors under many keys, and converting it once per key would take quadratic memory.
+    let mut examined = HashSet::new();
     let candidates: Vec<(String, Vec<(String, TensorRef)>)> = entries
         .iter()
+        .filter(|(_, v)| matches!(v, Value::Dict(d) if examined.insert(Rc::as_ptr(d))))
         .filter_map(|(k, v)| Some((format!("{k:?}"), tensor_dict(v)?)))
         .collect();
     let keys = shown_list(entries.iter().map(|(k, _)| format!("{k:?}")), entries.len());

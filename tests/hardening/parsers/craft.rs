@@ -70,14 +70,10 @@ pub struct View<'a> {
     pub stride: &'a [i64],
 }
 
-/// The `data.pkl` of a `torch.save` state dict `{key: _rebuild_tensor_v2(...)}` whose tensors
-/// all view one float32 storage `"0"`.
-pub fn state_dict_pickle(views: &[View]) -> Vec<u8> {
-    let mut p = Pickle::new().op(b"}(");
-    for v in views {
-        p = p
-            .str(v.key)
-            .global("torch._utils", "_rebuild_tensor_v2")
+impl Pickle {
+    /// `_rebuild_tensor_v2(<storage "0">, offset, size, stride, False, OrderedDict())`.
+    pub fn tensor(self, v: &View) -> Pickle {
+        self.global("torch._utils", "_rebuild_tensor_v2")
             .op(b"(")
             .op(b"(")
             .str("storage")
@@ -92,7 +88,16 @@ pub fn state_dict_pickle(views: &[View]) -> Vec<u8> {
             .op(&[0x89])
             .global("collections", "OrderedDict")
             .op(b")R")
-            .op(b"tR");
+            .op(b"tR")
+    }
+}
+
+/// The `data.pkl` of a `torch.save` state dict `{key: tensor}` whose tensors all view one
+/// float32 storage `"0"`.
+pub fn state_dict_pickle(views: &[View]) -> Vec<u8> {
+    let mut p = Pickle::new().op(b"}(");
+    for v in views {
+        p = p.str(v.key).tensor(v);
     }
     p.op(b"u").stop()
 }
