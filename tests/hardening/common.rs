@@ -25,8 +25,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(tag: &str) -> Sandbox {
-        let root =
-            std::env::temp_dir().join(format!("relevance-hardening-{tag}-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!(
+            "relevance-hardening-{tag}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&root);
         for sub in ["cwd", "out", "inputs"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
@@ -191,11 +193,7 @@ pub fn s(path: &Path) -> &str {
 /// A small valid RGB PNG of `w`×`h` with a gradient, as bytes.
 pub fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 7 % 256) as u8,
-            (y * 5 % 256) as u8,
-            ((x + y) % 256) as u8,
-        ])
+        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
     });
     let mut bytes = Vec::new();
     img.write_to(

@@ -5,7 +5,7 @@
 //! One test binary with a module per area, so the cases link the library once.
 
 mod common;
-mod fuzz;
-mod outputs;
-mod parsers;
 mod report;
+mod parsers;
+mod outputs;
+mod fuzz;
