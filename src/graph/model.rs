@@ -117,6 +117,9 @@ impl Model {
                 ),
             ));
         }
+        if imported.num_classes == 0 {
+            return Err(ImportError::file(path, "the model has 0 outputs"));
+        }
         if !card.classes.is_empty() && card.classes.len() != imported.num_classes {
             return Err(ImportError::file(
                 path,
@@ -190,7 +193,7 @@ impl Model {
             .find(|op| matches!(op, Op::Linear(_)))
             && let Some(s) = shape_of(&l.weight)
         {
-            card.num_classes = s[0];
+            card.num_classes = classifier_outputs(&l.weight, &s).map_err(mismatch)?;
         }
         if let Some(Op::Conv2d(c)) = probe
             .nodes
@@ -198,9 +201,11 @@ impl Model {
             .map(|n| &n.op)
             .find(|op| matches!(op, Op::Conv2d(_)))
             && let Some(s) = shape_of(&c.weight)
-            && (s[1] == 1 || s[1] == 3)
         {
-            card.channels = s[1];
+            check_rank(&c.weight, &s, 4, "[out, in, kh, kw]").map_err(mismatch)?;
+            if s[1] == 1 || s[1] == 3 {
+                card.channels = s[1];
+            }
         }
         if !card.classes.is_empty() && card.classes.len() != card.num_classes {
             return Err(ImportError::file(
@@ -211,6 +216,9 @@ impl Model {
                     card.num_classes
                 ),
             ));
+        }
+        if card.num_classes == 0 {
+            return Err(ImportError::file(path, "the model has 0 classes"));
         }
         card.arch = Some(arch.to_string());
         let graph = zoo::build(arch, card.num_classes, card.channels).map_err(mismatch)?;
@@ -245,6 +253,28 @@ impl Model {
     pub fn class_name(&self, index: usize) -> String {
         self.card.class_name(index)
     }
+}
+
+/// The class count a classifier weight `[classes, features]` stored under `key` gives; a
+/// weight of another rank or with no rows is refused (a model must have at least one class).
+fn classifier_outputs(key: &str, shape: &[usize]) -> Result<usize, GraphError> {
+    check_rank(key, shape, 2, "[classes, features]")?;
+    if shape[0] == 0 {
+        return Err(GraphError::Invalid(format!(
+            "parameter '{key}' has shape {shape:?}: a classifier needs at least one class"
+        )));
+    }
+    Ok(shape[0])
+}
+
+/// Refuses a parameter `key` whose shape does not have `rank` dimensions (`layout` names them).
+fn check_rank(key: &str, shape: &[usize], rank: usize, layout: &str) -> Result<(), GraphError> {
+    if shape.len() != rank {
+        return Err(GraphError::Invalid(format!(
+            "parameter '{key}' has shape {shape:?}, the architecture expects rank {rank} {layout}"
+        )));
+    }
+    Ok(())
 }
 
 /// The top-level fields a card file states explicitly (serde fills the others with defaults,

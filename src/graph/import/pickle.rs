@@ -9,10 +9,41 @@
 //! Reference: the opcode table in CPython's `Lib/pickletools.py`.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
+
+/// How deeply containers may nest. Real checkpoints nest a handful of levels; a limit keeps
+/// every walk over a value (and its drop, which recurses) far from the stack's end.
+pub const MAX_DEPTH: usize = 1000;
+
+/// A tuple, list or dict: shared, so that memo references and `DUP` cost one pointer rather
+/// than a copy (a small pickle that re-pushes a memoised container a million times must not
+/// build a million copies), with the nesting depth of its contents.
+pub struct Container<T> {
+    items: RefCell<T>,
+    depth: Cell<usize>,
+    /// Set once the container is placed inside another. A sealed container is never modified
+    /// again, so the depth recorded in every container holding it stays true and no container
+    /// can come to hold itself.
+    sealed: Cell<bool>,
+}
+
+impl<T> Container<T> {
+    fn new(items: T, depth: usize) -> Rc<Container<T>> {
+        Rc::new(Container {
+            items: RefCell::new(items),
+            depth: Cell::new(depth),
+            sealed: Cell::new(false),
+        })
+    }
+
+    /// The contents.
+    pub fn borrow(&self) -> Ref<'_, T> {
+        self.items.borrow()
+    }
+}
 
 /// A value on the pickle stack.
 #[derive(Clone)]
@@ -26,52 +57,100 @@ pub enum Value {
     /// A float.
     Float(f64),
     /// A `str`.
-    Str(String),
+    Str(Rc<str>),
     /// `bytes` / `bytearray`.
-    Bytes(Vec<u8>),
-    /// A tuple.
-    Tuple(Vec<Value>),
-    /// A list, shared so that memo references see later appends.
-    List(Rc<RefCell<Vec<Value>>>),
+    Bytes(Rc<[u8]>),
+    /// A tuple (also frozensets).
+    Tuple(Rc<Container<Vec<Value>>>),
+    /// A list (also sets), shared so that memo references see later appends.
+    List(Rc<Container<Vec<Value>>>),
     /// A dict (also `OrderedDict`) as ordered pairs, shared like lists.
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Dict(Rc<Container<Vec<(Value, Value)>>>),
     /// A reference to `module.name` that the resolver accepted.
     Global(String),
     /// Something the resolver built (a storage, a tensor).
     Object(Rc<dyn Any>),
 }
 
+/// How much of a value `Debug` shows: values end up in error messages, and a message must stay
+/// one short line whatever the pickle holds.
+const SHOWN_LEVELS: usize = 3;
+const SHOWN_ITEMS: usize = 8;
+const SHOWN_CHARS: usize = 60;
+
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::None => write!(f, "None"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x}"),
-            Value::Str(s) => write!(f, "{s:?}"),
-            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
-            Value::Tuple(t) => {
-                let mut d = f.debug_tuple("");
-                for x in t {
-                    d.field(x);
-                }
-                d.finish()
-            }
-            Value::List(l) => f.debug_list().entries(l.borrow().iter()).finish(),
-            Value::Dict(d) => f
-                .debug_map()
-                .entries(d.borrow().iter().map(|(k, v)| (k, v)))
-                .finish(),
-            Value::Global(g) => write!(f, "<global {g}>"),
-            Value::Object(_) => write!(f, "<object>"),
-        }
+        show(self, f, SHOWN_LEVELS)
     }
+}
+
+/// Writes `v` with at most `levels` levels of nesting and [`SHOWN_ITEMS`] items per container.
+fn show(v: &Value, f: &mut fmt::Formatter<'_>, levels: usize) -> fmt::Result {
+    let container = matches!(v, Value::Tuple(_) | Value::List(_) | Value::Dict(_));
+    if container && levels == 0 {
+        return write!(f, "…");
+    }
+    match v {
+        Value::None => write!(f, "None"),
+        Value::Bool(b) => write!(f, "{b}"),
+        Value::Int(i) => write!(f, "{i}"),
+        Value::Float(x) => write!(f, "{x}"),
+        Value::Str(s) if s.chars().count() > SHOWN_CHARS => {
+            let head: String = s.chars().take(SHOWN_CHARS).collect();
+            write!(f, "{head:?}…")
+        }
+        Value::Str(s) => write!(f, "{s:?}"),
+        Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+        Value::Tuple(t) => {
+            let items = t.borrow();
+            show_seq(f, "(", ")", items.len(), |f, i| {
+                show(&items[i], f, levels - 1)
+            })
+        }
+        Value::List(l) => {
+            let items = l.borrow();
+            show_seq(f, "[", "]", items.len(), |f, i| {
+                show(&items[i], f, levels - 1)
+            })
+        }
+        Value::Dict(d) => {
+            let items = d.borrow();
+            show_seq(f, "{", "}", items.len(), |f, i| {
+                show(&items[i].0, f, levels - 1)?;
+                write!(f, ": ")?;
+                show(&items[i].1, f, levels - 1)
+            })
+        }
+        Value::Global(g) => write!(f, "<global {g}>"),
+        Value::Object(_) => write!(f, "<object>"),
+    }
+}
+
+/// `open item, item, … close`, eliding items past [`SHOWN_ITEMS`].
+fn show_seq(
+    f: &mut fmt::Formatter<'_>,
+    open: &str,
+    close: &str,
+    len: usize,
+    mut item: impl FnMut(&mut fmt::Formatter<'_>, usize) -> fmt::Result,
+) -> fmt::Result {
+    write!(f, "{open}")?;
+    for i in 0..len.min(SHOWN_ITEMS) {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        item(f, i)?;
+    }
+    if len > SHOWN_ITEMS {
+        write!(f, ", … ({len} in all)")?;
+    }
+    write!(f, "{close}")
 }
 
 impl Value {
     /// An empty dict.
     pub fn new_dict() -> Value {
-        Value::Dict(Rc::new(RefCell::new(Vec::new())))
+        Value::Dict(Container::new(Vec::new(), 1))
     }
 
     /// The string, if this is one.
@@ -94,8 +173,15 @@ impl Value {
     /// Elements of a tuple or list.
     pub fn items(&self) -> Option<Vec<Value>> {
         match self {
-            Value::Tuple(t) => Some(t.clone()),
-            Value::List(l) => Some(l.borrow().clone()),
+            Value::Tuple(t) | Value::List(t) => Some(t.borrow().clone()),
+            _ => None,
+        }
+    }
+
+    /// The number of elements of a tuple or list (without copying them).
+    pub fn item_count(&self) -> Option<usize> {
+        match self {
+            Value::Tuple(t) | Value::List(t) => Some(t.borrow().len()),
             _ => None,
         }
     }
@@ -105,6 +191,24 @@ impl Value {
         match self {
             Value::Object(o) => o.downcast_ref::<T>(),
             _ => None,
+        }
+    }
+
+    /// Nesting depth: 0 for a scalar, 1 + the deepest item for a container.
+    fn depth(&self) -> usize {
+        match self {
+            Value::Tuple(c) | Value::List(c) => c.depth.get(),
+            Value::Dict(c) => c.depth.get(),
+            _ => 0,
+        }
+    }
+
+    /// Marks a container as placed inside another (see [`Container::sealed`]).
+    fn seal(&self) {
+        match self {
+            Value::Tuple(c) | Value::List(c) => c.sealed.set(true),
+            Value::Dict(c) => c.sealed.set(true),
+            _ => {}
         }
     }
 }
@@ -123,6 +227,49 @@ pub enum PickleError {
 fn bad(msg: impl Into<String>) -> PickleError {
     PickleError::Malformed(msg.into())
 }
+
+/// The depth of a container about to hold `items`, sealing each of them (they now live inside
+/// another container); refused past [`MAX_DEPTH`].
+fn adopt<'v>(items: impl IntoIterator<Item = &'v Value>) -> Result<usize, PickleError> {
+    let mut deepest = 0;
+    for v in items {
+        v.seal();
+        deepest = deepest.max(v.depth());
+    }
+    if deepest >= MAX_DEPTH {
+        return Err(bad(format!(
+            "the pickle nests containers more than {MAX_DEPTH} levels deep"
+        )));
+    }
+    Ok(deepest + 1)
+}
+
+fn tuple(items: Vec<Value>) -> Result<Value, PickleError> {
+    let depth = adopt(&items)?;
+    Ok(Value::Tuple(Container::new(items, depth)))
+}
+
+fn list(items: Vec<Value>) -> Result<Value, PickleError> {
+    let depth = adopt(&items)?;
+    Ok(Value::List(Container::new(items, depth)))
+}
+
+/// Refuses to modify a container that already sits inside another (what a self-referential
+/// structure needs), then records the depth its new items give it.
+fn grow<T>(c: &Container<T>, items_depth: usize, what: &str) -> Result<(), PickleError> {
+    if c.sealed.get() {
+        return Err(bad(format!(
+            "the pickle adds to a {what} that is already inside another container \
+             (a self-referential structure?)"
+        )));
+    }
+    c.depth.set(c.depth.get().max(items_depth));
+    Ok(())
+}
+
+/// Most arguments any call the resolvers interpret takes; longer argument tuples are refused
+/// before they are copied.
+const MAX_CALL_ARGS: usize = 16;
 
 /// Decides what referenced names mean; the only place where a pickle can ask for behaviour.
 pub trait Resolver {
@@ -207,11 +354,9 @@ impl Machine<'_> {
 
     fn utf8(&mut self, n: usize) -> Result<Value, PickleError> {
         let b = self.take(n)?;
-        Ok(Value::Str(
-            std::str::from_utf8(b)
-                .map_err(|_| bad("a string in the pickle is not UTF-8"))?
-                .to_string(),
-        ))
+        Ok(Value::Str(Rc::from(std::str::from_utf8(b).map_err(
+            |_| bad("a string in the pickle is not UTF-8"),
+        )?)))
     }
 
     fn pop(&mut self) -> Result<Value, PickleError> {
@@ -251,7 +396,13 @@ impl Machine<'_> {
             )));
         };
         let args = match args {
-            Value::Tuple(t) => t,
+            Value::Tuple(t) if t.borrow().len() <= MAX_CALL_ARGS => t.borrow().clone(),
+            Value::Tuple(t) => {
+                return Err(bad(format!(
+                    "{name} is called with {} arguments",
+                    t.borrow().len()
+                )));
+            }
             other => return Err(bad(format!("call arguments are {other:?}, not a tuple"))),
         };
         self.resolver.call(&name, args)
@@ -264,7 +415,9 @@ impl Machine<'_> {
         let Value::Dict(d) = self.top()? else {
             return Err(bad("SETITEMS on something that is not a dict"));
         };
-        let mut d = d.borrow_mut();
+        let d = d.clone();
+        grow(&d, adopt(&items)?, "dict")?;
+        let mut d = d.items.borrow_mut();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             d.push((k, v));
@@ -273,13 +426,13 @@ impl Machine<'_> {
     }
 
     fn append(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
-        match self.top()? {
-            Value::List(l) => {
-                l.borrow_mut().extend(items);
-                Ok(())
-            }
-            _ => Err(bad("APPEND on something that is not a list")),
-        }
+        let Value::List(l) = self.top()? else {
+            return Err(bad("APPEND on something that is not a list"));
+        };
+        let l = l.clone();
+        grow(&l, adopt(&items)?, "list")?;
+        l.items.borrow_mut().extend(items);
+        Ok(())
     }
 
     fn memo_put(&mut self, idx: u32) -> Result<(), PickleError> {
@@ -324,13 +477,9 @@ impl Machine<'_> {
                 }
                 b'(' => self.marks.push(self.stack.len()),
                 b'}' => self.stack.push(Value::new_dict()),
-                b']' => self
-                    .stack
-                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                0x8f => self
-                    .stack
-                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))), // EMPTY_SET as a list
+                b']' => self.stack.push(list(Vec::new())?),
+                b')' => self.stack.push(tuple(Vec::new())?),
+                0x8f => self.stack.push(list(Vec::new())?), // EMPTY_SET as a list
                 0x90 => {
                     // ADDITEMS
                     let items = self.pop_mark()?;
@@ -339,11 +488,11 @@ impl Machine<'_> {
                 0x91 => {
                     // FROZENSET
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(tuple(items)?);
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(tuple(items)?);
                 }
                 0x85..=0x87 => {
                     // TUPLE1..3
@@ -353,11 +502,11 @@ impl Machine<'_> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(tuple(items)?);
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.stack.push(list(items)?);
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
@@ -496,7 +645,7 @@ impl Machine<'_> {
                         b'U' | b'C' => self.u8()? as usize,
                         _ => self.len64()?,
                     };
-                    let b = self.take(n)?.to_vec();
+                    let b = Rc::from(self.take(n)?);
                     self.stack.push(Value::Bytes(b));
                 }
                 b'c' => {
@@ -552,7 +701,7 @@ impl Machine<'_> {
                 }
                 b'P' => {
                     let pid = self.line()?;
-                    let v = self.resolver.persistent_load(Value::Str(pid))?;
+                    let v = self.resolver.persistent_load(Value::Str(pid.into()))?;
                     self.stack.push(v);
                 }
                 b'i' | b'o' | 0x82..=0x84 => {

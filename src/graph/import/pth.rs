@@ -15,7 +15,7 @@
 //! "state_dict": {...}, "optimizer": {...}}` works). Integer tensors (e.g.
 //! `num_batches_tracked`) are skipped, like the `.safetensors` reader does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::rc::Rc;
@@ -117,7 +117,16 @@ fn malformed(msg: impl Into<String>) -> PickleError {
     PickleError::Malformed(msg.into())
 }
 
+/// Most dimensions a tensor may have (torch itself stops at 64).
+const MAX_RANK: usize = 64;
+
 fn usize_list(v: &Value, what: &str) -> Result<Vec<usize>, PickleError> {
+    // Checked before the items are copied: a memoised huge tuple can be referenced often.
+    if v.item_count().is_some_and(|n| n > MAX_RANK) {
+        return Err(malformed(format!(
+            "tensor {what} has more than {MAX_RANK} dimensions"
+        )));
+    }
     v.items()
         .ok_or_else(|| malformed(format!("tensor {what} is not a tuple")))?
         .iter()
@@ -152,6 +161,9 @@ impl Resolver for TorchResolver {
 
     fn persistent_load(&mut self, pid: Value) -> Result<Value, PickleError> {
         // ('storage', storage class, key, location, numel[, view metadata])
+        if pid.item_count().is_some_and(|n| n > 6) {
+            return Err(malformed(format!("unexpected persistent id {pid:?}")));
+        }
         let items = pid
             .items()
             .ok_or_else(|| malformed("persistent id is not a tuple"))?;
@@ -166,7 +178,7 @@ impl Resolver for TorchResolver {
             other => return Err(malformed(format!("storage type {other:?}"))),
         };
         let key = match &items[2] {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
             other => return Err(malformed(format!("storage key {other:?}"))),
         };
@@ -230,6 +242,8 @@ enum Storages<'a> {
         archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
         prefix: String,
         big_endian: bool,
+        /// Most bytes one entry may unpack to ([`entry_limit`]).
+        limit: usize,
     },
     /// Byte ranges in the legacy file.
     Legacy {
@@ -246,16 +260,10 @@ impl Storages<'_> {
                 archive,
                 prefix,
                 big_endian,
+                limit,
             } => {
                 let name = format!("{prefix}data/{key}");
-                let mut entry = archive
-                    .by_name(&name)
-                    .map_err(|e| format!("storage '{name}' is missing: {e}"))?;
-                let mut out = Vec::with_capacity(entry.size() as usize);
-                entry
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("cannot read storage '{name}': {e}"))?;
-                Ok((out, *big_endian))
+                Ok((read_entry(archive, &name, *limit)?, *big_endian))
             }
             Storages::Legacy {
                 data,
@@ -303,6 +311,41 @@ impl From<String> for ReadError {
     }
 }
 
+/// Most elements all tensors of a file together may expand to: its size in bytes (a float
+/// storage element takes at least 2 bytes, so views that do not overlap stay well below), and
+/// at least 2²⁶ (256 MiB of f32) so that small files with broadcast (stride-0) views still
+/// load. A crafted view claiming 2⁴⁰ elements of a one-element storage is refused here.
+pub fn element_limit(file_len: usize) -> usize {
+    file_len.max(1 << 26)
+}
+
+/// Most bytes one zip entry may unpack to: `torch.save` stores entries uncompressed, so a
+/// real entry is smaller than the file; 8× the file (at least 64 MiB) leaves room for
+/// recompressed archives while refusing a deflate bomb.
+fn entry_limit(file_len: usize) -> usize {
+    file_len.saturating_mul(8).max(1 << 26)
+}
+
+/// Reads the zip entry `name`, refusing one that unpacks to more than `limit` bytes.
+fn read_entry(
+    archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+    name: &str,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let entry = archive
+        .by_name(name)
+        .map_err(|e| format!("cannot open '{name}': {e}"))?;
+    let mut out = Vec::with_capacity((entry.size() as usize).min(limit));
+    entry
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot read '{name}': {e}"))?;
+    if out.len() > limit {
+        return Err(format!("'{name}' unpacks to more than {limit} bytes"));
+    }
+    Ok(out)
+}
+
 /// Reads the state dict from the bytes of a `torch.save` file.
 fn read_bytes(data: &[u8]) -> Result<Vec<NamedTensor>, ReadError> {
     let (root, mut storages) = if data.starts_with(b"PK\x03\x04") {
@@ -311,14 +354,42 @@ fn read_bytes(data: &[u8]) -> Result<Vec<NamedTensor>, ReadError> {
         read_legacy(data)?
     };
     let dict = state_dict(&root)?;
+    let limit = element_limit(data.len());
+    let mut expanded = 0usize;
+    // Each storage is read once, however many tensors view it.
+    let mut read: HashMap<String, Rc<(Vec<u8>, bool)>> = HashMap::new();
     let mut out = Vec::new();
     for (key, t) in dict {
         if let StorageDtype::Int(_) = t.storage.dtype {
             continue;
         }
-        let (bytes, big_endian) = storages.bytes(&t.storage.key)?;
+        let numel = element_count(&t.size).ok_or_else(|| {
+            format!(
+                "tensor '{key}' has size {:?}, whose product overflows",
+                t.size
+            )
+        })?;
+        expanded = expanded.saturating_add(numel);
+        if expanded > limit {
+            return Err(format!(
+                "tensor '{key}' of size {:?} takes the tensors past {limit} elements, the most a \
+                 {}-byte file may expand to",
+                t.size,
+                data.len()
+            )
+            .into());
+        }
+        let storage = match read.get(&t.storage.key) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Rc::new(storages.bytes(&t.storage.key)?);
+                read.insert(t.storage.key.clone(), s.clone());
+                s
+            }
+        };
+        let (bytes, big_endian) = (&storage.0, storage.1);
         let values =
-            strided_values(&t, &bytes, big_endian).map_err(|m| format!("tensor '{key}': {m}"))?;
+            strided_values(&t, bytes, big_endian).map_err(|m| format!("tensor '{key}': {m}"))?;
         out.push(NamedTensor {
             key,
             shape: t.size.clone(),
@@ -338,17 +409,8 @@ fn read_zip(data: &[u8]) -> Result<(Value, Storages<'_>), ReadError> {
         .min_by_key(|n| n.len())
         .ok_or_else(|| "the zip archive has no data.pkl (not a torch.save file)".to_string())?;
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
-    let read_entry = |archive: &mut zip::ZipArchive<_>, name: &str| -> Result<Vec<u8>, String> {
-        let mut entry = archive
-            .by_name(name)
-            .map_err(|e| format!("cannot open '{name}': {e}"))?;
-        let mut out = Vec::new();
-        entry
-            .read_to_end(&mut out)
-            .map_err(|e| format!("cannot read '{name}': {e}"))?;
-        Ok(out)
-    };
-    let big_endian = match read_entry(&mut archive, &format!("{prefix}byteorder")) {
+    let limit = entry_limit(data.len());
+    let big_endian = match read_entry(&mut archive, &format!("{prefix}byteorder"), limit) {
         Ok(b) => match String::from_utf8_lossy(&b).trim() {
             "little" => false,
             "big" => true,
@@ -356,7 +418,7 @@ fn read_zip(data: &[u8]) -> Result<(Value, Storages<'_>), ReadError> {
         },
         Err(_) => false, // files from torch < 1.10 have no byteorder entry: little endian
     };
-    let pickle_bytes = read_entry(&mut archive, &pkl)?;
+    let pickle_bytes = read_entry(&mut archive, &pkl, limit)?;
     let (root, _) = pickle::load(&pickle_bytes, &mut TorchResolver::default())?;
     Ok((
         root,
@@ -364,6 +426,7 @@ fn read_zip(data: &[u8]) -> Result<(Value, Storages<'_>), ReadError> {
             archive,
             prefix,
             big_endian,
+            limit,
         },
     ))
 }
@@ -413,7 +476,7 @@ fn read_legacy(data: &[u8]) -> Result<(Value, Storages<'_>), ReadError> {
     // storage type, which only the object pickle names.
     for key in keys {
         let key = match key {
-            Value::Str(s) => s,
+            Value::Str(s) => s.to_string(),
             other => return Err(format!("storage key {other:?}").into()),
         };
         let elem = r
@@ -493,27 +556,34 @@ fn state_dict(root: &Value) -> Result<Vec<(String, TensorRef)>, String> {
             return Ok(d);
         }
     }
+    // Each distinct dict is examined once: a crafted file can list one memoised dict of many
+    // tensors under many keys, and converting it once per key would take quadratic memory.
+    let mut examined = HashSet::new();
     let candidates: Vec<(String, Vec<(String, TensorRef)>)> = entries
         .iter()
+        .filter(|(_, v)| matches!(v, Value::Dict(d) if examined.insert(Rc::as_ptr(d))))
         .filter_map(|(k, v)| Some((format!("{k:?}"), tensor_dict(v)?)))
         .collect();
-    let keys = entries
-        .iter()
-        .map(|(k, _)| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let keys = shown_list(entries.iter().map(|(k, _)| format!("{k:?}")), entries.len());
     match candidates.len() {
         1 => Ok(candidates.into_iter().next().expect("one").1),
         0 => Err(format!("no dict of tensors found; top-level keys: {keys}")),
         _ => Err(format!(
             "several dicts of tensors ({}); top-level keys: {keys}",
-            candidates
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            shown_list(candidates.iter().map(|(k, _)| k.clone()), candidates.len())
         )),
     }
+}
+
+/// The first few of `len` names, comma-separated: a message stays one short line however many
+/// keys a file has.
+fn shown_list(names: impl Iterator<Item = String>, len: usize) -> String {
+    const SHOWN: usize = 8;
+    let mut shown = names.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if len > SHOWN {
+        shown.push_str(&format!(", … ({len} in all)"));
+    }
+    shown
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -526,21 +596,37 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// The product of `size`, or `None` when it overflows.
+fn element_count(size: &[usize]) -> Option<usize> {
+    size.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n))
+}
+
+/// The storage element a non-empty view reaches last, `offset + Σ (sizeₖ − 1)·strideₖ`, or
+/// `None` when that overflows.
+fn last_element(t: &TensorRef) -> Option<usize> {
+    t.size
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&n, &s)| {
+            acc.checked_add(n.checked_sub(1)?.checked_mul(s)?)
+        })
+}
+
 /// Values of a strided view in row-major order of its size: element `(i₀, …)` is storage
-/// element `offset + Σ iₖ·strideₖ`.
+/// element `offset + Σ iₖ·strideₖ`. The view must fit the storage's actual bytes.
 fn strided_values(t: &TensorRef, bytes: &[u8], big_endian: bool) -> Result<Vec<f32>, String> {
     let es = t.storage.dtype.size();
     let available = bytes.len() / es;
-    let numel: usize = t.size.iter().product();
+    let numel = element_count(&t.size).ok_or_else(|| format!("size {:?} overflows", t.size))?;
     if numel == 0 {
         return Ok(Vec::new());
     }
-    let last = t.offset
-        + t.size
-            .iter()
-            .zip(&t.stride)
-            .map(|(&n, &s)| (n - 1) * s)
-            .sum::<usize>();
+    let last = last_element(t).ok_or_else(|| {
+        format!(
+            "view (offset {}, size {:?}, stride {:?}) reaches past any storage",
+            t.offset, t.size, t.stride
+        )
+    })?;
     if last >= available {
         return Err(format!(
             "view reaches element {last} of a storage with {available} elements"

@@ -80,7 +80,42 @@ pub struct Converter {
     /// For Conv/Linear nodes: the ONNX value they produce, so a bias-add is folded into them
     /// only when it reads exactly that value (not an alias another node also reads).
     pub producers: HashMap<NodeId, String>,
+    /// Node names taken so far.
     names: HashSet<String>,
+    /// Per base name, the suffix `#k` to try next, so that 40 000 nodes sharing one name take
+    /// linear, not quadratic, time.
+    name_next: HashMap<String, usize>,
+    /// Most elements any run-time tensor of the graph may have ([`activation_limit`]).
+    pub max_elements: usize,
+}
+
+/// Most elements one run-time tensor (the input, an activation, a padded input) may have: 2²⁶
+/// (256 MiB of f32, beyond the activations of real classifiers at their input sizes) or
+/// 16 × the model's initialiser elements, whichever is larger, so the limit grows with the
+/// model's real size. A crafted 100000² input or a Conv padded by 10⁸ is refused at import
+/// instead of aborting at the first prediction.
+pub fn activation_limit(initialiser_elements: usize) -> usize {
+    initialiser_elements.saturating_mul(16).max(1 << 26)
+}
+
+/// The next unused name `base`, `base#2`, `base#3`, … in `taken`, where `next` remembers per
+/// base where to resume the search.
+fn unique_name(
+    base: &str,
+    next: &mut HashMap<String, usize>,
+    mut taken: impl FnMut(&str) -> bool,
+) -> String {
+    let k = next.entry(base.to_string()).or_insert(1);
+    let mut candidate = if *k == 1 {
+        base.to_string()
+    } else {
+        format!("{base}#{k}")
+    };
+    while taken(&candidate) {
+        *k += 1;
+        candidate = format!("{base}#{k}");
+    }
+    candidate
 }
 
 /// Identity axes of rank `r`.
@@ -155,12 +190,8 @@ impl Converter {
     /// Appends an IR node under a unique version of `name`.
     pub fn push(&mut self, name: &str, op: Op, inputs: Vec<NodeId>) -> NodeId {
         let base = sanitize(name);
-        let mut unique = base.clone();
-        let mut k = 2;
-        while self.names.contains(&unique) {
-            unique = format!("{base}#{k}");
-            k += 1;
-        }
+        let names = &self.names;
+        let unique = unique_name(&base, &mut self.name_next, |c| names.contains(c));
         self.names.insert(unique.clone());
         self.nodes.push(Node {
             name: unique,
@@ -303,8 +334,45 @@ impl Converter {
         aligned.reshaped(ir)
     }
 
+    /// Refuses a run-time tensor of logical shape `shape` with more than
+    /// [`Converter::max_elements`] elements.
+    pub fn check_size(&self, shape: &[usize], what: &str) -> Result<(), String> {
+        let n = super::tensor::numel(shape);
+        if n > self.max_elements {
+            return Err(format!(
+                "{what} of shape {shape:?} would have {} elements, more than the {} this \
+                 model may create",
+                if n == usize::MAX {
+                    "over 2^64".to_string()
+                } else {
+                    n.to_string()
+                },
+                self.max_elements
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a window op whose input, padded by `padding` (`[top, left, bottom, right]`),
+    /// would be too large ([`Converter::check_size`]).
+    pub fn check_padded(&self, x: &Dyn, padding: [usize; 4]) -> Result<(), String> {
+        let grow = |d: usize, a: usize, b: usize| d.saturating_add(a).saturating_add(b);
+        let padded = [
+            x.shape[0],
+            x.shape[1],
+            grow(x.shape[2], padding[0], padding[2]),
+            grow(x.shape[3], padding[1], padding[3]),
+        ];
+        self.check_size(&padded, "the padded input")
+    }
+
     /// Records the outputs of a node; extra outputs must be unused.
     pub fn set_outputs(&mut self, n: &NodeProto, vals: Vec<Val>) -> Result<(), String> {
+        for v in &vals {
+            if let Val::Dyn(d) = v {
+                self.check_size(&d.shape, "the output")?;
+            }
+        }
         let count = vals.len();
         for (name, v) in n.output.iter().zip(vals) {
             self.values.insert(name.clone(), v);
@@ -332,6 +400,8 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
         params: ParamStore::new(),
         producers: HashMap::new(),
         names: HashSet::new(),
+        name_next: HashMap::new(),
+        max_elements: 0,
     };
     for n in &graph.node {
         for i in n.input.iter().filter(|i| !i.is_empty()) {
@@ -341,10 +411,13 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
     for o in &graph.output {
         *cv.uses.entry(o.name.clone()).or_default() += 1;
     }
+    let mut initialiser_elements = 0usize;
     for t in &graph.initializer {
         let c = Const::from_proto(t).map_err(|e| format!("initialiser {e}"))?;
+        initialiser_elements = initialiser_elements.saturating_add(c.numel());
         cv.values.insert(t.name.clone(), Val::Const(Rc::new(c)));
     }
+    cv.max_elements = activation_limit(initialiser_elements);
     let inputs: Vec<_> = graph
         .input
         .iter()
@@ -479,6 +552,10 @@ fn input_value(
         hint.input_size.map(|s| s[1]),
         hint.fallback_size[1],
         "width",
+    )?;
+    cv.check_size(
+        &[1, channels, height, width],
+        &format!("the input '{}'", input.name),
     )?;
     let node = cv.push(&input.name, Op::Input, vec![]);
     let d = match layout {

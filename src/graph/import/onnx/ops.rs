@@ -4,7 +4,9 @@ use std::rc::Rc;
 
 use super::convert::{Attrs, Converter, Dyn, Val, identity};
 use super::proto::{NodeProto, data_type as dt};
-use super::tensor::{Const, Data, axis, broadcast_dims, squeezed_dims, unsqueezed_dims};
+use super::tensor::{
+    Const, Data, axis, broadcast_dims, folded_numel, numel, squeezed_dims, unsqueezed_dims,
+};
 use crate::graph::{BatchNorm, Conv2d, Linear, NodeId, Op, Pool2d};
 
 /// Ops evaluated at import time when all their inputs are constants.
@@ -64,15 +66,15 @@ fn reshape_target(input: &[usize], target: &[i64], allow_zero: bool) -> Result<V
             _ => return Err(format!("Reshape target {target:?} is invalid")),
         }
     }
-    let total: usize = input.iter().product();
-    let known: usize = out.iter().product();
+    let total = numel(input);
+    let known = numel(&out);
     if let Some(i) = infer {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
         }
         out[i] = total / known;
     }
-    if out.iter().product::<usize>() != total {
+    if numel(&out) != total {
         return Err(format!("cannot reshape {input:?} to {target:?}"));
     }
     Ok(out)
@@ -90,6 +92,7 @@ fn window(
     if stride.contains(&0) || dilation.contains(&0) || kernel.contains(&0) {
         return Err("zero stride, dilation or kernel size".into());
     }
+    let overflow = || "window arithmetic overflows (stride, dilation, kernel or pads too large)";
     let auto = a.string("auto_pad").unwrap_or_else(|| "NOTSET".into());
     let pads = match auto.as_str() {
         "NOTSET" | "" => match a.ints("pads") {
@@ -105,8 +108,13 @@ fn window(
             let mut p = [0; 4];
             for d in 0..2 {
                 let out = input[d].div_ceil(stride[d]);
-                let span = dilation[d] * (kernel[d] - 1) + 1;
-                let total = ((out - 1) * stride[d] + span).saturating_sub(input[d]);
+                let span = window_span(kernel[d], dilation[d]).ok_or_else(overflow)?;
+                let total = out
+                    .saturating_sub(1)
+                    .checked_mul(stride[d])
+                    .and_then(|v| v.checked_add(span))
+                    .ok_or_else(overflow)?
+                    .saturating_sub(input[d]);
                 let (small, large) = (total / 2, total - total / 2);
                 // SAME_UPPER puts the odd pixel at the end, SAME_LOWER at the beginning.
                 let (begin, end) = if auto == "SAME_UPPER" {
@@ -123,8 +131,11 @@ fn window(
     };
     let mut out = [0; 2];
     for d in 0..2 {
-        let span = dilation[d] * (kernel[d] - 1) + 1;
-        let padded = input[d] + pads[d] + pads[d + 2];
+        let span = window_span(kernel[d], dilation[d]).ok_or_else(overflow)?;
+        let padded = input[d]
+            .checked_add(pads[d])
+            .and_then(|v| v.checked_add(pads[d + 2]))
+            .ok_or_else(overflow)?;
         if padded < span {
             return Err(format!(
                 "window {span} is larger than the padded input {padded}"
@@ -134,7 +145,7 @@ fn window(
         out[d] = if ceil_mode {
             let mut o = num.div_ceil(stride[d]) + 1;
             // The last window must start inside the input or the leading padding (torch's rule).
-            if (o - 1) * stride[d] >= input[d] + pads[d] {
+            if (o - 1).saturating_mul(stride[d]) >= input[d] + pads[d] {
                 o -= 1;
             }
             o
@@ -143,6 +154,11 @@ fn window(
         };
     }
     Ok((pads, out))
+}
+
+/// `dilation·(kernel − 1) + 1`, the extent of a dilated window, or `None` on overflow.
+fn window_span(kernel: usize, dilation: usize) -> Option<usize> {
+    dilation.checked_mul(kernel - 1)?.checked_add(1)
 }
 
 fn constant_attr(a: &Attrs) -> Result<Const, String> {
@@ -203,7 +219,7 @@ impl Converter {
                     Some(t) => Const::from_proto(t)?,
                     None => Const::f32(vec![1], vec![0.0]),
                 };
-                let count: usize = shape.iter().product();
+                let count = folded_numel(&shape, 0)?;
                 let c = match fill.data {
                     Data::F32(v) if v.len() == 1 => Const::f32(shape, vec![v[0]; count]),
                     Data::I64(v) if v.len() == 1 => Const::i64(shape, vec![v[0]; count]),
@@ -407,7 +423,7 @@ impl Converter {
             "Flatten" => {
                 let x = c(0)?;
                 let ax = axis(a.int("axis", 1), x.dims.len() + 1)?;
-                let d = vec![x.dims[..ax].iter().product(), x.dims[ax..].iter().product()];
+                let d = vec![numel(&x.dims[..ax]), numel(&x.dims[ax..])];
                 x.reshaped(d)
             }
             other => Err(format!("{other} cannot be folded")),
@@ -493,6 +509,7 @@ impl Converter {
         let stride = pair(a.ints("strides"), 1, "strides")?;
         let dilation = pair(a.ints("dilations"), 1, "dilations")?;
         let (padding, out) = window(a, [x.shape[2], x.shape[3]], kernel, stride, dilation, false)?;
+        self.check_padded(&x, padding)?;
         let weight = self.param(&n.input[1], w.dims.clone(), w.floats(), true)?;
         let bias = match self.const_opt(n, 2)? {
             Some(b) => Some(self.param(&n.input[2], vec![w.dims[0]], b.floats(), true)?),
@@ -541,6 +558,7 @@ impl Converter {
             dilation,
             ceil_mode,
         )?;
+        self.check_padded(&x, padding)?;
         let pool = Pool2d {
             kernel,
             stride,

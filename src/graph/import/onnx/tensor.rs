@@ -22,8 +22,30 @@ pub struct Const {
     pub data: Data,
 }
 
-fn numel(dims: &[usize]) -> usize {
-    dims.iter().product()
+/// Element count of `dims`; saturates instead of overflowing, so a crafted shape compares as
+/// too large rather than wrapping to a small number (a zero dim still gives 0).
+pub fn numel(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
+}
+
+/// Most elements a constant computed at import time (`ConstantOfShape`, a broadcast, a
+/// `Gather` or `Concat` of constants) may have unless an input is already that large: 2²⁶,
+/// 256 MiB of f32 or 512 MiB of i64. Folded constants are shape arithmetic and small masks in
+/// real models; a crafted `ConstantOfShape([3·10⁹])` is refused before any allocation.
+pub const MAX_FOLDED_ELEMENTS: usize = 1 << 26;
+
+/// The element count of a constant about to be built with `dims`, refused past
+/// [`MAX_FOLDED_ELEMENTS`] or `allowance` (the size of an input it is computed from), whichever
+/// is larger.
+pub fn folded_numel(dims: &[usize], allowance: usize) -> Result<usize, String> {
+    let n = numel(dims);
+    let limit = MAX_FOLDED_ELEMENTS.max(allowance);
+    if n > limit {
+        return Err(format!(
+            "a constant of shape {dims:?} would have more than {limit} elements"
+        ));
+    }
+    Ok(n)
 }
 
 /// Normalises a possibly negative axis for a tensor of rank `rank`.
@@ -118,7 +140,7 @@ impl Const {
         let raw = &t.raw_data;
         let use_raw = !raw.is_empty() || n == 0;
         let le = |size: usize| -> Result<Vec<&[u8]>, String> {
-            if raw.len() != n * size {
+            if n.checked_mul(size) != Some(raw.len()) {
                 return Err(format!(
                     "tensor '{}' has {} bytes of data for {n} elements",
                     t.name,
@@ -321,7 +343,7 @@ impl Const {
         out_dims.extend(&indices.dims);
         out_dims.extend(&self.dims[ax + 1..]);
         let (outer, inner) = (numel(&self.dims[..ax]), numel(&self.dims[ax + 1..]));
-        let mut pos = Vec::with_capacity(numel(&out_dims));
+        let mut pos = Vec::with_capacity(folded_numel(&out_dims, self.numel())?);
         for o in 0..outer {
             for &i in &idx {
                 pos.extend((0..inner).map(|k| (o * self.dims[ax] + i) * inner + k));
@@ -358,6 +380,9 @@ impl Const {
             }
             let norm = |v: i64| if v < 0 { v + d } else { v };
             let (start, end) = (norm(starts[k]), norm(ends[k]));
+            // In i128: starts, ends and steps are arbitrary i64 in a crafted file.
+            let (d, step) = (d as i128, step as i128);
+            let (start, end) = (start as i128, end as i128);
             let (start, count) = if step > 0 {
                 let s = start.clamp(0, d);
                 let e = end.clamp(0, d);
@@ -367,6 +392,7 @@ impl Const {
                 let e = end.clamp(-1, d - 1);
                 (s, if s > e { (s - e - step - 1) / -step } else { 0 })
             };
+            let (start, step) = (start as i64, step as i64);
             spec[ax] = (start, step, count as usize);
         }
         let out_dims: Vec<usize> = spec.iter().map(|s| s.2).collect();
@@ -403,7 +429,10 @@ impl Const {
             }
         }
         let mut out_dims = first.dims.clone();
-        out_dims[ax] = parts.iter().map(|p| p.dims[ax]).sum();
+        out_dims[ax] = parts
+            .iter()
+            .fold(0usize, |acc, p| acc.saturating_add(p.dims[ax]));
+        folded_numel(&out_dims, 0)?;
         let outer = numel(&first.dims[..ax]);
         let all_int = parts.iter().all(|p| matches!(p.data, Data::I64(_)));
         let mut ints = Vec::new();
@@ -443,6 +472,7 @@ impl Const {
     /// Element-wise `Add`, `Sub`, `Mul` or `Div` with broadcasting; integer if both are.
     pub fn binary(op: &str, a: &Const, b: &Const) -> Result<Const, String> {
         let dims = broadcast_dims(&a.dims, &b.dims)?;
+        folded_numel(&dims, a.numel().max(b.numel()))?;
         let (pa, pb) = (a.broadcast_positions(&dims), b.broadcast_positions(&dims));
         let data = match (&a.data, &b.data) {
             (Data::I64(x), Data::I64(y)) => Data::I64(
@@ -504,6 +534,7 @@ impl Const {
         if dims != target {
             return Err(format!("cannot broadcast {:?} to {target:?}", self.dims));
         }
+        folded_numel(target, self.numel())?;
         let pos = self.broadcast_positions(target);
         Ok(Const {
             dims,
