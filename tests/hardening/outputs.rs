@@ -108,9 +108,16 @@ fn concepts_with_a_torch_onnx_export_node_name_writes_inside_out() {
     );
     sb.assert_nothing_outside_out(&before);
     let files = files_below(&sb.out());
-    // concepts.json + two channels × (.npy, .png), all in out/img/.
-    assert_eq!(files.len(), 5, "{files:?}");
-    for f in files.iter().filter(|f| !f.ends_with("concepts.json")) {
+    // concepts.json, the input as the model saw it, two channels × (.npy, .png), in out/img/.
+    assert_eq!(files.len(), 6, "{files:?}");
+    assert!(
+        files.contains(&Path::new("img/input.png").to_path_buf()),
+        "{files:?}"
+    );
+    let maps = files
+        .iter()
+        .filter(|f| !f.ends_with("concepts.json") && !f.ends_with("input.png"));
+    for f in maps {
         assert!(f.starts_with("img"), "{f:?}");
         let name = f.file_name().unwrap().to_string_lossy();
         assert!(name.starts_with("_0_Conv-"), "{name}");
