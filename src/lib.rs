@@ -12,6 +12,7 @@
 //! - [`studies`]: the study pipelines (ensemble variability, method comparison, …);
 //! - [`bench`]: per-image speed and memory of the engine's workloads;
 //! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
+//! - [`inspect`]: what a model reads and outputs, its CAM layers and LRP rules, before explaining;
 //! - [`studies`]: study pipelines (faithfulness, stability, …) writing tables, plots and summaries;
 //! - [`cli`]: the `relevance` command line.
 
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod graph;
+pub mod inspect;
 pub mod io;
 pub mod methods;
 pub mod metrics;

@@ -17,6 +17,7 @@ mod data;
 mod demo;
 mod explain;
 mod faithfulness;
+mod inspect;
 mod predict;
 mod report;
 mod stability;
@@ -50,6 +51,9 @@ pub struct Cli {
 pub enum Command {
     /// Classify images (or preprocessed .npy tensors) and print one JSON object per input.
     Predict(predict::PredictArgs),
+    /// Describe a model before explaining it: shapes, normalisation, operators, parameters,
+    /// CAM layers, LRP rules per composite and unsupported ONNX operators.
+    Inspect(inspect::InspectArgs),
     /// Make or inspect data sets (synthetic data with ground truth, summaries).
     Data(data::DataArgs),
     /// Train a model or an ensemble of seeds on an image data set.
@@ -81,6 +85,7 @@ pub enum Command {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Predict(args) => predict::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Data(args) => data::run(args),
         Command::Train(args) => train::run(*args),
         Command::Bench(args) => bench::run_bench(args),

@@ -87,7 +87,8 @@ pub struct ModelCard {
     /// Class names in output order; empty means "class 0, class 1, …".
     #[serde(default)]
     pub classes: Vec<String>,
-    /// Number of output classes.
+    /// Number of output classes. A card that names its `classes` but leaves this out gets
+    /// their count (see [`ModelCard::load`]); weights that fix the width override it.
     #[serde(default = "default_classes")]
     pub num_classes: usize,
     /// Input `[height, width]`.
@@ -162,19 +163,28 @@ impl ModelCard {
             .or_else(|| name.parse().ok().filter(|&i| i < self.num_classes))
     }
 
-    /// Reads a card from a `.json` or `.toml` file and [`validates`](Self::validate) it. The
-    /// messages do not name the file: the caller (e.g. [`Model::load`](super::Model::load))
-    /// adds the path once.
+    /// Reads a card from a `.json` or `.toml` file and [`validates`](Self::validate) it. A card
+    /// that names its `classes` without `num_classes` has as many classes as names: the
+    /// default of 1000 is only a guess, and weights that fix the output width replace the
+    /// count anyway (checking the names against it). The messages do not name the file: the
+    /// caller (e.g. [`Model::load`](super::Model::load)) adds the path once.
     pub fn load(path: &Path) -> Result<Self, GraphError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| GraphError::Invalid(format!("cannot read model card: {e}")))?;
-        let card: ModelCard = if path.extension().is_some_and(|e| e == "toml") {
+        let is_toml = is_toml(path);
+        let mut card: ModelCard = if is_toml {
             toml::from_str(&text)
                 .map_err(|e| GraphError::Invalid(format!("bad model card: {e}")))?
         } else {
             serde_json::from_str(&text)
                 .map_err(|e| GraphError::Invalid(format!("bad model card: {e}")))?
         };
+        let states_num_classes = stated_fields_in(&text, is_toml)
+            .iter()
+            .any(|f| f == "num_classes");
+        if !states_num_classes && !card.classes.is_empty() {
+            card.num_classes = card.classes.len();
+        }
         card.validate().map_err(GraphError::Invalid)?;
         Ok(card)
     }
@@ -274,5 +284,33 @@ impl ModelCard {
     /// Writes the card as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("card serialises")
+    }
+}
+
+/// Whether a card file is TOML (by extension; anything else is read as JSON).
+fn is_toml(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+}
+
+/// The top-level fields a card file states explicitly (serde fills the others with defaults,
+/// and the loaders must know which values are the user's). Empty if the file cannot be read
+/// or parsed; [`ModelCard::load`] reports those problems.
+pub fn stated_fields(path: &Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => stated_fields_in(&text, is_toml(path)),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`stated_fields`] of a card's text.
+fn stated_fields_in(text: &str, is_toml: bool) -> Vec<String> {
+    if is_toml {
+        toml::from_str::<toml::Table>(text)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }

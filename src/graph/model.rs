@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::import::onnx::{self, InputHint};
 use super::import::{Format, ImportError, NamedTensor, read_state_dict};
-use super::{Graph, GraphError, ModelCard, Op, ParamStore, init::init_params, zoo};
+use super::{Graph, GraphError, ModelCard, Op, ParamStore, card, init::init_params, zoo};
 
 /// A graph with its parameters and the card describing its inputs and classes.
 #[derive(Clone, Debug)]
@@ -99,7 +99,7 @@ impl Model {
         mut card: ModelCard,
         card_path: Option<&Path>,
     ) -> Result<Model, ImportError> {
-        let stated = card_path.map(stated_card_fields).unwrap_or_default();
+        let stated = card_path.map(card::stated_fields).unwrap_or_default();
         let says = |field: &str| stated.iter().any(|f| f == field);
         let hint = InputHint {
             input_size: says("input_size").then_some(card.input_size),
@@ -120,16 +120,7 @@ impl Model {
         if imported.num_classes == 0 {
             return Err(ImportError::file(path, "the model has 0 outputs"));
         }
-        if !card.classes.is_empty() && card.classes.len() != imported.num_classes {
-            return Err(ImportError::file(
-                path,
-                format!(
-                    "the card names {} classes but the model has {} outputs",
-                    card.classes.len(),
-                    imported.num_classes
-                ),
-            ));
-        }
+        check_class_names(path, &card, imported.num_classes)?;
         card.arch = None;
         card.input_size = imported.input_size;
         card.channels = imported.channels;
@@ -207,16 +198,7 @@ impl Model {
                 card.channels = s[1];
             }
         }
-        if !card.classes.is_empty() && card.classes.len() != card.num_classes {
-            return Err(ImportError::file(
-                path,
-                format!(
-                    "the card names {} classes but the weights have {} outputs",
-                    card.classes.len(),
-                    card.num_classes
-                ),
-            ));
-        }
+        check_class_names(path, &card, card.num_classes)?;
         if card.num_classes == 0 {
             return Err(ImportError::file(path, "the model has 0 classes"));
         }
@@ -277,21 +259,19 @@ fn check_rank(key: &str, shape: &[usize], rank: usize, layout: &str) -> Result<(
     Ok(())
 }
 
-/// The top-level fields a card file states explicitly (serde fills the others with defaults,
-/// and an import must know which values are the user's).
-fn stated_card_fields(path: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    if path.extension().is_some_and(|e| e == "toml") {
-        toml::from_str::<toml::Table>(&text)
-            .map(|t| t.keys().cloned().collect())
-            .unwrap_or_default()
-    } else {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+/// Checks the card's class names against the output width the weights fix; the message names
+/// the card field and both numbers.
+fn check_class_names(path: &Path, card: &ModelCard, outputs: usize) -> Result<(), ImportError> {
+    if card.classes.is_empty() || card.classes.len() == outputs {
+        return Ok(());
     }
+    Err(ImportError::file(
+        path,
+        format!(
+            "model card field `classes`: {} class names, but the weights have {outputs} outputs",
+            card.classes.len()
+        ),
+    ))
 }
 
 /// Refuses a model with a NaN or infinite parameter, naming it: every output it computes would

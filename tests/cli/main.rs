@@ -8,5 +8,6 @@ mod methods_common;
 
 mod crp_cli;
 mod demo_report;
+mod inspect_cli;
 mod methods_cli;
 mod predict_cli;

@@ -254,3 +254,119 @@ fn winograd_scope_flag_parses_and_refuses_unknown_scopes() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A small_cnn with 3 outputs and reference weights, saved as safetensors in `dir`.
+fn small_cnn_weights(dir: &Path) -> PathBuf {
+    use relevance::graph::import::{NamedTensor, safetensors::to_bytes};
+    let graph = relevance::graph::zoo::build("small_cnn", 3, 3).unwrap();
+    let params = relevance::graph::init::reference_params(&graph).unwrap();
+    let tensors: Vec<NamedTensor> = params
+        .iter()
+        .map(|(k, p)| NamedTensor {
+            key: k.clone(),
+            shape: p.shape.clone(),
+            values: p.values(),
+        })
+        .collect();
+    let weights = dir.join("net.safetensors");
+    std::fs::write(&weights, to_bytes(&tensors, None).unwrap()).unwrap();
+    weights
+}
+
+/// A model card in `dir` that states `fields` (JSON object members) and nothing else.
+fn card_with(dir: &Path, name: &str, fields: &str) -> PathBuf {
+    let card = dir.join(name);
+    std::fs::write(&card, format!("{{{fields}}}")).unwrap();
+    card
+}
+
+#[test]
+fn a_card_with_only_class_names_takes_the_class_count_from_the_weights() {
+    let (dir, input) = keras_sample("names-only");
+    let names = ["ant", "bee", "cat", "dog"];
+    let quoted = names.map(|n| format!("\"{n}\"")).join(", ");
+    // ONNX: the output width (4) fixes the class count; the default of 1000 must not clash.
+    let card = card_with(&dir, "onnx.json", &format!("\"classes\": [{quoted}]"));
+    let model = fixture("keras_nhwc.onnx");
+    let out = predict(&[p("--model"), &model, p("--card"), &card, &input]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let index = v["index"].as_u64().unwrap() as usize;
+    assert_eq!(v["class"], names[index]);
+    // A state dict for a built-in architecture: its last linear layer (3 rows) fixes it.
+    let weights = small_cnn_weights(&dir);
+    let card = card_with(
+        &dir,
+        "st.json",
+        "\"arch\": \"small_cnn\", \"classes\": [\"x\", \"y\", \"z\"]",
+    );
+    let png = dir.join("any.png");
+    image::RgbImage::from_fn(20, 24, |x, y| {
+        image::Rgb([(x * 9) as u8, (y * 7) as u8, 40])
+    })
+    .save(&png)
+    .unwrap();
+    let out = predict(&[p("--model"), &weights, p("--card"), &card, &png]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let index = v["index"].as_u64().unwrap() as usize;
+    assert_eq!(v["class"], ["x", "y", "z"][index]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn class_names_that_do_not_fit_the_weights_name_the_field_and_both_counts() {
+    let (dir, input) = keras_sample("names-mismatch");
+    let card = card_with(
+        &dir,
+        "five.json",
+        "\"classes\": [\"a\", \"b\", \"c\", \"d\", \"e\"]",
+    );
+    let model = fixture("keras_nhwc.onnx");
+    let out = predict(&[p("--model"), &model, p("--card"), &card, &input]);
+    assert_error(
+        &out,
+        &[
+            &model.display().to_string(),
+            "`classes`",
+            "5 class names",
+            "4 outputs",
+        ],
+    );
+    let weights = small_cnn_weights(&dir);
+    let card = card_with(
+        &dir,
+        "two.json",
+        "\"arch\": \"small_cnn\", \"classes\": [\"x\", \"y\"]",
+    );
+    let out = predict(&[p("--model"), &weights, p("--card"), &card, &input]);
+    assert_error(
+        &out,
+        &[
+            &weights.display().to_string(),
+            "`classes`",
+            "2 class names",
+            "3 outputs",
+        ],
+    );
+    // A card that states both and disagrees with itself is still refused as a whole.
+    let card = card_with(
+        &dir,
+        "self.json",
+        "\"classes\": [\"a\"], \"num_classes\": 4",
+    );
+    let out = predict(&[p("--model"), &model, p("--card"), &card, &input]);
+    assert_error(
+        &out,
+        &[&card.display().to_string(), "`classes`", "1 class names"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -109,12 +109,8 @@ pub fn import(path: &Path, hint: &InputHint) -> Result<OnnxModel, ImportError> {
 
 /// Imports an ONNX model from its bytes; errors are one-line messages.
 pub fn import_bytes(bytes: &[u8], hint: &InputHint) -> Result<OnnxModel, String> {
-    let model =
-        proto::ModelProto::decode(bytes).map_err(|e| format!("not a readable ONNX model: {e}"))?;
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or("not a readable ONNX model: it has no graph")?;
+    let model = decode(bytes)?;
+    let graph = model.graph.as_ref().expect("decode checks the graph");
     let opset = model
         .opset_import
         .iter()
@@ -132,21 +128,58 @@ pub fn import_bytes(bytes: &[u8], hint: &InputHint) -> Result<OnnxModel, String>
     Ok(out)
 }
 
+/// Decodes a model that has a graph.
+fn decode(bytes: &[u8]) -> Result<proto::ModelProto, String> {
+    let model =
+        proto::ModelProto::decode(bytes).map_err(|e| format!("not a readable ONNX model: {e}"))?;
+    if model.graph.is_none() {
+        return Err("not a readable ONNX model: it has no graph".into());
+    }
+    Ok(model)
+}
+
+/// The operators of an ONNX file by name (`domain.Op` outside the standard domain), with how
+/// often each occurs: all of them, and those the importer lacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorCensus {
+    /// Every operator the graph uses.
+    pub operators: BTreeMap<String, usize>,
+    /// The subset [`import`] refuses (not in [`SUPPORTED_OPS`], or from another domain).
+    pub unsupported: BTreeMap<String, usize>,
+}
+
+/// Counts the operators of the ONNX file at `path` without importing it, so that a model the
+/// importer refuses can still be described.
+pub fn census(path: &Path) -> Result<OperatorCensus, ImportError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ImportError::file(path, format!("cannot read: {e}")))?;
+    let model = decode(&bytes).map_err(|reason| ImportError::file(path, reason))?;
+    Ok(census_of(
+        model.graph.as_ref().expect("decode checks the graph"),
+    ))
+}
+
+fn census_of(graph: &proto::GraphProto) -> OperatorCensus {
+    let mut census = OperatorCensus::default();
+    for node in &graph.node {
+        let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+        let name = if standard {
+            node.op_type.clone()
+        } else {
+            format!("{}.{}", node.domain, node.op_type)
+        };
+        if !standard || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
+            *census.unsupported.entry(name.clone()).or_default() += 1;
+        }
+        *census.operators.entry(name).or_default() += 1;
+    }
+    census
+}
+
 /// Fails with one message that lists every operator the graph uses and the importer lacks,
 /// with how often each occurs.
 fn check_supported(graph: &proto::GraphProto) -> Result<(), String> {
-    let mut missing: BTreeMap<String, usize> = BTreeMap::new();
-    for node in &graph.node {
-        let standard = node.domain.is_empty() || node.domain == "ai.onnx";
-        if !standard || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
-            let name = if standard {
-                node.op_type.clone()
-            } else {
-                format!("{}.{}", node.domain, node.op_type)
-            };
-            *missing.entry(name).or_default() += 1;
-        }
-    }
+    let missing = census_of(graph).unsupported;
     if missing.is_empty() {
         return Ok(());
     }
