@@ -1031,7 +1031,7 @@ fn explain_section(run: &RunFolder, found: &Found) -> Option<Section> {
             let target = &out["target"];
             rows.push((
                 format!(
-                    "{}{}: {} (p = {:.2})",
+                    "{}{}: {} (p\u{a0}=\u{a0}{:.2})",
                     out["stem"].as_str().unwrap_or("?"),
                     tag_note(run, original.as_deref()),
                     target["name"].as_str().unwrap_or("?"),
@@ -1283,21 +1283,76 @@ fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) ->
     if let Some(conv) = summary["conventions"].as_object()
         && !conv.is_empty()
     {
-        s.push(Block::Facts(
-            conv.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        match v {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        },
-                    )
-                })
-                .collect(),
-        ));
+        let mut rows = Vec::new();
+        for (name, value) in conv {
+            flatten_convention(name, value, &mut rows);
+        }
+        s.push(Block::Pairs {
+            caption: "Conventions of this study (summary.json)".into(),
+            rows,
+        });
     }
     s
+}
+
+/// Appends `value` to `rows` as readable (name, value) pairs: nested objects become dotted
+/// names, lists of plain values one comma-separated value, and a list of objects one name per
+/// element — the element's own `name` where it has one (`augmentations.hflip.…`), else its
+/// position from 1. No JSON punctuation reaches the reader.
+fn flatten_convention(name: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(fields) if !fields.is_empty() => {
+            for (key, v) in fields {
+                flatten_convention(&format!("{name}.{key}"), v, rows);
+            }
+        }
+        Value::Array(items) if items.iter().any(|v| v.is_object() || v.is_array()) => {
+            for (i, item) in items.iter().enumerate() {
+                let own_name = item["name"].as_str().map(str::to_string);
+                let label = own_name.clone().unwrap_or_else(|| (i + 1).to_string());
+                let element = format!("{name}.{label}");
+                match item {
+                    Value::Object(fields) if own_name.is_some() => {
+                        let rest: serde_json::Map<String, Value> = fields
+                            .iter()
+                            .filter(|(k, _)| k.as_str() != "name")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        flatten_convention(&element, &Value::Object(rest), rows);
+                    }
+                    other => flatten_convention(&element, other, rows),
+                }
+            }
+        }
+        Value::Array(items) => {
+            let plain: Vec<String> = items.iter().map(plain_value).collect();
+            rows.push((name.to_string(), plain.join(", ")));
+        }
+        other => rows.push((name.to_string(), plain_value(other))),
+    }
+}
+
+/// A JSON scalar as a reader writes it: strings unquoted, numbers without the f32 round-off
+/// that JSON carries (`1.2000000476837158` → `1.2`), null as a dash.
+fn plain_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            Some(f) if f.abs() < 1e-3 => format!("{f:.3e}"),
+            Some(f) => {
+                let short = format!("{f:.6}");
+                short
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            }
+            None => n.to_string(),
+        },
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Null => "–".into(),
+        Value::Object(_) | Value::Array(_) => "–".into(),
+    }
 }
 
 fn reproduce_section(found: &Found) -> Section {
@@ -1407,4 +1462,54 @@ pub fn write_report(run: &Path, out: Option<&Path>) -> Result<PathBuf, ReportErr
         .unwrap_or_else(|| run.join("report.html"));
     crate::io::write_text_atomic(&path, &report.to_html()).map_err(|e| file_error(&path, e))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conventions_flatten_to_plain_dotted_pairs() {
+        let conv = serde_json::json!({
+            "augmentations": [
+                {"name": "rotate:10", "transforms": [{"kind": "rotate", "degrees": 10.0}]},
+                {"name": "brightness:1.2", "transforms": [{"kind": "brightness", "factor": 1.2000000476837158}]}
+            ],
+            "clusters": {"k": 3, "standardised": true},
+            "models": ["shortcut-seed-0", "clean-seed-0"],
+            "step": {"fraction": 0.019999999552965164},
+            "tolerance": 1e-6,
+        });
+        let mut rows = Vec::new();
+        for (name, value) in conv.as_object().unwrap() {
+            flatten_convention(name, value, &mut rows);
+        }
+        let value_of = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+        };
+        assert_eq!(
+            value_of("augmentations.rotate:10.transforms.1.degrees"),
+            "10"
+        );
+        assert_eq!(
+            value_of("augmentations.rotate:10.transforms.1.kind"),
+            "rotate"
+        );
+        assert_eq!(
+            value_of("augmentations.brightness:1.2.transforms.1.factor"),
+            "1.2"
+        );
+        assert_eq!(value_of("clusters.k"), "3");
+        assert_eq!(value_of("clusters.standardised"), "yes");
+        assert_eq!(value_of("models"), "shortcut-seed-0, clean-seed-0");
+        assert_eq!(value_of("step.fraction"), "0.02");
+        assert_eq!(value_of("tolerance"), "1.000e-6");
+        assert!(
+            rows.iter()
+                .all(|(n, v)| !format!("{n}{v}").contains(['{', '}', '"', '[']))
+        );
+    }
 }

@@ -77,6 +77,13 @@ pub enum Block {
     },
     /// Key–value pairs (e.g. parameters of a run).
     Facts(Vec<(String, String)>),
+    /// A two-column table of names and values with a caption (e.g. a study's conventions).
+    Pairs {
+        /// What the pairs are.
+        caption: String,
+        /// `(name, value)` rows.
+        rows: Vec<(String, String)>,
+    },
     /// Preformatted text (commands, versions).
     Code(String),
     /// A bulleted list of plain-text items.
@@ -263,6 +270,22 @@ fn block_html(b: &Block) -> String {
             h.push_str("</dl>");
             h
         }
+        Block::Pairs { caption, rows } => {
+            let mut h = format!(
+                "<table class=\"data pairs\"><caption>{}</caption><thead><tr><th>name</th>\
+                 <th>value</th></tr></thead><tbody>",
+                escape(caption)
+            );
+            for (name, value) in rows {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(name),
+                    escape(value)
+                ));
+            }
+            h.push_str("</tbody></table>");
+            h
+        }
         Block::Code(t) => format!("<pre><code>{}</code></pre>", escape(t)),
     }
 }
@@ -285,7 +308,7 @@ figcaption{font-size:13px;color:#4a5566;max-width:900px;margin-top:6px}
 .row figure{flex:0 1 auto}
 table.grid{border-collapse:collapse}
 table.grid th{font-size:12px;font-weight:600;padding:4px;text-align:center}
-table.grid th.rowlabel{text-align:right;max-width:140px;word-break:break-all}
+table.grid th.rowlabel{text-align:right;max-width:140px;overflow-wrap:normal;word-break:normal;hyphens:manual}
 table.grid td{padding:2px}
 table.grid td img{display:block;image-rendering:pixelated}
 table.data{border-collapse:collapse;margin:12px 0;font-size:14px}
@@ -293,6 +316,9 @@ table.data caption{caption-side:top;text-align:left;font-size:13px;color:#4a5566
 table.data th,table.data td{border:1px solid #dde2e8;padding:4px 10px;text-align:right}
 table.data th{background:#f0f3f7}
 table.data td:first-child,table.data th:first-child{text-align:left}
+table.pairs th,table.pairs td{text-align:left;vertical-align:top}
+table.pairs td:last-child{max-width:640px}
+table.pairs td:first-child{font-family:ui-monospace,monospace;white-space:nowrap}
 .callout{border-left:5px solid #3b7dd8;background:#eef4fc;padding:10px 16px;margin:12px 0;border-radius:4px}
 .callout.warning{border-color:#d8643b;background:#fdf1ec}
 .callout.good{border-color:#3ba55c;background:#edf8f0}

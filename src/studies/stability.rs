@@ -637,14 +637,11 @@ pub fn describe_ssim(o: &SsimOptions) -> String {
     )
 }
 
-/// A width that leaves every group label room (about 6 pixels a character).
+/// About 60 pixels a box, never wider than the report shows a figure: a wider plot would be
+/// scaled down and its boxes squashed. Names that do not fit under their box are turned upright
+/// by the plot itself.
 fn box_plot_width(groups: &[(String, Vec<f64>)]) -> u32 {
-    let longest = groups
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(8) as u32;
-    (groups.len() as u32 * (longest * 6 + 12) + 120).clamp(640, 4800)
+    (groups.len() as u32 * 60 + 160).clamp(640, crate::report::plots::PAGE_WIDTH)
 }
 
 fn values_of(rows: &[&Row], k: usize) -> Vec<f64> {

@@ -3,6 +3,10 @@
 //! One screenshot per section (`report.html?only=ID`) is kept in `target/tmp/report-screens/`
 //! for a human to look at.
 //!
+//! The DOM check runs on a copy of the page with [`READABILITY_PROBE`] added: it measures what
+//! a reader sees (text sizes of the plots as scaled into the page, the conventions tables, where
+//! grid row labels wrap, the bars of the bar chart) and writes the results onto `<body>`.
+//!
 //! Chromium (Debian `chromium`) is looked up on PATH; without it the browser half is skipped
 //! with a message, unless `RELEVANCE_REQUIRE_CHROMIUM=1` (set by `.ci/run`) makes that a failure.
 
@@ -70,12 +74,140 @@ fn screenshot(browser: &Path, url: &str, file: &Path) {
     );
 }
 
-/// Value of a `data-…` attribute on `<body>` in a DOM dump.
-fn body_attribute(dom: &str, name: &str) -> Option<usize> {
-    let key = format!("{name}=\"");
+/// Text of a `data-…` attribute on `<body>` in a DOM dump.
+fn body_text(dom: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
     let start = dom.find(&key)? + key.len();
     let end = dom[start..].find('"')? + start;
-    dom[start..end].parse().ok()
+    Some(
+        dom[start..end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\""),
+    )
+}
+
+/// Value of a numeric `data-…` attribute on `<body>` in a DOM dump.
+fn body_attribute(dom: &str, name: &str) -> Option<usize> {
+    body_text(dom, name)?.parse().ok()
+}
+
+/// Measures, once the page has loaded, what a reader sees, and records it on `<body>`:
+/// - `data-svg-texts`, `data-small-texts` (+ `-example`): text elements of the inline SVGs, and
+///   those under 11 CSS px once the SVG is scaled to its width in the page;
+/// - `data-convention-cells`, `data-convention-json`: cells of the conventions tables, and those
+///   with JSON punctuation (`{`, `}`, `"`) in them;
+/// - `data-rowlabels`, `data-split-words` (+ `-example`): grid row labels, and words in them
+///   whose letters do not all sit on one line (a break inside the word);
+/// - `data-bars`, `data-bar-gaps`: bars of the prediction-flips chart, and the room left of the
+///   first bar and right of the last inside the plotting area (equal unless a slot is empty).
+const READABILITY_PROBE: &str = r#"<script>
+window.addEventListener('load', function () {
+  var body = document.body;
+  function note(name, value) { body.setAttribute('data-' + name, value); }
+  var texts = 0, small = [];
+  document.querySelectorAll('svg').forEach(function (svg) {
+    var box = svg.viewBox && svg.viewBox.baseVal;
+    var own = (box && box.width) || parseFloat(svg.getAttribute('width'));
+    var scale = svg.getBoundingClientRect().width / own;
+    svg.querySelectorAll('text').forEach(function (t) {
+      if (!t.textContent.trim()) { return; }
+      texts++;
+      var px = parseFloat(getComputedStyle(t).fontSize) * scale;
+      if (!(px >= 10.95)) { small.push(t.textContent.trim() + ' (' + px.toFixed(1) + ' px)'); }
+    });
+  });
+  note('svg-texts', texts);
+  note('small-texts', small.length);
+  note('small-texts-example', small.slice(0, 3).join(' | '));
+  var cells = document.querySelectorAll('table.pairs td'), json = 0;
+  cells.forEach(function (c) { if (/[{}"]/.test(c.textContent)) { json++; } });
+  note('convention-cells', cells.length);
+  note('convention-json', json);
+  var labels = document.querySelectorAll('th.rowlabel'), split = [];
+  labels.forEach(function (th) {
+    var walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT), top = null;
+    for (var n = walk.nextNode(); n; n = walk.nextNode()) {
+      for (var i = 0; i < n.data.length; i++) {
+        // A no-break space joins, so it belongs to the word around it.
+        if (' \t\n'.indexOf(n.data[i]) >= 0) { top = null; continue; }
+        var range = document.createRange();
+        range.setStart(n, i);
+        range.setEnd(n, i + 1);
+        var rect = range.getClientRects()[0];
+        if (!rect) { continue; }
+        if (top === null) { top = rect.top; }
+        else if (Math.abs(rect.top - top) > 2) { split.push(th.textContent); top = rect.top; }
+      }
+    }
+  });
+  note('rowlabels', labels.length);
+  note('split-words', split.length);
+  note('split-words-example', split.slice(0, 3).join(' | '));
+  document.querySelectorAll('figure').forEach(function (f) {
+    var caption = f.querySelector('figcaption'), svg = f.querySelector('svg');
+    if (!svg || caption.textContent.indexOf('Prediction flips per augmentation') !== 0) { return; }
+    var at = function (e, a) { return parseFloat(e.getAttribute(a)); };
+    var bars = Array.from(svg.querySelectorAll('rect')).slice(1); // the first is the canvas
+    var width = at(svg, 'width');
+    var grid = Array.from(svg.querySelectorAll('line')).filter(function (l) {
+      return at(l, 'y1') === at(l, 'y2') && Math.abs(at(l, 'x2') - at(l, 'x1')) > width / 2;
+    });
+    var left = Math.min.apply(null, grid.map(function (l) { return Math.min(at(l, 'x1'), at(l, 'x2')); }));
+    var right = Math.max.apply(null, grid.map(function (l) { return Math.max(at(l, 'x1'), at(l, 'x2')); }));
+    var last = bars[bars.length - 1];
+    note('bars', bars.length);
+    note('bar-gaps', (at(bars[0], 'x') - left) + ',' + (right - at(last, 'x') - at(last, 'width')));
+  });
+  note('probed', 1);
+});
+</script>"#;
+
+/// A copy of `report.html` with [`READABILITY_PROBE`] before `</body>`, beside the original.
+fn probed_copy(report: &Path) -> PathBuf {
+    let html = std::fs::read_to_string(report).expect("report.html readable");
+    let at = html.rfind("</body>").expect("report has </body>");
+    let copy = report.with_file_name("report-probed.html");
+    let probed = format!("{}{READABILITY_PROBE}{}", &html[..at], &html[at..]);
+    std::fs::write(&copy, probed).expect("write the probed copy");
+    copy
+}
+
+/// The readability checks on a DOM dump of the probed copy; `augmentations` is the number of
+/// categories of the prediction-flips bar chart.
+fn assert_readable(dom: &str, augmentations: usize) {
+    assert_eq!(
+        body_attribute(dom, "data-probed"),
+        Some(1),
+        "probe did not run"
+    );
+    assert!(body_attribute(dom, "data-svg-texts").unwrap_or(0) >= 50);
+    assert_eq!(
+        body_attribute(dom, "data-small-texts"),
+        Some(0),
+        "plot text under 11 px in the page: {:?}",
+        body_text(dom, "data-small-texts-example")
+    );
+    assert!(body_attribute(dom, "data-convention-cells").unwrap_or(0) >= 8);
+    assert_eq!(
+        body_attribute(dom, "data-convention-json"),
+        Some(0),
+        "JSON in a conventions table"
+    );
+    assert!(body_attribute(dom, "data-rowlabels").unwrap_or(0) >= 4);
+    assert_eq!(
+        body_attribute(dom, "data-split-words"),
+        Some(0),
+        "a grid row label breaks inside a word: {:?}",
+        body_text(dom, "data-split-words-example")
+    );
+    assert_eq!(body_attribute(dom, "data-bars"), Some(augmentations));
+    let gaps = body_text(dom, "data-bar-gaps").expect("prediction-flips chart measured");
+    let (left, right) = gaps.split_once(',').expect("two gaps");
+    let (left, right): (f64, f64) = (left.parse().unwrap(), right.parse().unwrap());
+    assert!(
+        (left - right).abs() <= 2.0,
+        "bar chart room left {left} vs right {right}: an empty slot"
+    );
 }
 
 /// Standard deviation of the grey levels of a screenshot: a blank page is ~0.
@@ -149,7 +281,8 @@ fn quick_demo_writes_a_report_that_renders_and_shows_the_shortcut_first() {
             .unwrap()
             .display()
     );
-    let dom = dump_dom(&browser, &url);
+    let probed = probed_copy(&out.join("report.html"));
+    let dom = dump_dom(&browser, &format!("file://{}", probed.display()));
     assert_eq!(
         body_attribute(&dom, "data-images-broken"),
         Some(0),
@@ -157,6 +290,14 @@ fn quick_demo_writes_a_report_that_renders_and_shows_the_shortcut_first() {
     );
     assert!(body_attribute(&dom, "data-images-ok").unwrap_or(0) >= 20);
     assert!(body_attribute(&dom, "data-svgs").unwrap_or(0) >= 2);
+    let stability: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("studies/stability/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let augmentations = stability["conventions"]["augmentations"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_readable(&dom, augmentations);
     let mut sections = vec![
         "findings",
         "data",
