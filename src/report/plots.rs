@@ -5,6 +5,7 @@
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontDesc, FontStyle, FontTransform, register_font};
@@ -168,6 +169,9 @@ pub struct Plot {
 }
 
 type DrawResult = Result<(), String>;
+
+/// A chart with numeric (f64) axes on either backend.
+type NumericChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The widest a figure is shown in the report: `main` is at most 1180 CSS px wide, less the
 /// section's padding. A wider SVG is scaled down to fit, and its text with it, so text sizes are
@@ -371,6 +375,43 @@ impl Plot {
         builder
     }
 
+    /// A chart with numeric axes over `x` × `y`, its grid, tick labels and axis names drawn.
+    fn numeric_chart<'a, DB: DrawingBackend>(
+        &self,
+        root: &'a DrawingArea<DB, Shift>,
+        (x0, x1): (f64, f64),
+        (y0, y1): (f64, f64),
+    ) -> Result<NumericChart<'a, DB>, String> {
+        let mut chart = self
+            .builder(root, self.x_label_band(), self.y_label_band())
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .label_style(self.font(LABEL_PX))
+            .axis_desc_style(self.font(AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        Ok(chart)
+    }
+
+    /// The legend of the series drawn on `chart`, in its upper right corner.
+    fn draw_legend<'a, DB: DrawingBackend + 'a>(
+        &self,
+        chart: &mut NumericChart<'a, DB>,
+    ) -> DrawResult {
+        chart
+            .configure_series_labels()
+            .label_font(self.font(LABEL_PX))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)
+    }
+
     fn draw_lines<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
@@ -382,18 +423,7 @@ impl Plot {
         if let Some((a, b)) = y_range {
             (y0, y1) = (a, b);
         }
-        let mut chart = self
-            .builder(root, self.x_label_band(), self.y_label_band())
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .label_style(self.font(LABEL_PX))
-            .axis_desc_style(self.font(AXIS_PX))
-            .draw()
-            .map_err(err)?;
+        let mut chart = self.numeric_chart(root, (x0, x1), (y0, y1))?;
         for (i, s) in series.iter().enumerate() {
             let c = color(i);
             chart
@@ -404,14 +434,7 @@ impl Plot {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font(self.font(LABEL_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)
+        self.draw_legend(&mut chart)
     }
 
     fn draw_scatter<DB: DrawingBackend>(
@@ -421,18 +444,7 @@ impl Plot {
         fit: Option<&Fit>,
     ) -> DrawResult {
         let ((x0, x1), (y0, y1)) = bounds(series.iter().flat_map(|s| s.points.iter().copied()));
-        let mut chart = self
-            .builder(root, self.x_label_band(), self.y_label_band())
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .label_style(self.font(LABEL_PX))
-            .axis_desc_style(self.font(AXIS_PX))
-            .draw()
-            .map_err(err)?;
+        let mut chart = self.numeric_chart(root, (x0, x1), (y0, y1))?;
         for (i, s) in series.iter().enumerate() {
             let c = color(i);
             chart
@@ -456,14 +468,7 @@ impl Plot {
                     PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font(self.font(LABEL_PX))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)
+        self.draw_legend(&mut chart)
     }
 
     /// Writes category names under the x axis, each centred on its canvas x, in the style

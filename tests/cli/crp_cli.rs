@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use relevance::graph::import::NamedTensor;
 use relevance::graph::{Model, ModelCard};
 
 fn scratch(name: &str) -> PathBuf {
@@ -23,15 +22,7 @@ fn write_model(dir: &Path) -> PathBuf {
         ..ModelCard::default()
     };
     let model = Model::init("small_cnn", card, 5).unwrap();
-    let tensors: Vec<NamedTensor> = model
-        .params
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors = relevance::train::checkpoint::params_to_tensors(&model.params, "");
     let path = dir.join("model.safetensors");
     std::fs::write(
         &path,

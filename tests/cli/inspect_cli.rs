@@ -75,15 +75,8 @@ fn picture(dir: &Path) -> PathBuf {
 /// architecture and the classes: (weights, the tensors written).
 fn small_cnn(dir: &Path) -> (PathBuf, Vec<NamedTensor>) {
     let graph = zoo::build("small_cnn", 3, 3).unwrap();
-    let tensors: Vec<NamedTensor> = reference_params(&graph)
-        .unwrap()
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors =
+        relevance::train::checkpoint::params_to_tensors(&reference_params(&graph).unwrap(), "");
     let weights = dir.join("net.safetensors");
     std::fs::write(&weights, to_bytes(&tensors, None).unwrap()).unwrap();
     std::fs::write(

@@ -9,7 +9,7 @@ use std::process::Command;
 use methods_common::max_abs;
 use relevance::data::image::load_input;
 use relevance::data::npy::{read_npy, write_npy};
-use relevance::graph::import::{NamedTensor, safetensors::to_bytes};
+use relevance::graph::import::safetensors::to_bytes;
 use relevance::graph::init::reference_params;
 use relevance::graph::{Model, ModelCard, zoo};
 use relevance::methods::{MethodOptions, by_name};
@@ -27,14 +27,7 @@ fn scratch(name: &str) -> PathBuf {
 fn setup(dir: &Path) -> (PathBuf, Vec<PathBuf>, Model) {
     let graph = zoo::build("small_cnn", 3, 3).unwrap();
     let params = reference_params(&graph).unwrap();
-    let tensors: Vec<NamedTensor> = params
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors = relevance::train::checkpoint::params_to_tensors(&params, "");
     let weights = dir.join("net.safetensors");
     std::fs::write(&weights, to_bytes(&tensors, None).unwrap()).unwrap();
     let card = ModelCard {

@@ -257,17 +257,10 @@ fn winograd_scope_flag_parses_and_refuses_unknown_scopes() {
 
 /// A small_cnn with 3 outputs and reference weights, saved as safetensors in `dir`.
 fn small_cnn_weights(dir: &Path) -> PathBuf {
-    use relevance::graph::import::{NamedTensor, safetensors::to_bytes};
+    use relevance::graph::import::safetensors::to_bytes;
     let graph = relevance::graph::zoo::build("small_cnn", 3, 3).unwrap();
     let params = relevance::graph::init::reference_params(&graph).unwrap();
-    let tensors: Vec<NamedTensor> = params
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors = relevance::train::checkpoint::params_to_tensors(&params, "");
     let weights = dir.join("net.safetensors");
     std::fs::write(&weights, to_bytes(&tensors, None).unwrap()).unwrap();
     weights

@@ -19,15 +19,7 @@ fn small_model(sb: &Sandbox) -> PathBuf {
         ..ModelCard::default()
     };
     let model = Model::init("small_cnn", card, 5).unwrap();
-    let tensors: Vec<NamedTensor> = model
-        .params
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors = relevance::train::checkpoint::params_to_tensors(&model.params, "");
     let bytes = relevance::graph::import::safetensors::to_bytes(&tensors, None).unwrap();
     sb.input(
         "model/model.card.json",

@@ -356,7 +356,6 @@ fn legit_run_still_shows_its_pictures() {
 
 /// A small CNN saved as safetensors with its card, in `dir`.
 fn small_model(dir: &Path) -> PathBuf {
-    use relevance::graph::import::NamedTensor;
     use relevance::graph::{Model, ModelCard};
     let card = ModelCard {
         classes: vec!["cat".into(), "dog".into()],
@@ -365,15 +364,7 @@ fn small_model(dir: &Path) -> PathBuf {
         ..ModelCard::default()
     };
     let model = Model::init("small_cnn", card, 5).unwrap();
-    let tensors: Vec<NamedTensor> = model
-        .params
-        .iter()
-        .map(|(k, p)| NamedTensor {
-            key: k.clone(),
-            shape: p.shape.clone(),
-            values: p.values(),
-        })
-        .collect();
+    let tensors = relevance::train::checkpoint::params_to_tensors(&model.params, "");
     let path = dir.join("model.safetensors");
     put(
         &path,
