@@ -125,8 +125,12 @@ fn main() {
             source: Default::default(),
         };
         let t0 = Instant::now();
-        let lrp =
-            LrpModel::new(&model, Composite::EpsilonPlusFlat, &LrpOptions::default()).unwrap();
+        let lrp = LrpModel::new(
+            &model,
+            Composite::epsilon_plus_flat(),
+            &LrpOptions::default(),
+        )
+        .unwrap();
         let prepare = t0.elapsed();
         let forward = time(repeats, || lrp.forward(x.clone()).unwrap());
         let acts = lrp.forward(x.clone()).unwrap();

@@ -61,7 +61,7 @@ fn main() {
                 skip,
                 ..LrpOptions::default()
             };
-            let lrp = LrpModel::new(&model, Composite::EpsilonPlusFlat, &options).unwrap();
+            let lrp = LrpModel::new(&model, Composite::epsilon_plus_flat(), &options).unwrap();
             let (mut scores, mut errors) = (Vec::new(), Vec::new());
             for (_, x) in &images {
                 let acts = lrp.forward(x.clone()).unwrap();

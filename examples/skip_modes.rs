@@ -49,7 +49,7 @@ fn main() {
             skip,
             ..LrpOptions::default()
         };
-        let lrp = LrpModel::new(&model, Composite::EpsilonPlusFlat, &options).unwrap();
+        let lrp = LrpModel::new(&model, Composite::epsilon_plus_flat(), &options).unwrap();
         let acts = lrp.forward(x.clone()).unwrap();
         let logits = to_vec(acts.get(lrp.logits_node()).unwrap());
         let k = logits.len() / n;

@@ -236,7 +236,7 @@ pub fn workload(name: &str) -> Result<Box<dyn Workload>, BenchError> {
         "grad-cam" => method("grad-cam", "grad-cam"),
         "lrp" => method("lrp", "lrp-epsilon-plus-flat"),
         "crp32" => Ok(Box::new(Crp {
-            lrp: Lrp::new(Composite::EpsilonPlusFlat, LrpOptions::default()),
+            lrp: Lrp::new(Composite::epsilon_plus_flat(), LrpOptions::default()),
         })),
         _ => Err(BenchError::Invalid(format!(
             "unknown workload '{name}'; valid: {}",

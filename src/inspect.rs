@@ -323,12 +323,15 @@ fn lrp_rules(model: &Model) -> LrpSummary {
     let options = LrpOptions::default();
     let mut summary = LrpSummary {
         skip: SkipMode::default().to_string(),
-        composites: Composite::ALL.iter().map(|c| c.name().into()).collect(),
+        composites: Composite::presets()
+            .iter()
+            .map(|c| c.name().into())
+            .collect(),
         nodes: Vec::new(),
         error: None,
     };
-    for composite in Composite::ALL {
-        let prepared = match LrpModel::new(model, composite, &options) {
+    for composite in Composite::presets() {
+        let prepared = match LrpModel::new(model, composite.clone(), &options) {
             Ok(p) => p,
             Err(e) => {
                 summary.nodes.clear();

@@ -23,6 +23,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod explain;
 pub mod graph;
 pub mod inspect;
 pub mod io;

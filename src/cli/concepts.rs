@@ -84,7 +84,7 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
         start: args.start,
         zbox: None,
     };
-    let lrp = LrpModel::new(&model, args.composite, &options)?;
+    let lrp = LrpModel::new(&model, args.composite.clone(), &options)?;
     let layer = lrp.find(&args.layer)?;
     let extra: Vec<Vec<usize>> = args
         .concepts

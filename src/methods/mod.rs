@@ -1,5 +1,20 @@
-//! Explanation methods. Each is a rule map over the shared backward pass plus post-processing;
-//! all implement [`Explainer`] and are found by name through [`by_name`].
+//! Explanation methods. Each is a rule map over the shared backward pass plus post-processing.
+//!
+//! The shape of a method: a [`MethodSpec`] (a name from the [`registry`] with parameters, e.g.
+//! `lrp:epsilon-plus-flat(skip=split)`) is prepared once for a model ([`MethodSpec::prepare`] →
+//! [`Prepared`]), which explains batch after batch ([`Prepared::explain`] → [`Explanation`]).
+//!
+//! ```no_run
+//! use relevance::{Model, MethodSpec, MethodOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let model = Model::load("resnet18.pth".as_ref(), &Default::default())?;
+//! let spec = MethodSpec::parse("lrp:epsilon-plus-flat(skip=split)", &MethodOptions::default())?;
+//! let lrp = spec.prepare(&model)?;
+//! let x = relevance::data::image::load_input("scan.png".as_ref(), &model.card)?;
+//! let explanation = lrp.explain(&x, &[1])?;
+//! println!("explained {:?}, map {:?}", explanation.explained, explanation.maps.dims());
+//! # Ok(()) }
+//! ```
 //!
 //! | family | methods | map |
 //! |---|---|---|
@@ -20,11 +35,16 @@ pub mod integrated;
 pub mod lrp;
 pub mod occlusion;
 pub mod pass;
+pub mod prepared;
+pub mod registry;
 pub mod smoothgrad;
+pub mod spec;
 pub mod target;
 
 pub use baseline::Baseline;
 pub use integrated::Quadrature;
+pub use prepared::{Explanation, Prepared};
+pub use spec::MethodSpec;
 pub use target::Target;
 
 use crate::engine::{Activations, EngineError};
@@ -75,6 +95,37 @@ pub enum MapStyle {
     Unit,
 }
 
+impl MapStyle {
+    /// Lower-case name as run records write it (`signed`, `magnitude`, `unit`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MapStyle::Signed => "signed",
+            MapStyle::Magnitude => "magnitude",
+            MapStyle::Unit => "unit",
+        }
+    }
+
+    /// The style called `name` in a run record; an unknown name reads as signed, the style
+    /// that hides nothing (both signs drawn).
+    pub fn from_name(name: &str) -> MapStyle {
+        match name {
+            "unit" => MapStyle::Unit,
+            "magnitude" => MapStyle::Magnitude,
+            _ => MapStyle::Signed,
+        }
+    }
+}
+
+impl MapKind {
+    /// What the map file holds, as run records describe it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MapKind::Input => "[C,H,W] input space",
+            MapKind::Cam => "[H,W] in [0,1]",
+        }
+    }
+}
+
 /// An explanation method.
 pub trait Explainer: Send + Sync {
     /// Kebab-case name, e.g. `grad-cam`.
@@ -110,65 +161,13 @@ pub trait Explainer: Send + Sync {
     }
 }
 
-/// Returns the method called `name`, configured by `opts`.
-pub fn by_name(name: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, MethodError> {
-    use cam::{CamWeighting, ClassCam, EigenCam, GradientCam, ScoreCam};
-    let layer = opts.layer.clone();
-    let gradient_cam =
-        |w: CamWeighting| -> Box<dyn Explainer> { Box::new(GradientCam::new(w, layer.clone())) };
-    if let Some(method) = lrp::by_name(name, opts) {
-        return Ok(method);
-    }
-    let method: Box<dyn Explainer> = match name {
-        "saliency" => Box::new(gradient::Saliency),
-        "input-x-gradient" => Box::new(gradient::InputXGradient),
-        "smoothgrad" => Box::new(smoothgrad::SmoothGrad::new(opts)?),
-        "integrated-gradients" => Box::new(integrated::IntegratedGradients::new(opts)?),
-        "occlusion" => Box::new(occlusion::Occlusion::new(opts)?),
-        "guided-backprop" => Box::new(guided::GuidedBackprop),
-        "deconvnet" => Box::new(guided::Deconvnet),
-        "guided-grad-cam" => Box::new(guided::GuidedGradCam::new(layer)),
-        "cam" => Box::new(ClassCam::new(layer)),
-        "grad-cam" => gradient_cam(CamWeighting::GradCam),
-        "grad-cam-plus-plus" => gradient_cam(CamWeighting::GradCamPlusPlus),
-        "hires-cam" => gradient_cam(CamWeighting::HiResCam),
-        "xgrad-cam" => gradient_cam(CamWeighting::XGradCam),
-        "layer-cam" => gradient_cam(CamWeighting::LayerCam),
-        "score-cam" => Box::new(ScoreCam::new(layer, opts.batch)),
-        "eigen-cam" => Box::new(EigenCam::new(layer)),
-        _ => {
-            return Err(MethodError::UnknownMethod {
-                name: name.to_string(),
-                valid: METHODS.join(", "),
-            });
-        }
-    };
-    Ok(method)
+/// The low-level explainer of the spec `text` (a method name with optional parameters, see
+/// [`MethodSpec`]) over `opts`. Most callers want [`MethodSpec::prepare`], which binds the
+/// method to a model once; this is for code that explains many models with one method.
+pub fn by_name(text: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, MethodError> {
+    let spec = MethodSpec::parse(text, opts)?;
+    registry::build(spec.info, &spec.options)
 }
-
-/// Names accepted by [`by_name`].
-pub const METHODS: &[&str] = &[
-    "saliency",
-    "input-x-gradient",
-    "smoothgrad",
-    "integrated-gradients",
-    "occlusion",
-    "guided-backprop",
-    "deconvnet",
-    "cam",
-    "grad-cam",
-    "grad-cam-plus-plus",
-    "hires-cam",
-    "xgrad-cam",
-    "layer-cam",
-    "score-cam",
-    "eigen-cam",
-    "guided-grad-cam",
-    "lrp-epsilon-plus",
-    "lrp-epsilon-plus-flat",
-    "lrp-epsilon-gamma-box",
-    "lrp-epsilon-alpha2-beta1",
-];
 
 /// Options shared by the methods (each reads the ones it needs).
 #[derive(Clone, Debug)]
@@ -196,6 +195,8 @@ pub struct MethodOptions {
     pub batch: usize,
     /// LRP choices: skip-connection mode, starting relevance, z^B bounds.
     pub lrp: lrp::LrpOptions,
+    /// LRP composite with its parameters; set by [`MethodSpec::parse`] for LRP methods.
+    pub composite: Option<lrp::Composite>,
 }
 
 impl Default for MethodOptions {
@@ -212,6 +213,7 @@ impl Default for MethodOptions {
             seed: 0,
             batch: 16,
             lrp: lrp::LrpOptions::default(),
+            composite: None,
         }
     }
 }

@@ -19,6 +19,18 @@ pub enum Target {
     All,
 }
 
+impl std::fmt::Display for Target {
+    /// The text [`Target::from_str`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Predicted => f.write_str("pred"),
+            Target::Index(i) => write!(f, "{i}"),
+            Target::Name(name) => f.write_str(name),
+            Target::All => f.write_str("all"),
+        }
+    }
+}
+
 impl FromStr for Target {
     type Err = MethodError;
 

@@ -381,6 +381,6 @@ fn check_conservation_passes_or_fails_by_the_tolerance_and_names_the_maps() {
         s(&out),
         s(&inputs[0]),
     ]);
-    assert!(String::from_utf8_lossy(&none.stderr).contains("needs at least one lrp-* method"));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("needs at least one LRP method"));
     let _ = std::fs::remove_dir_all(&dir);
 }

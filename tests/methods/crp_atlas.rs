@@ -54,7 +54,12 @@ fn atlas_references_are_the_top_scoring_samples() {
     files.extend(write_images(&data, "b", 3, &mut rng));
     files.extend(write_images(&data, "unlabelled", 3, &mut rng));
     files.sort();
-    let lrp = LrpModel::new(&model, Composite::EpsilonPlusFlat, &LrpOptions::default()).unwrap();
+    let lrp = LrpModel::new(
+        &model,
+        Composite::epsilon_plus_flat(),
+        &LrpOptions::default(),
+    )
+    .unwrap();
     let opts = AtlasOptions {
         layer: "features.4".into(),
         top_k: 4,
@@ -132,7 +137,12 @@ fn single_neuron_heatmaps_stay_in_the_receptive_field() {
     // features.4 of the tiny VGG: 3×3 conv (pad 1) on the 2×2-max-pooled output of a 3×3 conv
     // (pad 1), so neuron (y, x) of its 8×8 map reads input rows 2y−3 … 2y+4 (clipped).
     let model = tiny_vgg();
-    let lrp = LrpModel::new(&model, Composite::EpsilonPlusFlat, &LrpOptions::default()).unwrap();
+    let lrp = LrpModel::new(
+        &model,
+        Composite::epsilon_plus_flat(),
+        &LrpOptions::default(),
+    )
+    .unwrap();
     let mut rng = Rng::new(2);
     let x = from_vec((0..3 * 256).map(|_| rng.normal()).collect(), [1, 3, 16, 16]);
     let acts = lrp.forward(x).unwrap();

@@ -40,8 +40,12 @@ fn attribution_graph_matches_zennit_crp() {
     ] {
         let fx = Fixture::load(name);
         let model = fixture_model(name);
-        let lrp =
-            LrpModel::new(&model, Composite::EpsilonPlusFlat, &LrpOptions::default()).unwrap();
+        let lrp = LrpModel::new(
+            &model,
+            Composite::epsilon_plus_flat(),
+            &LrpOptions::default(),
+        )
+        .unwrap();
         let root = fx.values("crp/graph_root");
         let (root_layer, root_channel) = (layers[root[0] as usize], root[1] as usize);
         let x = fx.t4("input").narrow(0, 0, 1);
@@ -81,7 +85,7 @@ fn attribution_graph_matches_zennit_crp() {
 #[test]
 fn input_layers_pass_through_pooling_sums_and_shortcuts() {
     let model = tiny_resnet();
-    let lrp = LrpModel::new(&model, Composite::EpsilonPlus, &LrpOptions::default()).unwrap();
+    let lrp = LrpModel::new(&model, Composite::epsilon_plus(), &LrpOptions::default()).unwrap();
     let g = &lrp.canon.graph;
     let names = |ids: Vec<usize>| {
         let mut v: Vec<String> = ids.iter().map(|&i| g.nodes[i].name.clone()).collect();

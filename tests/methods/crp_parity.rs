@@ -22,8 +22,12 @@ fn channel_relevance_and_conditional_heatmaps_match_zennit_crp() {
     for (name, layer) in LAYERS {
         let fx = Fixture::load(name);
         let model = fixture_model(name);
-        let lrp =
-            LrpModel::new(&model, Composite::EpsilonPlusFlat, &LrpOptions::default()).unwrap();
+        let lrp = LrpModel::new(
+            &model,
+            Composite::epsilon_plus_flat(),
+            &LrpOptions::default(),
+        )
+        .unwrap();
         let layer_id = lrp.find(layer).unwrap();
         let x = fx.t4("input");
         let targets = fx.targets();

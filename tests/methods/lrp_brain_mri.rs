@@ -71,11 +71,11 @@ fn lrp_maps_of_the_brain_mri_vgg16() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lrp-brain-mri");
     std::fs::create_dir_all(&out).unwrap();
     for composite in [
-        Composite::EpsilonPlusFlat,
-        Composite::EpsilonGammaBox,
-        Composite::EpsilonAlpha2Beta1,
+        Composite::epsilon_plus_flat(),
+        Composite::epsilon_gamma_box(),
+        Composite::epsilon_alpha2_beta1(),
     ] {
-        let lrp = LrpModel::new(&model, composite, &LrpOptions::default()).unwrap();
+        let lrp = LrpModel::new(&model, composite.clone(), &LrpOptions::default()).unwrap();
         for name in ["Te-gl_0010", "Te-me_0016", "Te-no_0021", "Te-pi_0014"] {
             let img = load_image(&dir.join("images").join(format!("{name}.jpg"))).unwrap();
             let x = preprocess(&img, &model.card);
@@ -131,7 +131,7 @@ fn lrp_maps_of_the_brain_mri_vgg16() {
             // α2β1 subtracts β times the inhibiting contributions at every layer, so its total
             // may fall below zero; the other composites start from a positive logit and keep
             // (up to what biases absorb) a positive total.
-            if composite != Composite::EpsilonAlpha2Beta1 {
+            if composite != Composite::epsilon_alpha2_beta1() {
                 assert!(total > 0.0, "{name} {composite}: total relevance {total}");
             }
             assert!(

@@ -167,7 +167,7 @@ fn switched_off_units_get_no_relevance_through_a_folded_affine_map() {
         },
         source: Default::default(),
     };
-    let lrp = LrpModel::new(&model, Composite::EpsilonPlus, &LrpOptions::default()).unwrap();
+    let lrp = LrpModel::new(&model, Composite::epsilon_plus(), &LrpOptions::default()).unwrap();
     let mut rng = Rng::new(6);
     let x = from_vec((0..6).map(|_| rng.normal()).collect(), [1, 6, 1, 1]);
     let acts = lrp.forward(x).unwrap();

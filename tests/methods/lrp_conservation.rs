@@ -56,7 +56,7 @@ fn errors(model: &Model, skip: SkipMode, x: &T4, targets: &[usize]) -> Vec<f64> 
         start: StartRelevance::Logit,
         zbox: None,
     };
-    let lrp = LrpModel::new(model, Composite::EpsilonPlusFlat, &options).unwrap();
+    let lrp = LrpModel::new(model, Composite::epsilon_plus_flat(), &options).unwrap();
     check_conservation(&lrp, x, targets)
         .unwrap()
         .iter()

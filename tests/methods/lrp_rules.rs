@@ -394,7 +394,7 @@ fn many_rows_over_one_forward_row_equal_separate_passes() {
                 skip,
                 ..LrpOptions::default()
             };
-            let lrp = LrpModel::new(&model, Composite::EpsilonGammaBox, &options).unwrap();
+            let lrp = LrpModel::new(&model, Composite::epsilon_gamma_box(), &options).unwrap();
             let mut rng = Rng::new(4);
             let x = from_vec(random_values(3 * 16 * 16, &mut rng), [1, 3, 16, 16]);
             let acts = lrp.forward(x).unwrap();
@@ -430,13 +430,13 @@ fn attribute_keeping_only_what_the_rules_read_equals_the_full_forward_pass() {
     let bits = |t: &T4| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     let mut left_out = 0;
     for (name, model) in [("tiny_vgg", tiny_vgg()), ("tiny_resnet", tiny_resnet())] {
-        for composite in Composite::ALL {
+        for composite in Composite::presets() {
             for skip in [SkipMode::Zennit, SkipMode::Split] {
                 let options = LrpOptions {
                     skip,
                     ..LrpOptions::default()
                 };
-                let lrp = LrpModel::new(&model, composite, &options).unwrap();
+                let lrp = LrpModel::new(&model, composite.clone(), &options).unwrap();
                 let mut rng = Rng::new(11);
                 let x = from_vec(random_values(2 * 3 * 16 * 16, &mut rng), [2, 3, 16, 16]);
                 let lean = lrp.attribute(&x, &[1, 3]).unwrap();

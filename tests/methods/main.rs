@@ -17,6 +17,7 @@ mod lrp_checkerboard;
 mod lrp_conservation;
 mod lrp_parity;
 mod lrp_rules;
+mod method_specs;
 mod methods_cam;
 mod methods_gradient;
 mod methods_real_data;

@@ -308,28 +308,19 @@ impl Explainer for GradientCam {
     }
 }
 
-/// The layer the method called `name` reads with `layer` asked for (`None` for methods that
-/// read no layer), checked like the method itself checks it.
-pub fn method_layer(
-    name: &str,
+/// The layer CAM (Zhou et al.) reads: `layer` if given, else the input of the model's global
+/// average pool + linear head (`None` when the model has no such head; CAM then fails with its
+/// own message).
+pub fn pooled_head_layer(
     model: &Model,
     acts: &Activations,
     layer: Option<&str>,
 ) -> Result<Option<NodeId>, MethodError> {
-    match name {
-        "cam" => {
-            let pooled = class_cam::gap_linear_head(model, acts)
-                .map(|(id, _)| model.graph.nodes[id].name.clone());
-            match (layer, pooled) {
-                (Some(l), _) => resolve_layer(model, acts, Some(l)).map(Some),
-                (None, Some(p)) => resolve_layer(model, acts, Some(&p)).map(Some),
-                (None, None) => Ok(None),
-            }
-        }
-        "grad-cam" | "grad-cam-plus-plus" | "hires-cam" | "xgrad-cam" | "layer-cam"
-        | "score-cam" | "eigen-cam" | "guided-grad-cam" => {
-            resolve_layer(model, acts, layer).map(Some)
-        }
-        _ => Ok(None),
+    let pooled =
+        class_cam::gap_linear_head(model, acts).map(|(id, _)| model.graph.nodes[id].name.clone());
+    match (layer, pooled) {
+        (Some(l), _) => resolve_layer(model, acts, Some(l)).map(Some),
+        (None, Some(p)) => resolve_layer(model, acts, Some(&p)).map(Some),
+        (None, None) => Ok(None),
     }
 }

@@ -1,16 +1,22 @@
-//! Composites: which rule each node of a (BatchNorm-folded) graph gets, as zennit 0.4.6's
-//! composites assign them.
+//! Composites: which rule each node of a (BatchNorm-folded) graph gets. A composite is data —
+//! a rule for the first linear layer, one for the other convolutions and one for fully connected
+//! layers, each with its parameters — so any ε, γ or α/β can be studied; the four composites of
+//! zennit 0.4.6 are presets ([`Composite::preset`]) with zennit's parameters.
 //!
-//! Common to all four (zennit's `LAYER_MAP_BASE`): activations get Pass, average pooling (plain
-//! and adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule; anything else without a
-//! rule (max pooling, flatten, dropout, unfolded BatchNorm) keeps the gradient.
+//! Common to all (zennit's `LAYER_MAP_BASE`): activations get Pass, average pooling (plain and
+//! adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule; anything else without a rule
+//! (max pooling, flatten, dropout, unfolded BatchNorm) keeps the gradient.
 //!
-//! | composite | first linear layer | other convolutions | fully connected |
+//! | preset | first linear layer | other convolutions | fully connected |
 //! |---|---|---|---|
 //! | `epsilon-plus` | — | z⁺ | ε = 10⁻⁶ |
 //! | `epsilon-plus-flat` | Flat (first conv or dense layer) | z⁺ | ε = 10⁻⁶ |
 //! | `epsilon-gamma-box` | z^B (first convolution) | γ = 0.25 | ε = 10⁻⁶ |
 //! | `epsilon-alpha2-beta1` | — | α = 2, β = 1 | ε = 10⁻⁶ |
+//!
+//! Parameters ([`Composite::set`]): `epsilon` (ε of the dense layers' ε rule), `gamma` (γ of a
+//! γ rule), `alpha` and `beta` (of an αβ rule; β follows as α − 1 when only α is given, as
+//! zennit's αβ needs α − β = 1), `low` and `high` (the z^B bounds, one value for all channels).
 //!
 //! "First" is the first matching node in topological order (zennit: in module registration
 //! order, the same for torchvision's VGG and ResNet).
@@ -25,75 +31,170 @@ use super::skip::{SkipMode, SkipRule, is_residual_sum};
 use crate::engine::{EngineError, Rule, Rules};
 use crate::graph::{Graph, Op, ParamStore};
 
-/// One of zennit's LRP composites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Composite {
-    /// `EpsilonPlus`: z⁺ on convolutions, ε on dense layers.
-    EpsilonPlus,
-    /// `EpsilonPlusFlat`: like `EpsilonPlus` with Flat on the first layer.
-    EpsilonPlusFlat,
-    /// `EpsilonGammaBox`: z^B on the first convolution, γ on the others, ε on dense layers.
-    EpsilonGammaBox,
-    /// `EpsilonAlpha2Beta1`: α2β1 on convolutions, ε on dense layers.
-    EpsilonAlpha2Beta1,
+/// The rule of the first linear layer of a composite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirstLayer {
+    /// The rule. A [`LinearRule::ZBox`] with empty bounds takes the bounds given to
+    /// [`Composite::rules`] (by default the card's pixel range).
+    pub rule: LinearRule,
+    /// Whether a fully connected layer can be "first" (zennit's `Linear` type) or only a
+    /// convolution (`Convolution`).
+    pub includes_dense: bool,
 }
 
+/// An LRP composite: the rules of linear layers, with their parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Composite {
+    /// Preset name it was made from (`epsilon-plus-flat`); parameters do not change it.
+    pub preset: &'static str,
+    /// The first layer's rule, if it differs from the others.
+    pub first: Option<FirstLayer>,
+    /// The rule of every other convolution.
+    pub conv: LinearRule,
+    /// The rule of fully connected layers.
+    pub dense: LinearRule,
+}
+
+/// zennit's ε of the dense layers in its composites.
+const DENSE_EPSILON: f32 = 1e-6;
+/// zennit's γ in `EpsilonGammaBox`.
+const GAMMA: f32 = 0.25;
+
 impl Composite {
-    /// All composites.
-    pub const ALL: [Composite; 4] = [
-        Composite::EpsilonPlus,
-        Composite::EpsilonPlusFlat,
-        Composite::EpsilonGammaBox,
-        Composite::EpsilonAlpha2Beta1,
+    /// Names of the presets, in the order [`Composite::presets`] returns them.
+    pub const PRESETS: [&'static str; 4] = [
+        "epsilon-plus",
+        "epsilon-plus-flat",
+        "epsilon-gamma-box",
+        "epsilon-alpha2-beta1",
     ];
 
-    /// Kebab-case name (`epsilon-plus-flat`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Composite::EpsilonPlus => "epsilon-plus",
-            Composite::EpsilonPlusFlat => "epsilon-plus-flat",
-            Composite::EpsilonGammaBox => "epsilon-gamma-box",
-            Composite::EpsilonAlpha2Beta1 => "epsilon-alpha2-beta1",
-        }
-    }
-
-    /// The rule of the first layer, and whether dense layers count as "first" candidates
-    /// (zennit's `Linear` type) or only convolutions (`Convolution`).
-    fn first_layer(self, bounds: &ZBoxBounds) -> Option<(LinearRule, bool)> {
-        match self {
-            Composite::EpsilonPlusFlat => Some((LinearRule::Flat, true)),
-            Composite::EpsilonGammaBox => Some((
-                LinearRule::ZBox {
-                    low: bounds.low.clone(),
-                    high: bounds.high.clone(),
-                },
-                false,
-            )),
-            Composite::EpsilonPlus | Composite::EpsilonAlpha2Beta1 => None,
-        }
-    }
-
-    /// The rule of every other convolution.
-    fn conv_rule(self) -> LinearRule {
-        match self {
-            Composite::EpsilonPlus | Composite::EpsilonPlusFlat => LinearRule::ZPlus,
-            Composite::EpsilonGammaBox => LinearRule::Gamma { gamma: 0.25 },
-            Composite::EpsilonAlpha2Beta1 => LinearRule::AlphaBeta {
-                alpha: 2.0,
-                beta: 1.0,
+    /// zennit's `EpsilonPlus`: z⁺ on convolutions, ε on dense layers.
+    pub fn epsilon_plus() -> Self {
+        Composite {
+            preset: "epsilon-plus",
+            first: None,
+            conv: LinearRule::ZPlus,
+            dense: LinearRule::Epsilon {
+                epsilon: DENSE_EPSILON,
             },
         }
     }
 
-    /// The rule of fully connected layers.
-    fn dense_rule(self) -> LinearRule {
-        LinearRule::Epsilon { epsilon: 1e-6 }
+    /// zennit's `EpsilonPlusFlat`: like `EpsilonPlus` with Flat on the first layer.
+    pub fn epsilon_plus_flat() -> Self {
+        Composite {
+            preset: "epsilon-plus-flat",
+            first: Some(FirstLayer {
+                rule: LinearRule::Flat,
+                includes_dense: true,
+            }),
+            ..Composite::epsilon_plus()
+        }
+    }
+
+    /// zennit's `EpsilonGammaBox`: z^B on the first convolution, γ on the others, ε on dense
+    /// layers.
+    pub fn epsilon_gamma_box() -> Self {
+        Composite {
+            preset: "epsilon-gamma-box",
+            first: Some(FirstLayer {
+                rule: LinearRule::ZBox {
+                    low: Vec::new(),
+                    high: Vec::new(),
+                },
+                includes_dense: false,
+            }),
+            conv: LinearRule::Gamma { gamma: GAMMA },
+            ..Composite::epsilon_plus()
+        }
+    }
+
+    /// zennit's `EpsilonAlpha2Beta1`: α2β1 on convolutions, ε on dense layers.
+    pub fn epsilon_alpha2_beta1() -> Self {
+        Composite {
+            preset: "epsilon-alpha2-beta1",
+            conv: LinearRule::AlphaBeta {
+                alpha: 2.0,
+                beta: 1.0,
+            },
+            ..Composite::epsilon_plus()
+        }
+    }
+
+    /// The four presets.
+    pub fn presets() -> [Composite; 4] {
+        [
+            Composite::epsilon_plus(),
+            Composite::epsilon_plus_flat(),
+            Composite::epsilon_gamma_box(),
+            Composite::epsilon_alpha2_beta1(),
+        ]
+    }
+
+    /// The preset called `name` (`epsilon-plus-flat`, or with underscores).
+    pub fn preset(name: &str) -> Option<Composite> {
+        let name = name.replace('_', "-");
+        Composite::presets().into_iter().find(|c| c.preset == name)
+    }
+
+    /// Preset name (`epsilon-plus-flat`).
+    pub fn name(&self) -> &'static str {
+        self.preset
+    }
+
+    /// Sets parameter `key` (see the module docs) to `value`; an error names the parameters
+    /// this composite has.
+    pub fn set(&mut self, key: &str, value: f32) -> Result<(), String> {
+        if !value.is_finite() {
+            return Err(format!("{key} must be a finite number, got {value}"));
+        }
+        let rules = self.rules_mut();
+        let mut found = false;
+        for rule in rules {
+            found |= set_rule_param(rule, key, value);
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(format!(
+                "composite {} has no parameter '{key}'; it has: {}",
+                self.preset,
+                self.parameters().join(", ")
+            ))
+        }
+    }
+
+    /// Parameter names this composite's rules take.
+    pub fn parameters(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for rule in self.rules_ref() {
+            for name in rule_params(rule) {
+                if !names.contains(name) {
+                    names.push(*name);
+                }
+            }
+        }
+        names
+    }
+
+    fn rules_ref(&self) -> Vec<&LinearRule> {
+        let first = self.first.as_ref().map(|f| &f.rule);
+        first.into_iter().chain([&self.conv, &self.dense]).collect()
+    }
+
+    fn rules_mut(&mut self) -> Vec<&mut LinearRule> {
+        let first = self.first.as_mut().map(|f| &mut f.rule);
+        first
+            .into_iter()
+            .chain([&mut self.conv, &mut self.dense])
+            .collect()
     }
 
     /// The rule map of `graph` (BatchNorm already folded), with modified weights prepared per
     /// node, and a readable list of `(node, rule)` assignments.
     pub fn rules(
-        self,
+        &self,
         graph: &Graph,
         params: &ParamStore,
         skip: SkipMode,
@@ -101,7 +202,10 @@ impl Composite {
     ) -> Result<(Rules, Vec<(String, String)>), EngineError> {
         let mut rules = Rules::gradient();
         let mut assigned = Vec::new();
-        let mut first = self.first_layer(bounds);
+        let mut first = self
+            .first
+            .clone()
+            .map(|f| (with_bounds(f.rule, bounds), f.includes_dense));
         let grad: Arc<dyn Rule> = Arc::new(Grad);
         let pass: Arc<dyn Rule> = Arc::new(Pass);
         let norm: Arc<dyn Rule> = Arc::new(Norm);
@@ -115,9 +219,9 @@ impl Composite {
                         other => {
                             first = other;
                             if is_conv {
-                                self.conv_rule()
+                                self.conv.clone()
                             } else {
-                                self.dense_rule()
+                                self.dense.clone()
                             }
                         }
                     };
@@ -150,16 +254,74 @@ impl fmt::Display for Composite {
 
 impl FromStr for Composite {
     type Err = String;
+    /// A preset by name.
     fn from_str(s: &str) -> Result<Self, String> {
-        Composite::ALL
-            .into_iter()
-            .find(|c| c.name() == s || c.name().replace('-', "_") == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown composite '{s}'; valid: {}",
-                    Composite::ALL.map(|c| c.name()).join(", ")
-                )
-            })
+        Composite::preset(s).ok_or_else(|| {
+            format!(
+                "unknown composite '{s}'; valid: {}",
+                Composite::PRESETS.join(", ")
+            )
+        })
+    }
+}
+
+/// The parameter names of `rule`.
+fn rule_params(rule: &LinearRule) -> &'static [&'static str] {
+    match rule {
+        LinearRule::Epsilon { .. } => &["epsilon"],
+        LinearRule::Gamma { .. } => &["gamma"],
+        LinearRule::AlphaBeta { .. } => &["alpha", "beta"],
+        LinearRule::ZBox { .. } => &["low", "high"],
+        LinearRule::ZPlus | LinearRule::Flat | LinearRule::WSquare => &[],
+    }
+}
+
+/// Sets `key` on `rule` if the rule has it; returns whether it did. Setting α alone keeps
+/// α − β = 1 (β = α − 1), the constraint zennit's αβ rule is defined under.
+fn set_rule_param(rule: &mut LinearRule, key: &str, value: f32) -> bool {
+    match (rule, key) {
+        (LinearRule::Epsilon { epsilon }, "epsilon") => *epsilon = value,
+        (LinearRule::Gamma { gamma }, "gamma") => *gamma = value,
+        (LinearRule::AlphaBeta { alpha, beta }, "alpha") => {
+            *alpha = value;
+            *beta = value - 1.0;
+        }
+        (LinearRule::AlphaBeta { alpha, beta }, "beta") => {
+            *beta = value;
+            *alpha = value + 1.0;
+        }
+        (LinearRule::ZBox { low, .. }, "low") => *low = vec![value],
+        (LinearRule::ZBox { high, .. }, "high") => *high = vec![value],
+        _ => return false,
+    }
+    true
+}
+
+/// A z^B rule without its own bounds takes `bounds`; one given bound applies to every channel.
+fn with_bounds(rule: LinearRule, bounds: &ZBoxBounds) -> LinearRule {
+    match rule {
+        LinearRule::ZBox { low, high } => LinearRule::ZBox {
+            low: if low.is_empty() {
+                bounds.low.clone()
+            } else {
+                broadcast(&low, bounds.low.len())
+            },
+            high: if high.is_empty() {
+                bounds.high.clone()
+            } else {
+                broadcast(&high, bounds.high.len())
+            },
+        },
+        other => other,
+    }
+}
+
+/// One value per channel from one value for all.
+fn broadcast(values: &[f32], channels: usize) -> Vec<f32> {
+    if values.len() == 1 {
+        vec![values[0]; channels.max(1)]
+    } else {
+        values.to_vec()
     }
 }
 

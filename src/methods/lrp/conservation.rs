@@ -9,7 +9,7 @@ use crate::methods::MethodError;
 use crate::tensor::{T4, to_vec};
 
 /// Conservation of one image's attribution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Conservation {
     /// The starting relevance (target logit, probability or 1).
     pub explained: f64,

@@ -25,23 +25,9 @@ pub use model::{Attribution, LrpModel, LrpOptions, StartRelevance};
 pub use rules::LinearRule;
 pub use skip::SkipMode;
 
-use super::{Explainer, MapKind, MethodError, MethodOptions};
+use super::{Explainer, MapKind, MethodError};
 use crate::graph::Model;
 use crate::tensor::{T4, to_vec};
-
-/// Method names, one per composite.
-pub const METHODS: &[&str] = &[
-    "lrp-epsilon-plus",
-    "lrp-epsilon-plus-flat",
-    "lrp-epsilon-gamma-box",
-    "lrp-epsilon-alpha2-beta1",
-];
-
-/// The LRP method called `name` (`lrp-<composite>`), or `None` if it is not one.
-pub fn by_name(name: &str, opts: &MethodOptions) -> Option<Box<dyn Explainer>> {
-    let composite: Composite = name.strip_prefix("lrp-")?.parse().ok()?;
-    Some(Box::new(Lrp::new(composite, opts.lrp.clone())))
-}
 
 /// An LRP explainer for one composite. Keeps the last prepared model (folded BatchNorm,
 /// modified weights), so explaining batch after batch of the same model prepares it once.
@@ -72,7 +58,7 @@ impl Lrp {
         {
             return Ok(prepared.clone());
         }
-        let prepared = Arc::new(LrpModel::new(model, self.composite, &self.options)?);
+        let prepared = Arc::new(LrpModel::new(model, self.composite.clone(), &self.options)?);
         *slot = Some((key, prepared.clone()));
         Ok(prepared)
     }

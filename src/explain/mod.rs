@@ -1,0 +1,214 @@
+//! The explain pipeline: maps (`.npy`) and overlays (`.png`) for every input × target × method,
+//! a grid of all overlays and `explain.json` ([`ExplainRecord`]) describing the run. `relevance
+//! explain` is a thin parser around [`run`].
+//!
+//! Phases: parse the method specs → load the model → prepare every method (layers checked) →
+//! read every input (one unreadable input stops the run before anything is written) → explain
+//! the inputs in chunks, writing each row's files → write the grid and the record.
+
+pub mod record;
+mod rows;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+pub use record::{ExplainRecord, SCHEMA_VERSION};
+
+use crate::data::{expand_inputs, image::load_input};
+use crate::graph::{LoadOptions, Model};
+use crate::io::{safe_component, unique_name};
+use crate::methods::pass::{forward_all, logits, repeat_rows};
+use crate::methods::{MethodOptions, MethodSpec, Prepared, Target};
+use crate::report::Colormap;
+use crate::tensor::T4;
+use record::{GridRecord, LrpRecord, MethodRecord};
+use rows::{RowScores, RunWriter};
+
+/// Images per forward pass (also the rows per pass with `Target::All`).
+const IMAGES_PER_PASS: usize = 8;
+
+/// What to explain and how.
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    /// Weights: .safetensors, .pth/.pt (with an architecture or card) or .onnx.
+    pub model: PathBuf,
+    /// Architecture and card of the weights.
+    pub load: LoadOptions,
+    /// Method specs ([`MethodSpec`]); repeats are dropped.
+    pub methods: Vec<String>,
+    /// Options the specs' parameters override (the command's flags).
+    pub method_options: MethodOptions,
+    /// The class to explain per input.
+    pub target: Target,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Opacity of the heatmap in the overlays, in `[0, 1]`.
+    pub alpha: f32,
+    /// Colormap of unsigned maps (signed maps always use a diverging one).
+    pub colormap: Option<Colormap>,
+    /// Images, `.npy` tensors or folders of them.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// One image to explain.
+pub(crate) struct Input {
+    pub(crate) path: PathBuf,
+    pub(crate) stem: String,
+}
+
+/// Runs the pipeline and returns the record it wrote to `OUT/explain.json`.
+pub fn run(opts: &ExplainOptions) -> Result<ExplainRecord> {
+    check_drawing(opts)?;
+    let specs = MethodSpec::parse_list(&opts.methods, &opts.method_options)?;
+    if specs.is_empty() {
+        bail!("no methods given");
+    }
+    let model = Model::load(&opts.model, &opts.load)?;
+    let methods = specs
+        .iter()
+        .map(|s| s.prepare(&model).with_context(|| format!("method {s}")))
+        .collect::<Result<Vec<_>>>()?;
+    let inputs = unique_stems(expand_inputs(&opts.inputs)?);
+    check_inputs(&inputs, &model)?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("{}: cannot create output folder", opts.out.display()))?;
+    let mut writer = RunWriter::new(opts, &model, &methods);
+    for chunk in inputs.chunks(IMAGES_PER_PASS) {
+        explain_chunk(&mut writer, &model, chunk, &opts.target)?;
+    }
+    let grid = writer.write_grid()?;
+    let record = run_record(opts, &model, &methods, writer.into_outputs(), grid);
+    let path = opts.out.join("explain.json");
+    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(&record)?)
+        .with_context(|| path.display().to_string())?;
+    Ok(record)
+}
+
+/// Checks the drawing options before any work.
+fn check_drawing(opts: &ExplainOptions) -> Result<()> {
+    if opts.colormap.is_some_and(Colormap::is_diverging) {
+        bail!("--colormap sets the colormap of unsigned maps; use viridis, inferno or gray");
+    }
+    if !(0.0..=1.0).contains(&opts.alpha) {
+        bail!("--alpha must lie in [0, 1], got {}", opts.alpha);
+    }
+    Ok(())
+}
+
+/// Unique stems: a repeated stem gets `-2`, `-3`, … so no output overwrites another.
+fn unique_stems(files: Vec<PathBuf>) -> Vec<Input> {
+    let mut seen = HashSet::new();
+    files
+        .into_iter()
+        .map(|path| {
+            let base = safe_component(&path.file_stem().unwrap_or_default().to_string_lossy());
+            let stem = unique_name(base, &mut seen);
+            Input { path, stem }
+        })
+        .collect()
+}
+
+/// Reads and preprocesses every input once before the first map is written, so a file that
+/// cannot be read (an empty PNG, a truncated JPEG, a tensor of the wrong shape) stops the run
+/// with one error naming it and nothing in `--out`, instead of failing half-way with maps
+/// written and no `explain.json`. Costs one extra decode per image, small next to any method.
+fn check_inputs(inputs: &[Input], model: &Model) -> Result<()> {
+    for input in inputs {
+        load_input(&input.path, &model.card)?;
+    }
+    Ok(())
+}
+
+/// Explains one chunk of inputs: one forward pass for the predictions, then every method on
+/// the rows the target rule asks for.
+fn explain_chunk(
+    writer: &mut RunWriter,
+    model: &Model,
+    chunk: &[Input],
+    target: &Target,
+) -> Result<()> {
+    let xs = chunk
+        .iter()
+        .map(|i| load_input(&i.path, &model.card))
+        .collect::<Result<Vec<_>, _>>()?;
+    let x = T4::cat(xs, 0);
+    let acts = forward_all(model, &x)?;
+    let all_logits = logits(model, &acts)?;
+    let k = all_logits.len() / chunk.len();
+    let logit_rows: Vec<Vec<f32>> = all_logits.chunks(k).map(<[f32]>::to_vec).collect();
+    let probs: Vec<Vec<f32>> = logit_rows.iter().map(|r| softmax(r)).collect();
+    let per_image = target.resolve(&all_logits, k, &model.card)?;
+    if *target != Target::All {
+        let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
+        let owners: Vec<&Input> = chunk.iter().collect();
+        let scores = RowScores { probs: &probs };
+        return writer.explain_rows(&x, &acts, &targets, &owners, scores, false);
+    }
+    for (i, input) in chunk.iter().enumerate() {
+        let image = x.clone().narrow(0, i, 1);
+        for classes in per_image[i].chunks(IMAGES_PER_PASS) {
+            let rows = repeat_rows(&image, classes.len());
+            let acts = forward_all(model, &rows)?;
+            let owners = vec![input; classes.len()];
+            let row_probs = vec![probs[i].clone(); classes.len()];
+            let scores = RowScores { probs: &row_probs };
+            writer.explain_rows(&rows, &acts, classes, &owners, scores, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Softmax of one row of logits (max subtracted first, so large logits do not overflow).
+pub fn softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// The record of the whole run.
+fn run_record(
+    opts: &ExplainOptions,
+    model: &Model,
+    methods: &[Prepared],
+    outputs: Vec<record::OutputRecord>,
+    grid: Option<GridRecord>,
+) -> ExplainRecord {
+    let lrp = &opts.method_options.lrp;
+    ExplainRecord {
+        schema_version: SCHEMA_VERSION,
+        model: opts.model.display().to_string(),
+        arch: model.card.arch.clone(),
+        classes: (0..model.card.num_classes)
+            .map(|i| model.class_name(i))
+            .collect(),
+        target: opts.target.to_string(),
+        layers: methods
+            .iter()
+            .filter_map(|m| Some((m.label(), m.layer()?.to_string())))
+            .collect(),
+        methods: methods.iter().map(method_record).collect(),
+        outputs,
+        grid,
+        lrp: Some(LrpRecord {
+            resnet_skip: lrp.skip.to_string(),
+            relevance_start: lrp.start.to_string(),
+            conservation_error:
+                "|sum of input relevance - starting relevance| / |starting relevance|".into(),
+        }),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+fn method_record(m: &Prepared) -> MethodRecord {
+    let params = m.params();
+    MethodRecord {
+        name: m.label(),
+        method: Some(params.method.to_string()),
+        map: m.kind().describe().into(),
+        style: m.style().name().into(),
+        params: params.options,
+    }
+}

@@ -1,0 +1,298 @@
+//! Method specs, the registry and prepared methods: names with parameters parse into the options
+//! the method runs with, aliases keep today's names and files, and a prepared method computes
+//! exactly what the method's own implementation computes (LRP against `LrpModel` bound by hand,
+//! CAMs against the explainer with the layer named by hand).
+
+use crate::lrp_common::{tiny_resnet, tiny_vgg};
+use crate::methods_common::reference_input;
+use relevance::methods::lrp::{
+    Composite, LinearRule, LrpModel, LrpOptions, SkipMode, StartRelevance,
+};
+use relevance::methods::pass::{forward_all, logits};
+use relevance::methods::registry::{self, METHODS};
+use relevance::methods::{MapKind, MethodOptions, MethodSpec, by_name};
+use relevance::tensor::to_vec;
+
+fn parse(text: &str) -> MethodSpec {
+    MethodSpec::parse(text, &MethodOptions::default()).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn parse_err(text: &str) -> String {
+    match MethodSpec::parse(text, &MethodOptions::default()) {
+        Ok(_) => panic!("{text} should be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn aliases_keep_the_old_names_labels_and_file_names() {
+    let spec = parse("lrp-epsilon-plus-flat");
+    assert_eq!(spec.info.name, "lrp:epsilon-plus-flat");
+    assert_eq!(spec.label(), "lrp-epsilon-plus-flat");
+    assert_eq!(spec.file_key(), "lrp-epsilon-plus-flat");
+    assert_eq!(
+        spec.options.composite.as_ref().map(Composite::name),
+        Some("epsilon-plus-flat")
+    );
+    let spec = parse("grad-cam");
+    assert_eq!(
+        (spec.label(), spec.file_key()),
+        ("grad-cam".into(), "grad-cam".into())
+    );
+}
+
+#[test]
+fn parameters_override_the_base_options() {
+    let base = MethodOptions {
+        lrp: LrpOptions {
+            skip: SkipMode::Zennit,
+            ..LrpOptions::default()
+        },
+        steps: 50,
+        ..MethodOptions::default()
+    };
+    let spec = MethodSpec::parse(
+        " lrp:epsilon-plus-flat( skip=split, start=probability ,epsilon=0.5 ) ",
+        &base,
+    )
+    .unwrap();
+    assert_eq!(spec.options.lrp.skip, SkipMode::Split);
+    assert_eq!(spec.options.lrp.start, StartRelevance::Probability);
+    let composite = spec.options.composite.clone().unwrap();
+    assert_eq!(composite.dense, LinearRule::Epsilon { epsilon: 0.5 });
+    assert_eq!(
+        composite.conv,
+        LinearRule::ZPlus,
+        "ε is the dense layers' parameter"
+    );
+    assert_eq!(
+        spec.label(),
+        "lrp:epsilon-plus-flat(skip=split,start=probability,epsilon=0.5)"
+    );
+    assert_eq!(
+        spec.file_key(),
+        "lrp-epsilon-plus-flat.skip-split.start-probability.epsilon-0.5"
+    );
+    let ig = MethodSpec::parse("integrated-gradients(steps=7,baseline=blur:2)", &base).unwrap();
+    assert_eq!(ig.options.steps, 7);
+    assert_eq!(ig.options.baseline.unwrap().to_string(), "blur:2");
+    // The base is untouched where the spec is silent.
+    let plain = MethodSpec::parse("integrated-gradients", &base).unwrap();
+    assert_eq!(plain.options.steps, 50);
+}
+
+#[test]
+fn alpha_beta_keep_alpha_minus_beta_one() {
+    let spec = parse("lrp:epsilon-alpha2-beta1(alpha=3)");
+    let conv = spec.options.composite.unwrap().conv;
+    assert_eq!(
+        conv,
+        LinearRule::AlphaBeta {
+            alpha: 3.0,
+            beta: 2.0
+        }
+    );
+    let spec = parse("lrp:epsilon-alpha2-beta1(beta=0)");
+    let conv = spec.options.composite.unwrap().conv;
+    assert_eq!(
+        conv,
+        LinearRule::AlphaBeta {
+            alpha: 1.0,
+            beta: 0.0
+        }
+    );
+    let spec = parse("lrp:epsilon-gamma-box(gamma=0.5,low=-3,high=3)");
+    let composite = spec.options.composite.unwrap();
+    assert_eq!(composite.conv, LinearRule::Gamma { gamma: 0.5 });
+    let first = composite.first.unwrap().rule;
+    assert_eq!(
+        first,
+        LinearRule::ZBox {
+            low: vec![-3.0],
+            high: vec![3.0]
+        }
+    );
+}
+
+#[test]
+fn bad_specs_are_refused_with_what_is_valid() {
+    let unknown = parse_err("gradcam");
+    assert!(
+        unknown.contains("unknown method 'gradcam'") && unknown.contains("grad-cam"),
+        "{unknown}"
+    );
+    let param = parse_err("grad-cam(steps=3)");
+    assert!(
+        param.contains("no parameter 'steps'") && param.contains("valid: layer"),
+        "{param}"
+    );
+    let none = parse_err("saliency(layer=x)");
+    assert!(none.contains("it takes none"), "{none}");
+    let gamma = parse_err("lrp:epsilon-plus(gamma=0.3)");
+    assert!(
+        gamma.contains("no parameter 'gamma'") && gamma.contains("epsilon"),
+        "{gamma}"
+    );
+    for (text, why) in [
+        ("integrated-gradients(steps=0)", "≥ 1"),
+        ("integrated-gradients(steps=2", "end with ')'"),
+        ("smoothgrad(noise)", "not key=value"),
+        ("smoothgrad(noise=1,noise=2)", "given twice"),
+        ("lrp:epsilon-plus(epsilon=nan)", "finite"),
+        ("lrp:epsilon-plus(skip=sideways)", "sideways"),
+    ] {
+        let err = parse_err(text);
+        assert!(err.contains(why), "{text}: {err}");
+    }
+}
+
+#[test]
+fn every_registered_method_prepares_and_maps_with_its_kind() {
+    let model = tiny_resnet();
+    let x = reference_input(2, 3, 16, 16);
+    let targets = [1, 3];
+    let acts = forward_all(&model, &x).unwrap();
+    let all = logits(&model, &acts).unwrap();
+    let k = all.len() / 2;
+    for info in METHODS {
+        assert_eq!(registry::find(info.name).unwrap().name, info.name);
+        for alias in info.aliases {
+            assert_eq!(registry::find(alias).unwrap().name, info.name);
+        }
+        let spec = MethodSpec::parse(
+            info.name,
+            &MethodOptions {
+                steps: 4,
+                samples: 3,
+                ..MethodOptions::default()
+            },
+        )
+        .unwrap();
+        let prepared = spec.prepare(&model).unwrap();
+        let explanation = prepared.explain(&x, &targets).unwrap();
+        let channels = match info.kind {
+            MapKind::Input => 3,
+            MapKind::Cam => 1,
+        };
+        assert_eq!(
+            explanation.maps.dims(),
+            [2, channels, 16, 16],
+            "{}",
+            info.name
+        );
+        if info.layer != registry::LayerUse::None {
+            assert!(explanation.layer.is_some(), "{} names its layer", info.name);
+        }
+        if info.composite_preset().is_none() {
+            // Non-LRP methods explain the logits: `explained` is the target's logit.
+            let expected = [all[targets[0]], all[k + targets[1]]];
+            assert_eq!(explanation.explained, expected, "{}", info.name);
+        }
+    }
+}
+
+#[test]
+fn prepared_lrp_equals_lrp_bound_by_hand_for_every_parameter() {
+    let model = tiny_resnet();
+    let x = reference_input(2, 3, 16, 16);
+    let targets = [0, 4];
+    let cases = [
+        (
+            "lrp-epsilon-plus-flat",
+            Composite::epsilon_plus_flat(),
+            LrpOptions::default(),
+        ),
+        (
+            "lrp:epsilon-plus-flat(skip=split,start=probability)",
+            Composite::epsilon_plus_flat(),
+            LrpOptions {
+                skip: SkipMode::Split,
+                start: StartRelevance::Probability,
+                ..LrpOptions::default()
+            },
+        ),
+        (
+            "lrp:epsilon-gamma-box(gamma=0.5)",
+            {
+                let mut c = Composite::epsilon_gamma_box();
+                c.conv = LinearRule::Gamma { gamma: 0.5 };
+                c
+            },
+            LrpOptions::default(),
+        ),
+        (
+            "lrp:epsilon-plus(epsilon=0.25)",
+            {
+                let mut c = Composite::epsilon_plus();
+                c.dense = LinearRule::Epsilon { epsilon: 0.25 };
+                c
+            },
+            LrpOptions::default(),
+        ),
+    ];
+    for (text, composite, options) in cases {
+        let by_hand = LrpModel::new(&model, composite, &options).unwrap();
+        let expected = by_hand.attribute(&x, &targets).unwrap();
+        let prepared = parse(text).prepare(&model).unwrap();
+        let got = prepared.explain(&x, &targets).unwrap();
+        assert_eq!(to_vec(&got.maps), to_vec(&expected.input), "{text}");
+        assert_eq!(got.explained, expected.explained, "{text}");
+    }
+    // A parameter changes the map (the spec is not ignored).
+    let a = parse("lrp:epsilon-plus(epsilon=1e-6)")
+        .prepare(&model)
+        .unwrap();
+    let b = parse("lrp:epsilon-plus(epsilon=1)")
+        .prepare(&model)
+        .unwrap();
+    let (a, b) = (
+        a.explain(&x, &targets).unwrap(),
+        b.explain(&x, &targets).unwrap(),
+    );
+    assert_ne!(to_vec(&a.maps), to_vec(&b.maps));
+}
+
+#[test]
+fn prepared_cam_resolves_its_layer_once_and_equals_the_explainer() {
+    let model = tiny_vgg();
+    let x = reference_input(2, 3, 16, 16);
+    let targets = [2, 0];
+    let prepared = parse("grad-cam").prepare(&model).unwrap();
+    let layer = prepared.layer().unwrap().to_string();
+    let named = by_name(
+        "grad-cam",
+        &MethodOptions {
+            layer: Some(layer.clone()),
+            ..MethodOptions::default()
+        },
+    )
+    .unwrap();
+    let expected = named.explain(&model, &x, &targets).unwrap();
+    let got = prepared.explain(&x, &targets).unwrap();
+    assert_eq!(to_vec(&got.maps), to_vec(&expected));
+    assert_eq!(got.layer.as_deref(), Some(layer.as_str()));
+    // The default explainer (no layer named) reads the same layer.
+    let default = by_name("grad-cam", &MethodOptions::default()).unwrap();
+    assert_eq!(
+        to_vec(&default.explain(&model, &x, &targets).unwrap()),
+        to_vec(&expected)
+    );
+    // A bad layer fails when preparing, before any image.
+    let err = MethodSpec::parse("grad-cam(layer=nope)", &MethodOptions::default())
+        .unwrap()
+        .prepare(&model)
+        .err()
+        .expect("unknown layer refused");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[test]
+fn help_lists_every_method_with_its_parameters() {
+    let help = registry::help();
+    for info in METHODS {
+        assert!(help.contains(info.name), "{}", info.name);
+        for p in info.params {
+            assert!(help.contains(p), "{} {p}", info.name);
+        }
+    }
+}
