@@ -57,8 +57,6 @@ impl Profile {
 pub trait Workload: Send + Sync {
     /// Short name, the row label (`forward`, `gradient`).
     fn name(&self) -> &'static str;
-    /// One line saying what is timed.
-    fn description(&self) -> &'static str;
     /// Runs the workload once on batch `x`; with `profile`, evaluates node by node and adds
     /// each node's time to it (slower: no activation is released early).
     fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError>;
@@ -71,9 +69,6 @@ pub struct Forward;
 impl Workload for Forward {
     fn name(&self) -> &'static str {
         "forward"
-    }
-    fn description(&self) -> &'static str {
-        "logits of the batch, activations released early (torch: model(x) under no_grad)"
     }
     fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let (graph, params) = (&model.graph, &model.params);
@@ -93,9 +88,6 @@ pub struct InputGradient;
 impl Workload for InputGradient {
     fn name(&self) -> &'static str {
         "gradient"
-    }
-    fn description(&self) -> &'static str {
-        "forward keeping activations + backward of one logit per image to the input"
     }
     fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let (graph, params) = (&model.graph, &model.params);
@@ -140,14 +132,6 @@ pub struct Method {
 impl Workload for Method {
     fn name(&self) -> &'static str {
         self.name
-    }
-    fn description(&self) -> &'static str {
-        match self.name {
-            "grad-cam" => {
-                "Grad-CAM of class 0 at the default CAM layer (pytorch-grad-cam's GradCAM)"
-            }
-            _ => "LRP epsilon-plus-flat of class 0 to the input (zennit's EpsilonPlusFlat)",
-        }
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let targets = vec![0; x.dims()[0]];
@@ -197,9 +181,6 @@ pub fn crp_layer(arch: &str, model: &Model) -> Option<String> {
 impl Workload for Crp {
     fn name(&self) -> &'static str {
         "crp32"
-    }
-    fn description(&self) -> &'static str {
-        "CRP: 32 single-channel conditional heatmaps of class 0 per image (zennit-crp)"
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());

@@ -114,6 +114,7 @@ fn method_options(args: &ExplainArgs) -> Result<MethodOptions> {
             zbox: None,
         },
         composite: None,
+        rules: None,
     })
 }
 

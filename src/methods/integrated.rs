@@ -10,9 +10,8 @@ use std::str::FromStr;
 
 use serde_json::json;
 
-use super::pass::{gradients_in_chunks, row, stack_rows};
+use super::pass::{GradientRules, row, stack_rows};
 use super::{Baseline, Explainer, MapKind, MethodError, MethodOptions};
-use crate::engine::Rules;
 use crate::graph::Model;
 use crate::tensor::{T4, from_vec, to_vec};
 
@@ -134,6 +133,8 @@ pub struct IntegratedGradients {
     pub quadrature: Quadrature,
     /// Rows per forward/backward pass.
     pub batch: usize,
+    /// Plain gradients, or an LRP rule set's modified gradients (see [`GradientRules`]).
+    pub rules: GradientRules,
 }
 
 impl IntegratedGradients {
@@ -149,6 +150,7 @@ impl IntegratedGradients {
             baseline: opts.baseline.clone().unwrap_or(Baseline::Zero),
             quadrature: opts.quadrature,
             batch: opts.batch,
+            rules: GradientRules::Plain,
         })
     }
 }
@@ -191,13 +193,8 @@ impl Explainer for IntegratedGradients {
                 .collect();
             let chunk = stack_rows(rows, [c, h, w]);
             let chunk_targets: Vec<usize> = (start..start + len).map(|r| targets[r / m]).collect();
-            gradients_in_chunks(
-                model,
-                &chunk,
-                &chunk_targets,
-                &Rules::gradient(),
-                len,
-                |_, g| {
+            self.rules
+                .in_chunks(model, &chunk, &chunk_targets, len, |_, g| {
                     let g = to_vec(&g);
                     for (k, r) in (start..start + len).enumerate() {
                         let (i, wk) = (r / m, points[r % m].1 as f32);
@@ -209,8 +206,7 @@ impl Explainer for IntegratedGradients {
                         }
                     }
                     Ok(())
-                },
-            )?;
+                })?;
         }
         let attributions: Vec<f32> = (0..n)
             .flat_map(|i| {
@@ -222,6 +218,7 @@ impl Explainer for IntegratedGradients {
     }
     fn params(&self) -> serde_json::Value {
         json!({"steps": self.steps, "baseline": self.baseline.to_string(),
+               "rules": self.rules.name(),
                "quadrature": self.quadrature.name()})
     }
 }

@@ -166,7 +166,12 @@ pub trait Explainer: Send + Sync {
 /// method to a model once; this is for code that explains many models with one method.
 pub fn by_name(text: &str, opts: &MethodOptions) -> Result<Box<dyn Explainer>, MethodError> {
     let spec = MethodSpec::parse(text, opts)?;
-    registry::build(spec.info, &spec.options)
+    if spec.options.rules.is_some() {
+        return Err(MethodError::Invalid(format!(
+            "{text}: a rule set is bound to a model; prepare the spec (MethodSpec::prepare)"
+        )));
+    }
+    registry::build(spec.info, &spec.options, pass::GradientRules::Plain)
 }
 
 /// Options shared by the methods (each reads the ones it needs).
@@ -197,6 +202,9 @@ pub struct MethodOptions {
     pub lrp: lrp::LrpOptions,
     /// LRP composite with its parameters; set by [`MethodSpec::parse`] for LRP methods.
     pub composite: Option<lrp::Composite>,
+    /// SmoothGrad / Integrated Gradients: the rule set whose modified gradient they average or
+    /// integrate (`None`: the plain gradient), as zennit's attributors with a composite.
+    pub rules: Option<lrp::Composite>,
 }
 
 impl Default for MethodOptions {
@@ -214,6 +222,7 @@ impl Default for MethodOptions {
             batch: 16,
             lrp: lrp::LrpOptions::default(),
             composite: None,
+            rules: None,
         }
     }
 }

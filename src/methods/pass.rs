@@ -161,6 +161,62 @@ pub fn gradients_in_chunks(
     Ok(())
 }
 
+/// Where the input gradients of a gradient attributor (SmoothGrad, Integrated Gradients) come
+/// from: the model's plain gradient, or an LRP rule set. The latter is what zennit's attributors
+/// do when given a composite: they average or integrate the *modified* gradient, the input
+/// relevance of a pass started from 1 at the target (bind the [`super::lrp::LrpModel`] with
+/// [`super::lrp::StartRelevance::One`] for that meaning).
+#[derive(Clone, Default)]
+pub enum GradientRules {
+    /// `∂ logit_t / ∂x`.
+    #[default]
+    Plain,
+    /// The input relevance of the bound composite.
+    Lrp(std::sync::Arc<super::lrp::LrpModel>),
+}
+
+impl GradientRules {
+    /// Name for run records: `gradient` or the composite's preset name.
+    pub fn name(&self) -> String {
+        match self {
+            GradientRules::Plain => "gradient".into(),
+            GradientRules::Lrp(lrp) => lrp.composite.name().into(),
+        }
+    }
+
+    /// Like [`gradients_in_chunks`] with the plain gradient, or with this rule set.
+    pub fn in_chunks(
+        &self,
+        model: &Model,
+        rows: &T4,
+        targets: &[usize],
+        batch: usize,
+        mut sink: impl FnMut(usize, T4) -> Result<(), MethodError>,
+    ) -> Result<(), MethodError> {
+        let GradientRules::Lrp(lrp) = self else {
+            return gradients_in_chunks(
+                model,
+                rows,
+                targets,
+                &crate::engine::Rules::gradient(),
+                batch,
+                sink,
+            );
+        };
+        let n = rows.dims()[0];
+        let batch = batch.max(1);
+        for start in (0..n).step_by(batch) {
+            let len = batch.min(n - start);
+            let chunk = rows.clone().narrow(0, start, len);
+            sink(
+                start,
+                lrp.attribute(&chunk, &targets[start..start + len])?.input,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Repeats each image of `x` `times` times in a row (`[x₀, x₀, …, x₁, x₁, …]`).
 pub fn repeat_rows(x: &T4, times: usize) -> T4 {
     let [n, c, h, w] = x.dims();

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::lrp::LrpModel;
-use super::pass::{forward_all, logits};
+use super::lrp::{LrpModel, LrpOptions, StartRelevance};
+use super::pass::{GradientRules, forward_all, logits};
 use super::registry::{self, LayerUse};
 use super::spec::MethodSpec;
-use super::{Explainer, MapKind, MapStyle, MethodError, cam};
+use super::{Explainer, MapKind, MapStyle, MethodError, MethodOptions, cam};
 use crate::engine::Activations;
 use crate::graph::Model;
 use crate::tensor::T4;
@@ -78,7 +78,8 @@ impl MethodSpec {
         } else {
             let mut options = self.options.clone();
             options.layer.clone_from(&layer);
-            Engine::Explainer(registry::build(self.info, &options)?)
+            let rules = gradient_rules(&options, model)?;
+            Engine::Explainer(registry::build(self.info, &options, rules)?)
         };
         Ok(Prepared {
             model,
@@ -87,6 +88,21 @@ impl MethodSpec {
             engine,
         })
     }
+}
+
+/// The rule set of a gradient attributor: an LRP composite bound with a start of 1 at the
+/// target, so its input relevance is the modified gradient of the logit (zennit's meaning).
+fn gradient_rules(options: &MethodOptions, model: &Model) -> Result<GradientRules, MethodError> {
+    let Some(composite) = options.rules.clone() else {
+        return Ok(GradientRules::Plain);
+    };
+    let lrp = LrpOptions {
+        start: StartRelevance::One,
+        ..options.lrp.clone()
+    };
+    Ok(GradientRules::Lrp(Arc::new(LrpModel::new(
+        model, composite, &lrp,
+    )?)))
 }
 
 /// The layer a method reads on `model` (checked now, so a bad `layer` fails before any map):

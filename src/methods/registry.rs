@@ -4,6 +4,7 @@
 //! [`build`] makes the method.
 
 use super::cam::{CamWeighting, ClassCam, EigenCam, GradientCam, ScoreCam};
+use super::pass::GradientRules;
 use super::{Explainer, MapKind, MapStyle, MethodError, MethodOptions};
 use super::{gradient, guided, integrated, occlusion, smoothgrad};
 
@@ -144,7 +145,7 @@ pub static METHODS: &[MethodInfo] = &[
         MapKind::Input,
         MapStyle::Magnitude,
         LayerUse::None,
-        &["samples", "noise", "seed", "batch"],
+        &["samples", "noise", "seed", "batch", "rules"],
         "mean gradient over noisy copies (Smilkov et al. 2017)",
     ),
     entry(
@@ -153,7 +154,7 @@ pub static METHODS: &[MethodInfo] = &[
         MapKind::Input,
         MapStyle::Signed,
         LayerUse::None,
-        &["steps", "integration", "baseline", "batch"],
+        &["steps", "integration", "baseline", "batch", "rules"],
         "path integral of gradients from a baseline (Sundararajan et al. 2017)",
     ),
     entry(
@@ -271,7 +272,9 @@ pub fn help() -> String {
     let mut text = String::from(
         "Methods, comma-separated; each may take parameters, e.g. \
          lrp:epsilon-plus-flat(skip=split,epsilon=1e-6) or integrated-gradients(steps=64); \
-         a parameter set there overrides the flag of the same name.\n",
+         a parameter set there overrides the flag of the same name; \
+         rules=<composite> makes smoothgrad and integrated-gradients average or integrate that \
+         LRP rule set's modified gradient (zennit's attributors with a composite).\n",
     );
     for m in METHODS {
         let params = if m.params.is_empty() {
@@ -296,6 +299,7 @@ impl MethodInfo {
 pub(crate) fn build(
     info: &MethodInfo,
     opts: &MethodOptions,
+    rules: GradientRules,
 ) -> Result<Box<dyn Explainer>, MethodError> {
     let layer = opts.layer.clone();
     let gradient_cam =
@@ -303,8 +307,14 @@ pub(crate) fn build(
     Ok(match info.name {
         "saliency" => Box::new(gradient::Saliency),
         "input-x-gradient" => Box::new(gradient::InputXGradient),
-        "smoothgrad" => Box::new(smoothgrad::SmoothGrad::new(opts)?),
-        "integrated-gradients" => Box::new(integrated::IntegratedGradients::new(opts)?),
+        "smoothgrad" => Box::new(smoothgrad::SmoothGrad {
+            rules,
+            ..smoothgrad::SmoothGrad::new(opts)?
+        }),
+        "integrated-gradients" => Box::new(integrated::IntegratedGradients {
+            rules,
+            ..integrated::IntegratedGradients::new(opts)?
+        }),
         "occlusion" => Box::new(occlusion::Occlusion::new(opts)?),
         "guided-backprop" => Box::new(guided::GuidedBackprop),
         "deconvnet" => Box::new(guided::Deconvnet),

@@ -5,9 +5,8 @@
 
 use serde_json::json;
 
-use super::pass::{gradients_in_chunks, row, stack_rows};
+use super::pass::{GradientRules, row, stack_rows};
 use super::{Explainer, MapKind, MapStyle, MethodError, MethodOptions};
-use crate::engine::Rules;
 use crate::graph::Model;
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -22,6 +21,8 @@ pub struct SmoothGrad {
     pub seed: u64,
     /// Rows per forward/backward pass.
     pub batch: usize,
+    /// Plain gradients, or an LRP rule set's modified gradients (see [`GradientRules`]).
+    pub rules: GradientRules,
 }
 
 impl SmoothGrad {
@@ -43,6 +44,7 @@ impl SmoothGrad {
             noise: opts.noise,
             seed: opts.seed,
             batch: opts.batch,
+            rules: GradientRules::Plain,
         })
     }
 
@@ -97,13 +99,8 @@ impl Explainer for SmoothGrad {
             let chunk_targets: Vec<usize> = (start..start + len)
                 .map(|r| targets[r / self.samples])
                 .collect();
-            gradients_in_chunks(
-                model,
-                &chunk,
-                &chunk_targets,
-                &Rules::gradient(),
-                len,
-                |_, g| {
+            self.rules
+                .in_chunks(model, &chunk, &chunk_targets, len, |_, g| {
                     let g = to_vec(&g);
                     for (k, r) in (start..start + len).enumerate() {
                         let i = r / self.samples;
@@ -115,8 +112,7 @@ impl Explainer for SmoothGrad {
                         }
                     }
                     Ok(())
-                },
-            )?;
+                })?;
         }
         let inv = 1.0 / self.samples as f32;
         Ok(from_vec(
@@ -126,6 +122,7 @@ impl Explainer for SmoothGrad {
     }
     fn params(&self) -> serde_json::Value {
         json!({"samples": self.samples, "noise": self.noise, "seed": self.seed,
+               "rules": self.rules.name(),
                "map": "mean signed gradient [C,H,W]; drawn as max_c |g|"})
     }
 }

@@ -176,6 +176,7 @@ fn apply(
         }
         "skip" => options.lrp.skip = value.parse().map_err(bad)?,
         "start" => options.lrp.start = value.parse().map_err(bad)?,
+        "rules" => options.rules = rule_set(value).map_err(bad)?,
         rule_param => {
             let number = finite(value).map_err(bad)?;
             let composite = options
@@ -186,6 +187,20 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// `rules=`: `gradient` (the plain gradient) or a composite preset.
+fn rule_set(value: &str) -> Result<Option<Composite>, String> {
+    if value == "gradient" {
+        return Ok(None);
+    }
+    let preset = value.strip_prefix("lrp:").unwrap_or(value);
+    Composite::preset(preset).map(Some).ok_or_else(|| {
+        format!(
+            "not a rule set; valid: gradient, {}",
+            Composite::PRESETS.join(", ")
+        )
+    })
 }
 
 fn positive(value: &str) -> Result<usize, String> {

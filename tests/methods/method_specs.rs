@@ -296,3 +296,126 @@ fn help_lists_every_method_with_its_parameters() {
         }
     }
 }
+
+/// Parameterised composites against zennit 0.4.6 built with the same parameters
+/// (`tools/fixtures_lrp_params.py`), under the parity criterion of the preset composites.
+#[test]
+fn parameterised_composites_match_zennit() {
+    use crate::lrp_common::{Fixture, fixture_model, parity};
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for name in ["tiny_vgg", "tiny_resnet"] {
+        let fx = Fixture::load(&format!("params_{name}"));
+        let model = fixture_model(name);
+        let x = fx.t4("input");
+        let targets = fx.targets();
+        let base = MethodOptions {
+            lrp: fx.zennit_options(),
+            ..MethodOptions::default()
+        };
+        let specs: Vec<String> = fx
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix("lrp/").map(str::to_string))
+            .collect();
+        assert_eq!(specs.len(), 5, "{name}: {specs:?}");
+        for text in specs {
+            let spec = MethodSpec::parse(&text, &base).unwrap();
+            let got = spec.prepare(&model).unwrap().explain(&x, &targets).unwrap();
+            let ours = to_vec(&got.maps);
+            match parity(
+                &ours,
+                fx.values(&format!("lrp/{text}")),
+                fx.values(&format!("lrp64/{text}")),
+            ) {
+                Ok(report) => println!("{name} {text}: {report}"),
+                Err(report) => failures.push(format!("{name} {text}: {report}")),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 10);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Integrated Gradients over an LRP rule set against zennit's `IntegratedGradients` with the
+/// same composite (`tools/fixtures_lrp_params.py`).
+#[test]
+fn integrated_gradients_over_a_rule_set_matches_zennit() {
+    use crate::lrp_common::{Fixture, fixture_model, parity};
+    let mut failures = Vec::new();
+    for name in ["tiny_vgg", "tiny_resnet"] {
+        let fx = Fixture::load(&format!("params_{name}"));
+        let model = fixture_model(name);
+        let (x, targets) = (fx.t4("input"), fx.targets());
+        let base = MethodOptions {
+            lrp: fx.zennit_options(),
+            ..MethodOptions::default()
+        };
+        let specs: Vec<String> = fx
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix("ig/").map(str::to_string))
+            .collect();
+        assert_eq!(specs.len(), 2, "{name}: {specs:?}");
+        for text in specs {
+            let prepared = MethodSpec::parse(&text, &base)
+                .unwrap()
+                .prepare(&model)
+                .unwrap();
+            let ours = to_vec(&prepared.explain(&x, &targets).unwrap().maps);
+            match parity(
+                &ours,
+                fx.values(&format!("ig/{text}")),
+                fx.values(&format!("ig64/{text}")),
+            ) {
+                Ok(report) => println!("{name} {text}: {report}"),
+                Err(report) => failures.push(format!("{name} {text}: {report}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// SmoothGrad without noise over a rule set is that rule set's modified gradient: the LRP map
+/// started from 1 at the target; and `rules=gradient` is plain SmoothGrad.
+#[test]
+fn smoothgrad_over_a_rule_set_without_noise_is_the_modified_gradient() {
+    let model = tiny_resnet();
+    let x = reference_input(2, 3, 16, 16);
+    let targets = [1, 2];
+    let sg = parse("smoothgrad(rules=epsilon-plus-flat,noise=0,samples=3)");
+    let got = sg.prepare(&model).unwrap().explain(&x, &targets).unwrap();
+    let one = LrpOptions {
+        start: StartRelevance::One,
+        ..LrpOptions::default()
+    };
+    let lrp = LrpModel::new(&model, Composite::epsilon_plus_flat(), &one).unwrap();
+    let expected = to_vec(&lrp.attribute(&x, &targets).unwrap().input);
+    let got = to_vec(&got.maps);
+    let err = crate::lrp_common::max_rel(&got, &expected);
+    assert!(err < 1e-6, "mean of three equal maps vs the map: {err:e}");
+    let plain = parse("smoothgrad(rules=gradient,noise=0,samples=2)");
+    let plain = to_vec(
+        &plain
+            .prepare(&model)
+            .unwrap()
+            .explain(&x, &targets)
+            .unwrap()
+            .maps,
+    );
+    let saliency = to_vec(
+        &parse("saliency")
+            .prepare(&model)
+            .unwrap()
+            .explain(&x, &targets)
+            .unwrap()
+            .maps,
+    );
+    assert!(crate::lrp_common::max_rel(&plain, &saliency) < 1e-6);
+    let err = by_name("smoothgrad(rules=epsilon-plus)", &MethodOptions::default()).err();
+    assert!(
+        err.unwrap().to_string().contains("prepare"),
+        "unbound rule sets are refused"
+    );
+}

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use checkerboard::{checkerboard_score, checkerboard_scores};
-pub use composite::{Composite, ZBoxBounds};
+pub use composite::{Composite, FirstLayer, ZBoxBounds};
 pub use conservation::{Conservation, check_conservation, conservation_of};
 pub use model::{Attribution, LrpModel, LrpOptions, StartRelevance};
 pub use rules::LinearRule;
