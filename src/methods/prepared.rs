@@ -31,6 +31,8 @@ pub struct Explanation {
     pub explained: Vec<f32>,
     /// The layer the method read (CAM family), by node name.
     pub layer: Option<String>,
+    /// The method's parameters, as run records write them.
+    pub params: PreparedParams,
 }
 
 /// How a prepared method computes its maps.
@@ -41,7 +43,7 @@ enum Engine {
     Explainer(Box<dyn Explainer>),
 }
 
-/// A method prepared for one model (see the module docs).
+/// A method prepared for one model (see the module docs). `Send + Sync`: threads can share one.
 pub struct Prepared<'m> {
     model: &'m Model,
     spec: MethodSpec,
@@ -228,6 +230,7 @@ impl<'m> Prepared<'m> {
             style: self.style(),
             explained,
             layer: self.layer.clone(),
+            params: self.params(),
         })
     }
 }
@@ -247,3 +250,10 @@ fn target_logits(
         .map(|(i, &t)| all.get(i * k + t).copied().unwrap_or(f32::NAN))
         .collect())
 }
+
+/// Preparing is the expensive part, so a prepared method is shared between threads rather than
+/// prepared per thread.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Prepared<'static>>();
+};
