@@ -8,7 +8,9 @@
 mod lrp_common;
 
 use lrp_common::{Fixture, fixture_model, max_rel, parity};
-use relevance::engine::kernels::{self, Pass, WinogradScope, set_winograd_scope, winograd_scope};
+use relevance::engine::kernels::{
+    self, ConvPass, WinogradScope, set_winograd_scope, winograd_scope,
+};
 use relevance::graph::Conv2d;
 use relevance::methods::lrp::{Composite, LrpModel};
 use relevance::rng::Rng;
@@ -33,7 +35,7 @@ fn same_padding_3x3() -> Conv2d {
 }
 
 /// Forward and adjoint of one layer shape that Winograd F(4×4) takes, as `pass`.
-fn both_passes(pass: Pass, x: &T4, w: &T4, g: &T4) -> (Vec<f32>, Vec<f32>) {
+fn both_passes(pass: ConvPass, x: &T4, w: &T4, g: &T4) -> (Vec<f32>, Vec<f32>) {
     let c = same_padding_3x3();
     let [_, _, h, wd] = x.dims();
     let y = kernels::conv2d_in(pass, x.clone(), w.clone(), None, &c);
@@ -58,19 +60,19 @@ fn relevance_scope_keeps_model_passes_exact_and_lrp_at_zennit_parity() {
     let w = random([c, c, 3, 3], &mut rng);
     let g = random([1, c, size, size], &mut rng);
     set_winograd_scope(WinogradScope::Off);
-    let exact = both_passes(Pass::Model, &x, &w, &g);
+    let exact = both_passes(ConvPass::Model, &x, &w, &g);
     assert_eq!(
-        both_passes(Pass::Relevance, &x, &w, &g),
+        both_passes(ConvPass::Relevance, &x, &w, &g),
         exact,
         "off: no Winograd"
     );
     set_winograd_scope(WinogradScope::Relevance);
     assert_eq!(
-        both_passes(Pass::Model, &x, &w, &g),
+        both_passes(ConvPass::Model, &x, &w, &g),
         exact,
         "model passes exact"
     );
-    let (y, dx) = both_passes(Pass::Relevance, &x, &w, &g);
+    let (y, dx) = both_passes(ConvPass::Relevance, &x, &w, &g);
     for (name, ours, exact) in [("forward", &y, &exact.0), ("adjoint", &dx, &exact.1)] {
         let err = max_rel_diff(ours, exact);
         assert!(
@@ -84,7 +86,7 @@ fn relevance_scope_keeps_model_passes_exact_and_lrp_at_zennit_parity() {
     let c = same_padding_3x3();
     let explained = |x: &T4| {
         to_vec(&kernels::conv2d_in(
-            Pass::RuleForward,
+            ConvPass::RuleForward,
             x.clone(),
             w.clone(),
             None,

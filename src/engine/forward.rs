@@ -7,7 +7,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
 use super::EngineError;
-use super::kernels::Pass;
+use super::kernels::ConvPass;
 use crate::graph::{BatchNorm, Conv2d, Graph, Node, NodeId, Op, ParamStore, Pool2d};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -100,13 +100,13 @@ pub fn run(
     keep: Keep,
     train: Option<&mut TrainState>,
 ) -> Result<Activations, EngineError> {
-    run_as(Pass::Model, graph, params, input, keep, train)
+    run_as(ConvPass::Model, graph, params, input, keep, train)
 }
 
 /// [`run`] with its convolutions as passes of kind `pass` (which decides where Winograd may
-/// run them: [`Pass::RuleForward`] for the forward pass of an LRP/CRP explanation).
+/// run them: [`ConvPass::RuleForward`] for the forward pass of an LRP/CRP explanation).
 pub fn run_as(
-    pass: Pass,
+    pass: ConvPass,
     graph: &Graph,
     params: &ParamStore,
     input: T4,
@@ -388,12 +388,12 @@ pub fn eval(
     params: &ParamStore,
     train: Option<&mut TrainState>,
 ) -> Result<(T4, Option<Aux>), EngineError> {
-    eval_as(Pass::Model, op, args, input, params, train)
+    eval_as(ConvPass::Model, op, args, input, params, train)
 }
 
 /// [`eval`] with a convolution as a pass of kind `pass` (see [`run_as`]).
 pub fn eval_as(
-    pass: Pass,
+    pass: ConvPass,
     op: &Op,
     mut args: Vec<T4>,
     input: Option<T4>,

@@ -109,7 +109,7 @@ pub enum WinogradScope {
     /// Exact im2col summation everywhere.
     Off,
     /// Winograd in the passes LRP and CRP rules add, and as F(2×2) in the forward pass of an
-    /// LRP/CRP explanation ([`Pass::RuleForward`]); the model's forward pass elsewhere
+    /// LRP/CRP explanation ([`ConvPass::RuleForward`]); the model's forward pass elsewhere
     /// (prediction, Grad-CAM, …) and every gradient stay exact.
     Relevance,
     /// Winograd in every plain-tensor convolution and input adjoint.
@@ -118,7 +118,7 @@ pub enum WinogradScope {
 
 /// Which kind of pass a convolution belongs to, for [`WinogradScope`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pass {
+pub enum ConvPass {
     /// The model's forward pass or a gradient (the numbers other libraries reproduce exactly).
     Model,
     /// The forward pass an LRP/CRP explanation starts from (its activations are what the rules
@@ -178,10 +178,10 @@ pub fn set_winograd_scope(scope: WinogradScope) {
 }
 
 /// Whether a convolution of kind `pass` may use Winograd under the current scope.
-fn winograd_allowed(pass: Pass) -> bool {
+fn winograd_allowed(pass: ConvPass) -> bool {
     match winograd_scope() {
         WinogradScope::Off => false,
-        WinogradScope::Relevance => pass != Pass::Model,
+        WinogradScope::Relevance => pass != ConvPass::Model,
         WinogradScope::Everywhere => true,
     }
 }
@@ -237,11 +237,17 @@ fn geometry(x: [usize; 4], w: [usize; 4], c: &Conv2d) -> ConvGeometry {
 /// recorded operation ([`autodiff::dense_conv2d`]); burn's for depthwise and grouped
 /// convolutions.
 pub fn conv2d(x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
-    conv2d_in(Pass::Model, x, weight, bias, c)
+    conv2d_in(ConvPass::Model, x, weight, bias, c)
 }
 
 /// [`conv2d`] as a convolution of kind `pass` (which decides whether Winograd may run it).
-pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, c: &Conv2d) -> T4 {
+pub fn conv2d_in(
+    pass: ConvPass,
+    x: T4,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    c: &Conv2d,
+) -> T4 {
     if let Some(y) = own_conv2d(pass, &x, &weight, bias.as_ref(), c, Epilogue::Store) {
         return y;
     }
@@ -269,7 +275,7 @@ pub fn conv2d_in(pass: Pass, x: T4, weight: Tensor<4>, bias: Option<Tensor<1>>, 
 /// [`conv2d`] followed by the `Relu` op, without a pass of its own over the output. `None`
 /// where our kernels do not run this convolution (the caller then runs the two apart).
 pub fn conv2d_relu(
-    pass: Pass,
+    pass: ConvPass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -301,7 +307,7 @@ pub fn conv2d_relu(
 /// [`epilogue`]); for a convolution whose own output nobody keeps. `None` where
 /// [`conv2d_relu`] gives `None`. Same values as the convolution and ReLU apart.
 pub fn conv2d_relu_only(
-    pass: Pass,
+    pass: ConvPass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -316,7 +322,7 @@ pub fn conv2d_relu_only(
 /// kernels chosen, tensors that are not plain `f32`) or `r` is not shaped like its output —
 /// the caller then runs the two steps apart (same values either way).
 pub fn conv2d_ratio(
-    pass: Pass,
+    pass: ConvPass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -334,7 +340,7 @@ pub fn conv2d_ratio(
 }
 
 fn own_conv2d(
-    pass: Pass,
+    pass: ConvPass,
     x: &T4,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -383,7 +389,7 @@ pub fn release_unused_filters() {
 /// im2col. Only weights stored contiguously are cached: a strided weight is copied on every call,
 /// so its copy's address identifies nothing.
 fn winograd_filters(
-    pass: Pass,
+    pass: ConvPass,
     fw: &FlexTensor,
     g: &ConvGeometry,
     adjoint: bool,
@@ -393,10 +399,10 @@ fn winograd_filters(
     }
     let w = fw.as_slice::<f32>()?;
     let tile = match (pass, adjoint) {
-        (Pass::Relevance, true) => winograd::choose_adjoint_for_rules(g)?,
-        (Pass::Relevance, false) => winograd::choose_for_rules(g)?,
+        (ConvPass::Relevance, true) => winograd::choose_adjoint_for_rules(g)?,
+        (ConvPass::Relevance, false) => winograd::choose_for_rules(g)?,
         (_, true) => winograd::choose_adjoint(g)?,
-        (Pass::RuleForward, false) if winograd_scope() == WinogradScope::Relevance => {
+        (ConvPass::RuleForward, false) if winograd_scope() == WinogradScope::Relevance => {
             winograd::choose_tie_preserving(g)?
         }
         (_, false) => winograd::choose(g)?,
@@ -541,13 +547,13 @@ fn is_flex_autodiff_f32<const D: usize>(t: &Tensor<D>) -> bool {
 /// GEMM + col2im kernel ([`conv::conv2d_input_adjoint`]) for dense convolutions on plain
 /// tensors; otherwise burn's transposed convolution, cropped to `hw`.
 pub fn conv2d_input_adjoint(g: T4, weight: Tensor<4>, c: &Conv2d, hw: [usize; 2]) -> T4 {
-    conv2d_input_adjoint_in(Pass::Model, g, weight, c, hw)
+    conv2d_input_adjoint_in(ConvPass::Model, g, weight, c, hw)
 }
 
 /// [`conv2d_input_adjoint`] as a convolution of kind `pass` (which decides whether Winograd
 /// may run it).
 pub fn conv2d_input_adjoint_in(
-    pass: Pass,
+    pass: ConvPass,
     g: T4,
     weight: Tensor<4>,
     c: &Conv2d,
@@ -561,7 +567,7 @@ pub fn conv2d_input_adjoint_in(
 /// the input adjoint; `None` where they do not run it or `a` is not shaped like the adjoint (as
 /// [`conv2d_ratio`]).
 pub fn conv2d_input_adjoint_product(
-    pass: Pass,
+    pass: ConvPass,
     g: &T4,
     weight: &Tensor<4>,
     c: &Conv2d,
@@ -575,7 +581,7 @@ pub fn conv2d_input_adjoint_product(
 }
 
 fn own_input_adjoint(
-    pass: Pass,
+    pass: ConvPass,
     g: &T4,
     weight: &Tensor<4>,
     c: &Conv2d,

@@ -101,7 +101,7 @@ pub fn choose(g: &ConvGeometry) -> Option<Tile> {
     choose_with(g, MIN_TILES_F2)
 }
 
-/// [`choose`] for the modified-weight passes of LRP/CRP rules ([`super::Pass::Relevance`]),
+/// [`choose`] for the modified-weight passes of LRP/CRP rules ([`super::ConvPass::Relevance`]),
 /// which take F(2×2) from [`MIN_TILES_F2_RULES`] tiles. Only there: the model's forward pass on
 /// the VGG-11 fixture's 8² layers as F(2×2) moved LRP from 6.8e-5 to 8.4e-5 of zennit's (bound
 /// 1e-4), as it decides ReLUs and pooling; a rule pass only perturbs denominators and sums of

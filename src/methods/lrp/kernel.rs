@@ -10,7 +10,7 @@ use crate::engine::EngineError;
 use crate::engine::forward::linear_forward;
 use crate::engine::gradient::linear_input_adjoint;
 use crate::engine::kernels::epilogue::stabilized_quotient;
-use crate::engine::kernels::{self, Pass};
+use crate::engine::kernels::{self, ConvPass};
 use crate::graph::{Conv2d, Op, ParamStore};
 use crate::tensor::T4;
 
@@ -115,7 +115,7 @@ impl Weights {
         match &self.geometry {
             Geometry::Conv(c) => {
                 let w = self.weight.clone().reshape(self.shape4());
-                Ok(kernels::conv2d_in(Pass::Relevance, x, w, bias, c))
+                Ok(kernels::conv2d_in(ConvPass::Relevance, x, w, bias, c))
             }
             Geometry::Dense => linear_forward(
                 x,
@@ -132,7 +132,7 @@ impl Weights {
         if let Geometry::Conv(c) = &self.geometry {
             let w = self.weight.clone().reshape(self.shape4());
             let fused =
-                kernels::conv2d_ratio(Pass::Relevance, &x, &w, self.bias.as_ref(), c, r, eps);
+                kernels::conv2d_ratio(ConvPass::Relevance, &x, &w, self.bias.as_ref(), c, r, eps);
             if let Some(s) = fused {
                 return Ok(s);
             }
@@ -145,7 +145,8 @@ impl Weights {
     pub fn adjoint_product(&self, s: T4, hw: [usize; 2], a: &T4) -> T4 {
         if let Geometry::Conv(c) = &self.geometry {
             let w = self.weight.clone().reshape(self.shape4());
-            let fused = kernels::conv2d_input_adjoint_product(Pass::Relevance, &s, &w, c, hw, a);
+            let fused =
+                kernels::conv2d_input_adjoint_product(ConvPass::Relevance, &s, &w, c, hw, a);
             if let Some(out) = fused {
                 return out;
             }
@@ -159,7 +160,7 @@ impl Weights {
         match &self.geometry {
             Geometry::Conv(c) => {
                 let w = self.weight.clone().reshape(self.shape4());
-                kernels::conv2d_input_adjoint_in(Pass::Relevance, g, w, c, hw)
+                kernels::conv2d_input_adjoint_in(ConvPass::Relevance, g, w, c, hw)
             }
             Geometry::Dense => linear_input_adjoint(
                 g,
@@ -261,7 +262,7 @@ impl LayerWeights {
         let [n, _, _, _] = summed.dims();
         let c_in = w.shape[1];
         let ones = Tensor::<4>::ones([1, 1, w.shape[2], w.shape[3]], &summed.device());
-        let one = kernels::conv2d_input_adjoint_in(Pass::Relevance, summed, ones, c, hw);
+        let one = kernels::conv2d_input_adjoint_in(ConvPass::Relevance, summed, ones, c, hw);
         let plane = crate::tensor::to_vec(&one);
         let mut spread = Vec::with_capacity(n * c_in * hw[0] * hw[1]);
         for image in plane.chunks_exact(hw[0] * hw[1]) {

@@ -12,7 +12,7 @@ use super::skip::SkipMode;
 use crate::engine::backward::needed_values;
 use crate::engine::canonize::{Canonized, canonize};
 use crate::engine::forward::run_as;
-use crate::engine::kernels::Pass;
+use crate::engine::kernels::ConvPass;
 use crate::engine::{Activations, Keep, Rules, backward};
 use crate::graph::{Model, NodeId};
 use crate::methods::MethodError;
@@ -142,11 +142,11 @@ impl LrpModel {
     }
 
     /// Forward pass keeping every activation, as an explanation's forward pass
-    /// ([`Pass::RuleForward`]: see [`LrpModel::attribute`]).
+    /// ([`ConvPass::RuleForward`]: see [`LrpModel::attribute`]).
     pub fn forward(&self, x: T4) -> Result<Activations, MethodError> {
         let (graph, params) = (&self.canon.graph, &self.canon.params);
         Ok(run_as(
-            Pass::RuleForward,
+            ConvPass::RuleForward,
             graph,
             params,
             x,
@@ -225,7 +225,7 @@ impl LrpModel {
         let graph = &self.canon.graph;
         let keep = Keep::Only(&self.needed);
         let acts = run_as(
-            Pass::RuleForward,
+            ConvPass::RuleForward,
             graph,
             &self.canon.params,
             x.clone(),
