@@ -10,113 +10,125 @@ use super::{EngineError, kernels};
 use crate::graph::{Op, Pool2d};
 use crate::tensor::{T4, from_vec};
 
-/// Vector–Jacobian product of each op: `∂L/∂x = Jᵀ ∂L/∂y`.
+/// Vector–Jacobian product of each op: `∂L/∂x = Jᵀ ∂L/∂y`. Also the rule LRP composites leave
+/// on nodes without one (zennit's behaviour), so it accepts a signal with more rows than the
+/// forward pass had (CRP's batched concepts of one image): every term read from the one-row
+/// forward pass then broadcasts over the signal's rows ([`broadcast_rows`]).
 pub struct Gradient;
 
 impl Rule for Gradient {
     fn backward(&self, ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
-        let params = ctx.params;
-        let one = |t: T4| Ok(vec![Some(t)]);
-        match ctx.op() {
-            Op::Input | Op::Constant(_) => Ok(vec![]),
-            Op::Conv2d(c) => {
-                let x = ctx.input(0)?;
-                let [_, _, h, w] = x.dims();
-                one(kernels::conv2d_input_adjoint(
-                    g,
-                    params.tensor::<4>(&c.weight)?,
-                    c,
-                    [h, w],
-                ))
+        let rows = g.dims()[0];
+        match ctx.output() {
+            Ok(out) if out.dims()[0] != rows => broadcast_rows(ctx, g, rows),
+            _ => exact(ctx, g),
+        }
+    }
+}
+
+/// The gradient for a signal with as many rows as the forward pass.
+fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
+    let params = ctx.params;
+    let one = |t: T4| Ok(vec![Some(t)]);
+    match ctx.op() {
+        Op::Input | Op::Constant(_) => Ok(vec![]),
+        Op::Conv2d(c) => {
+            let x = ctx.input(0)?;
+            let [_, _, h, w] = x.dims();
+            one(kernels::conv2d_input_adjoint(
+                g,
+                params.tensor::<4>(&c.weight)?,
+                c,
+                [h, w],
+            ))
+        }
+        Op::Linear(l) => one(linear_input_adjoint(g, params.tensor::<2>(&l.weight)?)),
+        Op::BatchNorm(bn) => {
+            let (scale, _) = batchnorm_affine(bn, params)?;
+            match kernels::channel_affine(&g, &crate::tensor::to_vec(&scale), None) {
+                Some(dx) => one(dx),
+                None => one(g.mul(channel_view(scale))),
             }
-            Op::Linear(l) => one(linear_input_adjoint(g, params.tensor::<2>(&l.weight)?)),
-            Op::BatchNorm(bn) => {
-                let (scale, _) = batchnorm_affine(bn, params)?;
-                match kernels::channel_affine(&g, &crate::tensor::to_vec(&scale), None) {
-                    Some(dx) => one(dx),
-                    None => one(g.mul(channel_view(scale))),
-                }
+        }
+        Op::Relu => {
+            let y = ctx.output()?;
+            // One fused pass where possible; the same values as the composed mask product.
+            let fused = kernels::zip_map(&g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 });
+            one(fused.unwrap_or_else(|| g.mul(y.clone().greater_elem(0.0).float())))
+        }
+        Op::Clip { min, max } => {
+            let x = ctx.input(0)?.clone();
+            let inside = x
+                .clone()
+                .greater_elem(*min)
+                .float()
+                .mul(x.lower_elem(*max).float());
+            one(g.mul(inside))
+        }
+        Op::Silu => {
+            let x = ctx.input(0)?.clone();
+            let s = super::forward::sigmoid(x.clone());
+            // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x)))
+            let d = s
+                .clone()
+                .mul(x.mul(s.neg().add_scalar(1.0)).add_scalar(1.0));
+            one(g.mul(d))
+        }
+        Op::Sigmoid => {
+            let y = ctx.output()?.clone();
+            one(g.mul(y.clone().mul(y.neg().add_scalar(1.0))))
+        }
+        Op::Tanh => {
+            let y = ctx.output()?.clone();
+            one(g.mul(y.square().neg().add_scalar(1.0)))
+        }
+        Op::MaxPool2d(p) => {
+            let Some(Aux::MaxPoolIndices(idx)) = &ctx.acts.aux[ctx.id] else {
+                return Err(EngineError::Invalid(
+                    "max-pool indices were not kept".into(),
+                ));
+            };
+            one(kernels::max_pool2d_adjoint(g, ctx.input(0)?.dims(), p, idx))
+        }
+        Op::AvgPool2d(p) => one(avgpool_adjoint(g, ctx.input(0)?, p)?),
+        Op::AdaptiveAvgPool2d { .. } => one(adaptive_avgpool_adjoint(g, ctx.input(0)?)),
+        Op::Flatten | Op::Reshape(_) => {
+            let dims = ctx.input(0)?.dims();
+            one(g.reshape(dims))
+        }
+        Op::Permute(perm) => {
+            let mut inverse = [0usize; 4];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
             }
-            Op::Relu => {
-                let y = ctx.output()?;
-                // One fused pass where possible; the same values as the composed mask product.
-                let fused = kernels::zip_map(&g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 });
-                one(fused.unwrap_or_else(|| g.mul(y.clone().greater_elem(0.0).float())))
+            one(g.permute(inverse))
+        }
+        Op::Add => {
+            let (a, b) = (ctx.input(0)?.dims(), ctx.input(1)?.dims());
+            Ok(vec![Some(reduce_to(g.clone(), a)), Some(reduce_to(g, b))])
+        }
+        Op::Mul => {
+            let (a, b) = (ctx.input(0)?.clone(), ctx.input(1)?.clone());
+            let (da, db) = (a.dims(), b.dims());
+            let ga = ctx.wanted[0].then(|| reduce_to(g.clone().mul(b), da));
+            let gb = ctx.wanted[1].then(|| reduce_to(g.mul(a), db));
+            Ok(vec![ga, gb])
+        }
+        Op::Concat => {
+            let mut start = 0;
+            let mut outs = Vec::new();
+            for i in 0..ctx.node().inputs.len() {
+                let c = ctx.input(i)?.dims()[1];
+                outs.push(Some(g.clone().narrow(1, start, c)));
+                start += c;
             }
-            Op::Clip { min, max } => {
-                let x = ctx.input(0)?.clone();
-                let inside = x
-                    .clone()
-                    .greater_elem(*min)
-                    .float()
-                    .mul(x.lower_elem(*max).float());
-                one(g.mul(inside))
-            }
-            Op::Silu => {
-                let x = ctx.input(0)?.clone();
-                let s = super::forward::sigmoid(x.clone());
-                // d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x)))
-                let d = s
-                    .clone()
-                    .mul(x.mul(s.neg().add_scalar(1.0)).add_scalar(1.0));
-                one(g.mul(d))
-            }
-            Op::Sigmoid => {
-                let y = ctx.output()?.clone();
-                one(g.mul(y.clone().mul(y.neg().add_scalar(1.0))))
-            }
-            Op::Tanh => {
-                let y = ctx.output()?.clone();
-                one(g.mul(y.square().neg().add_scalar(1.0)))
-            }
-            Op::MaxPool2d(p) => {
-                let Some(Aux::MaxPoolIndices(idx)) = &ctx.acts.aux[ctx.id] else {
-                    return Err(EngineError::Invalid(
-                        "max-pool indices were not kept".into(),
-                    ));
-                };
-                one(kernels::max_pool2d_adjoint(g, ctx.input(0)?.dims(), p, idx))
-            }
-            Op::AvgPool2d(p) => one(avgpool_adjoint(g, ctx.input(0)?, p)?),
-            Op::AdaptiveAvgPool2d { .. } => one(adaptive_avgpool_adjoint(g, ctx.input(0)?)),
-            Op::Flatten | Op::Reshape(_) => {
-                let dims = ctx.input(0)?.dims();
-                one(g.reshape(dims))
-            }
-            Op::Permute(perm) => {
-                let mut inverse = [0usize; 4];
-                for (i, &p) in perm.iter().enumerate() {
-                    inverse[p] = i;
-                }
-                one(g.permute(inverse))
-            }
-            Op::Add => {
-                let (a, b) = (ctx.input(0)?.dims(), ctx.input(1)?.dims());
-                Ok(vec![Some(reduce_to(g.clone(), a)), Some(reduce_to(g, b))])
-            }
-            Op::Mul => {
-                let (a, b) = (ctx.input(0)?.clone(), ctx.input(1)?.clone());
-                let (da, db) = (a.dims(), b.dims());
-                let ga = ctx.wanted[0].then(|| reduce_to(g.clone().mul(b), da));
-                let gb = ctx.wanted[1].then(|| reduce_to(g.mul(a), db));
-                Ok(vec![ga, gb])
-            }
-            Op::Concat => {
-                let mut start = 0;
-                let mut outs = Vec::new();
-                for i in 0..ctx.node().inputs.len() {
-                    let c = ctx.input(i)?.dims()[1];
-                    outs.push(Some(g.clone().narrow(1, start, c)));
-                    start += c;
-                }
-                Ok(outs)
-            }
-            Op::Identity | Op::Dropout { .. } => one(g),
-            Op::Softmax => {
-                let y = ctx.output()?.clone();
-                let dot = g.clone().mul(y.clone()).sum_dim(1);
-                one(y.mul(g.sub(dot)))
-            }
+            Ok(outs)
+        }
+        Op::Identity | Op::Dropout { .. } => one(g),
+        Op::Softmax => {
+            let y = ctx.output()?.clone();
+            let dot = g.clone().mul(y.clone()).sum_dim(1);
+            one(y.mul(g.sub(dot)))
         }
     }
 }
@@ -188,4 +200,61 @@ pub fn adaptive_avgpool_adjoint(g: T4, x: &T4) -> T4 {
     let g3 = g.reshape([n * c, oh, ow]);
     let left = ph.transpose().unsqueeze::<3>().matmul(g3); // [NC, H, ow]
     left.matmul(pw.unsqueeze::<3>()).reshape([n, c, h, w])
+}
+
+/// The gradient of a signal with `rows` rows through a node whose forward pass had one row:
+/// reshapes and pooling adjoints take the signal's row count, sums and products reduce to each
+/// input's shape; every other op's gradient is element-wise or reads only spatial sizes and
+/// broadcasts.
+fn broadcast_rows(ctx: &RuleCtx, g: T4, rows: usize) -> Result<Vec<Option<T4>>, EngineError> {
+    let one = |t: T4| Ok(vec![Some(t)]);
+    match ctx.op() {
+        Op::Flatten | Op::Reshape(_) => {
+            let [_, c, h, w] = ctx.input(0)?.dims();
+            one(g.reshape([rows, c, h, w]))
+        }
+        Op::MaxPool2d(p) => {
+            let Some(Aux::MaxPoolIndices(idx)) = &ctx.acts.aux[ctx.id] else {
+                return Err(EngineError::Invalid(
+                    "max-pool indices were not kept".into(),
+                ));
+            };
+            // The kernel shares one batch row of indices across the signal's rows.
+            let mut dims = ctx.input(0)?.dims();
+            dims[0] = rows;
+            one(crate::engine::kernels::max_pool2d_adjoint(g, dims, p, idx))
+        }
+        Op::AvgPool2d(p) => one(avgpool_adjoint(g, &with_rows(ctx.input(0)?, rows), p)?),
+        Op::AdaptiveAvgPool2d { .. } => {
+            one(adaptive_avgpool_adjoint(g, &with_rows(ctx.input(0)?, rows)))
+        }
+        Op::Add => {
+            let (a, b) = (ctx.input(0)?.dims(), ctx.input(1)?.dims());
+            Ok(vec![
+                Some(reduce_to(g.clone(), [rows, a[1], a[2], a[3]])),
+                Some(reduce_to(g, [rows, b[1], b[2], b[3]])),
+            ])
+        }
+        Op::Mul => {
+            let (a, b) = (ctx.input(0)?.clone(), ctx.input(1)?.clone());
+            let (da, db) = (a.dims(), b.dims());
+            let ga =
+                ctx.wanted[0].then(|| reduce_to(g.clone().mul(b), [rows, da[1], da[2], da[3]]));
+            let gb = ctx.wanted[1].then(|| reduce_to(g.mul(a), [rows, db[1], db[2], db[3]]));
+            Ok(vec![ga, gb])
+        }
+        // Every other op's gradient is element-wise or reads only spatial sizes, and
+        // broadcasts a one-row forward pass over the signal's rows.
+        _ => exact(ctx, g),
+    }
+}
+
+/// `x` viewed with `rows` rows (a broadcast view when `x` has one row).
+pub fn with_rows(x: &T4, rows: usize) -> T4 {
+    let [n, c, h, w] = x.dims();
+    if n == rows {
+        x.clone()
+    } else {
+        x.clone().expand([rows, c, h, w])
+    }
 }

@@ -25,9 +25,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::elementwise::{Grad, Norm, Pass};
+use super::elementwise::{Norm, Pass};
 use super::rules::{LinearLrp, LinearRule};
 use super::skip::{SkipMode, SkipRule, is_residual_sum};
+use crate::engine::Gradient;
 use crate::engine::{EngineError, Rule, Rules};
 use crate::graph::{Graph, Op, ParamStore};
 
@@ -206,7 +207,7 @@ impl Composite {
             .first
             .clone()
             .map(|f| (with_bounds(f.rule, bounds), f.includes_dense));
-        let grad: Arc<dyn Rule> = Arc::new(Grad);
+        let grad: Arc<dyn Rule> = Arc::new(Gradient);
         let pass: Arc<dyn Rule> = Arc::new(Pass);
         let norm: Arc<dyn Rule> = Arc::new(Norm);
         let skip_rule: Arc<dyn Rule> = Arc::new(SkipRule { mode: skip });

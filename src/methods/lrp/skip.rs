@@ -15,9 +15,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::elementwise::Grad;
 use super::kernel::{product, stabilized_ratio};
 use super::rules::STABILIZER;
+use crate::engine::Gradient;
 use crate::engine::kernels::{self, epilogue::stabilized_quotient};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{Graph, NodeId, Op};
@@ -88,7 +88,7 @@ impl Rule for SkipRule {
         let (a, b) = (ctx.input(0)?, ctx.input(1)?);
         if a.dims()[1..] != b.dims()[1..] {
             // A broadcasting sum is not a skip connection.
-            return Grad.backward(ctx, r);
+            return Gradient.backward(ctx, r);
         }
         let (ra, rb) = match self.mode {
             SkipMode::Zennit => {
