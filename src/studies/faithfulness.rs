@@ -20,14 +20,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
-    explain_planes, load_models, mean_sd, model_label, num, overlay_tile, predictions,
-    progress_bar, read_previous, select_images, study_methods, write_csv, write_grid, write_json,
-    write_plot,
+    Figure, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table,
+    create_dir, enlarge, explain_planes, load_models, mean_sd, model_label, num, overlay_tile,
+    predictions, progress_bar, read_previous, save_plot, select_images, study_methods, write_csv,
+    write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
+use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
@@ -461,11 +462,14 @@ pub fn run_with_models(
         return Err(StudyError::Invalid("no models".into()));
     }
     let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let (images, split_how) = select_images(
+    let Selection {
+        images,
+        how: split_how,
+    } = select_images(
         &opts.data,
         opts.split,
         opts.limit,
-        models[0].record.as_ref(),
+        models[0].split().as_ref(),
     )?;
     create_dir(&opts.out)?;
     let key = key_of(opts);
@@ -473,7 +477,11 @@ pub fn run_with_models(
     let (mut computed, mut reused) = (0usize, 0usize);
     for m in models {
         for (name, method) in &methods {
-            let dir = opts.out.join("per_image").join(&m.label).join(name);
+            let dir = opts
+                .out
+                .join("per_image")
+                .join(&m.label)
+                .join(safe_component(name));
             create_dir(&dir)?;
             let key = format!("{key}|{}", super::toolkit::weights_stamp(&m.model));
             let key = key.as_str();
@@ -557,7 +565,7 @@ fn example_grid(
         .collect();
     let mut rows: Vec<Vec<image::RgbImage>> = bases.iter().map(enlarge).map(|t| vec![t]).collect();
     for (_, method) in methods {
-        let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys, false)?.planes;
         for r in 0..n {
             rows[r].push(overlay_tile(&bases[r], &planes[r], method.style()));
         }
@@ -615,7 +623,7 @@ fn evaluate_chunk(
             .collect::<Result<_, _>>()?,
     };
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
-    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys, false)?.planes;
     let values = crate::tensor::to_vec(&x);
     // Perturbed copies are cheap to score in large batches on small inputs; the cap keeps a
     // batch near 4 M input values (about 128 images of 64×64×3, `--batch` at 224×224).
@@ -662,7 +670,11 @@ fn evaluate_chunk(
             del_curve: curve(&id.deletion),
         };
         if opts.save_maps {
-            let map_dir = opts.out.join("maps").join(&m.label).join(name);
+            let map_dir = opts
+                .out
+                .join("maps")
+                .join(&m.label)
+                .join(safe_component(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),
@@ -894,7 +906,7 @@ fn write_outputs(
             conv_values[4],
             conv_values[5]
         );
-        figures.push(write_plot(out, stem, &plot, &caption)?);
+        figures.push(save_plot(out, stem, &plot, &caption)?);
     }
     let groups: Vec<(String, Vec<f64>)> = methods
         .iter()
@@ -914,7 +926,7 @@ fn write_outputs(
         "ID score",
         Chart::Boxes { groups },
     );
-    figures.push(write_plot(
+    figures.push(save_plot(
         out,
         "id_scores",
         &plot,
@@ -1013,7 +1025,7 @@ fn write_outputs(
             ],
             rows: table_rows,
         },
-        work: json!({"computed": computed, "reused": reused}),
+        work: Some(json!({"computed": computed, "reused": reused})),
     };
     write_json(&out.join("summary.json"), &summary)?;
     Ok(StudyOutcome {

@@ -24,14 +24,15 @@ use serde_json::{Value, json};
 
 use super::faithfulness::TargetRule;
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
-    explain_planes, load_models, load_planes, mean_sd, median, model_label, num, overlay_tile,
-    planes_to_input, predictions, progress_bar, read_previous, select_images, study_methods,
-    write_csv, write_grid, write_json, write_plot,
+    Figure, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table,
+    create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median, model_label,
+    num, overlay_tile, planes_to_input, predictions, progress_bar, read_previous, save_plot,
+    select_images, study_methods, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::augment::{Aug, Augmented, augment};
 use crate::data::npy::write_npy;
+use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::{forward_all, stack_rows};
 use crate::metrics::MapView;
@@ -343,11 +344,14 @@ pub fn run_with_models(
         )));
     }
     let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let (images, split_how) = select_images(
+    let Selection {
+        images,
+        how: split_how,
+    } = select_images(
         &opts.data,
         opts.split,
         opts.limit,
-        models[0].record.as_ref(),
+        models[0].split().as_ref(),
     )?;
     create_dir(&opts.out)?;
     let key = key_of(opts);
@@ -356,7 +360,11 @@ pub fn run_with_models(
     let (mut computed, mut reused) = (0usize, 0usize);
     for m in models {
         for (name, method) in &methods {
-            let dir = opts.out.join("per_image").join(&m.label).join(name);
+            let dir = opts
+                .out
+                .join("per_image")
+                .join(&m.label)
+                .join(safe_component(name));
             create_dir(&dir)?;
             let key = format!("{key}|{}", super::toolkit::weights_stamp(&m.model));
             let key = key.as_str();
@@ -437,7 +445,7 @@ fn example_grid(
         .collect();
     let mut rows = vec![bases.iter().map(enlarge).collect::<Vec<_>>()];
     for (_, method) in methods {
-        let maps = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        let maps = explain_planes(method, &m.model, &x, &acts, &targets, &keys, false)?.planes;
         rows.push(
             maps.iter()
                 .zip(&bases)
@@ -531,7 +539,7 @@ fn compare_chunk(
         };
         targets.extend(std::iter::repeat_n(t, per_image));
     }
-    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys, false)?.planes;
     let [_, h, w] = chw;
     let mut out = Vec::new();
     for (i, img) in chunk.iter().enumerate() {
@@ -566,7 +574,11 @@ fn compare_chunk(
                 values,
             };
             if opts.save_maps {
-                let map_dir = opts.out.join("maps").join(&m.label).join(name);
+                let map_dir = opts
+                    .out
+                    .join("maps")
+                    .join(&m.label)
+                    .join(safe_component(name));
                 create_dir(&map_dir)?;
                 let file = format!(
                     "{}.{}.npy",
@@ -589,7 +601,11 @@ fn compare_chunk(
             out.push(row);
         }
         if opts.save_maps {
-            let map_dir = opts.out.join("maps").join(&m.label).join(name);
+            let map_dir = opts
+                .out
+                .join("maps")
+                .join(&m.label)
+                .join(safe_component(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),
@@ -825,7 +841,7 @@ fn write_outputs(
             },
         );
         plot.size = (box_plot_width(&groups), 520);
-        figures.push(write_plot(
+        figures.push(save_plot(
             out,
             &format!("stability_{measure}"),
             &plot,
@@ -859,7 +875,7 @@ fn write_outputs(
         },
     );
     plot.size = (box_plot_width(&groups), 520);
-    figures.push(write_plot(
+    figures.push(save_plot(
         out,
         "stability_by_model",
         &plot,
@@ -886,7 +902,7 @@ fn write_outputs(
         "share of images whose prediction changed",
         Chart::Bars { bars: bars.clone() },
     );
-    figures.push(write_plot(
+    figures.push(save_plot(
         out,
         "prediction_flips",
         &plot,
@@ -982,7 +998,7 @@ fn write_outputs(
             ],
             rows: table_rows,
         },
-        work: json!({"computed": computed, "reused": reused}),
+        work: Some(json!({"computed": computed, "reused": reused})),
     };
     write_json(&out.join("summary.json"), &summary)?;
     Ok(StudyOutcome {

@@ -1,0 +1,211 @@
+//! The methods of a study and their maps: one way to build them from the names a user typed
+//! ([`study_methods`]) and one way to get their maps ([`explain_planes`]), so every study takes
+//! the same method specs as `relevance explain`.
+
+use serde_json::Value;
+
+use super::super::StudyError;
+use crate::engine::{Activations, Rules};
+use crate::graph::Model;
+use crate::methods::cam::{CamWeighting, Planes, finish_cams, layer_gradients, resolve_layer};
+use crate::methods::{Explainer, MapKind, MapStyle, MethodOptions};
+use crate::tensor::{T4, to_vec};
+
+/// A method of a study: an explanation method by name, or the `random` control (uniform noise
+/// maps, seeded per image, the floor every method should beat).
+pub enum StudyMethod {
+    /// A method of [`crate::methods::by_name`].
+    Explainer(Box<dyn Explainer>),
+    /// Uniform random maps in `[0, 1)`, drawn from `seed` and the image's key.
+    Random {
+        /// Seed of the draws.
+        seed: u64,
+    },
+}
+
+/// Name of the random control method.
+pub const RANDOM_METHOD: &str = "random";
+
+impl StudyMethod {
+    /// How its maps are drawn (the random control as a unit map).
+    pub fn style(&self) -> MapStyle {
+        match self {
+            StudyMethod::Explainer(m) => m.style(),
+            StudyMethod::Random { .. } => MapStyle::Unit,
+        }
+    }
+
+    /// Whether [`explain_planes`] can give raw (un-normalised) maps besides the planes: the
+    /// gradient CAMs, whose planes are min-max scaled per image.
+    pub fn has_raw(&self) -> bool {
+        self.gradient_cam().is_some()
+    }
+
+    fn gradient_cam(&self) -> Option<CamWeighting> {
+        let StudyMethod::Explainer(m) = self else {
+            return None;
+        };
+        [
+            CamWeighting::GradCam,
+            CamWeighting::GradCamPlusPlus,
+            CamWeighting::HiResCam,
+            CamWeighting::XGradCam,
+            CamWeighting::LayerCam,
+        ]
+        .into_iter()
+        .find(|w| w.name() == m.name())
+    }
+}
+
+/// The methods named in `names` (duplicates dropped), each labelled by the text the user typed
+/// (trimmed): that text goes to [`crate::methods::by_name`] untouched and is the method's name
+/// in every table, CSV and figure. `random` is the control.
+pub fn study_methods(
+    names: &[String],
+    opts: &MethodOptions,
+) -> Result<Vec<(String, StudyMethod)>, StudyError> {
+    let mut out: Vec<(String, StudyMethod)> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if out.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let method = if name == RANDOM_METHOD {
+            StudyMethod::Random { seed: opts.seed }
+        } else {
+            StudyMethod::Explainer(crate::methods::by_name(name, opts)?)
+        };
+        out.push((name.to_string(), method));
+    }
+    if out.is_empty() {
+        return Err(StudyError::Invalid("no methods given (--methods)".into()));
+    }
+    Ok(out)
+}
+
+/// One method's maps of a batch: `planes[r]` for row `r`, and for gradient CAMs when asked the
+/// raw CAMs `raw[r]`.
+pub struct BatchMaps {
+    /// `H·W` planes as the method's map is drawn.
+    pub planes: Vec<Vec<f32>>,
+    /// `max(Σ_c w_c A_c, 0)` upsampled to `H × W` by the same bilinear resize, before the per-image
+    /// min-max scaling; `None` unless asked for and the method is a gradient CAM.
+    pub raw: Option<Vec<Vec<f32>>>,
+}
+
+/// One `[H, W]` plane per row of `x` (`[N, C, H, W]`) for `targets`, reduced by the method's
+/// [`MapStyle`] as `relevance explain` draws it (signed: channel sum; magnitude: `max_c |v|`;
+/// CAMs as they are). `keys[r]` seeds the random control per row. With `raw`, gradient CAMs
+/// also return their raw maps from the same backward pass.
+pub fn explain_planes(
+    method: &StudyMethod,
+    model: &Model,
+    x: &T4,
+    acts: &Activations,
+    targets: &[usize],
+    keys: &[String],
+    raw: bool,
+) -> Result<BatchMaps, StudyError> {
+    let [n, c, h, w] = x.dims();
+    let m = match method {
+        StudyMethod::Random { seed } => {
+            let planes = keys
+                .iter()
+                .map(|k| {
+                    let mut rng = crate::rng::Rng::derive(*seed, k);
+                    (0..h * w).map(|_| rng.uniform()).collect()
+                })
+                .collect();
+            return Ok(BatchMaps { planes, raw: None });
+        }
+        StudyMethod::Explainer(m) => m,
+    };
+    if let (true, Some(weighting)) = (raw, method.gradient_cam()) {
+        let layer = m
+            .params()
+            .get("layer")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let (maps, raw) = gradient_cam_both(model, x, acts, targets, weighting, layer.as_deref())?;
+        return Ok(BatchMaps {
+            planes: maps
+                .chunks(h * w)
+                .map(|p| crate::report::heatmap::plane(p, 1, m.style()))
+                .collect(),
+            raw: Some(raw.chunks(h * w).map(<[f32]>::to_vec).collect()),
+        });
+    }
+    let maps = to_vec(&m.explain_forward(model, x, acts, targets)?);
+    let channels = match m.kind() {
+        MapKind::Input => c,
+        MapKind::Cam => 1,
+    };
+    let per = channels * h * w;
+    let planes = (0..n)
+        .map(|r| crate::report::heatmap::plane(&maps[r * per..(r + 1) * per], channels, m.style()))
+        .collect();
+    Ok(BatchMaps { planes, raw: None })
+}
+
+/// A gradient CAM of the batch, both as the method returns it (`[N·H·W]`, per image in
+/// `[0, 1]`, the same computation as the method's own) and raw (`max(map, 0)` resized to
+/// `H × W`, no scaling).
+fn gradient_cam_both(
+    model: &Model,
+    x: &T4,
+    acts: &Activations,
+    targets: &[usize],
+    weighting: CamWeighting,
+    layer: Option<&str>,
+) -> Result<(Vec<f32>, Vec<f32>), StudyError> {
+    let id = resolve_layer(model, acts, layer)?;
+    let (a, g) = layer_gradients(model, acts, targets, id, &Rules::gradient())?;
+    let (a, g) = (Planes::of(&a), Planes::of(&g));
+    let [_, _, h, w] = a.dims;
+    let [_, _, oh, ow] = x.dims();
+    let maps = weighting.maps(&a, &g);
+    let mut raw = Vec::with_capacity(maps.len() * oh * ow);
+    for m in &maps {
+        let relu: Vec<f32> = m.iter().map(|v| v.max(0.0)).collect();
+        raw.extend(crate::methods::cam::resize::resize_cv2_linear(
+            &relu, h, w, oh, ow,
+        ));
+    }
+    Ok((to_vec(&finish_cams(maps, h, w, oh, ow)), raw))
+}
+
+/// Predicted class and class probabilities (softmax) of every row of a forward pass.
+pub fn predictions(
+    model: &Model,
+    acts: &Activations,
+    rows: usize,
+) -> Result<Vec<(usize, Vec<f32>)>, StudyError> {
+    let logits = crate::methods::pass::logits(model, acts)?;
+    let k = logits.len() / rows.max(1);
+    Ok(logits
+        .chunks(k)
+        .map(|row| {
+            let mut p = row.to_vec();
+            crate::metrics::scorer::softmax_in_place(&mut p);
+            (crate::metrics::scorer::argmax(row), p)
+        })
+        .collect())
+}
+
+/// The method options of a run as `summary.json` records them, with the flag names of
+/// `relevance explain`, so a reader sees e.g. which `resnet_skip` the LRP maps used.
+pub fn method_options_json(o: &MethodOptions) -> Value {
+    serde_json::json!({
+        "layer": o.layer,
+        "steps": o.steps,
+        "integration": format!("{:?}", o.quadrature),
+        "samples": o.samples,
+        "noise": o.noise,
+        "window": o.window,
+        "stride": o.stride,
+        "baseline": o.baseline.as_ref().map(ToString::to_string),
+        "seed": o.seed,
+        "batch": o.batch,
+        "resnet_skip": o.lrp.skip.to_string(),
+        "relevance_start": o.lrp.start.to_string(),
+    })
+}
