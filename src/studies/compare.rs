@@ -338,13 +338,14 @@ fn maps(
     all
 }
 
-/// The row of one map: centre of mass and agreement with the object and marker masks.
+/// The row of one map (image `ii`, method `k`, model `mi`): centre of mass and agreement with
+/// the object and marker masks.
 fn score_map(
     opts: &CompareOptions,
     sel: &Selected,
     map: &[f32],
     size: [usize; 2],
-    ii: usize,
+    (ii, k, mi): (usize, usize, usize),
 ) -> Result<Row, StudyError> {
     let com = centre_of_mass(&MapView::new(map, size)?, Mass::Positive)
         .map(|c| (c.row_fraction, c.col_fraction));
@@ -358,8 +359,8 @@ fn score_map(
     };
     Ok(Row {
         image: ii,
-        method: 0,
-        model: 0,
+        method: k,
+        model: mi,
         com,
         object,
         marker,
@@ -387,14 +388,10 @@ fn score(
             let mut coms = Vec::with_capacity(nm);
             for k in 0..nm {
                 let map = &mm.methods[k].planes[ii];
-                let row = score_map(opts, sel, map, mm.size, ii)?;
+                let row = score_map(opts, sel, map, mm.size, (ii, k, mi))?;
                 bins.push(binarise(map, opts.threshold, None)?);
                 coms.push(row.com);
-                rows.push(Row {
-                    method: k,
-                    model: mi,
-                    ..row
-                });
+                rows.push(row);
             }
             for a in 0..nm {
                 for b in 0..nm {
