@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+use super::method_args::{MethodArgs, split_specs};
 use crate::explain::record::FileEntry;
 use crate::explain::{ExplainOptions, ExplainRecord};
 use crate::graph::LoadOptions;
-use crate::methods::lrp::{LrpOptions, SkipMode, StartRelevance};
-use crate::methods::{Baseline, MethodOptions, Quadrature, Target, registry};
+use crate::methods::{Target, registry};
 use crate::report::Colormap;
 
 /// Arguments of `relevance explain`.
@@ -30,48 +30,12 @@ pub struct ExplainArgs {
     /// Class to explain: pred (the predicted class), a class index, a class name, or all.
     #[arg(long, default_value = "pred")]
     pub target: String,
-    /// CAM target layer (a node name); default: the last spatial layer before the classifier.
-    #[arg(long)]
-    pub layer: Option<String>,
+    /// Options of the methods (a spec's parameters override them per method).
+    #[command(flatten)]
+    pub method_args: MethodArgs,
     /// Output folder.
     #[arg(long, default_value = "explanations")]
     pub out: PathBuf,
-    /// Integrated Gradients: points on the path.
-    #[arg(long, default_value_t = 50)]
-    pub steps: usize,
-    /// Integrated Gradients: gauss-legendre, riemann-right, riemann-left, riemann-middle or
-    /// riemann-trapezoid.
-    #[arg(long, default_value = "gauss-legendre")]
-    pub integration: String,
-    /// SmoothGrad: noisy samples per image.
-    #[arg(long, default_value_t = 25)]
-    pub samples: usize,
-    /// SmoothGrad: noise σ as a fraction of the image's value range.
-    #[arg(long, default_value_t = 0.15)]
-    pub noise: f32,
-    /// Occlusion: window side in pixels.
-    #[arg(long, default_value_t = 16)]
-    pub window: usize,
-    /// Occlusion: step between windows in pixels.
-    #[arg(long, default_value_t = 8)]
-    pub stride: usize,
-    /// Integrated Gradients / Occlusion reference: zero, black, blur, blur:SIGMA or a number.
-    #[arg(long)]
-    pub baseline: Option<String>,
-    /// Seed of random draws (SmoothGrad).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Rows per forward pass for methods that evaluate many copies of an input.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// LRP: treatment of ResNet skip connections: zennit (signed split, as zennit's canonizer),
-    /// split (Relevance Splitting, Otsuki et al. 2024) or symmetric (R/2 to each branch).
-    #[arg(long, default_value = "zennit")]
-    pub resnet_skip: SkipMode,
-    /// LRP: starting relevance at the target: logit (zennit), probability (softmax, as the
-    /// Relevance Splitting paper) or one.
-    #[arg(long, default_value = "logit")]
-    pub relevance_start: StartRelevance,
     /// LRP: print each map's conservation error |Σ R_input − R_start| / |R_start| and fail when
     /// one exceeds --conservation-tol.
     #[arg(long)]
@@ -91,64 +55,6 @@ pub struct ExplainArgs {
     pub inputs: Vec<PathBuf>,
 }
 
-/// Method options from the flags.
-fn method_options(args: &ExplainArgs) -> Result<MethodOptions> {
-    Ok(MethodOptions {
-        layer: args.layer.clone(),
-        steps: args.steps,
-        quadrature: args.integration.parse::<Quadrature>()?,
-        samples: args.samples,
-        noise: args.noise,
-        window: args.window,
-        stride: args.stride,
-        baseline: args
-            .baseline
-            .as_deref()
-            .map(str::parse::<Baseline>)
-            .transpose()?,
-        seed: args.seed,
-        batch: args.batch.max(1),
-        lrp: LrpOptions {
-            skip: args.resnet_skip,
-            start: args.relevance_start,
-            zbox: None,
-        },
-        composite: None,
-        rules: None,
-    })
-}
-
-/// `--method` values: specs separated by commas outside parentheses, so
-/// `lrp:epsilon-plus-flat(skip=split,epsilon=1e-6),grad-cam` is two methods.
-pub(crate) fn split_specs(text: &str) -> Result<Vec<String>, String> {
-    let mut specs = Vec::new();
-    let (mut depth, mut current) = (0i32, String::new());
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ => {}
-        }
-        if c == ',' && depth == 0 {
-            specs.push(std::mem::take(&mut current));
-        } else {
-            current.push(c);
-        }
-        if depth < 0 {
-            return Err(format!("unbalanced ')' in '{text}'"));
-        }
-    }
-    if depth != 0 {
-        return Err(format!("unbalanced '(' in '{text}'"));
-    }
-    specs.push(current);
-    Ok(specs
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect())
-}
-
 /// Runs the command.
 pub fn run(args: ExplainArgs) -> Result<()> {
     let options = ExplainOptions {
@@ -158,7 +64,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             card: args.card.clone(),
         },
         methods: args.method.iter().flatten().cloned().collect(),
-        method_options: method_options(&args)?,
+        method_options: args.method_args.method_options()?,
         target: args.target.parse::<Target>()?,
         out: args.out.clone(),
         alpha: args.alpha,

@@ -10,9 +10,12 @@ use crate::studies::faithfulness::{
 /// Arguments of `relevance faithfulness`.
 #[derive(clap::Args, Debug)]
 pub struct FaithfulnessArgs {
-    /// Models, data, methods, output.
+    /// Models, data, methods, method options, output (default `faithfulness`).
     #[command(flatten)]
     pub study: StudyArgs,
+    /// Write each map as .npy under maps/.
+    #[arg(long)]
+    pub save_maps: bool,
     /// Convention preset the flags below override: default (RISE with 2 % of the pixels a
     /// step), rise (1/224 a step), resnet-lrp (black, true class, 8 quantised levels) or
     /// xplique (logits, 10 steps, zero baseline).
@@ -66,16 +69,17 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
         conv.deletion_substrate = s.clone();
     }
     let s = &args.study;
-    let mut opts = FaithfulnessOptions::new(s.models.clone(), s.data.clone(), s.out.clone());
+    let mut opts =
+        FaithfulnessOptions::new(s.models.clone(), s.data.clone(), s.out_or("faithfulness"));
     opts.split = s.split;
     opts.limit = s.limit;
-    opts.batch = s.batch.max(1);
-    if let Some(m) = &s.methods {
-        opts.methods = m.clone();
+    opts.batch = s.batch();
+    if let Some(m) = s.method_list() {
+        opts.methods = m;
     }
     opts.method_options = s.method_options()?;
     opts.conventions = conv;
-    opts.save_maps = s.save_maps;
+    opts.save_maps = args.save_maps;
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
     for line in &outcome.headline {

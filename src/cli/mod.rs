@@ -18,6 +18,7 @@ mod demo;
 mod explain;
 mod faithfulness;
 mod inspect;
+mod method_args;
 mod predict;
 mod report;
 mod stability;

@@ -9,9 +9,12 @@ use crate::studies::stability::{NamedAug, StabilityOptions, run};
 /// Arguments of `relevance stability`.
 #[derive(clap::Args, Debug)]
 pub struct StabilityArgs {
-    /// Models, data, methods, output.
+    /// Models, data, methods, method options, output (default `stability`).
     #[command(flatten)]
     pub study: StudyArgs,
+    /// Write each map as .npy under maps/.
+    #[arg(long)]
+    pub save_maps: bool,
     /// Augmentations, comma-separated: identity, hflip, vflip, rotate[:DEG], translate[:PX],
     /// scale[:S], brightness[:F], contrast[:F], gamma[:G], noise[:STD], blur[:SIGMA].
     #[arg(
@@ -31,12 +34,12 @@ pub struct StabilityArgs {
 /// Runs the command.
 pub fn run_cli(args: StabilityArgs) -> Result<()> {
     let s = &args.study;
-    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), s.out.clone());
+    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), s.out_or("stability"));
     opts.split = s.split;
     opts.limit = s.limit;
-    opts.batch = s.batch.max(1);
-    if let Some(m) = &s.methods {
-        opts.methods = m.clone();
+    opts.batch = s.batch();
+    if let Some(m) = s.method_list() {
+        opts.methods = m;
     }
     opts.method_options = s.method_options()?;
     // Parsed here rather than by clap, so a bad value is one `error:` line with exit status 1.
@@ -47,8 +50,8 @@ pub fn run_cli(args: StabilityArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     opts.target = args.target;
     opts.top_k = args.top_k;
-    opts.seed = s.seed;
-    opts.save_maps = s.save_maps;
+    opts.seed = s.method.seed;
+    opts.save_maps = args.save_maps;
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
     for line in &outcome.headline {

@@ -18,19 +18,20 @@
 //! Between methods (same model, same image): the IoU of their thresholded maps and the distance
 //! of their centres of mass, averaged over images (per model and pooled).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::common::{
-    Figure, SplitChoice, create_dir, jnum, load_batch, load_mask, load_models, num, progress_bar,
-    save_picture, save_plot, select_images, write_csv, write_figures, write_summary,
-};
 use super::fit::mean_sd;
-use super::maps::{ModelMaps, TargetClass, model_maps};
+use super::maps::{MapsRequest, ModelMaps, TargetClass, model_maps};
+use super::toolkit::{
+    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
+    create_dir, figure_stem, jnum, label_for_model, load_batch, load_mask, load_models, num,
+    progress_bar, save_picture, save_plot, select_images, study_methods, write_csv, write_figures,
+};
 use super::{StudyError, StudyOutcome};
-use crate::methods::{Explainer, MethodOptions, by_name};
+use crate::methods::MethodOptions;
 use crate::metrics::MapView;
 use crate::metrics::centre::{Mass, centre_of_mass};
 use crate::metrics::localisation::{
@@ -50,14 +51,16 @@ pub struct CompareOptions {
     pub data: PathBuf,
     /// Which images (default: the test split).
     pub split: SplitChoice,
-    /// At most this many images (default: all of the split).
+    /// At most this many images, classes interleaved ([`super::toolkit::limit_interleaved`];
+    /// default: all of the split).
     pub limit: Option<usize>,
     /// Images per forward pass (default 16).
     pub batch: usize,
-    /// Methods (default `grad-cam`, `saliency`, `input-x-gradient`, `lrp-epsilon-plus`).
+    /// Methods as `relevance explain` takes them (default `grad-cam`, `saliency`,
+    /// `input-x-gradient`, `lrp-epsilon-plus`); the text typed labels the outputs.
     pub methods: Vec<String>,
-    /// CAM layer (default: each method's default layer).
-    pub layer: Option<String>,
+    /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
+    pub method_options: MethodOptions,
     /// Class explained (default: the true class).
     pub target: TargetClass,
     /// How maps are binarised for IoUs (default: the top 20 % of pixels).
@@ -90,7 +93,7 @@ impl Default for CompareOptions {
             ]
             .map(String::from)
             .to_vec(),
-            layer: None,
+            method_options: MethodOptions::default(),
             target: TargetClass::True,
             threshold: Threshold::TopFraction(0.2),
             tolerance: 0.0,
@@ -218,71 +221,74 @@ struct Row {
     marker: Option<f64>,
 }
 
+/// What the select phase chose: models, images (labelled for the first model), methods and
+/// the masks brought to the models' frame.
+struct Selected {
+    models: Vec<StudyModel>,
+    images: Vec<StudyImage>,
+    methods: Vec<(String, StudyMethod)>,
+    objects: Vec<Option<Vec<bool>>>,
+    markers: Vec<Option<Vec<bool>>>,
+    /// Share of the image the marker covers (NaN without a marker).
+    marker_area: Vec<f64>,
+}
+
+impl Selected {
+    fn names(&self) -> Vec<String> {
+        self.methods.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// The scores phase's results: per image × method × model rows, and per model the method ×
+/// method IoUs and centre-of-mass distances of every image.
+struct Scores {
+    rows: Vec<Row>,
+    iou: Vec<Vec<Vec<Vec<f64>>>>,
+    com: Vec<Vec<Vec<Vec<f64>>>>,
+}
+
 /// Runs the study; see the module documentation.
 pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
+    let sel = select(opts)?;
+    create_dir(&opts.out)?;
+    let all = maps(opts, &sel, progress)?;
+    let scores = score(opts, &sel, &all, progress)?;
+    let (table, mut headline) = tables(opts, &sel, &all, &scores)?;
+    let figures = figures(opts, &sel, &all, &scores)?;
+    write_figures(&opts.out, &figures)?;
+    if headline.is_empty() {
+        headline.push(format!(
+            "{} method(s) compared on {} images with {} model(s); the data has no object or marker masks, so only centres of mass and method agreement are reported.",
+            sel.methods.len(),
+            sel.images.len(),
+            sel.models.len()
+        ));
+    }
+    summary(opts, &sel, table, &headline)?;
+    Ok(StudyOutcome {
+        out: opts.out.clone(),
+        headline,
+    })
+}
+
+/// Select: models (one input size), images labelled for the first model, methods, masks.
+fn select(opts: &CompareOptions) -> Result<Selected, StudyError> {
     let models = load_models(&opts.models)?;
+    check_same_frame(&models, false)?;
     let first = &models[0].model;
-    for m in &models[1..] {
-        if m.model.card.input_size != first.card.input_size {
-            return Err(StudyError::file(
-                &m.path,
-                "input size differs from the first model's",
-            ));
-        }
-    }
-    let images = select_images(
-        &opts.data,
-        opts.split,
-        opts.limit,
-        models[0].split.as_ref(),
-        first,
-    )?;
-    let mopts = MethodOptions {
-        layer: opts.layer.clone(),
-        batch: opts.batch.max(1),
-        ..MethodOptions::default()
+    let split = models[0].split();
+    let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let images = label_for_model(chosen.images, first)?;
+    let methods = study_methods(&opts.methods, &opts.method_options)?;
+    let masks = |of: fn(&StudyImage) -> Option<&Path>| {
+        images
+            .iter()
+            .map(|i| of(i).map(|p| load_mask(p, first)).transpose())
+            .collect::<Result<Vec<_>, _>>()
     };
-    let methods: Vec<Box<dyn Explainer>> = opts
-        .methods
-        .iter()
-        .map(|n| by_name(n.trim(), &mopts))
-        .collect::<Result<_, _>>()?;
-    if methods.is_empty() {
-        return Err(StudyError::Invalid("no method given (--methods)".into()));
-    }
-    let out = &opts.out;
-    create_dir(out)?;
-    let batches = images.len().div_ceil(opts.batch.max(1));
-    let bar = progress_bar(
-        models.len() * batches,
-        "compare: models × batches",
-        progress,
-    );
-    let mut all: Vec<ModelMaps> = Vec::new();
-    for m in &models {
-        all.push(model_maps(
-            m,
-            &images,
-            &methods,
-            opts.target,
-            opts.layer.as_deref(),
-            opts.batch,
-            &out.join("cache").join(&m.label),
-            &|| bar.inc(1),
-        )?);
-    }
-    bar.finish_and_clear();
-    let size = all[0].size;
-    let [h, w] = size;
-    let objects: Vec<Option<Vec<bool>>> = images
-        .iter()
-        .map(|i| i.mask.as_deref().map(|p| load_mask(p, first)).transpose())
-        .collect::<Result<_, _>>()?;
-    let markers: Vec<Option<Vec<bool>>> = images
-        .iter()
-        .map(|i| i.marker.as_deref().map(|p| load_mask(p, first)).transpose())
-        .collect::<Result<_, _>>()?;
-    let marker_area: Vec<f64> = markers
+    let objects = masks(|i| i.mask.as_deref())?;
+    let markers = masks(|i| i.marker.as_deref())?;
+    let marker_area = markers
         .iter()
         .map(|m| {
             m.as_ref().map_or(f64::NAN, |m| {
@@ -290,42 +296,102 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             })
         })
         .collect();
+    Ok(Selected {
+        models,
+        images,
+        methods,
+        objects,
+        markers,
+        marker_area,
+    })
+}
 
-    // Per image × method × model.
-    let mut rows: Vec<Row> = Vec::new();
-    let nm = methods.len();
-    // iou[model][a][b] and com distance, accumulated over images.
-    let mut iou_acc = vec![vec![vec![Vec::<f64>::new(); nm]; nm]; models.len()];
-    let mut com_acc = vec![vec![vec![Vec::<f64>::new(); nm]; nm]; models.len()];
-    let stat_bar = progress_bar(images.len() * models.len(), "compare: metrics", progress);
+/// Maps: predictions and maps of every model (cached under `cache/<model>/`).
+fn maps(
+    opts: &CompareOptions,
+    sel: &Selected,
+    progress: bool,
+) -> Result<Vec<ModelMaps>, StudyError> {
+    let batches = sel.images.len().div_ceil(opts.batch.max(1));
+    let bar = progress_bar(
+        sel.models.len() * batches,
+        "compare: models × batches",
+        progress,
+    );
+    let req = MapsRequest {
+        images: &sel.images,
+        methods: &sel.methods,
+        method_options: &opts.method_options,
+        target: opts.target,
+        batch: opts.batch,
+    };
+    let all = sel
+        .models
+        .iter()
+        .map(|m| {
+            model_maps(m, &req, &opts.out.join("cache").join(&m.label), &|| {
+                bar.inc(1)
+            })
+        })
+        .collect();
+    bar.finish_and_clear();
+    all
+}
+
+/// The row of one map (image `ii`, method `k`, model `mi`): centre of mass and agreement with
+/// the object and marker masks.
+fn score_map(
+    opts: &CompareOptions,
+    sel: &Selected,
+    map: &[f32],
+    size: [usize; 2],
+    (ii, k, mi): (usize, usize, usize),
+) -> Result<Row, StudyError> {
+    let com = centre_of_mass(&MapView::new(map, size)?, Mass::Positive)
+        .map(|c| (c.row_fraction, c.col_fraction));
+    let object = match &sel.objects[ii] {
+        Some(mask) => mask_agreement(map, size, mask, opts.threshold, opts.tolerance)?,
+        None => None,
+    };
+    let marker = match &sel.markers[ii] {
+        Some(mask) if mask.iter().any(|&v| v) => relevance_mass_accuracy(map, mask, true)?,
+        _ => None,
+    };
+    Ok(Row {
+        image: ii,
+        method: k,
+        model: mi,
+        com,
+        object,
+        marker,
+    })
+}
+
+/// Scores: every map against the masks, and every pair of methods on the same image and model.
+fn score(
+    opts: &CompareOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    progress: bool,
+) -> Result<Scores, StudyError> {
+    let nm = sel.methods.len();
+    let pairs = || vec![vec![vec![Vec::<f64>::new(); nm]; nm]; sel.models.len()];
+    let (mut rows, mut iou_acc, mut com_acc) = (Vec::new(), pairs(), pairs());
+    let bar = progress_bar(
+        sel.images.len() * sel.models.len(),
+        "compare: metrics",
+        progress,
+    );
     for (mi, mm) in all.iter().enumerate() {
-        for ii in 0..images.len() {
+        for ii in 0..sel.images.len() {
             let mut bins = Vec::with_capacity(nm);
             let mut coms = Vec::with_capacity(nm);
             for k in 0..nm {
                 let map = &mm.methods[k].planes[ii];
-                let com = centre_of_mass(&MapView::new(map, size)?, Mass::Positive)
-                    .map(|c| (c.row_fraction, c.col_fraction));
-                let object = match &objects[ii] {
-                    Some(mask) => mask_agreement(map, size, mask, opts.threshold, opts.tolerance)?,
-                    None => None,
-                };
-                let marker = match &markers[ii] {
-                    Some(mask) if mask.iter().any(|&v| v) => {
-                        relevance_mass_accuracy(map, mask, true)?
-                    }
-                    _ => None,
-                };
+                let row = score_map(opts, sel, map, mm.size, (ii, k, mi))?;
                 bins.push(binarise(map, opts.threshold, None)?);
-                coms.push(com);
-                rows.push(Row {
-                    image: ii,
-                    method: k,
-                    model: mi,
-                    com,
-                    object,
-                    marker,
-                });
+                coms.push(row.com);
+                rows.push(row);
             }
             for a in 0..nm {
                 for b in 0..nm {
@@ -335,125 +401,229 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
                     }
                 }
             }
-            stat_bar.inc(1);
+            bar.inc(1);
         }
     }
-    stat_bar.finish_and_clear();
+    bar.finish_and_clear();
+    Ok(Scores {
+        rows,
+        iou: iou_acc,
+        com: com_acc,
+    })
+}
 
-    let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
-    let conv_threshold = threshold_name(opts.threshold);
-    let target_name = format!("{:?}", opts.target).to_lowercase();
+/// Tables: `per_image.csv`, `metrics.csv` and `method_matrix.csv`; returns the summary table
+/// and the headline findings.
+fn tables(
+    opts: &CompareOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    scores: &Scores,
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+    per_image_table(opts, sel, all, scores)?;
+    let (table, mut headline) = metrics_table(opts, sel, all, scores)?;
+    headline.extend(matrix_table(opts, sel, scores)?);
+    Ok((table, headline))
+}
 
-    // per_image.csv
-    let per_image: Vec<Vec<String>> = rows
+const PER_IMAGE_COLUMNS: [&str; 17] = [
+    "image",
+    "class",
+    "method",
+    "model",
+    "target",
+    "predicted",
+    "correct",
+    "com_row",
+    "com_col",
+    "com_to_object",
+    "pointing_hit",
+    "object_mass",
+    "object_rank",
+    "object_iou",
+    "correct_map",
+    "marker_mass",
+    "marker_area",
+];
+
+fn per_image_table(
+    opts: &CompareOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    scores: &Scores,
+) -> Result<(), StudyError> {
+    let names = sel.names();
+    let opt = |v: Option<f64>| v.map_or(String::new(), num);
+    let rows: Vec<Vec<String>> = scores
+        .rows
         .iter()
         .map(|r| {
-            let img = &images[r.image];
+            let img = &sel.images[r.image];
             let mm = &all[r.model];
-            let pred = super::common::argmax(&mm.probs[r.image]);
-            let obj_centre = objects[r.image].as_ref().and_then(|m| mask_centre(m, size));
+            let pred = crate::metrics::scorer::argmax(&mm.probs[r.image]);
+            let size = mm.size;
+            let obj_centre = sel.objects[r.image]
+                .as_ref()
+                .and_then(|m| mask_centre(m, size));
             let o = r.object;
+            let flag = |b: bool| u8::from(b).to_string();
             vec![
                 img.stem.clone(),
                 img.class.clone(),
-                method_names[r.method].clone(),
-                models[r.model].label.clone(),
+                names[r.method].clone(),
+                sel.models[r.model].label.clone(),
                 mm.targets[r.image].to_string(),
                 pred.to_string(),
-                u8::from(pred == img.label).to_string(),
-                r.com.map_or(String::new(), |c| num(c.0)),
-                r.com.map_or(String::new(), |c| num(c.1)),
-                match (r.com, obj_centre) {
-                    (Some(a), Some(b)) => num(dist(a, b)),
-                    _ => String::new(),
-                },
-                o.map_or(String::new(), |o| u8::from(o.hit).to_string()),
-                o.map_or(String::new(), |o| num(o.mass)),
-                o.map_or(String::new(), |o| num(o.rank)),
-                o.map_or(String::new(), |o| num(o.iou)),
-                o.map_or(String::new(), |o| {
-                    u8::from(o.mass >= opts.correct_mass).to_string()
-                }),
-                r.marker.map_or(String::new(), num),
-                num(marker_area[r.image]),
+                flag(pred == img.label),
+                opt(r.com.map(|c| c.0)),
+                opt(r.com.map(|c| c.1)),
+                opt(r.com.zip(obj_centre).map(|(a, b)| dist(a, b))),
+                o.map_or(String::new(), |o| flag(o.hit)),
+                opt(o.map(|o| o.mass)),
+                opt(o.map(|o| o.rank)),
+                opt(o.map(|o| o.iou)),
+                o.map_or(String::new(), |o| flag(o.mass >= opts.correct_mass)),
+                opt(r.marker),
+                num(sel.marker_area[r.image]),
             ]
         })
         .collect();
-    write_csv(
-        &out.join("per_image.csv"),
-        &[
-            "image",
-            "class",
-            "method",
-            "model",
-            "target",
-            "predicted",
-            "correct",
-            "com_row",
-            "com_col",
-            "com_to_object",
-            "pointing_hit",
-            "object_mass",
-            "object_rank",
-            "object_iou",
-            "correct_map",
-            "marker_mass",
-            "marker_area",
-        ],
-        &per_image,
-    )?;
+    write_csv(&opts.out.join("per_image.csv"), &PER_IMAGE_COLUMNS, &rows)
+}
 
-    // metrics.csv: one row per method × model.
-    let mut metric_rows = Vec::new();
-    let mut table = Vec::new();
-    let mut headline = Vec::new();
-    for (mi, model) in models.iter().enumerate() {
-        for (k, name) in method_names.iter().enumerate() {
-            let sel: Vec<&Row> = rows
+const METRICS_COLUMNS: [&str; 20] = [
+    "method",
+    "model",
+    "images",
+    "accuracy",
+    "mask_images",
+    "pointing_game",
+    "object_mass",
+    "object_rank",
+    "object_iou",
+    "correct_map_rate",
+    "marker_images",
+    "marker_mass",
+    "marker_area",
+    "com_row_mean",
+    "com_col_mean",
+    "target",
+    "threshold",
+    "mass",
+    "pointing_tolerance_px",
+    "correct_mass",
+];
+
+/// Means of one method × model over images.
+struct Aggregate {
+    accuracy: f64,
+    objects: usize,
+    pointing: f64,
+    mass: f64,
+    rank: f64,
+    iou: f64,
+    correct: f64,
+    markers: usize,
+    marker_mass: f64,
+    marker_area: f64,
+    com: (f64, f64),
+}
+
+fn aggregate(
+    opts: &CompareOptions,
+    sel: &Selected,
+    mm: &ModelMaps,
+    sel_rows: &[&Row],
+) -> Aggregate {
+    let objs: Vec<MaskAgreement> = sel_rows.iter().filter_map(|r| r.object).collect();
+    let marks: Vec<(f64, f64)> = sel_rows
+        .iter()
+        .filter_map(|r| r.marker.map(|m| (m, sel.marker_area[r.image])))
+        .collect();
+    let right = sel
+        .images
+        .iter()
+        .zip(&mm.probs)
+        .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+        .count();
+    let over_objects = |f: &dyn Fn(&MaskAgreement) -> f64| finite_mean(objs.iter().map(f));
+    Aggregate {
+        accuracy: right as f64 / sel.images.len() as f64,
+        objects: objs.len(),
+        pointing: over_objects(&|o| f64::from(u8::from(o.hit))),
+        mass: over_objects(&|o| o.mass),
+        rank: over_objects(&|o| o.rank),
+        iou: over_objects(&|o| o.iou),
+        correct: over_objects(&|o| f64::from(u8::from(o.mass >= opts.correct_mass))),
+        markers: marks.len(),
+        marker_mass: finite_mean(marks.iter().map(|m| m.0)),
+        marker_area: finite_mean(marks.iter().map(|m| m.1)),
+        com: (
+            mean_sd(sel_rows.iter().filter_map(|r| r.com.map(|c| c.0))).0,
+            mean_sd(sel_rows.iter().filter_map(|r| r.com.map(|c| c.1))).0,
+        ),
+    }
+}
+
+/// The headline of one method × model: marker mass where images are tagged, else the
+/// agreement with the object.
+fn aggregate_headline(model: &str, name: &str, a: &Aggregate) -> Option<String> {
+    if a.markers > 0 {
+        Some(format!(
+            "{model} / {name}: {:.1}% of the positive relevance lies on the confounder marker (mean over {} tagged images; the marker covers {:.1}% of the image) and {:.1}% on the object; pointing game {:.2}.",
+            100.0 * a.marker_mass,
+            a.markers,
+            100.0 * a.marker_area,
+            100.0 * a.mass,
+            a.pointing
+        ))
+    } else if a.objects > 0 {
+        Some(format!(
+            "{model} / {name}: pointing game {:.2}, {:.1}% of the positive relevance on the object, correct-map rate {:.2}.",
+            a.pointing,
+            100.0 * a.mass,
+            a.correct
+        ))
+    } else {
+        None
+    }
+}
+
+/// `metrics.csv`: one row per method × model; returns the summary table and headlines.
+fn metrics_table(
+    opts: &CompareOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    scores: &Scores,
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+    let (mut csv, mut table, mut headline) = (Vec::new(), Vec::new(), Vec::new());
+    let target_name = format!("{:?}", opts.target).to_lowercase();
+    for (mi, model) in sel.models.iter().enumerate() {
+        for (k, name) in sel.names().iter().enumerate() {
+            let rows: Vec<&Row> = scores
+                .rows
                 .iter()
                 .filter(|r| r.model == mi && r.method == k)
                 .collect();
-            let objs: Vec<MaskAgreement> = sel.iter().filter_map(|r| r.object).collect();
-            let marks: Vec<(f64, f64)> = sel
-                .iter()
-                .filter_map(|r| r.marker.map(|m| (m, marker_area[r.image])))
-                .collect();
-            let acc = images
-                .iter()
-                .zip(&all[mi].probs)
-                .filter(|(i, p)| super::common::argmax(p) == i.label)
-                .count() as f64
-                / images.len() as f64;
-            let pg = finite_mean(objs.iter().map(|o| f64::from(u8::from(o.hit))));
-            let mass = finite_mean(objs.iter().map(|o| o.mass));
-            let rank = finite_mean(objs.iter().map(|o| o.rank));
-            let oiou = finite_mean(objs.iter().map(|o| o.iou));
-            let correct = finite_mean(
-                objs.iter()
-                    .map(|o| f64::from(u8::from(o.mass >= opts.correct_mass))),
-            );
-            let marker_mass = finite_mean(marks.iter().map(|m| m.0));
-            let marker_area_mean = finite_mean(marks.iter().map(|m| m.1));
-            let (com_r, _) = mean_sd(sel.iter().filter_map(|r| r.com.map(|c| c.0)));
-            let (com_c, _) = mean_sd(sel.iter().filter_map(|r| r.com.map(|c| c.1)));
-            metric_rows.push(vec![
+            let a = aggregate(opts, sel, &all[mi], &rows);
+            csv.push(vec![
                 name.clone(),
                 model.label.clone(),
-                images.len().to_string(),
-                num(acc),
-                objs.len().to_string(),
-                num(pg),
-                num(mass),
-                num(rank),
-                num(oiou),
-                num(correct),
-                marks.len().to_string(),
-                num(marker_mass),
-                num(marker_area_mean),
-                num(com_r),
-                num(com_c),
+                sel.images.len().to_string(),
+                num(a.accuracy),
+                a.objects.to_string(),
+                num(a.pointing),
+                num(a.mass),
+                num(a.rank),
+                num(a.iou),
+                num(a.correct),
+                a.markers.to_string(),
+                num(a.marker_mass),
+                num(a.marker_area),
+                num(a.com.0),
+                num(a.com.1),
                 target_name.clone(),
-                conv_threshold.clone(),
+                threshold_name(opts.threshold),
                 "positive".into(),
                 opts.tolerance.to_string(),
                 opts.correct_mass.to_string(),
@@ -461,284 +631,306 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             table.push(vec![
                 json!(name),
                 json!(model.label),
-                jnum(acc),
-                jnum(pg),
-                jnum(mass),
-                jnum(correct),
-                jnum(marker_mass),
-                jnum(marker_area_mean),
+                jnum(a.accuracy),
+                jnum(a.pointing),
+                jnum(a.mass),
+                jnum(a.correct),
+                jnum(a.marker_mass),
+                jnum(a.marker_area),
             ]);
-            if !marks.is_empty() {
-                headline.push(format!(
-                    "{} / {name}: {:.1}% of the positive relevance lies on the confounder marker (mean over {} tagged images; the marker covers {:.1}% of the image) and {:.1}% on the object; pointing game {:.2}.",
-                    model.label,
-                    100.0 * marker_mass,
-                    marks.len(),
-                    100.0 * marker_area_mean,
-                    100.0 * mass,
-                    pg
-                ));
-            } else if !objs.is_empty() {
-                headline.push(format!(
-                    "{} / {name}: pointing game {pg:.2}, {:.1}% of the positive relevance on the object, correct-map rate {correct:.2}.",
-                    model.label,
-                    100.0 * mass
-                ));
-            }
+            headline.extend(aggregate_headline(&model.label, name, &a));
         }
     }
-    write_csv(
-        &out.join("metrics.csv"),
-        &[
-            "method",
-            "model",
-            "images",
-            "accuracy",
-            "mask_images",
-            "pointing_game",
-            "object_mass",
-            "object_rank",
-            "object_iou",
-            "correct_map_rate",
-            "marker_images",
-            "marker_mass",
-            "marker_area",
-            "com_row_mean",
-            "com_col_mean",
-            "target",
-            "threshold",
-            "mass",
-            "pointing_tolerance_px",
-            "correct_mass",
-        ],
-        &metric_rows,
-    )?;
+    write_csv(&opts.out.join("metrics.csv"), &METRICS_COLUMNS, &csv)?;
+    Ok((table, headline))
+}
 
-    // Method × method matrices.
-    let pooled = |acc: &Vec<Vec<Vec<Vec<f64>>>>, mi: Option<usize>| -> Vec<Vec<f64>> {
-        (0..nm)
-            .map(|a| {
-                (0..nm)
-                    .map(|b| {
-                        finite_mean(
-                            acc.iter()
-                                .enumerate()
-                                .filter(|(i, _)| mi.is_none_or(|m| m == *i))
-                                .flat_map(|(_, per)| per[a][b].iter().copied()),
-                        )
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let mut figures: Vec<Figure> = Vec::new();
-    let mut matrix_rows = Vec::new();
-    let scopes: Vec<Option<usize>> = std::iter::once(None)
+/// The method × method mean of `acc` over images of one model (`Some`) or all models.
+fn pooled(acc: &[Vec<Vec<Vec<f64>>>], nm: usize, model: Option<usize>) -> Vec<Vec<f64>> {
+    (0..nm)
+        .map(|a| {
+            (0..nm)
+                .map(|b| {
+                    finite_mean(
+                        acc.iter()
+                            .enumerate()
+                            .filter(|(i, _)| model.is_none_or(|m| m == *i))
+                            .flat_map(|(_, per)| per[a][b].iter().copied()),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The scopes of the matrices: all models pooled, then each model when there are several.
+fn scopes(models: usize) -> Vec<Option<usize>> {
+    std::iter::once(None)
         .chain(
-            (models.len() > 1)
-                .then_some(0..models.len())
+            (models > 1)
+                .then_some(0..models)
                 .into_iter()
                 .flatten()
                 .map(Some),
         )
-        .collect();
-    for scope in &scopes {
-        let label = scope.map_or("all".to_string(), |m| models[m].label.clone());
-        let ious = pooled(&iou_acc, *scope);
-        let coms = pooled(&com_acc, *scope);
+        .collect()
+}
+
+/// `method_matrix.csv`; returns the headline on the most and least similar methods.
+fn matrix_table(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+) -> Result<Option<String>, StudyError> {
+    let (names, nm) = (sel.names(), sel.methods.len());
+    let mut rows = Vec::new();
+    for scope in scopes(sel.models.len()) {
+        let label = scope.map_or("all".to_string(), |m| sel.models[m].label.clone());
+        let (ious, coms) = (
+            pooled(&scores.iou, nm, scope),
+            pooled(&scores.com, nm, scope),
+        );
         for a in 0..nm {
             for b in 0..nm {
-                matrix_rows.push(vec![
+                rows.push(vec![
                     label.clone(),
-                    method_names[a].clone(),
-                    method_names[b].clone(),
+                    names[a].clone(),
+                    names[b].clone(),
                     num(ious[a][b]),
                     num(coms[a][b]),
                 ]);
             }
         }
-        let suffix = scope.map_or(String::new(), |m| format!("-{}", models[m].label));
-        let scope_text = match scope {
-            None => format!(
-                "averaged over {} images and {} model(s)",
-                images.len(),
-                models.len()
-            ),
-            Some(m) => format!(
-                "model {}, averaged over {} images",
-                models[*m].label,
-                images.len()
-            ),
-        };
-        figures.push(save_plot(
-            out,
-            &format!("iou-matrix{suffix}"),
+    }
+    write_csv(
+        &opts.out.join("method_matrix.csv"),
+        &["model", "method_a", "method_b", "iou", "com_distance"],
+        &rows,
+    )?;
+    Ok(similarity_headline(
+        opts,
+        &names,
+        &pooled(&scores.iou, nm, None),
+    ))
+}
+
+fn similarity_headline(
+    opts: &CompareOptions,
+    names: &[String],
+    ious: &[Vec<f64>],
+) -> Option<String> {
+    let mut best = (f64::NEG_INFINITY, 0, 0);
+    let mut worst = (f64::INFINITY, 0, 0);
+    for (a, row) in ious.iter().enumerate() {
+        for (b, &v) in row.iter().enumerate().skip(a + 1) {
+            if v.is_finite() && v > best.0 {
+                best = (v, a, b);
+            }
+            if v.is_finite() && v < worst.0 {
+                worst = (v, a, b);
+            }
+        }
+    }
+    best.0.is_finite().then(|| {
+        format!(
+            "Most similar methods: {} and {} (IoU of {} pixels {:.2}); least similar: {} and {} ({:.2}).",
+            names[best.1], names[best.2], threshold_name(opts.threshold), best.0, names[worst.1], names[worst.2], worst.0
+        )
+    })
+}
+
+/// Figures: the method × method matrices, the centres of mass and the heatmap grids.
+fn figures(
+    opts: &CompareOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    scores: &Scores,
+) -> Result<Vec<Figure>, StudyError> {
+    let mut figures = Vec::new();
+    for scope in scopes(sel.models.len()) {
+        figures.extend(matrix_figures(opts, sel, scores, scope)?);
+    }
+    figures.push(com_figure(opts, sel, scores)?);
+    for (mm, model) in all.iter().zip(&sel.models) {
+        figures.push(grid_figure(opts, sel, mm, &model.label)?);
+    }
+    Ok(figures)
+}
+
+/// The IoU and centre-distance matrices of one scope.
+fn matrix_figures(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+    scope: Option<usize>,
+) -> Result<[Figure; 2], StudyError> {
+    let (names, nm, n) = (sel.names(), sel.methods.len(), sel.images.len());
+    let label = scope.map_or("all".to_string(), |m| sel.models[m].label.clone());
+    let stem = |what: &str| {
+        scope.map_or(what.to_string(), |m| {
+            figure_stem(what, &sel.models[m].label)
+        })
+    };
+    let scope_text = match scope {
+        None => format!("averaged over {n} images and {} model(s)", sel.models.len()),
+        Some(m) => format!("model {}, averaged over {n} images", sel.models[m].label),
+    };
+    let matrix = |values: Vec<Vec<f64>>, max: f64| Chart::Matrix {
+        rows: names.clone(),
+        columns: names.clone(),
+        values,
+        max,
+    };
+    let coms = pooled(&scores.com, nm, scope);
+    let dmax = coms
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let threshold = threshold_name(opts.threshold);
+    Ok([
+        save_plot(
+            &opts.out,
+            &stem("iou-matrix"),
             &Plot::new(
                 &format!("IoU of thresholded maps ({label})"),
                 "method",
                 "method",
-                Chart::Matrix {
-                    rows: method_names.clone(),
-                    columns: method_names.clone(),
-                    values: ious.clone(),
-                    max: 1.0,
-                },
+                matrix(pooled(&scores.iou, nm, scope), 1.0),
             ),
             &format!(
-                "Cell (a, b): mean IoU of the {conv_threshold} pixels of method a's map and method b's map on the same image and model, {scope_text}. Symmetric with ones on the diagonal; high values = the methods highlight the same pixels."
+                "Cell (a, b): mean IoU of the {threshold} pixels of method a's map and method b's map on the same image and model, {scope_text}. Symmetric with ones on the diagonal; high values = the methods highlight the same pixels."
             ),
-        )?);
-        let dmax = coms
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(0.0f64, f64::max);
-        figures.push(save_plot(
-            out,
-            &format!("com-distance{suffix}"),
+        )?,
+        save_plot(
+            &opts.out,
+            &stem("com-distance"),
             &Plot::new(
                 &format!("Distance of centres of mass ({label})"),
                 "method",
                 "method",
-                Chart::Matrix {
-                    rows: method_names.clone(),
-                    columns: method_names.clone(),
-                    values: coms,
-                    max: dmax.max(1e-9),
-                },
+                matrix(coms, dmax.max(1e-9)),
             ),
             &format!(
                 "Cell (a, b): mean distance between the centres of mass of the positive relevance of methods a and b, in units of the image side (0 = same place, 1 = a full side apart), {scope_text}."
             ),
-        )?);
-        if scope.is_none() && nm > 1 {
-            let mut best = (f64::NEG_INFINITY, 0, 0);
-            let mut worst = (f64::INFINITY, 0, 0);
-            for (a, row) in ious.iter().enumerate() {
-                for (b, &v) in row.iter().enumerate().skip(a + 1) {
-                    if v.is_finite() && v > best.0 {
-                        best = (v, a, b);
-                    }
-                    if v.is_finite() && v < worst.0 {
-                        worst = (v, a, b);
-                    }
-                }
-            }
-            if best.0.is_finite() {
-                headline.push(format!(
-                    "Most similar methods: {} and {} (IoU of {conv_threshold} pixels {:.2}); least similar: {} and {} ({:.2}).",
-                    method_names[best.1], method_names[best.2], best.0, method_names[worst.1], method_names[worst.2], worst.0
-                ));
-            }
-        }
-    }
-    // Centre-of-mass positions, one series per method (all models pooled).
-    let com_series: Vec<Series> = method_names
-        .iter()
+        )?,
+    ])
+}
+
+/// Centre-of-mass positions, one series per method (all models pooled).
+fn com_figure(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+) -> Result<Figure, StudyError> {
+    let series: Vec<Series> = sel
+        .names()
+        .into_iter()
         .enumerate()
-        .map(|(k, name)| Series {
-            label: name.clone(),
-            points: rows
+        .map(|(k, label)| Series {
+            label,
+            points: scores
+                .rows
                 .iter()
                 .filter(|r| r.method == k)
                 .filter_map(|r| r.com.map(|(row, col)| (col, 1.0 - row)))
                 .collect(),
         })
         .collect();
-    figures.push(save_plot(
-        out,
+    save_plot(
+        &opts.out,
         "centres-of-mass",
         &Plot::new(
             "Centres of mass of the maps",
             "column (fraction of the width, left = 0)",
             "row (fraction of the height, top = 1)",
-            Chart::Scatter {
-                series: com_series,
-                fit: None,
-            },
+            Chart::Scatter { series, fit: None },
         ),
         &format!(
             "Each point is one map's centre of positive relevance (image × model; {} model(s)), coloured by method, in image coordinates with the top of the image at the top (y = 1 − row fraction). A method whose points crowd a corner looks at a corner — where the synthetic data's confounder tag sits.",
-            models.len()
+            sel.models.len()
         ),
-    )?);
-    if headline.is_empty() {
-        headline.push(format!(
-            "{} method(s) compared on {} images with {} model(s); the data has no object or marker masks, so only centres of mass and method agreement are reported.",
-            nm,
-            images.len(),
-            models.len()
-        ));
-    }
-    write_csv(
-        &out.join("method_matrix.csv"),
-        &["model", "method_a", "method_b", "iou", "com_distance"],
-        &matrix_rows,
-    )?;
+    )
+}
 
-    // Heatmap grids: rows = images, columns = input (outlined masks) + one overlay per method.
-    let shown = images.len().min(opts.grid_images.max(1));
-    let x = load_batch(&images[..shown], first)?;
-    let xv = to_vec(&x);
-    let c = first.card.channels;
+/// Heatmap grid of one model: rows = images, columns = input (outlined masks) + one overlay
+/// per method.
+fn grid_figure(
+    opts: &CompareOptions,
+    sel: &Selected,
+    mm: &ModelMaps,
+    label: &str,
+) -> Result<Figure, StudyError> {
+    let first = &sel.models[0].model;
+    let shown = sel.images.len().min(opts.grid_images.max(1));
+    let xv = to_vec(&load_batch(&sel.images[..shown], first)?);
+    let ([h, w], c) = (mm.size, first.card.channels);
     let per = c * h * w;
-    for (mi, mm) in all.iter().enumerate() {
-        let mut tiles = Vec::new();
-        for ii in 0..shown {
-            let base = input_image(
-                &xv[ii * per..(ii + 1) * per],
-                c,
-                h as u32,
-                w as u32,
-                &first.card,
-            );
-            let mut masks: Vec<(&[bool], [u8; 3])> = Vec::new();
-            if let Some(m) = &objects[ii] {
-                masks.push((m, [0, 200, 0]));
-            }
-            if let Some(m) = &markers[ii] {
-                masks.push((m, [0, 220, 255]));
-            }
-            let mut row = vec![outlined(&base, &masks, size)];
-            for (k, m) in methods.iter().enumerate() {
-                let style = m.style();
-                let norm = normalise(&mm.methods[k].planes[ii], style, Scale::default());
-                row.push(overlay(&base, &norm, style, default_colormap(style), 0.7));
-            }
-            tiles.push(row);
+    let mut tiles = Vec::new();
+    for ii in 0..shown {
+        let base = input_image(
+            &xv[ii * per..(ii + 1) * per],
+            c,
+            h as u32,
+            w as u32,
+            &first.card,
+        );
+        let mut masks: Vec<(&[bool], [u8; 3])> = Vec::new();
+        if let Some(m) = &sel.objects[ii] {
+            masks.push((m, [0, 200, 0]));
         }
-        let label = &models[mi].label;
-        figures.push(save_picture(
-            out,
-            &format!("grid-{label}.png"),
-            &grid(&tiles, 3),
-            &format!("Maps of {label}: inputs × methods"),
-            &format!(
-                "One row per image (the first {shown}); columns: the input with the object mask outlined in green and the confounder marker in cyan (where present), then the maps of {} laid over it (signed maps: blue negative / red positive, scaled to the 99.5th percentile of |R|; CAMs and magnitudes: inferno).",
-                method_names.join(", ")
-            ),
-        )?);
+        if let Some(m) = &sel.markers[ii] {
+            masks.push((m, [0, 220, 255]));
+        }
+        let mut row = vec![outlined(&base, &masks, mm.size)];
+        for (k, (_, m)) in sel.methods.iter().enumerate() {
+            let style = m.style();
+            let norm = normalise(&mm.methods[k].planes[ii], style, Scale::default());
+            row.push(overlay(&base, &norm, style, default_colormap(style), 0.7));
+        }
+        tiles.push(row);
     }
+    save_picture(
+        &opts.out,
+        &figure_stem("grid", label),
+        &grid(&tiles, 3),
+        &format!("Maps of {label}: inputs × methods"),
+        &format!(
+            "One row per image (the first {shown}); columns: the input with the object mask outlined in green and the confounder marker in cyan (where present), then the maps of {} laid over it (signed maps: blue negative / red positive, scaled to the 99.5th percentile of |R|; CAMs and magnitudes: inferno).",
+            sel.names().join(", ")
+        ),
+    )
+}
 
-    write_figures(out, &figures)?;
-    write_summary(
-        out,
+/// Summary: `summary.json` with the conventions, the headline and the digest table.
+fn summary(
+    opts: &CompareOptions,
+    sel: &Selected,
+    table: Vec<Vec<Value>>,
+    headline: &[String],
+) -> Result<(), StudyError> {
+    let mut summary = Summary::new(
         "compare",
-        opts.command.as_deref(),
+        opts.command.clone(),
         json!({
             "target": opts.target,
             "mass": "positive relevance max(R, 0); maps reduced to one plane by the method's style (signed: channel sum; magnitude: max |.|; CAM as returned)",
             "centre_of_mass": "fractions (row + 0.5)/H, (col + 0.5)/W from the top-left; distances in units of the image side",
-            "threshold": conv_threshold,
+            "threshold": threshold_name(opts.threshold),
             "pointing_tolerance_px": opts.tolerance,
             "correct_map": format!("relevance mass on the object >= {}", opts.correct_mass),
             "marker_mass": "share of positive relevance on the marker mask, tagged images only",
             "split": opts.split,
-            "models": models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
-            "images": images.len(),
+            "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
+            "images": sel.images.len(),
+            "methods": sel.names(),
+            "method_options": super::toolkit::method_options_json(&opts.method_options),
         }),
-        &headline,
+    );
+    summary.headline = headline.to_vec();
+    summary.table = Table::new(
         &[
             "method",
             "model",
@@ -750,9 +942,6 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             "marker area",
         ],
         table,
-    )?;
-    Ok(StudyOutcome {
-        out: out.clone(),
-        headline,
-    })
+    );
+    summary.write(&opts.out)
 }

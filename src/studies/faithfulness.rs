@@ -20,14 +20,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
-    explain_planes, load_models, mean_sd, model_label, num, overlay_tile, predictions,
-    progress_bar, read_previous, select_images, study_methods, write_csv, write_grid, write_json,
-    write_plot,
+    Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
+    Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
+    model_label, num, overlay_tile, predictions, progress_bar, read_previous, save_plot,
+    select_images, study_methods, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
+use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
@@ -451,7 +452,8 @@ pub fn run(opts: &FaithfulnessOptions, progress: bool) -> Result<StudyOutcome, S
 }
 
 /// [`run`] on models already loaded (`opts.models` is ignored): for callers that hold models
-/// in memory, such as `relevance demo` and tests.
+/// in memory, such as `relevance demo` and tests. Phases: select → maps and scores (per chunk
+/// of images, resumable) → tables → figures → summary.
 pub fn run_with_models(
     opts: &FaithfulnessOptions,
     models: &[StudyModel],
@@ -461,56 +463,72 @@ pub fn run_with_models(
         return Err(StudyError::Invalid("no models".into()));
     }
     let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let (images, split_how) = select_images(
-        &opts.data,
-        opts.split,
-        opts.limit,
-        models[0].record.as_ref(),
-    )?;
+    let split = models[0].split();
+    let Selection { images, how } =
+        select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
     create_dir(&opts.out)?;
-    let key = key_of(opts);
     let mut rows = Vec::new();
     let (mut computed, mut reused) = (0usize, 0usize);
     for m in models {
         for (name, method) in &methods {
-            let dir = opts.out.join("per_image").join(&m.label).join(name);
-            create_dir(&dir)?;
-            let key = format!("{key}|{}", super::toolkit::weights_stamp(&m.model));
-            let key = key.as_str();
-            let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
-            let mut todo = Vec::new();
-            for img in &images {
-                let file = dir.join(format!("{}.json", img.stem));
-                match read_previous(&file).and_then(|v| row_from_json(&v, key, &m.label, name)) {
-                    Some(r) => {
-                        rows.push(r);
-                        reused += 1;
-                        bar.inc(1);
-                    }
-                    None => todo.push(img),
-                }
-            }
-            for chunk in todo.chunks(opts.batch.max(1)) {
-                let new = evaluate_chunk(opts, m, name, method, chunk, &dir, key)?;
-                computed += new.len();
-                bar.inc(new.len() as u64);
-                rows.extend(new);
-            }
-            bar.finish_and_clear();
+            let (new, old) = scores(opts, m, name, method, &images, progress, &mut rows)?;
+            computed += new;
+            reused += old;
         }
     }
-    let method_names: Vec<String> = methods.iter().map(|(n, _)| n.clone()).collect();
-    let model_names: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
     let grid = example_grid(opts, &models[0], &methods, &images)?;
     let facts = super::toolkit::RunFacts {
-        methods: method_names,
-        models: model_names,
-        split: split_how,
+        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
+        models: models.iter().map(|m| m.label.clone()).collect(),
+        split: how,
         images: images.len(),
         computed,
         reused,
     };
     write_outputs(opts, &rows, &facts, grid)
+}
+
+/// Maps and scores of one model × method: rows an earlier run stored under
+/// `per_image/<model>/<method>/` with the same key are read back, the rest computed in chunks.
+/// Returns how many rows were computed and how many reused.
+fn scores(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    name: &str,
+    method: &StudyMethod,
+    images: &[StudyImage],
+    progress: bool,
+    rows: &mut Vec<Row>,
+) -> Result<(usize, usize), StudyError> {
+    let dir = opts
+        .out
+        .join("per_image")
+        .join(&m.label)
+        .join(safe_component(name));
+    create_dir(&dir)?;
+    let key = format!(
+        "{}|{}",
+        key_of(opts),
+        super::toolkit::weights_stamp(&m.model)
+    );
+    let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
+    let mut todo = Vec::new();
+    for img in images {
+        let file = dir.join(format!("{}.json", img.stem));
+        match read_previous(&file).and_then(|v| row_from_json(&v, &key, &m.label, name)) {
+            Some(r) => rows.push(r),
+            None => todo.push(img),
+        }
+    }
+    bar.inc((images.len() - todo.len()) as u64);
+    let method = method.prepare(&m.model)?;
+    for chunk in todo.chunks(opts.batch.max(1)) {
+        let new = evaluate_chunk(opts, m, name, &method, chunk, &dir, &key)?;
+        bar.inc(new.len() as u64);
+        rows.extend(new);
+    }
+    bar.finish_and_clear();
+    Ok((todo.len(), images.len() - todo.len()))
 }
 
 /// Images shown in the example grid.
@@ -557,7 +575,8 @@ fn example_grid(
         .collect();
     let mut rows: Vec<Vec<image::RgbImage>> = bases.iter().map(enlarge).map(|t| vec![t]).collect();
     for (_, method) in methods {
-        let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        let prepared = method.prepare(&m.model)?;
+        let planes = explain_planes(&prepared, &x, &acts, &targets, &keys, false)?.planes;
         for r in 0..n {
             rows[r].push(overlay_tile(&bases[r], &planes[r], method.style()));
         }
@@ -577,32 +596,28 @@ fn example_grid(
     )
 }
 
-/// Explains a chunk of images with one method and runs both curves for each.
-fn evaluate_chunk(
+/// A chunk of images explained by one method: the inputs, predictions, targets and planes.
+struct Explained {
+    values: Vec<f32>,
+    dims: [usize; 4],
+    preds: Vec<(usize, Vec<f32>)>,
+    targets: Vec<usize>,
+    planes: Vec<Vec<f32>>,
+}
+
+/// The class the curves follow for each image of `chunk` (`--target`).
+fn chunk_targets(
     opts: &FaithfulnessOptions,
     m: &StudyModel,
-    name: &str,
-    method: &StudyMethod,
     chunk: &[&StudyImage],
-    dir: &Path,
-    key: &str,
-) -> Result<Vec<Row>, StudyError> {
-    let card = &m.model.card;
-    let mut inputs = Vec::with_capacity(chunk.len());
-    for img in chunk {
-        let picture = load_image(&img.path)?;
-        inputs.push(preprocess(&picture, card));
-    }
-    let x: T4 = burn::Tensor::cat(inputs, 0);
-    let [n, c, h, w] = x.dims();
-    let acts = forward_all(&m.model, &x)?;
-    let preds = predictions(&m.model, &acts, n)?;
-    let targets: Vec<usize> = match opts.conventions.target {
-        TargetRule::Predicted => preds.iter().map(|p| p.0).collect(),
+    preds: &[(usize, Vec<f32>)],
+) -> Result<Vec<usize>, StudyError> {
+    match opts.conventions.target {
+        TargetRule::Predicted => Ok(preds.iter().map(|p| p.0).collect()),
         TargetRule::True => chunk
             .iter()
             .map(|img| {
-                model_label(img, card).ok_or_else(|| {
+                model_label(img, &m.model.card).ok_or_else(|| {
                     StudyError::file(
                         &img.path,
                         format!(
@@ -612,20 +627,58 @@ fn evaluate_chunk(
                     )
                 })
             })
-            .collect::<Result<_, _>>()?,
-    };
+            .collect(),
+    }
+}
+
+/// Maps of a chunk: one forward pass, then the method's planes for the followed classes.
+fn explain_chunk(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    method: &PreparedMethod,
+    chunk: &[&StudyImage],
+) -> Result<Explained, StudyError> {
+    let mut inputs = Vec::with_capacity(chunk.len());
+    for img in chunk {
+        inputs.push(preprocess(&load_image(&img.path)?, &m.model.card));
+    }
+    let x: T4 = burn::Tensor::cat(inputs, 0);
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, chunk.len())?;
+    let targets = chunk_targets(opts, m, chunk, &preds)?;
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
-    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
-    let values = crate::tensor::to_vec(&x);
+    let planes = explain_planes(method, &x, &acts, &targets, &keys, false)?.planes;
+    Ok(Explained {
+        values: crate::tensor::to_vec(&x),
+        dims: x.dims(),
+        preds,
+        targets,
+        planes,
+    })
+}
+
+/// Explains a chunk of images with one method and runs both curves for each.
+fn evaluate_chunk(
+    opts: &FaithfulnessOptions,
+    m: &StudyModel,
+    name: &str,
+    method: &PreparedMethod,
+    chunk: &[&StudyImage],
+    dir: &Path,
+    key: &str,
+) -> Result<Vec<Row>, StudyError> {
+    let card = &m.model.card;
+    let e = explain_chunk(opts, m, method, chunk)?;
+    let [_, c, h, w] = e.dims;
     // Perturbed copies are cheap to score in large batches on small inputs; the cap keeps a
     // batch near 4 M input values (about 128 images of 64×64×3, `--batch` at 224×224).
     let score_batch = opts.batch.max((SCORE_VALUES / (c * h * w).max(1)).min(128));
     let scorer = ModelScorer::new(&m.model, opts.conventions.score)?.with_batch_size(score_batch);
     let per = c * h * w;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(chunk.len());
     for (r, img) in chunk.iter().enumerate() {
-        let image = ImageView::new(&values[r * per..(r + 1) * per], [c, h, w])?;
-        let map = MapView::new(&planes[r], [h, w])?;
+        let image = ImageView::new(&e.values[r * per..(r + 1) * per], [c, h, w])?;
+        let map = MapView::new(&e.planes[r], [h, w])?;
         let id = insertion_deletion(
             &scorer,
             &image,
@@ -633,28 +686,22 @@ fn evaluate_chunk(
             &InsertionOptions {
                 step: opts.conventions.step,
                 ties: opts.conventions.ties,
-                target: Target::Class(targets[r]),
+                target: Target::Class(e.targets[r]),
                 insertion_substrate: opts.conventions.insertion_substrate.resolve(card),
                 deletion_substrate: opts.conventions.deletion_substrate.resolve(card),
             },
         )?;
         let curve = |cr: &crate::metrics::insertion::CurveResult| {
-            (
-                cr.curve.fractions.clone(),
-                cr.curve
-                    .scores
-                    .iter()
-                    .map(|&s| s as f64)
-                    .collect::<Vec<f64>>(),
-            )
+            let scores = cr.curve.scores.iter().map(|&s| s as f64).collect();
+            (cr.curve.fractions.clone(), scores)
         };
         let row = Row {
             model: m.label.clone(),
             method: name.into(),
             image: img.stem.clone(),
             label: img.class.clone(),
-            class: targets[r],
-            predicted: preds[r].0,
+            class: e.targets[r],
+            predicted: e.preds[r].0,
             insertion: id.insertion.curve.auc,
             deletion: id.deletion.curve.auc,
             id: id.id_score,
@@ -662,35 +709,50 @@ fn evaluate_chunk(
             del_curve: curve(&id.deletion),
         };
         if opts.save_maps {
-            let map_dir = opts.out.join("maps").join(&m.label).join(name);
+            let map_dir = opts
+                .out
+                .join("maps")
+                .join(&m.label)
+                .join(safe_component(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),
                 &[h, w],
-                &planes[r],
+                &e.planes[r],
             )?;
         }
-        write_json(
-            &dir.join(format!("{}.json", img.stem)),
-            &json!({
-                "key": key,
-                "image": row.image,
-                "path": img.path.display().to_string(),
-                "label": row.label,
-                "class": row.class,
-                "predicted": row.predicted,
-                "insertion_auc": row.insertion,
-                "deletion_auc": row.deletion,
-                "id": row.id,
-                "insertion": {"fractions": row.ins_curve.0, "scores": row.ins_curve.1,
-                              "conventions": id.insertion.conventions},
-                "deletion": {"fractions": row.del_curve.0, "scores": row.del_curve.1,
-                             "conventions": id.deletion.conventions},
-            }),
-        )?;
+        save_row(dir, key, img, &row, &id)?;
         out.push(row);
     }
     Ok(out)
+}
+
+/// Writes one image's result as `<stem>.json`, the resume unit.
+fn save_row(
+    dir: &Path,
+    key: &str,
+    img: &StudyImage,
+    row: &Row,
+    id: &crate::metrics::insertion::InsertionDeletion,
+) -> Result<(), StudyError> {
+    write_json(
+        &dir.join(format!("{}.json", img.stem)),
+        &json!({
+            "key": key,
+            "image": row.image,
+            "path": img.path.display().to_string(),
+            "label": row.label,
+            "class": row.class,
+            "predicted": row.predicted,
+            "insertion_auc": row.insertion,
+            "deletion_auc": row.deletion,
+            "id": row.id,
+            "insertion": {"fractions": row.ins_curve.0, "scores": row.ins_curve.1,
+                          "conventions": id.insertion.conventions},
+            "deletion": {"fractions": row.del_curve.0, "scores": row.del_curve.1,
+                         "conventions": id.deletion.conventions},
+        }),
+    )
 }
 
 /// Mean ± SD of one metric over rows.
@@ -698,18 +760,32 @@ fn stat(rows: &[&Row], f: impl Fn(&Row) -> f64) -> (f64, f64) {
     mean_sd(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
 }
 
+/// Per method: mean ± SD of insertion, deletion and ID — over models (of the per-model means)
+/// when there are several, else over images.
+type MethodStats = (String, [(f64, f64); 3]);
+
+/// Tables → figures → summary of the rows.
 fn write_outputs(
     opts: &FaithfulnessOptions,
     rows: &[Row],
     facts: &super::toolkit::RunFacts,
     grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
-    let out = &opts.out;
-    let (methods, models) = (&facts.methods, &facts.models);
-    let (split_how, n_images) = (facts.split.as_str(), facts.images);
-    let (computed, reused) = (facts.computed, facts.reused);
-    let conv = opts.conventions.columns();
-    // per_image.csv
+    per_image_table(&opts.out, rows)?;
+    let stats = metrics_table(opts, rows, facts)?;
+    let mut figures = figures(opts, rows, facts)?;
+    figures.push(grid);
+    write_json(&opts.out.join("figures.json"), &figures)?;
+    let headline = headline(opts, &stats, facts);
+    summary(opts, &stats, facts, &headline)?;
+    Ok(StudyOutcome {
+        out: opts.out.clone(),
+        headline,
+    })
+}
+
+/// `per_image.csv`: one row per image × method × model.
+fn per_image_table(out: &Path, rows: &[Row]) -> Result<(), StudyError> {
     let per_image: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -740,9 +816,37 @@ fn write_outputs(
             "id",
         ],
         &per_image,
-    )?;
-    // metrics.csv: per model × method, then the ensemble (mean over models of per-model means,
-    // SD across models) when there are several models.
+    )
+}
+
+/// One row of `metrics.csv`: mean and SD of the three scores, then the conventions.
+fn metrics_row(
+    model: &str,
+    method: &str,
+    n: usize,
+    s: &[(f64, f64); 3],
+    over: &str,
+    conv: &[String],
+) -> Vec<String> {
+    let mut row = vec![model.to_string(), method.to_string(), n.to_string()];
+    for (m, sd) in s {
+        row.extend([num(*m), num(*sd)]);
+    }
+    row.push(over.into());
+    row.extend(conv.iter().cloned());
+    row
+}
+
+/// `metrics.csv`: per model × method, then the ensemble (mean over models of per-model means,
+/// SD across models) when there are several models. Returns the per-method statistics the
+/// report table shows.
+fn metrics_table(
+    opts: &FaithfulnessOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Vec<MethodStats>, StudyError> {
+    let (methods, models) = (&facts.methods, &facts.models);
+    let conv = opts.conventions.columns();
     let mut header = vec![
         "model",
         "method",
@@ -757,8 +861,14 @@ fn write_outputs(
     ];
     header.extend(conv.iter().map(|(k, _)| *k));
     let conv_values: Vec<String> = conv.iter().map(|(_, v)| v.clone()).collect();
+    let three = |sel: &[&Row]| {
+        [
+            stat(sel, |r| r.insertion),
+            stat(sel, |r| r.deletion),
+            stat(sel, |r| r.id),
+        ]
+    };
     let mut metrics = Vec::new();
-    // per method: per-model means (ins, del, id)
     let mut per_model_means: Vec<Vec<[f64; 3]>> = vec![Vec::new(); methods.len()];
     for model in models {
         for (mi, method) in methods.iter().enumerate() {
@@ -766,146 +876,129 @@ fn write_outputs(
                 .iter()
                 .filter(|r| &r.model == model && &r.method == method)
                 .collect();
-            let (im, is) = stat(&sel, |r| r.insertion);
-            let (dm, ds) = stat(&sel, |r| r.deletion);
-            let (idm, ids) = stat(&sel, |r| r.id);
-            per_model_means[mi].push([im, dm, idm]);
-            let mut row = vec![
-                model.clone(),
-                method.clone(),
-                sel.len().to_string(),
-                num(im),
-                num(is),
-                num(dm),
-                num(ds),
-                num(idm),
-                num(ids),
-                "images".into(),
-            ];
-            row.extend(conv_values.iter().cloned());
-            metrics.push(row);
+            let s = three(&sel);
+            per_model_means[mi].push([s[0].0, s[1].0, s[2].0]);
+            metrics.push(metrics_row(
+                model,
+                method,
+                sel.len(),
+                &s,
+                "images",
+                &conv_values,
+            ));
         }
     }
     let ensemble = models.len() > 1;
-    // The report table: per method the mean over models (± SD over models) or, for one model,
-    // mean ± SD over images.
-    let mut table_rows = Vec::new();
-    let mut table_stats: Vec<(String, [(f64, f64); 3])> = Vec::new();
+    let mut stats = Vec::new();
     for (mi, method) in methods.iter().enumerate() {
-        let stats: [(f64, f64); 3] = if ensemble {
+        let s: [(f64, f64); 3] = if ensemble {
             let col =
                 |k: usize| mean_sd(&per_model_means[mi].iter().map(|v| v[k]).collect::<Vec<_>>());
             [col(0), col(1), col(2)]
         } else {
-            let sel: Vec<&Row> = rows.iter().filter(|r| &r.method == method).collect();
-            [
-                stat(&sel, |r| r.insertion),
-                stat(&sel, |r| r.deletion),
-                stat(&sel, |r| r.id),
-            ]
+            three(
+                &rows
+                    .iter()
+                    .filter(|r| &r.method == method)
+                    .collect::<Vec<_>>(),
+            )
         };
         if ensemble {
-            let mut row = vec![
-                "ensemble-mean".into(),
-                method.clone(),
-                models.len().to_string(),
-                num(stats[0].0),
-                num(stats[0].1),
-                num(stats[1].0),
-                num(stats[1].1),
-                num(stats[2].0),
-                num(stats[2].1),
-                "models".into(),
-            ];
-            row.extend(conv_values.iter().cloned());
+            let row = metrics_row(
+                "ensemble-mean",
+                method,
+                models.len(),
+                &s,
+                "models",
+                &conv_values,
+            );
             metrics.push(row);
         }
-        let cell = |(m, s): (f64, f64)| -> Value {
-            if s.is_finite() {
-                json!(format!("{m:.3} ± {s:.3}"))
-            } else {
-                json!(format!("{m:.3}"))
-            }
-        };
-        table_rows.push(vec![
-            json!(method),
-            cell(stats[0]),
-            cell(stats[1]),
-            cell(stats[2]),
-        ]);
-        table_stats.push((method.clone(), stats));
+        stats.push((method.clone(), s));
     }
-    write_csv(&out.join("metrics.csv"), &header, &metrics)?;
+    write_csv(&opts.out.join("metrics.csv"), &header, &metrics)?;
+    Ok(stats)
+}
 
-    // Figures.
+/// The mean curve of `method` on the common grid.
+fn mean_curve(rows: &[Row], method: &str, insertion: bool) -> Vec<(f64, f64)> {
+    let curves: Vec<Vec<f64>> = rows
+        .iter()
+        .filter(|r| r.method == method)
+        .map(|r| {
+            on_grid(if insertion {
+                &r.ins_curve
+            } else {
+                &r.del_curve
+            })
+        })
+        .collect();
+    (0..GRID)
+        .map(|i| {
+            let t = i as f64 / (GRID - 1) as f64;
+            let v = curves.iter().map(|c| c[i]).sum::<f64>() / curves.len().max(1) as f64;
+            (t, v)
+        })
+        .collect()
+}
+
+/// Figures: the mean insertion and deletion curves and the ID box plot.
+fn figures(
+    opts: &FaithfulnessOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Vec<Figure>, StudyError> {
+    let out = &opts.out;
+    let conv: Vec<String> = opts
+        .conventions
+        .columns()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     let mut figures: Vec<Figure> = Vec::new();
-    let score_name = conv_values[2].clone();
     for (which, stem, better) in [
         ("insertion", "insertion_curves", "higher"),
         ("deletion", "deletion_curves", "lower"),
     ] {
-        let series: Vec<Series> = methods
+        let series: Vec<Series> = facts
+            .methods
             .iter()
-            .map(|method| {
-                let curves: Vec<Vec<f64>> = rows
-                    .iter()
-                    .filter(|r| &r.method == method)
-                    .map(|r| {
-                        on_grid(if which == "insertion" {
-                            &r.ins_curve
-                        } else {
-                            &r.del_curve
-                        })
-                    })
-                    .collect();
-                let points = (0..GRID)
-                    .map(|i| {
-                        let t = i as f64 / (GRID - 1) as f64;
-                        let v =
-                            curves.iter().map(|c| c[i]).sum::<f64>() / curves.len().max(1) as f64;
-                        (t, v)
-                    })
-                    .collect();
-                Series {
-                    label: method.clone(),
-                    points,
-                }
+            .map(|method| Series {
+                label: method.clone(),
+                points: mean_curve(rows, method, which == "insertion"),
             })
             .collect();
         let plot = Plot::new(
             &format!("Mean {which} curve per method"),
             "fraction of pixels changed",
-            &format!("{score_name} of the target class"),
+            &format!("{} of the target class", conv[2]),
             Chart::Lines {
                 series,
                 y_range: None,
             },
         );
         let caption = format!(
-            "Mean {which} curve of each method over all images and models ({n_images} images × {} \
+            "Mean {which} curve of each method over all images and models ({} images × {} \
              models); each curve is interpolated onto 101 equally spaced fractions before \
              averaging. The area under a curve is its AUC: {better} is better. Conventions: \
              step {}, ties {}, score {}, target {}, insertion substrate {}, deletion substrate {}.",
-            models.len(),
-            conv_values[0],
-            conv_values[1],
-            conv_values[2],
-            conv_values[3],
-            conv_values[4],
-            conv_values[5]
+            facts.images,
+            facts.models.len(),
+            conv[0],
+            conv[1],
+            conv[2],
+            conv[3],
+            conv[4],
+            conv[5]
         );
-        figures.push(write_plot(out, stem, &plot, &caption)?);
+        figures.push(save_plot(out, stem, &plot, &caption)?);
     }
-    let groups: Vec<(String, Vec<f64>)> = methods
+    let groups: Vec<(String, Vec<f64>)> = facts
+        .methods
         .iter()
         .map(|method| {
-            (
-                method.clone(),
-                rows.iter()
-                    .filter(|r| &r.method == method)
-                    .map(|r| r.id)
-                    .collect(),
-            )
+            let ids = rows.iter().filter(|r| &r.method == method).map(|r| r.id);
+            (method.clone(), ids.collect())
         })
         .collect();
     let plot = Plot::new(
@@ -914,7 +1007,7 @@ fn write_outputs(
         "ID score",
         Chart::Boxes { groups },
     );
-    figures.push(write_plot(
+    figures.push(save_plot(
         out,
         "id_scores",
         &plot,
@@ -922,15 +1015,24 @@ fn write_outputs(
          line = median, whiskers = 1.5 IQR. Higher is better; a method whose box sits at or \
          below the random control's does not rank pixels better than chance.",
     )?);
-    figures.push(grid);
-    write_json(&out.join("figures.json"), &figures)?;
+    Ok(figures)
+}
 
-    // Headline.
+/// The headline: the best method, how many beat the random control, the conventions.
+fn headline(
+    opts: &FaithfulnessOptions,
+    stats: &[MethodStats],
+    facts: &super::toolkit::RunFacts,
+) -> Vec<String> {
     let mut headline = Vec::new();
+    let ensemble = facts.models.len() > 1;
     let finite = |v: f64| if v.is_finite() { v } else { f64::NEG_INFINITY };
-    if let Some((best, s)) = table_stats
+    let others: Vec<&MethodStats> = stats
         .iter()
         .filter(|(m, _)| m != super::toolkit::RANDOM_METHOD)
+        .collect();
+    if let Some((best, s)) = others
+        .iter()
         .max_by(|a, b| finite(a.1[2].0).total_cmp(&finite(b.1[2].0)))
     {
         headline.push(format!(
@@ -939,57 +1041,69 @@ fn write_outputs(
             s[0].0,
             s[1].0,
             if ensemble {
-                format!(", mean over {} models", models.len())
+                format!(", mean over {} models", facts.models.len())
             } else {
                 String::new()
             }
         ));
     }
-    if let Some((_, rnd)) = table_stats
+    if let Some((_, rnd)) = stats
         .iter()
         .find(|(m, _)| m == super::toolkit::RANDOM_METHOD)
     {
-        let others: Vec<&(String, [(f64, f64); 3])> = table_stats
-            .iter()
-            .filter(|(m, _)| m != super::toolkit::RANDOM_METHOD)
-            .collect();
-        let beat: Vec<&str> = others
-            .iter()
-            .filter(|(_, s)| s[2].0 > rnd[2].0)
-            .map(|(m, _)| m.as_str())
-            .collect();
+        let (beat, not): (Vec<&MethodStats>, Vec<&MethodStats>) =
+            others.iter().partition(|(_, s)| s[2].0 > rnd[2].0);
+        let not: Vec<&str> = not.iter().map(|(m, _)| m.as_str()).collect();
         headline.push(format!(
             "{} of {} methods beat the random control's ID score ({:.3}){}.",
             beat.len(),
             others.len(),
             rnd[2].0,
-            if beat.len() < others.len() {
-                let not: Vec<&str> = others
-                    .iter()
-                    .map(|(m, _)| m.as_str())
-                    .filter(|m| !beat.contains(m))
-                    .collect();
-                format!("; not: {}", not.join(", "))
-            } else {
+            if not.is_empty() {
                 String::new()
+            } else {
+                format!("; not: {}", not.join(", "))
             }
         ));
     }
+    let conv: Vec<String> = opts
+        .conventions
+        .columns()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     headline.push(format!(
         "Conventions: step {}, ties {}, {} of the {} class, insertion from {}, deletion to {} \
-         ({n_images} images: {split_how}).",
-        conv_values[0],
-        conv_values[1],
-        conv_values[2],
-        conv_values[3],
-        conv_values[4],
-        conv_values[5]
+         ({} images: {}).",
+        conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], facts.images, facts.split
     ));
-    let spread = if ensemble {
+    headline
+}
+
+/// Summary: `summary.json` with the conventions, the headline, the table and the work done.
+fn summary(
+    opts: &FaithfulnessOptions,
+    stats: &[MethodStats],
+    facts: &super::toolkit::RunFacts,
+    headline: &[String],
+) -> Result<(), StudyError> {
+    let spread = if facts.models.len() > 1 {
         "mean ± SD over models"
     } else {
         "mean ± SD over images"
     };
+    let cell = |(m, s): (f64, f64)| -> Value {
+        if s.is_finite() {
+            json!(format!("{m:.3} ± {s:.3}"))
+        } else {
+            json!(format!("{m:.3}"))
+        }
+    };
+    let rows = stats
+        .iter()
+        .map(|(method, s)| vec![json!(method), cell(s[0]), cell(s[1]), cell(s[2])])
+        .collect();
+    let conv = opts.conventions.columns();
     let summary = Summary {
         study: "faithfulness".into(),
         command: opts.command.clone(),
@@ -997,13 +1111,15 @@ fn write_outputs(
         conventions: json!({
             "insertion_deletion": opts.conventions,
             "columns": conv.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "split": split_how,
-            "images": n_images,
-            "models": models,
+            "split": facts.split,
+            "images": facts.images,
+            "models": facts.models,
+            "methods": facts.methods,
+            "method_options": method_options_json(&opts.method_options),
             "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are; ranked most relevant first",
             "table": spread,
         }),
-        headline: headline.clone(),
+        headline: headline.to_vec(),
         table: Table {
             columns: vec![
                 "method".into(),
@@ -1011,13 +1127,9 @@ fn write_outputs(
                 format!("deletion ↓ ({spread})"),
                 format!("ID ↑ ({spread})"),
             ],
-            rows: table_rows,
+            rows,
         },
-        work: json!({"computed": computed, "reused": reused}),
+        work: Some(json!({"computed": facts.computed, "reused": facts.reused})),
     };
-    write_json(&out.join("summary.json"), &summary)?;
-    Ok(StudyOutcome {
-        out: out.clone(),
-        headline,
-    })
+    summary.write(&opts.out)
 }

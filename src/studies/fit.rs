@@ -202,76 +202,91 @@ pub fn kmeans(points: &[Vec<f64>], k: usize, seed: u64, restarts: usize) -> Clus
     let mut rng = Rng::derive(seed, "kmeans");
     let mut best: Option<Clusters> = None;
     for _ in 0..restarts.max(1) {
-        let mut centroids = vec![points[rng.below(n)].clone()];
-        while centroids.len() < k {
-            let d: Vec<f64> = points
-                .iter()
-                .map(|p| {
-                    centroids
-                        .iter()
-                        .map(|c| dist2(p, c))
-                        .fold(f64::INFINITY, f64::min)
-                })
-                .collect();
-            let total: f64 = d.iter().sum();
-            let mut r = rng.uniform() as f64 * total;
-            let mut pick = d.iter().rposition(|&v| v > 0.0).unwrap_or(0);
-            for (i, &v) in d.iter().enumerate() {
-                if v > 0.0 && r < v {
-                    pick = i;
-                    break;
-                }
-                r -= v;
-            }
-            centroids.push(points[pick].clone());
-        }
-        let mut labels = vec![0usize; n];
-        for _ in 0..100 {
-            let new: Vec<usize> = points
-                .iter()
-                .map(|p| {
-                    (0..k)
-                        .min_by(|&a, &b| {
-                            dist2(p, &centroids[a]).total_cmp(&dist2(p, &centroids[b]))
-                        })
-                        .unwrap_or(0)
-                })
-                .collect();
-            let changed = new != labels;
-            labels = new;
-            for (c, centroid) in centroids.iter_mut().enumerate() {
-                let members: Vec<&Vec<f64>> = points
-                    .iter()
-                    .zip(&labels)
-                    .filter(|(_, l)| **l == c)
-                    .map(|(p, _)| p)
-                    .collect();
-                if members.is_empty() {
-                    continue;
-                }
-                for (j, v) in centroid.iter_mut().enumerate() {
-                    *v = members.iter().map(|p| p[j]).sum::<f64>() / members.len() as f64;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-        let inertia: f64 = points
-            .iter()
-            .zip(&labels)
-            .map(|(p, &l)| dist2(p, &centroids[l]))
-            .sum();
-        if best.as_ref().is_none_or(|b| inertia < b.inertia) {
-            best = Some(Clusters {
-                labels,
-                centroids,
-                inertia,
-            });
+        let start = kmeans_plus_plus(points, k, &mut rng);
+        let run = lloyd(points, start);
+        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+            best = Some(run);
         }
     }
-    let best = best.expect("at least one restart");
-    // Renumber by first appearance so the numbering does not depend on the start.
+    renumber(best.expect("at least one restart"))
+}
+
+/// k-means++ starting centroids: the first drawn uniformly, each next with probability
+/// proportional to the squared distance to the nearest one chosen.
+fn kmeans_plus_plus(points: &[Vec<f64>], k: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
+    let mut centroids = vec![points[rng.below(points.len())].clone()];
+    while centroids.len() < k {
+        let d: Vec<f64> = points
+            .iter()
+            .map(|p| {
+                centroids
+                    .iter()
+                    .map(|c| dist2(p, c))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        let total: f64 = d.iter().sum();
+        let mut r = rng.uniform() as f64 * total;
+        let mut pick = d.iter().rposition(|&v| v > 0.0).unwrap_or(0);
+        for (i, &v) in d.iter().enumerate() {
+            if v > 0.0 && r < v {
+                pick = i;
+                break;
+            }
+            r -= v;
+        }
+        centroids.push(points[pick].clone());
+    }
+    centroids
+}
+
+/// Lloyd's iterations from `centroids` until the labels stop changing (at most 100).
+fn lloyd(points: &[Vec<f64>], mut centroids: Vec<Vec<f64>>) -> Clusters {
+    let k = centroids.len();
+    let mut labels = vec![0usize; points.len()];
+    for _ in 0..100 {
+        let new: Vec<usize> = points
+            .iter()
+            .map(|p| {
+                (0..k)
+                    .min_by(|&a, &b| dist2(p, &centroids[a]).total_cmp(&dist2(p, &centroids[b])))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let changed = new != labels;
+        labels = new;
+        for (c, centroid) in centroids.iter_mut().enumerate() {
+            let members: Vec<&Vec<f64>> = points
+                .iter()
+                .zip(&labels)
+                .filter(|(_, l)| **l == c)
+                .map(|(p, _)| p)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            for (j, v) in centroid.iter_mut().enumerate() {
+                *v = members.iter().map(|p| p[j]).sum::<f64>() / members.len() as f64;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let inertia: f64 = points
+        .iter()
+        .zip(&labels)
+        .map(|(p, &l)| dist2(p, &centroids[l]))
+        .sum();
+    Clusters {
+        labels,
+        centroids,
+        inertia,
+    }
+}
+
+/// Clusters renumbered by first appearance, so the numbering does not depend on the start.
+fn renumber(best: Clusters) -> Clusters {
     let mut order: Vec<usize> = Vec::new();
     for &l in &best.labels {
         if !order.contains(&l) {

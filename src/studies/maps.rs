@@ -2,9 +2,11 @@
 //! disk so an interrupted study resumes where it stopped.
 //!
 //! Cache layout under `dir` (one folder per model): `key.json` (what the cache holds: weights,
-//! images, target, layer; a different key empties the folder), `predictions.json` (class
-//! probabilities of every image), and per method `<method>/<stem>.npy` (the `H × W` plane of the
-//! map as the method returns it, reduced over channels by its style) and, for gradient CAMs,
+//! images, target, method options; a different key empties the folder), `predictions.json`
+//! (class probabilities of every image), and per method `<method>/<stem>.npy` (the method's
+//! label made file-name safe; the `H × W` plane of the map as
+//! [`super::toolkit::explain_planes`] gives it, reduced over channels by its style) and, for
+//! gradient CAMs,
 //! `<method>/<stem>.raw.npy` (the raw CAM: `max(Σ_c w_c A_c, 0)` upsampled to the input size
 //! by the same bilinear resize, before pytorch-grad-cam's per-image min-max scaling).
 
@@ -14,15 +16,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::StudyError;
-use super::common::{
-    StudyImage, StudyModel, argmax, load_batch, map_plane, prepare_cache, softmax, write_json,
+use super::toolkit::{
+    PreparedMethod, StudyImage, StudyMethod, StudyModel, create_dir, explain_planes, load_batch,
+    predictions, prepare_all, prepare_cache, weights_stamp, write_json,
 };
 use crate::data::npy::{read_npy, write_npy};
-use crate::engine::{Activations, Rules};
-use crate::methods::Explainer;
-use crate::methods::cam::{CamWeighting, Planes, finish_cams, layer_gradients, resolve_layer};
-use crate::methods::pass::{forward_all, logits};
-use crate::tensor::{T4, to_vec};
+use crate::io::safe_component;
+use crate::methods::MethodOptions;
+use crate::methods::pass::forward_all;
 
 /// Which class every map explains.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -68,53 +69,25 @@ pub struct ModelMaps {
     pub size: [usize; 2],
 }
 
-/// The gradient-CAM weighting of a method name, if it is one.
-fn gradient_cam(name: &str) -> Option<CamWeighting> {
-    [
-        CamWeighting::GradCam,
-        CamWeighting::GradCamPlusPlus,
-        CamWeighting::HiResCam,
-        CamWeighting::XGradCam,
-        CamWeighting::LayerCam,
-    ]
-    .into_iter()
-    .find(|w| w.name() == name)
+/// What [`model_maps`] computes: the same for every model of a study.
+pub struct MapsRequest<'a> {
+    /// The images.
+    pub images: &'a [StudyImage],
+    /// The methods, labelled as typed.
+    pub methods: &'a [(String, StudyMethod)],
+    /// The options the methods were built with (part of the cache key).
+    pub method_options: &'a MethodOptions,
+    /// Which class every map explains.
+    pub target: TargetClass,
+    /// Images per forward pass.
+    pub batch: usize,
 }
 
-/// Whether [`model_maps`] records raw CAMs for the method called `name`.
-pub fn has_raw(name: &str) -> bool {
-    gradient_cam(name).is_some()
-}
-
-/// A gradient CAM of the batch, both as the method returns it (`[N·H·W]`, per image in
-/// `[0, 1]`) and raw (`max(map, 0)` resized to `H × W`, no scaling).
-fn gradient_cam_both(
-    model: &crate::graph::Model,
-    x: &T4,
-    acts: &Activations,
-    targets: &[usize],
-    weighting: CamWeighting,
-    layer: Option<&str>,
-) -> Result<(Vec<f32>, Vec<f32>), StudyError> {
-    let id = resolve_layer(model, acts, layer)?;
-    let (a, g) = layer_gradients(model, acts, targets, id, &Rules::gradient())?;
-    let (a, g) = (Planes::of(&a), Planes::of(&g));
-    let [_, _, h, w] = a.dims;
-    let [_, _, oh, ow] = x.dims();
-    let maps = weighting.maps(&a, &g);
-    let mut raw = Vec::with_capacity(maps.len() * oh * ow);
-    for m in &maps {
-        let relu: Vec<f32> = m.iter().map(|v| v.max(0.0)).collect();
-        raw.extend(crate::methods::cam::resize::resize_cv2_linear(
-            &relu, h, w, oh, ow,
-        ));
-    }
-    Ok((to_vec(&finish_cams(maps, h, w, oh, ow)), raw))
-}
-
+/// The file of one map in the cache: `<method label made safe>/<stem>[.raw].npy`.
 fn npy_path(dir: &Path, method: &str, stem: &str, raw: bool) -> PathBuf {
     let suffix = if raw { ".raw.npy" } else { ".npy" };
-    dir.join(method).join(format!("{stem}{suffix}"))
+    dir.join(safe_component(method))
+        .join(format!("{stem}{suffix}"))
 }
 
 fn read_plane(path: &Path, pixels: usize) -> Result<Vec<f32>, StudyError> {
@@ -128,133 +101,151 @@ fn read_plane(path: &Path, pixels: usize) -> Result<Vec<f32>, StudyError> {
     Ok(v)
 }
 
-/// Predictions and maps of `model` on `images` for `methods`, computed in batches of `batch`
-/// or read from the cache in `dir` where an earlier run wrote them. `tick` is called once per
-/// batch (for progress bars).
-#[allow(clippy::too_many_arguments)]
+/// What the cache in a model's folder holds: a retrained model at the same path (its size and
+/// modification time), other images, another target or other method options make a new key.
+fn cache_key(model: &StudyModel, req: &MapsRequest) -> Value {
+    json!({
+        "weights": model.model.source.display().to_string(),
+        "weights_stamp": weights_stamp(&model.model),
+        "images": req.images.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
+        "target": req.target,
+        "method_options": format!("{:?}", req.method_options),
+    })
+}
+
+/// Class probabilities of an earlier run, when there is one for these images.
+fn cached_probs(path: &Path, images: usize) -> Option<Vec<Vec<f32>>> {
+    let v = super::toolkit::read_previous(path)?;
+    serde_json::from_value::<Vec<Vec<f32>>>(v["probs"].clone())
+        .ok()
+        .filter(|p| p.len() == images)
+}
+
+/// The class each map explains, from an image's label and the model's probabilities.
+fn target_of(target: TargetClass, img: &StudyImage, probs: &[f32]) -> usize {
+    match target {
+        TargetClass::True => img.label,
+        TargetClass::Predicted => crate::metrics::scorer::argmax(probs),
+    }
+}
+
+/// Indices of the methods with a map of some image of `chunk` missing from the cache.
+fn missing(dir: &Path, methods: &[(String, StudyMethod)], chunk: &[StudyImage]) -> Vec<usize> {
+    let absent = |name: &str, stem: &str, raw: bool| !npy_path(dir, name, stem, raw).is_file();
+    (0..methods.len())
+        .filter(|&k| {
+            let (name, m) = &methods[k];
+            chunk.iter().any(|i| {
+                absent(name, &i.stem, false) || (m.has_raw() && absent(name, &i.stem, true))
+            })
+        })
+        .collect()
+}
+
+/// Runs the model on `chunk`, writes the maps of methods `todo` into the cache and returns the
+/// class probabilities.
+fn compute_chunk(
+    model: &StudyModel,
+    req: &MapsRequest,
+    prepared: &[PreparedMethod],
+    chunk: &[StudyImage],
+    todo: &[usize],
+    dir: &Path,
+) -> Result<Vec<Vec<f32>>, StudyError> {
+    let x = load_batch(chunk, &model.model)?;
+    let acts = forward_all(&model.model, &x)?;
+    let probs: Vec<Vec<f32>> = predictions(&model.model, &acts, chunk.len())?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let targets: Vec<usize> = chunk
+        .iter()
+        .zip(&probs)
+        .map(|(i, p)| target_of(req.target, i, p))
+        .collect();
+    let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
+    let [h, w] = model.model.card.input_size;
+    for &k in todo {
+        let name = &req.methods[k].0;
+        let maps = explain_planes(&prepared[k], &x, &acts, &targets, &keys, true)?;
+        for (r, img) in chunk.iter().enumerate() {
+            write_npy(
+                &npy_path(dir, name, &img.stem, false),
+                &[h, w],
+                &maps.planes[r],
+            )?;
+            if let Some(raw) = &maps.raw {
+                write_npy(&npy_path(dir, name, &img.stem, true), &[h, w], &raw[r])?;
+            }
+        }
+    }
+    Ok(probs)
+}
+
+/// Reads the maps of `chunk` back from the cache into `out`.
+fn read_chunk(
+    dir: &Path,
+    methods: &[(String, StudyMethod)],
+    chunk: &[StudyImage],
+    pixels: usize,
+    out: &mut [MethodMaps],
+) -> Result<(), StudyError> {
+    for ((name, _), maps) in methods.iter().zip(out) {
+        for img in chunk {
+            maps.planes
+                .push(read_plane(&npy_path(dir, name, &img.stem, false), pixels)?);
+            if let Some(raw) = maps.raw.as_mut() {
+                raw.push(read_plane(&npy_path(dir, name, &img.stem, true), pixels)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Predictions and maps of `model` for `req`, computed in batches or read from the cache in
+/// `dir` where an earlier run wrote them. `tick` is called once per batch (for progress bars).
 pub fn model_maps(
     model: &StudyModel,
-    images: &[StudyImage],
-    methods: &[Box<dyn Explainer>],
-    target: TargetClass,
-    layer: Option<&str>,
-    batch: usize,
+    req: &MapsRequest,
     dir: &Path,
     tick: &dyn Fn(),
 ) -> Result<ModelMaps, StudyError> {
-    // The weights' size and modification time make a retrained model at the same path a new key.
-    let stamp = std::fs::metadata(&model.path).ok().map(|m| {
-        let t = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        format!("{} bytes, mtime {t} ns", m.len())
-    });
-    let key = json!({
-        "weights": model.path.display().to_string(),
-        "weights_stamp": stamp,
-        "images": images.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
-        "target": target,
-        "layer": layer,
-    });
-    prepare_cache(dir, &key)?;
-    for m in methods {
-        super::common::create_dir(&dir.join(m.name()))?;
+    prepare_cache(dir, &cache_key(model, req))?;
+    for (name, _) in req.methods {
+        create_dir(&dir.join(safe_component(name)))?;
     }
     let [h, w] = model.model.card.input_size;
-    let c = model.model.card.channels;
-    let pixels = h * w;
     let pred_path = dir.join("predictions.json");
-    let cached_probs: Option<Vec<Vec<f32>>> = std::fs::read_to_string(&pred_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| serde_json::from_value(v["probs"].clone()).ok())
-        .filter(|p: &Vec<Vec<f32>>| p.len() == images.len());
-    let mut probs: Vec<Vec<f32>> = cached_probs.clone().unwrap_or_default();
-    let mut out: Vec<MethodMaps> = methods
+    let cached = cached_probs(&pred_path, req.images.len());
+    let mut probs: Vec<Vec<f32>> = cached.clone().unwrap_or_default();
+    let mut out: Vec<MethodMaps> = req
+        .methods
         .iter()
-        .map(|m| MethodMaps {
-            planes: Vec::with_capacity(images.len()),
-            raw: has_raw(m.name()).then(Vec::new),
+        .map(|(_, m)| MethodMaps {
+            planes: Vec::with_capacity(req.images.len()),
+            raw: m.has_raw().then(Vec::new),
         })
         .collect();
-    for chunk in images.chunks(batch.max(1)) {
-        let missing = |m: &dyn Explainer| {
-            chunk.iter().any(|i| {
-                !npy_path(dir, m.name(), &i.stem, false).is_file()
-                    || (has_raw(m.name()) && !npy_path(dir, m.name(), &i.stem, true).is_file())
-            })
-        };
-        let todo: Vec<usize> = (0..methods.len())
-            .filter(|&k| missing(methods[k].as_ref()))
-            .collect();
-        if cached_probs.is_none() || !todo.is_empty() {
-            let x = load_batch(chunk, &model.model)?;
-            let acts = forward_all(&model.model, &x)?;
-            let all = logits(&model.model, &acts)?;
-            let k = all.len() / chunk.len();
-            let batch_probs: Vec<Vec<f32>> = all.chunks(k).map(softmax).collect();
-            let targets: Vec<usize> = chunk
-                .iter()
-                .zip(&batch_probs)
-                .map(|(i, p)| match target {
-                    TargetClass::True => i.label,
-                    TargetClass::Predicted => argmax(p),
-                })
-                .collect();
-            for &mk in &todo {
-                let m = &methods[mk];
-                let (values, raw) = match gradient_cam(m.name()) {
-                    Some(wt) => {
-                        let (v, r) =
-                            gradient_cam_both(&model.model, &x, &acts, &targets, wt, layer)?;
-                        (v, Some(r))
-                    }
-                    None => (
-                        to_vec(&m.explain_forward(&model.model, &x, &acts, &targets)?),
-                        None,
-                    ),
-                };
-                for (r, img) in chunk.iter().enumerate() {
-                    let plane = map_plane(&values, r, m.kind(), m.style(), [c, h, w]);
-                    write_npy(&npy_path(dir, m.name(), &img.stem, false), &[h, w], &plane)?;
-                    if let Some(raw) = &raw {
-                        let p = &raw[r * pixels..(r + 1) * pixels];
-                        write_npy(&npy_path(dir, m.name(), &img.stem, true), &[h, w], p)?;
-                    }
-                }
-            }
-            if cached_probs.is_none() {
+    let prepared = prepare_all(req.methods, &model.model)?;
+    for chunk in req.images.chunks(req.batch.max(1)) {
+        let todo = missing(dir, req.methods, chunk);
+        if cached.is_none() || !todo.is_empty() {
+            let batch_probs = compute_chunk(model, req, &prepared, chunk, &todo, dir)?;
+            if cached.is_none() {
                 probs.extend(batch_probs);
             }
         }
-        for (k, m) in methods.iter().enumerate() {
-            for img in chunk {
-                out[k].planes.push(read_plane(
-                    &npy_path(dir, m.name(), &img.stem, false),
-                    pixels,
-                )?);
-                if let Some(raw) = out[k].raw.as_mut() {
-                    raw.push(read_plane(
-                        &npy_path(dir, m.name(), &img.stem, true),
-                        pixels,
-                    )?);
-                }
-            }
-        }
+        read_chunk(dir, req.methods, chunk, h * w, &mut out)?;
         tick();
     }
-    if cached_probs.is_none() {
-        write_json(&pred_path, &json!({"probs": probs}))?;
+    if cached.is_none() {
+        write_json(&pred_path, &json!({ "probs": probs }))?;
     }
-    let targets = images
+    let targets = req
+        .images
         .iter()
         .zip(&probs)
-        .map(|(i, p)| match target {
-            TargetClass::True => i.label,
-            TargetClass::Predicted => argmax(p),
-        })
+        .map(|(i, p)| target_of(req.target, i, p))
         .collect();
     Ok(ModelMaps {
         probs,

@@ -13,7 +13,6 @@
 //! [`fit`] and [`stats`] hold the statistics the tables report: means and fits, bootstrap
 //! intervals, paired tests with Holm's correction, and confidence bands.
 
-pub mod common;
 pub mod compare;
 pub mod faithfulness;
 pub mod fit;

@@ -24,14 +24,16 @@ use serde_json::{Value, json};
 
 use super::faithfulness::TargetRule;
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, create_dir, enlarge,
-    explain_planes, load_models, load_planes, mean_sd, median, model_label, num, overlay_tile,
-    planes_to_input, predictions, progress_bar, read_previous, select_images, study_methods,
-    write_csv, write_grid, write_json, write_plot,
+    Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
+    Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,
+    method_options_json, model_label, num, overlay_tile, planes_to_input, predictions,
+    progress_bar, read_previous, save_plot, select_images, study_methods, write_csv, write_grid,
+    write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::augment::{Aug, Augmented, augment};
 use crate::data::npy::write_npy;
+use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::{forward_all, stack_rows};
 use crate::metrics::MapView;
@@ -262,6 +264,21 @@ impl Row {
     fn flipped(&self) -> bool {
         self.predicted != self.predicted_aug
     }
+
+    /// The augmentation's entry in the image's resume file.
+    fn record(&self) -> Value {
+        let mut rec = json!({
+            "name": self.aug,
+            "predicted": self.predicted_aug,
+            "prob": self.prob_aug,
+            "flipped": self.flipped(),
+            "valid_fraction": self.valid_fraction,
+        });
+        for (k, v) in MEASURES.iter().zip(self.values) {
+            rec[*k] = if v.is_finite() { json!(v) } else { Value::Null };
+        }
+        rec
+    }
 }
 
 fn key_of(opts: &StabilityOptions) -> String {
@@ -319,12 +336,43 @@ pub fn run(opts: &StabilityOptions, progress: bool) -> Result<StudyOutcome, Stud
     run_with_models(opts, &models, progress)
 }
 
-/// [`run`] on models already loaded (`opts.models` is ignored).
+/// [`run`] on models already loaded (`opts.models` is ignored). Phases: select → maps and
+/// scores (per chunk of images, resumable) → tables → figures → summary.
 pub fn run_with_models(
     opts: &StabilityOptions,
     models: &[StudyModel],
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
+    check_options(opts, models)?;
+    let methods = study_methods(&opts.methods, &opts.method_options)?;
+    let split = models[0].split();
+    let Selection { images, how } =
+        select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    create_dir(&opts.out)?;
+    let mut rows = Vec::new();
+    let (mut computed, mut reused) = (0usize, 0usize);
+    for m in models {
+        for (name, method) in &methods {
+            let (new, old) = scores(opts, m, name, method, &images, progress, &mut rows)?;
+            computed += new;
+            reused += old;
+        }
+    }
+    let grid = example_grid(opts, &models[0], &methods, &images[0])?;
+    let facts = super::toolkit::RunFacts {
+        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
+        models: models.iter().map(|m| m.label.clone()).collect(),
+        split: how,
+        images: images.len(),
+        computed,
+        reused,
+    };
+    write_outputs(opts, &rows, &facts, grid)
+}
+
+/// Options that cannot work: no models or augmentations, an augmentation named twice, a top-k
+/// fraction outside (0, 1].
+fn check_options(opts: &StabilityOptions, models: &[StudyModel]) -> Result<(), StudyError> {
     if models.is_empty() {
         return Err(StudyError::Invalid("no models".into()));
     }
@@ -342,58 +390,51 @@ pub fn run_with_models(
             opts.top_k
         )));
     }
-    let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let (images, split_how) = select_images(
-        &opts.data,
-        opts.split,
-        opts.limit,
-        models[0].record.as_ref(),
-    )?;
-    create_dir(&opts.out)?;
-    let key = key_of(opts);
-    let per_pass = (opts.batch / (1 + opts.augmentations.len())).max(1);
-    let mut rows = Vec::new();
-    let (mut computed, mut reused) = (0usize, 0usize);
-    for m in models {
-        for (name, method) in &methods {
-            let dir = opts.out.join("per_image").join(&m.label).join(name);
-            create_dir(&dir)?;
-            let key = format!("{key}|{}", super::toolkit::weights_stamp(&m.model));
-            let key = key.as_str();
-            let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
-            let mut todo = Vec::new();
-            for img in &images {
-                let file = dir.join(format!("{}.json", img.stem));
-                match read_previous(&file).and_then(|v| rows_from_json(&v, key, &m.label, name)) {
-                    Some(r) => {
-                        rows.extend(r);
-                        reused += 1;
-                        bar.inc(1);
-                    }
-                    None => todo.push(img),
-                }
-            }
-            for chunk in todo.chunks(per_pass) {
-                let new = compare_chunk(opts, m, name, method, chunk, &dir, key)?;
-                computed += chunk.len();
-                bar.inc(chunk.len() as u64);
-                rows.extend(new);
-            }
-            bar.finish_and_clear();
+    Ok(())
+}
+
+/// Maps and scores of one model × method: images an earlier run stored under
+/// `per_image/<model>/<method>/` with the same key are read back, the rest computed in chunks
+/// (an image and its augmentations share a pass). Returns how many images were computed and
+/// how many reused.
+fn scores(
+    opts: &StabilityOptions,
+    m: &StudyModel,
+    name: &str,
+    method: &StudyMethod,
+    images: &[StudyImage],
+    progress: bool,
+    rows: &mut Vec<Row>,
+) -> Result<(usize, usize), StudyError> {
+    let dir = opts
+        .out
+        .join("per_image")
+        .join(&m.label)
+        .join(safe_component(name));
+    create_dir(&dir)?;
+    let key = format!(
+        "{}|{}",
+        key_of(opts),
+        super::toolkit::weights_stamp(&m.model)
+    );
+    let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
+    let mut todo = Vec::new();
+    for img in images {
+        let file = dir.join(format!("{}.json", img.stem));
+        match read_previous(&file).and_then(|v| rows_from_json(&v, &key, &m.label, name)) {
+            Some(r) => rows.extend(r),
+            None => todo.push(img),
         }
     }
-    let method_names: Vec<String> = methods.iter().map(|(n, _)| n.clone()).collect();
-    let model_names: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
-    let grid = example_grid(opts, &models[0], &methods, &images[0])?;
-    let facts = super::toolkit::RunFacts {
-        methods: method_names,
-        models: model_names,
-        split: split_how,
-        images: images.len(),
-        computed,
-        reused,
-    };
-    write_outputs(opts, &rows, &facts, grid)
+    bar.inc((images.len() - todo.len()) as u64);
+    let per_pass = (opts.batch / (1 + opts.augmentations.len())).max(1);
+    let method = method.prepare(&m.model)?;
+    for chunk in todo.chunks(per_pass) {
+        rows.extend(compare_chunk(opts, m, name, &method, chunk, &dir, &key)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok((todo.len(), images.len() - todo.len()))
 }
 
 /// The first image and its augmentations with every method's map (first model), as a grid.
@@ -437,7 +478,8 @@ fn example_grid(
         .collect();
     let mut rows = vec![bases.iter().map(enlarge).collect::<Vec<_>>()];
     for (_, method) in methods {
-        let maps = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
+        let prepared = method.prepare(&m.model)?;
+        let maps = explain_planes(&prepared, &x, &acts, &targets, &keys, false)?.planes;
         rows.push(
             maps.iter()
                 .zip(&bases)
@@ -478,51 +520,63 @@ fn example_grid(
     )
 }
 
-/// Explains a chunk of images and their augmentations with one method and compares the maps.
-fn compare_chunk(
+/// A chunk of images with their augmentations as one batch: per image the original row, then
+/// one row per augmentation.
+struct AugmentedChunk {
+    inputs: Vec<Vec<f32>>,
+    augmented: Vec<Vec<Augmented>>,
+    keys: Vec<String>,
+    chw: [usize; 3],
+}
+
+/// Reads the images of `chunk` and augments each (augmentations must keep the size).
+fn augment_chunk(
     opts: &StabilityOptions,
-    m: &StudyModel,
-    name: &str,
-    method: &StudyMethod,
+    card: &crate::graph::ModelCard,
     chunk: &[&StudyImage],
-    dir: &Path,
-    key: &str,
-) -> Result<Vec<Row>, StudyError> {
-    let card = &m.model.card;
-    let per_image = 1 + opts.augmentations.len();
-    let mut inputs = Vec::with_capacity(chunk.len() * per_image);
-    let mut augmented: Vec<Vec<Augmented>> = Vec::with_capacity(chunk.len());
-    let mut keys = Vec::new();
-    let mut chw = [0usize; 3];
+) -> Result<AugmentedChunk, StudyError> {
+    let mut b = AugmentedChunk {
+        inputs: Vec::new(),
+        augmented: Vec::new(),
+        keys: Vec::new(),
+        chw: [0; 3],
+    };
     for img in chunk {
         let planes = load_planes(&img.path, card)?;
-        chw = [planes.channels, planes.height, planes.width];
-        inputs.push(planes_to_input(&planes, card));
-        keys.push(img.stem.clone());
+        b.chw = [planes.channels, planes.height, planes.width];
+        b.inputs.push(planes_to_input(&planes, card));
+        b.keys.push(img.stem.clone());
         let mut these = Vec::new();
         for a in &opts.augmentations {
             let aug = augment(&planes, &a.concrete(opts.seed, &img.stem));
-            if [aug.image.channels, aug.image.height, aug.image.width] != chw {
+            if [aug.image.channels, aug.image.height, aug.image.width] != b.chw {
                 return Err(StudyError::Invalid(format!(
                     "augmentation {} changes the image size; use one that keeps it",
                     a.name
                 )));
             }
-            inputs.push(planes_to_input(&aug.image, card));
-            keys.push(format!("{}/{}", img.stem, a.name));
+            b.inputs.push(planes_to_input(&aug.image, card));
+            b.keys.push(format!("{}/{}", img.stem, a.name));
             these.push(aug);
         }
-        augmented.push(these);
+        b.augmented.push(these);
     }
-    let x = stack_rows(inputs, chw);
-    let rows_n = chunk.len() * per_image;
-    let acts = forward_all(&m.model, &x)?;
-    let preds = predictions(&m.model, &acts, rows_n)?;
-    let mut targets = Vec::with_capacity(rows_n);
+    Ok(b)
+}
+
+/// The class explained for each image of `chunk` (`--target`), repeated for its augmentations.
+fn chunk_targets(
+    opts: &StabilityOptions,
+    m: &StudyModel,
+    chunk: &[&StudyImage],
+    preds: &[(usize, Vec<f32>)],
+) -> Result<Vec<usize>, StudyError> {
+    let per_image = 1 + opts.augmentations.len();
+    let mut targets = Vec::with_capacity(chunk.len() * per_image);
     for (i, img) in chunk.iter().enumerate() {
         let t = match opts.target {
             TargetRule::Predicted => preds[i * per_image].0,
-            TargetRule::True => model_label(img, card).ok_or_else(|| {
+            TargetRule::True => model_label(img, &m.model.card).ok_or_else(|| {
                 StudyError::file(
                     &img.path,
                     format!("class '{}' is not a class of model {}", img.class, m.label),
@@ -531,26 +585,41 @@ fn compare_chunk(
         };
         targets.extend(std::iter::repeat_n(t, per_image));
     }
-    let planes = explain_planes(method, &m.model, &x, &acts, &targets, &keys)?;
-    let [_, h, w] = chw;
+    Ok(targets)
+}
+
+/// Explains a chunk of images and their augmentations with one method and compares each
+/// mapped-back map with the original's.
+fn compare_chunk(
+    opts: &StabilityOptions,
+    m: &StudyModel,
+    name: &str,
+    method: &PreparedMethod,
+    chunk: &[&StudyImage],
+    dir: &Path,
+    key: &str,
+) -> Result<Vec<Row>, StudyError> {
+    let per_image = 1 + opts.augmentations.len();
+    let b = augment_chunk(opts, &m.model.card, chunk)?;
+    let x = stack_rows(b.inputs, b.chw);
+    let acts = forward_all(&m.model, &x)?;
+    let preds = predictions(&m.model, &acts, chunk.len() * per_image)?;
+    let targets = chunk_targets(opts, m, chunk, &preds)?;
+    let planes = explain_planes(method, &x, &acts, &targets, &b.keys, false)?.planes;
+    let map_dir = opts
+        .out
+        .join("maps")
+        .join(&m.label)
+        .join(safe_component(name));
     let mut out = Vec::new();
     for (i, img) in chunk.iter().enumerate() {
         let base = i * per_image;
-        let original = &planes[base];
-        let orig_view = MapView::new(original, [h, w])?;
         let (class, predicted) = (targets[base], preds[base].0);
         let prob = preds[base].1[class] as f64;
         let mut records = Vec::new();
-        for (a, (named, aug)) in opts.augmentations.iter().zip(&augmented[i]).enumerate() {
+        for (a, (named, aug)) in opts.augmentations.iter().zip(&b.augmented[i]).enumerate() {
             let r = base + 1 + a;
             let (back, valid) = aug.to_original(&planes[r])?;
-            let back_view = MapView::new(&back, [h, w])?;
-            let values = [
-                pearson(original, &back, Some(&valid))?,
-                spearman(original, &back, Some(&valid))?,
-                ssim(&orig_view, &back_view, Some(&valid), &opts.ssim)?,
-                top_k_iou(original, &back, opts.top_k, Some(&valid))?,
-            ];
             let row = Row {
                 model: m.label.clone(),
                 method: name.into(),
@@ -563,39 +632,21 @@ fn compare_chunk(
                 prob,
                 prob_aug: preds[r].1[class] as f64,
                 valid_fraction: valid.iter().filter(|&&v| v).count() as f64 / valid.len() as f64,
-                values,
+                values: similarities(opts, &planes[base], &back, &valid, b.chw)?,
             };
             if opts.save_maps {
-                let map_dir = opts.out.join("maps").join(&m.label).join(name);
-                create_dir(&map_dir)?;
-                let file = format!(
-                    "{}.{}.npy",
-                    img.stem,
-                    crate::io::safe_component(&named.name)
-                );
-                write_npy(&map_dir.join(file), &[h, w], &back)?;
+                save_map(
+                    &map_dir,
+                    &format!("{}.{}", img.stem, safe_component(&named.name)),
+                    &back,
+                    b.chw,
+                )?;
             }
-            let mut rec = json!({
-                "name": named.name,
-                "predicted": row.predicted_aug,
-                "prob": row.prob_aug,
-                "flipped": row.flipped(),
-                "valid_fraction": row.valid_fraction,
-            });
-            for (k, v) in MEASURES.iter().zip(values) {
-                rec[*k] = if v.is_finite() { json!(v) } else { Value::Null };
-            }
-            records.push(rec);
+            records.push(row.record());
             out.push(row);
         }
         if opts.save_maps {
-            let map_dir = opts.out.join("maps").join(&m.label).join(name);
-            create_dir(&map_dir)?;
-            write_npy(
-                &map_dir.join(format!("{}.npy", img.stem)),
-                &[h, w],
-                original,
-            )?;
+            save_map(&map_dir, &img.stem, &planes[base], b.chw)?;
         }
         write_json(
             &dir.join(format!("{}.json", img.stem)),
@@ -612,6 +663,35 @@ fn compare_chunk(
         )?;
     }
     Ok(out)
+}
+
+/// The four measures of the original's map against a mapped-back map, on the valid pixels.
+fn similarities(
+    opts: &StabilityOptions,
+    original: &[f32],
+    back: &[f32],
+    valid: &[bool],
+    [_, h, w]: [usize; 3],
+) -> Result<[f64; 4], StudyError> {
+    let (orig_view, back_view) = (MapView::new(original, [h, w])?, MapView::new(back, [h, w])?);
+    Ok([
+        pearson(original, back, Some(valid))?,
+        spearman(original, back, Some(valid))?,
+        ssim(&orig_view, &back_view, Some(valid), &opts.ssim)?,
+        top_k_iou(original, back, opts.top_k, Some(valid))?,
+    ])
+}
+
+/// Writes one map as `<dir>/<stem>.npy` (`--save-maps`).
+fn save_map(
+    dir: &Path,
+    stem: &str,
+    plane: &[f32],
+    [_, h, w]: [usize; 3],
+) -> Result<(), StudyError> {
+    create_dir(dir)?;
+    write_npy(&dir.join(format!("{stem}.npy")), &[h, w], plane)?;
+    Ok(())
 }
 
 /// SSIM parameters in words, e.g. `gaussian σ=1.5, population covariance, range=joint max−min,
@@ -648,22 +728,49 @@ fn values_of(rows: &[&Row], k: usize) -> Vec<f64> {
     rows.iter().map(|r| r.values[k]).collect()
 }
 
+/// The class explained, in words.
+fn target_text(opts: &StabilityOptions) -> &'static str {
+    match opts.target {
+        TargetRule::Predicted => "predicted on the original",
+        TargetRule::True => "true",
+    }
+}
+
+fn aug_names(opts: &StabilityOptions) -> Vec<String> {
+    opts.augmentations.iter().map(|a| a.name.clone()).collect()
+}
+
+/// The rows of one method and augmentation (all models).
+fn rows_of<'a>(rows: &'a [Row], method: &str, aug: &str) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|r| r.method == method && r.aug == aug)
+        .collect()
+}
+
+/// Tables → figures → summary of the rows.
 fn write_outputs(
     opts: &StabilityOptions,
     rows: &[Row],
     facts: &super::toolkit::RunFacts,
     grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
-    let out = &opts.out;
-    let (methods, models) = (&facts.methods, &facts.models);
-    let (split_how, n_images) = (facts.split.as_str(), facts.images);
-    let (computed, reused) = (facts.computed, facts.reused);
-    let augs: Vec<String> = opts.augmentations.iter().map(|a| a.name.clone()).collect();
-    let ssim_text = describe_ssim(&opts.ssim);
-    let target_text = match opts.target {
-        TargetRule::Predicted => "predicted on the original",
-        TargetRule::True => "true",
-    };
+    per_image_table(&opts.out, rows)?;
+    metrics_table(opts, rows, facts)?;
+    let mut figures = measure_figures(opts, rows, facts)?;
+    figures.push(by_model_figure(&opts.out, rows, facts)?);
+    figures.push(flips_figure(opts, rows, facts)?);
+    figures.push(grid);
+    write_json(&opts.out.join("figures.json"), &figures)?;
+    let headline = headline(opts, rows, facts);
+    summary(opts, rows, facts, &headline)?;
+    Ok(StudyOutcome {
+        out: opts.out.clone(),
+        headline,
+    })
+}
+
+/// `per_image.csv`: one row per image × augmentation × method × model.
+fn per_image_table(out: &Path, rows: &[Row]) -> Result<(), StudyError> {
     let per_image: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -706,9 +813,16 @@ fn write_outputs(
             "top_k_iou",
         ],
         &per_image,
-    )?;
-    // metrics.csv
-    let mut header = vec!["model", "method", "augmentation", "n"];
+    )
+}
+
+/// `metrics.csv`: per model (and all models pooled, when there are several) × method ×
+/// augmentation: mean, SD and median of each measure, flips, and the conventions.
+fn metrics_table(
+    opts: &StabilityOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<(), StudyError> {
     let stat_cols: Vec<String> = MEASURES
         .iter()
         .flat_map(|m| {
@@ -719,6 +833,7 @@ fn write_outputs(
             ]
         })
         .collect();
+    let mut header = vec!["model", "method", "augmentation", "n"];
     header.extend(stat_cols.iter().map(String::as_str));
     header.extend([
         "prediction_flips",
@@ -729,19 +844,18 @@ fn write_outputs(
         "target",
         "map_plane",
     ]);
-    let ensemble = models.len() > 1;
-    let mut groups: Vec<String> = models.to_vec();
-    if ensemble {
+    let mut groups: Vec<String> = facts.models.to_vec();
+    if facts.models.len() > 1 {
         groups.push("all-models".into());
     }
+    let ssim_text = describe_ssim(&opts.ssim);
     let mut metrics = Vec::new();
     for g in &groups {
-        for method in methods {
-            for aug in &augs {
-                let sel: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| (g == "all-models" || &r.model == g) && &r.method == method)
-                    .filter(|r| &r.aug == aug)
+        for method in &facts.methods {
+            for aug in &aug_names(opts) {
+                let sel: Vec<&Row> = rows_of(rows, method, aug)
+                    .into_iter()
+                    .filter(|r| g == "all-models" || &r.model == g)
                     .collect();
                 let mut row = vec![
                     g.clone(),
@@ -761,17 +875,18 @@ fn write_outputs(
                     num(mean_sd(&sel.iter().map(|r| r.valid_fraction).collect::<Vec<_>>()).0),
                     opts.top_k.to_string(),
                     ssim_text.clone(),
-                    target_text.into(),
+                    target_text(opts).into(),
                     "explain's plane (signed: channel sum; magnitude: max |v|; CAM as is)".into(),
                 ]);
                 metrics.push(row);
             }
         }
     }
-    write_csv(&out.join("metrics.csv"), &header, &metrics)?;
+    write_csv(&opts.out.join("metrics.csv"), &header, &metrics)
+}
 
-    // Report table: method × augmentation pooled over models.
-    let mut table_rows = Vec::new();
+/// The report table: method × augmentation pooled over models.
+fn summary_rows(opts: &StabilityOptions, rows: &[Row], methods: &[String]) -> Vec<Vec<Value>> {
     let cell = |v: &[f64]| -> Value {
         let (m, s) = mean_sd(v);
         if s.is_finite() {
@@ -782,66 +897,86 @@ fn write_outputs(
             Value::Null
         }
     };
+    let mut table = Vec::new();
     for method in methods {
-        for aug in &augs {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| &r.method == method && &r.aug == aug)
-                .collect();
+        for aug in &aug_names(opts) {
+            let sel = rows_of(rows, method, aug);
             let flips = sel.iter().filter(|r| r.flipped()).count();
             let mut row = vec![json!(method), json!(aug)];
             row.extend((0..4).map(|k| cell(&values_of(&sel, k))));
             row.push(json!(format!("{flips}/{}", sel.len())));
-            table_rows.push(row);
+            table.push(row);
         }
     }
+    table
+}
 
-    // Figures.
-    let mut figures: Vec<Figure> = Vec::new();
+/// A box plot of `groups`, wide enough for its boxes.
+fn box_plot(title: &str, x: &str, y: &str, groups: Vec<(String, Vec<f64>)>) -> Plot {
+    let width = box_plot_width(&groups);
+    let mut plot = Plot::new(title, x, y, Chart::Boxes { groups });
+    plot.size = (width, 520);
+    plot
+}
+
+/// One box plot per measure: method × augmentation.
+fn measure_figures(
+    opts: &StabilityOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Vec<Figure>, StudyError> {
     let titles = [
-        "Pearson",
-        "Spearman",
-        "SSIM",
-        &format!("top-{}% IoU", opts.top_k * 100.0),
+        "Pearson".to_string(),
+        "Spearman".into(),
+        "SSIM".into(),
+        format!("top-{}% IoU", opts.top_k * 100.0),
     ];
+    let augs = aug_names(opts);
+    let mut figures = Vec::new();
     for (k, measure) in MEASURES.iter().enumerate() {
-        let groups: Vec<(String, Vec<f64>)> = methods
+        let groups: Vec<(String, Vec<f64>)> = facts
+            .methods
             .iter()
             .flat_map(|method| augs.iter().map(move |aug| (method, aug)))
             .map(|(method, aug)| {
-                let sel: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| &r.method == method && &r.aug == aug)
-                    .collect();
-                (format!("{method} · {aug}"), values_of(&sel, k))
+                (
+                    format!("{method} · {aug}"),
+                    values_of(&rows_of(rows, method, aug), k),
+                )
             })
             .collect();
-        let mut plot = Plot::new(
-            &format!("{} of original and mapped-back maps", titles[k]),
-            "method · augmentation",
-            titles[k],
-            Chart::Boxes {
-                groups: groups.clone(),
-            },
-        );
-        plot.size = (box_plot_width(&groups), 520);
-        figures.push(write_plot(
-            out,
+        let title = format!("{} of original and mapped-back maps", titles[k]);
+        figures.push(save_plot(
+            &opts.out,
             &format!("stability_{measure}"),
-            &plot,
+            &box_plot(&title, "method · augmentation", &titles[k], groups),
             &format!(
                 "{} between each image's map and the map of its augmented version mapped back to \
                  the original frame, on the pixels the augmented image still shows; one box per \
                  method and augmentation over images{} (box = quartiles, line = median, whiskers \
                  = 1.5 IQR). 1 means the map moved exactly with the image.",
                 titles[k],
-                if ensemble { " and models" } else { "" }
+                if facts.models.len() > 1 {
+                    " and models"
+                } else {
+                    ""
+                }
             ),
         )?);
     }
-    let groups: Vec<(String, Vec<f64>)> = methods
+    Ok(figures)
+}
+
+/// Pearson per method and model, over images and augmentations.
+fn by_model_figure(
+    out: &Path,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Figure, StudyError> {
+    let groups: Vec<(String, Vec<f64>)> = facts
+        .methods
         .iter()
-        .flat_map(|method| models.iter().map(move |model| (method, model)))
+        .flat_map(|method| facts.models.iter().map(move |model| (method, model)))
         .map(|(method, model)| {
             let sel: Vec<&Row> = rows
                 .iter()
@@ -850,54 +985,59 @@ fn write_outputs(
             (format!("{method} · {model}"), values_of(&sel, 0))
         })
         .collect();
-    let mut plot = Plot::new(
-        "Pearson of original and mapped-back maps per method and model",
-        "method · model",
-        "Pearson",
-        Chart::Boxes {
-            groups: groups.clone(),
-        },
-    );
-    plot.size = (box_plot_width(&groups), 520);
-    figures.push(write_plot(
+    save_plot(
         out,
         "stability_by_model",
-        &plot,
+        &box_plot(
+            "Pearson of original and mapped-back maps per method and model",
+            "method · model",
+            "Pearson",
+            groups,
+        ),
         "Pearson correlation per method and model, over images and all augmentations: boxes of \
          one method that differ between models show that its stability depends on the training \
          run, not only on the method.",
-    )?);
-    // Flips depend on the model and augmentation only: count them once (first method).
-    let first = &methods[0];
-    let bars: Vec<(String, f64)> = augs
-        .iter()
+    )
+}
+
+/// Share of prediction flips per augmentation. Flips depend on the model and augmentation
+/// only: they are counted once (first method).
+fn flips_figure(
+    opts: &StabilityOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Figure, StudyError> {
+    let bars: Vec<(String, f64)> = aug_names(opts)
+        .into_iter()
         .map(|aug| {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| &r.method == first && &r.aug == aug)
-                .collect();
+            let sel = rows_of(rows, &facts.methods[0], &aug);
             let flips = sel.iter().filter(|r| r.flipped()).count();
-            (aug.clone(), flips as f64 / sel.len().max(1) as f64)
+            (aug, flips as f64 / sel.len().max(1) as f64)
         })
         .collect();
     let plot = Plot::new(
         "Prediction flips per augmentation",
         "augmentation",
         "share of images whose prediction changed",
-        Chart::Bars { bars: bars.clone() },
+        Chart::Bars { bars },
     );
-    figures.push(write_plot(
-        out,
+    save_plot(
+        &opts.out,
         "prediction_flips",
         &plot,
         "Share of (image, model) pairs whose predicted class changed under each augmentation. \
          Read beside the similarity plots: a map that changes where the prediction does not \
          is an unstable explanation; one that changes with the prediction may be faithful.",
-    )?);
-    figures.push(grid);
-    write_json(&out.join("figures.json"), &figures)?;
+    )
+}
 
-    // Headline.
+/// The headline: the most stable method, the most disruptive augmentation, the flips.
+fn headline(
+    opts: &StabilityOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Vec<String> {
+    let ensemble = facts.models.len() > 1;
     let mut headline = Vec::new();
     let med_of = |f: &dyn Fn(&Row) -> bool| -> f64 {
         median(
@@ -909,7 +1049,8 @@ fn write_outputs(
         )
     };
     let finite = |v: f64| if v.is_finite() { v } else { f64::NEG_INFINITY };
-    let by_method: Vec<(String, f64)> = methods
+    let by_method: Vec<(String, f64)> = facts
+        .methods
         .iter()
         .map(|m| (m.clone(), med_of(&|r: &Row| &r.method == m)))
         .collect();
@@ -923,9 +1064,12 @@ fn write_outputs(
             if ensemble { " and models" } else { "" }
         ));
     }
-    let by_aug: Vec<(String, f64)> = augs
-        .iter()
-        .map(|a| (a.clone(), med_of(&|r: &Row| &r.aug == a)))
+    let by_aug: Vec<(String, f64)> = aug_names(opts)
+        .into_iter()
+        .map(|a| {
+            let v = med_of(&|r: &Row| r.aug == a);
+            (a, v)
+        })
         .collect();
     if let Some((worst, v)) = by_aug
         .iter()
@@ -935,10 +1079,12 @@ fn write_outputs(
             "Augmentation that changes the maps most: {worst} (median Pearson {v:.3} over methods)."
         ));
     }
-    let first_rows: Vec<&Row> = rows.iter().filter(|r| &r.method == first).collect();
+    let first_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.method == facts.methods[0])
+        .collect();
     let flips = first_rows.iter().filter(|r| r.flipped()).count();
     let flipped_p = med_of(&|r: &Row| r.flipped());
-    let kept_p = med_of(&|r: &Row| !r.flipped());
     headline.push(format!(
         "Prediction flips: {flips} of {} augmented images{}; median Pearson {} when the \
          prediction flipped, {:.3} when it did not.",
@@ -949,8 +1095,18 @@ fn write_outputs(
         } else {
             "—".into()
         },
-        kept_p
+        med_of(&|r: &Row| !r.flipped())
     ));
+    headline
+}
+
+/// Summary: `summary.json` with the conventions, the headline, the table and the work done.
+fn summary(
+    opts: &StabilityOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+    headline: &[String],
+) -> Result<(), StudyError> {
     let summary = Summary {
         study: "stability".into(),
         command: opts.command.clone(),
@@ -960,16 +1116,18 @@ fn write_outputs(
             "augmentation_space": "applied to the image in [0, 1] at the model's input size, before normalisation; noise drawn per image from the seed",
             "seed": opts.seed,
             "map_back": "inverse warp of each geometric step, bilinear; comparison restricted to original pixels the augmented image shows",
-            "target": target_text,
+            "target": target_text(opts),
             "top_k": opts.top_k,
-            "ssim": ssim_text,
-            "split": split_how,
-            "images": n_images,
-            "models": models,
+            "ssim": describe_ssim(&opts.ssim),
+            "split": facts.split,
+            "images": facts.images,
+            "models": facts.models,
+            "methods": facts.methods,
+            "method_options": method_options_json(&opts.method_options),
             "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are",
             "table": "mean ± SD over images and models",
         }),
-        headline: headline.clone(),
+        headline: headline.to_vec(),
         table: Table {
             columns: vec![
                 "method".into(),
@@ -980,13 +1138,9 @@ fn write_outputs(
                 format!("top-{}% IoU", opts.top_k * 100.0),
                 "prediction flips".into(),
             ],
-            rows: table_rows,
+            rows: summary_rows(opts, rows, &facts.methods),
         },
-        work: json!({"computed": computed, "reused": reused}),
+        work: Some(json!({"computed": facts.computed, "reused": facts.reused})),
     };
-    write_json(&out.join("summary.json"), &summary)?;
-    Ok(StudyOutcome {
-        out: out.clone(),
-        headline,
-    })
+    summary.write(&opts.out)
 }

@@ -19,21 +19,23 @@
 //! SD, probability mean, probability SD, map SD)` with a deterministic seed, and each cluster's
 //! most central images shown as input / mean map / SD map.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use serde_json::{Value, json};
 
-use super::common::{
-    Figure, SplitChoice, StudyImage, create_dir, jnum, load_batch, load_models, num, progress_bar,
-    save_picture, save_plot, select_images, with_colour_bar, write_csv, write_figures, write_json,
-    write_summary,
+use super::fit::{Clusters, PolyFit, Welford, kmeans, mean_sd, polyfit, standardise};
+use super::maps::{MapsRequest, ModelMaps, TargetClass, model_maps};
+use super::toolkit::{
+    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
+    create_dir, figure_stem, jnum, label_for_model, load_batch, load_models, method_options_json,
+    num, progress_bar, save_picture, save_plot, select_images, study_methods, with_colour_bar,
+    write_csv, write_figures, write_json,
 };
-use super::fit::{Welford, kmeans, mean_sd, polyfit, standardise};
-use super::maps::{ModelMaps, TargetClass, has_raw, model_maps};
 use super::{StudyError, StudyOutcome};
 use crate::data::npy::write_npy;
-use crate::methods::{Explainer, MapStyle, MethodOptions, by_name};
+use crate::io::safe_component;
+use crate::methods::{MapStyle, MethodOptions};
 use crate::report::Colormap;
 use crate::report::heatmap::{
     Scale, colorize, default_colormap, grid, input_image, normalise, overlay,
@@ -50,14 +52,16 @@ pub struct VariabilityOptions {
     pub data: PathBuf,
     /// Which images (default: the test split).
     pub split: SplitChoice,
-    /// At most this many images (default: all of the split).
+    /// At most this many images, classes interleaved ([`super::toolkit::limit_interleaved`];
+    /// default: all of the split).
     pub limit: Option<usize>,
     /// Images per forward pass (default 16).
     pub batch: usize,
-    /// Explanation methods (default `grad-cam`).
+    /// Explanation methods as `relevance explain` takes them (default `grad-cam`); the text
+    /// typed labels the outputs.
     pub methods: Vec<String>,
-    /// CAM layer (default: each method's default layer).
-    pub layer: Option<String>,
+    /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
+    pub method_options: MethodOptions,
     /// Class explained (default: the true class, the same for every model).
     pub target: TargetClass,
     /// Number of k-means clusters (default 3).
@@ -81,7 +85,7 @@ impl Default for VariabilityOptions {
             limit: None,
             batch: 16,
             methods: vec!["grad-cam".into()],
-            layer: None,
+            method_options: MethodOptions::default(),
             target: TargetClass::True,
             clusters: 3,
             examples: 4,
@@ -142,8 +146,86 @@ struct ImageStats {
     cluster: usize,
 }
 
+/// What the select phase chose.
+struct Selected {
+    models: Vec<StudyModel>,
+    images: Vec<StudyImage>,
+    methods: Vec<(String, StudyMethod)>,
+}
+
+/// The rows and findings the per-method phases add to.
+#[derive(Default)]
+struct Tables {
+    per_model: Vec<Vec<String>>,
+    ensemble: Vec<Vec<String>>,
+    metrics: Vec<Vec<String>>,
+    table: Vec<Vec<Value>>,
+    headline: Vec<String>,
+    figures: Vec<Figure>,
+    clusters: serde_json::Map<String, Value>,
+}
+
+/// The fits of one method: map SD against mean accuracy (quadratic) and against accuracy SD
+/// (linear).
+struct Fits {
+    quad: Option<PolyFit>,
+    lin: Option<PolyFit>,
+}
+
+fn r2(f: &Option<PolyFit>) -> f64 {
+    f.as_ref().map_or(f64::NAN, |f| f.r_squared)
+}
+
+fn coeff(f: &Option<PolyFit>, j: usize) -> f64 {
+    f.as_ref()
+        .map_or(f64::NAN, |f| f.coeffs.get(j).copied().unwrap_or(f64::NAN))
+}
+
 /// Runs the study; see the module documentation.
 pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
+    let sel = select(opts)?;
+    create_dir(&opts.out)?;
+    let all = compute_maps(opts, &sel, progress)?;
+    let mut t = Tables::default();
+    let (acc_mean, acc_sd) = accuracy(&sel, &all, &mut t);
+    let tiles = input_tiles(&sel, all[0].size)?;
+    let bar = progress_bar(
+        sel.methods.len() * sel.images.len(),
+        "variability: statistics",
+        progress,
+    );
+    for (k, (name, method)) in sel.methods.iter().enumerate() {
+        let mut stats = scores(opts, &sel, &all, k, &mut t)?;
+        bar.inc(sel.images.len() as u64);
+        let (z, clusters) = cluster(opts, &mut stats);
+        let style = method.style();
+        let pictures = map_figures(opts, &sel, name, style, &stats, &tiles, &mut t)?;
+        cluster_figure(opts, &sel, name, &stats, &z, &clusters, &pictures, &mut t)?;
+        let fits = fit_figures(opts, &sel, name, &stats, &mut t)?;
+        method_tables(
+            opts,
+            &sel,
+            name,
+            &stats,
+            &fits,
+            clusters.centroids.len(),
+            (acc_mean, acc_sd),
+            &mut t,
+        );
+    }
+    bar.finish_and_clear();
+    write_tables(opts, &t)?;
+    write_figures(&opts.out, &t.figures)?;
+    summary(opts, &sel, &t)?;
+    Ok(StudyOutcome {
+        out: opts.out.clone(),
+        headline: t.headline,
+    })
+}
+
+/// Select: at least two models with one frame and one class list, images labelled for the
+/// first model, methods.
+fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
     let models = load_models(&opts.models)?;
     if models.len() < 2 {
         return Err(StudyError::Invalid(format!(
@@ -151,500 +233,586 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
             models.len()
         )));
     }
-    let first = &models[0].model;
-    for m in &models[1..] {
-        if m.model.card.input_size != first.card.input_size
-            || m.model.card.num_classes != first.card.num_classes
-        {
-            return Err(StudyError::file(
-                &m.path,
-                "input size or classes differ from the first model's",
-            ));
-        }
-    }
-    let images = select_images(
-        &opts.data,
-        opts.split,
-        opts.limit,
-        models[0].split.as_ref(),
-        first,
-    )?;
-    let mopts = MethodOptions {
-        layer: opts.layer.clone(),
-        batch: opts.batch.max(1),
-        ..MethodOptions::default()
-    };
-    let methods: Vec<Box<dyn Explainer>> = opts
-        .methods
-        .iter()
-        .map(|n| by_name(n.trim(), &mopts))
-        .collect::<Result<_, _>>()?;
-    if methods.is_empty() {
-        return Err(StudyError::Invalid("no method given (--methods)".into()));
-    }
-    let out = &opts.out;
-    create_dir(out)?;
-    let batches = images.len().div_ceil(opts.batch.max(1));
+    check_same_frame(&models, true)?;
+    let split = models[0].split();
+    let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    Ok(Selected {
+        images: label_for_model(chosen.images, &models[0].model)?,
+        methods: study_methods(&opts.methods, &opts.method_options)?,
+        models,
+    })
+}
+
+/// Maps: predictions and maps of every model (cached under `cache/<model>/`).
+fn compute_maps(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    progress: bool,
+) -> Result<Vec<ModelMaps>, StudyError> {
+    let batches = sel.images.len().div_ceil(opts.batch.max(1));
     let bar = progress_bar(
-        models.len() * batches,
+        sel.models.len() * batches,
         "variability: models × batches",
         progress,
     );
-    let mut all: Vec<ModelMaps> = Vec::new();
-    for m in &models {
-        let dir = out.join("cache").join(&m.label);
-        all.push(model_maps(
-            m,
-            &images,
-            &methods,
-            opts.target,
-            opts.layer.as_deref(),
-            opts.batch,
-            &dir,
-            &|| bar.inc(1),
-        )?);
-    }
-    bar.finish_and_clear();
-    let [h, w] = all[0].size;
-    let n_models = models.len();
-
-    let mut per_model_rows = Vec::new();
-    let mut ensemble_rows = Vec::new();
-    let mut metric_rows = Vec::new();
-    let mut table_rows = Vec::new();
-    let mut headline = Vec::new();
-    let mut figures: Vec<Figure> = Vec::new();
-    let mut clusters_json = serde_json::Map::new();
-
-    let acc_per_model: Vec<f64> = all
+    let req = MapsRequest {
+        images: &sel.images,
+        methods: &sel.methods,
+        method_options: &opts.method_options,
+        target: opts.target,
+        batch: opts.batch,
+    };
+    let all = sel
+        .models
         .iter()
-        .map(|mm| {
-            images
-                .iter()
-                .zip(&mm.probs)
-                .filter(|(i, p)| super::common::argmax(p) == i.label)
-                .count() as f64
-                / images.len() as f64
+        .map(|m| {
+            model_maps(m, &req, &opts.out.join("cache").join(&m.label), &|| {
+                bar.inc(1)
+            })
         })
         .collect();
-    let (acc_mean, acc_sd) = mean_sd(acc_per_model.iter().copied());
-    headline.push(format!(
-        "Accuracy of the {n_models} models on these {} images: {:.3} ± {:.3} (mean ± SD over models).",
-        images.len(),
-        acc_mean,
-        acc_sd
+    bar.finish_and_clear();
+    all
+}
+
+/// Accuracy of each model on the images: mean and SD over models (and the first headline).
+fn accuracy(sel: &Selected, all: &[ModelMaps], t: &mut Tables) -> (f64, f64) {
+    let per_model = all.iter().map(|mm| {
+        sel.images
+            .iter()
+            .zip(&mm.probs)
+            .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+            .count() as f64
+            / sel.images.len() as f64
+    });
+    let (mean, sd) = mean_sd(per_model);
+    t.headline.push(format!(
+        "Accuracy of the {} models on these {} images: {mean:.3} ± {sd:.3} (mean ± SD over models).",
+        sel.models.len(),
+        sel.images.len(),
     ));
+    (mean, sd)
+}
 
-    let pictures_bar = progress_bar(
-        methods.len() * images.len(),
-        "variability: statistics",
-        progress,
-    );
-    let inputs = load_batch(&images, first)?;
-    let input_values = to_vec(&inputs);
+/// The input of every image as a picture (the first model's preprocessing).
+fn input_tiles(sel: &Selected, [h, w]: [usize; 2]) -> Result<Vec<RgbImage>, StudyError> {
+    let first = &sel.models[0].model;
+    let values = to_vec(&load_batch(&sel.images, first)?);
     let c = first.card.channels;
-    let per_input = c * h * w;
-    let base = |i: usize| {
-        input_image(
-            &input_values[i * per_input..(i + 1) * per_input],
-            c,
-            h as u32,
-            w as u32,
-            &first.card,
-        )
-    };
-
-    for (k, method) in methods.iter().enumerate() {
-        let name = method.name().to_string();
-        let style = method.style();
-        let map_dir = out.join("maps").join(&name);
-        create_dir(&map_dir)?;
-        let mut stats: Vec<ImageStats> = Vec::with_capacity(images.len());
-        for (i, img) in images.iter().enumerate() {
-            let corrects: Vec<f64> = all
-                .iter()
-                .map(|mm| f64::from(u8::from(super::common::argmax(&mm.probs[i]) == img.label)))
-                .collect();
-            let probs: Vec<f64> = all
-                .iter()
-                .map(|mm| mm.probs[i][mm.targets[i]] as f64)
-                .collect();
-            let normed: Vec<Vec<f32>> = all
-                .iter()
-                .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
-                .collect();
-            let refs: Vec<&[f32]> = normed.iter().map(Vec::as_slice).collect();
-            let (mean_map, sd_map) = pixel_mean_sd(&refs);
-            let raw_refs: Vec<&[f32]> = all
-                .iter()
-                .map(|mm| match &mm.methods[k].raw {
-                    Some(r) => r[i].as_slice(),
-                    None => mm.methods[k].planes[i].as_slice(),
-                })
-                .collect();
-            let raw_ok = has_raw(&name) || style != MapStyle::Unit;
-            let (raw_mean, raw_sd_map) = pixel_mean_sd(&raw_refs);
-            let raw_sd = if raw_ok {
-                mean_of(&raw_sd_map)
-            } else {
-                f64::NAN
-            };
-            let raw_level =
-                raw_mean.iter().map(|v| v.abs() as f64).sum::<f64>() / raw_mean.len() as f64;
-            let raw_sd_rel = if raw_ok && raw_level > 0.0 {
-                raw_sd / raw_level
-            } else {
-                f64::NAN
-            };
-            write_npy(
-                &map_dir.join(format!("{}.mean.npy", img.stem)),
-                &[h, w],
-                &mean_map,
-            )?;
-            write_npy(
-                &map_dir.join(format!("{}.sd.npy", img.stem)),
-                &[h, w],
-                &sd_map,
-            )?;
-            if raw_ok {
-                write_npy(
-                    &map_dir.join(format!("{}.raw-mean.npy", img.stem)),
-                    &[h, w],
-                    &raw_mean,
-                )?;
-                write_npy(
-                    &map_dir.join(format!("{}.raw-sd.npy", img.stem)),
-                    &[h, w],
-                    &raw_sd_map,
-                )?;
-            }
-            for (mi, mm) in all.iter().enumerate() {
-                let plane = &mm.methods[k].planes[i];
-                per_model_rows.push(vec![
-                    img.stem.clone(),
-                    img.class.clone(),
-                    name.clone(),
-                    models[mi].label.clone(),
-                    super::common::argmax(&mm.probs[i]).to_string(),
-                    (corrects[mi] as u8).to_string(),
-                    mm.targets[i].to_string(),
-                    num(probs[mi]),
-                    num(plane.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64),
-                    mm.methods[k].raw.as_ref().map_or(String::new(), |r| {
-                        num(r[i].iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64)
-                    }),
-                ]);
-            }
-            stats.push(ImageStats {
-                correct: mean_sd(corrects),
-                prob: mean_sd(probs),
-                map_sd: mean_of(&sd_map),
-                raw_sd,
-                raw_sd_rel,
-                mean_map,
-                sd_map,
-                cluster: 0,
-            });
-            pictures_bar.inc(1);
-        }
-        // k-means on the standardised statistics.
-        let features: Vec<Vec<f64>> = stats
-            .iter()
-            .map(|s| vec![s.correct.0, s.correct.1, s.prob.0, s.prob.1, s.map_sd])
-            .collect();
-        let z = standardise(&features);
-        let clusters = kmeans(&z, opts.clusters.max(1), opts.seed, 10);
-        for (s, &l) in stats.iter_mut().zip(&clusters.labels) {
-            s.cluster = l;
-        }
-        // Pictures: mean overlay and SD map (SD coloured on [0, largest SD of this method]).
-        let sd_max = stats
-            .iter()
-            .flat_map(|s| s.sd_map.iter())
-            .fold(0.0f32, |a, &v| a.max(v))
-            .max(f32::MIN_POSITIVE);
-        let cmap = default_colormap(style);
-        let tiles: Vec<[RgbImage; 3]> = stats
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let b = base(i);
-                let mean_pic = overlay(
-                    &b,
-                    &normalise(&s.mean_map, style, Scale::Max),
-                    style,
-                    cmap,
-                    0.7,
-                );
-                let sd01: Vec<f32> = s.sd_map.iter().map(|v| v / sd_max).collect();
-                let sd_pic = colorize(&sd01, w as u32, h as u32, Colormap::Inferno);
-                [b, mean_pic, sd_pic]
-            })
-            .collect();
-        for (img, t) in images.iter().zip(&tiles) {
-            let p = map_dir.join(format!("{}.mean.png", img.stem));
-            crate::report::heatmap::write_png(&p, &t[1]).map_err(|e| StudyError::file(&p, e))?;
-            let p = map_dir.join(format!("{}.sd.png", img.stem));
-            crate::report::heatmap::write_png(&p, &with_colour_bar(&t[2], Colormap::Inferno))
-                .map_err(|e| StudyError::file(&p, e))?;
-        }
-        let overview: Vec<Vec<RgbImage>> = tiles.iter().take(12).map(|t| t.to_vec()).collect();
-        figures.push(save_picture(
-            out,
-            &format!("maps-{name}.png"),
-            &with_colour_bar(&grid(&overview, 3), Colormap::Inferno),
-            &format!("{name}: ensemble mean and SD maps"),
-            &format!(
-                "One row per image (first {} of the run): the input, the mean over the {n_models} models of the normalised {name} maps ({NORMALISATION}) laid over it, and the per-pixel SD map (inferno, 0 to {sd_max:.3}, the largest SD of this method; the colour bar on the right). Bright SD = the models disagree there.",
-                overview.len()
-            ),
-        )?);
-        // Examples of each cluster: the images closest to its centroid.
-        let mut cluster_rows: Vec<Vec<RgbImage>> = Vec::new();
-        let mut cluster_info = Vec::new();
-        for (cl, centroid) in clusters.centroids.iter().enumerate() {
-            let mut members: Vec<usize> = (0..images.len())
-                .filter(|&i| stats[i].cluster == cl)
-                .collect();
-            let d = |i: usize| {
-                z[i].iter()
-                    .zip(centroid)
-                    .map(|(a, b)| (a - b).powi(2))
-                    .sum::<f64>()
-            };
-            members.sort_by(|&a, &b| d(a).total_cmp(&d(b)));
-            let mut row: Vec<RgbImage> = Vec::new();
-            for &i in members.iter().take(opts.examples.max(1)) {
-                row.extend(tiles[i].iter().cloned());
-            }
-            cluster_rows.push(row);
-            let avg = |f: &dyn Fn(&ImageStats) -> f64| {
-                members.iter().map(|&i| f(&stats[i])).sum::<f64>() / members.len().max(1) as f64
-            };
-            cluster_info.push(json!({
-                "cluster": cl,
-                "size": members.len(),
-                "correct_mean": jnum(avg(&|s| s.correct.0)),
-                "correct_sd": jnum(avg(&|s| s.correct.1)),
-                "target_prob_mean": jnum(avg(&|s| s.prob.0)),
-                "target_prob_sd": jnum(avg(&|s| s.prob.1)),
-                "map_sd": jnum(avg(&|s| s.map_sd)),
-                "examples": members.iter().take(opts.examples.max(1)).map(|&i| images[i].stem.clone()).collect::<Vec<_>>(),
-            }));
-        }
-        figures.push(save_picture(
-            out,
-            &format!("clusters-{name}.png"),
-            &grid(&cluster_rows, 3),
-            &format!("{name}: k-means clusters of images"),
-            &format!(
-                "One row per cluster (cluster 0 at the top; {} clusters by k-means on the standardised per-image correctness mean/SD, target-probability mean/SD and map SD, seed {}). Each example is a triple: input, mean normalised map, SD map (same colour scale as maps-{name}.png). The examples are the images nearest the cluster centre; clusters.json lists sizes and mean statistics.",
-                clusters.centroids.len(),
-                opts.seed
-            ),
-        )?);
-        clusters_json.insert(name.clone(), Value::Array(cluster_info));
-        // Scatter plots with fits.
-        let pts_acc: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.0, s.map_sd)).collect();
-        let pts_sd: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.1, s.map_sd)).collect();
-        let quad = polyfit(&pts_acc, 2);
-        let lin = polyfit(&pts_sd, 1);
-        let fit_of = |f: &Option<super::fit::PolyFit>, what: &str| {
-            f.as_ref().map(|f| Fit {
-                coeffs: f.coeffs.clone(),
-                label: format!("{what} fit, R² = {:.3}", f.r_squared),
-            })
-        };
-        let scatter = |pts: &[(f64, f64)], fit: Option<Fit>, x: &str, title: &str| {
-            Plot::new(
-                title,
-                x,
-                "map SD (mean over pixels)",
-                Chart::Scatter {
-                    series: vec![Series {
-                        label: "images".into(),
-                        points: pts.to_vec(),
-                    }],
-                    fit,
-                },
+    let per = c * h * w;
+    Ok((0..sel.images.len())
+        .map(|i| {
+            input_image(
+                &values[i * per..(i + 1) * per],
+                c,
+                h as u32,
+                w as u32,
+                &first.card,
             )
-        };
-        let r2 = |f: &Option<super::fit::PolyFit>| f.as_ref().map_or(f64::NAN, |f| f.r_squared);
-        figures.push(save_plot(
-            out,
-            &format!("sd-vs-accuracy-{name}"),
-            &scatter(&pts_acc, fit_of(&quad, "quadratic"), "mean accuracy over the ensemble", &format!("{name}: map SD against mean accuracy")),
-            &format!(
-                "Each point is an image: x = fraction of the {n_models} models that classify it correctly, y = mean over pixels of the per-pixel SD of the normalised {name} maps. The curve is a least-squares quadratic (R² = {:.3}); an inverted U means maps vary most where the ensemble is split.",
-                r2(&quad)
-            ),
-        )?);
-        figures.push(save_plot(
-            out,
-            &format!("sd-vs-accuracy-sd-{name}"),
-            &scatter(&pts_sd, fit_of(&lin, "linear"), "SD of correctness over the ensemble", &format!("{name}: map SD against accuracy SD")),
-            &format!(
-                "Each point is an image: x = sample SD over the {n_models} models of correctness (0/1), y = map SD as in sd-vs-accuracy-{name}. The line is a least-squares linear fit (R² = {:.3}).",
-                r2(&lin)
-            ),
-        )?);
-        let pts_raw: Vec<(f64, f64)> = stats
-            .iter()
-            .filter(|s| s.raw_sd_rel.is_finite())
-            .map(|s| (s.correct.0, s.raw_sd_rel))
-            .collect();
-        if !pts_raw.is_empty() {
-            let quad_raw = polyfit(&pts_raw, 2);
-            let mut plot = scatter(
-                &pts_raw,
-                fit_of(&quad_raw, "quadratic"),
-                "mean accuracy over the ensemble",
-                &format!("{name}: raw-map SD against mean accuracy"),
-            );
-            plot.y_label = "raw map SD / mean |raw map|".into();
-            figures.push(save_plot(
-                out,
-                &format!("raw-sd-vs-accuracy-{name}"),
-                &plot,
-                &format!(
-                    "As sd-vs-accuracy-{name}, but on the raw (un-normalised) maps: y = mean pixel SD across models divided by the mean |mean map| of the image, a scale-free spread that per-image min-max scaling cannot distort. Quadratic fit R² = {:.3}.",
-                    r2(&quad_raw)
-                ),
-            )?);
-        }
-        for (img, s) in images.iter().zip(&stats) {
-            ensemble_rows.push(vec![
-                img.stem.clone(),
-                img.class.clone(),
-                name.clone(),
-                n_models.to_string(),
-                num(s.correct.0),
-                num(s.correct.1),
-                num(s.prob.0),
-                num(s.prob.1),
-                num(s.map_sd),
-                num(s.raw_sd),
-                num(s.raw_sd_rel),
-                s.cluster.to_string(),
-            ]);
-        }
-        let (map_sd_mean, _) = mean_sd(stats.iter().map(|s| s.map_sd));
-        let (raw_rel_mean, _) =
-            mean_sd(stats.iter().map(|s| s.raw_sd_rel).filter(|v| v.is_finite()));
-        let (raw_sd_mean, _) = mean_sd(stats.iter().map(|s| s.raw_sd).filter(|v| v.is_finite()));
-        let coeff = |f: &Option<super::fit::PolyFit>, j: usize| {
-            f.as_ref()
-                .map_or(f64::NAN, |f| f.coeffs.get(j).copied().unwrap_or(f64::NAN))
-        };
-        metric_rows.push(vec![
-            name.clone(),
-            n_models.to_string(),
-            images.len().to_string(),
-            num(acc_mean),
-            num(acc_sd),
-            num(map_sd_mean),
-            num(raw_sd_mean),
-            num(raw_rel_mean),
-            num(coeff(&quad, 0)),
-            num(coeff(&quad, 1)),
-            num(coeff(&quad, 2)),
-            num(r2(&quad)),
-            num(coeff(&lin, 0)),
-            num(coeff(&lin, 1)),
-            num(r2(&lin)),
-            clusters.centroids.len().to_string(),
-            NORMALISATION.into(),
-            "sample SD (n-1) over models".into(),
-            format!("{:?}", opts.target).to_lowercase(),
-            format!("{:?}", opts.split).to_lowercase(),
-        ]);
-        table_rows.push(vec![
-            json!(name),
-            jnum(map_sd_mean),
-            jnum(raw_rel_mean),
-            jnum(r2(&quad)),
-            jnum(r2(&lin)),
-            json!(clusters.centroids.len()),
-        ]);
-        headline.push(format!(
-            "{name}: mean per-pixel SD of the normalised maps across the {n_models} models is {map_sd_mean:.3}{}; map SD vs mean accuracy: quadratic R² = {:.3}; vs accuracy SD: linear R² = {:.3}.",
-            if raw_rel_mean.is_finite() {
-                format!(" (raw maps: SD {raw_rel_mean:.3} × the mean |map|)")
-            } else {
-                " (no raw maps for this method)".into()
-            },
-            r2(&quad),
-            r2(&lin)
-        ));
-    }
-    pictures_bar.finish_and_clear();
+        })
+        .collect())
+}
 
-    write_csv(
-        &out.join("per_image.csv"),
-        &[
-            "image",
-            "class",
-            "method",
-            "model",
-            "predicted",
-            "correct",
-            "target",
-            "target_prob",
-            "map_max_abs",
-            "raw_map_max_abs",
-        ],
-        &per_model_rows,
-    )?;
+/// Scores of method `k`: the ensemble statistics of every image (mean and SD maps written under
+/// `maps/<method>/`), and the per-model rows of `per_image.csv`.
+fn scores(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    all: &[ModelMaps],
+    k: usize,
+    t: &mut Tables,
+) -> Result<Vec<ImageStats>, StudyError> {
+    let (name, method) = &sel.methods[k];
+    let map_dir = opts.out.join("maps").join(safe_component(name));
+    create_dir(&map_dir)?;
+    let mut stats = Vec::with_capacity(sel.images.len());
+    for (i, img) in sel.images.iter().enumerate() {
+        let corrects: Vec<f64> = all
+            .iter()
+            .map(|mm| {
+                f64::from(u8::from(
+                    crate::metrics::scorer::argmax(&mm.probs[i]) == img.label,
+                ))
+            })
+            .collect();
+        let probs: Vec<f64> = all
+            .iter()
+            .map(|mm| mm.probs[i][mm.targets[i]] as f64)
+            .collect();
+        for (mi, mm) in all.iter().enumerate() {
+            t.per_model.push(per_model_row(
+                sel,
+                name,
+                mm,
+                k,
+                i,
+                mi,
+                corrects[mi],
+                probs[mi],
+            ));
+        }
+        let s = image_stats(all, k, i, method, &map_dir, &img.stem)?;
+        stats.push(ImageStats {
+            correct: mean_sd(corrects),
+            prob: mean_sd(probs),
+            ..s
+        });
+    }
+    Ok(stats)
+}
+
+/// One row of `per_image.csv`: one image × method × model.
+#[allow(clippy::too_many_arguments)]
+fn per_model_row(
+    sel: &Selected,
+    name: &str,
+    mm: &ModelMaps,
+    k: usize,
+    i: usize,
+    mi: usize,
+    correct: f64,
+    prob: f64,
+) -> Vec<String> {
+    let img = &sel.images[i];
+    let max_abs = |p: &[f32]| num(p.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64);
+    vec![
+        img.stem.clone(),
+        img.class.clone(),
+        name.to_string(),
+        sel.models[mi].label.clone(),
+        crate::metrics::scorer::argmax(&mm.probs[i]).to_string(),
+        (correct as u8).to_string(),
+        mm.targets[i].to_string(),
+        num(prob),
+        max_abs(&mm.methods[k].planes[i]),
+        mm.methods[k]
+            .raw
+            .as_ref()
+            .map_or(String::new(), |r| max_abs(&r[i])),
+    ]
+}
+
+/// The map statistics of image `i` under method `k` across models (correctness and
+/// probability are filled in by the caller); writes the mean and SD maps as `.npy`.
+fn image_stats(
+    all: &[ModelMaps],
+    k: usize,
+    i: usize,
+    method: &StudyMethod,
+    map_dir: &Path,
+    stem: &str,
+) -> Result<ImageStats, StudyError> {
+    let style = method.style();
+    let normed: Vec<Vec<f32>> = all
+        .iter()
+        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
+        .collect();
+    let (mean_map, sd_map) = pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let raw_refs: Vec<&[f32]> = all
+        .iter()
+        .map(|mm| match &mm.methods[k].raw {
+            Some(r) => r[i].as_slice(),
+            None => mm.methods[k].planes[i].as_slice(),
+        })
+        .collect();
+    // Unit maps without a raw form (non-gradient CAMs) are min-max scaled: no raw spread.
+    let raw_ok = method.has_raw() || style != MapStyle::Unit;
+    let (raw_mean, raw_sd_map) = pixel_mean_sd(&raw_refs);
+    let raw_sd = if raw_ok {
+        mean_of(&raw_sd_map)
+    } else {
+        f64::NAN
+    };
+    let raw_level = raw_mean.iter().map(|v| v.abs() as f64).sum::<f64>() / raw_mean.len() as f64;
+    let raw_sd_rel = if raw_ok && raw_level > 0.0 {
+        raw_sd / raw_level
+    } else {
+        f64::NAN
+    };
+    let size = [all[0].size[0], all[0].size[1]];
+    let mut files = vec![("mean", &mean_map), ("sd", &sd_map)];
+    if raw_ok {
+        files.extend([("raw-mean", &raw_mean), ("raw-sd", &raw_sd_map)]);
+    }
+    for (what, plane) in files {
+        write_npy(&map_dir.join(format!("{stem}.{what}.npy")), &size, plane)?;
+    }
+    Ok(ImageStats {
+        correct: (f64::NAN, f64::NAN),
+        prob: (f64::NAN, f64::NAN),
+        map_sd: mean_of(&sd_map),
+        raw_sd,
+        raw_sd_rel,
+        mean_map,
+        sd_map,
+        cluster: 0,
+    })
+}
+
+/// k-means of the images on their standardised statistics; returns the standardised points.
+fn cluster(opts: &VariabilityOptions, stats: &mut [ImageStats]) -> (Vec<Vec<f64>>, Clusters) {
+    let features: Vec<Vec<f64>> = stats
+        .iter()
+        .map(|s| vec![s.correct.0, s.correct.1, s.prob.0, s.prob.1, s.map_sd])
+        .collect();
+    let z = standardise(&features);
+    let clusters = kmeans(&z, opts.clusters.max(1), opts.seed, 10);
+    for (s, &l) in stats.iter_mut().zip(&clusters.labels) {
+        s.cluster = l;
+    }
+    (z, clusters)
+}
+
+/// Pictures of method `name`: per image the input, the mean overlay and the SD map (SD coloured
+/// on [0, the largest SD of this method]), written under `maps/`, and the overview figure.
+fn map_figures(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    name: &str,
+    style: MapStyle,
+    stats: &[ImageStats],
+    tiles: &[RgbImage],
+    t: &mut Tables,
+) -> Result<Vec<[RgbImage; 3]>, StudyError> {
+    let sd_max = stats
+        .iter()
+        .flat_map(|s| s.sd_map.iter())
+        .fold(0.0f32, |a, &v| a.max(v))
+        .max(f32::MIN_POSITIVE);
+    let [h, w] = sel.models[0].model.card.input_size;
+    let pictures: Vec<[RgbImage; 3]> = stats
+        .iter()
+        .zip(tiles)
+        .map(|(s, b)| {
+            let norm = normalise(&s.mean_map, style, Scale::Max);
+            let mean_pic = overlay(b, &norm, style, default_colormap(style), 0.7);
+            let sd01: Vec<f32> = s.sd_map.iter().map(|v| v / sd_max).collect();
+            [
+                b.clone(),
+                mean_pic,
+                colorize(&sd01, w as u32, h as u32, Colormap::Inferno),
+            ]
+        })
+        .collect();
+    let map_dir = opts.out.join("maps").join(safe_component(name));
+    for (img, p) in sel.images.iter().zip(&pictures) {
+        let write = |file: PathBuf, pic: &RgbImage| {
+            crate::report::heatmap::write_png(&file, pic).map_err(|e| StudyError::file(&file, e))
+        };
+        write(map_dir.join(format!("{}.mean.png", img.stem)), &p[1])?;
+        write(
+            map_dir.join(format!("{}.sd.png", img.stem)),
+            &with_colour_bar(&p[2], Colormap::Inferno),
+        )?;
+    }
+    let overview: Vec<Vec<RgbImage>> = pictures.iter().take(12).map(|p| p.to_vec()).collect();
+    t.figures.push(save_picture(
+        &opts.out,
+        &figure_stem("maps", name),
+        &with_colour_bar(&grid(&overview, 3), Colormap::Inferno),
+        &format!("{name}: ensemble mean and SD maps"),
+        &format!(
+            "One row per image (first {} of the run): the input, the mean over the {} models of the normalised {name} maps ({NORMALISATION}) laid over it, and the per-pixel SD map (inferno, 0 to {sd_max:.3}, the largest SD of this method; the colour bar on the right). Bright SD = the models disagree there.",
+            overview.len(),
+            sel.models.len()
+        ),
+    )?);
+    Ok(pictures)
+}
+
+/// Examples of each cluster (the images closest to its centroid) as a figure, and the cluster
+/// statistics for `clusters.json`.
+#[allow(clippy::too_many_arguments)]
+fn cluster_figure(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    name: &str,
+    stats: &[ImageStats],
+    z: &[Vec<f64>],
+    clusters: &Clusters,
+    pictures: &[[RgbImage; 3]],
+    t: &mut Tables,
+) -> Result<(), StudyError> {
+    let shown = opts.examples.max(1);
+    let mut rows: Vec<Vec<RgbImage>> = Vec::new();
+    let mut info = Vec::new();
+    for (cl, centroid) in clusters.centroids.iter().enumerate() {
+        let d = |i: usize| {
+            z[i].iter()
+                .zip(centroid)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+        };
+        let mut members: Vec<usize> = (0..stats.len())
+            .filter(|&i| stats[i].cluster == cl)
+            .collect();
+        members.sort_by(|&a, &b| d(a).total_cmp(&d(b)));
+        rows.push(
+            members
+                .iter()
+                .take(shown)
+                .flat_map(|&i| pictures[i].iter().cloned())
+                .collect(),
+        );
+        let avg = |f: &dyn Fn(&ImageStats) -> f64| {
+            members.iter().map(|&i| f(&stats[i])).sum::<f64>() / members.len().max(1) as f64
+        };
+        info.push(json!({
+            "cluster": cl,
+            "size": members.len(),
+            "correct_mean": jnum(avg(&|s| s.correct.0)),
+            "correct_sd": jnum(avg(&|s| s.correct.1)),
+            "target_prob_mean": jnum(avg(&|s| s.prob.0)),
+            "target_prob_sd": jnum(avg(&|s| s.prob.1)),
+            "map_sd": jnum(avg(&|s| s.map_sd)),
+            "examples": members.iter().take(shown).map(|&i| sel.images[i].stem.clone()).collect::<Vec<_>>(),
+        }));
+    }
+    let maps_file = figure_stem("maps", name);
+    t.figures.push(save_picture(
+        &opts.out,
+        &figure_stem("clusters", name),
+        &grid(&rows, 3),
+        &format!("{name}: k-means clusters of images"),
+        &format!(
+            "One row per cluster (cluster 0 at the top; {} clusters by k-means on the standardised per-image correctness mean/SD, target-probability mean/SD and map SD, seed {}). Each example is a triple: input, mean normalised map, SD map (same colour scale as {maps_file}.png). The examples are the images nearest the cluster centre; clusters.json lists sizes and mean statistics.",
+            clusters.centroids.len(),
+            opts.seed
+        ),
+    )?);
+    t.clusters.insert(name.to_string(), Value::Array(info));
+    Ok(())
+}
+
+/// A scatter of images with an optional fitted curve.
+fn scatter(pts: &[(f64, f64)], fit: &Option<PolyFit>, what: &str, x: &str, title: &str) -> Plot {
+    let fit = fit.as_ref().map(|f| Fit {
+        coeffs: f.coeffs.clone(),
+        label: format!("{what} fit, R² = {:.3}", f.r_squared),
+    });
+    let series = vec![Series {
+        label: "images".into(),
+        points: pts.to_vec(),
+    }];
+    Plot::new(
+        title,
+        x,
+        "map SD (mean over pixels)",
+        Chart::Scatter { series, fit },
+    )
+}
+
+/// Map SD against mean accuracy and against accuracy SD (and, where there are raw maps, the
+/// relative raw SD against mean accuracy), with least-squares fits.
+fn fit_figures(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    name: &str,
+    stats: &[ImageStats],
+    t: &mut Tables,
+) -> Result<Fits, StudyError> {
+    let n_models = sel.models.len();
+    let pts_acc: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.0, s.map_sd)).collect();
+    let pts_sd: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.1, s.map_sd)).collect();
+    let fits = Fits {
+        quad: polyfit(&pts_acc, 2),
+        lin: polyfit(&pts_sd, 1),
+    };
+    let acc_stem = figure_stem("sd-vs-accuracy", name);
+    t.figures.push(save_plot(
+        &opts.out,
+        &acc_stem,
+        &scatter(&pts_acc, &fits.quad, "quadratic", "mean accuracy over the ensemble", &format!("{name}: map SD against mean accuracy")),
+        &format!(
+            "Each point is an image: x = fraction of the {n_models} models that classify it correctly, y = mean over pixels of the per-pixel SD of the normalised {name} maps. The curve is a least-squares quadratic (R² = {:.3}); an inverted U means maps vary most where the ensemble is split.",
+            r2(&fits.quad)
+        ),
+    )?);
+    t.figures.push(save_plot(
+        &opts.out,
+        &figure_stem("sd-vs-accuracy-sd", name),
+        &scatter(&pts_sd, &fits.lin, "linear", "SD of correctness over the ensemble", &format!("{name}: map SD against accuracy SD")),
+        &format!(
+            "Each point is an image: x = sample SD over the {n_models} models of correctness (0/1), y = map SD as in {acc_stem}. The line is a least-squares linear fit (R² = {:.3}).",
+            r2(&fits.lin)
+        ),
+    )?);
+    let pts_raw: Vec<(f64, f64)> = stats
+        .iter()
+        .filter(|s| s.raw_sd_rel.is_finite())
+        .map(|s| (s.correct.0, s.raw_sd_rel))
+        .collect();
+    if !pts_raw.is_empty() {
+        let quad_raw = polyfit(&pts_raw, 2);
+        let mut plot = scatter(
+            &pts_raw,
+            &quad_raw,
+            "quadratic",
+            "mean accuracy over the ensemble",
+            &format!("{name}: raw-map SD against mean accuracy"),
+        );
+        plot.y_label = "raw map SD / mean |raw map|".into();
+        t.figures.push(save_plot(
+            &opts.out,
+            &figure_stem("raw-sd-vs-accuracy", name),
+            &plot,
+            &format!(
+                "As {acc_stem}, but on the raw (un-normalised) maps: y = mean pixel SD across models divided by the mean |mean map| of the image, a scale-free spread that per-image min-max scaling cannot distort. Quadratic fit R² = {:.3}.",
+                r2(&quad_raw)
+            ),
+        )?);
+    }
+    Ok(fits)
+}
+
+/// Tables of one method: its rows of `per_image_ensemble.csv`, `metrics.csv` and the summary
+/// table, and its headline.
+#[allow(clippy::too_many_arguments)]
+fn method_tables(
+    opts: &VariabilityOptions,
+    sel: &Selected,
+    name: &str,
+    stats: &[ImageStats],
+    fits: &Fits,
+    clusters: usize,
+    (acc_mean, acc_sd): (f64, f64),
+    t: &mut Tables,
+) {
+    let n_models = sel.models.len();
+    for (img, s) in sel.images.iter().zip(stats) {
+        t.ensemble.push(vec![
+            img.stem.clone(),
+            img.class.clone(),
+            name.to_string(),
+            n_models.to_string(),
+            num(s.correct.0),
+            num(s.correct.1),
+            num(s.prob.0),
+            num(s.prob.1),
+            num(s.map_sd),
+            num(s.raw_sd),
+            num(s.raw_sd_rel),
+            s.cluster.to_string(),
+        ]);
+    }
+    let (map_sd_mean, _) = mean_sd(stats.iter().map(|s| s.map_sd));
+    let (raw_rel_mean, _) = mean_sd(stats.iter().map(|s| s.raw_sd_rel).filter(|v| v.is_finite()));
+    let (raw_sd_mean, _) = mean_sd(stats.iter().map(|s| s.raw_sd).filter(|v| v.is_finite()));
+    let (quad, lin) = (&fits.quad, &fits.lin);
+    t.metrics.push(vec![
+        name.to_string(),
+        n_models.to_string(),
+        sel.images.len().to_string(),
+        num(acc_mean),
+        num(acc_sd),
+        num(map_sd_mean),
+        num(raw_sd_mean),
+        num(raw_rel_mean),
+        num(coeff(quad, 0)),
+        num(coeff(quad, 1)),
+        num(coeff(quad, 2)),
+        num(r2(quad)),
+        num(coeff(lin, 0)),
+        num(coeff(lin, 1)),
+        num(r2(lin)),
+        clusters.to_string(),
+        NORMALISATION.into(),
+        "sample SD (n-1) over models".into(),
+        format!("{:?}", opts.target).to_lowercase(),
+        format!("{:?}", opts.split).to_lowercase(),
+    ]);
+    t.table.push(vec![
+        json!(name),
+        jnum(map_sd_mean),
+        jnum(raw_rel_mean),
+        jnum(r2(quad)),
+        jnum(r2(lin)),
+        json!(clusters),
+    ]);
+    let raw_text = if raw_rel_mean.is_finite() {
+        format!(" (raw maps: SD {raw_rel_mean:.3} × the mean |map|)")
+    } else {
+        " (no raw maps for this method)".into()
+    };
+    t.headline.push(format!(
+        "{name}: mean per-pixel SD of the normalised maps across the {n_models} models is {map_sd_mean:.3}{raw_text}; map SD vs mean accuracy: quadratic R² = {:.3}; vs accuracy SD: linear R² = {:.3}.",
+        r2(quad),
+        r2(lin)
+    ));
+}
+
+const PER_IMAGE_COLUMNS: [&str; 10] = [
+    "image",
+    "class",
+    "method",
+    "model",
+    "predicted",
+    "correct",
+    "target",
+    "target_prob",
+    "map_max_abs",
+    "raw_map_max_abs",
+];
+
+const ENSEMBLE_COLUMNS: [&str; 12] = [
+    "image",
+    "class",
+    "method",
+    "models",
+    "correct_mean",
+    "correct_sd",
+    "target_prob_mean",
+    "target_prob_sd",
+    "map_sd",
+    "raw_map_sd",
+    "raw_map_sd_rel",
+    "cluster",
+];
+
+const METRICS_COLUMNS: [&str; 20] = [
+    "method",
+    "models",
+    "images",
+    "accuracy_mean",
+    "accuracy_sd",
+    "map_sd_mean",
+    "raw_map_sd_mean",
+    "raw_map_sd_rel_mean",
+    "quad_c0",
+    "quad_c1",
+    "quad_c2",
+    "quad_r2",
+    "lin_c0",
+    "lin_c1",
+    "lin_r2",
+    "clusters",
+    "normalisation",
+    "sd",
+    "target",
+    "split",
+];
+
+/// Tables: the three CSV files and `clusters.json`.
+fn write_tables(opts: &VariabilityOptions, t: &Tables) -> Result<(), StudyError> {
+    let out = &opts.out;
+    write_csv(&out.join("per_image.csv"), &PER_IMAGE_COLUMNS, &t.per_model)?;
     write_csv(
         &out.join("per_image_ensemble.csv"),
-        &[
-            "image",
-            "class",
-            "method",
-            "models",
-            "correct_mean",
-            "correct_sd",
-            "target_prob_mean",
-            "target_prob_sd",
-            "map_sd",
-            "raw_map_sd",
-            "raw_map_sd_rel",
-            "cluster",
-        ],
-        &ensemble_rows,
+        &ENSEMBLE_COLUMNS,
+        &t.ensemble,
     )?;
-    write_csv(
-        &out.join("metrics.csv"),
-        &[
-            "method",
-            "models",
-            "images",
-            "accuracy_mean",
-            "accuracy_sd",
-            "map_sd_mean",
-            "raw_map_sd_mean",
-            "raw_map_sd_rel_mean",
-            "quad_c0",
-            "quad_c1",
-            "quad_c2",
-            "quad_r2",
-            "lin_c0",
-            "lin_c1",
-            "lin_r2",
-            "clusters",
-            "normalisation",
-            "sd",
-            "target",
-            "split",
-        ],
-        &metric_rows,
-    )?;
-    write_json(&out.join("clusters.json"), &Value::Object(clusters_json))?;
-    write_figures(out, &figures)?;
-    write_summary(
-        out,
+    write_csv(&out.join("metrics.csv"), &METRICS_COLUMNS, &t.metrics)?;
+    write_json(
+        &out.join("clusters.json"),
+        &Value::Object(t.clusters.clone()),
+    )
+}
+
+/// Summary: `summary.json` with the conventions, the headline and the digest table.
+fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), StudyError> {
+    let mut summary = Summary::new(
         "variability",
-        opts.command.as_deref(),
+        opts.command.clone(),
         json!({
             "normalisation": NORMALISATION,
             "raw": "input-space maps as returned; gradient CAMs before min-max scaling (max(sum_c w_c A_c, 0), bilinear upsampling); other CAMs have no raw form",
@@ -655,10 +823,14 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
             "target_prob": "softmax probability of the explained class",
             "clusters": {"k": opts.clusters, "seed": opts.seed, "features": ["correct_mean", "correct_sd", "target_prob_mean", "target_prob_sd", "map_sd"], "standardised": true},
             "split": opts.split,
-            "models": models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
-            "images": images.len(),
+            "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
+            "images": sel.images.len(),
+            "methods": sel.methods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            "method_options": method_options_json(&opts.method_options),
         }),
-        &headline,
+    );
+    summary.headline = t.headline.clone();
+    summary.table = Table::new(
         &[
             "method",
             "map SD",
@@ -667,11 +839,7 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
             "R² linear (vs accuracy SD)",
             "clusters",
         ],
-        table_rows,
-    )?;
-    let _: &[StudyImage] = &images;
-    Ok(StudyOutcome {
-        out: out.clone(),
-        headline,
-    })
+        t.table.clone(),
+    );
+    summary.write(&opts.out)
 }

@@ -12,4 +12,5 @@ mod studies_compare;
 mod studies_faithfulness;
 mod studies_stability;
 mod studies_stats;
+mod studies_toolkit;
 mod studies_variability;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use relevance::data::npy::read_npy;
 use relevance::metrics::threshold::Threshold;
-use relevance::studies::common::{SplitChoice, expand_models};
 use relevance::studies::compare::{CompareOptions, mask_agreement, parse_threshold, run};
+use relevance::studies::toolkit::{SplitChoice, expand_models};
 use studies_common::*;
 
 #[test]

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use relevance::data::npy::{read_npy, write_npy};
 use relevance::methods::MapStyle;
-use relevance::studies::common::SplitChoice;
 use relevance::studies::fit::{kmeans, mean_sd, polyfit};
 use relevance::studies::maps::TargetClass;
+use relevance::studies::toolkit::SplitChoice;
 use relevance::studies::variability::{VariabilityOptions, normalise_map, pixel_mean_sd, run};
 use studies_common::*;
 

@@ -178,6 +178,15 @@ pub enum CamWeighting {
 }
 
 impl CamWeighting {
+    /// Every weighting.
+    pub const ALL: [CamWeighting; 5] = [
+        CamWeighting::GradCam,
+        CamWeighting::GradCamPlusPlus,
+        CamWeighting::HiResCam,
+        CamWeighting::XGradCam,
+        CamWeighting::LayerCam,
+    ];
+
     /// Kebab-case method name.
     pub fn name(self) -> &'static str {
         match self {

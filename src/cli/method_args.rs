@@ -1,0 +1,114 @@
+//! The method-option flags of `relevance explain`, shared by every command that runs
+//! explanation methods (the studies flatten it), so `--resnet-skip split` or `--steps 32` mean
+//! the same everywhere.
+
+use anyhow::Result;
+
+use crate::methods::lrp::{LrpOptions, SkipMode, StartRelevance};
+use crate::methods::{Baseline, MethodOptions, Quadrature};
+
+/// Options of the explanation methods.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// CAM target layer (a node name); default: each method's default.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Integrated Gradients: points on the path.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Integrated Gradients: gauss-legendre, riemann-right, riemann-left, riemann-middle or
+    /// riemann-trapezoid.
+    #[arg(long, default_value = "gauss-legendre")]
+    pub integration: String,
+    /// SmoothGrad: noisy samples per image.
+    #[arg(long, default_value_t = 25)]
+    pub samples: usize,
+    /// SmoothGrad: noise σ as a fraction of the image's value range.
+    #[arg(long, default_value_t = 0.15)]
+    pub noise: f32,
+    /// Occlusion: window side in pixels.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Occlusion: step between windows in pixels.
+    #[arg(long, default_value_t = 8)]
+    pub stride: usize,
+    /// Integrated Gradients / Occlusion reference: zero, black, blur, blur:SIGMA or a number.
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Seed of random draws (SmoothGrad noise; in the studies also the random control, the
+    /// augmentations and k-means).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows per forward pass for methods that evaluate many copies of an input (in the studies
+    /// also the images per pass).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// LRP: treatment of ResNet skip connections: zennit (signed split, as zennit's canonizer),
+    /// split (Relevance Splitting, Otsuki et al. 2024) or symmetric (R/2 to each branch).
+    #[arg(long, default_value = "zennit")]
+    pub resnet_skip: SkipMode,
+    /// LRP: starting relevance at the target: logit (zennit), probability (softmax, as the
+    /// Relevance Splitting paper) or one.
+    #[arg(long, default_value = "logit")]
+    pub relevance_start: StartRelevance,
+}
+
+impl MethodArgs {
+    /// Method options from the flags.
+    pub fn method_options(&self) -> Result<MethodOptions> {
+        Ok(MethodOptions {
+            layer: self.layer.clone(),
+            steps: self.steps,
+            quadrature: self.integration.parse::<Quadrature>()?,
+            samples: self.samples,
+            noise: self.noise,
+            window: self.window,
+            stride: self.stride,
+            baseline: self
+                .baseline
+                .as_deref()
+                .map(str::parse::<Baseline>)
+                .transpose()?,
+            seed: self.seed,
+            batch: self.batch.max(1),
+            lrp: LrpOptions {
+                skip: self.resnet_skip,
+                start: self.relevance_start,
+                zbox: None,
+            },
+            composite: None,
+            rules: None,
+        })
+    }
+}
+
+/// `--method` values: specs separated by commas outside parentheses, so
+/// `lrp:epsilon-plus-flat(skip=split,epsilon=1e-6),grad-cam` is two methods.
+pub fn split_specs(text: &str) -> Result<Vec<String>, String> {
+    let mut specs = Vec::new();
+    let (mut depth, mut current) = (0i32, String::new());
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if c == ',' && depth == 0 {
+            specs.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
+        }
+        if depth < 0 {
+            return Err(format!("unbalanced ')' in '{text}'"));
+        }
+    }
+    if depth != 0 {
+        return Err(format!("unbalanced '(' in '{text}'"));
+    }
+    specs.push(current);
+    Ok(specs
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
