@@ -13,8 +13,8 @@ use crate::engine::{EngineError, predict};
 use crate::graph::init::{init_params, random_reference_params};
 use crate::graph::{Graph, GraphError, Model, ModelCard, NodeId, ParamStore, zoo};
 use crate::methods::crp::conditional_relevance;
-use crate::methods::lrp::{Composite, Lrp, LrpOptions};
-use crate::methods::{Explainer, MethodOptions, by_name};
+use crate::methods::lrp::{Composite, LrpModel, LrpOptions};
+use crate::methods::{MethodOptions, MethodSpec, Prepared};
 use crate::rng::Rng;
 use crate::tensor::{T4, from_vec};
 
@@ -120,23 +120,24 @@ impl Workload for InputGradient {
     }
 }
 
-/// An explanation method run through its public [`Explainer`] interface, as a user runs it:
-/// Grad-CAM (the backward pass stops at the CAM layer) or LRP ε-z⁺-♭ (BatchNorm folded and
-/// modified weights prepared once per model, outside the timing after the warm-up run, as
-/// zennit registers its composite once). Per-node profiles are not recorded for these.
-pub struct Method {
+/// An explanation method run through its public interface, as a user runs it: Grad-CAM (the
+/// backward pass stops at the CAM layer) or LRP ε-z⁺-♭, prepared once for the model before
+/// the warm-up (BatchNorm folded, modified weights derived — as zennit registers its composite
+/// once). Per-node profiles are not recorded for these.
+pub struct Method<'m> {
     name: &'static str,
-    method: Box<dyn Explainer>,
+    method: Prepared<'m>,
 }
 
-impl Workload for Method {
+impl Workload for Method<'_> {
     fn name(&self) -> &'static str {
         self.name
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let targets = vec![0; x.dims()[0]];
+        let _ = model; // the model it was prepared for
         self.method
-            .explain(model, x, &targets)
+            .explain(x, &targets)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
         Ok(())
     }
@@ -150,8 +151,8 @@ pub const CRP_CONCEPTS: usize = 32;
 /// `CondAttribution` with the image repeated once per concept). The layer is
 /// [`crp_layer`]'s.
 pub struct Crp {
-    /// Prepares (and keeps) the LRP form of the model being timed, as `explain` does.
-    lrp: Lrp,
+    /// The LRP form of the model being timed, prepared once as `concepts` does.
+    lrp: LrpModel,
 }
 
 /// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
@@ -184,7 +185,7 @@ impl Workload for Crp {
     }
     fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
         let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
-        let lrp = self.lrp.prepare(model).map_err(invalid)?;
+        let lrp = &self.lrp;
         let arch = model.card.arch.clone().unwrap_or_default();
         let name = crp_layer(&arch, model).ok_or_else(|| {
             BenchError::Invalid(format!(
@@ -195,7 +196,7 @@ impl Workload for Crp {
         let sets: Vec<Vec<usize>> = (0..CRP_CONCEPTS).map(|c| vec![c]).collect();
         for i in 0..x.dims()[0] {
             let row = x.clone().narrow(0, i, 1);
-            conditional_relevance(&lrp, &row, 0, layer, &sets, CRP_CONCEPTS).map_err(invalid)?;
+            conditional_relevance(lrp, &row, 0, layer, &sets, CRP_CONCEPTS).map_err(invalid)?;
         }
         Ok(())
     }
@@ -204,26 +205,36 @@ impl Workload for Crp {
 /// Names of the built-in workloads.
 pub const WORKLOADS: &[&str] = &["forward", "gradient", "grad-cam", "lrp", "crp32"];
 
-/// The workload called `name`.
-pub fn workload(name: &str) -> Result<Box<dyn Workload>, BenchError> {
-    let method = |name: &'static str, method: &str| -> Result<Box<dyn Workload>, BenchError> {
-        let method = by_name(method, &MethodOptions::default())
-            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+/// The workload called `name`, prepared for `model` (the methods bind to it here).
+pub fn workload<'m>(name: &str, model: &'m Model) -> Result<Box<dyn Workload + 'm>, BenchError> {
+    let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
+    let method = |name: &'static str, spec: &str| -> Result<Box<dyn Workload + 'm>, BenchError> {
+        let spec = MethodSpec::parse(spec, &MethodOptions::default()).map_err(invalid)?;
+        let method = spec.prepare(model).map_err(invalid)?;
         Ok(Box::new(Method { name, method }))
     };
+    check_workload(name)?;
     match name {
         "forward" => Ok(Box::new(Forward)),
         "gradient" => Ok(Box::new(InputGradient)),
         "grad-cam" => method("grad-cam", "grad-cam"),
-        "lrp" => method("lrp", "lrp-epsilon-plus-flat"),
-        "crp32" => Ok(Box::new(Crp {
-            lrp: Lrp::new(Composite::epsilon_plus_flat(), LrpOptions::default()),
+        "lrp" => method("lrp", "lrp:epsilon-plus-flat"),
+        _ => Ok(Box::new(Crp {
+            lrp: LrpModel::new(model, Composite::epsilon_plus_flat(), &LrpOptions::default())
+                .map_err(invalid)?,
         })),
-        _ => Err(BenchError::Invalid(format!(
-            "unknown workload '{name}'; valid: {}",
-            WORKLOADS.join(", ")
-        ))),
     }
+}
+
+/// Fails for a name that is not a workload.
+fn check_workload(name: &str) -> Result<(), BenchError> {
+    if WORKLOADS.contains(&name) {
+        return Ok(());
+    }
+    Err(BenchError::Invalid(format!(
+        "unknown workload '{name}'; valid: {}",
+        WORKLOADS.join(", ")
+    )))
 }
 
 /// A forward pass that evaluates the nodes one by one, timing each; keeps every activation.
@@ -466,7 +477,7 @@ pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>
     }
     // Unknown names fail before anything runs.
     for w in &opts.workloads {
-        workload(w)?;
+        check_workload(w)?;
     }
     let mut rows = Vec::new();
     for arch in &opts.archs {
@@ -477,8 +488,7 @@ pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>
                 // A fresh workload per row: what one prepares (LRP's modified weights and their
                 // cached filter layouts) is dropped with it, so a later row's peak memory is its
                 // own job's, as on the Python side, where each row's hooks are removed after it.
-                let w = workload(name)?;
-                let row = time_row(arch, &model, &x, w.as_ref(), opts)?;
+                let row = time_row(arch, &model, &x, name, opts)?;
                 on_row(&row);
                 rows.push(row);
             }
@@ -492,11 +502,14 @@ fn time_row(
     arch: &str,
     model: &Model,
     x: &T4,
-    w: &dyn Workload,
+    name: &str,
     opts: &BenchOptions,
 ) -> Result<Row, BenchError> {
     let batch = x.dims()[0];
+    // Reset first: the peak includes what preparing the workload allocates, as it did when the
+    // warm-up run prepared it.
     let tracked = reset_peak_rss();
+    let w = workload(name, model)?;
     for _ in 0..opts.warmup {
         w.run(model, x, None)?;
     }

@@ -15,9 +15,6 @@ pub mod model;
 pub mod rules;
 pub mod skip;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
 pub use checkerboard::{checkerboard_score, checkerboard_scores};
 pub use composite::{Composite, FirstLayer, ZBoxBounds};
 pub use conservation::{Conservation, check_conservation, conservation_of};
@@ -27,15 +24,15 @@ pub use skip::SkipMode;
 
 use super::{Explainer, MapKind, MethodError};
 use crate::graph::Model;
-use crate::tensor::{T4, to_vec};
+use crate::tensor::T4;
 
-/// An LRP explainer for one composite. Keeps the last prepared model (folded BatchNorm,
-/// modified weights), so explaining batch after batch of the same model prepares it once.
+/// The low-level LRP explainer of [`crate::methods::by_name`]: it has no model to bind to, so
+/// it prepares the model (folds BatchNorm, derives modified weights) on every call. Explaining
+/// batch after batch, prepare a [`crate::methods::MethodSpec`] (or an [`LrpModel`]) once instead.
 pub struct Lrp {
     name: String,
     composite: Composite,
     options: LrpOptions,
-    prepared: Mutex<Option<(ModelKey, Arc<LrpModel>)>>,
 }
 
 impl Lrp {
@@ -45,22 +42,7 @@ impl Lrp {
             name: format!("lrp-{}", composite.name()),
             composite,
             options,
-            prepared: Mutex::new(None),
         }
-    }
-
-    /// The prepared form of `model` (cached for the last model seen).
-    pub fn prepare(&self, model: &Model) -> Result<Arc<LrpModel>, MethodError> {
-        let key = ModelKey::of(model);
-        let mut slot = self.prepared.lock().expect("prepared-model lock");
-        if let Some((k, prepared)) = slot.as_ref()
-            && *k == key
-        {
-            return Ok(prepared.clone());
-        }
-        let prepared = Arc::new(LrpModel::new(model, self.composite.clone(), &self.options)?);
-        *slot = Some((key, prepared.clone()));
-        Ok(prepared)
     }
 }
 
@@ -72,40 +54,7 @@ impl Explainer for Lrp {
         MapKind::Input
     }
     fn explain(&self, model: &Model, x: &T4, targets: &[usize]) -> Result<T4, MethodError> {
-        Ok(self.prepare(model)?.attribute(x, targets)?.input)
-    }
-}
-
-/// Identifies a model well enough to reuse its prepared form: where it lives, where it came
-/// from, its size, and a few parameter values (which change when weights are replaced).
-#[derive(Clone, Debug, PartialEq)]
-struct ModelKey {
-    address: usize,
-    source: PathBuf,
-    nodes: usize,
-    scalars: usize,
-    probe: Vec<u32>,
-}
-
-impl ModelKey {
-    fn of(model: &Model) -> Self {
-        let probe = model
-            .params
-            .iter()
-            .step_by(7)
-            .take(16)
-            .flat_map(|(_, p)| {
-                let n = p.data.dims()[0].min(4);
-                to_vec(&p.data.clone().narrow(0, 0, n))
-            })
-            .map(f32::to_bits)
-            .collect();
-        ModelKey {
-            address: model as *const Model as usize,
-            source: model.source.clone(),
-            nodes: model.graph.nodes.len(),
-            scalars: model.params.scalar_count(),
-            probe,
-        }
+        let prepared = LrpModel::new(model, self.composite.clone(), &self.options)?;
+        Ok(prepared.attribute(x, targets)?.input)
     }
 }
