@@ -220,8 +220,12 @@ pub fn workload<'m>(name: &str, model: &'m Model) -> Result<Box<dyn Workload + '
         "grad-cam" => method("grad-cam", "grad-cam"),
         "lrp" => method("lrp", "lrp:epsilon-plus-flat"),
         _ => Ok(Box::new(Crp {
-            lrp: LrpModel::new(model, Composite::epsilon_plus_flat(), &LrpOptions::default())
-                .map_err(invalid)?,
+            lrp: LrpModel::new(
+                model,
+                Composite::epsilon_plus_flat(),
+                &LrpOptions::default(),
+            )
+            .map_err(invalid)?,
         })),
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow};
 
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::compare::{CompareOptions, parse_threshold, run as run_study};
-use crate::studies::maps::TargetClass;
+use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance compare`.
 #[derive(clap::Args, Debug)]
@@ -15,7 +15,7 @@ pub struct CompareArgs {
     pub study: StudyArgs,
     /// Class explained: true (the label) or pred (each model's prediction).
     #[arg(long, default_value = "true")]
-    pub target: TargetClass,
+    pub target: TargetRule,
     /// Binarisation for IoUs: top:F (the top fraction F of pixels), otsu, or fixed:T.
     #[arg(long, default_value = "top:0.2")]
     pub threshold: String,

@@ -4,8 +4,9 @@ use anyhow::Result;
 
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::faithfulness::{
-    FaithfulnessOptions, IdConventions, SubstrateSpec, TargetRule, parse_step, parse_ties, run,
+    FaithfulnessOptions, IdConventions, SubstrateSpec, parse_step, parse_ties, run,
 };
+use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance faithfulness`.
 #[derive(clap::Args, Debug)]

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use super::study_args::{StudyArgs, command_line};
-use crate::studies::faithfulness::TargetRule;
 use crate::studies::stability::{NamedAug, StabilityOptions, run};
+use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance stability`.
 #[derive(clap::Args, Debug)]

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::study_args::{StudyArgs, command_line};
-use crate::studies::maps::TargetClass;
+use crate::studies::toolkit::TargetRule;
 use crate::studies::variability::{VariabilityOptions, run as run_study};
 
 /// Arguments of `relevance variability`.
@@ -15,7 +15,7 @@ pub struct VariabilityArgs {
     pub study: StudyArgs,
     /// Class explained: true (the label, the same for every model) or pred (each model's prediction).
     #[arg(long, default_value = "true")]
-    pub target: TargetClass,
+    pub target: TargetRule,
     /// Number of k-means clusters of images.
     #[arg(long, default_value_t = 3)]
     pub clusters: usize,

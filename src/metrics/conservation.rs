@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::scorer::{ScoreKind, Scorer, Target, resolve_target, score_sequence};
+use super::scorer::{FollowedClass, ScoreKind, Scorer, resolve_target, score_sequence};
 use super::{ImageView, MetricError, Substrate};
 
 /// `|relevance_sum − reference| / |reference|` (∞ when the reference is 0 and the sum is not).
@@ -46,7 +46,7 @@ pub fn conservation(
     scorer: &dyn Scorer,
     image: &ImageView,
     relevance: &[f32],
-    target: Target,
+    target: FollowedClass,
     baseline: Option<&Substrate>,
 ) -> Result<Conservation, MetricError> {
     let (class, scores) = resolve_target(scorer, image, target)?;

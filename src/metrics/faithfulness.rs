@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use super::scorer::{ScoreKind, Scorer, Target, resolve_target, score_sequence};
+use super::scorer::{FollowedClass, ScoreKind, Scorer, resolve_target, score_sequence};
 use super::similarity::pearson_f64;
 use super::{ImageView, MapView, MetricError, Substrate};
 use crate::rng::Rng;
@@ -30,7 +30,7 @@ pub struct FaithfulnessCorrelationOptions {
     /// Replacement values (default the image minimum, Quantus' `"black"`).
     pub baseline: Substrate,
     /// Class followed (default the predicted class).
-    pub target: Target,
+    pub target: FollowedClass,
     /// Seed of the subset draws.
     pub seed: u64,
 }
@@ -41,7 +41,7 @@ impl Default for FaithfulnessCorrelationOptions {
             runs: 100,
             subset_size: 224,
             baseline: Substrate::ImageMin,
-            target: Target::Predicted,
+            target: FollowedClass::Predicted,
             seed: 0,
         }
     }
@@ -103,7 +103,7 @@ pub fn faithfulness_correlation_with_subsets(
     map: &MapView,
     subsets: &[Vec<usize>],
     baseline: &Substrate,
-    target: Target,
+    target: FollowedClass,
 ) -> Result<FaithfulnessCorrelation, MetricError> {
     image.check_map(map)?;
     if let Some(bad) = subsets.iter().flatten().find(|&&i| i >= map.len()) {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::curve::Curve;
 use super::order::{Schedule, Step, Ties};
-use super::scorer::{ScoreKind, Scorer, Target, resolve_target, score_sequence};
+use super::scorer::{FollowedClass, ScoreKind, Scorer, resolve_target, score_sequence};
 use super::{ImageView, MapView, MetricError, Substrate};
 
 /// Conventions of insertion / deletion.
@@ -30,7 +30,7 @@ pub struct InsertionOptions {
     /// Tie handling (default stable order).
     pub ties: Ties,
     /// Class followed (default the predicted class, as RISE).
-    pub target: Target,
+    pub target: FollowedClass,
     /// What insertion starts from (default RISE's blur, kernel 11, σ 5).
     pub insertion_substrate: Substrate,
     /// What deletion replaces pixels with (default zero in input space).
@@ -42,7 +42,7 @@ impl Default for InsertionOptions {
         InsertionOptions {
             step: Step::Fraction(1.0 / 224.0),
             ties: Ties::Stable,
-            target: Target::Predicted,
+            target: FollowedClass::Predicted,
             insertion_substrate: Substrate::rise_blur(),
             deletion_substrate: Substrate::Zero,
         }
@@ -62,8 +62,8 @@ pub struct Conventions {
     pub ties: Ties,
     /// Score kind of the scorer.
     pub score: ScoreKind,
-    /// Target rule as asked.
-    pub target: Target,
+    /// Class rule as asked.
+    pub target: FollowedClass,
     /// Class actually followed.
     pub class: usize,
     /// How the AUC is computed.

@@ -46,7 +46,7 @@ pub mod threshold;
 /// defined beside the LRP rules whose artefact it measures.
 pub use crate::methods::lrp::checkerboard::{checkerboard_score, checkerboard_scores};
 pub use explain::{ChannelReduce, ExplainerMaps, MapFn, ModelMapFn};
-pub use scorer::{ModelScorer, ScoreKind, Scorer, Scores, Target};
+pub use scorer::{FollowedClass, ModelScorer, ScoreKind, Scorer, Scores};
 pub use substrate::Substrate;
 
 use crate::engine::EngineError;

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::curve::{Curve, trapezoid_unit};
 use super::order::{Schedule, ascending, descending};
-use super::scorer::{ScoreKind, Scorer, Target, resolve_target, score_sequence};
+use super::scorer::{FollowedClass, ScoreKind, Scorer, resolve_target, score_sequence};
 use super::{ImageView, MapView, MetricError, Substrate};
 
 /// Which end of the ranking goes first.
@@ -46,7 +46,7 @@ pub struct PixelFlippingOptions {
     /// Replacement values (default the image minimum, Quantus' `"black"`).
     pub baseline: Substrate,
     /// Class followed (default the predicted class).
-    pub target: Target,
+    pub target: FollowedClass,
 }
 
 impl Default for PixelFlippingOptions {
@@ -55,7 +55,7 @@ impl Default for PixelFlippingOptions {
             pixels_per_step: 0,
             order: Order::Morf,
             baseline: Substrate::ImageMin,
-            target: Target::Predicted,
+            target: FollowedClass::Predicted,
         }
     }
 }
@@ -72,7 +72,7 @@ pub struct RegionPerturbationOptions {
     /// Replacement values (default the image minimum, Quantus' `"black"`).
     pub baseline: Substrate,
     /// Class followed (default the predicted class).
-    pub target: Target,
+    pub target: FollowedClass,
 }
 
 impl Default for RegionPerturbationOptions {
@@ -82,7 +82,7 @@ impl Default for RegionPerturbationOptions {
             regions: 100,
             order: Order::Morf,
             baseline: Substrate::ImageMin,
-            target: Target::Predicted,
+            target: FollowedClass::Predicted,
         }
     }
 }
@@ -100,8 +100,8 @@ pub struct PerturbationConventions {
     pub baseline: String,
     /// Score kind of the scorer.
     pub score: ScoreKind,
-    /// Target rule as asked.
-    pub target: Target,
+    /// Class rule as asked.
+    pub target: FollowedClass,
     /// Class followed.
     pub class: usize,
 }

@@ -155,10 +155,11 @@ pub fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
-/// Which class a metric follows.
+/// Which class a metric follows: a resolved form of the explained class
+/// ([`crate::methods::Target`]), a given index or the prediction on the unperturbed image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Target {
+pub enum FollowedClass {
     /// A given class (e.g. the true label).
     Class(usize),
     /// The class the model predicts for the unperturbed image (arg-max of its scores).
@@ -180,19 +181,19 @@ pub fn argmax(values: &[f32]) -> usize {
 pub fn resolve_target(
     scorer: &dyn Scorer,
     image: &ImageView,
-    target: Target,
+    target: FollowedClass,
 ) -> Result<(usize, Vec<f32>), MetricError> {
     let scores = scorer.scores(image_tensor(image.data, image.shape(), 1))?;
     let row = scores.row(0).to_vec();
     let class = match target {
-        Target::Class(k) if k < row.len() => k,
-        Target::Class(k) => {
+        FollowedClass::Class(k) if k < row.len() => k,
+        FollowedClass::Class(k) => {
             return Err(MetricError::Invalid(format!(
                 "target class {k} but the model has {} classes",
                 row.len()
             )));
         }
-        Target::Predicted => argmax(&row),
+        FollowedClass::Predicted => argmax(&row),
     };
     Ok((class, row))
 }

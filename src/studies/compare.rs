@@ -24,7 +24,8 @@ use image::{Rgb, RgbImage};
 use serde_json::{Value, json};
 
 use super::fit::mean_sd;
-use super::maps::{MapsRequest, ModelMaps, TargetClass, model_maps};
+use super::maps::{MapsRequest, ModelMaps, model_maps};
+use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
     create_dir, figure_stem, jnum, label_for_model, load_batch, load_mask, load_models, num,
@@ -62,7 +63,7 @@ pub struct CompareOptions {
     /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
     pub method_options: MethodOptions,
     /// Class explained (default: the true class).
-    pub target: TargetClass,
+    pub target: TargetRule,
     /// How maps are binarised for IoUs (default: the top 20 % of pixels).
     pub threshold: Threshold,
     /// Pointing-game tolerance in pixels (default 0: the maximum must be on the object).
@@ -94,7 +95,7 @@ impl Default for CompareOptions {
             .map(String::from)
             .to_vec(),
             method_options: MethodOptions::default(),
-            target: TargetClass::True,
+            target: TargetRule::True,
             threshold: Threshold::TopFraction(0.2),
             tolerance: 0.0,
             correct_mass: 0.5,

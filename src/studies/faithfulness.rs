@@ -33,7 +33,7 @@ use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
 use crate::metrics::order::{Step, Ties};
-use crate::metrics::scorer::{ModelScorer, ScoreKind, Target};
+use crate::metrics::scorer::{FollowedClass, ModelScorer, ScoreKind};
 use crate::metrics::{ImageView, MapView, Substrate};
 use crate::report::plots::{Chart, Plot, Series};
 use crate::tensor::T4;
@@ -121,26 +121,7 @@ impl std::str::FromStr for SubstrateSpec {
     }
 }
 
-/// Which class the curves follow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetRule {
-    /// The model's prediction on the unperturbed image (RISE).
-    Predicted,
-    /// The ground-truth label (the ResNet-LRP paper).
-    True,
-}
-
-impl std::str::FromStr for TargetRule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "predicted" | "pred" => Ok(TargetRule::Predicted),
-            "true" | "label" => Ok(TargetRule::True),
-            other => Err(format!("unknown target '{other}'; use predicted or true")),
-        }
-    }
-}
+use super::toolkit::TargetRule;
 
 /// Every convention insertion/deletion numbers depend on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -686,7 +667,7 @@ fn evaluate_chunk(
             &InsertionOptions {
                 step: opts.conventions.step,
                 ties: opts.conventions.ties,
-                target: Target::Class(e.targets[r]),
+                target: FollowedClass::Class(e.targets[r]),
                 insertion_substrate: opts.conventions.insertion_substrate.resolve(card),
                 deletion_substrate: opts.conventions.deletion_substrate.resolve(card),
             },

@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::StudyError;
+use super::toolkit::TargetRule;
 use super::toolkit::{
     PreparedMethod, StudyImage, StudyMethod, StudyModel, create_dir, explain_planes, load_batch,
     predictions, prepare_all, prepare_cache, weights_stamp, write_json,
@@ -24,28 +24,6 @@ use crate::data::npy::{read_npy, write_npy};
 use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
-
-/// Which class every map explains.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetClass {
-    /// The image's true class (the same target for every model, so maps are comparable).
-    #[default]
-    True,
-    /// Each model's predicted class.
-    Predicted,
-}
-
-impl std::str::FromStr for TargetClass {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "true" | "label" => Ok(TargetClass::True),
-            "pred" | "predicted" => Ok(TargetClass::Predicted),
-            _ => Err(format!("unknown target '{s}': use true or pred")),
-        }
-    }
-}
 
 /// One method's maps of one model: `planes[i]` for image `i`.
 #[derive(Clone, Debug)]
@@ -78,7 +56,7 @@ pub struct MapsRequest<'a> {
     /// The options the methods were built with (part of the cache key).
     pub method_options: &'a MethodOptions,
     /// Which class every map explains.
-    pub target: TargetClass,
+    pub target: TargetRule,
     /// Images per forward pass.
     pub batch: usize,
 }
@@ -122,11 +100,8 @@ fn cached_probs(path: &Path, images: usize) -> Option<Vec<Vec<f32>>> {
 }
 
 /// The class each map explains, from an image's label and the model's probabilities.
-fn target_of(target: TargetClass, img: &StudyImage, probs: &[f32]) -> usize {
-    match target {
-        TargetClass::True => img.label,
-        TargetClass::Predicted => crate::metrics::scorer::argmax(probs),
-    }
+fn target_of(target: TargetRule, img: &StudyImage, probs: &[f32]) -> usize {
+    target.class_of(img.label, probs)
 }
 
 /// Indices of the methods with a map of some image of `chunk` missing from the cache.

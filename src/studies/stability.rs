@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::faithfulness::TargetRule;
+use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,

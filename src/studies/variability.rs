@@ -25,7 +25,8 @@ use image::RgbImage;
 use serde_json::{Value, json};
 
 use super::fit::{Clusters, PolyFit, Welford, kmeans, mean_sd, polyfit, standardise};
-use super::maps::{MapsRequest, ModelMaps, TargetClass, model_maps};
+use super::maps::{MapsRequest, ModelMaps, model_maps};
+use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
     create_dir, figure_stem, jnum, label_for_model, load_batch, load_models, method_options_json,
@@ -63,7 +64,7 @@ pub struct VariabilityOptions {
     /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
     pub method_options: MethodOptions,
     /// Class explained (default: the true class, the same for every model).
-    pub target: TargetClass,
+    pub target: TargetRule,
     /// Number of k-means clusters (default 3).
     pub clusters: usize,
     /// Example images shown per cluster (default 4).
@@ -86,7 +87,7 @@ impl Default for VariabilityOptions {
             batch: 16,
             methods: vec!["grad-cam".into()],
             method_options: MethodOptions::default(),
-            target: TargetClass::True,
+            target: TargetRule::True,
             clusters: 3,
             examples: 4,
             seed: 0,

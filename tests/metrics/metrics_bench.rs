@@ -10,7 +10,7 @@ use std::time::Instant;
 use relevance::graph::{Model, ModelCard};
 use relevance::metrics::insertion::{InsertionOptions, insertion_deletion};
 use relevance::metrics::order::{Step, Ties};
-use relevance::metrics::{ImageView, MapView, ModelScorer, ScoreKind, Scorer, Target};
+use relevance::metrics::{FollowedClass, ImageView, MapView, ModelScorer, ScoreKind, Scorer};
 use relevance::rng::Rng;
 use relevance::tensor::from_vec;
 
@@ -78,7 +78,7 @@ fn insertion_deletion_resnet18_224() {
             let opts = InsertionOptions {
                 step,
                 ties,
-                target: Target::Predicted,
+                target: FollowedClass::Predicted,
                 ..InsertionOptions::default()
             };
             let t = Instant::now();

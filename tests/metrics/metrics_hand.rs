@@ -19,7 +19,7 @@ use relevance::metrics::randomisation::{
 use relevance::metrics::sensitivity::{
     Radius, SensitivityOptions, sensitivity, sensitivity_with_noise,
 };
-use relevance::metrics::{ImageView, MapView, MetricError, Scores, Substrate, Target};
+use relevance::metrics::{FollowedClass, ImageView, MapView, MetricError, Scores, Substrate};
 use relevance::tensor::{T4, from_vec, to_vec};
 
 /// Class 0 scores `Σ_i w_i x_i + bias`, class 1 a constant 0.
@@ -47,7 +47,7 @@ fn pixel_flipping_morf_and_lerf_by_hand() {
         pixels_per_step: 1,
         order: Order::Morf,
         baseline: Substrate::Value(vec![0.0]),
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
     };
     let r = pixel_flipping(&scorer, &image, &map, &o).unwrap();
     let want = [1.0, 0.6, 0.3, 0.1, 0.0];
@@ -82,7 +82,7 @@ fn region_perturbation_by_hand() {
         regions: 3,
         order: Order::Morf,
         baseline: Substrate::Value(vec![0.0]),
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
     };
     let r = region_perturbation(&scorer, &image, &map, &o).unwrap();
     // patches weigh 4·(1,2,3,4)/40 = .1 .2 .3 .4; MoRF removes .4, .3, .2
@@ -111,7 +111,7 @@ fn faithfulness_correlation_is_one_for_the_exact_attribution_of_a_linear_model()
         runs: 30,
         subset_size: 10,
         baseline: Substrate::Zero,
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
         seed: 4,
     };
     let map = MapView::new(&r, [8, 8]).unwrap();
@@ -170,7 +170,7 @@ fn conservation_of_input_times_weight_in_a_linear_model() {
         &linear_scorer(w.clone(), 0.0),
         &image,
         &r,
-        Target::Class(0),
+        FollowedClass::Class(0),
         None,
     )
     .unwrap();
@@ -180,7 +180,7 @@ fn conservation_of_input_times_weight_in_a_linear_model() {
         &linear_scorer(w.clone(), 0.5),
         &image,
         &r,
-        Target::Class(0),
+        FollowedClass::Class(0),
         None,
     )
     .unwrap();
@@ -191,7 +191,7 @@ fn conservation_of_input_times_weight_in_a_linear_model() {
         &linear_scorer(w, 0.5),
         &image,
         &rb,
-        Target::Class(0),
+        FollowedClass::Class(0),
         Some(&Substrate::Value(vec![1.0])),
     )
     .unwrap();

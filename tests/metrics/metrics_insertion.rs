@@ -7,7 +7,7 @@ use relevance::graph::{GraphBuilder, Model, ModelCard, Op, ParamStore};
 use relevance::metrics::insertion::{InsertionOptions, deletion, insertion, insertion_deletion};
 use relevance::metrics::order::{Step, Ties};
 use relevance::metrics::{
-    ImageView, MapView, MetricError, ModelScorer, ScoreKind, Scores, Substrate, Target,
+    FollowedClass, ImageView, MapView, MetricError, ModelScorer, ScoreKind, Scores, Substrate,
 };
 use relevance::tensor::{T4, to_vec};
 
@@ -30,7 +30,7 @@ fn opts(step: Step, ties: Ties) -> InsertionOptions {
     InsertionOptions {
         step,
         ties,
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
         insertion_substrate: Substrate::Zero,
         deletion_substrate: Substrate::Zero,
     }
@@ -200,7 +200,7 @@ fn model_scorer_logits_and_softmax_follow_the_closed_form() {
     let map = MapView::new(&map, [4, 4]).unwrap();
     let o = InsertionOptions {
         step: Step::Pixels(4),
-        target: Target::Predicted,
+        target: FollowedClass::Predicted,
         insertion_substrate: Substrate::Zero,
         ..InsertionOptions::default()
     };
@@ -236,7 +236,7 @@ fn batch_size_does_not_change_the_curves() {
     let map = MapView::new(&map, [4, 4]).unwrap();
     let o = InsertionOptions {
         step: Step::Pixels(1),
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
         ..InsertionOptions::default()
     };
     let one = ModelScorer::new(&model, ScoreKind::Logit)
@@ -276,7 +276,7 @@ fn deletion_with_blur_ends_at_the_blurred_image() {
     let map = MapView::new(&map, [8, 8]).unwrap();
     let o = InsertionOptions {
         deletion_substrate: Substrate::rise_blur(),
-        target: Target::Class(0),
+        target: FollowedClass::Class(0),
         step: Step::Pixels(16),
         ..InsertionOptions::default()
     };
@@ -301,7 +301,7 @@ fn mismatched_shapes_and_bad_parameters_are_clear_errors() {
     let e = insertion(&scorer, &image, &map, &opts(Step::Pixels(0), Ties::Stable)).unwrap_err();
     assert!(e.to_string().contains("step"), "{e}");
     let mut o = opts(Step::Pixels(1), Ties::Stable);
-    o.target = Target::Class(5);
+    o.target = FollowedClass::Class(5);
     let e = insertion(&scorer, &image, &map, &o).unwrap_err();
     assert!(e.to_string().contains("target class 5"), "{e}");
     assert!(MapView::new(&[f32::NAN], [1, 1]).is_err());

@@ -18,7 +18,7 @@ use relevance::metrics::randomisation::{
     random_logit_with_class,
 };
 use relevance::metrics::sensitivity::{Radius, SensitivityOptions, sensitivity_with_noise};
-use relevance::metrics::{ImageView, MapView, ModelScorer, ScoreKind, Substrate, Target};
+use relevance::metrics::{FollowedClass, ImageView, MapView, ModelScorer, ScoreKind, Substrate};
 use relevance::tensor::{from_vec, max_abs_diff};
 use serde_json::Value;
 
@@ -81,7 +81,7 @@ fn pixel_flipping_matches_quantus() {
             pixels_per_step: 8,
             order: Order::Morf,
             baseline: Substrate::ImageMin,
-            target: Target::Class(c.y[b]),
+            target: FollowedClass::Class(c.y[b]),
         };
         let r = pixel_flipping(&scorer, &image, &map, &opts).unwrap();
         let ours = &r.curve.scores[1..];
@@ -108,7 +108,7 @@ fn region_perturbation_matches_quantus_both_orders() {
                 regions,
                 order,
                 baseline: Substrate::ImageMin,
-                target: Target::Class(c.y[b]),
+                target: FollowedClass::Class(c.y[b]),
             };
             let r = region_perturbation(&scorer, &image, &map, &opts).unwrap();
             let s = &r.curve.scores;
@@ -143,7 +143,7 @@ fn faithfulness_correlation_matches_quantus_on_replayed_subsets() {
             &map,
             &subsets,
             &Substrate::ImageMin,
-            Target::Class(c.y[b]),
+            FollowedClass::Class(c.y[b]),
         )
         .unwrap();
         close(r.correlation, want[b], 1e-5, "faithfulness correlation");

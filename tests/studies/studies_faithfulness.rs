@@ -9,8 +9,9 @@ use relevance::metrics::ScoreKind;
 use relevance::metrics::curve::trapezoid;
 use relevance::metrics::order::{Step, Ties};
 use relevance::studies::faithfulness::{
-    FaithfulnessOptions, IdConventions, SubstrateSpec, TargetRule, run_with_models,
+    FaithfulnessOptions, IdConventions, SubstrateSpec, run_with_models,
 };
+use relevance::studies::toolkit::TargetRule;
 use studies_support::*;
 
 fn linear_options(dir: &std::path::Path, data: std::path::PathBuf) -> FaithfulnessOptions {

@@ -9,8 +9,8 @@ use std::path::Path;
 use relevance::data::npy::{read_npy, write_npy};
 use relevance::methods::MapStyle;
 use relevance::studies::fit::{kmeans, mean_sd, polyfit};
-use relevance::studies::maps::TargetClass;
 use relevance::studies::toolkit::SplitChoice;
+use relevance::studies::toolkit::TargetRule;
 use relevance::studies::variability::{VariabilityOptions, normalise_map, pixel_mean_sd, run};
 use studies_common::*;
 
@@ -164,7 +164,7 @@ fn rerun_reads_the_cache_and_new_options_invalidate_it() {
     }
     // Other options (another target) → the cache is rebuilt and the tampering is gone.
     let opts = VariabilityOptions {
-        target: TargetClass::Predicted,
+        target: TargetRule::Predicted,
         ..opts
     };
     run(&opts, false).unwrap();

@@ -7,7 +7,8 @@
 //! - [`methods`]: building methods from the specs the user typed ([`study_methods`]) and
 //!   getting their maps ([`explain_planes`]), the only way a study reaches the methods;
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
-//! - [`figures`]: plots and pictures with their `figures.json` entries.
+//! - [`figures`]: plots and pictures with their `figures.json` entries;
+//! - [`target`]: the one [`TargetRule`] (predicted or true class).
 //!
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
@@ -17,6 +18,7 @@ pub mod images;
 pub mod methods;
 pub mod models;
 pub mod outputs;
+pub mod target;
 
 pub use figures::{
     Figure, enlarge, figure_stem, overlay_tile, save_picture, save_plot, with_colour_bar,
@@ -35,6 +37,7 @@ pub use outputs::{
     Summary, Table, create_dir, csv_field, jnum, mean_sd, median, num, prepare_cache, progress_bar,
     read_previous, write_csv, write_json, write_text,
 };
+pub use target::TargetRule;
 
 /// What a study run covered, handed to its output phases.
 pub struct RunFacts {
