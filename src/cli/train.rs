@@ -61,7 +61,7 @@ pub struct TrainArgs {
     /// Continue an interrupted run from its last finished epoch.
     #[arg(long)]
     pub resume: bool,
-    /// Training augmentations: comma list of flip, hflip, vflip, rotate, affine, crop, color,
+    /// Training augmentations: comma list of flip, hflip, vflip, rotate, affine, crop, colour,
     /// noise, blur.
     #[arg(long, default_value = "none")]
     pub augment: String,

@@ -533,7 +533,7 @@ pub struct AugmentSpec {
     /// (0 disables).
     pub crop: f64,
     /// Brightness and contrast factors from `U(1 − j, 1 + j)`, gamma from `U(1 − j, 1 + j)`.
-    pub color: f32,
+    pub colour: f32,
     /// Gaussian noise with σ drawn from `U(0, this)`.
     pub noise: f32,
     /// Gaussian blur with σ drawn from `U(0, this)` pixels.
@@ -542,7 +542,7 @@ pub struct AugmentSpec {
 
 impl AugmentSpec {
     /// Parses a comma-separated list: `flip`, `hflip`, `vflip`, `rotate`, `affine`, `crop`,
-    /// `color`, `noise`, `blur` (or `none`), each with a moderate default strength.
+    /// `colour` (or `color`), `noise`, `blur` (or `none`), each with a moderate default strength.
     pub fn parse(list: &str) -> Result<Self, DataError> {
         let mut s = AugmentSpec::default();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -557,12 +557,12 @@ impl AugmentSpec {
                 "rotate" => s.rotate = 15.0,
                 "affine" => s.affine = 0.1,
                 "crop" => s.crop = 0.7,
-                "color" => s.color = 0.2,
+                "colour" | "color" => s.colour = 0.2,
                 "noise" => s.noise = 0.03,
                 "blur" => s.blur = 1.0,
                 other => {
                     return Err(DataError::Invalid(format!(
-                        "unknown augmentation '{other}'; known: flip, hflip, vflip, rotate, affine, crop, color, noise, blur, none"
+                        "unknown augmentation '{other}'; known: flip, hflip, vflip, rotate, affine, crop, colour, noise, blur, none"
                     )));
                 }
             }
@@ -617,8 +617,8 @@ impl AugmentSpec {
                 shear: [rng.uniform_range(-10.0 * a, 10.0 * a) as f64, 0.0],
             });
         }
-        if self.color > 0.0 {
-            let j = self.color;
+        if self.colour > 0.0 {
+            let j = self.colour;
             out.push(Aug::Brightness {
                 factor: rng.uniform_range(1.0 - j, 1.0 + j),
             });

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::Colormap;
-use super::heatmap::{colorize, default_colormap, png_bytes};
+use super::heatmap::{colourise, default_colormap, png_bytes};
 use super::html::{Block, Figure, Picture, Report, Section, Tone};
 use super::plots::{Chart, Plot};
 use crate::methods::MapStyle;
@@ -374,7 +374,7 @@ pub fn colour_bar(cmap: Colormap) -> Vec<u8> {
     let values: Vec<f32> = (0..h)
         .flat_map(|_| (0..w).map(move |x| x as f32 / (w - 1) as f32))
         .collect();
-    png_bytes(&colorize(&values, w, h, cmap)).unwrap_or_default()
+    png_bytes(&colourise(&values, w, h, cmap)).unwrap_or_default()
 }
 
 /// The colour-bar figure for maps drawn in `style`, with how to read it.

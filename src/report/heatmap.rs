@@ -95,7 +95,7 @@ pub fn default_colormap(style: MapStyle) -> Colormap {
 }
 
 /// A `w × h` picture of normalised values.
-pub fn colorize(values01: &[f32], width: u32, height: u32, cmap: Colormap) -> RgbImage {
+pub fn colourise(values01: &[f32], width: u32, height: u32, cmap: Colormap) -> RgbImage {
     let lut = cmap.lut();
     RgbImage::from_fn(width, height, |x, y| {
         let v = values01[(y * width + x) as usize];

@@ -33,7 +33,7 @@ pub const PALETTE: [(u8, u8, u8); 8] = [
     (0, 0, 0),
 ];
 
-fn color(i: usize) -> RGBColor {
+fn colour(i: usize) -> RGBColor {
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     RGBColor(r, g, b)
 }
@@ -425,7 +425,7 @@ impl Plot {
         }
         let mut chart = self.numeric_chart(root, (x0, x1), (y0, y1))?;
         for (i, s) in series.iter().enumerate() {
-            let c = color(i);
+            let c = colour(i);
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
                 .map_err(err)?
@@ -446,7 +446,7 @@ impl Plot {
         let ((x0, x1), (y0, y1)) = bounds(series.iter().flat_map(|s| s.points.iter().copied()));
         let mut chart = self.numeric_chart(root, (x0, x1), (y0, y1))?;
         for (i, s) in series.iter().enumerate() {
-            let c = color(i);
+            let c = colour(i);
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(err)?
@@ -538,7 +538,7 @@ impl Plot {
                 continue;
             };
             let x = i as f64;
-            let style = color(i).stroke_width(2);
+            let style = colour(i).stroke_width(2);
             let line = |a: (f64, f64), b: (f64, f64)| PathElement::new(vec![a, b], style);
             chart
                 .draw_series([
@@ -557,7 +557,7 @@ impl Plot {
                 .draw_series(
                     b.outliers
                         .iter()
-                        .map(|&v| Circle::new((x, v), 2, color(i).stroke_width(1))),
+                        .map(|&v| Circle::new((x, v), 2, colour(i).stroke_width(1))),
                 )
                 .map_err(err)?;
         }
@@ -608,7 +608,7 @@ impl Plot {
                         (SegmentValue::Exact(x), 0.0),
                         (SegmentValue::Exact(x + 1), *v),
                     ],
-                    color(i).filled(),
+                    colour(i).filled(),
                 );
                 r.set_margin(0, 0, 12, 12);
                 r

@@ -39,7 +39,7 @@ use crate::io::safe_component;
 use crate::methods::{MapStyle, MethodOptions};
 use crate::report::Colormap;
 use crate::report::heatmap::{
-    Scale, colorize, default_colormap, grid, input_image, normalise, overlay,
+    Scale, colourise, default_colormap, grid, input_image, normalise, overlay,
 };
 use crate::report::plots::{Chart, Fit, Plot, Series};
 use crate::tensor::to_vec;
@@ -491,7 +491,7 @@ fn map_figures(
             [
                 b.clone(),
                 mean_pic,
-                colorize(&sd01, w as u32, h as u32, Colormap::Inferno),
+                colourise(&sd01, w as u32, h as u32, Colormap::Inferno),
             ]
         })
         .collect();
