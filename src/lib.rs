@@ -14,6 +14,7 @@
 //! - [`methods`]: explanation methods (gradients, CAMs, guided backprop, …) by name;
 //! - [`inspect`]: what a model reads and outputs, its CAM layers and LRP rules, before explaining;
 //! - [`studies`]: study pipelines (faithfulness, stability, …) writing tables, plots and summaries;
+//! - [`records`]: the typed, versioned run records every command writes and the report reads;
 //! - [`cli`]: the `relevance` command line.
 
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod inspect;
 pub mod io;
 pub mod methods;
 pub mod metrics;
+pub mod records;
 pub mod report;
 pub mod rng;
 pub mod studies;

@@ -15,6 +15,7 @@ use crate::data::split::SplitFractions;
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
 use crate::methods::{MapKind, MapStyle};
+use crate::records::{EnsembleRecord, StudySummary, Table, TrainRecord, read_record, write_record};
 use crate::report::plots::Plot;
 use crate::tensor::T4;
 
@@ -112,9 +113,8 @@ fn expand_models_raw(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
         if p.is_dir() {
             let ens = p.join("ensemble.json");
             if ens.is_file() {
-                let text = std::fs::read_to_string(&ens).map_err(|e| StudyError::file(&ens, e))?;
-                let rec: crate::train::EnsembleRecord =
-                    serde_json::from_str(&text).map_err(|e| StudyError::file(&ens, e))?;
+                let rec: EnsembleRecord =
+                    read_record(&ens).map_err(|e| StudyError::file(&ens, e.message))?;
                 for m in rec.members {
                     // The record may hold paths relative to where training ran; the member's
                     // folder beside ensemble.json is authoritative.
@@ -152,10 +152,8 @@ fn expand_models_raw(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, StudyE
 
 /// The split recorded in `model.train.json` beside `weights`, if any.
 fn recorded_split(weights: &Path) -> Option<SplitSource> {
-    let rec = weights.with_file_name("model.train.json");
-    let text = std::fs::read_to_string(rec).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    serde_json::from_value(v.get("data")?.get("split")?.clone()).ok()
+    let rec: TrainRecord = read_record(&weights.with_file_name("model.train.json")).ok()?;
+    Some(rec.data.split)
 }
 
 /// Loads every model of `--models`.
@@ -393,18 +391,8 @@ pub fn create_dir(path: &Path) -> Result<(), StudyError> {
     std::fs::create_dir_all(path).map_err(|e| StudyError::file(path, format!("cannot create: {e}")))
 }
 
-/// One entry of `figures.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Figure {
-    /// PNG file, relative to the output folder.
-    pub file: String,
-    /// SVG file, if the figure is a plot.
-    pub svg: Option<String>,
-    /// Title.
-    pub title: String,
-    /// What it shows and how to read it.
-    pub caption: String,
-}
+/// One entry of `figures.json` (the record type, named here for the pipelines).
+pub use crate::records::Figure;
 
 /// Writes `plot` as `<name>.png` and `<name>.svg` into `out` and returns its figure entry.
 pub fn save_plot(out: &Path, name: &str, plot: &Plot, caption: &str) -> Result<Figure, StudyError> {
@@ -413,12 +401,12 @@ pub fn save_plot(out: &Path, name: &str, plot: &Plot, caption: &str) -> Result<F
     let bytes = plot.png().map_err(|e| StudyError::file(&png, e))?;
     crate::io::write_atomic(&png, &bytes).map_err(|e| StudyError::file(&png, e))?;
     write_text(&svg, &plot.svg().map_err(|e| StudyError::file(&svg, e))?)?;
-    Ok(Figure {
-        file: format!("{name}.png"),
-        svg: Some(format!("{name}.svg")),
-        title: plot.title.clone(),
-        caption: caption.to_string(),
-    })
+    Ok(Figure::new(
+        format!("{name}.png"),
+        Some(format!("{name}.svg")),
+        plot.title.clone(),
+        caption.to_string(),
+    ))
 }
 
 /// Writes a picture as PNG into `out` and returns its figure entry.
@@ -431,12 +419,12 @@ pub fn save_picture(
 ) -> Result<Figure, StudyError> {
     let path = out.join(file);
     crate::report::heatmap::write_png(&path, img).map_err(|e| StudyError::file(&path, e))?;
-    Ok(Figure {
-        file: file.to_string(),
-        svg: None,
-        title: title.to_string(),
-        caption: caption.to_string(),
-    })
+    Ok(Figure::new(
+        file.to_string(),
+        None,
+        title.to_string(),
+        caption.to_string(),
+    ))
 }
 
 /// `img` with a vertical colour bar of `cmap` (low at the bottom) on its right.
@@ -467,25 +455,26 @@ pub fn write_summary(
     columns: &[&str],
     rows: Vec<Vec<Value>>,
 ) -> Result<(), StudyError> {
-    write_json(
-        &out.join("summary.json"),
-        &json!({
-            "study": study,
-            "command": command,
-            "version": env!("CARGO_PKG_VERSION"),
-            "conventions": conventions,
-            "headline": headline,
-            "table": {"columns": columns, "rows": rows},
-        }),
-    )
+    let summary = StudySummary {
+        study: study.to_string(),
+        command: command.map(<[String]>::to_vec),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        conventions,
+        headline: headline.to_vec(),
+        table: Table {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows,
+        },
+        work: Value::Null,
+    };
+    let path = out.join("summary.json");
+    write_record(&path, &summary).map_err(|e| StudyError::file(&path, e.message))
 }
 
 /// Writes `figures.json`.
 pub fn write_figures(out: &Path, figures: &[Figure]) -> Result<(), StudyError> {
-    write_json(
-        &out.join("figures.json"),
-        &serde_json::to_value(figures).expect("figures serialise"),
-    )
+    let path = out.join("figures.json");
+    write_record(&path, &figures).map_err(|e| StudyError::file(&path, e.message))
 }
 
 /// A JSON number, `null` for NaN.

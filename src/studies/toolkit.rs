@@ -17,8 +17,10 @@ use crate::data::image::load_image;
 use crate::data::split::SplitFractions;
 use crate::graph::{LoadOptions, Model, ModelCard};
 use crate::report::plots::Plot;
-use crate::train::ensemble::EnsembleRecord;
-use crate::train::trainer::TrainRecord;
+// The study records live in `records` (one definition for writers and readers); the
+// pipelines name them through this module.
+use crate::records::{EnsembleRecord, TrainRecord};
+pub use crate::records::{Figure, StudySummary as Summary, Table};
 
 /// A model of a study with its label in the outputs.
 pub struct StudyModel {
@@ -31,8 +33,7 @@ pub struct StudyModel {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StudyError::file(path, e))?;
-    serde_json::from_str(&text).map_err(|e| StudyError::file(path, format!("bad JSON: {e}")))
+    crate::records::read_record(path).map_err(|e| StudyError::file(path, e.message))
 }
 
 fn train_record_beside(weights: &Path) -> Option<TrainRecord> {
@@ -285,20 +286,6 @@ pub fn read_previous(path: &Path) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
-/// One entry of `figures.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Figure {
-    /// PNG file name (relative to the output folder).
-    pub file: String,
-    /// SVG file name, for plots.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub svg: Option<String>,
-    /// Title.
-    pub title: String,
-    /// What it shows and how to read it.
-    pub caption: String,
-}
-
 /// Renders `plot` as `<stem>.png` and `<stem>.svg` in `out`.
 pub fn write_plot(
     out: &Path,
@@ -312,40 +299,12 @@ pub fn write_plot(
     crate::io::write_atomic(&png, &bytes).map_err(|e| StudyError::file(&png, e))?;
     let text = plot.svg().map_err(|e| StudyError::file(&svg, e))?;
     crate::io::write_text_atomic(&svg, &text).map_err(|e| StudyError::file(&svg, e))?;
-    Ok(Figure {
-        file: format!("{stem}.png"),
-        svg: Some(format!("{stem}.svg")),
-        title: plot.title.clone(),
-        caption: caption.into(),
-    })
-}
-
-/// The small table of `summary.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Table {
-    /// Column headers.
-    pub columns: Vec<String>,
-    /// Rows of cells.
-    pub rows: Vec<Vec<Value>>,
-}
-
-/// `summary.json` of a study.
-#[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    /// Study name.
-    pub study: String,
-    /// The command line, when run from the CLI.
-    pub command: Option<Vec<String>>,
-    /// `relevance` version.
-    pub version: String,
-    /// Conventions the numbers depend on.
-    pub conventions: Value,
-    /// Findings to show first.
-    pub headline: Vec<String>,
-    /// The report table (a digest of `metrics.csv`).
-    pub table: Table,
-    /// Work done by this run and reused from an earlier one (per image × method × model).
-    pub work: Value,
+    Ok(Figure::new(
+        format!("{stem}.png"),
+        Some(format!("{stem}.svg")),
+        plot.title.clone(),
+        caption.into(),
+    ))
 }
 
 /// A progress bar on stderr (hidden when `show` is false).
@@ -500,12 +459,12 @@ pub fn write_grid(
     let path = out.join(format!("{stem}.png"));
     let picture = crate::report::heatmap::grid(rows, 4);
     crate::report::heatmap::write_png(&path, &picture).map_err(|e| StudyError::file(&path, e))?;
-    Ok(Figure {
-        file: format!("{stem}.png"),
-        svg: None,
-        title: title.into(),
-        caption: caption.into(),
-    })
+    Ok(Figure::new(
+        format!("{stem}.png"),
+        None,
+        title.into(),
+        caption.into(),
+    ))
 }
 
 /// What a study run covered, handed to its output writer.
