@@ -93,7 +93,7 @@ impl OutputRecord {
 }
 
 /// The class an output explains.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TargetRecord {
     /// Class index.
@@ -103,6 +103,17 @@ pub struct TargetRecord {
     /// Its predicted probability (`null` in the file when not finite).
     #[serde(deserialize_with = "null_as_nan")]
     pub prob: f64,
+}
+
+/// A missing probability is unknown (NaN), not 0.
+impl Default for TargetRecord {
+    fn default() -> Self {
+        TargetRecord {
+            index: 0,
+            name: String::new(),
+            prob: f64::NAN,
+        }
+    }
 }
 
 /// An entry of [`OutputRecord::files`]: the two files of a map, a conservation check, or

@@ -50,6 +50,9 @@ pub struct RecordError {
     pub path: PathBuf,
     /// What is wrong.
     pub message: String,
+    /// Whether the record was refused for coming from a newer release (its content may be
+    /// fine: the reader is too old), rather than for being unreadable or malformed.
+    pub newer: bool,
 }
 
 impl RecordError {
@@ -57,6 +60,7 @@ impl RecordError {
         RecordError {
             path: path.to_path_buf(),
             message: message.to_string(),
+            newer: false,
         }
     }
 }
@@ -111,13 +115,16 @@ fn check_version(path: &Path, value: &Value) -> Result<(), RecordError> {
             )
         })?;
         if version > u64::from(SCHEMA_VERSION) {
-            return Err(RecordError::new(
-                path,
-                format!(
-                    "written by a newer relevance (schema_version {version}; this one reads up to \
-                     {SCHEMA_VERSION}): upgrade relevance to read it"
-                ),
-            ));
+            return Err(RecordError {
+                newer: true,
+                ..RecordError::new(
+                    path,
+                    format!(
+                        "written by a newer relevance (schema_version {version}; this one reads \
+                         up to {SCHEMA_VERSION}): upgrade relevance to read it"
+                    ),
+                )
+            });
         }
     }
     Ok(())

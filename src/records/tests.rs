@@ -109,6 +109,7 @@ fn a_newer_version_is_refused_naming_the_file() {
     let path = Path::new("run/explain/explain.json");
     let text = format!(r#"{{"schema_version": {newer}, "model": "m"}}"#);
     let err = parse_record::<ExplainRecord>(path, &text).unwrap_err();
+    assert!(err.newer);
     let message = err.to_string();
     assert!(
         message.starts_with("run/explain/explain.json: "),
@@ -137,12 +138,9 @@ fn a_newer_version_is_refused_naming_the_file() {
 fn a_malformed_record_names_the_file_and_the_fault() {
     let path = Path::new("out/atlas.json");
     let bad_version = parse_record::<AtlasRecord>(path, r#"{"schema_version": "one"}"#);
-    assert!(
-        bad_version
-            .unwrap_err()
-            .to_string()
-            .contains("not a whole number")
-    );
+    let bad_version = bad_version.unwrap_err();
+    assert!(!bad_version.newer);
+    assert!(bad_version.to_string().contains("not a whole number"));
     let not_json = parse_record::<AtlasRecord>(path, "{")
         .unwrap_err()
         .to_string();
