@@ -261,9 +261,9 @@ impl RunFolder {
         }
         let mut s = Section::new("omitted", "Left out of this report");
         s.push(Block::Text(
-            "The report holds only files inside the run folder (after resolving symbolic links) \
-             and only pictures that are what their name says. These files named by the run's \
-             records were left out:"
+            "The report holds only files inside the run folder (after resolving symbolic links), \
+             only pictures that are what their name says and only run records this version can \
+             read. These files named by the run's records, and these records, were left out:"
                 .into(),
         ));
         s.push(Block::List(
@@ -405,9 +405,7 @@ fn row_input(
         Lookup::Inside(p) => Some(p),
         _ => None,
     });
-    let seen = input_png
-        .or(input)
-        .and_then(|f| run.resolve(record, f));
+    let seen = input_png.or(input).and_then(|f| run.resolve(record, f));
     (seen.or_else(|| original.clone()), original)
 }
 
