@@ -322,9 +322,8 @@ fn collect(run: &RunFolder, path: PathBuf, name: &str, depth: usize, found: &mut
         "concepts.json" => push(run, path, &mut found.concepts),
         "atlas.json" => push(run, path, &mut found.atlases),
         "ensemble.json" => {
-            if run.record::<EnsembleRecord>(&path, false).is_some() {
-                found.ensembles.push(path);
-            }
+            let record = run.record::<EnsembleRecord>(&path, false);
+            found.ensembles.extend(record.map(|_| path));
         }
         // Other tools write `summary.json` too: a study's names its study.
         "summary.json" => {
