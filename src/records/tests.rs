@@ -1,5 +1,5 @@
 //! Records written by the release before versioning (the committed run folder in
-//! `tests/fixtures/runs/v1`) read into the typed records and write back unchanged; versions are
+//! `tests/fixtures/runs/v1`, and a quick demo's `run.json`) read into the typed records and write back unchanged; versions are
 //! checked.
 
 use std::path::Path;
@@ -15,6 +15,7 @@ const CONCEPTS: &str = include_str!("../../tests/fixtures/runs/v1/concepts/conce
 const ATLAS: &str = include_str!("../../tests/fixtures/runs/v1/atlas/atlas.json");
 const SUMMARY: &str = include_str!("../../tests/fixtures/runs/v1/studies/compare/summary.json");
 const FIGURES: &str = include_str!("../../tests/fixtures/runs/v1/studies/compare/figures.json");
+const DEMO_RUN: &str = include_str!("../../tests/fixtures/runs/demo-quick-run.json");
 
 /// `record` as the JSON text it writes, parsed (through the text, as a reader sees it: an
 /// `f32` field turned straight into a `Value` would show its f64 widening instead).
@@ -68,6 +69,18 @@ fn todays_concepts_atlas_and_figures_read_typed_and_write_back_the_same() {
     let (figures, original, again) = round_trip::<Vec<Figure>>("figures.json", FIGURES);
     assert_eq!(again, original);
     assert!(figures.iter().any(|f| f.svg.is_some()));
+}
+
+#[test]
+fn todays_demo_run_json_reads_typed_and_writes_back_the_same() {
+    let (run, original, again) = round_trip::<RunRecord>("run.json", DEMO_RUN);
+    assert_eq!(again, original);
+    assert_eq!(run.mode.as_deref(), Some("quick"));
+    assert!(!run.steps.is_empty());
+    // The total is at least the time of the steps that ran (each rounded to 0.1 s).
+    let steps: f64 = run.steps.iter().map(|s| s.seconds).sum();
+    let slack = 0.05 * run.steps.len() as f64;
+    assert!(run.seconds.unwrap() + slack >= steps, "{run:?}");
 }
 
 #[test]
