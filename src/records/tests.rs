@@ -1,6 +1,6 @@
 //! Records written by the release before versioning (the committed run folder in
-//! `tests/fixtures/runs/v1`, and a quick demo's `run.json`) read into the typed records and write back unchanged; versions are
-//! checked.
+//! `tests/fixtures/runs/v1`, and a quick demo's `run.json`) read into the typed records and
+//! write back unchanged; versions are checked.
 
 use std::path::Path;
 
