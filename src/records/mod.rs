@@ -5,10 +5,12 @@
 //! re-exported from the layer that builds it), read through [`read_record`] and written through
 //! [`write_record`], so a field is named once and a reader cannot drift from its writer.
 //!
-//! Every record carries `schema_version` ([`SCHEMA_VERSION`] when written now). A file without
-//! it was written by the release before records were versioned; it has the version-1 shape and
-//! reads as version 0 (and is written back without the field, as it came). A file from a newer
-//! release is refused with an error naming it, rather than read half-understood.
+//! Every record carries `schema_version` ([`SCHEMA_VERSION`] when written now; `explain.json`
+//! will once `relevance explain` builds an [`ExplainRecord`] — it still writes the same shape
+//! without the field). A file without it was written by the release before records were
+//! versioned; it has the version-1 shape and reads as version 0 (and is written back without
+//! the field, as it came). A file from a newer release is refused with an error naming it,
+//! rather than read half-understood.
 
 mod concepts;
 mod explain;
