@@ -27,7 +27,8 @@
 //! - [`engine`]: the forward pass with an activation cache and the rule-driven backward pass;
 //! - [`methods`]: the method [`registry`](methods::registry), [`MethodSpec`] → [`Prepared`] →
 //!   [`Explanation`], and the methods themselves (gradients, CAMs, guided, LRP, CRP);
-//! - [`explain`]: the `relevance explain` pipeline and its record;
+//! - [`explain`]: the `relevance explain` pipeline;
+//! - [`records`]: the typed, versioned run records every command writes and the report reads;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
 //! - [`studies`]: the study pipelines (faithfulness, stability, variability, comparison);
@@ -51,6 +52,7 @@ pub(crate) mod inspect;
 pub(crate) mod io;
 pub mod methods;
 pub mod metrics;
+pub mod records;
 pub mod report;
 pub mod rng;
 pub mod studies;

@@ -1,14 +1,15 @@
 //! `relevance atlas`: relevance and activation maximisation over a folder of images for the
 //! channels of one layer, written as a concept atlas (a PNG grid per channel and `atlas.json`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::data::{expand_inputs, is_image};
 use crate::graph::{LoadOptions, Model};
-use crate::methods::crp::atlas::{AtlasOptions, build_atlas};
+use crate::methods::crp::atlas::{Atlas, AtlasOptions, build_atlas};
 use crate::methods::lrp::{Composite, LrpModel, LrpOptions, SkipMode, StartRelevance};
+use crate::records::{AtlasRecord, SCHEMA_VERSION, write_record};
 
 /// Arguments of `relevance atlas`.
 #[derive(clap::Args, Debug)]
@@ -89,6 +90,7 @@ pub fn run(args: AtlasArgs) -> Result<()> {
         ..AtlasOptions::default()
     };
     let atlas = build_atlas(&lrp, &model.card, &files, &opts, &args.out)?;
+    write_atlas_record(&atlas, &args.out)?;
     eprintln!(
         "atlas of {} channel(s) of '{}' over {} image(s) written to {}",
         atlas.channels.len(),
@@ -96,5 +98,14 @@ pub fn run(args: AtlasArgs) -> Result<()> {
         atlas.samples.len(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// Rewrites the `atlas.json` that `build_atlas` (in `methods`, which knows nothing of record
+/// versions) wrote as the versioned [`AtlasRecord`]: the same content plus `schema_version`.
+fn write_atlas_record(atlas: &Atlas, out: &Path) -> Result<()> {
+    let mut record: AtlasRecord = serde_json::from_value(serde_json::to_value(atlas)?)?;
+    record.schema_version = SCHEMA_VERSION;
+    write_record(&out.join("atlas.json"), &record)?;
     Ok(())
 }

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::graph::{LoadOptions, Model};
@@ -15,6 +14,9 @@ use crate::methods::crp::graph::attribution_graph;
 use crate::methods::crp::render::heatmap_png;
 use crate::methods::crp::{conditional_relevance, rank_channels};
 use crate::methods::lrp::{Composite, LrpModel, LrpOptions, SkipMode, StartRelevance};
+use crate::records::{
+    ConceptHeatmap, ConceptsRecord, RankedConceptRecord, SCHEMA_VERSION, write_record,
+};
 use crate::report::heatmap::{input_image, write_png};
 use crate::tensor::to_vec;
 
@@ -150,23 +152,36 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                 write_npy(&npy, &[h, w], map)?;
                 write_atomic(&png, &heatmap_png(map, h, w)?)
                     .with_context(|| png.display().to_string())?;
-                drawn.push(json!({"channels": set, "npy": npy, "png": png,
-                    "relevance": map.iter().map(|&v| v as f64).sum::<f64>()}));
+                drawn.push(ConceptHeatmap {
+                    channels: set.clone(),
+                    npy,
+                    png,
+                    relevance: map.iter().map(|&v| v as f64).sum::<f64>(),
+                });
             }
         }
-        let mut line = json!({
-            "input": file.display().to_string(),
-            "input_png": input_png,
-            "class": model.class_name(target),
-            "target": target,
-            "layer": args.layer,
-            "composite": args.composite.name(),
-            "resnet_skip": args.resnet_skip.to_string(),
-            "start": args.start.to_string(),
-            "explained": explained[0],
-            "concepts": ranking,
-            "heatmaps": drawn,
-        });
+        let mut line = ConceptsRecord {
+            schema_version: SCHEMA_VERSION,
+            input: file.display().to_string(),
+            input_png: Some(input_png),
+            class: model.class_name(target),
+            target,
+            layer: args.layer.clone(),
+            composite: args.composite.name().to_string(),
+            resnet_skip: args.resnet_skip.to_string(),
+            start: args.start.to_string(),
+            explained: f64::from(explained[0]),
+            concepts: ranking
+                .iter()
+                .map(|r| RankedConceptRecord {
+                    channel: r.channel,
+                    relevance: f64::from(r.relevance),
+                    raw: f64::from(r.raw),
+                })
+                .collect(),
+            heatmaps: drawn,
+            graphs: None,
+        };
         if !args.graph.is_empty() {
             let graphs = ranking
                 .iter()
@@ -174,10 +189,10 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
                     attribution_graph(&lrp, &x, Some(target), &args.layer, r.channel, &args.graph)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            line["graphs"] = serde_json::to_value(graphs)?;
+            line.graphs = Some(serde_json::to_value(graphs)?);
         }
         if !args.quiet {
-            outln!("{line}")?;
+            outln!("{}", serde_json::to_string(&line)?)?;
         }
         lines.push(line);
     }
@@ -185,7 +200,6 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
     let path = args.out.join("concepts.json");
-    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(&lines)?)
-        .with_context(|| path.display().to_string())?;
+    write_record(&path, &lines)?;
     Ok(())
 }

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
 
 use crate::graph::{LoadOptions, Model, Op};
+use crate::records::{RunRecord, RunStep, SCHEMA_VERSION, read_record, write_record};
 
 /// Arguments of `relevance demo`.
 #[derive(clap::Args, Debug)]
@@ -153,10 +153,8 @@ fn last_conv(weights: &Path) -> Result<String> {
         .with_context(|| format!("{}: model has no convolution", weights.display()))
 }
 
-fn write_record(out: &Path, record: &Value) -> Result<()> {
-    let path = out.join("run.json");
-    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(record)?)
-        .with_context(|| path.display().to_string())
+fn write_run_record(out: &Path, record: &RunRecord) -> Result<()> {
+    Ok(write_record(&out.join("run.json"), record)?)
 }
 
 /// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -195,29 +193,32 @@ pub fn run(args: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("{}: cannot create output folder", out.display()))?;
     let record_path = out.join("run.json");
-    if let Ok(text) = std::fs::read_to_string(&record_path) {
-        let old: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a run record", record_path.display()))?;
-        if old["mode"].as_str().is_some_and(|m| m != plan.mode) {
+    if record_path.is_file() {
+        let old: RunRecord = read_record(&record_path)?;
+        if let Some(mode) = old.mode.filter(|m| m != plan.mode) {
             bail!(
-                "{} holds a {} demo run; give another --out or delete it to run the {} demo",
+                "{} holds a {mode} demo run; give another --out or delete it to run the {} demo",
                 out.display(),
-                old["mode"].as_str().unwrap_or("?"),
                 plan.mode
             );
         }
     }
     let started = Instant::now();
-    let mut record = json!({
-        "tool": "relevance demo",
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": plan.mode,
-        "started": now(),
-        "machine": format!("{} {}, {} logical CPUs", std::env::consts::OS, std::env::consts::ARCH,
-            std::thread::available_parallelism().map_or(1, |n| n.get())),
-        "steps": [],
-    });
-    write_record(&out, &record)?;
+    let mut record = RunRecord {
+        schema_version: SCHEMA_VERSION,
+        tool: "relevance demo".into(),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        mode: Some(plan.mode.to_string()),
+        started: Some(now()),
+        machine: Some(format!(
+            "{} {}, {} logical CPUs",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )),
+        ..RunRecord::default()
+    };
+    write_run_record(&out, &record)?;
 
     let data = out.join("data");
     let data_clean = out.join("data-clean");
@@ -359,9 +360,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         t.elapsed().as_secs_f64(),
         false,
     );
-    record["finished"] = json!(now());
-    record["seconds"] = json!((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
-    write_record(&out, &record)?;
+    record.finished = Some(now());
+    record.seconds = Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    write_run_record(&out, &record)?;
     // The record now holds the total time; rebuild so the report shows it.
     crate::report::build::write_report(&out, None)?;
     eprintln!(
@@ -425,18 +426,16 @@ fn study_steps(out: &Path, plan: &Plan, data: &Path, shortcut: &Path, clean: &Pa
     ]
 }
 
-fn push_step(record: &mut Value, name: &str, command: &str, seconds: f64, skipped: bool) {
-    if let Some(steps) = record["steps"].as_array_mut() {
-        steps.push(json!({
-            "name": name,
-            "command": command,
-            "seconds": (seconds * 10.0).round() / 10.0,
-            "skipped": skipped,
-        }));
-    }
+fn push_step(record: &mut RunRecord, name: &str, command: &str, seconds: f64, skipped: bool) {
+    record.steps.push(RunStep {
+        name: name.to_string(),
+        command: command.to_string(),
+        seconds: (seconds * 10.0).round() / 10.0,
+        skipped,
+    });
 }
 
-fn run_steps(out: &Path, record: &mut Value, steps: &[Step]) -> Result<()> {
+fn run_steps(out: &Path, record: &mut RunRecord, steps: &[Step]) -> Result<()> {
     for step in steps {
         let command = command_line(&step.argv);
         if step.done_when.is_file() {
@@ -454,7 +453,7 @@ fn run_steps(out: &Path, record: &mut Value, steps: &[Step]) -> Result<()> {
             t.elapsed().as_secs_f64(),
             false,
         );
-        write_record(out, record)?;
+        write_run_record(out, record)?;
     }
     Ok(())
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use super::method_args::{MethodArgs, split_specs};
-use crate::explain::record::FileEntry;
 use crate::explain::{ExplainOptions, ExplainRecord};
 use crate::graph::LoadOptions;
 use crate::methods::{Target, registry};
+use crate::records::OutputFile;
 use crate::report::Colormap;
 
 /// Arguments of `relevance explain`.
@@ -98,15 +98,15 @@ fn report_conservation(record: &ExplainRecord, tol: f64) -> Result<()> {
             out.files
                 .iter()
                 .filter_map(move |(key, entry)| match entry {
-                    FileEntry::Conservation(c) => {
+                    OutputFile::Conservation(c) => {
                         let method = key.strip_suffix(".conservation").unwrap_or(key);
                         let map = match out.files.get(method) {
-                            Some(FileEntry::Map { npy, .. }) => npy.trim_end_matches(".npy"),
+                            Some(OutputFile::Map(files)) => files.npy.trim_end_matches(".npy"),
                             _ => method,
                         };
                         Some((map.to_string(), c.error))
                     }
-                    FileEntry::Map { .. } => None,
+                    _ => None,
                 })
         })
         .collect();

@@ -363,6 +363,9 @@ pub fn part_sizes(cfg: &SynthConfig) -> [(Part, usize); 3] {
 /// Description written as `dataset.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SynthManifest {
+    /// Record layout (`records::SCHEMA_VERSION` when written now; 0: written before the field).
+    #[serde(default, skip_serializing_if = "crate::records::is_unversioned")]
+    pub schema_version: u32,
     /// Generator name and version of the recipe.
     pub generator: String,
     /// Class names in label order.
@@ -442,6 +445,7 @@ pub fn write_dataset(out: &Path, cfg: &SynthConfig) -> Result<SynthManifest, Dat
         tagged.insert(part.name().to_string(), n_tagged);
     }
     let manifest = SynthManifest {
+        schema_version: crate::records::SCHEMA_VERSION,
         generator: "relevance synth v1 (lesion border)".into(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         config: cfg.clone(),
@@ -451,10 +455,7 @@ pub fn write_dataset(out: &Path, cfg: &SynthConfig) -> Result<SynthManifest, Dat
         masks: "<stem>.mask.png: lesion (ground truth); <stem>.marker.png: confounder tag".into(),
     };
     let path = out.join("dataset.json");
-    crate::io::write_text_atomic(
-        &path,
-        &serde_json::to_string_pretty(&manifest).expect("manifest serialises"),
-    )
-    .map_err(|e| DataError::file(&path, e.to_string()))?;
+    crate::records::write_record(&path, &manifest)
+        .map_err(|e| DataError::file(&path, e.message))?;
     Ok(manifest)
 }

@@ -6,7 +6,6 @@
 //! read every input (one unreadable input stops the run before anything is written) → explain
 //! the inputs in chunks, writing each row's files → write the grid and the record.
 
-pub mod record;
 mod rows;
 
 use std::collections::HashSet;
@@ -14,16 +13,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-pub use record::{ExplainRecord, SCHEMA_VERSION};
+pub use crate::records::ExplainRecord;
 
 use crate::data::{expand_inputs, image::load_input};
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
 use crate::methods::pass::{forward_all, logits, repeat_rows};
 use crate::methods::{MethodOptions, MethodSpec, Prepared, Target};
+use crate::records::{GridRecord, LrpRecord, MethodRecord, OutputRecord};
+use crate::records::{SCHEMA_VERSION, write_record};
 use crate::report::Colormap;
 use crate::tensor::T4;
-use record::{GridRecord, LrpRecord, MethodRecord};
 use rows::{RowScores, RunWriter};
 
 /// Images per forward pass (also the rows per pass with `Target::All`).
@@ -80,9 +80,7 @@ pub fn run(opts: &ExplainOptions) -> Result<ExplainRecord> {
     }
     let grid = writer.write_grid()?;
     let record = run_record(opts, &model, &methods, writer.into_outputs(), grid);
-    let path = opts.out.join("explain.json");
-    crate::io::write_text_atomic(&path, &serde_json::to_string_pretty(&record)?)
-        .with_context(|| path.display().to_string())?;
+    write_record(&opts.out.join("explain.json"), &record).map_err(|e| anyhow::anyhow!(e))?;
     Ok(record)
 }
 
@@ -173,7 +171,7 @@ fn run_record(
     opts: &ExplainOptions,
     model: &Model,
     methods: &[Prepared],
-    outputs: Vec<record::OutputRecord>,
+    outputs: Vec<OutputRecord>,
     grid: Option<GridRecord>,
 ) -> ExplainRecord {
     let lrp = &opts.method_options.lrp;
@@ -192,12 +190,12 @@ fn run_record(
         methods: methods.iter().map(method_record).collect(),
         outputs,
         grid,
-        lrp: Some(LrpRecord {
+        lrp: LrpRecord {
             resnet_skip: lrp.skip.to_string(),
             relevance_start: lrp.start.to_string(),
             conservation_error:
                 "|sum of input relevance - starting relevance| / |starting relevance|".into(),
-        }),
+        },
         version: env!("CARGO_PKG_VERSION").into(),
     }
 }

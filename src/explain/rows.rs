@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 
-use super::record::{FileEntry, GridRecord, OutputRecord, TargetRecord};
 use super::{ExplainOptions, Input};
 use crate::data::npy::write_npy;
 use crate::engine::Activations;
@@ -12,6 +11,9 @@ use crate::io::safe_component;
 use crate::methods::lrp::Conservation;
 use crate::methods::pass::row;
 use crate::methods::{Explanation, MapKind, MapStyle, Prepared};
+use crate::records::{
+    ConservationRecord, GridRecord, MapFiles, OutputFile, OutputRecord, TargetRecord,
+};
 use crate::report::heatmap::{
     default_colormap, grid, input_image, normalise, overlay, plane, write_png,
 };
@@ -102,7 +104,7 @@ impl<'a> RunWriter<'a> {
                 target: TargetRecord {
                     index: target,
                     name: class,
-                    prob: scores.probs[r][target],
+                    prob: f64::from(scores.probs[r][target]),
                 },
                 files: record.1,
             });
@@ -118,7 +120,7 @@ impl<'a> RunWriter<'a> {
         r: usize,
         prefix: &str,
         maps: &[HostMaps],
-    ) -> Result<(String, std::collections::BTreeMap<String, FileEntry>)> {
+    ) -> Result<(String, std::collections::BTreeMap<String, OutputFile>)> {
         let [_, c, h, w] = x.dims();
         let base = input_image(&row(x, r), c, h as u32, w as u32, &self.model.card);
         // The image as the model saw it, inside --out: the report shows only files inside the
@@ -144,17 +146,21 @@ impl<'a> RunWriter<'a> {
             write_npy(&self.opts.out.join(&npy), &shape, values)?;
             if m.spec().is_lrp() {
                 let total: f64 = values.iter().map(|&v| v as f64).sum();
-                let conservation = Conservation::of(total, map.explained[r] as f64);
+                let c = Conservation::of(total, map.explained[r] as f64);
                 files.insert(
                     format!("{}.conservation", m.label()),
-                    FileEntry::Conservation(conservation),
+                    OutputFile::Conservation(ConservationRecord {
+                        explained: c.explained,
+                        total: c.total,
+                        error: c.error,
+                    }),
                 );
             }
             let picture = self.overlay(&base, values, channels, m.style());
             let png = format!("{prefix}.{key}.png");
             let path = self.opts.out.join(&png);
             write_png(&path, &picture).with_context(|| path.display().to_string())?;
-            files.insert(m.label(), FileEntry::Map { npy, png });
+            files.insert(m.label(), OutputFile::Map(MapFiles { npy, png }));
             tiles.push(picture);
         }
         if self.rows_done < MAX_GRID_ROWS {

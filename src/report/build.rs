@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Colormap;
@@ -22,6 +23,11 @@ use super::heatmap::{colourise, default_colormap, png_bytes};
 use super::html::{Block, Figure, Picture, Report, Section, Tone};
 use super::plots::{Chart, Plot};
 use crate::methods::MapStyle;
+use crate::records::{
+    AtlasRecord, ConceptsRecord, DatasetRecord, EnsembleRecord, ExplainRecord, MethodRecord,
+    OutputRecord, RunRecord, StudySummary, TrainRecord, read_record,
+};
+use crate::train::eval::ClassMetrics;
 
 /// Errors while building a report.
 #[derive(Debug, thiserror::Error)]
@@ -55,22 +61,19 @@ const MAX_DEPTH: usize = 5;
 /// Rows shown per explanation grid.
 const MAX_GRID_ROWS: usize = 8;
 
-/// Everything found in a run folder.
+/// Every run record found in a run folder, each with its file.
 #[derive(Default, Debug)]
 struct Found {
-    run: Option<Value>,
-    datasets: Vec<(PathBuf, Value)>,
-    ensembles: Vec<(PathBuf, Value)>,
-    trained: Vec<(PathBuf, Value)>,
-    explains: Vec<(PathBuf, Value)>,
-    concepts: Vec<(PathBuf, Value)>,
-    atlases: Vec<(PathBuf, Value)>,
-    studies: Vec<(PathBuf, Value)>,
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+    run: Option<RunRecord>,
+    datasets: Vec<(PathBuf, DatasetRecord)>,
+    /// Ensemble folders are found by their `ensemble.json`; the report reads the members' own
+    /// training records.
+    ensembles: Vec<PathBuf>,
+    trained: Vec<(PathBuf, TrainRecord)>,
+    explains: Vec<(PathBuf, ExplainRecord)>,
+    concepts: Vec<(PathBuf, Vec<ConceptsRecord>)>,
+    atlases: Vec<(PathBuf, AtlasRecord)>,
+    studies: Vec<(PathBuf, StudySummary)>,
 }
 
 /// Largest picture file read for the report; larger ones are left out.
@@ -198,6 +201,30 @@ impl RunFolder {
             .insert(format!("{name} (named in {}): {why}", record.display()));
     }
 
+    /// Notes a run record the report could not read (malformed, or from a newer release), with
+    /// its path below the run folder and what is wrong.
+    fn note_record(&self, record: &Path, why: &str) {
+        let record = record.strip_prefix(&self.path).unwrap_or(record);
+        self.omitted
+            .borrow_mut()
+            .insert(format!("{} (a run record): {why}", record.display()));
+    }
+
+    /// The record `T` in `path`, or `None` noted in the report. `generic` names such as
+    /// `summary.json` are written by other tools too, so those are noted only when a newer
+    /// release wrote them.
+    fn record<T: DeserializeOwned>(&self, path: &Path, generic: bool) -> Option<T> {
+        match read_record(path) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                if !generic || e.newer {
+                    self.note_record(path, &e.message);
+                }
+                None
+            }
+        }
+    }
+
     /// A picture file named by `record` that must be a PNG, re-encoded, with its size; noted
     /// when it is not what its name says.
     fn png(&self, record: &Path, recorded: &str) -> Option<(Picture, (u32, u32))> {
@@ -234,9 +261,9 @@ impl RunFolder {
         }
         let mut s = Section::new("omitted", "Left out of this report");
         s.push(Block::Text(
-            "The report holds only files inside the run folder (after resolving symbolic links) \
-             and only pictures that are what their name says. These files named by the run's \
-             records were left out:"
+            "The report holds only files inside the run folder (after resolving symbolic links), \
+             only pictures that are what their name says and only run records this version can \
+             read. These files named by the run's records, and these records, were left out:"
                 .into(),
         ));
         s.push(Block::List(
@@ -276,26 +303,38 @@ fn scan(run: &RunFolder, dir: &Path, depth: usize, found: &mut Found) {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let slot = match name.as_str() {
-            "dataset.json" => &mut found.datasets,
-            "ensemble.json" => &mut found.ensembles,
-            "model.train.json" => &mut found.trained,
-            "explain.json" => &mut found.explains,
-            "concepts.json" => &mut found.concepts,
-            "atlas.json" => &mut found.atlases,
-            "summary.json" => &mut found.studies,
-            "run.json" if depth == 0 => {
-                found.run = read_json(&path);
-                continue;
-            }
-            _ => continue,
-        };
-        if let Some(v) = read_json(&path) {
-            if name == "summary.json" && v.get("study").is_none() {
-                continue;
-            }
-            slot.push((path, v));
+        collect(run, path, &name, depth, found);
+    }
+}
+
+/// Reads the run record `path` (file name `name`, found `depth` folders below the run folder)
+/// into its slot of `found`, if it is one.
+fn collect(run: &RunFolder, path: PathBuf, name: &str, depth: usize, found: &mut Found) {
+    fn push<T: DeserializeOwned>(run: &RunFolder, path: PathBuf, slot: &mut Vec<(PathBuf, T)>) {
+        if let Some(record) = run.record(&path, false) {
+            slot.push((path, record));
         }
+    }
+    match name {
+        "dataset.json" => push(run, path, &mut found.datasets),
+        "model.train.json" => push(run, path, &mut found.trained),
+        "explain.json" => push(run, path, &mut found.explains),
+        "concepts.json" => push(run, path, &mut found.concepts),
+        "atlas.json" => push(run, path, &mut found.atlases),
+        "ensemble.json" => {
+            let record = run.record::<EnsembleRecord>(&path, false);
+            found.ensembles.extend(record.map(|_| path));
+        }
+        // Other tools write `summary.json` too: a study's names its study.
+        "summary.json" => {
+            if let Some(summary) = run.record::<StudySummary>(&path, true)
+                && !summary.study.is_empty()
+            {
+                found.studies.push((path, summary));
+            }
+        }
+        "run.json" if depth == 0 => found.run = run.record(&path, false),
+        _ => {}
     }
 }
 
@@ -354,17 +393,18 @@ fn input_picture(path: &Path, size: Option<(u32, u32)>) -> Option<Picture> {
 /// run folder (for the confounder tag beside it). Shown is the image as the model saw it
 /// (`input_png`, written by `explain` and `concepts` into their output folder) when recorded,
 /// else the original input; an input outside the run folder is noted and left out.
-fn row_input(run: &RunFolder, record: &Path, row: &Value) -> (Option<PathBuf>, Option<PathBuf>) {
-    let original = row["input"]
-        .as_str()
-        .and_then(|f| match run.lookup(record, f) {
-            Lookup::Inside(p) => Some(p),
-            _ => None,
-        });
-    let seen = match row["input_png"].as_str() {
-        Some(f) => run.resolve(record, f),
-        None => row["input"].as_str().and_then(|f| run.resolve(record, f)),
-    };
+fn row_input(
+    run: &RunFolder,
+    record: &Path,
+    input: &str,
+    input_png: Option<&str>,
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    let input = Some(input).filter(|i| !i.is_empty());
+    let original = input.and_then(|f| match run.lookup(record, f) {
+        Lookup::Inside(p) => Some(p),
+        _ => None,
+    });
+    let seen = input_png.or(input).and_then(|f| run.resolve(record, f));
     (seen.or_else(|| original.clone()), original)
 }
 
@@ -401,12 +441,9 @@ fn colour_bar_figure(style: MapStyle) -> Figure {
     }
 }
 
-fn style_of(name: &str) -> MapStyle {
-    match name {
-        "unit" => MapStyle::Unit,
-        "magnitude" => MapStyle::Magnitude,
-        _ => MapStyle::Signed,
-    }
+/// A text field of a record, or `?` where the record left it out.
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "?" } else { text }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -414,8 +451,27 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-fn metric(train: &Value, part: &str, key: &str) -> Option<f64> {
-    train.get("metrics")?.get(part)?.get(key)?.as_f64()
+/// A number of a training record's metrics on one part of the data.
+#[derive(Clone, Copy)]
+enum Measure {
+    Accuracy,
+    Balanced,
+    RocAuc,
+}
+
+impl Measure {
+    fn of(self, m: &ClassMetrics) -> Option<f64> {
+        match self {
+            Measure::Accuracy => Some(m.accuracy),
+            Measure::Balanced => Some(m.balanced_accuracy),
+            Measure::RocAuc => m.roc_auc_macro,
+        }
+    }
+}
+
+/// `measure` of `train` on `part` (`train`, `val`, `test`), if that part was evaluated.
+fn metric(train: &TrainRecord, part: &str, measure: Measure) -> Option<f64> {
+    measure.of(train.metrics.get(part)?)
 }
 
 /// " · tag" when a synthetic image carries a confounder tag (its `<stem>.marker.png` exists
@@ -439,35 +495,39 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
+/// A trained model of a group: its folder name, its training record and its folder
+/// (canonical, to match the models that explain runs name).
+struct Member {
+    name: String,
+    record: TrainRecord,
+    dir: Option<PathBuf>,
+}
+
 /// A group of trained models (an ensemble folder, or a single model's folder).
 struct ModelGroup {
     name: String,
-    members: Vec<(String, Value)>,
+    members: Vec<Member>,
 }
 
 impl ModelGroup {
-    fn mean_of(&self, part: &str, key: &str) -> Option<f64> {
+    fn mean_of(&self, part: &str, measure: Measure) -> Option<f64> {
         let v: Vec<f64> = self
             .members
             .iter()
-            .filter_map(|(_, t)| metric(t, part, key))
+            .filter_map(|m| metric(&m.record, part, measure))
             .collect();
         mean(&v)
     }
-}
 
-/// The training record with its folder (canonical) under `_dir`, to match explained models.
-fn with_dir(train: &Value, dir: &Path) -> Value {
-    let mut t = train.clone();
-    if let (Some(obj), Ok(d)) = (t.as_object_mut(), std::fs::canonicalize(dir)) {
-        obj.insert("_dir".into(), Value::String(d.display().to_string()));
+    /// Mean training minus mean test accuracy.
+    fn gap(&self) -> Option<f64> {
+        Some(self.mean_of("train", Measure::Accuracy)? - self.mean_of("test", Measure::Accuracy)?)
     }
-    t
 }
 
 fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
     let mut groups: BTreeMap<PathBuf, ModelGroup> = BTreeMap::new();
-    for (path, _) in &found.ensembles {
+    for path in &found.ensembles {
         let dir = path.parent().unwrap_or(run).to_path_buf();
         groups.insert(
             dir.clone(),
@@ -484,7 +544,7 @@ fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
             .filter(|p| groups.contains_key(*p))
             .map(Path::to_path_buf)
             .unwrap_or_else(|| model_dir.to_path_buf());
-        let member = model_dir
+        let name = model_dir
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
@@ -495,7 +555,11 @@ fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
                 members: Vec::new(),
             })
             .members
-            .push((member, with_dir(train, model_dir)));
+            .push(Member {
+                name,
+                record: train.clone(),
+                dir: std::fs::canonicalize(model_dir).ok(),
+            });
     }
     groups
         .into_values()
@@ -504,28 +568,21 @@ fn model_groups(run: &Path, found: &Found) -> Vec<ModelGroup> {
 }
 
 /// The data set a model group was trained on, if its `dataset.json` was found.
-fn dataset_of<'a>(group: &ModelGroup, found: &'a Found) -> Option<&'a Value> {
-    let source = group
-        .members
-        .first()?
-        .1
-        .get("data")?
-        .get("source")?
-        .as_str()?;
-    let source = PathBuf::from(source);
+fn dataset_of<'a>(group: &ModelGroup, found: &'a Found) -> Option<&'a DatasetRecord> {
+    let source = &group.members.first()?.record.data.source;
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     found
         .datasets
         .iter()
         .find(|(p, _)| {
             let dir = p.parent().unwrap_or(p);
-            canon(dir).is_some() && canon(dir) == canon(&source)
+            canon(dir).is_some() && canon(dir) == canon(source)
         })
-        .map(|(_, v)| v)
+        .map(|(_, d)| d)
 }
 
-fn confounder_text(dataset: Option<&Value>) -> Option<String> {
-    let p = dataset?.get("config")?.get("confounder")?.as_f64()?;
+fn confounder_text(dataset: Option<&DatasetRecord>) -> Option<String> {
+    let p = dataset?.config.confounder?;
     Some(format!(
         "In its training and validation data a confounder tag co-occurs with one class with \
          probability {p}; in the test data the tag is independent of the label."
@@ -539,15 +596,15 @@ fn findings(run: &RunFolder, found: &Found, groups: &[ModelGroup]) -> Section {
     let mut order: Vec<&ModelGroup> = groups.iter().collect();
     order.sort_by(|a, b| {
         let gap = |g: &ModelGroup| {
-            g.mean_of("train", "accuracy").unwrap_or(0.0)
-                - g.mean_of("test", "accuracy").unwrap_or(0.0)
+            g.mean_of("train", Measure::Accuracy).unwrap_or(0.0)
+                - g.mean_of("test", Measure::Accuracy).unwrap_or(0.0)
         };
         gap(b).total_cmp(&gap(a))
     });
     for g in order {
         let (Some(train), Some(test)) = (
-            g.mean_of("train", "accuracy"),
-            g.mean_of("test", "accuracy"),
+            g.mean_of("train", Measure::Accuracy),
+            g.mean_of("test", Measure::Accuracy),
         ) else {
             continue;
         };
@@ -596,21 +653,13 @@ fn findings(run: &RunFolder, found: &Found, groups: &[ModelGroup]) -> Section {
     }
     // One line per study here (its section has the rest), so the pictures stay on the first screen.
     for (path, summary) in &found.studies {
-        let study = summary["study"].as_str().unwrap_or("study");
-        let first = marker_digest(summary).or_else(|| {
-            summary["headline"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(Value::as_str)
-                .map(String::from)
-        });
+        let first = marker_digest(summary).or_else(|| summary.headline.first().cloned());
         if let Some(text) = first {
             any = true;
             s.push(Block::Callout {
                 tone: Tone::Info,
-                title: format!("{study} ({})", label(run.path(), path)),
-                text: text.to_string(),
+                title: format!("{} ({})", summary.study, label(run.path(), path)),
+                text,
             });
         }
     }
@@ -626,23 +675,17 @@ fn findings(run: &RunFolder, found: &Found, groups: &[ModelGroup]) -> Section {
 
 /// One sentence from a comparison table with a `marker mass` column: per method, the share of
 /// relevance each model puts on the confounder tag, beside the tag's share of the image.
-fn marker_digest(summary: &Value) -> Option<String> {
-    let table = &summary["table"];
-    let columns: Vec<&str> = table["columns"]
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let col = |name: &str| columns.iter().position(|c| *c == name);
+fn marker_digest(summary: &StudySummary) -> Option<String> {
+    let table = &summary.table;
     let (method, model, mass, area) = (
-        col("method")?,
-        col("model")?,
-        col("marker mass")?,
-        col("marker area")?,
+        table.column("method")?,
+        table.column("model")?,
+        table.column("marker mass")?,
+        table.column("marker area")?,
     );
     let mut per_method: Vec<(String, Vec<String>)> = Vec::new();
     let mut tag_area = None;
-    for row in table["rows"].as_array()? {
+    for row in &table.rows {
         let cell = |i: usize| row.get(i);
         let (Some(m), Some(who), Some(share)) = (
             cell(method).and_then(Value::as_str),
@@ -677,15 +720,23 @@ fn marker_digest(summary: &Value) -> Option<String> {
 }
 
 /// Train-minus-test accuracy of the model group an `explain.json` explained, if known.
-fn explained_gap(v: &Value, groups: &[ModelGroup]) -> Option<f64> {
-    let model = PathBuf::from(v["model"].as_str()?);
+fn explained_gap(explain: &ExplainRecord, groups: &[ModelGroup]) -> Option<f64> {
+    let model = PathBuf::from(&explain.model);
     let dir = std::fs::canonicalize(model.parent()?).ok()?;
-    let group = groups.iter().find(|g| {
-        g.members
-            .iter()
-            .any(|(_, t)| t["_dir"].as_str().map(PathBuf::from) == Some(dir.clone()))
-    })?;
-    Some(group.mean_of("train", "accuracy")? - group.mean_of("test", "accuracy")?)
+    groups
+        .iter()
+        .find(|g| g.members.iter().any(|m| m.dir.as_ref() == Some(&dir)))?
+        .gap()
+}
+
+/// The named methods of an explain record, with how their maps are drawn.
+fn methods_of(explain: &ExplainRecord) -> Vec<(String, MapStyle)> {
+    explain
+        .methods
+        .iter()
+        .filter(|m| !m.name.is_empty())
+        .map(|m| (m.name.clone(), m.style()))
+        .collect()
 }
 
 /// The same test images explained by different models with the same methods (LRP and Grad-CAM
@@ -699,22 +750,11 @@ fn side_by_side(
     if found.explains.len() < 2 {
         return None;
     }
-    let mut explains: Vec<&(PathBuf, Value)> = found.explains.iter().collect();
+    let mut explains: Vec<&(PathBuf, ExplainRecord)> = found.explains.iter().collect();
     explains.sort_by(|a, b| {
-        let gap = |v: &Value| explained_gap(v, groups).unwrap_or(f64::NEG_INFINITY);
+        let gap = |v: &ExplainRecord| explained_gap(v, groups).unwrap_or(f64::NEG_INFINITY);
         gap(&b.1).total_cmp(&gap(&a.1))
     });
-    let methods_of = |v: &Value| -> Vec<(String, MapStyle)> {
-        v["methods"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| {
-                let style = m["style"].as_str().map_or(MapStyle::Signed, style_of);
-                m["name"].as_str().map(|n| (n.to_string(), style))
-            })
-            .collect()
-    };
     let common: Vec<(String, MapStyle)> = methods_of(&explains[0].1)
         .into_iter()
         .filter(|(m, _)| {
@@ -751,30 +791,29 @@ fn side_by_side(
     }
     let (base_path, base) = explains[0];
     let mut rows = Vec::new();
-    for out in base["outputs"].as_array().into_iter().flatten().take(4) {
-        let stem = out["stem"].as_str().unwrap_or_default();
+    for out in base.outputs.iter().take(4) {
         let mut size = None;
         let mut maps = Vec::new();
         for (method, _) in &shown {
             for (path, v) in &explains {
-                let hit = v["outputs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|o| o["stem"].as_str() == Some(stem));
+                let hit = v.outputs.iter().find(|o| o.stem == out.stem);
                 let map = hit
-                    .and_then(|o| o["files"][method]["png"].as_str())
+                    .and_then(|o| o.map_png(method))
                     .and_then(|f| run.png(path, f));
                 size = size.or(map.as_ref().map(|(_, s)| *s));
                 maps.push(map.map(|(picture, _)| picture));
             }
         }
-        let (input, original) = row_input(run, base_path, out);
+        let (input, original) = output_input(run, base_path, out);
         let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
         cells.extend(maps);
-        let class = out["target"]["name"].as_str().unwrap_or("?");
         rows.push((
-            format!("{stem}{} · {class}", tag_note(run, original.as_deref())),
+            format!(
+                "{}{} · {}",
+                out.stem,
+                tag_note(run, original.as_deref()),
+                or_unknown(&out.target.name)
+            ),
             cells,
         ));
     }
@@ -799,54 +838,52 @@ fn side_by_side(
     Some((block, shown.into_iter().map(|(_, st)| st).collect()))
 }
 
+/// [`row_input`] of an explained input.
+fn output_input(
+    run: &RunFolder,
+    record: &Path,
+    out: &OutputRecord,
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    row_input(run, record, &out.input, out.input_png.as_deref())
+}
+
 fn data_section(run: &Path, found: &Found) -> Option<Section> {
     if found.datasets.is_empty() {
         return None;
     }
     let mut s = Section::new("data", "Data");
     for (path, d) in &found.datasets {
-        let mut facts = vec![("folder".to_string(), label(run, path))];
-        if let Some(g) = d["generator"].as_str() {
-            facts.push(("generator".into(), g.into()));
-        }
-        if let Some(r) = d["label_rule"].as_str() {
-            facts.push(("label rule".into(), r.into()));
-        }
-        if let Some(c) = d["classes"].as_array() {
-            let names: Vec<&str> = c.iter().filter_map(Value::as_str).collect();
-            facts.push(("classes".into(), names.join(", ")));
-        }
-        let cfg = &d["config"];
-        if cfg.is_object() {
-            facts.push((
+        let cfg = &d.config;
+        let per_part = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let facts = vec![
+            ("folder".to_string(), label(run, path)),
+            ("generator".into(), d.generator.clone()),
+            ("label rule".into(), d.label_rule.clone()),
+            ("classes".into(), d.classes.join(", ")),
+            (
                 "images".into(),
-                format!(
-                    "{} of {}×{} px",
-                    cfg["n"],
-                    cfg["size"].as_u64().unwrap_or(0),
-                    cfg["size"].as_u64().unwrap_or(0)
-                ),
-            ));
-            facts.push((
+                format!("{} of {}×{} px", cfg.n, cfg.size, cfg.size),
+            ),
+            (
                 "confounder".into(),
-                match cfg["confounder"].as_f64() {
+                match cfg.confounder {
                     Some(p) => format!(
                         "a tag drawn with one class with probability {p} in train/val; \
                          independent of the label in test"
                     ),
                     None => "none".into(),
                 },
-            ));
-        }
-        for key in ["sizes", "tagged"] {
-            if let Some(m) = d[key].as_object() {
-                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                facts.push((format!("{key} per part"), parts.join(", ")));
-            }
-        }
+            ),
+            ("sizes per part".into(), per_part(&d.sizes)),
+            ("tagged per part".into(), per_part(&d.tagged)),
+        ];
         s.push(Block::Facts(facts));
     }
-    let _ = run;
     Some(s)
 }
 
@@ -860,6 +897,7 @@ fn models_section(groups: &[ModelGroup]) -> Option<Section> {
          mean per-class recall; ROC AUC is the one-vs-rest macro average on the test set."
             .into(),
     ));
+    let auc = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
     for g in groups {
         let headers: Vec<String> = [
             "model",
@@ -875,18 +913,17 @@ fn models_section(groups: &[ModelGroup]) -> Option<Section> {
         .map(|h| h.to_string())
         .collect();
         let mut rows = Vec::new();
-        for (name, t) in &g.members {
+        for m in &g.members {
+            let t = &m.record;
             rows.push(vec![
-                name.clone(),
-                t["config"]["arch"].as_str().unwrap_or("?").to_string(),
-                t["kept_epoch"].to_string(),
-                pct(metric(t, "train", "accuracy")),
-                pct(metric(t, "val", "accuracy")),
-                pct(metric(t, "test", "accuracy")),
-                pct(metric(t, "test", "balanced_accuracy")),
-                metric(t, "test", "roc_auc_macro")
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "–".into()),
+                m.name.clone(),
+                t.config.arch.clone(),
+                t.kept_epoch.to_string(),
+                pct(metric(t, "train", Measure::Accuracy)),
+                pct(metric(t, "val", Measure::Accuracy)),
+                pct(metric(t, "test", Measure::Accuracy)),
+                pct(metric(t, "test", Measure::Balanced)),
+                auc(metric(t, "test", Measure::RocAuc)),
             ]);
         }
         if g.members.len() > 1 {
@@ -894,13 +931,11 @@ fn models_section(groups: &[ModelGroup]) -> Option<Section> {
                 "mean".into(),
                 String::new(),
                 String::new(),
-                pct(g.mean_of("train", "accuracy")),
-                pct(g.mean_of("val", "accuracy")),
-                pct(g.mean_of("test", "accuracy")),
-                pct(g.mean_of("test", "balanced_accuracy")),
-                g.mean_of("test", "roc_auc_macro")
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "–".into()),
+                pct(g.mean_of("train", Measure::Accuracy)),
+                pct(g.mean_of("val", Measure::Accuracy)),
+                pct(g.mean_of("test", Measure::Accuracy)),
+                pct(g.mean_of("test", Measure::Balanced)),
+                auc(g.mean_of("test", Measure::RocAuc)),
             ]);
         }
         s.push(Block::Table {
@@ -915,20 +950,17 @@ fn models_section(groups: &[ModelGroup]) -> Option<Section> {
     Some(s)
 }
 
-/// The test confusion matrix summed over the group's members.
+/// The test confusion matrix summed over the group's members (none when one lacks it).
 fn confusion_figure(g: &ModelGroup) -> Option<Figure> {
     let mut total: Vec<Vec<f64>> = Vec::new();
-    for (_, t) in &g.members {
-        let m = t["metrics"]["test"]["confusion"].as_array()?;
+    for m in &g.members {
         let rows: Vec<Vec<f64>> = m
+            .record
+            .metrics
+            .get("test")?
+            .confusion
             .iter()
-            .map(|r| {
-                r.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|v| v.as_f64().unwrap_or(0.0))
-                    .collect()
-            })
+            .map(|r| r.iter().map(|&c| c as f64).collect())
             .collect();
         if total.is_empty() {
             total = rows;
@@ -943,14 +975,8 @@ fn confusion_figure(g: &ModelGroup) -> Option<Figure> {
     if total.is_empty() {
         return None;
     }
-    let classes: Vec<String> = g.members[0].1["card"]["classes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .filter(|c: &Vec<String>| c.len() == total.len())
+    let classes: Vec<String> = Some(g.members[0].record.card.classes.clone())
+        .filter(|c| c.len() == total.len())
         .unwrap_or_else(|| (0..total.len()).map(|i| i.to_string()).collect());
     let max = total.iter().flatten().copied().fold(0.0, f64::max).max(1.0);
     let mut plot = Plot::new(
@@ -992,93 +1018,85 @@ fn explain_section(run: &RunFolder, found: &Found) -> Option<Section> {
          each kind."
             .into(),
     ));
-    let mut styles: Vec<String> = Vec::new();
+    // One colour bar per kind of drawing named, in the order first met.
+    let mut styles: Vec<&MethodRecord> = Vec::new();
     for (path, v) in &found.explains {
-        let methods: Vec<String> = v["methods"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| {
-                if let Some(st) = m["style"].as_str()
-                    && !styles.contains(&st.to_string())
-                {
-                    styles.push(st.to_string());
-                }
-                m["name"].as_str().map(String::from)
-            })
-            .collect();
-        let mut columns = vec!["input".to_string()];
-        columns.extend(methods.iter().cloned());
-        let mut rows = Vec::new();
-        for out in v["outputs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .take(MAX_GRID_ROWS)
-        {
-            let maps: Vec<Option<(Picture, (u32, u32))>> = methods
-                .iter()
-                .map(|m| {
-                    out["files"][m]["png"]
-                        .as_str()
-                        .and_then(|f| run.png(path, f))
-                })
-                .collect();
-            let size = maps.iter().flatten().map(|(_, size)| *size).next();
-            let (input, original) = row_input(run, path, out);
-            let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
-            cells.extend(maps.into_iter().map(|m| m.map(|(picture, _)| picture)));
-            let target = &out["target"];
-            rows.push((
-                format!(
-                    "{}{}: {} (p\u{a0}=\u{a0}{:.2})",
-                    out["stem"].as_str().unwrap_or("?"),
-                    tag_note(run, original.as_deref()),
-                    target["name"].as_str().unwrap_or("?"),
-                    target["prob"].as_f64().unwrap_or(f64::NAN)
-                ),
-                cells,
-            ));
+        for m in &v.methods {
+            if !m.style.is_empty() && !styles.iter().any(|seen| seen.style == m.style) {
+                styles.push(m);
+            }
         }
-        let model = v["model"].as_str().unwrap_or("?");
-        let layers = v["layers"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, l)| format!("{k}: {}", l.as_str().unwrap_or("?")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        let total = v["outputs"].as_array().map_or(0, Vec::len);
-        s.push(Block::Grid {
-            columns,
-            rows,
-            caption: format!(
-                "{} — model {model}{}{}. Raw maps (.npy) and overlays (.png) are in that folder.",
-                label(run.path(), path),
-                if layers.is_empty() {
-                    String::new()
-                } else {
-                    format!("; CAM layers {layers}")
-                },
-                if total > MAX_GRID_ROWS {
-                    format!("; first {MAX_GRID_ROWS} of {total} rows")
-                } else {
-                    String::new()
-                }
-            ),
-            cell: 112,
-        });
+        s.push(explain_grid(run, path, v));
     }
     let bars: Vec<Figure> = styles
         .iter()
-        .map(|s| colour_bar_figure(style_of(s)))
+        .map(|m| colour_bar_figure(m.style()))
         .collect();
     if !bars.is_empty() {
         s.push(Block::Row(bars));
     }
     Some(s)
+}
+
+/// The grid of one explain record: a row per input (at most [`MAX_GRID_ROWS`]), a column per
+/// method.
+fn explain_grid(run: &RunFolder, path: &Path, v: &ExplainRecord) -> Block {
+    let methods: Vec<&str> = v
+        .methods
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut columns = vec!["input".to_string()];
+    columns.extend(methods.iter().map(|m| m.to_string()));
+    let mut rows = Vec::new();
+    for out in v.outputs.iter().take(MAX_GRID_ROWS) {
+        let maps: Vec<Option<(Picture, (u32, u32))>> = methods
+            .iter()
+            .map(|m| out.map_png(m).and_then(|f| run.png(path, f)))
+            .collect();
+        let size = maps.iter().flatten().map(|(_, size)| *size).next();
+        let (input, original) = output_input(run, path, out);
+        let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
+        cells.extend(maps.into_iter().map(|m| m.map(|(picture, _)| picture)));
+        rows.push((
+            format!(
+                "{}{}: {} (p\u{a0}=\u{a0}{:.2})",
+                or_unknown(&out.stem),
+                tag_note(run, original.as_deref()),
+                or_unknown(&out.target.name),
+                out.target.prob
+            ),
+            cells,
+        ));
+    }
+    let layers = v
+        .layers
+        .iter()
+        .map(|(k, l)| format!("{k}: {l}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let total = v.outputs.len();
+    Block::Grid {
+        columns,
+        rows,
+        caption: format!(
+            "{} — model {}{}{}. Raw maps (.npy) and overlays (.png) are in that folder.",
+            label(run.path(), path),
+            or_unknown(&v.model),
+            if layers.is_empty() {
+                String::new()
+            } else {
+                format!("; CAM layers {layers}")
+            },
+            if total > MAX_GRID_ROWS {
+                format!("; first {MAX_GRID_ROWS} of {total} rows")
+            } else {
+                String::new()
+            }
+        ),
+        cell: 112,
+    }
 }
 
 fn concepts_section(run: &RunFolder, found: &Found) -> Option<Section> {
@@ -1093,90 +1111,20 @@ fn concepts_section(run: &RunFolder, found: &Found) -> Option<Section> {
          heatmaps: red = evidence for the class)."
             .into(),
     ));
-    for (path, v) in &found.concepts {
-        let lines = v.as_array().cloned().unwrap_or_default();
-        let width = lines
-            .iter()
-            .map(|l| l["heatmaps"].as_array().map_or(0, Vec::len))
-            .max()
-            .unwrap_or(0);
-        let mut columns = vec!["input".to_string()];
-        columns.extend((1..=width).map(|k| format!("concept #{k}")));
-        let mut rows = Vec::new();
-        let mut layer = String::new();
-        for l in lines.iter().take(MAX_GRID_ROWS) {
-            layer = l["layer"].as_str().unwrap_or("?").to_string();
-            let shares: BTreeMap<u64, f64> = l["concepts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| Some((c["channel"].as_u64()?, c["relevance"].as_f64()?)))
-                .collect();
-            let heat: Vec<Option<(Picture, (u32, u32))>> = l["heatmaps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|h| h["png"].as_str().and_then(|f| run.png(path, f)))
-                .collect();
-            let size = heat.iter().flatten().map(|(_, size)| *size).next();
-            let (input, _) = row_input(run, path, l);
-            let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
-            cells.extend(heat.into_iter().map(|h| h.map(|(picture, _)| picture)));
-            let names: Vec<String> = l["heatmaps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|h| h["channels"].as_array())
-                .map(|c| {
-                    c.iter()
-                        .filter_map(Value::as_u64)
-                        .map(|ch| match shares.get(&ch) {
-                            Some(sh) => format!("ch {ch} ({:.0} %)", 100.0 * sh),
-                            None => format!("ch {ch}"),
-                        })
-                        .collect::<Vec<_>>()
-                        .join("+")
-                })
-                .collect();
-            let stem = l["input"]
-                .as_str()
-                .and_then(|f| {
-                    Path::new(f)
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().to_string())
-                })
-                .unwrap_or_default();
-            rows.push((
-                format!(
-                    "{stem}: {} — {}",
-                    l["class"].as_str().unwrap_or("?"),
-                    names.join(", ")
-                ),
-                cells,
-            ));
-        }
-        s.push(Block::Grid {
-            columns,
-            rows,
-            caption: format!(
-                "{} — top concepts of layer {layer}, each with its share of the layer's relevance \
-                 (in the row label) and its conditional heatmap.",
-                label(run.path(), path)
-            ),
-            cell: 96,
-        });
+    for (path, lines) in &found.concepts {
+        s.push(concepts_grid(run, path, lines));
     }
-    for (path, v) in &found.atlases {
-        let layer = v["layer"].as_str().unwrap_or("?");
-        for ch in v["channels"].as_array().into_iter().flatten().take(6) {
-            if let Some((picture, _)) = ch["image"].as_str().and_then(|f| run.png(path, f)) {
+    for (path, atlas) in &found.atlases {
+        for ch in atlas.channels.iter().take(6) {
+            if let Some((picture, _)) = run.png(path, &ch.image) {
                 s.push(Block::Figure(Figure {
                     picture,
                     caption: format!(
-                        "Concept atlas, layer {layer}, channel {}: the data-set images where this \
+                        "Concept atlas, layer {}, channel {}: the data-set images where this \
                          channel is most relevant (top row) and most activated (bottom row), \
                          cropped to the region it responds to.",
-                        ch["channel"]
+                        or_unknown(&atlas.layer),
+                        ch.channel
                     ),
                     width: None,
                 }));
@@ -1186,8 +1134,87 @@ fn concepts_section(run: &RunFolder, found: &Found) -> Option<Section> {
     Some(s)
 }
 
-fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) -> Section {
-    let study = summary["study"].as_str().unwrap_or("study");
+/// The grid of one `concepts.json`: a row per image (at most [`MAX_GRID_ROWS`]), a column per
+/// concept rank.
+fn concepts_grid(run: &RunFolder, path: &Path, lines: &[ConceptsRecord]) -> Block {
+    let width = lines.iter().map(|l| l.heatmaps.len()).max().unwrap_or(0);
+    let mut columns = vec!["input".to_string()];
+    columns.extend((1..=width).map(|k| format!("concept #{k}")));
+    let mut rows = Vec::new();
+    let mut layer = "";
+    for l in lines.iter().take(MAX_GRID_ROWS) {
+        layer = or_unknown(&l.layer);
+        let shares: BTreeMap<usize, f64> = l
+            .concepts
+            .iter()
+            .map(|c| (c.channel, c.relevance))
+            .collect();
+        let heat: Vec<Option<(Picture, (u32, u32))>> = l
+            .heatmaps
+            .iter()
+            .map(|h| h.png.to_str().and_then(|f| run.png(path, f)))
+            .collect();
+        let size = heat.iter().flatten().map(|(_, size)| *size).next();
+        let input_png = l.input_png.as_deref().and_then(Path::to_str);
+        let (input, _) = row_input(run, path, &l.input, input_png);
+        let mut cells = vec![input.as_deref().and_then(|p| input_picture(p, size))];
+        cells.extend(heat.into_iter().map(|h| h.map(|(picture, _)| picture)));
+        let names: Vec<String> = l
+            .heatmaps
+            .iter()
+            .map(|h| {
+                h.channels
+                    .iter()
+                    .map(|ch| match shares.get(ch) {
+                        Some(sh) => format!("ch {ch} ({:.0} %)", 100.0 * sh),
+                        None => format!("ch {ch}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect();
+        let stem = Path::new(&l.input)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        rows.push((
+            format!("{stem}: {} — {}", or_unknown(&l.class), names.join(", ")),
+            cells,
+        ));
+    }
+    Block::Grid {
+        columns,
+        rows,
+        caption: format!(
+            "{} — top concepts of layer {layer}, each with its share of the layer's relevance \
+             (in the row label) and its conditional heatmap.",
+            label(run.path(), path)
+        ),
+        cell: 96,
+    }
+}
+
+/// A cell of a study's table as the reader sees it: numbers rounded, `–` for not computed.
+fn table_cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n
+            .as_f64()
+            .map(|f| {
+                if f.fract() == 0.0 && f.abs() < 1e9 {
+                    format!("{f:.0}")
+                } else {
+                    format!("{f:.4}")
+                }
+            })
+            .unwrap_or_default(),
+        Value::Null => "–".into(),
+        other => other.to_string(),
+    }
+}
+
+fn study_section(run: &RunFolder, path: &Path, summary: &StudySummary, index: usize) -> Section {
+    let study = summary.study.as_str();
     let title = match study {
         "faithfulness" => "Faithfulness: do the maps point at what the model uses?",
         "stability" => "Stability under augmentations",
@@ -1196,12 +1223,7 @@ fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) ->
         other => other,
     };
     let mut s = Section::new(&format!("study-{index}-{study}"), title);
-    let lines: Vec<String> = summary["headline"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(String::from))
-        .collect();
+    let lines = &summary.headline;
     if let Some(digest) = marker_digest(summary) {
         s.push(Block::Callout {
             tone: Tone::Info,
@@ -1219,68 +1241,25 @@ fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) ->
             s.push(Block::List(rest.to_vec()));
         }
     }
-    let table = &summary["table"];
-    if let (Some(cols), Some(rows)) = (table["columns"].as_array(), table["rows"].as_array()) {
-        let cell = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n
-                .as_f64()
-                .map(|f| {
-                    if f.fract() == 0.0 && f.abs() < 1e9 {
-                        format!("{f:.0}")
-                    } else {
-                        format!("{f:.4}")
-                    }
-                })
-                .unwrap_or_default(),
-            Value::Null => "–".into(),
-            other => other.to_string(),
-        };
+    let table = &summary.table;
+    if !table.columns.is_empty() {
         s.push(Block::Table {
             caption: format!(
-                "{} (all numbers: metrics.csv in {})",
-                table["caption"].as_str().unwrap_or("Summary"),
+                "Summary (all numbers: metrics.csv in {})",
                 label(run.path(), path)
             ),
-            headers: cols.iter().map(cell).collect(),
-            rows: rows
+            headers: table.columns.clone(),
+            rows: table
+                .rows
                 .iter()
-                .map(|r| r.as_array().into_iter().flatten().map(cell).collect())
+                .map(|r| r.iter().map(table_cell).collect())
                 .collect(),
         });
     }
-    let record = path.with_file_name("figures.json");
-    let figures = match run.lookup_file(&record) {
-        Lookup::Inside(found) => read_json(&found).and_then(|v| v.as_array().cloned()),
-        _ => None,
-    };
-    if let Some(figures) = figures {
-        for f in figures {
-            let picture = f["svg"]
-                .as_str()
-                .and_then(|n| run.svg(&record, n))
-                .or_else(|| {
-                    f["file"]
-                        .as_str()
-                        .and_then(|n| run.png(&record, n))
-                        .map(|(picture, _)| picture)
-                });
-            if let Some(picture) = picture {
-                let title = f["title"].as_str().unwrap_or_default();
-                let caption = f["caption"].as_str().unwrap_or_default();
-                s.push(Block::Figure(Figure {
-                    picture,
-                    caption: if title.is_empty() {
-                        caption.to_string()
-                    } else {
-                        format!("{title}. {caption}")
-                    },
-                    width: f["width"].as_u64().map(|w| w as u32),
-                }));
-            }
-        }
+    for figure in study_figures(run, path) {
+        s.push(Block::Figure(figure));
     }
-    if let Some(conv) = summary["conventions"].as_object()
+    if let Some(conv) = summary.conventions.as_object()
         && !conv.is_empty()
     {
         let mut rows = Vec::new();
@@ -1293,6 +1272,36 @@ fn study_section(run: &RunFolder, path: &Path, summary: &Value, index: usize) ->
         });
     }
     s
+}
+
+/// The figures of the study whose `summary.json` is `path`, from the `figures.json` beside it:
+/// the SVG of a plot where there is one, else the PNG.
+fn study_figures(run: &RunFolder, path: &Path) -> Vec<Figure> {
+    let record = path.with_file_name("figures.json");
+    let figures: Vec<crate::records::Figure> = match run.lookup_file(&record) {
+        // Read by the name below the run folder, so a note names it as the reader knows it.
+        Lookup::Inside(_) => run.record(&record, false).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    figures
+        .iter()
+        .filter_map(|f| {
+            let picture = f
+                .svg
+                .as_deref()
+                .and_then(|n| run.svg(&record, n))
+                .or_else(|| run.png(&record, &f.file).map(|(picture, _)| picture))?;
+            Some(Figure {
+                picture,
+                caption: if f.title.is_empty() {
+                    f.caption.clone()
+                } else {
+                    format!("{}. {}", f.title, f.caption)
+                },
+                width: f.width,
+            })
+        })
+        .collect()
 }
 
 /// Appends `value` to `rows` as readable (name, value) pairs: nested objects become dotted
@@ -1359,31 +1368,16 @@ fn reproduce_section(found: &Found) -> Section {
     let mut s = Section::new("reproduce", "How this was made");
     match &found.run {
         Some(run) => {
-            let mut facts = Vec::new();
-            for key in [
-                "version", "started", "finished", "seconds", "machine", "mode",
-            ] {
-                if let Some(v) = run.get(key).filter(|v| !v.is_null()) {
-                    facts.push((
-                        key.to_string(),
-                        match v {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        },
-                    ));
-                }
-            }
-            s.push(Block::Facts(facts));
-            let commands: Vec<String> = run["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            s.push(Block::Facts(run_facts(run)));
+            let commands: Vec<String> = run
+                .steps
+                .iter()
                 .map(|st| {
                     format!(
                         "# {} ({:.1} s)\n{}",
-                        st["name"].as_str().unwrap_or("step"),
-                        st["seconds"].as_f64().unwrap_or(f64::NAN),
-                        st["command"].as_str().unwrap_or("")
+                        if st.name.is_empty() { "step" } else { &st.name },
+                        st.seconds,
+                        st.command
                     )
                 })
                 .collect();
@@ -1402,6 +1396,23 @@ fn reproduce_section(found: &Found) -> Section {
         ))),
     }
     s
+}
+
+/// The facts of a run record that it holds, in reading order.
+fn run_facts(run: &RunRecord) -> Vec<(String, String)> {
+    // Seconds as JSON writes them (`12.0`, not `12`), as the report always showed them.
+    let seconds = run.seconds.map(|v| Value::from(v).to_string());
+    [
+        ("version", run.version.clone()),
+        ("started", run.started.clone()),
+        ("finished", run.finished.clone()),
+        ("seconds", seconds),
+        ("machine", run.machine.clone()),
+        ("mode", run.mode.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_string(), value?)))
+    .collect()
 }
 
 /// The report of everything found in the run folder `path`; it holds only files inside that
@@ -1429,11 +1440,13 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
     sections.extend(explain_section(&run, &found));
     sections.extend(concepts_section(&run, &found));
     let order = ["faithfulness", "stability", "variability", "compare"];
-    let mut studies: Vec<&(PathBuf, Value)> = found.studies.iter().collect();
-    studies.sort_by_key(|(p, v)| {
-        let k = v["study"].as_str().unwrap_or("");
+    let mut studies: Vec<&(PathBuf, StudySummary)> = found.studies.iter().collect();
+    studies.sort_by_key(|(p, summary)| {
         (
-            order.iter().position(|o| *o == k).unwrap_or(order.len()),
+            order
+                .iter()
+                .position(|o| *o == summary.study)
+                .unwrap_or(order.len()),
             p.clone(),
         )
     });

@@ -1110,7 +1110,7 @@ fn summary(
             ],
             rows,
         },
-        work: Some(json!({"computed": facts.computed, "reused": facts.reused})),
+        work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.out)
 }

@@ -1140,7 +1140,7 @@ fn summary(
             ],
             rows: summary_rows(opts, rows, &facts.methods),
         },
-        work: Some(json!({"computed": facts.computed, "reused": facts.reused})),
+        work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.out)
 }

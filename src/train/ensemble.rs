@@ -147,6 +147,9 @@ pub struct Member {
 /// Summary of an ensemble (`out/ensemble.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnsembleRecord {
+    /// Record layout (`records::SCHEMA_VERSION` when written now; 0: written before the field).
+    #[serde(default, skip_serializing_if = "crate::records::is_unversioned")]
+    pub schema_version: u32,
     /// Architecture.
     pub arch: String,
     /// Class names.
@@ -209,6 +212,7 @@ pub fn train_ensemble(
         (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (accs.len() - 1) as f64).sqrt()
     });
     let record = EnsembleRecord {
+        schema_version: crate::records::SCHEMA_VERSION,
         arch: cfg.arch.clone(),
         classes: data.classes.clone(),
         members,
@@ -216,11 +220,7 @@ pub fn train_ensemble(
         test_accuracy_sd: sd,
     };
     let path = out.join("ensemble.json");
-    crate::io::write_text_atomic(
-        &path,
-        &serde_json::to_string_pretty(&record).expect("record serialises"),
-    )
-    .map_err(|e| TrainError::file(&path, e.to_string()))?;
+    crate::records::write_record(&path, &record).map_err(|e| TrainError::file(&path, e.message))?;
     Ok(record)
 }
 

@@ -131,6 +131,9 @@ pub struct RunOptions<'a> {
 /// The training record written as `model.train.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainRecord {
+    /// Record layout (`records::SCHEMA_VERSION` when written now; 0: written before the field).
+    #[serde(default, skip_serializing_if = "crate::records::is_unversioned")]
+    pub schema_version: u32,
     /// The model card of the trained model.
     pub card: ModelCard,
     /// Seed of the run.
@@ -622,6 +625,7 @@ pub fn train_model(
     }
     let weights_path = save_model(opts.out, &best, &card)?;
     let record = TrainRecord {
+        schema_version: crate::records::SCHEMA_VERSION,
         card: card.clone(),
         seed: opts.seed,
         config: cfg.clone(),
@@ -638,11 +642,8 @@ pub fn train_model(
         train_seconds,
     };
     let rec_path = opts.out.join("model.train.json");
-    crate::io::write_text_atomic(
-        &rec_path,
-        &serde_json::to_string_pretty(&record).expect("record serialises"),
-    )
-    .map_err(|e| TrainError::file(&rec_path, e.to_string()))?;
+    crate::records::write_record(&rec_path, &record)
+        .map_err(|e| TrainError::file(&rec_path, e.message))?;
     Ok(TrainOutcome {
         model: Model {
             graph,

@@ -11,3 +11,4 @@ mod demo_report;
 mod inspect_cli;
 mod methods_cli;
 mod predict_cli;
+mod records_cli;

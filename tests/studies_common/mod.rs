@@ -136,7 +136,22 @@ pub fn check_common_outputs(out: &Path, study: &str) -> serde_json::Value {
             );
         }
         assert!(!f["caption"].as_str().unwrap().is_empty());
+        assert_eq!(f["schema_version"], relevance::records::SCHEMA_VERSION);
     }
+    // Both records carry this build's version and load through the typed readers.
+    assert_eq!(
+        summary["schema_version"],
+        relevance::records::SCHEMA_VERSION
+    );
+    let typed: relevance::records::StudySummary =
+        relevance::records::read_record(&out.join("summary.json")).unwrap();
+    assert_eq!(
+        (typed.study.as_str(), typed.table.columns.len()),
+        (study, cols)
+    );
+    let typed: Vec<relevance::records::Figure> =
+        relevance::records::read_record(&out.join("figures.json")).unwrap();
+    assert_eq!(typed.len(), figures.len());
     assert!(out.join("metrics.csv").is_file() && out.join("per_image.csv").is_file());
     summary
 }

@@ -4,28 +4,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::super::StudyError;
-use super::outputs::{write_json, write_text};
+use super::outputs::write_text;
 use crate::io::safe_component;
 use crate::methods::MapStyle;
 use crate::report::Colormap;
 use crate::report::plots::Plot;
 
-/// One entry of `figures.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Figure {
-    /// PNG file name (relative to the output folder).
-    pub file: String,
-    /// SVG file name, for plots.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub svg: Option<String>,
-    /// Title.
-    pub title: String,
-    /// What it shows and how to read it.
-    pub caption: String,
-}
+pub use crate::records::Figure;
 
 /// A file stem for a figure about `label` (a model or a method as typed): `<prefix>-<label>`
 /// made file-name safe, so `lrp:epsilon(skip=split)` cannot escape or break the folder.
@@ -40,12 +26,12 @@ pub fn save_plot(out: &Path, stem: &str, plot: &Plot, caption: &str) -> Result<F
     let bytes = plot.png().map_err(|e| StudyError::file(&png, e))?;
     crate::io::write_atomic(&png, &bytes).map_err(|e| StudyError::file(&png, e))?;
     write_text(&svg, &plot.svg().map_err(|e| StudyError::file(&svg, e))?)?;
-    Ok(Figure {
-        file: format!("{stem}.png"),
-        svg: Some(format!("{stem}.svg")),
-        title: plot.title.clone(),
-        caption: caption.into(),
-    })
+    Ok(Figure::new(
+        format!("{stem}.png"),
+        Some(format!("{stem}.svg")),
+        plot.title.clone(),
+        caption.into(),
+    ))
 }
 
 /// Writes a picture as `<stem>.png` into `out` and returns its figure entry.
@@ -59,17 +45,13 @@ pub fn save_picture(
     let file = format!("{stem}.png");
     let path = out.join(&file);
     crate::report::heatmap::write_png(&path, img).map_err(|e| StudyError::file(&path, e))?;
-    Ok(Figure {
-        file,
-        svg: None,
-        title: title.into(),
-        caption: caption.into(),
-    })
+    Ok(Figure::new(file, None, title.into(), caption.into()))
 }
 
 /// Writes `figures.json`.
 pub fn write_figures(out: &Path, figures: &[Figure]) -> Result<(), StudyError> {
-    write_json(&out.join("figures.json"), &figures)
+    let path = out.join("figures.json");
+    crate::records::write_record(&path, &figures).map_err(|e| StudyError::file(&path, e.message))
 }
 
 /// `img` with a vertical colour bar of `cmap` (low at the bottom) on its right.

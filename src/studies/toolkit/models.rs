@@ -10,8 +10,7 @@ use super::super::StudyError;
 use crate::data::folder::SplitSource;
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
-use crate::train::ensemble::EnsembleRecord;
-use crate::train::trainer::TrainRecord;
+use crate::records::{EnsembleRecord, TrainRecord};
 
 /// One model of a study with its label in the outputs.
 pub struct StudyModel {
@@ -47,8 +46,7 @@ struct Found {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StudyError::file(path, e))?;
-    serde_json::from_str(&text).map_err(|e| StudyError::file(path, format!("bad JSON: {e}")))
+    crate::records::read_record(path).map_err(|e| StudyError::file(path, e.message))
 }
 
 fn name_of(p: &Path) -> Option<String> {

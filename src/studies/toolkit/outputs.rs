@@ -79,14 +79,7 @@ pub fn prepare_cache(dir: &Path, key: &Value) -> Result<(), StudyError> {
     Ok(())
 }
 
-/// The small table of `summary.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Table {
-    /// Column headers.
-    pub columns: Vec<String>,
-    /// Rows of cells.
-    pub rows: Vec<Vec<Value>>,
-}
+pub use crate::records::{StudySummary as Summary, Table};
 
 impl Table {
     /// A table with these headers.
@@ -96,27 +89,6 @@ impl Table {
             rows,
         }
     }
-}
-
-/// `summary.json` of a study.
-#[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    /// Study name.
-    pub study: String,
-    /// The command line, when run from the CLI.
-    pub command: Option<Vec<String>>,
-    /// `relevance` version.
-    pub version: String,
-    /// Conventions the numbers depend on.
-    pub conventions: Value,
-    /// Findings to show first.
-    pub headline: Vec<String>,
-    /// The report table (a digest of `metrics.csv`).
-    pub table: Table,
-    /// Work done by this run and reused from an earlier one, for studies that resume per
-    /// image × method × model.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub work: Option<Value>,
 }
 
 impl Summary {
@@ -129,13 +101,14 @@ impl Summary {
             conventions,
             headline: Vec::new(),
             table: Table::new(&[], Vec::new()),
-            work: None,
+            work: Value::Null,
         }
     }
 
     /// Writes it as `summary.json` into `out`.
     pub fn write(&self, out: &Path) -> Result<(), StudyError> {
-        write_json(&out.join("summary.json"), self)
+        let path = out.join("summary.json");
+        crate::records::write_record(&path, self).map_err(|e| StudyError::file(&path, e.message))
     }
 }
 

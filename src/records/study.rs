@@ -1,0 +1,102 @@
+//! A study's `summary.json` (what it found, its conventions and its report table) and
+//! `figures.json` (the list of its plots and pictures).
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::{SCHEMA_VERSION, is_unversioned};
+
+/// `summary.json` of a study. The study pipelines build it as a struct literal, so the version
+/// is not a field: it is written as `schema_version` by the `Serialize` impl and checked by
+/// [`super::read_record`].
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct StudySummary {
+    /// Study name (`faithfulness`, `stability`, `variability`, `compare`); a `summary.json`
+    /// without one is not a study's.
+    pub study: String,
+    /// The command line, when run from the CLI.
+    pub command: Option<Vec<String>>,
+    /// `relevance` version.
+    pub version: String,
+    /// Conventions the numbers depend on (each study names its own).
+    pub conventions: Value,
+    /// Findings to show first.
+    pub headline: Vec<String>,
+    /// The report table (a digest of `metrics.csv`).
+    pub table: Table,
+    /// Work done by this run and reused from an earlier one (per image × method × model);
+    /// `null` for studies that do not resume.
+    pub work: Value,
+}
+
+impl Serialize for StudySummary {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut record = s.serialize_struct("StudySummary", 8)?;
+        record.serialize_field("schema_version", &SCHEMA_VERSION)?;
+        record.serialize_field("study", &self.study)?;
+        record.serialize_field("command", &self.command)?;
+        record.serialize_field("version", &self.version)?;
+        record.serialize_field("conventions", &self.conventions)?;
+        record.serialize_field("headline", &self.headline)?;
+        record.serialize_field("table", &self.table)?;
+        if self.work.is_null() {
+            record.skip_field("work")?;
+        } else {
+            record.serialize_field("work", &self.work)?;
+        }
+        record.end()
+    }
+}
+
+/// The small table of `summary.json`: cells are text, numbers or `null` (not computed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Table {
+    /// Column headers.
+    pub columns: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    /// Index of the column named `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+}
+
+/// One entry of `figures.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Figure {
+    /// Record layout ([`SCHEMA_VERSION`] when written now; 0: written before the field).
+    #[serde(skip_serializing_if = "is_unversioned")]
+    pub schema_version: u32,
+    /// PNG file name (relative to the output folder).
+    pub file: String,
+    /// SVG file name, for plots (the report shows it in place of the PNG); `null` otherwise.
+    pub svg: Option<String>,
+    /// Title.
+    pub title: String,
+    /// What it shows and how to read it.
+    pub caption: String,
+    /// Width in the report, in pixels (the picture's own when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+}
+
+impl Figure {
+    /// A figure of this build's record layout.
+    pub fn new(file: String, svg: Option<String>, title: String, caption: String) -> Figure {
+        Figure {
+            schema_version: SCHEMA_VERSION,
+            file,
+            svg,
+            title,
+            caption,
+            width: None,
+        }
+    }
+}
