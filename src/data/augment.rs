@@ -533,6 +533,8 @@ pub struct AugmentSpec {
     /// (0 disables).
     pub crop: f64,
     /// Brightness and contrast factors from `U(1 − j, 1 + j)`, gamma from `U(1 − j, 1 + j)`.
+    /// Written as `color` in training records, the name version-1 records have.
+    #[serde(rename = "color")]
     pub colour: f32,
     /// Gaussian noise with σ drawn from `U(0, this)`.
     pub noise: f32,
