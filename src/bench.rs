@@ -20,7 +20,7 @@ use crate::tensor::{T4, from_vec};
 
 /// Errors of a benchmark run.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// The engine failed on a workload.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -34,7 +34,7 @@ pub enum BenchError {
 
 /// Where per-node times of a profiled run accumulate.
 #[derive(Clone, Debug, Default)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// Time spent evaluating each node in forward passes.
     pub forward: Vec<Duration>,
     /// Time spent in each node's backward rule.
@@ -54,7 +54,7 @@ impl Profile {
 }
 
 /// One thing to time: it runs a batch through a model and may record per-node times.
-pub trait Workload: Send + Sync {
+pub(crate) trait Workload: Send + Sync {
     /// Short name, the row label (`forward`, `gradient`).
     fn name(&self) -> &'static str;
     /// Runs the workload once on batch `x`; with `profile`, evaluates node by node and adds
@@ -64,7 +64,7 @@ pub trait Workload: Send + Sync {
 
 /// Inference: the logits of a batch, releasing activations as soon as nothing needs them
 /// (PyTorch: `model(x)` under `torch.no_grad()`).
-pub struct Forward;
+pub(crate) struct Forward;
 
 impl Workload for Forward {
     fn name(&self) -> &'static str {
@@ -83,7 +83,7 @@ impl Workload for Forward {
 /// The input gradient of one logit per image: a forward pass keeping every activation and one
 /// backward pass from the logits to the input (PyTorch: forward with `requires_grad` input,
 /// `logits[i, target_i].sum().backward()`). Targets are class 0.
-pub struct InputGradient;
+pub(crate) struct InputGradient;
 
 impl Workload for InputGradient {
     fn name(&self) -> &'static str {
@@ -124,7 +124,7 @@ impl Workload for InputGradient {
 /// backward pass stops at the CAM layer) or LRP ε-z⁺-♭, prepared once for the model before
 /// the warm-up (BatchNorm folded, modified weights derived — as zennit registers its composite
 /// once). Per-node profiles are not recorded for these.
-pub struct Method<'m> {
+pub(crate) struct Method<'m> {
     name: &'static str,
     method: Prepared<'m>,
 }
@@ -144,13 +144,13 @@ impl Workload for Method<'_> {
 }
 
 /// Concepts per image of the CRP workload.
-pub const CRP_CONCEPTS: usize = 32;
+pub(crate) const CRP_CONCEPTS: usize = 32;
 
 /// Concept Relevance Propagation: conditional heatmaps of [`CRP_CONCEPTS`] single-channel
 /// concepts of one layer for class 0, one batch of concepts per image (zennit-crp's
 /// `CondAttribution` with the image repeated once per concept). The layer is
 /// [`crp_layer`]'s.
-pub struct Crp {
+pub(crate) struct Crp {
     /// The LRP form of the model being timed, prepared once as `concepts` does.
     lrp: LrpModel,
 }
@@ -158,7 +158,7 @@ pub struct Crp {
 /// The layer whose channels the CRP workload conditions on: `layer3.0.conv2` for ResNet-50 and
 /// `features.21` for VGG16 (the layers `tools/bench_lrp_torch.py` uses), else the last
 /// convolution with at least [`CRP_CONCEPTS`] channels.
-pub fn crp_layer(arch: &str, model: &Model) -> Option<String> {
+pub(crate) fn crp_layer(arch: &str, model: &Model) -> Option<String> {
     match arch {
         "resnet50" => return Some("layer3.0.conv2".into()),
         "vgg16" => return Some("features.21".into()),
@@ -203,10 +203,13 @@ impl Workload for Crp {
 }
 
 /// Names of the built-in workloads.
-pub const WORKLOADS: &[&str] = &["forward", "gradient", "grad-cam", "lrp", "crp32"];
+pub(crate) const WORKLOADS: &[&str] = &["forward", "gradient", "grad-cam", "lrp", "crp32"];
 
 /// The workload called `name`, prepared for `model` (the methods bind to it here).
-pub fn workload<'m>(name: &str, model: &'m Model) -> Result<Box<dyn Workload + 'm>, BenchError> {
+pub(crate) fn workload<'m>(
+    name: &str,
+    model: &'m Model,
+) -> Result<Box<dyn Workload + 'm>, BenchError> {
     let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
     let method = |name: &'static str, spec: &str| -> Result<Box<dyn Workload + 'm>, BenchError> {
         let spec = MethodSpec::parse(spec, &MethodOptions::default()).map_err(invalid)?;
@@ -242,7 +245,7 @@ fn check_workload(name: &str) -> Result<(), BenchError> {
 }
 
 /// A forward pass that evaluates the nodes one by one, timing each; keeps every activation.
-pub fn timed_forward(
+pub(crate) fn timed_forward(
     graph: &Graph,
     params: &ParamStore,
     x: &T4,
@@ -317,7 +320,7 @@ impl RuleMap for TimedRules<'_> {
 /// Which weights the benchmarked models get (speed does not depend on them, except through
 /// denormal numbers, which neither kind produces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Weights {
+pub(crate) enum Weights {
     /// Freshly initialised with torchvision's initialisers (seed 0).
     Random,
     /// [`random_reference_params`], the parity fixtures' weights.
@@ -326,7 +329,7 @@ pub enum Weights {
 
 /// What to benchmark.
 #[derive(Clone, Debug)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// Architectures (zoo names).
     pub archs: Vec<String>,
     /// Batch sizes.
@@ -368,7 +371,7 @@ impl Default for BenchOptions {
 
 /// Time of one node in a profiled run, per image.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct NodeTime {
+pub(crate) struct NodeTime {
     /// Node name.
     pub node: String,
     /// Op kind.
@@ -381,7 +384,7 @@ pub struct NodeTime {
 
 /// One row of the result table.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// Architecture.
     pub arch: String,
     /// Workload name.
@@ -405,7 +408,7 @@ pub struct Row {
 }
 
 /// Median of `xs` (the mean of the middle two for an even count).
-pub fn median(xs: &[f64]) -> f64 {
+pub(crate) fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -421,14 +424,14 @@ pub fn median(xs: &[f64]) -> f64 {
 /// ([`crate::alloc::release_free_memory`]), cached filter layouts of weights nobody holds any
 /// more included, so the next peak is that of the next job alone.
 /// Returns whether it worked.
-pub fn reset_peak_rss() -> bool {
+pub(crate) fn reset_peak_rss() -> bool {
     crate::engine::kernels::release_unused_filters();
     crate::alloc::release_free_memory();
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Peak resident set size of the process in MiB (`VmHWM` of `/proc/self/status`).
-pub fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -468,7 +471,10 @@ fn random_batch(n: usize, c: usize, size: usize, seed: u64) -> T4 {
 
 /// Runs every (architecture, batch, workload) combination and calls `on_row` as each row is
 /// done; returns all rows.
-pub fn run(opts: &BenchOptions, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>, BenchError> {
+pub(crate) fn run(
+    opts: &BenchOptions,
+    mut on_row: impl FnMut(&Row),
+) -> Result<Vec<Row>, BenchError> {
     if opts.archs.is_empty() || opts.batches.is_empty() || opts.workloads.is_empty() {
         return Err(BenchError::Invalid(
             "nothing to run: give at least one architecture, batch size and workload".into(),
@@ -564,7 +570,7 @@ fn node_times(graph: &Graph, profile: &Profile, batch: usize) -> Vec<NodeTime> {
 }
 
 /// Per-node times summed by op kind: `(kind, forward ms, backward ms)`, slowest first.
-pub fn by_op_kind(times: &[NodeTime]) -> Vec<(&'static str, f64, f64)> {
+pub(crate) fn by_op_kind(times: &[NodeTime]) -> Vec<(&'static str, f64, f64)> {
     let mut out: Vec<(&'static str, f64, f64)> = Vec::new();
     for t in times {
         match out.iter_mut().find(|(k, _, _)| *k == t.op) {

@@ -30,7 +30,7 @@ const FRESH_WEIGHTS_SEED: u64 = 0;
 
 /// Why a model cannot be inspected; messages start with the file.
 #[derive(Debug, thiserror::Error)]
-pub enum InspectError {
+pub(crate) enum InspectError {
     /// The loaders refused the file or card.
     #[error(transparent)]
     Import(#[from] ImportError),
@@ -49,7 +49,7 @@ pub enum InspectError {
 
 /// The whole inspection of one model.
 #[derive(Clone, Debug, Serialize)]
-pub struct Inspection {
+pub(crate) struct Inspection {
     /// The weights file, or the architecture's name for a built-in one without weights.
     pub source: String,
     /// `onnx`, `safetensors`, `torch` or `built-in` (freshly initialised weights).
@@ -67,7 +67,7 @@ pub struct Inspection {
 
 /// The imported graph as the explaining commands see it.
 #[derive(Clone, Debug, Serialize)]
-pub struct ModelSummary {
+pub(crate) struct ModelSummary {
     /// What the model reads.
     pub input: InputSummary,
     /// What it outputs.
@@ -85,7 +85,7 @@ pub struct ModelSummary {
 
 /// The input the card and the model imply.
 #[derive(Clone, Debug, Serialize)]
-pub struct InputSummary {
+pub(crate) struct InputSummary {
     /// `[1, C, H, W]`: the tensor the graph reads (importers convert NHWC models to NCHW).
     pub shape: [usize; 4],
     /// The original model's layout.
@@ -102,7 +102,7 @@ pub struct InputSummary {
 
 /// The model's output.
 #[derive(Clone, Debug, Serialize)]
-pub struct OutputSummary {
+pub(crate) struct OutputSummary {
     /// The node producing the logits (a trailing softmax is stripped, as the methods do).
     pub logits_node: String,
     /// `[1, K]`.
@@ -115,7 +115,7 @@ pub struct OutputSummary {
 
 /// Parameter totals.
 #[derive(Clone, Debug, Serialize)]
-pub struct ParameterSummary {
+pub(crate) struct ParameterSummary {
     /// Number of values over all parameter tensors.
     pub count: usize,
     /// Number of parameter tensors.
@@ -127,7 +127,7 @@ pub struct ParameterSummary {
 
 /// The CAM layers.
 #[derive(Clone, Debug, Serialize)]
-pub struct CamSummary {
+pub(crate) struct CamSummary {
     /// The layer `explain` reads when no `--layer` is given ([`cam::default_cam_layer`]);
     /// `None` if the model has no spatial layer before its classifier.
     pub default_layer: Option<String>,
@@ -138,7 +138,7 @@ pub struct CamSummary {
 
 /// A node and the shape of its output for the inspected input size.
 #[derive(Clone, Debug, Serialize)]
-pub struct LayerShape {
+pub(crate) struct LayerShape {
     /// Node name.
     pub name: String,
     /// Op kind.
@@ -150,7 +150,7 @@ pub struct LayerShape {
 /// Rules of every composite, on the graph LRP runs on (BatchNorm folded into the layers
 /// before it, so folded BatchNorm nodes do not appear).
 #[derive(Clone, Debug, Serialize)]
-pub struct LrpSummary {
+pub(crate) struct LrpSummary {
     /// Treatment of residual sums (the default of `explain`).
     pub skip: String,
     /// Composite names, in column order.
@@ -163,7 +163,7 @@ pub struct LrpSummary {
 
 /// The rules one node gets.
 #[derive(Clone, Debug, Serialize)]
-pub struct NodeRules {
+pub(crate) struct NodeRules {
     /// Node name in the folded graph.
     pub name: String,
     /// Op kind.
@@ -175,7 +175,10 @@ pub struct NodeRules {
 /// Inspects the model file `path` (or, without one, the built-in architecture of `opts`
 /// with freshly drawn weights), loading it as `predict` does. An ONNX file with operators the
 /// importer lacks is not an error: the inspection lists them and has no `model`.
-pub fn inspect_file(path: Option<&Path>, opts: &LoadOptions) -> Result<Inspection, InspectError> {
+pub(crate) fn inspect_file(
+    path: Option<&Path>,
+    opts: &LoadOptions,
+) -> Result<Inspection, InspectError> {
     let Some(path) = path else {
         return inspect_builtin(opts);
     };
@@ -249,7 +252,7 @@ fn format_name(format: Format) -> &'static str {
 
 /// Inspects a loaded model: one forward pass on a zero input of the card's size gives every
 /// node's output shape.
-pub fn summarise(model: &Model) -> Result<ModelSummary, MethodError> {
+pub(crate) fn summarise(model: &Model) -> Result<ModelSummary, MethodError> {
     let card = &model.card;
     let [h, w] = card.input_size;
     let shape = [1, card.channels, h, w];
@@ -310,7 +313,7 @@ pub fn summarise(model: &Model) -> Result<ModelSummary, MethodError> {
 }
 
 /// Nodes by op kind.
-pub fn operator_counts(graph: &Graph) -> BTreeMap<String, usize> {
+pub(crate) fn operator_counts(graph: &Graph) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for node in &graph.nodes {
         *counts.entry(node.op.kind().to_string()).or_default() += 1;

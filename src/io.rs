@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const TEMP_MARK: &str = ".tmp";
 
 /// Writes `bytes` to `path` via a temporary sibling and a rename; creates parent folders.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -41,14 +41,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Writes a string atomically.
-pub fn write_text_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_text_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
 /// Longest output-name component [`safe_component`] returns, in bytes: well under every file
 /// system's 255-byte limit, leaving room for the suffixes the commands append
 /// (`.<class>.<method>.npy`, `.tmp<pid>` of [`write_atomic`]).
-pub const MAX_COMPONENT_BYTES: usize = 120;
+pub(crate) const MAX_COMPONENT_BYTES: usize = 120;
 
 /// Maps any user-provided text (a layer, input, class, model or augmentation name) to ONE safe
 /// path component for an output file or folder name: ASCII letters, digits, `-`, `_` and `.`
@@ -57,7 +57,7 @@ pub const MAX_COMPONENT_BYTES: usize = 120;
 /// [`MAX_COMPONENT_BYTES`] bytes. A name that had to be changed or shortened gets `-` and a
 /// short stable hash of the original appended, so two different names never share an output
 /// file; a name that is already safe (`features.28`, `scan0`) is returned unchanged.
-pub fn safe_component(name: &str) -> String {
+pub(crate) fn safe_component(name: &str) -> String {
     let mapped: String = name
         .chars()
         .map(|c| {
@@ -99,7 +99,7 @@ fn stable_hash(text: &str) -> u32 {
 /// not `.`/`..`, not absolute, not empty), so the file lands directly inside `dir`: the last
 /// line of defence for callers that build output names from user text (pass such text through
 /// [`safe_component`] first).
-pub fn child_path(dir: &Path, component: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn child_path(dir: &Path, component: &str) -> std::io::Result<PathBuf> {
     let mut parts = Path::new(component).components();
     match (parts.next(), parts.next()) {
         (Some(std::path::Component::Normal(_)), None) if !component.contains(['/', '\\', '\0']) => {
@@ -117,7 +117,7 @@ pub fn child_path(dir: &Path, component: &str) -> std::io::Result<PathBuf> {
 
 /// Makes `name` unique among `seen` by appending `-2`, `-3`, … (and records it), so outputs of
 /// inputs that share a name do not overwrite each other.
-pub fn unique_name(name: String, seen: &mut std::collections::HashSet<String>) -> String {
+pub(crate) fn unique_name(name: String, seen: &mut std::collections::HashSet<String>) -> String {
     let mut candidate = name.clone();
     let mut k = 2;
     while !seen.insert(candidate.clone()) {
@@ -187,7 +187,7 @@ fn sweep_stale_temps_once(dir: &Path) {
 }
 
 /// `dir`'s regular files named as our temporaries whose writing process no longer runs.
-pub fn stale_temps(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn stale_temps(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -277,17 +277,35 @@ pub fn help() -> String {
          LRP rule set's modified gradient (zennit's attributors with a composite).\n",
     );
     for m in METHODS {
-        let params = if m.params.is_empty() {
+        let params = m.accepted_params();
+        let params = if params.is_empty() {
             String::new()
         } else {
-            format!(" ({})", m.params.join(", "))
+            format!(" ({})", params.join(", "))
         };
-        text.push_str(&format!("  {}{params}: {}\n", m.name, m.summary));
+        let aliases = if m.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" [also {}]", m.aliases.join(", "))
+        };
+        text.push_str(&format!("  {}{params}{aliases}: {}\n", m.name, m.summary));
     }
     text
 }
 
 impl MethodInfo {
+    /// The parameters a spec of this method accepts: for LRP methods, `skip`, `start` and the
+    /// rule parameters of its composite (`epsilon-plus` has no `gamma`).
+    pub fn accepted_params(&self) -> Vec<&'static str> {
+        let Some(preset) = self.composite_preset() else {
+            return self.params.to_vec();
+        };
+        let composite = super::lrp::Composite::preset(preset).expect("registry preset");
+        let mut params = vec!["skip", "start"];
+        params.extend(composite.parameters());
+        params
+    }
+
     /// The composite preset of an LRP method (`epsilon-plus-flat`).
     pub fn composite_preset(&self) -> Option<&'static str> {
         self.name.strip_prefix("lrp:")

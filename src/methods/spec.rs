@@ -145,11 +145,12 @@ fn apply(
     key: &str,
     value: &str,
 ) -> Result<(), MethodError> {
-    if !info.params.contains(&key) {
-        let valid = if info.params.is_empty() {
+    let accepted = info.accepted_params();
+    if !accepted.contains(&key) {
+        let valid = if accepted.is_empty() {
             "it takes none".to_string()
         } else {
-            format!("valid: {}", info.params.join(", "))
+            format!("valid: {}", accepted.join(", "))
         };
         return Err(MethodError::Invalid(format!(
             "method {} has no parameter '{key}'; {valid}",
