@@ -187,10 +187,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Runs the demo.
+///
+/// Phases: check the output folder, start `run.json`, make the data and train the models,
+/// explain them and run the studies, then build the report and finish `run.json`.
 pub fn run(args: DemoArgs) -> Result<()> {
     let plan = Plan::of(args.quick);
     let out = args.out.clone();
-    std::fs::create_dir_all(&out)
+    prepare_out(&out, &plan)?;
+    let started = Instant::now();
+    let mut record = start_record(&plan);
+    write_run_record(&out, &record)?;
+
+    let paths = DemoPaths::new(&out);
+    let mut steps = data_steps(&paths, &plan);
+    steps.extend(training_steps(&paths, &plan));
+    run_steps(&out, &mut record, &steps)?;
+
+    // These need the trained models and the written test images, so they are planned only now.
+    let steps = analysis_steps(&paths, &plan)?;
+    run_steps(&out, &mut record, &steps)?;
+
+    finish_report(&out, &mut record, started)
+}
+
+/// Creates `out` and refuses a folder that holds a run of the other demo mode (resuming it
+/// would mix the two).
+fn prepare_out(out: &Path, plan: &Plan) -> Result<()> {
+    std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create output folder", out.display()))?;
     let record_path = out.join("run.json");
     if record_path.is_file() {
@@ -203,8 +226,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
             );
         }
     }
-    let started = Instant::now();
-    let mut record = RunRecord {
+    Ok(())
+}
+
+/// The run record as written at the start: tool, version, mode, start time and machine.
+fn start_record(plan: &Plan) -> RunRecord {
+    RunRecord {
         schema_version: SCHEMA_VERSION,
         tool: "relevance demo".into(),
         version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -217,25 +244,50 @@ pub fn run(args: DemoArgs) -> Result<()> {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         )),
         ..RunRecord::default()
-    };
-    write_run_record(&out, &record)?;
+    }
+}
 
-    let data = out.join("data");
-    let data_clean = out.join("data-clean");
-    let shortcut = out.join("models").join("shortcut");
-    let clean = out.join("models").join("clean");
-    let (n, size, seeds, epochs) = (
-        plan.images.to_string(),
-        plan.size.to_string(),
-        format!("0..{}", plan.seeds),
-        plan.epochs.to_string(),
-    );
-    let mut steps = vec![
+/// Where the demo's data sets and models go inside its output folder.
+struct DemoPaths {
+    out: PathBuf,
+    /// Synthetic data with the confounder tag.
+    data: PathBuf,
+    /// The same lesions without the tag.
+    data_clean: PathBuf,
+    /// Ensemble trained on `data`.
+    shortcut: PathBuf,
+    /// Model trained on `data_clean`.
+    clean: PathBuf,
+}
+
+impl DemoPaths {
+    /// The layout inside `out`.
+    fn new(out: &Path) -> DemoPaths {
+        DemoPaths {
+            out: out.to_path_buf(),
+            data: out.join("data"),
+            data_clean: out.join("data-clean"),
+            shortcut: out.join("models").join("shortcut"),
+            clean: out.join("models").join("clean"),
+        }
+    }
+
+    /// Weights of the first (seed 0) model of `models`.
+    fn seed0_model(models: &Path) -> PathBuf {
+        models.join("seed-0").join("model.safetensors")
+    }
+}
+
+/// The two synthetic data sets: with the confounder tag on every malignant training image,
+/// and the same lesions (same seed) without it.
+fn data_steps(paths: &DemoPaths, plan: &Plan) -> Vec<Step> {
+    let (n, size) = (plan.images.to_string(), plan.size.to_string());
+    vec![
         Step {
             name: "synthetic data with a confounder tag",
             argv: [
                 words(&["data", "synth", "--out"]),
-                vec![path_arg(&data)],
+                vec![path_arg(&paths.data)],
                 words(&[
                     "--n",
                     &n,
@@ -248,23 +300,30 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 ]),
             ]
             .concat(),
-            done_when: data.join("dataset.json"),
+            done_when: paths.data.join("dataset.json"),
         },
         Step {
             name: "the same lesions without the tag",
             argv: [
                 words(&["data", "synth", "--out"]),
-                vec![path_arg(&data_clean)],
+                vec![path_arg(&paths.data_clean)],
                 words(&["--n", &n, "--size", &size, "--seed", "0"]),
             ]
             .concat(),
-            done_when: data_clean.join("dataset.json"),
+            done_when: paths.data_clean.join("dataset.json"),
         },
+    ]
+}
+
+/// The models: an ensemble on the confounded data and one clean model.
+fn training_steps(paths: &DemoPaths, plan: &Plan) -> Vec<Step> {
+    let (seeds, epochs) = (format!("0..{}", plan.seeds), plan.epochs.to_string());
+    vec![
         Step {
             name: "ensemble trained on the confounded data",
             argv: [
                 words(&["train", "--data"]),
-                vec![path_arg(&data)],
+                vec![path_arg(&paths.data)],
                 words(&[
                     "--arch",
                     "small_cnn",
@@ -274,36 +333,58 @@ pub fn run(args: DemoArgs) -> Result<()> {
                     &seeds,
                 ]),
                 words(&["--no-progress", "--quiet", "--out"]),
-                vec![path_arg(&shortcut)],
+                vec![path_arg(&paths.shortcut)],
             ]
             .concat(),
-            done_when: shortcut.join("ensemble.json"),
+            done_when: paths.shortcut.join("ensemble.json"),
         },
         Step {
             name: "clean model",
             argv: [
                 words(&["train", "--data"]),
-                vec![path_arg(&data_clean)],
+                vec![path_arg(&paths.data_clean)],
                 words(&["--arch", "small_cnn", "--epochs", &epochs, "--seeds", "0"]),
                 words(&["--no-progress", "--quiet", "--out"]),
-                vec![path_arg(&clean)],
+                vec![path_arg(&paths.clean)],
             ]
             .concat(),
-            done_when: clean.join("ensemble.json"),
+            done_when: paths.clean.join("ensemble.json"),
         },
-    ];
-    run_steps(&out, &mut record, &steps)?;
+    ]
+}
 
-    let test_images = pick_test_images(&data, plan.explain_images)?;
-    let shortcut_model = shortcut.join("seed-0").join("model.safetensors");
-    let clean_model = clean.join("seed-0").join("model.safetensors");
-    let methods = "grad-cam,guided-grad-cam,integrated-gradients,lrp-epsilon-plus-flat";
+/// Everything after training: explanations of both models, CRP concepts (and, in the
+/// default mode, the atlas) of the shortcut model, and the studies.
+fn analysis_steps(paths: &DemoPaths, plan: &Plan) -> Result<Vec<Step>> {
+    let test_images = pick_test_images(&paths.data, plan.explain_images)?;
+    let shortcut_model = DemoPaths::seed0_model(&paths.shortcut);
+    let clean_model = DemoPaths::seed0_model(&paths.clean);
     let layer = last_conv(&shortcut_model)?;
     let images: Vec<String> = test_images.iter().map(|p| path_arg(p)).collect();
-    steps.clear();
+    let mut steps = explain_steps(&paths.out, &shortcut_model, &clean_model, &images);
+    steps.extend(concept_steps(paths, plan, &shortcut_model, &layer, &images));
+    steps.extend(study_steps(
+        &paths.out,
+        plan,
+        &paths.data,
+        &paths.shortcut,
+        &paths.clean,
+    ));
+    Ok(steps)
+}
+
+/// Heatmaps of four methods on `images` for the shortcut and the clean model.
+fn explain_steps(
+    out: &Path,
+    shortcut_model: &Path,
+    clean_model: &Path,
+    images: &[String],
+) -> Vec<Step> {
+    let methods = "grad-cam,guided-grad-cam,integrated-gradients,lrp-epsilon-plus-flat";
+    let mut steps = Vec::new();
     for (name, model, folder) in [
-        ("explain the shortcut model", &shortcut_model, "shortcut"),
-        ("explain the clean model", &clean_model, "clean"),
+        ("explain the shortcut model", shortcut_model, "shortcut"),
+        ("explain the clean model", clean_model, "clean"),
     ] {
         let dir = out.join("explain").join(folder);
         steps.push(Step {
@@ -313,34 +394,46 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 vec![path_arg(model)],
                 words(&["--method", methods, "--out"]),
                 vec![path_arg(&dir)],
-                images.clone(),
+                images.to_vec(),
             ]
             .concat(),
             done_when: dir.join("explain.json"),
         });
     }
-    let concepts = out.join("concepts").join("shortcut");
-    steps.push(Step {
+    steps
+}
+
+/// CRP on the shortcut model's last convolution `layer`: the top concepts of `images`, and
+/// with `plan.atlas` a concept atlas over all test images.
+fn concept_steps(
+    paths: &DemoPaths,
+    plan: &Plan,
+    shortcut_model: &Path,
+    layer: &str,
+    images: &[String],
+) -> Vec<Step> {
+    let concepts = paths.out.join("concepts").join("shortcut");
+    let mut steps = vec![Step {
         name: "CRP: top concepts of the last convolution",
         argv: [
             words(&["concepts", "--model"]),
-            vec![path_arg(&shortcut_model)],
-            words(&["--layer", &layer, "--top", "4", "--quiet", "--out"]),
+            vec![path_arg(shortcut_model)],
+            words(&["--layer", layer, "--top", "4", "--quiet", "--out"]),
             vec![path_arg(&concepts)],
-            images.clone(),
+            images.to_vec(),
         ]
         .concat(),
         done_when: concepts.join("concepts.json"),
-    });
+    }];
     if plan.atlas {
-        let atlas = out.join("atlas").join("shortcut");
+        let atlas = paths.out.join("atlas").join("shortcut");
         steps.push(Step {
             name: "CRP: concept atlas over the test images",
             argv: [
                 words(&["atlas", "--model"]),
-                vec![path_arg(&shortcut_model)],
-                words(&["--layer", &layer, "--top-k", "4", "--data"]),
-                vec![path_arg(&data.join("test"))],
+                vec![path_arg(shortcut_model)],
+                words(&["--layer", layer, "--top-k", "4", "--data"]),
+                vec![path_arg(&paths.data.join("test"))],
                 words(&["--out"]),
                 vec![path_arg(&atlas)],
             ]
@@ -348,23 +441,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
             done_when: atlas.join("atlas.json"),
         });
     }
-    steps.extend(study_steps(&out, &plan, &data, &shortcut, &clean));
-    run_steps(&out, &mut record, &steps)?;
+    steps
+}
 
+/// Builds the report, records its step and the total time in `run.json`, then rebuilds the
+/// report so that it shows the total.
+fn finish_report(out: &Path, record: &mut RunRecord, started: Instant) -> Result<()> {
     let t = Instant::now();
-    let report = crate::report::build::write_report(&out, None)?;
+    let report = crate::report::build::write_report(out, None)?;
     push_step(
-        &mut record,
+        record,
         "report",
-        &command_line(&[String::from("report"), path_arg(&out)]),
+        &command_line(&[String::from("report"), path_arg(out)]),
         t.elapsed().as_secs_f64(),
         false,
     );
     record.finished = Some(now());
     record.seconds = Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
-    write_run_record(&out, &record)?;
+    write_run_record(out, record)?;
     // The record now holds the total time; rebuild so the report shows it.
-    crate::report::build::write_report(&out, None)?;
+    crate::report::build::write_report(out, None)?;
     eprintln!(
         "demo finished in {:.0} s; open {}",
         started.elapsed().as_secs_f64(),

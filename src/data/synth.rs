@@ -189,16 +189,40 @@ fn lesion_outline(size: f32, malignant: bool, rng: &mut Rng) -> Outline {
 }
 
 /// Generates image `index` of `part` deterministically from `cfg.seed`.
+///
+/// Every random draw comes from one generator in a fixed order — tissue, nuclei, lesion, tag —
+/// so the same seed, part and index always give the same image; the steps below must keep
+/// that order.
 pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
     let s = cfg.size;
-    let sf = s as f32;
     let mut rng = Rng::derive(cfg.seed, &format!("synth/{}/{index}", part.name()));
     let label = index % 2;
     let malignant = label == 1;
 
-    // Tissue: two octaves of smooth noise mapped to eosin pinks, plus fine grain.
-    let coarse = value_noise(s, 4, &mut rng);
-    let fine = value_noise(s, 12, &mut rng);
+    let mut px = paint_tissue(s, &mut rng);
+    scatter_nuclei(&mut px, s, &mut rng);
+    let mask = draw_lesion(&mut px, s, malignant, &mut rng);
+    let marker = is_tagged(cfg.confounder, part, malignant, &mut rng)
+        .then(|| draw_tag(&mut px, s, &mut rng));
+
+    SynthImage {
+        image: Image {
+            width: s,
+            height: s,
+            channels: 3,
+            pixels: to_bytes(&px),
+        },
+        label,
+        mask,
+        marker,
+    }
+}
+
+/// The tissue background of an `s`×`s` RGB image (floats, row-major): two octaves of smooth
+/// noise mapped between a light and a deep eosin pink, plus per-pixel grain.
+fn paint_tissue(s: usize, rng: &mut Rng) -> Vec<f32> {
+    let coarse = value_noise(s, 4, rng);
+    let fine = value_noise(s, 12, rng);
     let light = [
         rng.uniform_range(235.0, 248.0),
         rng.uniform_range(195.0, 215.0),
@@ -217,8 +241,13 @@ pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
         c.iter_mut().for_each(|v| *v += grain);
         px[3 * i..3 * i + 3].copy_from_slice(&c);
     }
+    px
+}
 
-    // Scattered nuclei (distractors, same for both classes).
+/// Scatters haematoxylin nuclei over `px`: distractors drawn from the same distribution for
+/// both classes, so they carry no label information.
+fn scatter_nuclei(px: &mut [f32], s: usize, rng: &mut Rng) {
+    let sf = s as f32;
     let nucleus = [
         rng.uniform_range(95.0, 125.0),
         rng.uniform_range(55.0, 80.0),
@@ -232,27 +261,45 @@ pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
             rng.uniform_range(1.0, 2.2) * sf / 64.0,
         );
         let alpha = rng.uniform_range(0.55, 0.85);
-        let (x0, x1) = (
-            (cx - rx - 1.0).max(0.0) as usize,
-            ((cx + rx + 2.0) as usize).min(s),
-        );
-        let (y0, y1) = (
-            (cy - ry - 1.0).max(0.0) as usize,
-            ((cy + ry + 2.0) as usize).min(s),
-        );
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let d = ((x as f32 + 0.5 - cx) / rx).powi(2) + ((y as f32 + 0.5 - cy) / ry).powi(2);
-                if d <= 1.0 {
-                    blend(&mut px, y * s + x, nucleus, alpha * (1.2 - d).min(1.0));
-                }
+        draw_nucleus(px, s, nucleus, (cx, cy), (rx, ry), alpha);
+    }
+}
+
+/// Blends one elliptic nucleus of `colour` centred at `(cx, cy)` with radii `(rx, ry)` into
+/// `px`, fading towards its edge.
+fn draw_nucleus(
+    px: &mut [f32],
+    s: usize,
+    colour: [f32; 3],
+    (cx, cy): (f32, f32),
+    (rx, ry): (f32, f32),
+    alpha: f32,
+) {
+    // Only the bounding box (plus a pixel) can be inside the ellipse.
+    let (x0, x1) = (
+        (cx - rx - 1.0).max(0.0) as usize,
+        ((cx + rx + 2.0) as usize).min(s),
+    );
+    let (y0, y1) = (
+        (cy - ry - 1.0).max(0.0) as usize,
+        ((cy + ry + 2.0) as usize).min(s),
+    );
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let d = ((x as f32 + 0.5 - cx) / rx).powi(2) + ((y as f32 + 0.5 - cy) / ry).powi(2);
+            if d <= 1.0 {
+                blend(px, y * s + x, colour, alpha * (1.2 - d).min(1.0));
             }
         }
     }
+}
 
-    // The lesion: a dense haematoxylin-stained mass with mottled texture and a darker rim.
-    let outline = lesion_outline(sf, malignant, &mut rng);
-    let texture = value_noise(s, 10, &mut rng);
+/// Draws the lesion — a dense haematoxylin-stained mass with mottled texture and a darker
+/// rim, whose outline depends on the class — into `px` and returns its mask (255 inside).
+fn draw_lesion(px: &mut [f32], s: usize, malignant: bool, rng: &mut Rng) -> Vec<u8> {
+    let sf = s as f32;
+    let outline = lesion_outline(sf, malignant, rng);
+    let texture = value_noise(s, 10, rng);
     let mass = [
         rng.uniform_range(120.0, 150.0),
         rng.uniform_range(70.0, 95.0),
@@ -270,16 +317,20 @@ pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
                 let shade = 0.8 + 0.4 * texture[i];
                 let body = [mass[0] * shade, mass[1] * shade, mass[2] * shade];
                 let colour = if inside < 1.5 * sf / 64.0 { rim } else { body };
-                blend(&mut px, i, colour, 0.9 * cover);
+                blend(px, i, colour, 0.9 * cover);
                 if inside >= 0.0 {
                     mask[i] = 255;
                 }
             }
         }
     }
+    mask
+}
 
-    // Confounding tag.
-    let tagged = match (cfg.confounder, part) {
+/// Whether this image gets the confounding tag: in `train`/`val` it follows the label with
+/// probability `confounder` (otherwise a coin flip), in `test` it is always a coin flip.
+fn is_tagged(confounder: Option<f64>, part: Part, malignant: bool, rng: &mut Rng) -> bool {
+    match (confounder, part) {
         (None, _) => false,
         (Some(_), Part::Test) => rng.uniform() < 0.5,
         (Some(p), _) => {
@@ -289,49 +340,44 @@ pub fn generate(cfg: &SynthConfig, part: Part, index: usize) -> SynthImage {
                 rng.uniform() < 0.5
             }
         }
-    };
-    let marker = tagged.then(|| {
-        let (tw, th) = (((sf * 0.19) as usize).max(4), ((sf * 0.09) as usize).max(3));
-        let corner = rng.below(4);
-        let margin = ((sf * 0.03) as usize).max(1);
-        let x0 = if corner.is_multiple_of(2) {
-            margin
-        } else {
-            s - margin - tw
-        };
-        let y0 = if corner < 2 { margin } else { s - margin - th };
-        let mut m = vec![0u8; s * s];
-        for y in y0..y0 + th {
-            for x in x0..x0 + tw {
-                let i = y * s + x;
-                let text_row = y == y0 + th / 2 && x > x0 && x + 1 < x0 + tw;
-                let colour = if text_row {
-                    [40.0, 40.0, 60.0]
-                } else {
-                    [250.0, 250.0, 240.0]
-                };
-                blend(&mut px, i, colour, 1.0);
-                m[i] = 255;
-            }
-        }
-        m
-    });
-
-    let pixels = px
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
-    SynthImage {
-        image: Image {
-            width: s,
-            height: s,
-            channels: 3,
-            pixels,
-        },
-        label,
-        mask,
-        marker,
     }
+}
+
+/// Draws the "hospital tag" (a white label with a dark text line) into a random corner of
+/// `px` and returns its mask (255 on the tag).
+fn draw_tag(px: &mut [f32], s: usize, rng: &mut Rng) -> Vec<u8> {
+    let sf = s as f32;
+    let (tw, th) = (((sf * 0.19) as usize).max(4), ((sf * 0.09) as usize).max(3));
+    let corner = rng.below(4);
+    let margin = ((sf * 0.03) as usize).max(1);
+    let x0 = if corner.is_multiple_of(2) {
+        margin
+    } else {
+        s - margin - tw
+    };
+    let y0 = if corner < 2 { margin } else { s - margin - th };
+    let mut m = vec![0u8; s * s];
+    for y in y0..y0 + th {
+        for x in x0..x0 + tw {
+            let i = y * s + x;
+            let text_row = y == y0 + th / 2 && x > x0 && x + 1 < x0 + tw;
+            let colour = if text_row {
+                [40.0, 40.0, 60.0]
+            } else {
+                [250.0, 250.0, 240.0]
+            };
+            blend(px, i, colour, 1.0);
+            m[i] = 255;
+        }
+    }
+    m
+}
+
+/// Rounds and clamps float pixel values to 8-bit.
+fn to_bytes(px: &[f32]) -> Vec<u8> {
+    px.iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect()
 }
 
 /// PNG bytes of an 8-bit grey or RGB image.

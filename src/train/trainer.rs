@@ -434,12 +434,24 @@ fn progress_bar(
 }
 
 /// Trains one model with `cfg` on `data`, writing into `opts.out`.
+///
+/// Steps: check the inputs, build the model, start afresh or resume from the checkpoint, run
+/// the remaining epochs (a checkpoint after each), then evaluate the kept weights and write
+/// `model.train.json`.
 pub fn train_model(
     data: &TrainData,
     cfg: &TrainConfig,
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
-    let k = data.classes.len();
+    check_inputs(data, cfg)?;
+    let run = TrainRun::new(data, cfg, opts)?;
+    let mut progress = run.start()?;
+    run.run_epochs(&mut progress)?;
+    run.finish(progress)
+}
+
+/// Rejects data and settings the loop cannot train with.
+fn check_inputs(data: &TrainData, cfg: &TrainConfig) -> Result<(), TrainError> {
     if data.train.len() < 2 {
         return Err(TrainError::Invalid(
             "need at least two training images".into(),
@@ -450,109 +462,257 @@ pub fn train_model(
             "--batch-size must be at least 2 (BatchNorm needs batch statistics)".into(),
         ));
     }
-    let card = ModelCard {
-        arch: Some(cfg.arch.clone()),
-        classes: data.classes.clone(),
-        num_classes: k,
-        ..data.card.clone()
-    };
-    card.validate().map_err(TrainError::Invalid)?;
-    let graph = zoo::build(&cfg.arch, k, card.channels)?;
-    let plan = StepPlan::new(&graph, cfg.freeze_backbone)?;
-    let fingerprint = serde_json::to_string(&(cfg, opts.seed, &card, data.train.len()))
-        .expect("config serialises");
+    Ok(())
+}
 
-    let mut params = init_params(&graph, opts.seed)?;
-    if let Some(p) = opts.pretrained {
-        let fresh = apply_pretrained(p, &graph, &mut params)?;
-        if !fresh.is_empty() && opts.verbosity != Verbosity::Quiet {
-            eprintln!(
-                "note: {} has another head shape; training a fresh head ({})",
-                p.display(),
-                fresh.join(", ")
-            );
-        }
+/// What stays fixed during one call of [`train_model`]: its inputs, the model and its step
+/// plan.
+struct TrainRun<'a> {
+    data: &'a TrainData,
+    cfg: &'a TrainConfig,
+    opts: &'a RunOptions<'a>,
+    card: ModelCard,
+    graph: Graph,
+    plan: StepPlan,
+    /// Identifies settings, seed and data; a checkpoint is only resumed when it matches.
+    fingerprint: String,
+    /// Loss weight of each class (all 1 without `class_weights`).
+    class_weights: Vec<f32>,
+    /// Training batch size (at most the number of training images).
+    batch_size: usize,
+}
+
+/// What changes while training: the weights, the optimiser and the loop state (all saved in
+/// the checkpoint) plus counters.
+struct Progress {
+    params: ParamStore,
+    /// Weights of the best epoch so far (the ones kept at the end).
+    best: ParamStore,
+    opt: Optimizer,
+    state: LoopState,
+    /// Optimiser steps over all calls (for `max_steps`).
+    steps_total: usize,
+    /// Seconds spent in training passes in this call.
+    train_seconds: f64,
+}
+
+/// Sums over the batches of one training pass.
+struct PassStats {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl<'a> TrainRun<'a> {
+    /// Builds the model card and graph for `data`'s classes and the step plan.
+    fn new(
+        data: &'a TrainData,
+        cfg: &'a TrainConfig,
+        opts: &'a RunOptions<'a>,
+    ) -> Result<Self, TrainError> {
+        let k = data.classes.len();
+        let card = ModelCard {
+            arch: Some(cfg.arch.clone()),
+            classes: data.classes.clone(),
+            num_classes: k,
+            ..data.card.clone()
+        };
+        card.validate().map_err(TrainError::Invalid)?;
+        let graph = zoo::build(&cfg.arch, k, card.channels)?;
+        let plan = StepPlan::new(&graph, cfg.freeze_backbone)?;
+        let fingerprint = serde_json::to_string(&(cfg, opts.seed, &card, data.train.len()))
+            .expect("config serialises");
+        let class_weights = if cfg.class_weights {
+            balanced_class_weights(data.train.labels(), k)
+        } else {
+            vec![1.0; k]
+        };
+        Ok(TrainRun {
+            data,
+            cfg,
+            opts,
+            card,
+            graph,
+            plan,
+            fingerprint,
+            class_weights,
+            batch_size: cfg.batch_size.min(data.train.len()),
+        })
     }
-    let mut opt = Optimizer::new(cfg.optimizer, cfg.weight_decay);
-    let mut best = params.clone();
-    let mut state = LoopState {
-        epochs_done: 0,
-        best_val_loss: None,
-        best_epoch: None,
-        bad_epochs: 0,
-        stopped_early: false,
-        history: Vec::new(),
-        config: fingerprint.clone(),
-    };
-    std::fs::create_dir_all(opts.out).map_err(|e| TrainError::file(opts.out, e.to_string()))?;
-    if opts.resume && checkpoint_path(opts.out).is_file() {
-        let ck = load_checkpoint(opts.out)?;
-        if ck.state.config != fingerprint {
+
+    /// Number of classes.
+    fn classes(&self) -> usize {
+        self.data.classes.len()
+    }
+
+    /// Whether notes and epoch lines go to stderr (not `Verbosity::Quiet`).
+    fn verbose(&self) -> bool {
+        self.opts.verbosity != Verbosity::Quiet
+    }
+
+    /// The state before the first epoch of this call: fresh (initial or pretrained weights),
+    /// or the checkpoint's with `opts.resume` when one exists. Creates the output folder.
+    fn start(&self) -> Result<Progress, TrainError> {
+        let params = self.initial_params()?;
+        let opt = Optimizer::new(self.cfg.optimizer, self.cfg.weight_decay);
+        let mut progress = Progress {
+            best: params.clone(),
+            params,
+            opt,
+            state: LoopState {
+                epochs_done: 0,
+                best_val_loss: None,
+                best_epoch: None,
+                bad_epochs: 0,
+                stopped_early: false,
+                history: Vec::new(),
+                config: self.fingerprint.clone(),
+            },
+            steps_total: 0,
+            train_seconds: 0.0,
+        };
+        let out = self.opts.out;
+        std::fs::create_dir_all(out).map_err(|e| TrainError::file(out, e.to_string()))?;
+        if self.opts.resume && checkpoint_path(out).is_file() {
+            self.resume(&mut progress)?;
+        }
+        // Steps of the epochs already done count towards `max_steps`.
+        progress.steps_total =
+            progress.state.history.len() * self.data.train.len().div_ceil(self.batch_size);
+        Ok(progress)
+    }
+
+    /// Seeded initial weights, overlaid with `opts.pretrained` when given.
+    fn initial_params(&self) -> Result<ParamStore, TrainError> {
+        let mut params = init_params(&self.graph, self.opts.seed)?;
+        if let Some(p) = self.opts.pretrained {
+            let fresh = apply_pretrained(p, &self.graph, &mut params)?;
+            if !fresh.is_empty() && self.verbose() {
+                eprintln!(
+                    "note: {} has another head shape; training a fresh head ({})",
+                    p.display(),
+                    fresh.join(", ")
+                );
+            }
+        }
+        Ok(params)
+    }
+
+    /// Replaces `progress` by the checkpoint in `opts.out`, which must have been written
+    /// with the same settings, seed and data.
+    fn resume(&self, progress: &mut Progress) -> Result<(), TrainError> {
+        let out = self.opts.out;
+        let ck = load_checkpoint(out)?;
+        if ck.state.config != self.fingerprint {
             return Err(TrainError::file(
-                &checkpoint_path(opts.out),
+                &checkpoint_path(out),
                 "was written with other settings, seed or data; start afresh without --resume or use another --out",
             ));
         }
-        params = ck.params;
-        best = ck.best;
-        opt.load_state(ck.optimizer)
-            .map_err(|e| TrainError::file(&checkpoint_path(opts.out), e))?;
-        state = ck.state;
-        if opts.verbosity != Verbosity::Quiet {
+        progress.params = ck.params;
+        progress.best = ck.best;
+        progress
+            .opt
+            .load_state(ck.optimizer)
+            .map_err(|e| TrainError::file(&checkpoint_path(out), e))?;
+        progress.state = ck.state;
+        if self.verbose() {
             eprintln!(
                 "resuming {} after epoch {}",
-                opts.out.display(),
-                state.epochs_done
+                out.display(),
+                progress.state.epochs_done
             );
         }
+        Ok(())
     }
 
-    let weights = if cfg.class_weights {
-        balanced_class_weights(data.train.labels(), k)
-    } else {
-        vec![1.0; k]
-    };
-    let n = data.train.len();
-    let bs = cfg.batch_size.min(n);
-    let mut steps_total: usize = state.history.len() * n.div_ceil(bs);
-    let mut train_seconds = 0.0;
-    let mut epochs_this_call = 0;
-    while state.epochs_done < cfg.epochs && !state.stopped_early {
-        if opts
-            .stop_after_epochs
-            .is_some_and(|s| epochs_this_call >= s)
-        {
-            return Err(TrainError::Interrupted(state.epochs_done));
+    /// Runs epochs until all are done or early stopping ends the run. With
+    /// `opts.stop_after_epochs`, stops (as if killed) after that many epochs of this call.
+    fn run_epochs(&self, progress: &mut Progress) -> Result<(), TrainError> {
+        let mut epochs_this_call = 0;
+        while progress.state.epochs_done < self.cfg.epochs && !progress.state.stopped_early {
+            if self
+                .opts
+                .stop_after_epochs
+                .is_some_and(|s| epochs_this_call >= s)
+            {
+                return Err(TrainError::Interrupted(progress.state.epochs_done));
+            }
+            self.run_epoch(progress)?;
+            epochs_this_call += 1;
         }
-        let epoch = state.epochs_done;
+        Ok(())
+    }
+
+    /// One epoch: a training pass in this epoch's seeded order, a validation pass, then the
+    /// early-stopping bookkeeping and a checkpoint.
+    fn run_epoch(&self, progress: &mut Progress) -> Result<(), TrainError> {
+        let (cfg, opts) = (self.cfg, self.opts);
+        let epoch = progress.state.epochs_done;
         let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
         Rng::derive(opts.seed, &format!("order/{epoch}")).shuffle(&mut order);
-        // A last batch of one image has no batch statistics: fold it into the previous one.
-        let mut batches: Vec<&[usize]> = order.chunks(bs).collect();
-        if batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
-            let last = batches.pop().unwrap().len();
-            let prev = batches.pop().unwrap().len();
-            let start = n - last - prev;
-            batches.push(&order[start..]);
-        }
+        let batches = epoch_batches(&order, self.batch_size);
         let bar = progress_bar(opts.verbosity, batches.len(), epoch, cfg.epochs);
         let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let pass = self.train_pass(progress, epoch, lr, &batches, &bar)?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        progress.train_seconds += seconds;
+        let val = evaluate(
+            &self.graph,
+            &progress.params,
+            &self.data.val,
+            self.classes(),
+            self.batch_size.max(64),
+        )?;
+        let record = EpochRecord {
+            epoch,
+            lr,
+            train_loss: pass.loss_sum / pass.seen.max(1) as f64,
+            train_accuracy: pass.correct as f64 / pass.seen.max(1) as f64,
+            val_loss: val.as_ref().map(|m| m.loss),
+            val_accuracy: val.as_ref().map(|m| m.accuracy),
+            seconds,
+            images_per_second: pass.seen as f64 / seconds.max(1e-9),
+        };
+        self.end_epoch(progress, record)
+    }
+
+    /// One optimiser step per batch (none once `max_steps` is reached), with the batch's
+    /// seeded augmentations and dropout masks.
+    fn train_pass(
+        &self,
+        progress: &mut Progress,
+        epoch: usize,
+        lr: f32,
+        batches: &[&[usize]],
+        bar: &indicatif::ProgressBar,
+    ) -> Result<PassStats, TrainError> {
+        let seed = self.opts.seed;
+        let mut stats = PassStats {
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+        };
         for (step, batch) in batches.iter().enumerate() {
-            if cfg.max_steps.is_some_and(|m| steps_total >= m) {
+            if self
+                .cfg
+                .max_steps
+                .is_some_and(|m| progress.steps_total >= m)
+            {
                 break;
             }
-            let (x, labels) = data.train.batch(batch, Some((opts.seed, epoch)))?;
-            let dropout_seed =
-                Rng::derive(opts.seed, &format!("dropout/{epoch}/{step}")).next_u64();
-            let r = plan
+            let (x, labels) = self.data.train.batch(batch, Some((seed, epoch)))?;
+            let dropout_seed = Rng::derive(seed, &format!("dropout/{epoch}/{step}")).next_u64();
+            let r = self
+                .plan
                 .step(
-                    &mut params,
-                    &mut opt,
+                    &mut progress.params,
+                    &mut progress.opt,
                     x,
                     &labels,
-                    &weights,
+                    &self.class_weights,
                     lr,
                     dropout_seed,
                 )
@@ -562,98 +722,128 @@ pub fn train_model(
                     }
                     e => e,
                 })?;
-            correct += r
+            stats.correct += r
                 .predictions
                 .iter()
                 .zip(&labels)
                 .filter(|(p, y)| p == y)
                 .count();
-            loss_sum += r.loss as f64 * labels.len() as f64;
-            seen += labels.len();
-            steps_total += 1;
+            stats.loss_sum += r.loss as f64 * labels.len() as f64;
+            stats.seen += labels.len();
+            progress.steps_total += 1;
             bar.inc(1);
-            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            bar.set_message(format!("loss {:.4}", stats.loss_sum / stats.seen as f64));
         }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        train_seconds += seconds;
-        let val = evaluate(&graph, &params, &data.val, k, bs.max(64))?;
-        let record = EpochRecord {
-            epoch,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_loss: val.as_ref().map(|m| m.loss),
-            val_accuracy: val.as_ref().map(|m| m.accuracy),
-            seconds,
-            images_per_second: seen as f64 / seconds.max(1e-9),
-        };
-        if opts.verbosity != Verbosity::Quiet {
+        Ok(stats)
+    }
+
+    /// Records the finished epoch: prints its line, keeps the weights when validation
+    /// improved, decides on early stopping and writes the checkpoint.
+    fn end_epoch(&self, progress: &mut Progress, record: EpochRecord) -> Result<(), TrainError> {
+        let cfg = self.cfg;
+        let epoch = record.epoch;
+        if self.verbose() {
             eprintln!("{}", epoch_line(&record, cfg.epochs));
         }
         let val_loss = record.val_loss;
+        let state = &mut progress.state;
         state.history.push(record);
         state.epochs_done += 1;
-        if track_validation(&mut state, epoch, val_loss, cfg.patience) {
-            best = params.clone();
+        if track_validation(state, epoch, val_loss, cfg.patience) {
+            progress.best = progress.params.clone();
         }
-        if state.stopped_early && opts.verbosity != Verbosity::Quiet {
+        if state.stopped_early && self.verbose() {
             eprintln!(
                 "early stop: validation loss has not improved for {} epochs",
                 state.bad_epochs
             );
         }
-        if cfg.max_steps.is_some_and(|m| steps_total >= m) {
+        // Reaching `max_steps` ends the run as if all epochs were done.
+        if cfg.max_steps.is_some_and(|m| progress.steps_total >= m) {
             state.epochs_done = cfg.epochs;
         }
-        save_checkpoint(opts.out, &params, &best, &opt, &state)?;
-        epochs_this_call += 1;
+        save_checkpoint(
+            self.opts.out,
+            &progress.params,
+            &progress.best,
+            &progress.opt,
+            state,
+        )
     }
 
-    let kept_epoch = state
-        .best_epoch
-        .unwrap_or(state.history.len().saturating_sub(1));
-    let mut metrics = std::collections::BTreeMap::new();
-    for (name, loader) in [
-        ("train", &data.train),
-        ("val", &data.val),
-        ("test", &data.test),
-    ] {
-        if let Some(m) = evaluate(&graph, &best, loader, k, 64)? {
-            metrics.insert(name.to_string(), m);
-        }
+    /// Evaluates the kept (best) weights on every split, saves the model and writes
+    /// `model.train.json`.
+    fn finish(self, progress: Progress) -> Result<TrainOutcome, TrainError> {
+        let (data, opts) = (self.data, self.opts);
+        let state = progress.state;
+        let kept_epoch = state
+            .best_epoch
+            .unwrap_or(state.history.len().saturating_sub(1));
+        let metrics = self.final_metrics(&progress.best)?;
+        let weights_path = save_model(opts.out, &progress.best, &self.card)?;
+        let record = TrainRecord {
+            schema_version: crate::records::SCHEMA_VERSION,
+            card: self.card.clone(),
+            seed: opts.seed,
+            config: self.cfg.clone(),
+            data: DataRecord {
+                source: data.source.clone(),
+                split: data.split.clone(),
+                sizes: [data.train.len(), data.val.len(), data.test.len()],
+            },
+            pretrained: opts.pretrained.map(Path::to_path_buf),
+            kept_epoch,
+            stopped_early: state.stopped_early,
+            history: state.history.clone(),
+            metrics,
+            train_seconds: progress.train_seconds,
+        };
+        let rec_path = opts.out.join("model.train.json");
+        crate::records::write_record(&rec_path, &record)
+            .map_err(|e| TrainError::file(&rec_path, e.message))?;
+        Ok(TrainOutcome {
+            model: Model {
+                graph: self.graph,
+                params: progress.best,
+                card: self.card,
+                source: weights_path.clone(),
+            },
+            record,
+            weights: weights_path,
+        })
     }
-    let weights_path = save_model(opts.out, &best, &card)?;
-    let record = TrainRecord {
-        schema_version: crate::records::SCHEMA_VERSION,
-        card: card.clone(),
-        seed: opts.seed,
-        config: cfg.clone(),
-        data: DataRecord {
-            source: data.source.clone(),
-            split: data.split.clone(),
-            sizes: [data.train.len(), data.val.len(), data.test.len()],
-        },
-        pretrained: opts.pretrained.map(Path::to_path_buf),
-        kept_epoch,
-        stopped_early: state.stopped_early,
-        history: state.history.clone(),
-        metrics,
-        train_seconds,
-    };
-    let rec_path = opts.out.join("model.train.json");
-    crate::records::write_record(&rec_path, &record)
-        .map_err(|e| TrainError::file(&rec_path, e.message))?;
-    Ok(TrainOutcome {
-        model: Model {
-            graph,
-            params: best,
-            card,
-            source: weights_path.clone(),
-        },
-        record,
-        weights: weights_path,
-    })
+
+    /// Metrics of `params` on the train, val and test splits (empty splits left out).
+    fn final_metrics(
+        &self,
+        params: &ParamStore,
+    ) -> Result<std::collections::BTreeMap<String, ClassMetrics>, TrainError> {
+        let mut metrics = std::collections::BTreeMap::new();
+        for (name, loader) in [
+            ("train", &self.data.train),
+            ("val", &self.data.val),
+            ("test", &self.data.test),
+        ] {
+            if let Some(m) = evaluate(&self.graph, params, loader, self.classes(), 64)? {
+                metrics.insert(name.to_string(), m);
+            }
+        }
+        Ok(metrics)
+    }
+}
+
+/// Splits the epoch's `order` into batches of `batch_size`. A last batch of one image has no
+/// batch statistics (BatchNorm), so it is folded into the previous one.
+fn epoch_batches(order: &[usize], batch_size: usize) -> Vec<&[usize]> {
+    let n = order.len();
+    let mut batches: Vec<&[usize]> = order.chunks(batch_size).collect();
+    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
+        let last = batches.pop().unwrap().len();
+        let prev = batches.pop().unwrap().len();
+        let start = n - last - prev;
+        batches.push(&order[start..]);
+    }
+    batches
 }
 
 /// Early-stopping bookkeeping after `epoch`: returns whether these weights are the new best
