@@ -6,6 +6,7 @@
 //! read every input (one unreadable input stops the run before anything is written) → explain
 //! the inputs in chunks, writing each row's files → write the grid and the record.
 
+pub mod concepts;
 mod rows;
 
 use std::collections::HashSet;

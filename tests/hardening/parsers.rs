@@ -271,6 +271,26 @@ fn conv_pads_of_ten_to_the_eight_are_refused() {
     refused_model("onnx-pads", "pads.onnx", &onnx, &["conv", "padded input"]);
 }
 
+/// A Conv node with no outputs indexed `output[0]` and panicked (a fuzzer find); it must be
+/// the importer's usual refusal naming the node.
+#[test]
+fn conv_without_outputs_is_refused() {
+    let onnx = craft::classifier(
+        &[1, 3, 8, 8],
+        vec![
+            craft::node("Conv", "conv", &["x", "w"], &[]),
+            craft::node("Relu", "relu", &["x"], &["h"]),
+        ],
+        vec![craft::float_tensor("w", &[4, 3, 3, 3])],
+    );
+    refused_model(
+        "onnx-no-output",
+        "no_output.onnx",
+        &onnx,
+        &["node 'conv' (Conv)", "no output"],
+    );
+}
+
 /// 40 000 nodes all named `r`: making each name unique scanned all earlier ones (quadratic,
 /// over a minute). The model itself is valid and must run.
 #[test]

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::crop::{CropBox, CropStyle, draw_reference};
 use super::maximize::{NeuronRequest, Reference, TopK, neuron_heatmaps};
 use crate::data::{Image, image::load_image};
-use crate::graph::ModelCard;
+use crate::engine::Activations;
+use crate::graph::{ModelCard, NodeId};
 use crate::methods::MethodError;
 use crate::methods::lrp::LrpModel;
 use crate::tensor::{T4, from_vec, to_vec};
@@ -118,6 +119,7 @@ fn folder_label(file: &Path, card: &ModelCard) -> Option<usize> {
     card.classes.iter().position(|c| c == folder)
 }
 
+/// `file` fitted to the card's input size, with the normalised `[1, c, h, w]` tensor of it.
 fn load_fitted(file: &Path, card: &ModelCard) -> Result<(Image, T4), MethodError> {
     let img = load_image(file).map_err(|e| MethodError::Invalid(e.to_string()))?;
     let fitted = img.fit(card);
@@ -141,47 +143,53 @@ pub fn build_atlas(
             "the data folder holds no images".into(),
         ));
     }
-    // Pass 1: channel scores of every sample.
+    let stats = collect_statistics(lrp, card, files, layer, opts)?;
+    let chosen = chosen_channels(opts, stats.by_relevance.per_channel.len())?;
+    let wanted = wanted_references(&stats, &chosen);
+    let drawn = draw_references(lrp, card, layer, &stats.samples, &wanted, opts)?;
+    let mut channels = Vec::with_capacity(chosen.len());
+    for &c in &chosen {
+        channels.push(draw_channel(c, &stats, &drawn, opts, out)?);
+    }
+    let atlas = Atlas {
+        layer: opts.layer.clone(),
+        composite: lrp.composite.name().to_string(),
+        skip: lrp.options.skip.to_string(),
+        start: lrp.options.start.to_string(),
+        top_k: opts.top_k,
+        samples: stats.samples,
+        channels,
+    };
+    write_atlas_json(&atlas, out)?;
+    Ok(atlas)
+}
+
+/// What the statistics pass learns: every sample with its target, and the best references of
+/// every channel by relevance and by activation.
+struct Statistics {
+    samples: Vec<Sample>,
+    by_relevance: TopK,
+    by_activation: TopK,
+}
+
+/// Pass 1: channel scores of every sample, `opts.batch` images per forward pass.
+fn collect_statistics(
+    lrp: &LrpModel,
+    card: &ModelCard,
+    files: &[PathBuf],
+    layer: NodeId,
+    opts: &AtlasOptions,
+) -> Result<Statistics, MethodError> {
     let mut samples = Vec::with_capacity(files.len());
     let mut by_relevance: Option<TopK> = None;
     let mut by_activation: Option<TopK> = None;
-    for (chunk_index, chunk) in files.chunks(opts.batch.max(1)).enumerate() {
-        let mut xs = Vec::new();
-        for file in chunk {
-            xs.push(load_fitted(file, card)?.1);
-        }
-        let x = T4::cat(xs, 0);
-        let acts = lrp.forward(x)?;
-        let logits = to_vec(acts.get(lrp.logits_node())?);
-        let classes = logits.len() / chunk.len();
-        let mut targets = Vec::new();
-        for (i, file) in chunk.iter().enumerate() {
-            let (target, source) = match folder_label(file, card) {
-                Some(t) => (t, TargetSource::Label),
-                None => {
-                    let row = &logits[i * classes..(i + 1) * classes];
-                    let best = (0..classes)
-                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                        .unwrap_or(0);
-                    (best, TargetSource::Predicted)
-                }
-            };
-            targets.push(target);
-            samples.push(Sample {
-                file: file.clone(),
-                target,
-                target_source: source,
-            });
-        }
-        let (seed, _) = lrp.start_relevance(&acts, &targets)?;
-        let relevance = lrp
-            .propagate(&acts, lrp.logits_node(), seed, &[layer])?
-            .remove(0);
+    let batch = opts.batch.max(1);
+    for (chunk_index, chunk) in files.chunks(batch).enumerate() {
+        let (relevance, acts) = score_batch(lrp, card, chunk, layer, &mut samples)?;
         let activation = acts.get(layer)?;
         let channels = activation.dims()[1];
-        let ids: Vec<usize> = (0..chunk.len())
-            .map(|i| chunk_index * opts.batch.max(1) + i)
-            .collect();
+        // Sample ids are positions in `files`, so the references index `samples`.
+        let ids: Vec<usize> = (0..chunk.len()).map(|i| chunk_index * batch + i).collect();
         by_relevance
             .get_or_insert_with(|| TopK::new(channels, opts.top_k))
             .observe(&relevance, &ids);
@@ -189,12 +197,64 @@ pub fn build_atlas(
             .get_or_insert_with(|| TopK::new(channels, opts.top_k))
             .observe(activation, &ids);
     }
-    let (by_relevance, by_activation) = (
-        by_relevance.expect("at least one batch"),
-        by_activation.expect("at least one batch"),
-    );
-    let channels_total = by_relevance.per_channel.len();
-    let chosen: Vec<usize> = match &opts.channels {
+    Ok(Statistics {
+        samples,
+        by_relevance: by_relevance.expect("at least one batch"),
+        by_activation: by_activation.expect("at least one batch"),
+    })
+}
+
+/// One batch of the statistics pass: appends its samples to `samples` and returns the
+/// relevance at `layer` together with the forward activations.
+fn score_batch(
+    lrp: &LrpModel,
+    card: &ModelCard,
+    chunk: &[PathBuf],
+    layer: NodeId,
+    samples: &mut Vec<Sample>,
+) -> Result<(T4, Activations), MethodError> {
+    let mut xs = Vec::new();
+    for file in chunk {
+        xs.push(load_fitted(file, card)?.1);
+    }
+    let acts = lrp.forward(T4::cat(xs, 0))?;
+    let logits = to_vec(acts.get(lrp.logits_node())?);
+    let classes = logits.len() / chunk.len();
+    let mut targets = Vec::new();
+    for (i, file) in chunk.iter().enumerate() {
+        let row = &logits[i * classes..(i + 1) * classes];
+        let (target, target_source) = sample_target(file, card, row);
+        targets.push(target);
+        samples.push(Sample {
+            file: file.clone(),
+            target,
+            target_source,
+        });
+    }
+    let (seed, _) = lrp.start_relevance(&acts, &targets)?;
+    let relevance = lrp
+        .propagate(&acts, lrp.logits_node(), seed, &[layer])?
+        .remove(0);
+    Ok((relevance, acts))
+}
+
+/// The class to explain for `file`: its folder label when the card knows it, else the class
+/// with the highest logit in `row`.
+fn sample_target(file: &Path, card: &ModelCard, row: &[f32]) -> (usize, TargetSource) {
+    match folder_label(file, card) {
+        Some(t) => (t, TargetSource::Label),
+        None => {
+            let best = (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0);
+            (best, TargetSource::Predicted)
+        }
+    }
+}
+
+/// The channels to draw: `opts.channels` checked against the layer's `channels_total`, or all.
+fn chosen_channels(opts: &AtlasOptions, channels_total: usize) -> Result<Vec<usize>, MethodError> {
+    match &opts.channels {
         Some(list) => {
             if let Some(&bad) = list.iter().find(|&&c| c >= channels_total) {
                 return Err(MethodError::Invalid(format!(
@@ -202,16 +262,20 @@ pub fn build_atlas(
                     opts.layer
                 )));
             }
-            list.clone()
+            Ok(list.clone())
         }
-        None => (0..channels_total).collect(),
-    };
-    // Pass 2: the single-neuron heatmap of every reference, one forward pass per sample.
+        None => Ok((0..channels_total).collect()),
+    }
+}
+
+/// The neurons to draw per sample, without repeats, so that pass 2 runs one forward pass per
+/// sample however many channels reference it.
+fn wanted_references(stats: &Statistics, chosen: &[usize]) -> BTreeMap<usize, Vec<NeuronRequest>> {
     let mut wanted: BTreeMap<usize, Vec<NeuronRequest>> = BTreeMap::new();
-    for &c in &chosen {
-        for r in by_relevance.per_channel[c]
+    for &c in chosen {
+        for r in stats.by_relevance.per_channel[c]
             .iter()
-            .chain(&by_activation.per_channel[c])
+            .chain(&stats.by_activation.per_channel[c])
         {
             let list = wanted.entry(r.sample).or_default();
             let q = NeuronRequest {
@@ -223,67 +287,96 @@ pub fn build_atlas(
             }
         }
     }
-    let mut drawn: BTreeMap<(usize, usize, usize), (CropBox, Image)> = BTreeMap::new();
-    let mut map_width = 1;
-    for (&sample, requests) in &wanted {
+    wanted
+}
+
+/// The drawn references, keyed by `(sample, channel, neuron)`, and the width of the layer's map
+/// (to turn flat neuron indices into `[y, x]`).
+struct Drawn {
+    tiles: BTreeMap<(usize, usize, usize), (CropBox, Image)>,
+    map_width: usize,
+}
+
+/// Pass 2: the single-neuron heatmap of every reference, one forward pass per sample.
+fn draw_references(
+    lrp: &LrpModel,
+    card: &ModelCard,
+    layer: NodeId,
+    samples: &[Sample],
+    wanted: &BTreeMap<usize, Vec<NeuronRequest>>,
+    opts: &AtlasOptions,
+) -> Result<Drawn, MethodError> {
+    let mut drawn = Drawn {
+        tiles: BTreeMap::new(),
+        map_width: 1,
+    };
+    for (&sample, requests) in wanted {
         let (fitted, x) = load_fitted(&samples[sample].file, card)?;
         let acts = lrp.forward(x)?;
-        map_width = acts.get(layer)?.dims()[3];
+        drawn.map_width = acts.get(layer)?.dims()[3];
         let heat = neuron_heatmaps(lrp, &acts, layer, requests, opts.batch)?;
         let [_, h, w] = heat.dims();
         let values = to_vec(&heat);
         for (i, q) in requests.iter().enumerate() {
             let r = draw_reference(&fitted, &values[i * h * w..(i + 1) * h * w], &opts.style);
-            drawn.insert((sample, q.channel, q.neuron), (r.crop, r.image));
+            drawn
+                .tiles
+                .insert((sample, q.channel, q.neuron), (r.crop, r.image));
         }
     }
-    // Drawing: one PNG per channel.
-    let mut channels = Vec::with_capacity(chosen.len());
-    for &c in &chosen {
-        let rows = [&by_relevance.per_channel[c], &by_activation.per_channel[c]];
-        let file = format!("channel_{c:04}.png");
-        let tiles: Vec<Vec<&Image>> = rows
-            .iter()
-            .map(|refs| {
-                refs.iter()
-                    .map(|r| &drawn[&(r.sample, c, r.neuron)].1)
-                    .collect()
-            })
-            .collect();
-        let png = grid_png(&tiles, opts.tile, opts.top_k)?;
-        crate::io::write_atomic(&out.join(&file), &png)
-            .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join(&file).display())))?;
-        let describe = |refs: &Vec<Reference>| -> Vec<DrawnReference> {
+    Ok(drawn)
+}
+
+/// Writes the PNG of channel `c` (relevance row above activation row) and describes it.
+fn draw_channel(
+    c: usize,
+    stats: &Statistics,
+    drawn: &Drawn,
+    opts: &AtlasOptions,
+    out: &Path,
+) -> Result<ChannelAtlas, MethodError> {
+    let rows = [
+        &stats.by_relevance.per_channel[c],
+        &stats.by_activation.per_channel[c],
+    ];
+    let file = format!("channel_{c:04}.png");
+    let tiles: Vec<Vec<&Image>> = rows
+        .iter()
+        .map(|refs| {
             refs.iter()
-                .map(|r| DrawnReference {
-                    sample: r.sample,
-                    score: r.score,
-                    neuron: [r.neuron / map_width, r.neuron % map_width],
-                    crop: drawn[&(r.sample, c, r.neuron)].0,
-                })
+                .map(|r| &drawn.tiles[&(r.sample, c, r.neuron)].1)
                 .collect()
-        };
-        channels.push(ChannelAtlas {
-            channel: c,
-            relevance: describe(rows[0]),
-            activation: describe(rows[1]),
-            image: file,
-        });
-    }
-    let atlas = Atlas {
-        layer: opts.layer.clone(),
-        composite: lrp.composite.name().to_string(),
-        skip: lrp.options.skip.to_string(),
-        start: lrp.options.start.to_string(),
-        top_k: opts.top_k,
-        samples,
-        channels,
-    };
-    let json = serde_json::to_string_pretty(&atlas)
+        })
+        .collect();
+    let png = grid_png(&tiles, opts.tile, opts.top_k)?;
+    crate::io::write_atomic(&out.join(&file), &png)
+        .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join(&file).display())))?;
+    Ok(ChannelAtlas {
+        channel: c,
+        relevance: describe_references(rows[0], c, drawn),
+        activation: describe_references(rows[1], c, drawn),
+        image: file,
+    })
+}
+
+/// The JSON description of channel `c`'s references: score, `[y, x]` neuron and crop box.
+fn describe_references(refs: &[Reference], c: usize, drawn: &Drawn) -> Vec<DrawnReference> {
+    refs.iter()
+        .map(|r| DrawnReference {
+            sample: r.sample,
+            score: r.score,
+            neuron: [r.neuron / drawn.map_width, r.neuron % drawn.map_width],
+            crop: drawn.tiles[&(r.sample, c, r.neuron)].0,
+        })
+        .collect()
+}
+
+/// Writes `atlas.json` into `out`.
+fn write_atlas_json(atlas: &Atlas, out: &Path) -> Result<(), MethodError> {
+    let json = serde_json::to_string_pretty(atlas)
         .map_err(|e| MethodError::Invalid(format!("atlas JSON: {e}")))?;
     crate::io::write_text_atomic(&out.join("atlas.json"), &json)
-        .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join("atlas.json").display())))?;
-    Ok(atlas)
+        .map_err(|e| MethodError::Invalid(format!("{}: {e}", out.join("atlas.json").display())))
 }
 
 /// A PNG grid: one row per list, `columns` tiles of `tile × tile` pixels each (images scaled to

@@ -582,3 +582,17 @@ fn show_dims(dims: &[Option<usize>]) -> String {
         .collect();
     format!("[{}]", parts.join(", "))
 }
+
+/// The name of input `i` of `n`; a malformed node without it is an error, not a panic.
+pub fn input_name(n: &NodeProto, i: usize) -> Result<&String, String> {
+    n.input
+        .get(i)
+        .ok_or_else(|| format!("input {i} is missing"))
+}
+
+/// The name of the first output of `n`; a malformed node without one is an error, not a panic.
+pub fn output_name(n: &NodeProto) -> Result<&String, String> {
+    n.output
+        .first()
+        .ok_or_else(|| "the node has no output".to_string())
+}

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::convert::{Attrs, Converter, Dyn, Val, identity};
+use super::convert::{Attrs, Converter, Dyn, Val, identity, input_name, output_name};
 use super::proto::{NodeProto, data_type as dt};
 use super::tensor::{
     Const, Data, axis, broadcast_dims, folded_numel, numel, squeezed_dims, unsqueezed_dims,
@@ -180,188 +180,229 @@ fn constant_attr(a: &Attrs) -> Result<Const, String> {
     Err("Constant without a supported value attribute".into())
 }
 
+/// The node's name, or else its first output's, or else its operator's (names the IR nodes).
+fn node_name(n: &NodeProto) -> String {
+    if n.name.is_empty() {
+        n.output
+            .first()
+            .cloned()
+            .unwrap_or_else(|| n.op_type.clone())
+    } else {
+        n.name.clone()
+    }
+}
+
 impl Converter {
-    /// Converts one ONNX node.
+    /// Converts one ONNX node: nodes that make constants from attributes or shapes first, then
+    /// any foldable node whose inputs are all constants, then the run-time operators.
     pub fn node(&mut self, n: &NodeProto) -> Result<(), String> {
         let a = Attrs(&n.attribute);
-        let name = if n.name.is_empty() {
-            n.output
-                .first()
-                .cloned()
-                .unwrap_or_else(|| n.op_type.clone())
-        } else {
-            n.name.clone()
-        };
-        let op = n.op_type.as_str();
-        match op {
-            "Constant" => {
-                return self.set_outputs(n, vec![Val::Const(Rc::new(constant_attr(&a)?))]);
-            }
-            "Shape" => {
-                let dims = match self.input(n, 0)? {
-                    Val::Const(c) => c.dims.clone(),
-                    Val::Dyn(d) => d.shape.clone(),
-                };
-                let r = dims.len() as i64;
-                let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let start = clampi(a.int("start", 0));
-                let end = clampi(a.int("end", r));
-                let dims: Vec<i64> = dims[start..end.max(start)]
-                    .iter()
-                    .map(|&d| d as i64)
-                    .collect();
-                let c = Const::i64(vec![dims.len()], dims);
-                return self.set_outputs(n, vec![Val::Const(Rc::new(c))]);
-            }
-            "ConstantOfShape" => {
-                let shape = usizes(&self.const_in(n, 0)?.ints(), "shape")?;
-                let fill = match a.tensor("value") {
-                    Some(t) => Const::from_proto(t)?,
-                    None => Const::f32(vec![1], vec![0.0]),
-                };
-                let count = folded_numel(&shape, 0)?;
-                let c = match fill.data {
-                    Data::F32(v) if v.len() == 1 => Const::f32(shape, vec![v[0]; count]),
-                    Data::I64(v) if v.len() == 1 => Const::i64(shape, vec![v[0]; count]),
-                    _ => return Err("ConstantOfShape value must have one element".into()),
-                };
-                return self.set_outputs(n, vec![Val::Const(Rc::new(c))]);
-            }
-            _ => {}
+        if let Some(c) = self.constant_source(n, &a)? {
+            return self.set_outputs(n, vec![Val::Const(Rc::new(c))]);
         }
         let all_const = n
             .input
             .iter()
             .filter(|i| !i.is_empty())
             .all(|i| matches!(self.values.get(i), Some(Val::Const(_))));
-        if all_const && FOLDABLE.contains(&op) {
+        if all_const && FOLDABLE.contains(&n.op_type.as_str()) {
             let c = self.fold(n, &a)?;
             return self.set_outputs(n, vec![Val::Const(Rc::new(c))]);
         }
-        let out = match op {
-            "Identity" | "Dropout" => Val::Dyn(self.dyn_in(n, 0)?),
-            "Cast" => match a.int("to", dt::FLOAT as i64) as i32 {
-                dt::FLOAT | dt::DOUBLE | dt::FLOAT16 | dt::BFLOAT16 => Val::Dyn(self.dyn_in(n, 0)?),
+        let out = self.run_time(n, &a, &node_name(n))?;
+        self.set_outputs(n, vec![out])
+    }
+
+    /// The constant made by `Constant`, `Shape` and `ConstantOfShape`, which are constants
+    /// whatever their inputs (shapes are static); `None` for every other operator.
+    fn constant_source(&self, n: &NodeProto, a: &Attrs) -> Result<Option<Const>, String> {
+        Ok(Some(match n.op_type.as_str() {
+            "Constant" => constant_attr(a)?,
+            "Shape" => self.shape_of(n, a)?,
+            "ConstantOfShape" => self.constant_of_shape(n, a)?,
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `Shape`: the dimensions of input 0, sliced by `start` and `end`.
+    fn shape_of(&self, n: &NodeProto, a: &Attrs) -> Result<Const, String> {
+        let dims = match self.input(n, 0)? {
+            Val::Const(c) => c.dims.clone(),
+            Val::Dyn(d) => d.shape.clone(),
+        };
+        let r = dims.len() as i64;
+        let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+        let start = clampi(a.int("start", 0));
+        let end = clampi(a.int("end", r));
+        let dims: Vec<i64> = dims[start..end.max(start)]
+            .iter()
+            .map(|&d| d as i64)
+            .collect();
+        Ok(Const::i64(vec![dims.len()], dims))
+    }
+
+    /// `ConstantOfShape`: a tensor of the shape in input 0 filled with the one-element `value`.
+    fn constant_of_shape(&self, n: &NodeProto, a: &Attrs) -> Result<Const, String> {
+        let shape = usizes(&self.const_in(n, 0)?.ints(), "shape")?;
+        let fill = match a.tensor("value") {
+            Some(t) => Const::from_proto(t)?,
+            None => Const::f32(vec![1], vec![0.0]),
+        };
+        let count = folded_numel(&shape, 0)?;
+        match fill.data {
+            Data::F32(v) if v.len() == 1 => Ok(Const::f32(shape, vec![v[0]; count])),
+            Data::I64(v) if v.len() == 1 => Ok(Const::i64(shape, vec![v[0]; count])),
+            _ => Err("ConstantOfShape value must have one element".into()),
+        }
+    }
+
+    /// Maps an operator on a run-time tensor to IR nodes, by family.
+    fn run_time(&mut self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
+        match n.op_type.as_str() {
+            "Identity" | "Dropout" | "Cast" => self.pass_through(n, a),
+            "Relu" | "Sigmoid" | "Tanh" | "Clip" | "HardSigmoid" | "HardSwish" => {
+                self.activation(n, a, name)
+            }
+            "Conv" => self.conv(n, a, name),
+            "MaxPool" | "AveragePool" => self.pool(n, a, name),
+            "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(n, name),
+            "BatchNormalization" => self.batchnorm(n, a, name),
+            "Gemm" => self.gemm(n, a, name),
+            "MatMul" => self.matmul(n, name),
+            "Add" | "Sub" | "Mul" | "Div" => self.binary(n, name),
+            "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => self.reshaping(n, a, name),
+            "Transpose" => self.transpose(n, a, name),
+            "Concat" => self.concat(n, a, name),
+            "Softmax" => self.softmax(n, a, name),
+            other => Err(format!(
+                "{other} on a run-time tensor is not supported (only on constants)"
+            )),
+        }
+    }
+
+    /// `Identity`, `Dropout` (inference) and `Cast` to a float type leave the tensor as it is:
+    /// the engine computes in f32 throughout.
+    fn pass_through(&self, n: &NodeProto, a: &Attrs) -> Result<Val, String> {
+        if n.op_type == "Cast" {
+            match a.int("to", dt::FLOAT as i64) as i32 {
+                dt::FLOAT | dt::DOUBLE | dt::FLOAT16 | dt::BFLOAT16 => {}
                 other => return Err(format!("Cast of a tensor to ONNX type {other}")),
-            },
-            "Relu" => self.unary(n, &name, Op::Relu)?,
-            "Sigmoid" => self.unary(n, &name, Op::Sigmoid)?,
-            "Tanh" => self.unary(n, &name, Op::Tanh)?,
-            "Clip" => self.clip(n, &a, &name)?,
+            }
+        }
+        Ok(Val::Dyn(self.dyn_in(n, 0)?))
+    }
+
+    /// Element-wise activations; the hard ones are built from IR ops.
+    fn activation(&mut self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
+        match n.op_type.as_str() {
+            "Relu" => self.unary(n, name, Op::Relu),
+            "Sigmoid" => self.unary(n, name, Op::Sigmoid),
+            "Tanh" => self.unary(n, name, Op::Tanh),
+            "Clip" => self.clip(n, a, name),
             "HardSigmoid" => {
                 let x = self.dyn_in(n, 0)?;
                 let (alpha, beta) = (a.float("alpha", 0.2), a.float("beta", 0.5));
-                let node = self.hard_sigmoid(&x, alpha, beta, &name)?;
-                Val::Dyn(Dyn { node, ..x })
+                let node = self.hard_sigmoid(&x, alpha, beta, name)?;
+                Ok(Val::Dyn(Dyn { node, ..x }))
             }
-            "HardSwish" => {
+            _ => {
+                // HardSwish: x · hard_sigmoid(x) with PyTorch's slope and offset.
                 let x = self.dyn_in(n, 0)?;
                 let gate = self.hard_sigmoid(&x, 1.0 / 6.0, 0.5, &format!("{name}/gate"))?;
-                let node = self.push(&name, Op::Mul, vec![x.node, gate]);
-                Val::Dyn(Dyn { node, ..x })
+                let node = self.push(name, Op::Mul, vec![x.node, gate]);
+                Ok(Val::Dyn(Dyn { node, ..x }))
             }
-            "Conv" => self.conv(n, &a, &name)?,
-            "MaxPool" | "AveragePool" => self.pool(n, &a, &name)?,
-            "GlobalAveragePool" | "GlobalMaxPool" => {
-                let x = self.dyn_in(n, 0)?;
-                if x.rank() != 4 {
-                    return Err(format!("input of rank {} (expected 4)", x.rank()));
-                }
-                let x = self.plain(&x, &name);
-                let [_, c, h, w] = x.ir_dims();
-                let op = if op == "GlobalAveragePool" {
-                    Op::AdaptiveAvgPool2d { output: [1, 1] }
-                } else {
-                    Op::MaxPool2d(Pool2d {
-                        kernel: [h, w],
-                        stride: [1, 1],
-                        padding: [0; 4],
-                        dilation: [1, 1],
-                        ceil_mode: false,
-                        count_include_pad: true,
-                    })
-                };
-                let node = self.push(&name, op, vec![x.node]);
-                Val::Dyn(Dyn {
-                    node,
-                    shape: vec![1, c, 1, 1],
-                    axes: identity(4),
-                    origin: None,
-                })
-            }
-            "BatchNormalization" => self.batchnorm(n, &a, &name)?,
-            "Gemm" => self.gemm(n, &a, &name)?,
-            "MatMul" => self.matmul(n, &name)?,
-            "Add" | "Sub" | "Mul" | "Div" => self.binary(n, &name)?,
+        }
+    }
+
+    /// `GlobalAveragePool` and `GlobalMaxPool` of an NCHW tensor: an adaptive average pool to
+    /// 1 × 1, or a max pool over the whole map.
+    fn global_pool(&mut self, n: &NodeProto, name: &str) -> Result<Val, String> {
+        let x = self.dyn_in(n, 0)?;
+        if x.rank() != 4 {
+            return Err(format!("input of rank {} (expected 4)", x.rank()));
+        }
+        let x = self.plain(&x, name);
+        let [_, c, h, w] = x.ir_dims();
+        let op = if n.op_type == "GlobalAveragePool" {
+            Op::AdaptiveAvgPool2d { output: [1, 1] }
+        } else {
+            Op::MaxPool2d(Pool2d {
+                kernel: [h, w],
+                stride: [1, 1],
+                padding: [0; 4],
+                dilation: [1, 1],
+                ceil_mode: false,
+                count_include_pad: true,
+            })
+        };
+        let node = self.push(name, op, vec![x.node]);
+        Ok(Val::Dyn(Dyn {
+            node,
+            shape: vec![1, c, 1, 1],
+            axes: identity(4),
+            origin: None,
+        }))
+    }
+
+    /// `Flatten`, `Reshape`, `Squeeze` and `Unsqueeze` of a run-time tensor: each a reshape to
+    /// a target its attributes or constant inputs give.
+    fn reshaping(&mut self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
+        let x = self.dyn_in(n, 0)?;
+        let target = match n.op_type.as_str() {
             "Flatten" => {
-                let x = self.dyn_in(n, 0)?;
                 let ax = axis(a.int("axis", 1), x.rank() + 1)?;
                 if ax != 1 {
                     return Err(format!(
                         "Flatten at axis {ax} (only axis 1, keeping the batch, is supported)"
                     ));
                 }
-                let target = vec![1, x.shape[1..].iter().product()];
-                Val::Dyn(self.reshape(&x, target, &name)?)
+                vec![1, x.shape[1..].iter().product()]
             }
             "Reshape" => {
-                let x = self.dyn_in(n, 0)?;
                 let t = self.const_in(n, 1)?.ints();
-                let target = reshape_target(&x.shape, &t, a.int("allowzero", 0) != 0)?;
-                Val::Dyn(self.reshape(&x, target, &name)?)
+                reshape_target(&x.shape, &t, a.int("allowzero", 0) != 0)?
             }
-            "Squeeze" | "Unsqueeze" => {
-                let x = self.dyn_in(n, 0)?;
-                let axes = self.axes_arg(n, &a)?;
-                let target = if op == "Squeeze" {
-                    squeezed_dims(&x.shape, axes.as_deref())?
-                } else {
-                    unsqueezed_dims(&x.shape, axes.as_deref().unwrap_or(&[]))?
-                };
-                Val::Dyn(self.reshape(&x, target, &name)?)
-            }
-            "Transpose" => {
-                let x = self.dyn_in(n, 0)?;
-                let r = x.rank();
-                let perm = match a.ints("perm") {
-                    Some(p) => usizes(&p, "perm")?,
-                    None => (0..r).rev().collect(),
-                };
-                let mut sorted = perm.clone();
-                sorted.sort_unstable();
-                if sorted != identity(r) {
-                    return Err(format!("perm {perm:?} for rank {r}"));
-                }
-                if perm[0] != 0 {
-                    return Err(format!(
-                        "perm {perm:?} moves the batch dimension, which is not supported"
-                    ));
-                }
-                let mut inverse = vec![0; r];
-                for (j, &p) in perm.iter().enumerate() {
-                    inverse[p] = j;
-                }
-                let t = Dyn {
-                    node: x.node,
-                    shape: perm.iter().map(|&p| x.shape[p]).collect(),
-                    axes: x.axes.iter().map(|&ax| inverse[ax]).collect(),
-                    origin: Some(name.clone()),
-                };
-                Val::Dyn(if t.is_plain() {
-                    Dyn { origin: None, ..t }
-                } else {
-                    t
-                })
-            }
-            "Concat" => self.concat(n, &a, &name)?,
-            "Softmax" => self.softmax(n, &a, &name)?,
-            other => {
-                return Err(format!(
-                    "{other} on a run-time tensor is not supported (only on constants)"
-                ));
-            }
+            "Squeeze" => squeezed_dims(&x.shape, self.axes_arg(n, a)?.as_deref())?,
+            _ => unsqueezed_dims(&x.shape, self.axes_arg(n, a)?.as_deref().unwrap_or(&[]))?,
         };
-        self.set_outputs(n, vec![out])
+        Ok(Val::Dyn(self.reshape(&x, target, name)?))
+    }
+
+    /// `Transpose` of a run-time tensor: only its axis order changes (no IR node); a permute is
+    /// inserted when a consumer needs the plain order. The batch dimension must stay first.
+    fn transpose(&self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
+        let x = self.dyn_in(n, 0)?;
+        let r = x.rank();
+        let perm = match a.ints("perm") {
+            Some(p) => usizes(&p, "perm")?,
+            None => (0..r).rev().collect(),
+        };
+        let mut sorted = perm.clone();
+        sorted.sort_unstable();
+        if sorted != identity(r) {
+            return Err(format!("perm {perm:?} for rank {r}"));
+        }
+        if perm[0] != 0 {
+            return Err(format!(
+                "perm {perm:?} moves the batch dimension, which is not supported"
+            ));
+        }
+        let mut inverse = vec![0; r];
+        for (j, &p) in perm.iter().enumerate() {
+            inverse[p] = j;
+        }
+        let t = Dyn {
+            node: x.node,
+            shape: perm.iter().map(|&p| x.shape[p]).collect(),
+            axes: x.axes.iter().map(|&ax| inverse[ax]).collect(),
+            origin: Some(name.to_string()),
+        };
+        Ok(Val::Dyn(if t.is_plain() {
+            Dyn { origin: None, ..t }
+        } else {
+            t
+        }))
     }
 
     /// Axes given as an attribute (before opset 13) or as input 1.
@@ -510,9 +551,9 @@ impl Converter {
         let dilation = pair(a.ints("dilations"), 1, "dilations")?;
         let (padding, out) = window(a, [x.shape[2], x.shape[3]], kernel, stride, dilation, false)?;
         self.check_padded(&x, padding)?;
-        let weight = self.param(&n.input[1], w.dims.clone(), w.floats(), true)?;
+        let weight = self.param(input_name(n, 1)?, w.dims.clone(), w.floats(), true)?;
         let bias = match self.const_opt(n, 2)? {
-            Some(b) => Some(self.param(&n.input[2], vec![w.dims[0]], b.floats(), true)?),
+            Some(b) => Some(self.param(input_name(n, 2)?, vec![w.dims[0]], b.floats(), true)?),
             None => None,
         };
         let op = Op::Conv2d(Conv2d {
@@ -523,8 +564,9 @@ impl Converter {
             dilation,
             groups,
         });
+        let output = output_name(n)?.clone();
         let node = self.push(name, op, vec![x.node]);
-        self.producers.insert(node, n.output[0].clone());
+        self.producers.insert(node, output);
         Ok(Val::Dyn(Dyn {
             node,
             shape: vec![1, w.dims[0], out[0], out[1]],
@@ -599,7 +641,7 @@ impl Converter {
                     v.numel()
                 ));
             }
-            keys.push(self.param(&n.input[i], vec![c], v.floats(), i < 3)?);
+            keys.push(self.param(input_name(n, i)?, vec![c], v.floats(), i < 3)?);
         }
         let [weight, bias, running_mean, running_var]: [String; 4] =
             keys.try_into().expect("four keys");
@@ -632,13 +674,14 @@ impl Converter {
             ));
         }
         let out = w.dims[0];
-        let weight = self.param(&n.input[1], w.dims.clone(), w.floats(), true)?;
+        let weight = self.param(input_name(n, 1)?, w.dims.clone(), w.floats(), true)?;
         let bias = match bias {
             Some((key, values)) => Some(self.param(&key, vec![out], values, true)?),
             None => None,
         };
+        let output = output_name(n)?.clone();
         let node = self.push(name, Op::Linear(Linear { weight, bias }), vec![x.node]);
-        self.producers.insert(node, n.output[0].clone());
+        self.producers.insert(node, output);
         Ok(Val::Dyn(Dyn {
             node,
             shape: vec![1, out],
@@ -674,7 +717,7 @@ impl Converter {
                     .broadcast_to(&[1, w.dims[0]])
                     .map_err(|e| format!("bias: {e}"))?;
                 Some((
-                    n.input[2].clone(),
+                    input_name(n, 2)?.clone(),
                     full.floats().iter().map(|v| v * beta).collect(),
                 ))
             }
@@ -700,7 +743,7 @@ impl Converter {
     /// Folds `x + c` into the bias of the Conv/Linear producing `x` when that is exact: the
     /// layer has no bias, `x` is read only here, and `c` is constant per channel.
     fn fold_bias(&mut self, n: &NodeProto, xi: usize, x: &Dyn, c: &Const) -> Result<bool, String> {
-        let xname = &n.input[xi];
+        let xname = input_name(n, xi)?;
         if self.producers.get(&x.node) != Some(xname)
             || self.uses.get(xname).copied().unwrap_or(0) != 1
         {
@@ -726,13 +769,14 @@ impl Converter {
         if !biasless {
             return Ok(false);
         }
-        let key = self.param(&n.input[1 - xi], vec![channels], values, true)?;
+        let key = self.param(input_name(n, 1 - xi)?, vec![channels], values, true)?;
+        let output = output_name(n)?.clone();
         match &mut self.nodes[x.node].op {
             Op::Conv2d(conv) => conv.bias = Some(key),
             Op::Linear(lin) => lin.bias = Some(key),
             _ => unreachable!("checked above"),
         }
-        self.producers.insert(x.node, n.output[0].clone());
+        self.producers.insert(x.node, output);
         Ok(true)
     }
 
@@ -787,7 +831,7 @@ impl Converter {
         c: &Const,
     ) -> Result<Val, String> {
         let op = n.op_type.as_str();
-        let cname = n.input[1 - xi].clone();
+        let cname = input_name(n, 1 - xi)?.clone();
         let aligned = self.ir_const(c, &x)?;
         let mut logical = vec![1; x.rank().saturating_sub(c.dims.len())];
         logical.extend(&c.dims);

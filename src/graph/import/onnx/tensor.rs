@@ -84,6 +84,139 @@ fn for_each_index(dims: &[usize], mut f: impl FnMut(&[usize])) {
     }
 }
 
+/// The dims of `t`, refused when one is negative.
+fn proto_dims(t: &TensorProto) -> Result<Vec<usize>, String> {
+    t.dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| format!("tensor '{}' has dims {:?}", t.name, t.dims))
+        })
+        .collect()
+}
+
+/// The error for a data type we do not decode.
+fn unsupported_type(t: &TensorProto) -> String {
+    format!(
+        "tensor '{}' has ONNX data type {}, which is not supported",
+        t.name, t.data_type
+    )
+}
+
+/// `raw_data` split into `n` little-endian words of `size` bytes, refused unless it holds
+/// exactly that many bytes (a crafted length must not be read past or half-read).
+fn raw_words(t: &TensorProto, n: usize, size: usize) -> Result<Vec<&[u8]>, String> {
+    let raw = &t.raw_data;
+    if n.checked_mul(size) != Some(raw.len()) {
+        return Err(format!(
+            "tensor '{}' has {} bytes of data for {n} elements",
+            t.name,
+            raw.len()
+        ));
+    }
+    Ok(raw.chunks_exact(size).collect())
+}
+
+/// The `n` values of `t` from `raw_data` (little-endian, the element type's width).
+fn decode_raw(t: &TensorProto, n: usize) -> Result<Data, String> {
+    Ok(match t.data_type {
+        dt::FLOAT => Data::F32(
+            raw_words(t, n, 4)?
+                .iter()
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        dt::DOUBLE => Data::F32(
+            raw_words(t, n, 8)?
+                .iter()
+                .map(|b| f64::from_le_bytes((*b).try_into().expect("8")) as f32)
+                .collect(),
+        ),
+        dt::FLOAT16 | dt::BFLOAT16 => {
+            let bits = raw_words(t, n, 2)?
+                .iter()
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            Data::F32(half_floats(t.data_type, bits))
+        }
+        dt::INT64 => Data::I64(
+            raw_words(t, n, 8)?
+                .iter()
+                .map(|b| i64::from_le_bytes((*b).try_into().expect("8")))
+                .collect(),
+        ),
+        dt::INT32 | dt::INT16 | dt::INT8 | dt::UINT16 | dt::UINT8 | dt::BOOL => {
+            raw_small_integers(t, n)?
+        }
+        dt::UINT32 | dt::UINT64 => {
+            let size = if t.data_type == dt::UINT32 { 4 } else { 8 };
+            Data::I64(
+                raw_words(t, n, size)?
+                    .iter()
+                    .map(|b| {
+                        let mut w = [0u8; 8];
+                        w[..size].copy_from_slice(b);
+                        u64::from_le_bytes(w) as i64
+                    })
+                    .collect(),
+            )
+        }
+        _ => return Err(unsupported_type(t)),
+    })
+}
+
+/// Raw integers narrower than 64 bits (and bools), widened to i64 with their own signedness.
+fn raw_small_integers(t: &TensorProto, n: usize) -> Result<Data, String> {
+    let size = match t.data_type {
+        dt::INT32 => 4,
+        dt::INT16 | dt::UINT16 => 2,
+        _ => 1,
+    };
+    Ok(Data::I64(
+        raw_words(t, n, size)?
+            .iter()
+            .map(|b| match t.data_type {
+                dt::INT32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                dt::INT16 => i16::from_le_bytes([b[0], b[1]]) as i64,
+                dt::UINT16 => u16::from_le_bytes([b[0], b[1]]) as i64,
+                dt::INT8 => b[0] as i8 as i64,
+                _ => b[0] as i64,
+            })
+            .collect(),
+    ))
+}
+
+/// The values of `t` from its typed field (ONNX keeps half floats and every integer narrower
+/// than 64 bits in `int32_data`, unsigned 32/64-bit ones in `uint64_data`).
+fn decode_typed(t: &TensorProto) -> Result<Data, String> {
+    Ok(match t.data_type {
+        dt::FLOAT => Data::F32(t.float_data.clone()),
+        dt::DOUBLE => Data::F32(t.double_data.iter().map(|&v| v as f32).collect()),
+        dt::FLOAT16 | dt::BFLOAT16 => {
+            let bits = t.int32_data.iter().map(|&v| v as u16).collect();
+            Data::F32(half_floats(t.data_type, bits))
+        }
+        dt::INT64 => Data::I64(t.int64_data.clone()),
+        dt::INT32 | dt::INT16 | dt::INT8 | dt::UINT16 | dt::UINT8 | dt::BOOL => {
+            Data::I64(t.int32_data.iter().map(|&v| v as i64).collect())
+        }
+        dt::UINT32 | dt::UINT64 => Data::I64(t.uint64_data.iter().map(|&v| v as i64).collect()),
+        _ => return Err(unsupported_type(t)),
+    })
+}
+
+/// IEEE half or bfloat16 bit patterns as f32 (`data_type` says which).
+fn half_floats(data_type: i32, bits: Vec<u16>) -> Vec<f32> {
+    bits.into_iter()
+        .map(|h| {
+            if data_type == dt::FLOAT16 {
+                super::super::safetensors::f16_to_f32(h)
+            } else {
+                f32::from_bits((h as u32) << 16)
+            }
+        })
+        .collect()
+}
+
 impl Data {
     fn len(&self) -> usize {
         match self {
@@ -129,111 +262,14 @@ impl Const {
                 t.name
             ));
         }
-        let dims: Vec<usize> = t
-            .dims
-            .iter()
-            .map(|&d| {
-                usize::try_from(d).map_err(|_| format!("tensor '{}' has dims {:?}", t.name, t.dims))
-            })
-            .collect::<Result<_, _>>()?;
+        let dims = proto_dims(t)?;
         let n = numel(&dims);
-        let raw = &t.raw_data;
-        let use_raw = !raw.is_empty() || n == 0;
-        let le = |size: usize| -> Result<Vec<&[u8]>, String> {
-            if n.checked_mul(size) != Some(raw.len()) {
-                return Err(format!(
-                    "tensor '{}' has {} bytes of data for {n} elements",
-                    t.name,
-                    raw.len()
-                ));
-            }
-            Ok(raw.chunks_exact(size).collect())
-        };
-        let data = match t.data_type {
-            dt::FLOAT if use_raw => Data::F32(
-                le(4)?
-                    .iter()
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            dt::FLOAT => Data::F32(t.float_data.clone()),
-            dt::DOUBLE if use_raw => Data::F32(
-                le(8)?
-                    .iter()
-                    .map(|b| f64::from_le_bytes((*b).try_into().expect("8")) as f32)
-                    .collect(),
-            ),
-            dt::DOUBLE => Data::F32(t.double_data.iter().map(|&v| v as f32).collect()),
-            dt::FLOAT16 | dt::BFLOAT16 => {
-                let bits: Vec<u16> = if use_raw {
-                    le(2)?
-                        .iter()
-                        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                        .collect()
-                } else {
-                    t.int32_data.iter().map(|&v| v as u16).collect()
-                };
-                Data::F32(
-                    bits.into_iter()
-                        .map(|h| {
-                            if t.data_type == dt::FLOAT16 {
-                                super::super::safetensors::f16_to_f32(h)
-                            } else {
-                                f32::from_bits((h as u32) << 16)
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            dt::INT64 if use_raw => Data::I64(
-                le(8)?
-                    .iter()
-                    .map(|b| i64::from_le_bytes((*b).try_into().expect("8")))
-                    .collect(),
-            ),
-            dt::INT64 => Data::I64(t.int64_data.clone()),
-            dt::INT32 | dt::INT16 | dt::INT8 | dt::UINT16 | dt::UINT8 | dt::BOOL if use_raw => {
-                let size = match t.data_type {
-                    dt::INT32 => 4,
-                    dt::INT16 | dt::UINT16 => 2,
-                    _ => 1,
-                };
-                Data::I64(
-                    le(size)?
-                        .iter()
-                        .map(|b| match t.data_type {
-                            dt::INT32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                            dt::INT16 => i16::from_le_bytes([b[0], b[1]]) as i64,
-                            dt::UINT16 => u16::from_le_bytes([b[0], b[1]]) as i64,
-                            dt::INT8 => b[0] as i8 as i64,
-                            _ => b[0] as i64,
-                        })
-                        .collect(),
-                )
-            }
-            dt::INT32 | dt::INT16 | dt::INT8 | dt::UINT16 | dt::UINT8 | dt::BOOL => {
-                Data::I64(t.int32_data.iter().map(|&v| v as i64).collect())
-            }
-            dt::UINT32 | dt::UINT64 if use_raw => {
-                let size = if t.data_type == dt::UINT32 { 4 } else { 8 };
-                Data::I64(
-                    le(size)?
-                        .iter()
-                        .map(|b| {
-                            let mut w = [0u8; 8];
-                            w[..size].copy_from_slice(b);
-                            u64::from_le_bytes(w) as i64
-                        })
-                        .collect(),
-                )
-            }
-            dt::UINT32 | dt::UINT64 => Data::I64(t.uint64_data.iter().map(|&v| v as i64).collect()),
-            other => {
-                return Err(format!(
-                    "tensor '{}' has ONNX data type {other}, which is not supported",
-                    t.name
-                ));
-            }
+        // An empty tensor has no raw bytes either way; decoding it as raw checks its (zero)
+        // byte count instead of the typed field.
+        let data = if !t.raw_data.is_empty() || n == 0 {
+            decode_raw(t, n)?
+        } else {
+            decode_typed(t)?
         };
         if data.len() != n {
             return Err(format!(
