@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::toolkit::{
     Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
-    model_label, num, overlay_tile, predictions, progress_bar, read_previous, save_plot,
+    model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
     select_images, study_methods, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome};
@@ -481,26 +481,15 @@ fn scores(
     progress: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(usize, usize), StudyError> {
-    let dir = opts
-        .out
-        .join("per_image")
-        .join(&m.label)
-        .join(safe_component(name));
-    create_dir(&dir)?;
+    let dir = per_image_dir(&opts.out, &m.label, name)?;
     let key = format!(
         "{}|{}",
         key_of(opts),
         super::toolkit::weights_stamp(&m.model)
     );
     let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
-    let mut todo = Vec::new();
-    for img in images {
-        let file = dir.join(format!("{}.json", img.stem));
-        match read_previous(&file).and_then(|v| row_from_json(&v, &key, &m.label, name)) {
-            Some(r) => rows.push(r),
-            None => todo.push(img),
-        }
-    }
+    let (done, todo) = resume(&dir, images, |v| row_from_json(v, &key, &m.label, name));
+    rows.extend(done);
     bar.inc((images.len() - todo.len()) as u64);
     let method = method.prepare(&m.model)?;
     for chunk in todo.chunks(opts.batch.max(1)) {

@@ -26,9 +26,9 @@ use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,
-    method_options_json, model_label, num, overlay_tile, planes_to_input, predictions,
-    progress_bar, read_previous, save_plot, select_images, study_methods, write_csv, write_grid,
-    write_json,
+    method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
+    predictions, progress_bar, resume, save_plot, select_images, study_methods, write_csv,
+    write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::augment::{Aug, Augmented, augment};
@@ -406,26 +406,15 @@ fn scores(
     progress: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(usize, usize), StudyError> {
-    let dir = opts
-        .out
-        .join("per_image")
-        .join(&m.label)
-        .join(safe_component(name));
-    create_dir(&dir)?;
+    let dir = per_image_dir(&opts.out, &m.label, name)?;
     let key = format!(
         "{}|{}",
         key_of(opts),
         super::toolkit::weights_stamp(&m.model)
     );
     let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
-    let mut todo = Vec::new();
-    for img in images {
-        let file = dir.join(format!("{}.json", img.stem));
-        match read_previous(&file).and_then(|v| rows_from_json(&v, &key, &m.label, name)) {
-            Some(r) => rows.extend(r),
-            None => todo.push(img),
-        }
-    }
+    let (done, todo) = resume(&dir, images, |v| rows_from_json(v, &key, &m.label, name));
+    rows.extend(done.into_iter().flatten());
     bar.inc((images.len() - todo.len()) as u64);
     let per_pass = (opts.batch / (1 + opts.augmentations.len())).max(1);
     let method = method.prepare(&m.model)?;

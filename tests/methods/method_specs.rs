@@ -318,53 +318,14 @@ fn help_lists_every_method_with_its_parameters() {
     );
 }
 
-/// Parameterised composites against zennit 0.4.6 built with the same parameters
-/// (`tools/fixtures_lrp_params.py`), under the parity criterion of the preset composites.
-#[test]
-fn parameterised_composites_match_zennit() {
+/// Runs every spec stored under `<key>/<spec>` in the `params_<model>` fixtures
+/// (`tools/fixtures_lrp_params.py`, zennit 0.4.6) on both tiny models and compares it with
+/// zennit's float32 and float64 results under the parity criterion of the preset composites;
+/// returns the number of specs checked per model, failing on any that is off.
+fn zennit_parity_of_specs(key: &str) -> usize {
     use crate::lrp_common::{Fixture, fixture_model, parity};
     let mut failures = Vec::new();
-    let mut checked = 0;
-    for name in ["tiny_vgg", "tiny_resnet"] {
-        let fx = Fixture::load(&format!("params_{name}"));
-        let model = fixture_model(name);
-        let x = fx.t4("input");
-        let targets = fx.targets();
-        let base = MethodOptions {
-            lrp: fx.zennit_options(),
-            ..MethodOptions::default()
-        };
-        let specs: Vec<String> = fx
-            .tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix("lrp/").map(str::to_string))
-            .collect();
-        assert_eq!(specs.len(), 5, "{name}: {specs:?}");
-        for text in specs {
-            let spec = MethodSpec::parse(&text, &base).unwrap();
-            let got = spec.prepare(&model).unwrap().explain(&x, &targets).unwrap();
-            let ours = to_vec(&got.maps);
-            match parity(
-                &ours,
-                fx.values(&format!("lrp/{text}")),
-                fx.values(&format!("lrp64/{text}")),
-            ) {
-                Ok(report) => println!("{name} {text}: {report}"),
-                Err(report) => failures.push(format!("{name} {text}: {report}")),
-            }
-            checked += 1;
-        }
-    }
-    assert_eq!(checked, 10);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Integrated Gradients over an LRP rule set against zennit's `IntegratedGradients` with the
-/// same composite (`tools/fixtures_lrp_params.py`).
-#[test]
-fn integrated_gradients_over_a_rule_set_matches_zennit() {
-    use crate::lrp_common::{Fixture, fixture_model, parity};
-    let mut failures = Vec::new();
+    let mut counts = Vec::new();
     for name in ["tiny_vgg", "tiny_resnet"] {
         let fx = Fixture::load(&format!("params_{name}"));
         let model = fixture_model(name);
@@ -373,31 +334,43 @@ fn integrated_gradients_over_a_rule_set_matches_zennit() {
             lrp: fx.zennit_options(),
             ..MethodOptions::default()
         };
+        let prefix = format!("{key}/");
         let specs: Vec<String> = fx
             .tensors
             .keys()
-            .filter_map(|k| k.strip_prefix("ig/").map(str::to_string))
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
             .collect();
-        assert_eq!(specs.len(), 2, "{name}: {specs:?}");
-        for text in specs {
-            let prepared = MethodSpec::parse(&text, &base)
+        for text in &specs {
+            let prepared = MethodSpec::parse(text, &base)
                 .unwrap()
                 .prepare(&model)
                 .unwrap();
             let ours = to_vec(&prepared.explain(&x, &targets).unwrap().maps);
-            match parity(
-                &ours,
-                fx.values(&format!("ig/{text}")),
-                fx.values(&format!("ig64/{text}")),
-            ) {
+            let (f32_ref, f64_ref) = (format!("{key}/{text}"), format!("{key}64/{text}"));
+            match parity(&ours, fx.values(&f32_ref), fx.values(&f64_ref)) {
                 Ok(report) => println!("{name} {text}: {report}"),
                 Err(report) => failures.push(format!("{name} {text}: {report}")),
             }
         }
+        counts.push(specs.len());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(counts[0], counts[1], "both models have every spec");
+    counts[0]
 }
 
+/// Parameterised composites against zennit 0.4.6 built with the same parameters.
+#[test]
+fn parameterised_composites_match_zennit() {
+    assert_eq!(zennit_parity_of_specs("lrp"), 5);
+}
+
+/// Integrated Gradients over an LRP rule set against zennit's `IntegratedGradients` with the
+/// same composite.
+#[test]
+fn integrated_gradients_over_a_rule_set_matches_zennit() {
+    assert_eq!(zennit_parity_of_specs("ig"), 2);
+}
 /// SmoothGrad without noise over a rule set is that rule set's modified gradient: the LRP map
 /// started from 1 at the target; and `rules=gradient` is plain SmoothGrad.
 #[test]

@@ -34,8 +34,8 @@ pub use methods::{
 };
 pub use models::{StudyModel, check_same_frame, expand_models, load_models, weights_stamp};
 pub use outputs::{
-    Summary, Table, create_dir, csv_field, jnum, mean_sd, median, num, prepare_cache, progress_bar,
-    read_previous, write_csv, write_json, write_text,
+    Summary, Table, create_dir, csv_field, jnum, mean_sd, median, num, per_image_dir,
+    prepare_cache, progress_bar, read_previous, resume, write_csv, write_json, write_text,
 };
 pub use target::TargetRule;
 

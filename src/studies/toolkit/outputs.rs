@@ -1,7 +1,7 @@
 //! Writing a study's files atomically (CSV, JSON, `summary.json`), the resume caches, progress
 //! bars and the small number helpers the tables use.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -58,6 +58,35 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), StudyError>
 pub fn read_previous(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// The folder of one model × method's per-image results, `<out>/per_image/<model>/<method>`
+/// (the method label made one safe path component), created if missing.
+pub fn per_image_dir(out: &Path, model: &str, method: &str) -> Result<PathBuf, StudyError> {
+    let dir = out
+        .join("per_image")
+        .join(model)
+        .join(crate::io::safe_component(method));
+    create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Splits `images` into the results an earlier run stored in `dir` (`<stem>.json`, kept when
+/// `parse` accepts it — same key, same model and method) and the images still to compute.
+pub fn resume<'a, T>(
+    dir: &Path,
+    images: &'a [super::StudyImage],
+    parse: impl Fn(&Value) -> Option<T>,
+) -> (Vec<T>, Vec<&'a super::StudyImage>) {
+    let mut done = Vec::new();
+    let mut todo = Vec::new();
+    for img in images {
+        match read_previous(&dir.join(format!("{}.json", img.stem))).and_then(|v| parse(&v)) {
+            Some(r) => done.push(r),
+            None => todo.push(img),
+        }
+    }
+    (done, todo)
 }
 
 /// Creates a folder (and parents).
