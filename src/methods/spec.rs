@@ -84,17 +84,7 @@ impl MethodSpec {
     /// `)` is dropped (`lrp-epsilon-plus-flat.skip-split`); anything else outside
     /// `[A-Za-z0-9._-]` goes through [`crate::io::safe_component`].
     pub fn file_key(&self) -> String {
-        let label = self.label();
-        let mapped: String = label
-            .chars()
-            .filter(|&c| c != ')')
-            .map(|c| match c {
-                ':' | '=' | '/' => '-',
-                '(' | ',' => '.',
-                c => c,
-            })
-            .collect();
-        crate::io::safe_component(&mapped)
+        label_file_key(&self.label())
     }
 
     /// Whether this is an LRP method.
@@ -107,6 +97,23 @@ impl fmt::Display for MethodSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label())
     }
+}
+
+/// A method label (a spec as written, or a study's `random` control) as one file-name component:
+/// `:`, `=` and `/` become `-`, `(` and `,` become `.`, `)` is dropped
+/// (`lrp:epsilon-plus-flat(skip=split)` → `lrp-epsilon-plus-flat.skip-split`); anything else
+/// outside `[A-Za-z0-9._-]` goes through [`crate::io::safe_component`]. Plain names are unchanged.
+pub fn label_file_key(label: &str) -> String {
+    let mapped: String = label
+        .chars()
+        .filter(|&c| c != ')')
+        .map(|c| match c {
+            ':' | '=' | '/' => '-',
+            '(' | ',' => '.',
+            c => c,
+        })
+        .collect();
+    crate::io::safe_component(&mapped)
 }
 
 /// Parameters as written: `(key, value)` pairs.

@@ -28,9 +28,9 @@ use super::toolkit::{
 use super::{StudyError, StudyOutcome};
 use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
-use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
+use crate::methods::spec::label_file_key;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
 use crate::metrics::order::{Step, Ties};
 use crate::metrics::scorer::{FollowedClass, ModelScorer, ScoreKind};
@@ -683,7 +683,7 @@ fn evaluate_chunk(
                 .out
                 .join("maps")
                 .join(&m.label)
-                .join(safe_component(name));
+                .join(label_file_key(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),

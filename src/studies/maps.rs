@@ -21,9 +21,9 @@ use super::toolkit::{
     predictions, prepare_all, prepare_cache, weights_stamp, write_json,
 };
 use crate::data::npy::{read_npy, write_npy};
-use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
+use crate::methods::spec::label_file_key;
 
 /// One method's maps of one model: `planes[i]` for image `i`.
 #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ pub struct MapsRequest<'a> {
 /// The file of one map in the cache: `<method label made safe>/<stem>[.raw].npy`.
 fn npy_path(dir: &Path, method: &str, stem: &str, raw: bool) -> PathBuf {
     let suffix = if raw { ".raw.npy" } else { ".npy" };
-    dir.join(safe_component(method))
+    dir.join(label_file_key(method))
         .join(format!("{stem}{suffix}"))
 }
 
@@ -187,7 +187,7 @@ pub fn model_maps(
 ) -> Result<ModelMaps, StudyError> {
     prepare_cache(dir, &cache_key(model, req))?;
     for (name, _) in req.methods {
-        create_dir(&dir.join(safe_component(name)))?;
+        create_dir(&dir.join(label_file_key(name)))?;
     }
     let [h, w] = model.model.card.input_size;
     let pred_path = dir.join("predictions.json");

@@ -36,6 +36,7 @@ use crate::data::npy::write_npy;
 use crate::io::safe_component;
 use crate::methods::MethodOptions;
 use crate::methods::pass::{forward_all, stack_rows};
+use crate::methods::spec::label_file_key;
 use crate::metrics::MapView;
 use crate::metrics::similarity::{
     DataRange, SsimOptions, SsimWindow, pearson, spearman, ssim, top_k_iou,
@@ -599,7 +600,7 @@ fn compare_chunk(
         .out
         .join("maps")
         .join(&m.label)
-        .join(safe_component(name));
+        .join(label_file_key(name));
     let mut out = Vec::new();
     for (i, img) in chunk.iter().enumerate() {
         let base = i * per_image;

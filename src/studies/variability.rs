@@ -35,7 +35,7 @@ use super::toolkit::{
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::npy::write_npy;
-use crate::io::safe_component;
+use crate::methods::spec::label_file_key;
 use crate::methods::{MapStyle, MethodOptions};
 use crate::report::Colormap;
 use crate::report::heatmap::{
@@ -324,7 +324,7 @@ fn scores(
     t: &mut Tables,
 ) -> Result<Vec<ImageStats>, StudyError> {
     let (name, method) = &sel.methods[k];
-    let map_dir = opts.out.join("maps").join(safe_component(name));
+    let map_dir = opts.out.join("maps").join(label_file_key(name));
     create_dir(&map_dir)?;
     let mut stats = Vec::with_capacity(sel.images.len());
     for (i, img) in sel.images.iter().enumerate() {
@@ -495,7 +495,7 @@ fn map_figures(
             ]
         })
         .collect();
-    let map_dir = opts.out.join("maps").join(safe_component(name));
+    let map_dir = opts.out.join("maps").join(label_file_key(name));
     for (img, p) in sel.images.iter().zip(&pictures) {
         let write = |file: PathBuf, pic: &RgbImage| {
             crate::report::heatmap::write_png(&file, pic).map_err(|e| StudyError::file(&file, e))

@@ -413,3 +413,34 @@ fn smoothgrad_over_a_rule_set_without_noise_is_the_modified_gradient() {
         "unbound rule sets are refused"
     );
 }
+
+/// Study folders and explain's files use one key per label: plain names unchanged, specs
+/// readable, anything hostile one safe component.
+#[test]
+fn labels_become_one_readable_safe_file_name() {
+    use relevance::methods::spec::label_file_key;
+    assert_eq!(label_file_key("random"), "random");
+    assert_eq!(label_file_key("grad-cam"), "grad-cam");
+    assert_eq!(
+        label_file_key("lrp:epsilon-plus-flat(skip=split)"),
+        "lrp-epsilon-plus-flat.skip-split"
+    );
+    assert_eq!(
+        label_file_key("integrated-gradients(baseline=blur:2,steps=8)"),
+        "integrated-gradients.baseline-blur-2.steps-8"
+    );
+    for hostile in [
+        "../x",
+        "..",
+        "a/../../b",
+        "-rf",
+        ".hidden",
+        "grad-cam(layer=/0/Conv)",
+    ] {
+        let key = label_file_key(hostile);
+        assert!(
+            !key.is_empty() && !key.contains('/') && !key.starts_with(['.', '-']),
+            "{hostile} -> {key}"
+        );
+    }
+}

@@ -16,7 +16,10 @@ pub use crate::records::Figure;
 /// A file stem for a figure about `label` (a model or a method as typed): `<prefix>-<label>`
 /// made file-name safe, so `lrp:epsilon(skip=split)` cannot escape or break the folder.
 pub fn figure_stem(prefix: &str, label: &str) -> String {
-    safe_component(&format!("{prefix}-{label}"))
+    safe_component(&format!(
+        "{prefix}-{}",
+        crate::methods::spec::label_file_key(label)
+    ))
 }
 
 /// Renders `plot` as `<stem>.png` and `<stem>.svg` in `out` and returns its figure entry.

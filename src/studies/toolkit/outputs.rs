@@ -61,12 +61,13 @@ pub fn read_previous(path: &Path) -> Option<Value> {
 }
 
 /// The folder of one model × method's per-image results, `<out>/per_image/<model>/<method>`
-/// (the method label made one safe path component), created if missing.
+/// (the method label as a file-name key, [`crate::methods::spec::label_file_key`]), created if
+/// missing.
 pub fn per_image_dir(out: &Path, model: &str, method: &str) -> Result<PathBuf, StudyError> {
     let dir = out
         .join("per_image")
         .join(model)
-        .join(crate::io::safe_component(method));
+        .join(crate::methods::spec::label_file_key(method));
     create_dir(&dir)?;
     Ok(dir)
 }
