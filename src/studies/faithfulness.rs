@@ -25,7 +25,7 @@ use super::toolkit::{
     model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
     select_images, study_methods, write_csv, write_grid, write_json,
 };
-use super::{StudyError, StudyOutcome};
+use super::{StudyError, StudyOutcome, paired};
 use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
 use crate::methods::MethodOptions;
@@ -743,15 +743,66 @@ fn write_outputs(
 ) -> Result<StudyOutcome, StudyError> {
     per_image_table(&opts.out, rows)?;
     let stats = metrics_table(opts, rows, facts)?;
+    let tests = id_tests(&opts.out, rows, facts)?;
     let mut figures = figures(opts, rows, facts)?;
     figures.push(grid);
     write_json(&opts.out.join("figures.json"), &figures)?;
-    let headline = headline(opts, &stats, facts);
+    let mut headline = headline(opts, &stats, facts);
+    if let Some(sentence) = best_against_runner_up(&stats, &tests) {
+        headline.insert(headline.len().min(1), sentence);
+    }
     summary(opts, &stats, facts, &headline)?;
     Ok(StudyOutcome {
         out: opts.out.clone(),
         headline,
     })
+}
+
+/// `id_tests.csv`: every pair of methods on each model's images — mean ID difference with a
+/// bootstrap interval, Wilcoxon p-value and Holm's adjustment ([`super::paired`]).
+fn id_tests(
+    out: &Path,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<Vec<paired::Comparison>, StudyError> {
+    let scores: Vec<paired::Scored> = rows
+        .iter()
+        .map(|r| paired::Scored {
+            model: &r.model,
+            method: &r.method,
+            image: &r.image,
+            value: r.id,
+        })
+        .collect();
+    let tests = paired::compare_methods(&scores, &facts.models, &facts.methods);
+    paired::write_comparisons(&out.join("id_tests.csv"), "id", &tests)?;
+    Ok(tests)
+}
+
+/// The headline comparison: the method with the highest mean ID against the next best (the
+/// random control aside), on a single model's images.
+fn best_against_runner_up(stats: &[MethodStats], tests: &[paired::Comparison]) -> Option<String> {
+    let mut ranked: Vec<&MethodStats> = stats
+        .iter()
+        .filter(|(m, s)| m != super::toolkit::RANDOM_METHOD && s[2].0.is_finite())
+        .collect();
+    ranked.sort_by(|x, y| y.1[2].0.total_cmp(&x.1[2].0));
+    let (best, second) = (ranked.first()?.0.as_str(), ranked.get(1)?.0.as_str());
+    let models: Vec<&str> = tests.iter().map(|c| c.model.as_str()).collect();
+    if models.iter().any(|m| *m != models[0]) {
+        return None; // several models: the per-model tests are in id_tests.csv
+    }
+    let c = tests
+        .iter()
+        .find(|c| (c.a == best && c.b == second) || (c.a == second && c.b == best))?;
+    Some(paired::sentence(
+        "ID",
+        &paired::Comparison {
+            model: String::new(),
+            ..c.clone()
+        },
+        best,
+    ))
 }
 
 /// `per_image.csv`: one row per image × method × model.

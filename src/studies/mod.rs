@@ -17,6 +17,7 @@ pub mod compare;
 pub mod faithfulness;
 pub mod fit;
 pub mod maps;
+pub mod paired;
 pub mod stability;
 pub mod stats;
 pub mod toolkit;

@@ -119,6 +119,56 @@ fn input_x_gradient_is_the_greedy_order_on_a_linear_model_and_beats_random() {
     let row = rows.iter().find(|r| r[1] == "input-x-gradient").unwrap();
     assert!((row[col("id_mean")].parse::<f64>().unwrap() - ixg_mean).abs() < 1e-5);
 
+    // id_tests.csv pairs the two methods image by image: the mean difference, and the Wilcoxon
+    // p-value of the same per-image IDs (Holm over one comparison changes nothing).
+    let (th, trows) = read_csv(&out.join("id_tests.csv"));
+    let tcol = |name: &str| th.iter().position(|h| h == name).unwrap();
+    assert_eq!(trows.len(), 1);
+    let t = &trows[0];
+    assert_eq!(
+        (t[tcol("method_a")].as_str(), t[tcol("method_b")].as_str()),
+        ("input-x-gradient", "random")
+    );
+    assert_eq!(t[tcol("n")], "3");
+    let image_col = ph.iter().position(|h| h == "image").unwrap();
+    let id_of = |method: &str, image: &str| -> f64 {
+        prow.iter()
+            .find(|r| r[1] == method && r[image_col] == image)
+            .map(|r| r[pid].parse().unwrap())
+            .unwrap()
+    };
+    let images: Vec<&str> = prow
+        .iter()
+        .filter(|r| r[1] == "random")
+        .map(|r| r[image_col].as_str())
+        .collect();
+    let x: Vec<f64> = images
+        .iter()
+        .map(|i| id_of("input-x-gradient", i))
+        .collect();
+    let y: Vec<f64> = images.iter().map(|i| id_of("random", i)).collect();
+    let mean_difference = x.iter().zip(&y).map(|(a, b)| a - b).sum::<f64>() / 3.0;
+    let got: f64 = t[tcol("id_difference")].parse().unwrap();
+    assert!(
+        (got - mean_difference).abs() < 1e-5,
+        "{got} vs {mean_difference}"
+    );
+    let p = relevance::studies::stats::wilcoxon_signed_rank(&x, &y).p_value;
+    let (got_p, got_holm): (f64, f64) = (
+        t[tcol("wilcoxon_p")].parse().unwrap(),
+        t[tcol("holm_p")].parse().unwrap(),
+    );
+    assert!((got_p - p).abs() <= 1e-3 * p, "{got_p} vs {p}");
+    assert_eq!(got_p, got_holm);
+    let (low, high): (f64, f64) = (
+        t[tcol("ci_low")].parse().unwrap(),
+        t[tcol("ci_high")].parse().unwrap(),
+    );
+    assert!(
+        low <= mean_difference + 1e-6 && mean_difference - 1e-6 <= high,
+        "{low} {high}"
+    );
+
     // summary.json and figures.json follow the contract and name files that exist.
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["study"], "faithfulness");
