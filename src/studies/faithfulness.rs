@@ -775,7 +775,7 @@ fn id_tests(
         })
         .collect();
     let tests = paired::compare_methods(&scores, &facts.models, &facts.methods);
-    paired::write_comparisons(&out.join("id_tests.csv"), "id", &tests)?;
+    paired::write_comparisons(&out.join("id_tests.csv"), &[("id", tests.clone())])?;
     Ok(tests)
 }
 

@@ -107,28 +107,30 @@ fn compare_pair(scores: &[Scored], model: &str, a: &str, b: &str) -> Comparison 
     }
 }
 
-/// Writes the comparisons of score `score` as CSV.
+/// Writes comparisons as CSV, one row per measure × model × pair (Holm's adjustment is within
+/// each measure's comparisons).
 pub fn write_comparisons(
     path: &Path,
-    score: &str,
-    comparisons: &[Comparison],
+    measures: &[(&str, Vec<Comparison>)],
 ) -> Result<(), StudyError> {
-    let difference = format!("{score}_difference");
     let header = [
+        "measure",
         "model",
         "method_a",
         "method_b",
         "n",
-        difference.as_str(),
+        "difference",
         "ci_low",
         "ci_high",
         "wilcoxon_p",
         "holm_p",
     ];
-    let rows: Vec<Vec<String>> = comparisons
+    let rows: Vec<Vec<String>> = measures
         .iter()
-        .map(|c| {
+        .flat_map(|(measure, comparisons)| comparisons.iter().map(move |c| (*measure, c)))
+        .map(|(measure, c)| {
             vec![
+                measure.to_string(),
                 c.model.clone(),
                 c.a.clone(),
                 c.b.clone(),

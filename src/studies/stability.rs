@@ -30,7 +30,7 @@ use super::toolkit::{
     predictions, progress_bar, resume, save_plot, select_images, study_methods, write_csv,
     write_grid, write_json,
 };
-use super::{StudyError, StudyOutcome};
+use super::{StudyError, StudyOutcome, paired};
 use crate::data::augment::{Aug, Augmented, augment};
 use crate::data::npy::write_npy;
 use crate::io::safe_component;
@@ -738,6 +738,39 @@ fn rows_of<'a>(rows: &'a [Row], method: &str, aug: &str) -> Vec<&'a Row> {
 }
 
 /// Tables → figures → summary of the rows.
+/// `method_tests.csv`: every pair of methods compared on the same image × augmentation, per
+/// measure — mean difference with a bootstrap interval, Wilcoxon p, Holm within the measure
+/// ([`super::paired`]).
+fn method_tests(
+    out: &Path,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<(), StudyError> {
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r.image, r.aug))
+        .collect();
+    let measures: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
+        .iter()
+        .enumerate()
+        .map(|(k, measure)| {
+            let scores: Vec<paired::Scored> = rows
+                .iter()
+                .zip(&keys)
+                .map(|(r, key)| paired::Scored {
+                    model: &r.model,
+                    method: &r.method,
+                    image: key,
+                    value: r.values[k],
+                })
+                .collect();
+            let tests = paired::compare_methods(&scores, &facts.models, &facts.methods);
+            (*measure, tests)
+        })
+        .collect();
+    paired::write_comparisons(&out.join("method_tests.csv"), &measures)
+}
+
 fn write_outputs(
     opts: &StabilityOptions,
     rows: &[Row],
@@ -746,6 +779,7 @@ fn write_outputs(
 ) -> Result<StudyOutcome, StudyError> {
     per_image_table(&opts.out, rows)?;
     metrics_table(opts, rows, facts)?;
+    method_tests(&opts.out, rows, facts)?;
     let mut figures = measure_figures(opts, rows, facts)?;
     figures.push(by_model_figure(&opts.out, rows, facts)?);
     figures.push(flips_figure(opts, rows, facts)?);

@@ -148,7 +148,7 @@ fn input_x_gradient_is_the_greedy_order_on_a_linear_model_and_beats_random() {
         .collect();
     let y: Vec<f64> = images.iter().map(|i| id_of("random", i)).collect();
     let mean_difference = x.iter().zip(&y).map(|(a, b)| a - b).sum::<f64>() / 3.0;
-    let got: f64 = t[tcol("id_difference")].parse().unwrap();
+    let got: f64 = t[tcol("difference")].parse().unwrap();
     assert!(
         (got - mean_difference).abs() < 1e-5,
         "{got} vs {mean_difference}"

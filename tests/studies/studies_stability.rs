@@ -114,6 +114,38 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
     assert!(flip_pearson.iter().all(|&p| p < 0.999), "{flip_pearson:?}");
     let (mh, mrows) = read_csv(&out.join("metrics.csv"));
     assert_eq!(mrows.len(), 2 * 4);
+    // method_tests.csv: saliency against grad-cam per measure, paired by image × augmentation;
+    // the Pearson row's difference is the mean of the per-image differences.
+    let (th, trows) = read_csv(&out.join("method_tests.csv"));
+    let tcol = |name: &str| th.iter().position(|h| h == name).unwrap();
+    let measures: Vec<&str> = trows.iter().map(|r| r[tcol("measure")].as_str()).collect();
+    assert_eq!(measures, ["pearson", "spearman", "ssim", "iou"]);
+    let of = |method: &str| -> Vec<(String, f64)> {
+        rows.iter()
+            .filter(|r| r[col("method")] == method)
+            .map(|r| {
+                let key = format!("{}/{}", r[col("image")], r[col("augmentation")]);
+                (key, r[col("pearson")].parse().unwrap())
+            })
+            .collect()
+    };
+    let (sal, cam) = (of("saliency"), of("grad-cam"));
+    let diffs: Vec<f64> = sal
+        .iter()
+        .map(|(k, v)| v - cam.iter().find(|(j, _)| j == k).unwrap().1)
+        .collect();
+    let pearson = &trows[0];
+    assert_eq!(
+        (
+            pearson[tcol("method_a")].as_str(),
+            pearson[tcol("method_b")].as_str()
+        ),
+        ("saliency", "grad-cam")
+    );
+    assert_eq!(pearson[tcol("n")], diffs.len().to_string());
+    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    let got: f64 = pearson[tcol("difference")].parse().unwrap();
+    assert!((got - mean).abs() < 1e-5, "{got} vs {mean}");
     let flips = mh.iter().position(|h| h == "prediction_flips").unwrap();
     let n_flips: usize = rows
         .iter()
