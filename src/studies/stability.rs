@@ -27,8 +27,8 @@ use super::toolkit::{
     Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,
     method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
-    predictions, progress_bar, resume, save_plot, select_images, study_methods, write_csv,
-    write_grid, write_json,
+    predictions, progress_bar, resume, save_plot, score_all, select_images, study_methods,
+    write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::augment::{Aug, Augmented, augment};
@@ -351,14 +351,9 @@ pub fn run_with_models(
         select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
     create_dir(&opts.out)?;
     let mut rows = Vec::new();
-    let (mut computed, mut reused) = (0usize, 0usize);
-    for m in models {
-        for (name, method) in &methods {
-            let (new, old) = scores(opts, m, name, method, &images, progress, &mut rows)?;
-            computed += new;
-            reused += old;
-        }
-    }
+    let (computed, reused) = score_all(models, &methods, |m, name, method| {
+        scores(opts, m, name, method, &images, progress, &mut rows)
+    })?;
     let grid = example_grid(opts, &models[0], &methods, &images[0])?;
     let facts = super::toolkit::RunFacts {
         methods: methods.iter().map(|(n, _)| n.clone()).collect(),

@@ -96,6 +96,24 @@ pub fn study_methods(
     Ok(out)
 }
 
+/// Runs `score` for every model × method (models outer, as the resume folders are laid out)
+/// and sums what it reports as `(computed, reused)`.
+pub fn score_all(
+    models: &[super::StudyModel],
+    methods: &[(String, StudyMethod)],
+    mut score: impl FnMut(&super::StudyModel, &str, &StudyMethod) -> Result<(usize, usize), StudyError>,
+) -> Result<(usize, usize), StudyError> {
+    let (mut computed, mut reused) = (0, 0);
+    for model in models {
+        for (name, method) in methods {
+            let (new, old) = score(model, name, method)?;
+            computed += new;
+            reused += old;
+        }
+    }
+    Ok((computed, reused))
+}
+
 /// Prepares every method of a study for one model.
 pub fn prepare_all<'m>(
     methods: &[(String, StudyMethod)],

@@ -30,7 +30,7 @@ pub use images::{
 };
 pub use methods::{
     BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, method_options_json,
-    predictions, prepare_all, study_methods,
+    predictions, prepare_all, score_all, study_methods,
 };
 pub use models::{StudyModel, check_same_frame, expand_models, load_models, weights_stamp};
 pub use outputs::{
