@@ -293,15 +293,13 @@ pub(crate) fn summarise(model: &Model) -> Result<ModelSummary, MethodError> {
             class_names: card.classes.clone(),
         },
         operators: operator_counts(graph),
-        parameters: ParameterSummary {
-            count: model.params.iter().map(|(_, p)| numel(&p.shape)).sum(),
-            tensors: model.params.len(),
-            trainable: model
-                .params
-                .iter()
-                .filter(|(key, _)| graph.spec(key).is_none_or(|s| s.trainable))
-                .map(|(_, p)| numel(&p.shape))
-                .sum(),
+        parameters: {
+            let counts = model.parameter_counts();
+            ParameterSummary {
+                count: counts.total,
+                tensors: counts.tensors,
+                trainable: counts.trainable,
+            }
         },
         cam: CamSummary {
             default_layer: cam::default_cam_layer(graph, &acts)

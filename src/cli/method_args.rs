@@ -78,6 +78,7 @@ impl MethodArgs {
             },
             composite: None,
             rules: None,
+            guided_silu: Default::default(),
         })
     }
 }

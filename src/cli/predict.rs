@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::activation::softmax;
 use serde_json::json;
 
 use crate::data::{expand_inputs, image::load_input};
@@ -64,9 +63,10 @@ pub fn predict_one(
     let mut graph = model.graph.clone();
     graph.output = logits_node;
     let logits = predict(&graph, &model.params, x)?;
-    let [_, k, _, _] = logits.dims();
-    let probs = to_vec(&softmax(logits.clone().reshape([1, k]), 1));
     let logit_values = to_vec(&logits);
+    let head = model.card.head();
+    let probs = head.probabilities(&logit_values);
+    let k = probs.len();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
     let best = order[0];
@@ -81,6 +81,13 @@ pub fn predict_one(
             .iter()
             .take(top)
             .map(|&i| json!({"class": model.class_name(i), "index": i, "prob": probs[i]}))
+            .collect();
+    }
+    if head.multi_label() {
+        // Every class the image has: an independent sigmoid per class, threshold 0.5.
+        obj["labels"] = (0..k)
+            .filter(|&i| probs[i] >= 0.5)
+            .map(|i| json!({"class": model.class_name(i), "index": i, "prob": probs[i]}))
             .collect();
     }
     if with_logits {

@@ -18,6 +18,7 @@ pub use crate::records::{ConceptHeatmap, ConceptsRecord, RankedConceptRecord};
 use crate::data::{expand_inputs, image::load_input, npy::write_npy};
 use crate::graph::{LoadOptions, Model, NodeId};
 use crate::io::{child_path, safe_component, unique_name, write_atomic};
+use crate::methods::Target;
 use crate::methods::crp::graph::attribution_graph;
 use crate::methods::crp::render::heatmap_png;
 use crate::methods::crp::{RankedConcept, conditional_relevance, rank_channels};
@@ -159,16 +160,17 @@ impl ConceptsRun<'_> {
 
     /// The class to explain: the requested one, else the one with the highest logit.
     fn target(&self, logits: &[f32]) -> Result<usize> {
-        Ok(match &self.opts.target {
-            Some(t) => self
-                .model
-                .card
-                .class_index(t)
-                .with_context(|| format!("--target '{t}'"))?,
-            None => (0..logits.len())
-                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-                .unwrap_or(0),
-        })
+        let target: Target = match &self.opts.target {
+            Some(t) => t.parse().with_context(|| format!("--target '{t}'"))?,
+            None => Target::Predicted,
+        };
+        if target == Target::All {
+            anyhow::bail!("--target all: concepts explain one class per run; name the class");
+        }
+        let resolved = target
+            .resolve(logits, logits.len(), &self.model.card)
+            .with_context(|| format!("--target '{target}'"))?;
+        Ok(resolved[0][0])
     }
 
     /// Writes `input.png`, the image as the model saw it, inside the run folder: the report

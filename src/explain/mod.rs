@@ -71,6 +71,9 @@ pub fn run(opts: &ExplainOptions) -> Result<ExplainRecord> {
         .iter()
         .map(|s| s.prepare(&model).with_context(|| format!("method {s}")))
         .collect::<Result<Vec<_>>>()?;
+    for warning in methods.iter().flat_map(Prepared::warnings) {
+        eprintln!("warning: {warning}");
+    }
     let inputs = unique_stems(expand_inputs(&opts.inputs)?);
     check_inputs(&inputs, &model)?;
     std::fs::create_dir_all(&opts.out)
@@ -137,7 +140,8 @@ fn explain_chunk(
     let all_logits = logits(model, &acts)?;
     let k = all_logits.len() / chunk.len();
     let logit_rows: Vec<Vec<f32>> = all_logits.chunks(k).map(<[f32]>::to_vec).collect();
-    let probs: Vec<Vec<f32>> = logit_rows.iter().map(|r| softmax(r)).collect();
+    let head = model.card.head();
+    let probs: Vec<Vec<f32>> = logit_rows.iter().map(|r| head.probabilities(r)).collect();
     let per_image = target.resolve(&all_logits, k, &model.card)?;
     if *target != Target::All {
         let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
@@ -157,14 +161,6 @@ fn explain_chunk(
         }
     }
     Ok(())
-}
-
-/// Softmax of one row of logits (max subtracted first, so large logits do not overflow).
-pub fn softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
 }
 
 /// The record of the whole run.

@@ -109,6 +109,11 @@ pub struct ModelCard {
     /// Resampling filter (torchvision's `Resize` uses bilinear; Pillow's bare `Image.resize` bicubic).
     #[serde(default)]
     pub resample: crate::data::resize::Filter,
+    /// How output scores become probabilities (`softmax`, `sigmoid` for multi-label,
+    /// `binary-logit` for one output); left out, it is read off the model (see
+    /// [`Head::resolve`](super::head::Head::resolve)) and filled in when the model loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<super::head::Head>,
 }
 
 fn default_classes() -> usize {
@@ -142,6 +147,7 @@ impl Default for ModelCard {
             normalization: default_norm(),
             resize: default_resize(),
             resample: Default::default(),
+            head: None,
         }
     }
 }
@@ -153,6 +159,11 @@ impl ModelCard {
             .get(index)
             .cloned()
             .unwrap_or_else(|| index.to_string())
+    }
+
+    /// The model's output head (`softmax` until a model fills it in at load time).
+    pub fn head(&self) -> super::head::Head {
+        self.head.unwrap_or_default()
     }
 
     /// Index of a class given by name or number.
@@ -203,7 +214,9 @@ impl ModelCard {
                 format!("must lie in 1..={MAX_CLASSES}, got {}", self.num_classes),
             );
         }
-        if !self.classes.is_empty() && self.classes.len() != self.num_classes {
+        // A binary logit is one output for two classes: the card may name both.
+        let binary = self.num_classes == 1 && self.classes.len() <= 2;
+        if !self.classes.is_empty() && self.classes.len() != self.num_classes && !binary {
             return field(
                 "classes",
                 format!(

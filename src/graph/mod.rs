@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod card;
+pub mod head;
 pub mod import;
 pub mod init;
 pub mod model;
@@ -12,7 +13,8 @@ pub mod zoo;
 
 pub use builder::GraphBuilder;
 pub use card::{ModelCard, Normalization};
-pub use model::{LoadOptions, Model};
+pub use head::Head;
+pub use model::{LoadOptions, Model, ParameterCounts};
 pub use op::{BatchNorm, Conv2d, Linear, Op, Pool2d};
 pub use params::{Param, ParamStore};
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::import::onnx::{self, InputHint};
 use super::import::{Format, ImportError, NamedTensor, read_state_dict};
-use super::{Graph, GraphError, ModelCard, Op, ParamStore, card, init::init_params, zoo};
+use super::{Graph, GraphError, ModelCard, Op, ParamStore, card, head, init::init_params, zoo};
 
 /// A graph with its parameters and the card describing its inputs and classes.
 #[derive(Clone, Debug)]
@@ -31,12 +31,14 @@ pub struct LoadOptions {
 impl Model {
     /// A built-in architecture with freshly drawn weights.
     pub fn init(arch: &str, card: ModelCard, seed: u64) -> Result<Model, GraphError> {
-        let graph = zoo::build(arch, card.num_classes, card.channels)?;
-        let params = init_params(&graph, seed)?;
-        let card = ModelCard {
+        let mut graph = zoo::build(arch, card.num_classes, card.channels)?;
+        let mut params = init_params(&graph, seed)?;
+        let mut card = ModelCard {
             arch: Some(arch.to_string()),
             ..card
         };
+        let outputs = card.num_classes;
+        head::attach(&mut graph, &mut params, &mut card, outputs).map_err(GraphError::Invalid)?;
         Ok(Model {
             graph,
             params,
@@ -126,16 +128,18 @@ impl Model {
         card.channels = imported.channels;
         card.layout = imported.layout;
         card.num_classes = imported.num_classes;
-        imported
-            .graph
-            .check_params(&imported.params)
+        let (mut graph, mut params) = (imported.graph, imported.params);
+        graph
+            .check_params(&params)
             .map_err(|problem| ImportError::Mismatch {
                 path: path.to_path_buf(),
                 problem,
             })?;
+        head::attach(&mut graph, &mut params, &mut card, imported.num_classes)
+            .map_err(|e| ImportError::file(path, e))?;
         Ok(Model {
-            graph: imported.graph,
-            params: imported.params,
+            graph,
+            params,
             card,
             source: path.to_path_buf(),
         })
@@ -203,7 +207,7 @@ impl Model {
             return Err(ImportError::file(path, "the model has 0 classes"));
         }
         card.arch = Some(arch.to_string());
-        let graph = zoo::build(arch, card.num_classes, card.channels).map_err(mismatch)?;
+        let mut graph = zoo::build(arch, card.num_classes, card.channels).map_err(mismatch)?;
         let mut params = ParamStore::new();
         let unexpected: Vec<&str> = tensors
             .iter()
@@ -223,6 +227,9 @@ impl Model {
                 .map_err(mismatch)?;
         }
         graph.check_params(&params).map_err(mismatch)?;
+        let outputs = card.num_classes;
+        head::attach(&mut graph, &mut params, &mut card, outputs)
+            .map_err(|e| ImportError::file(path, e))?;
         Ok(Model {
             graph,
             params,
@@ -235,6 +242,38 @@ impl Model {
     pub fn class_name(&self, index: usize) -> String {
         self.card.class_name(index)
     }
+
+    /// Numbers of parameter values: all of them (Keras' "total params") and those an optimiser
+    /// trains (PyTorch's `requires_grad` ones: all but buffers such as BatchNorm running
+    /// statistics). The fixed `[−1, 1]` of a binary-logit head ([`head`]) is not the model's
+    /// and is not counted.
+    pub fn parameter_counts(&self) -> ParameterCounts {
+        let own = self
+            .params
+            .iter()
+            .filter(|(key, _)| !key.starts_with(head::BINARY_HEAD_NODE));
+        let mut counts = ParameterCounts::default();
+        for (key, p) in own {
+            let n: usize = p.shape.iter().product();
+            counts.total += n;
+            counts.tensors += 1;
+            if self.graph.spec(key).is_none_or(|s| s.trainable) {
+                counts.trainable += n;
+            }
+        }
+        counts
+    }
+}
+
+/// Parameter totals of a model (see [`Model::parameter_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParameterCounts {
+    /// Values over all parameter tensors, buffers included.
+    pub total: usize,
+    /// Values an optimiser trains.
+    pub trainable: usize,
+    /// Parameter tensors.
+    pub tensors: usize,
 }
 
 /// The class count a classifier weight `[classes, features]` stored under `key` gives; a
@@ -262,7 +301,9 @@ fn check_rank(key: &str, shape: &[usize], rank: usize, layout: &str) -> Result<(
 /// Checks the card's class names against the output width the weights fix; the message names
 /// the card field and both numbers.
 fn check_class_names(path: &Path, card: &ModelCard, outputs: usize) -> Result<(), ImportError> {
-    if card.classes.is_empty() || card.classes.len() == outputs {
+    // One output is a binary logit, whose two classes the card may name (see `graph::head`).
+    let binary_names = outputs == 1 && card.classes.len() == 2;
+    if card.classes.is_empty() || card.classes.len() == outputs || binary_names {
         return Ok(());
     }
     Err(ImportError::file(

@@ -10,6 +10,12 @@
 //!
 //! The rules apply to every `Relu` node and to clips at zero (`ReLU6`, with the upper kink kept
 //! as in the gradient); all other nodes keep the exact gradient (max pooling keeps its switches).
+//! On a network whose activations are not rectifiers (SiLU in EfficientNet, GELU in ConvNeXt)
+//! that makes guided backprop the plain gradient there, which is what pytorch-grad-cam computes
+//! and why it seems to "fail" on such networks; [`Prepared::warnings`](super::Prepared::warnings)
+//! says so. `guided-backprop(silu=guided)` is our extension: SiLU passes
+//! `max(g, 0)·max(SiLU'(x), 0)`, the guided rule applied to SiLU's positive-gradient part, with
+//! `SiLU'(x) = σ(x)·(1 + x·(1 − σ(x)))`.
 
 use std::sync::Arc;
 
@@ -37,6 +43,71 @@ impl Rule for GuidedRelu {
     }
 }
 
+/// What guided backprop does at SiLU nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiluRule {
+    /// The exact gradient (pytorch-grad-cam's guided backprop).
+    #[default]
+    Gradient,
+    /// [`GuidedSilu`]: `max(g, 0)·max(SiLU'(x), 0)` (our extension).
+    Guided,
+}
+
+impl std::str::FromStr for SiluRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gradient" => Ok(SiluRule::Gradient),
+            "guided" => Ok(SiluRule::Guided),
+            _ => Err(format!("unknown SiLU rule '{s}'; valid: gradient, guided")),
+        }
+    }
+}
+
+/// The guided rule on SiLU: `max(g, 0)·max(SiLU'(x), 0)` with `SiLU'(x) = σ(x)·(1 + x·(1 − σ(x)))`.
+pub struct GuidedSilu;
+
+impl Rule for GuidedSilu {
+    fn backward(&self, ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let x = ctx.input(0)?.clone();
+        let s = burn::tensor::activation::sigmoid(x.clone());
+        let one_minus_s = s.clone().neg().add_scalar(1.0);
+        let slope = s.mul(x.mul(one_minus_s).add_scalar(1.0));
+        Ok(vec![Some(relu(g).mul(relu(slope)))])
+    }
+}
+
+/// Activations other than rectifiers, which the guided rules leave at their gradient unless a
+/// variant covers them, as `kind ×count`.
+pub fn unguided_activations(graph: &Graph, silu: SiluRule) -> Vec<String> {
+    const SMOOTH: &[&str] = &[
+        "silu",
+        "gelu",
+        "tanh",
+        "elu",
+        "selu",
+        "leaky_relu",
+        "prelu",
+        "hardswish",
+    ];
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for node in &graph.nodes {
+        let kind = node.op.kind();
+        if !SMOOTH.contains(&kind) || (kind == "silu" && silu == SiluRule::Guided) {
+            continue;
+        }
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect()
+}
+
 /// Deconvnet's ReLU rule: `max(g, 0)`, ignoring the forward input.
 pub struct DeconvRelu;
 
@@ -62,22 +133,27 @@ pub fn rectifier_rules(graph: &Graph, rule: Arc<dyn Rule>) -> Rules {
     rules
 }
 
-/// Guided backprop's map `[N, C, H, W]` over a forward pass.
+/// Guided backprop's map `[N, C, H, W]` over a forward pass, with `silu` at SiLU nodes.
 pub fn guided_backprop(
     model: &Model,
     acts: &Activations,
     targets: &[usize],
+    silu: SiluRule,
 ) -> Result<T4, MethodError> {
-    input_signal(
-        model,
-        acts,
-        targets,
-        &rectifier_rules(&model.graph, Arc::new(GuidedRelu)),
-    )
+    let mut rules = rectifier_rules(&model.graph, Arc::new(GuidedRelu));
+    if silu == SiluRule::Guided {
+        rules.set_where(&model.graph, Arc::new(GuidedSilu), |_, node| {
+            matches!(node.op, Op::Silu)
+        });
+    }
+    input_signal(model, acts, targets, &rules)
 }
 
 /// Guided Backpropagation.
-pub struct GuidedBackprop;
+pub struct GuidedBackprop {
+    /// The rule at SiLU nodes.
+    pub silu: SiluRule,
+}
 
 impl Explainer for GuidedBackprop {
     fn name(&self) -> &str {
@@ -96,7 +172,10 @@ impl Explainer for GuidedBackprop {
         acts: &Activations,
         targets: &[usize],
     ) -> Result<T4, MethodError> {
-        guided_backprop(model, acts, targets)
+        guided_backprop(model, acts, targets, self.silu)
+    }
+    fn params(&self) -> serde_json::Value {
+        json!({"silu": self.silu})
     }
 }
 
@@ -132,13 +211,16 @@ impl Explainer for Deconvnet {
 /// Guided Grad-CAM: guided backprop `[N, C, H, W]` times the Grad-CAM map `[N, 1, H, W]`.
 pub struct GuidedGradCam {
     grad_cam: GradientCam,
+    silu: SiluRule,
 }
 
 impl GuidedGradCam {
-    /// With Grad-CAM at `layer` (default: the last spatial layer, see [`super::cam`]).
-    pub fn new(layer: Option<String>) -> Self {
+    /// With Grad-CAM at `layer` (default: the last spatial layer, see [`super::cam`]) and
+    /// `silu` at SiLU nodes of the guided part.
+    pub fn new(layer: Option<String>, silu: SiluRule) -> Self {
         GuidedGradCam {
             grad_cam: GradientCam::new(CamWeighting::GradCam, layer),
+            silu,
         }
     }
 }
@@ -161,9 +243,9 @@ impl Explainer for GuidedGradCam {
         targets: &[usize],
     ) -> Result<T4, MethodError> {
         let cam = self.grad_cam.explain_forward(model, x, acts, targets)?;
-        Ok(guided_backprop(model, acts, targets)?.mul(cam))
+        Ok(guided_backprop(model, acts, targets, self.silu)?.mul(cam))
     }
     fn params(&self) -> serde_json::Value {
-        json!({"layer": self.grad_cam.layer})
+        json!({"layer": self.grad_cam.layer, "silu": self.silu})
     }
 }

@@ -205,6 +205,8 @@ pub struct MethodOptions {
     /// SmoothGrad / Integrated Gradients: the rule set whose modified gradient they average or
     /// integrate (`None`: the plain gradient), as zennit's attributors with a composite.
     pub rules: Option<lrp::Composite>,
+    /// Guided backprop / guided Grad-CAM: the rule at SiLU nodes (`silu=gradient|guided`).
+    pub guided_silu: guided::SiluRule,
 }
 
 impl Default for MethodOptions {
@@ -223,6 +225,7 @@ impl Default for MethodOptions {
             lrp: lrp::LrpOptions::default(),
             composite: None,
             rules: None,
+            guided_silu: guided::SiluRule::Gradient,
         }
     }
 }

@@ -92,6 +92,35 @@ impl MethodSpec {
     }
 }
 
+impl Prepared<'_> {
+    /// What the user should know before reading the maps: today, that guided methods on a
+    /// network with non-rectifier activations keep the plain gradient there (see
+    /// [`super::guided`]).
+    pub fn warnings(&self) -> Vec<String> {
+        if self.spec.info.family != registry::Family::Guided {
+            return Vec::new();
+        }
+        let unguided =
+            super::guided::unguided_activations(&self.model.graph, self.spec.options.guided_silu);
+        if unguided.is_empty() {
+            return Vec::new();
+        }
+        let silu_hint = if unguided.iter().any(|a| a.starts_with("silu ")) {
+            format!(
+                "; {}(silu=guided) applies the guided rule to SiLU",
+                self.spec.info.name
+            )
+        } else {
+            String::new()
+        };
+        vec![format!(
+            "{}: the guided rule applies to ReLUs only; the model's {} keep the plain gradient{silu_hint}",
+            self.spec.label(),
+            unguided.join(", ")
+        )]
+    }
+}
+
 /// The rule set of a gradient attributor: an LRP composite bound with a start of 1 at the
 /// target, so its input relevance is the modified gradient of the logit (zennit's meaning).
 fn gradient_rules(options: &MethodOptions, model: &Model) -> Result<GradientRules, MethodError> {

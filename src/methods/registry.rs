@@ -172,8 +172,9 @@ pub static METHODS: &[MethodInfo] = &[
         MapKind::Input,
         MapStyle::Signed,
         LayerUse::None,
-        NO_PARAMS,
-        "gradient with positive signals only through ReLUs (Springenberg et al. 2015)",
+        &["silu"],
+        "gradient with positive signals only through ReLUs (Springenberg et al. 2015); \
+         silu=guided extends it to SiLU",
     ),
     entry(
         "deconvnet",
@@ -230,7 +231,7 @@ pub static METHODS: &[MethodInfo] = &[
         MapKind::Input,
         MapStyle::Signed,
         LayerUse::Spatial,
-        CAM_PARAMS,
+        &["layer", "silu"],
         "guided backprop ⊙ Grad-CAM (Selvaraju et al. 2017)",
     ),
     lrp(
@@ -334,9 +335,11 @@ pub(crate) fn build(
             ..integrated::IntegratedGradients::new(opts)?
         }),
         "occlusion" => Box::new(occlusion::Occlusion::new(opts)?),
-        "guided-backprop" => Box::new(guided::GuidedBackprop),
+        "guided-backprop" => Box::new(guided::GuidedBackprop {
+            silu: opts.guided_silu,
+        }),
         "deconvnet" => Box::new(guided::Deconvnet),
-        "guided-grad-cam" => Box::new(guided::GuidedGradCam::new(layer)),
+        "guided-grad-cam" => Box::new(guided::GuidedGradCam::new(layer, opts.guided_silu)),
         "cam" => Box::new(ClassCam::new(layer)),
         "grad-cam" => gradient_cam(CamWeighting::GradCam),
         "grad-cam-plus-plus" => gradient_cam(CamWeighting::GradCamPlusPlus),

@@ -185,6 +185,7 @@ fn apply(
         "skip" => options.lrp.skip = value.parse().map_err(bad)?,
         "start" => options.lrp.start = value.parse().map_err(bad)?,
         "rules" => options.rules = rule_set(value).map_err(bad)?,
+        "silu" => options.guided_silu = value.parse().map_err(bad)?,
         rule_param => {
             let number = finite(value).map_err(bad)?;
             let composite = options

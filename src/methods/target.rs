@@ -15,6 +15,9 @@ pub enum Target {
     Index(usize),
     /// A class by name, looked up in the model card.
     Name(String),
+    /// `neg:<class>`: the negative of a binary logit `z` whose positive class is `<class>` (a
+    /// name or index), i.e. `−z`, the logit of `1 − σ(z)`; see [`crate::graph::head`].
+    Negative(String),
     /// Every class: each image is explained once per class.
     All,
 }
@@ -26,6 +29,7 @@ impl std::fmt::Display for Target {
             Target::Predicted => f.write_str("pred"),
             Target::Index(i) => write!(f, "{i}"),
             Target::Name(name) => f.write_str(name),
+            Target::Negative(class) => write!(f, "neg:{class}"),
             Target::All => f.write_str("all"),
         }
     }
@@ -34,7 +38,7 @@ impl std::fmt::Display for Target {
 impl FromStr for Target {
     type Err = MethodError;
 
-    /// `pred` / `predicted`, `all`, an index, or a class name.
+    /// `pred` / `predicted`, `all`, an index, a class name, or `neg:<class>`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if s.is_empty() {
@@ -43,6 +47,7 @@ impl FromStr for Target {
         Ok(match s {
             "pred" | "predicted" => Target::Predicted,
             "all" => Target::All,
+            _ if s.starts_with("neg:") => Target::Negative(s["neg:".len()..].trim().to_string()),
             _ => match s.parse::<usize>() {
                 Ok(i) => Target::Index(i),
                 Err(_) => Target::Name(s.to_string()),
@@ -88,6 +93,7 @@ impl Target {
                 "target class {i} does not exist; the model has {classes} classes (0..{})",
                 classes.saturating_sub(1)
             ))),
+            Target::Negative(class) => Ok(each(negative_of(class, classes, card)?)),
             Target::Name(name) => match card.classes.iter().position(|c| c == name) {
                 Some(i) if i < classes => Ok(each(i)),
                 _ => Err(MethodError::Invalid(if card.classes.is_empty() {
@@ -103,6 +109,26 @@ impl Target {
                 })),
             },
         }
+    }
+}
+
+/// The output index of the negative of binary-logit class `class`: a binary logit `z` is
+/// presented as `[−z, z]`, so the negative of one class is the other.
+fn negative_of(class: &str, classes: usize, card: &ModelCard) -> Result<usize, MethodError> {
+    if card.head() != crate::graph::Head::BinaryLogit || classes != 2 {
+        return Err(MethodError::Invalid(format!(
+            "target 'neg:{class}' needs a binary-logit model (one output); this model's head is {} \
+             with {classes} classes — name the class to explain instead",
+            card.head()
+        )));
+    }
+    match card.class_index(class) {
+        Some(i) if i < 2 => Ok(1 - i),
+        _ => Err(MethodError::Invalid(format!(
+            "unknown class '{class}' in target 'neg:{class}'; classes: {}, {}",
+            card.class_name(0),
+            card.class_name(1)
+        ))),
     }
 }
 

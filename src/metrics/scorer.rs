@@ -132,8 +132,12 @@ impl Scorer for ModelScorer<'_> {
         let mut values = to_vec(&logits);
         let classes = values.len() / n.max(1);
         if self.kind == ScoreKind::Softmax {
+            // The probabilities the model's head defines: softmax, or a sigmoid per output for
+            // multi-label and binary-logit heads.
+            let head = self.model.card.head();
             for row in values.chunks_mut(classes) {
-                softmax_in_place(row);
+                let p = head.probabilities(row);
+                row.copy_from_slice(&p);
             }
         }
         Scores::new(values, classes)
@@ -143,15 +147,6 @@ impl Scorer for ModelScorer<'_> {
     }
     fn batch_size(&self) -> usize {
         self.batch_size
-    }
-}
-
-/// `p_k = exp(z_k − max z) / Σ_j exp(z_j − max z)`, accumulated in f64.
-pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&z| ((z - max) as f64).exp()).sum();
-    for z in row.iter_mut() {
-        *z = (((*z - max) as f64).exp() / sum) as f32;
     }
 }
 
@@ -249,12 +244,11 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
-        let mut z = vec![1.0, 3.0, -2.0, 1000.0];
-        softmax_in_place(&mut z);
+        let softmax = |z: &[f32]| crate::graph::Head::Softmax.probabilities(z);
+        let z = softmax(&[1.0, 3.0, -2.0, 1000.0]);
         assert!((z.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert_eq!(argmax(&z), 3);
-        let mut z = vec![0.0, (2.0f32).ln()];
-        softmax_in_place(&mut z);
+        let z = softmax(&[0.0, (2.0f32).ln()]);
         assert!((z[0] - 1.0 / 3.0).abs() < 1e-6 && (z[1] - 2.0 / 3.0).abs() < 1e-6);
     }
 

@@ -154,6 +154,9 @@ pub struct TrainRecord {
     pub metrics: std::collections::BTreeMap<String, ClassMetrics>,
     /// Total training seconds (this process, excluding evaluation).
     pub train_seconds: f64,
+    /// Parameter counts of the trained model (absent in records written before the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<crate::graph::ParameterCounts>,
 }
 
 /// Data description in a training record.
@@ -781,9 +784,15 @@ impl<'a> TrainRun<'a> {
             .unwrap_or(state.history.len().saturating_sub(1));
         let metrics = self.final_metrics(&progress.best)?;
         let weights_path = save_model(opts.out, &progress.best, &self.card)?;
+        let model = Model {
+            graph: self.graph,
+            params: progress.best,
+            card: self.card,
+            source: weights_path.clone(),
+        };
         let record = TrainRecord {
             schema_version: crate::records::SCHEMA_VERSION,
-            card: self.card.clone(),
+            card: model.card.clone(),
             seed: opts.seed,
             config: self.cfg.clone(),
             data: DataRecord {
@@ -797,17 +806,13 @@ impl<'a> TrainRun<'a> {
             history: state.history.clone(),
             metrics,
             train_seconds: progress.train_seconds,
+            parameters: Some(model.parameter_counts()),
         };
         let rec_path = opts.out.join("model.train.json");
         crate::records::write_record(&rec_path, &record)
             .map_err(|e| TrainError::file(&rec_path, e.message))?;
         Ok(TrainOutcome {
-            model: Model {
-                graph: self.graph,
-                params: progress.best,
-                card: self.card,
-                source: weights_path.clone(),
-            },
+            model,
             record,
             weights: weights_path,
         })

@@ -8,6 +8,7 @@ mod methods_common;
 
 mod crp_cli;
 mod demo_report;
+mod heads_cli;
 mod inspect_cli;
 mod methods_cli;
 mod predict_cli;

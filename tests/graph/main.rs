@@ -6,4 +6,5 @@
 mod import_brain_mri;
 mod import_onnx;
 mod import_pth;
+mod parameter_counts;
 mod zoo_parity;

@@ -11,6 +11,7 @@ mod methods_common;
 mod crp_atlas;
 mod crp_graph;
 mod crp_parity;
+mod guided_silu;
 mod lrp_brain_mri;
 mod lrp_canonize;
 mod lrp_checkerboard;

@@ -5,8 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::activation::softmax;
-
 use super::composite::{Composite, ZBoxBounds};
 use super::skip::SkipMode;
 use crate::engine::backward::needed_values;
@@ -24,7 +22,8 @@ pub enum StartRelevance {
     /// The target's logit (zennit with `attr_output = one-hot × logits`; zennit-crp's default).
     #[default]
     Logit,
-    /// The target's softmax probability (as in the ResNet-LRP paper of Otsuki et al.).
+    /// The target's probability under the model's head — softmax for most models (as in the
+    /// ResNet-LRP paper of Otsuki et al.), a sigmoid for multi-label and binary-logit heads.
     Probability,
     /// 1 (zennit's usual one-hot `attr_output`).
     One,
@@ -94,6 +93,8 @@ pub struct LrpModel {
     pub assignment: Vec<(String, String)>,
     rules: Rules,
     logits: NodeId,
+    /// How the logits become probabilities (`start=probability`).
+    head: crate::graph::Head,
     /// The forward values [`LrpModel::attribute`]'s pass reads (see `needed_values`).
     needed: Vec<bool>,
 }
@@ -122,6 +123,7 @@ impl LrpModel {
             assignment,
             rules,
             logits,
+            head: model.card.head(),
             needed,
         })
     }
@@ -182,7 +184,7 @@ impl LrpModel {
         }
         let values = match self.options.start {
             StartRelevance::Logit => to_vec(logits),
-            StartRelevance::Probability => to_vec(&softmax(logits.clone().reshape([n, k]), 1)),
+            StartRelevance::Probability => self.head.probabilities_rows(&to_vec(logits), k),
             StartRelevance::One => vec![1.0; n * k],
         };
         let mut seed = vec![0.0f32; n * k];

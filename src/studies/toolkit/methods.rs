@@ -65,7 +65,13 @@ impl StudyMethod {
     /// layer), once per model and study.
     pub fn prepare<'m>(&self, model: &'m Model) -> Result<PreparedMethod<'m>, StudyError> {
         Ok(match self {
-            StudyMethod::Spec(spec) => PreparedMethod::Method(Box::new(spec.prepare(model)?)),
+            StudyMethod::Spec(spec) => {
+                let prepared = spec.prepare(model)?;
+                for warning in prepared.warnings() {
+                    eprintln!("warning: {warning}");
+                }
+                PreparedMethod::Method(Box::new(prepared))
+            }
             StudyMethod::Random { seed } => PreparedMethod::Random { seed: *seed },
         })
     }
@@ -221,7 +227,8 @@ fn gradient_cam_both(
     Ok((to_vec(&finish_cams(maps, h, w, oh, ow)), raw))
 }
 
-/// Predicted class and class probabilities (softmax) of every row of a forward pass.
+/// Predicted class and class probabilities (under the model's head, see [`crate::graph::Head`])
+/// of every row of a forward pass.
 pub fn predictions(
     model: &Model,
     acts: &Activations,
@@ -232,8 +239,7 @@ pub fn predictions(
     Ok(logits
         .chunks(k)
         .map(|row| {
-            let mut p = row.to_vec();
-            crate::metrics::scorer::softmax_in_place(&mut p);
+            let p = model.card.head().probabilities(row);
             (crate::metrics::scorer::argmax(row), p)
         })
         .collect())
