@@ -28,6 +28,9 @@ pub struct CompareArgs {
     /// Images shown per model in the heatmap grid.
     #[arg(long, default_value_t = 8)]
     pub grid_images: usize,
+    /// Centre-of-mass normalisation: `mass` (Σ relevance) or `area` (W·H, the brain-MRI thesis's).
+    #[arg(long, default_value = "mass")]
+    pub com_normalisation: crate::metrics::centre::ComNormalisation,
 }
 
 /// Runs the command.
@@ -47,6 +50,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         tolerance: args.tolerance,
         correct_mass: args.correct_mass,
         grid_images: args.grid_images,
+        com_normalisation: args.com_normalisation,
         out: s.out_or("compare"),
         command: Some(command_line()),
     };

@@ -38,6 +38,42 @@ pub struct CentreOfMass {
     pub mass: f64,
 }
 
+/// How a centre of mass is normalised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComNormalisation {
+    /// By the total mass `M` (the physical centre of mass; a uniform map gives `(½, ½)`).
+    #[default]
+    Mass,
+    /// By the image area `W·H` instead of `M`, as in the brain-MRI thesis this project
+    /// reproduces: the mass-normalised fractions times the mean mass `M / (W·H)`, so a faint or
+    /// sparse map sits nearer the top-left corner. Only comparable between maps scaled alike
+    /// (e.g. min-max scaled CAMs).
+    Area,
+}
+
+impl std::str::FromStr for ComNormalisation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mass" => Ok(ComNormalisation::Mass),
+            "area" => Ok(ComNormalisation::Area),
+            _ => Err(format!("unknown normalisation '{s}'; valid: mass, area")),
+        }
+    }
+}
+
+impl CentreOfMass {
+    /// `(row_fraction, col_fraction)` under `normalisation` for a map of `[h, w]` pixels.
+    pub fn fractions(&self, normalisation: ComNormalisation, [h, w]: [usize; 2]) -> (f64, f64) {
+        let scale = match normalisation {
+            ComNormalisation::Mass => 1.0,
+            ComNormalisation::Area => self.mass / (h * w) as f64,
+        };
+        (self.row_fraction * scale, self.col_fraction * scale)
+    }
+}
+
 /// The centre of mass of `map`, `None` when the mass is zero.
 pub fn centre_of_mass(map: &MapView, mass: Mass) -> Option<CentreOfMass> {
     let (mut total, mut sr, mut sc) = (0.0f64, 0.0f64, 0.0f64);
@@ -78,6 +114,10 @@ mod tests {
         let c = centre_of_mass(&m, Mass::Positive).unwrap();
         assert!((c.row - 0.75).abs() < 1e-12 && (c.col - 2.25).abs() < 1e-12);
         assert!((c.row_fraction - 1.25 / 2.0).abs() < 1e-12);
+        // Area normalisation: Σ m·(r + ½)/H / (W·H) = (1·0.5/2 + 3·1.5/2) / 8.
+        let (row, col) = c.fractions(ComNormalisation::Area, [2, 4]);
+        assert!((row - (0.25 + 2.25) / 8.0).abs() < 1e-12);
+        assert!((col - (1.0 * 0.5 / 4.0 + 3.0 * 3.5 / 4.0) / 8.0).abs() < 1e-12);
         assert!((c.col_fraction - 2.75 / 4.0).abs() < 1e-12);
         assert_eq!(c.mass, 4.0);
         let a = centre_of_mass(&m, Mass::Absolute).unwrap();

@@ -34,7 +34,7 @@ use super::toolkit::{
 use super::{StudyError, StudyOutcome};
 use crate::methods::MethodOptions;
 use crate::metrics::MapView;
-use crate::metrics::centre::{Mass, centre_of_mass};
+use crate::metrics::centre::{ComNormalisation, Mass, centre_of_mass};
 use crate::metrics::localisation::{
     pointing_game, relevance_mass_accuracy, relevance_rank_accuracy,
 };
@@ -70,6 +70,8 @@ pub struct CompareOptions {
     pub tolerance: f64,
     /// Relevance mass on the object from which a map counts as correct (default 0.5).
     pub correct_mass: f64,
+    /// How centres of mass are normalised (default by the mass; `area`: the thesis's W·H).
+    pub com_normalisation: ComNormalisation,
     /// Images shown in the heatmap grid per model (default 8).
     pub grid_images: usize,
     /// Output folder.
@@ -99,6 +101,7 @@ impl Default for CompareOptions {
             threshold: Threshold::TopFraction(0.2),
             tolerance: 0.0,
             correct_mass: 0.5,
+            com_normalisation: ComNormalisation::Mass,
             grid_images: 8,
             out: PathBuf::from("compare"),
             command: None,
@@ -240,12 +243,15 @@ impl Selected {
     }
 }
 
-/// The scores phase's results: per image × method × model rows, and per model the method ×
-/// method IoUs and centre-of-mass distances of every image.
+/// The scores phase's results: per image × method × model rows; per model the method ×
+/// method IoUs and centre-of-mass distances of every image; and per method the model × model
+/// ones, as `(image, value)` so they can be split by class.
 struct Scores {
     rows: Vec<Row>,
     iou: Vec<Vec<Vec<Vec<f64>>>>,
     com: Vec<Vec<Vec<Vec<f64>>>>,
+    model_iou: Vec<Vec<Vec<Vec<(usize, f64)>>>>,
+    model_com: Vec<Vec<Vec<Vec<(usize, f64)>>>>,
 }
 
 /// Runs the study; see the module documentation.
@@ -349,7 +355,7 @@ fn score_map(
     (ii, k, mi): (usize, usize, usize),
 ) -> Result<Row, StudyError> {
     let com = centre_of_mass(&MapView::new(map, size)?, Mass::Positive)
-        .map(|c| (c.row_fraction, c.col_fraction));
+        .map(|c| c.fractions(opts.com_normalisation, size));
     let object = match &sel.objects[ii] {
         Some(mask) => mask_agreement(map, size, mask, opts.threshold, opts.tolerance)?,
         None => None,
@@ -368,53 +374,70 @@ fn score_map(
     })
 }
 
-/// Scores: every map against the masks, and every pair of methods on the same image and model.
+/// Scores: every map against the masks, every pair of methods on the same image and model, and
+/// every pair of models on the same image and method. Images run in the outer loop so that only
+/// one image's binarised maps are held at a time.
 fn score(
     opts: &CompareOptions,
     sel: &Selected,
     all: &[ModelMaps],
     progress: bool,
 ) -> Result<Scores, StudyError> {
-    let nm = sel.methods.len();
-    let pairs = || vec![vec![vec![Vec::<f64>::new(); nm]; nm]; sel.models.len()];
-    let (mut rows, mut iou_acc, mut com_acc) = (Vec::new(), pairs(), pairs());
-    let bar = progress_bar(
-        sel.images.len() * sel.models.len(),
-        "compare: metrics",
-        progress,
-    );
-    for (mi, mm) in all.iter().enumerate() {
-        for ii in 0..sel.images.len() {
-            let mut bins = Vec::with_capacity(nm);
-            let mut coms = Vec::with_capacity(nm);
+    let (nm, nmod) = (sel.methods.len(), sel.models.len());
+    fn pairs<T: Clone>(outer: usize, inner: usize) -> Vec<Vec<Vec<Vec<T>>>> {
+        vec![vec![vec![Vec::new(); inner]; inner]; outer]
+    }
+    let mut scores = Scores {
+        rows: Vec::new(),
+        iou: pairs(nmod, nm),
+        com: pairs(nmod, nm),
+        model_iou: pairs(nm, nmod),
+        model_com: pairs(nm, nmod),
+    };
+    let bar = progress_bar(sel.images.len() * nmod, "compare: metrics", progress);
+    for ii in 0..sel.images.len() {
+        // bins[mi][k], coms[mi][k]: this image's thresholded map and centre per model × method.
+        let (mut bins, mut coms) = (Vec::with_capacity(nmod), Vec::with_capacity(nmod));
+        for (mi, mm) in all.iter().enumerate() {
+            let (mut model_bins, mut model_coms) = (Vec::with_capacity(nm), Vec::with_capacity(nm));
             for k in 0..nm {
                 let map = &mm.methods[k].planes[ii];
                 let row = score_map(opts, sel, map, mm.size, (ii, k, mi))?;
-                bins.push(binarise(map, opts.threshold, None)?);
-                coms.push(row.com);
-                rows.push(row);
+                model_bins.push(binarise(map, opts.threshold, None)?);
+                model_coms.push(row.com);
+                scores.rows.push(row);
             }
+            bins.push(model_bins);
+            coms.push(model_coms);
+            bar.inc(1);
+        }
+        for mi in 0..nmod {
             for a in 0..nm {
                 for b in 0..nm {
-                    iou_acc[mi][a][b].push(iou(&bins[a], &bins[b])?);
-                    if let (Some(ca), Some(cb)) = (coms[a], coms[b]) {
-                        com_acc[mi][a][b].push(dist(ca, cb));
+                    scores.iou[mi][a][b].push(iou(&bins[mi][a], &bins[mi][b])?);
+                    if let (Some(ca), Some(cb)) = (coms[mi][a], coms[mi][b]) {
+                        scores.com[mi][a][b].push(dist(ca, cb));
                     }
                 }
             }
-            bar.inc(1);
+        }
+        for k in 0..nm {
+            for a in 0..nmod {
+                for b in 0..nmod {
+                    scores.model_iou[k][a][b].push((ii, iou(&bins[a][k], &bins[b][k])?));
+                    if let (Some(ca), Some(cb)) = (coms[a][k], coms[b][k]) {
+                        scores.model_com[k][a][b].push((ii, dist(ca, cb)));
+                    }
+                }
+            }
         }
     }
     bar.finish_and_clear();
-    Ok(Scores {
-        rows,
-        iou: iou_acc,
-        com: com_acc,
-    })
+    Ok(scores)
 }
 
-/// Tables: `per_image.csv`, `metrics.csv` and `method_matrix.csv`; returns the summary table
-/// and the headline findings.
+/// Tables: `per_image.csv`, `metrics.csv`, `method_matrix.csv` and, with several models,
+/// `model_matrix.csv`; returns the summary table and the headline findings.
 fn tables(
     opts: &CompareOptions,
     sel: &Selected,
@@ -424,6 +447,9 @@ fn tables(
     per_image_table(opts, sel, all, scores)?;
     let (table, mut headline) = metrics_table(opts, sel, all, scores)?;
     headline.extend(matrix_table(opts, sel, scores)?);
+    if sel.models.len() > 1 {
+        headline.extend(model_matrix_table(opts, sel, scores)?);
+    }
     Ok((table, headline))
 }
 
@@ -715,6 +741,111 @@ fn matrix_table(
     ))
 }
 
+/// The class scopes of the model × model matrices: all images, then each class present.
+fn class_scopes(sel: &Selected) -> Vec<Option<usize>> {
+    let mut labels: Vec<usize> = sel.images.iter().map(|i| i.label).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    std::iter::once(None)
+        .chain(labels.into_iter().map(Some))
+        .collect()
+}
+
+/// Mean of the `(image, value)` pairs whose image has class `class` (all when `None`), and
+/// their number.
+fn class_mean(sel: &Selected, values: &[(usize, f64)], class: Option<usize>) -> (f64, usize) {
+    let kept: Vec<f64> = values
+        .iter()
+        .filter(|(ii, v)| v.is_finite() && class.is_none_or(|c| sel.images[*ii].label == c))
+        .map(|&(_, v)| v)
+        .collect();
+    (mean_sd(kept.iter().copied()).0, kept.len())
+}
+
+/// `model_matrix.csv`: per method and class (and all classes), the mean IoU and centre-of-mass
+/// distance of two models' maps of the same image; returns the headline on the most and least
+/// similar pair of models.
+fn model_matrix_table(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+) -> Result<Option<String>, StudyError> {
+    let first = &sel.models[0].model;
+    let mut rows = Vec::new();
+    for (k, method) in sel.names().iter().enumerate() {
+        for class in class_scopes(sel) {
+            let class_name = class.map_or("all".to_string(), |c| first.class_name(c));
+            for (a, model_a) in sel.models.iter().enumerate() {
+                for (b, model_b) in sel.models.iter().enumerate() {
+                    let (iou, n) = class_mean(sel, &scores.model_iou[k][a][b], class);
+                    let (com, _) = class_mean(sel, &scores.model_com[k][a][b], class);
+                    rows.push(vec![
+                        method.clone(),
+                        class_name.clone(),
+                        model_a.label.clone(),
+                        model_b.label.clone(),
+                        n.to_string(),
+                        num(iou),
+                        num(com),
+                    ]);
+                }
+            }
+        }
+    }
+    write_csv(
+        &opts.out.join("model_matrix.csv"),
+        &[
+            "method",
+            "class",
+            "model_a",
+            "model_b",
+            "images",
+            "iou",
+            "com_distance",
+        ],
+        &rows,
+    )?;
+    Ok(model_similarity_headline(opts, sel, scores))
+}
+
+/// "Across models, <method>'s maps agree most between A and B (IoU …) and least between …".
+fn model_similarity_headline(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+) -> Option<String> {
+    let mut best = (f64::NEG_INFINITY, 0, 0, 0);
+    let mut worst = (f64::INFINITY, 0, 0, 0);
+    for k in 0..sel.methods.len() {
+        for a in 0..sel.models.len() {
+            for b in a + 1..sel.models.len() {
+                let (v, _) = class_mean(sel, &scores.model_iou[k][a][b], None);
+                if v.is_finite() && v > best.0 {
+                    best = (v, k, a, b);
+                }
+                if v.is_finite() && v < worst.0 {
+                    worst = (v, k, a, b);
+                }
+            }
+        }
+    }
+    let (names, models) = (sel.names(), &sel.models);
+    best.0.is_finite().then(|| {
+        format!(
+            "Across models, the most similar maps are {}'s from {} and {} (IoU of {} pixels {:.2}); the least similar, {}'s from {} and {} ({:.2}).",
+            names[best.1],
+            models[best.2].label,
+            models[best.3].label,
+            threshold_name(opts.threshold),
+            best.0,
+            names[worst.1],
+            models[worst.2].label,
+            models[worst.3].label,
+            worst.0
+        )
+    })
+}
+
 fn similarity_headline(
     opts: &CompareOptions,
     names: &[String],
@@ -750,6 +881,11 @@ fn figures(
     let mut figures = Vec::new();
     for scope in scopes(sel.models.len()) {
         figures.extend(matrix_figures(opts, sel, scores, scope)?);
+    }
+    if sel.models.len() > 1 {
+        for k in 0..sel.methods.len() {
+            figures.extend(model_matrix_figures(opts, sel, scores, k)?);
+        }
     }
     figures.push(com_figure(opts, sel, scores)?);
     for (mm, model) in all.iter().zip(&sel.models) {
@@ -815,6 +951,65 @@ fn matrix_figures(
             ),
             &format!(
                 "Cell (a, b): mean distance between the centres of mass of the positive relevance of methods a and b, in units of the image side (0 = same place, 1 = a full side apart), {scope_text}."
+            ),
+        )?,
+    ])
+}
+
+/// The model × model IoU and centre-distance matrices of method `k`, over all images.
+fn model_matrix_figures(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+    k: usize,
+) -> Result<[Figure; 2], StudyError> {
+    let method = &sel.names()[k];
+    let labels: Vec<String> = sel.models.iter().map(|m| m.label.clone()).collect();
+    let means = |per: &[Vec<Vec<(usize, f64)>>]| -> Vec<Vec<f64>> {
+        per.iter()
+            .map(|row| row.iter().map(|v| class_mean(sel, v, None).0).collect())
+            .collect()
+    };
+    let coms = means(&scores.model_com[k]);
+    let dmax = coms
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let matrix = |values: Vec<Vec<f64>>, max: f64| Chart::Matrix {
+        rows: labels.clone(),
+        columns: labels.clone(),
+        values,
+        max,
+    };
+    let n = sel.images.len();
+    let threshold = threshold_name(opts.threshold);
+    Ok([
+        save_plot(
+            &opts.out,
+            &figure_stem("model-iou-matrix", method),
+            &Plot::new(
+                &format!("IoU of {method} maps across models"),
+                "model",
+                "model",
+                matrix(means(&scores.model_iou[k]), 1.0),
+            ),
+            &format!(
+                "Cell (a, b): mean IoU of the {threshold} pixels of model a's and model b's {method} map of the same image, over {n} images (per class in model_matrix.csv). High values = the models look at the same pixels."
+            ),
+        )?,
+        save_plot(
+            &opts.out,
+            &figure_stem("model-com-distance", method),
+            &Plot::new(
+                &format!("Distance of {method} centres of mass across models"),
+                "model",
+                "model",
+                matrix(coms, dmax.max(1e-9)),
+            ),
+            &format!(
+                "Cell (a, b): mean distance between the centres of positive relevance of model a's and model b's {method} map of the same image, in units of the image side, over {n} images."
             ),
         )?,
     ])
@@ -918,7 +1113,10 @@ fn summary(
         json!({
             "target": opts.target,
             "mass": "positive relevance max(R, 0); maps reduced to one plane by the method's style (signed: channel sum; magnitude: max |.|; CAM as returned)",
-            "centre_of_mass": "fractions (row + 0.5)/H, (col + 0.5)/W from the top-left; distances in units of the image side",
+            "centre_of_mass": match opts.com_normalisation {
+                ComNormalisation::Mass => "fractions (row + 0.5)/H, (col + 0.5)/W from the top-left, normalised by the total positive mass; distances in units of the image side",
+                ComNormalisation::Area => "area-normalised (the thesis's W·H): mass-normalised fractions (row + 0.5)/H, (col + 0.5)/W times the mean positive mass M/(W·H); distances in units of the image side",
+            },
             "threshold": threshold_name(opts.threshold),
             "pointing_tolerance_px": opts.tolerance,
             "correct_map": format!("relevance mass on the object >= {}", opts.correct_mass),

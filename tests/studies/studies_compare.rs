@@ -60,6 +60,14 @@ fn f(r: &HashMap<String, String>, k: &str) -> f64 {
     r[k].parse().unwrap()
 }
 
+/// The image stems of `per_image.csv`.
+fn per_image_stems(out: &std::path::Path) -> std::collections::BTreeSet<String> {
+    read_csv(&out.join("per_image.csv"))
+        .into_iter()
+        .map(|r| r["image"].clone())
+        .collect()
+}
+
 #[test]
 fn compare_end_to_end_with_markers_and_resume() {
     let dir = temp_dir("cmp-e2e");
@@ -116,6 +124,90 @@ fn compare_end_to_end_with_markers_and_resume() {
     }
 
     assert!(matrix.iter().any(|r| !r["com_distance"].is_empty()));
+
+    // Same method across models: model × model per method and class (+ all), diagonal 1 / 0,
+    // symmetric, and one cell recomputed by hand from the cached maps.
+    let across = read_csv(&out.join("model_matrix.csv"));
+    let classes: std::collections::BTreeSet<&str> =
+        across.iter().map(|r| r["class"].as_str()).collect();
+    assert!(classes.contains("all") && classes.len() >= 2, "{classes:?}");
+    assert_eq!(across.len(), methods.len() * classes.len() * 4);
+    let model_cell = |m: &str, class: &str, x: &str, y: &str| {
+        across
+            .iter()
+            .find(|r| {
+                r["method"] == m && r["class"] == class && r["model_a"] == x && r["model_b"] == y
+            })
+            .unwrap()
+            .clone()
+    };
+    for m in methods {
+        for class in &classes {
+            for x in ["a-model", "b-model"] {
+                assert_eq!(f(&model_cell(m, class, x, x), "iou"), 1.0);
+            }
+            let ab = model_cell(m, class, "a-model", "b-model");
+            assert_eq!(ab["iou"], model_cell(m, class, "b-model", "a-model")["iou"]);
+            assert_eq!(
+                ab["com_distance"],
+                model_cell(m, class, "b-model", "a-model")["com_distance"]
+            );
+        }
+    }
+    let top_fifth = |map: &[f32]| -> Vec<bool> {
+        let mut order: Vec<usize> = (0..map.len()).collect();
+        order.sort_by(|&i, &j| map[j].total_cmp(&map[i]));
+        let k = (0.2 * map.len() as f64).round() as usize;
+        let mut keep = vec![false; map.len()];
+        for &i in &order[..k] {
+            keep[i] = true;
+        }
+        keep
+    };
+    let stems = per_image_stems(&out);
+    let mut by_hand = Vec::new();
+    for stem in &stems {
+        let load = |label: &str| {
+            read_npy(
+                &out.join("cache")
+                    .join(label)
+                    .join("saliency")
+                    .join(format!("{stem}.npy")),
+            )
+            .unwrap()
+            .1
+        };
+        let (a_bins, b_bins) = (top_fifth(&load("a-model")), top_fifth(&load("b-model")));
+        let both = a_bins
+            .iter()
+            .zip(&b_bins)
+            .filter(|(x, y)| **x && **y)
+            .count();
+        let either = a_bins
+            .iter()
+            .zip(&b_bins)
+            .filter(|(x, y)| **x || **y)
+            .count();
+        by_hand.push(both as f64 / either as f64);
+    }
+    let expected = by_hand.iter().sum::<f64>() / by_hand.len() as f64;
+    let got = f(&model_cell("saliency", "all", "a-model", "b-model"), "iou");
+    assert!(
+        (got - expected).abs() < 1e-6,
+        "IoU across models: {got} vs by hand {expected}"
+    );
+    let figures: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for m in methods {
+        assert!(
+            figures
+                .iter()
+                .any(|f| f.starts_with("model-iou-matrix") && f.contains(m)),
+            "no model IoU matrix for {m}: {figures:?}"
+        );
+    }
 
     // Marker mass by hand from the cached map and the marker file (same size as the model input).
     let per_image = read_csv(&out.join("per_image.csv"));
