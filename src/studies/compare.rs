@@ -831,6 +831,16 @@ fn model_similarity_headline(
     }
     let (names, models) = (sel.names(), &sel.models);
     best.0.is_finite().then(|| {
+        if (best.1, best.2, best.3) == (worst.1, worst.2, worst.3) {
+            return format!(
+                "Across models, {}'s maps from {} and {} overlap with IoU {:.2} ({} pixels).",
+                names[best.1],
+                models[best.2].label,
+                models[best.3].label,
+                best.0,
+                threshold_name(opts.threshold)
+            );
+        }
         format!(
             "Across models, the most similar maps are {}'s from {} and {} (IoU of {} pixels {:.2}); the least similar, {}'s from {} and {} ({:.2}).",
             names[best.1],
@@ -863,10 +873,17 @@ fn similarity_headline(
             }
         }
     }
+    let threshold = threshold_name(opts.threshold);
     best.0.is_finite().then(|| {
+        if (best.1, best.2) == (worst.1, worst.2) {
+            return format!(
+                "{} and {}: IoU of their {threshold} pixels {:.2}.",
+                names[best.1], names[best.2], best.0
+            );
+        }
         format!(
-            "Most similar methods: {} and {} (IoU of {} pixels {:.2}); least similar: {} and {} ({:.2}).",
-            names[best.1], names[best.2], threshold_name(opts.threshold), best.0, names[worst.1], names[worst.2], worst.0
+            "Most similar methods: {} and {} (IoU of {threshold} pixels {:.2}); least similar: {} and {} ({:.2}).",
+            names[best.1], names[best.2], best.0, names[worst.1], names[worst.2], worst.0
         )
     })
 }
