@@ -54,6 +54,9 @@ pub struct Fit {
     pub coeffs: Vec<f64>,
     /// Legend text, e.g. `quadratic fit, R² = 0.81`.
     pub label: String,
+    /// A confidence band for the fitted mean as `(x, low, high)` in increasing `x` (drawn
+    /// shaded under the curve); empty for none.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// What to draw.
@@ -453,6 +456,23 @@ impl Plot {
                 .label(&s.label)
                 .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
         }
+        if let Some(f) = fit.filter(|f| !f.band.is_empty()) {
+            let clamp = |y: f64| y.clamp(y0, y1);
+            let outline: Vec<(f64, f64)> = f
+                .band
+                .iter()
+                .map(|&(x, _, high)| (x, clamp(high)))
+                .chain(f.band.iter().rev().map(|&(x, low, _)| (x, clamp(low))))
+                .collect();
+            let shade = RGBColor(120, 120, 120).mix(0.25);
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, shade.filled())))
+                .map_err(err)?
+                .label("95% confidence band of the fit")
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 18, y + 4)], shade.filled())
+                });
+        }
         if let Some(f) = fit {
             let n = 100;
             let pts = (0..=n).map(|k| {
@@ -780,6 +800,7 @@ mod tests {
                 fit: Some(Fit {
                     coeffs: vec![1.0, 0.0, 1.0],
                     label: "quadratic".into(),
+                    band: vec![(0.0, 0.5, 1.5), (1.0, 1.5, 2.5), (2.0, 4.0, 6.0)],
                 }),
             },
             Chart::Boxes {

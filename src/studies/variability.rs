@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use serde_json::{Value, json};
 
-use super::fit::{Clusters, PolyFit, Welford, kmeans, mean_sd, polyfit, standardise};
+use super::fit::{Clusters, Welford, kmeans, mean_sd, standardise};
 use super::maps::{MapsRequest, ModelMaps, model_maps};
+use super::stats::{Fit as StatsFit, polyfit_with_band};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
@@ -166,20 +167,54 @@ struct Tables {
     clusters: serde_json::Map<String, Value>,
 }
 
-/// The fits of one method: map SD against mean accuracy (quadratic) and against accuracy SD
-/// (linear).
+/// The fits of one method, each a least-squares polynomial with OLS inference
+/// ([`polyfit_with_band`]): map SD against mean accuracy (quadratic), against accuracy SD
+/// (linear), and against the target probability's mean (quadratic) and SD (linear) across the
+/// members — the ensemble study's "relation between score and attention".
 struct Fits {
-    quad: Option<PolyFit>,
-    lin: Option<PolyFit>,
+    quad: Option<StatsFit>,
+    lin: Option<StatsFit>,
+    prob: Option<StatsFit>,
+    prob_sd: Option<StatsFit>,
 }
 
-fn r2(f: &Option<PolyFit>) -> f64 {
-    f.as_ref().map_or(f64::NAN, |f| f.r_squared)
+/// Confidence level of the fit bands.
+const BAND_LEVEL: f64 = 0.95;
+
+fn r2(f: &Option<StatsFit>) -> f64 {
+    f.as_ref().map_or(f64::NAN, |f| f.r2)
 }
 
-fn coeff(f: &Option<PolyFit>, j: usize) -> f64 {
+fn coeff(f: &Option<StatsFit>, j: usize) -> f64 {
+    f.as_ref().map_or(f64::NAN, |f| {
+        f.coefficients.get(j).copied().unwrap_or(f64::NAN)
+    })
+}
+
+/// p-value of the quadratic term's t-test (NaN for linear or missing fits).
+fn curvature_p(f: &Option<StatsFit>) -> f64 {
     f.as_ref()
-        .map_or(f64::NAN, |f| f.coeffs.get(j).copied().unwrap_or(f64::NAN))
+        .and_then(StatsFit::quadratic_p_value)
+        .unwrap_or(f64::NAN)
+}
+
+/// `R² = …, curvature p = … (significant at 5 % / not significant)` for captions and headlines.
+fn describe_quadratic(f: &Option<StatsFit>) -> String {
+    let p = curvature_p(f);
+    let verdict = if !p.is_finite() {
+        "not testable"
+    } else if p < 0.05 {
+        "significant at the 5% level"
+    } else {
+        "not significant at the 5% level"
+    };
+    format!("R² = {:.3}, quadratic term p = {p:.3} ({verdict})", r2(f))
+}
+
+/// The fit of `degree` to `points` with its confidence band.
+fn fit_points(points: &[(f64, f64)], degree: usize) -> Option<StatsFit> {
+    let (x, y): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
+    polyfit_with_band(&x, &y, degree, BAND_LEVEL)
 }
 
 /// Runs the study; see the module documentation.
@@ -585,11 +620,24 @@ fn cluster_figure(
     Ok(())
 }
 
-/// A scatter of images with an optional fitted curve.
-fn scatter(pts: &[(f64, f64)], fit: &Option<PolyFit>, what: &str, x: &str, title: &str) -> Plot {
-    let fit = fit.as_ref().map(|f| Fit {
-        coeffs: f.coeffs.clone(),
-        label: format!("{what} fit, R² = {:.3}", f.r_squared),
+/// A scatter of images with an optional fitted curve and its confidence band.
+fn scatter(pts: &[(f64, f64)], fit: &Option<StatsFit>, what: &str, x: &str, title: &str) -> Plot {
+    let fit = fit.as_ref().map(|f| {
+        let (lo, hi) = pts
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| {
+                (lo.min(x), hi.max(x))
+            });
+        let grid: Vec<f64> = (0..=60).map(|k| lo + (hi - lo) * k as f64 / 60.0).collect();
+        Fit {
+            coeffs: f.coefficients.clone(),
+            label: format!("{what} fit, R² = {:.3}", f.r2),
+            band: grid
+                .iter()
+                .zip(f.band(&grid))
+                .map(|(&x, (low, high))| (x, low, high))
+                .collect(),
+        }
     });
     let series = vec![Series {
         label: "images".into(),
@@ -603,8 +651,9 @@ fn scatter(pts: &[(f64, f64)], fit: &Option<PolyFit>, what: &str, x: &str, title
     )
 }
 
-/// Map SD against mean accuracy and against accuracy SD (and, where there are raw maps, the
-/// relative raw SD against mean accuracy), with least-squares fits.
+/// Map SD against mean accuracy and against accuracy SD, against the target probability's mean
+/// and SD (and, where there are raw maps, the relative raw SD against mean accuracy), with
+/// least-squares fits and 95 % confidence bands.
 fn fit_figures(
     opts: &VariabilityOptions,
     sel: &Selected,
@@ -613,20 +662,27 @@ fn fit_figures(
     t: &mut Tables,
 ) -> Result<Fits, StudyError> {
     let n_models = sel.models.len();
-    let pts_acc: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.0, s.map_sd)).collect();
-    let pts_sd: Vec<(f64, f64)> = stats.iter().map(|s| (s.correct.1, s.map_sd)).collect();
+    let against = |x: &dyn Fn(&ImageStats) -> f64| -> Vec<(f64, f64)> {
+        stats.iter().map(|s| (x(s), s.map_sd)).collect()
+    };
+    let (pts_acc, pts_sd) = (against(&|s| s.correct.0), against(&|s| s.correct.1));
+    let (pts_prob, pts_prob_sd) = (against(&|s| s.prob.0), against(&|s| s.prob.1));
     let fits = Fits {
-        quad: polyfit(&pts_acc, 2),
-        lin: polyfit(&pts_sd, 1),
+        quad: fit_points(&pts_acc, 2),
+        lin: fit_points(&pts_sd, 1),
+        prob: fit_points(&pts_prob, 2),
+        prob_sd: fit_points(&pts_prob_sd, 1),
     };
     let acc_stem = figure_stem("sd-vs-accuracy", name);
+    let band =
+        "The shaded band is the 95% confidence band of the fitted mean (OLS, t-distribution).";
     t.figures.push(save_plot(
         &opts.out,
         &acc_stem,
         &scatter(&pts_acc, &fits.quad, "quadratic", "mean accuracy over the ensemble", &format!("{name}: map SD against mean accuracy")),
         &format!(
-            "Each point is an image: x = fraction of the {n_models} models that classify it correctly, y = mean over pixels of the per-pixel SD of the normalised {name} maps. The curve is a least-squares quadratic (R² = {:.3}); an inverted U means maps vary most where the ensemble is split.",
-            r2(&fits.quad)
+            "Each point is an image: x = fraction of the {n_models} models that classify it correctly, y = mean over pixels of the per-pixel SD of the normalised {name} maps. The curve is a least-squares quadratic ({}); an inverted U means maps vary most where the ensemble is split. {band}",
+            describe_quadratic(&fits.quad)
         ),
     )?);
     t.figures.push(save_plot(
@@ -634,8 +690,27 @@ fn fit_figures(
         &figure_stem("sd-vs-accuracy-sd", name),
         &scatter(&pts_sd, &fits.lin, "linear", "SD of correctness over the ensemble", &format!("{name}: map SD against accuracy SD")),
         &format!(
-            "Each point is an image: x = sample SD over the {n_models} models of correctness (0/1), y = map SD as in {acc_stem}. The line is a least-squares linear fit (R² = {:.3}).",
+            "Each point is an image: x = sample SD over the {n_models} models of correctness (0/1), y = map SD as in {acc_stem}. The line is a least-squares linear fit (R² = {:.3}). {band}",
             r2(&fits.lin)
+        ),
+    )?);
+    t.figures.push(save_plot(
+        &opts.out,
+        &figure_stem("sd-vs-target-prob", name),
+        &scatter(&pts_prob, &fits.prob, "quadratic", "mean probability of the explained class over the ensemble", &format!("{name}: map SD against target probability")),
+        &format!(
+            "Each point is an image: x = mean over the {n_models} models of the probability of the explained class ({}), y = map SD as in {acc_stem}. The curve is a least-squares quadratic ({}). {band}",
+            format!("{:?}", opts.target).to_lowercase(),
+            describe_quadratic(&fits.prob)
+        ),
+    )?);
+    t.figures.push(save_plot(
+        &opts.out,
+        &figure_stem("sd-vs-target-prob-sd", name),
+        &scatter(&pts_prob_sd, &fits.prob_sd, "linear", "SD of the target probability over the ensemble", &format!("{name}: map SD against target-probability SD")),
+        &format!(
+            "Each point is an image: x = sample SD over the {n_models} models of the probability of the explained class, y = map SD as in {acc_stem}. The line is a least-squares linear fit (R² = {:.3}). {band}",
+            r2(&fits.prob_sd)
         ),
     )?);
     let pts_raw: Vec<(f64, f64)> = stats
@@ -644,7 +719,7 @@ fn fit_figures(
         .map(|s| (s.correct.0, s.raw_sd_rel))
         .collect();
     if !pts_raw.is_empty() {
-        let quad_raw = polyfit(&pts_raw, 2);
+        let quad_raw = fit_points(&pts_raw, 2);
         let mut plot = scatter(
             &pts_raw,
             &quad_raw,
@@ -658,8 +733,8 @@ fn fit_figures(
             &figure_stem("raw-sd-vs-accuracy", name),
             &plot,
             &format!(
-                "As {acc_stem}, but on the raw (un-normalised) maps: y = mean pixel SD across models divided by the mean |mean map| of the image, a scale-free spread that per-image min-max scaling cannot distort. Quadratic fit R² = {:.3}.",
-                r2(&quad_raw)
+                "As {acc_stem}, but on the raw (un-normalised) maps: y = mean pixel SD across models divided by the mean |mean map| of the image, a scale-free spread that per-image min-max scaling cannot distort. Quadratic fit: {}. {band}",
+                describe_quadratic(&quad_raw)
             ),
         )?);
     }
@@ -713,9 +788,18 @@ fn method_tables(
         num(coeff(quad, 1)),
         num(coeff(quad, 2)),
         num(r2(quad)),
+        num(curvature_p(quad)),
         num(coeff(lin, 0)),
         num(coeff(lin, 1)),
         num(r2(lin)),
+        num(coeff(&fits.prob, 0)),
+        num(coeff(&fits.prob, 1)),
+        num(coeff(&fits.prob, 2)),
+        num(r2(&fits.prob)),
+        num(curvature_p(&fits.prob)),
+        num(coeff(&fits.prob_sd, 0)),
+        num(coeff(&fits.prob_sd, 1)),
+        num(r2(&fits.prob_sd)),
         clusters.to_string(),
         NORMALISATION.into(),
         "sample SD (n-1) over models".into(),
@@ -736,9 +820,10 @@ fn method_tables(
         " (no raw maps for this method)".into()
     };
     t.headline.push(format!(
-        "{name}: mean per-pixel SD of the normalised maps across the {n_models} models is {map_sd_mean:.3}{raw_text}; map SD vs mean accuracy: quadratic R² = {:.3}; vs accuracy SD: linear R² = {:.3}.",
-        r2(quad),
-        r2(lin)
+        "{name}: mean per-pixel SD of the normalised maps across the {n_models} models is {map_sd_mean:.3}{raw_text}; map SD vs mean accuracy: quadratic {}; vs accuracy SD: linear R² = {:.3}; vs target probability: quadratic {}.",
+        describe_quadratic(quad),
+        r2(lin),
+        describe_quadratic(&fits.prob)
     ));
 }
 
@@ -770,7 +855,7 @@ const ENSEMBLE_COLUMNS: [&str; 12] = [
     "cluster",
 ];
 
-const METRICS_COLUMNS: [&str; 20] = [
+const METRICS_COLUMNS: [&str; 29] = [
     "method",
     "models",
     "images",
@@ -783,9 +868,18 @@ const METRICS_COLUMNS: [&str; 20] = [
     "quad_c1",
     "quad_c2",
     "quad_r2",
+    "quad_c2_p",
     "lin_c0",
     "lin_c1",
     "lin_r2",
+    "prob_quad_c0",
+    "prob_quad_c1",
+    "prob_quad_c2",
+    "prob_quad_r2",
+    "prob_quad_c2_p",
+    "prob_sd_lin_c0",
+    "prob_sd_lin_c1",
+    "prob_sd_lin_r2",
     "clusters",
     "normalisation",
     "sd",
@@ -821,7 +915,8 @@ fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), 
             "raw_map_sd_rel": "raw map SD / mean over pixels of |raw mean map|",
             "correctness": "1 if the model's argmax is the true class",
             "target": opts.target,
-            "target_prob": "softmax probability of the explained class",
+            "target_prob": "probability of the explained class under the model's head (softmax unless the card says sigmoid or binary-logit)",
+            "fits": "least-squares polynomials with OLS inference: quadratic-term t-test p-values (quad_c2_p, prob_quad_c2_p) and 95% confidence bands of the fitted mean in the figures",
             "clusters": {"k": opts.clusters, "seed": opts.seed, "features": ["correct_mean", "correct_sd", "target_prob_mean", "target_prob_sd", "map_sd"], "standardised": true},
             "split": opts.split,
             "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),

@@ -29,6 +29,30 @@ fn options(models: Vec<std::path::PathBuf>, data: &Path, out: &Path) -> Variabil
     }
 }
 
+/// `(c0, c1, c2)` minimising `Σ (y − c0 − c1 x − c2 x²)²`: the normal equations `AᵀA c = Aᵀy`
+/// solved by Cramer's rule.
+fn least_squares_quadratic(pts: &[(f64, f64)]) -> Vec<f64> {
+    let s = |k: i32| pts.iter().map(|(x, _)| x.powi(k)).sum::<f64>();
+    let t = |k: i32| pts.iter().map(|(x, y)| y * x.powi(k)).sum::<f64>();
+    let a = [[s(0), s(1), s(2)], [s(1), s(2), s(3)], [s(2), s(3), s(4)]];
+    let b = [t(0), t(1), t(2)];
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(a);
+    (0..3)
+        .map(|j| {
+            let mut m = a;
+            for (i, row) in m.iter_mut().enumerate() {
+                row[j] = b[i];
+            }
+            det(m) / d
+        })
+        .collect()
+}
+
 #[test]
 fn identical_models_have_zero_sd_and_seeds_do_not() {
     let dir = temp_dir("var-identical");
@@ -73,6 +97,35 @@ fn identical_models_have_zero_sd_and_seeds_do_not() {
         rows.iter()
             .all(|r| r["map_sd"].parse::<f64>().unwrap() > 0.0)
     );
+    // Map SD against the mean target probability: the quadratic in metrics.csv is the
+    // least-squares one, checked by solving the normal equations by hand on the per-image rows
+    // (compared as fitted values, which the CSV's 6-digit rounding barely moves).
+    let metrics = read_csv(&out.join("metrics.csv"));
+    for m in &metrics {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r["method"] == m["method"])
+            .map(|r| {
+                (
+                    r["target_prob_mean"].parse().unwrap(),
+                    r["map_sd"].parse().unwrap(),
+                )
+            })
+            .collect();
+        let ours: Vec<f64> = (0..3)
+            .map(|j| m[&format!("prob_quad_c{j}")].parse().unwrap())
+            .collect();
+        let by_hand = least_squares_quadratic(&pts);
+        for &(x, _) in &pts {
+            let eval = |c: &[f64]| c[0] + c[1] * x + c[2] * x * x;
+            assert!((eval(&ours) - eval(&by_hand)).abs() < 1e-4, "{m:?}");
+        }
+        let p: f64 = m["prob_quad_c2_p"].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{m:?}");
+    }
+    for method in ["grad-cam", "saliency"] {
+        assert!(out.join(format!("sd-vs-target-prob-{method}.svg")).exists());
+    }
     // Two models: per pixel the sample SD is |a − b| / √2 of the normalised maps.
     let stem = &rows[0]["image"];
     let cached = |label: &str| {
