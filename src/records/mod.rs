@@ -14,6 +14,7 @@
 
 mod concepts;
 mod explain;
+mod review;
 mod run;
 mod study;
 
@@ -31,6 +32,7 @@ pub use explain::{
     ConservationRecord, ExplainRecord, GridRecord, LrpRecord, MapFiles, MethodRecord, OutputFile,
     OutputRecord, TargetRecord,
 };
+pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
 pub use study::{Figure, StudySummary, Table};
 
