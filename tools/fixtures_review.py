@@ -83,7 +83,7 @@ def main():
     case["name"] = "Krippendorff 2011 nominal example"
     cases.append(case)
     wilson = []
-    for k, n in [(0, 10), (10, 10), (454, 483), (7, 20), (1, 1), (50, 100), (3, 7)]:
+    for k, n in [(0, 10), (10, 10), (454, 483), (7, 20), (1, 1), (50, 100), (3, 7), (3, 6), (2, 6)]:
         low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
         wilson.append({"k": k, "n": n, "low": float(low), "high": float(high)})
     OUT.parent.mkdir(parents=True, exist_ok=True)
