@@ -245,7 +245,10 @@ fn answer(driver: &Driver, key: &str, next: &str) {
     driver.wait_for(PROGRESS, &json!(next));
 }
 
-fn answers_in_db(db: &Path) -> Vec<(String, String, String, Option<f64>, Option<f64>)> {
+/// A stored answer as the database holds it: rater, answer, tags, click x, click y.
+type StoredAnswer = (String, String, String, Option<f64>, Option<f64>);
+
+fn answers_in_db(db: &Path) -> Vec<StoredAnswer> {
     let connection = rusqlite::Connection::open(db).unwrap();
     let mut query = connection
         .prepare(
