@@ -272,3 +272,85 @@ fn blind_mode_hides_model_and_method_and_orders_items_per_rater() {
     let done = http(server.port, "GET", "/rate?rater=ann", &[], b"").text();
     assert!(done.contains("All 6 explanations are rated"));
 }
+
+#[test]
+fn recorded_files_outside_the_run_folder_are_not_items() {
+    let dir = scratch("outside");
+    let run = explain_run(&dir);
+    let explain = run.join("explain");
+    let outside = dir.join("outside.png");
+    std::fs::copy(explain.join("scan_b.grad-cam.png"), &outside).unwrap();
+    std::fs::write(dir.join("secret.png"), "outside").unwrap();
+    // scan_a's two maps name files outside the folder; scan_b's grad-cam overlay is a link
+    // leading out of it.
+    let record = std::fs::read_to_string(explain.join("explain.json")).unwrap();
+    let record = record
+        .replace("\"scan_a.grad-cam.png\"", "\"../../secret.png\"")
+        .replace("\"scan_a.saliency.npy\"", "\"/etc/passwd\"");
+    std::fs::write(explain.join("explain.json"), record).unwrap();
+    std::fs::remove_file(explain.join("scan_b.grad-cam.png")).unwrap();
+    std::os::unix::fs::symlink(&outside, explain.join("scan_b.grad-cam.png")).unwrap();
+    let server = Server::start(&run, &dir.join("r.sqlite"), &[]);
+    let answered = answer_through_api(server.port, "ann", &["correct"; 3]);
+    assert_eq!(answered.len(), 3);
+    let done = http(server.port, "GET", "/rate?rater=ann", &[], b"").text();
+    assert!(done.contains("All 3 explanations are rated"), "{done}");
+    drop(server);
+    // A malformed record, and a folder without any, end with one line.
+    std::fs::write(explain.join("explain.json"), "{\"outputs\": [").unwrap();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (folder, expect) in [
+        (&run, "explain.json"),
+        (&empty, "no explanations to review"),
+    ] {
+        let res = relevance(&[
+            "review",
+            "serve",
+            s(folder),
+            "--db",
+            s(&dir.join("x.sqlite")),
+            "--port",
+            "0",
+        ]);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expect),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn two_servers_and_two_raters_write_to_one_database_at_once() {
+    let dir = scratch("shared");
+    let run = explain_run(&dir);
+    let db = dir.join("r.sqlite");
+    let first = Server::start(&run, &db, &[]);
+    let second = Server::start(&run, &db, &[]);
+    let raters = [("ann", first.port), ("bob", second.port)];
+    let threads: Vec<_> = raters
+        .iter()
+        .map(|&(rater, port)| {
+            std::thread::spawn(move || answer_through_api(port, rater, &["correct"; 6]))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().len(), 6);
+    }
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let per_rater: Vec<(String, i64)> = connection
+        .prepare("SELECT r.name, count(*) FROM answers a JOIN raters r ON r.id = a.rater_id GROUP BY r.name ORDER BY r.name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(per_rater, [("ann".to_string(), 6), ("bob".to_string(), 6)]);
+    let items: i64 = connection
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(items, 6, "the two servers share the items, too");
+}
