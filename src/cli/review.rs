@@ -33,8 +33,9 @@ pub enum ReviewCommand {
 /// Arguments of `relevance review serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// A folder `relevance explain` (or the demo) wrote; every explain.json below it is offered.
-    pub run: PathBuf,
+    /// Folders `relevance explain` (or the demo) wrote; every explain.json below them is offered.
+    #[arg(required = true, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
     /// The review database (created if missing; several servers may share it).
     #[arg(long, default_value = "review.sqlite")]
     pub db: PathBuf,
@@ -90,7 +91,7 @@ pub fn run(args: ReviewArgs) -> Result<()> {
 
 fn run_serve(args: ServeArgs) -> Result<()> {
     let options = ServeOptions {
-        run: args.run,
+        runs: args.runs,
         db: args.db,
         bind: args.bind,
         port: args.port,

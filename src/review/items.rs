@@ -1,4 +1,5 @@
-//! The items raters judge: one per input × method of every `explain.json` below a run folder.
+//! The items raters judge: one per input × method of every `explain.json` below the run
+//! folders.
 //!
 //! An item is known by its id, a content hash (SHA-256 of the input picture, the raw map, the
 //! model and the method), so the same explanation keeps its answers when the folder moves, and
@@ -40,7 +41,7 @@ pub struct ItemInfo {
     pub prob: Option<f64>,
     /// Input file as recorded.
     pub input: String,
-    /// The `explain.json`'s folder, relative to the run folder.
+    /// The `explain.json`'s folder: the run folder's name and the path below it.
     pub source: String,
 }
 
@@ -74,8 +75,24 @@ impl Catalogue {
     }
 }
 
-/// Collects the items below `run` (a folder `explain` or a study or the demo wrote).
-pub fn discover(run: &Path) -> Result<Catalogue, ReviewError> {
+/// Collects the items below each of `runs` (folders `explain` or the demo wrote); an
+/// explanation found twice is one item.
+pub fn discover(runs: &[PathBuf]) -> Result<Catalogue, ReviewError> {
+    let mut catalogue = Catalogue::default();
+    for run in runs {
+        add_run(&mut catalogue, run)?;
+    }
+    if catalogue.items.is_empty() {
+        let names: Vec<String> = runs.iter().map(|r| r.display().to_string()).collect();
+        return Err(ReviewError::file(
+            names.join(", "),
+            "no explanations to review (no explain.json with map files below it)",
+        ));
+    }
+    Ok(catalogue)
+}
+
+fn add_run(catalogue: &mut Catalogue, run: &Path) -> Result<(), ReviewError> {
     let root = run
         .canonicalize()
         .map_err(|e| ReviewError::file(run, format!("cannot open the run folder: {e}")))?;
@@ -84,7 +101,6 @@ pub fn discover(run: &Path) -> Result<Catalogue, ReviewError> {
     }
     let mut records = Vec::new();
     find_records(&root, 0, &mut records);
-    let mut catalogue = Catalogue::default();
     for path in records {
         let record: ExplainRecord =
             read_record(&path).map_err(|e| ReviewError::file(&path, e.message))?;
@@ -95,7 +111,6 @@ pub fn discover(run: &Path) -> Result<Catalogue, ReviewError> {
                     format!("more than {MAX_ITEMS} items"),
                 ));
             }
-            // The same explanation written twice is one item.
             if !catalogue.by_id.contains_key(&item.info.id) {
                 catalogue
                     .by_id
@@ -104,13 +119,7 @@ pub fn discover(run: &Path) -> Result<Catalogue, ReviewError> {
             }
         }
     }
-    if catalogue.items.is_empty() {
-        return Err(ReviewError::file(
-            run,
-            "no explanations to review (no explain.json with map files below it)",
-        ));
-    }
-    Ok(catalogue)
+    Ok(())
 }
 
 /// `explain.json` files below `dir`, sorted, without following links.
@@ -135,10 +144,11 @@ fn find_records(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
 /// The items of one explain record: every input × method whose files exist inside `root`.
 fn items_of(root: &Path, record_path: &Path, record: &ExplainRecord) -> Vec<Item> {
     let folder = record_path.parent().unwrap_or(root);
-    let source = folder
-        .strip_prefix(root)
-        .map(|p| p.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let root_name = root.file_name().unwrap_or_default();
+    let source = Path::new(root_name)
+        .join(folder.strip_prefix(root).unwrap_or(Path::new("")))
+        .to_string_lossy()
+        .to_string();
     let mut items = Vec::new();
     for output in &record.outputs {
         let input_png = output

@@ -39,8 +39,8 @@ const TOKEN_COOKIE: &str = "review_token";
 /// How `relevance review serve` runs.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// The run folder whose explanations are rated.
-    pub run: PathBuf,
+    /// The run folders whose explanations are rated.
+    pub runs: Vec<PathBuf>,
     /// The review database (created if missing).
     pub db: PathBuf,
     /// Address to bind.
@@ -83,7 +83,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce(&Started)) -> Result<(),
             options.bind
         )));
     }
-    let catalogue = discover(&options.run)?;
+    let catalogue = discover(&options.runs)?;
     let mut store = Store::open(&options.db)?;
     let infos: Vec<_> = catalogue.items.iter().map(|i| i.info.clone()).collect();
     store.add_items(&infos)?;
@@ -106,7 +106,12 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce(&Started)) -> Result<(),
         db: options.db.clone(),
     };
     let state = Arc::new(AppState {
-        run_label: options.run.display().to_string(),
+        run_label: options
+            .runs
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         catalogue,
         store: Mutex::new(store),
         blind: options.blind,

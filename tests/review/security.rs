@@ -354,3 +354,36 @@ fn two_servers_and_two_raters_write_to_one_database_at_once() {
         .unwrap();
     assert_eq!(items, 6, "the two servers share the items, too");
 }
+
+#[test]
+fn several_run_folders_make_one_catalogue_of_distinct_explanations() {
+    let first_dir = scratch("runs-a");
+    let second_dir = scratch("runs-b");
+    let first = explain_run(&first_dir);
+    let second = explain_run(&second_dir);
+    let items = |runs: &[&std::path::Path]| {
+        let mut args = vec!["review", "serve"];
+        args.extend(runs.iter().map(|r| s(r)));
+        let db = first_dir.join(format!("r{}.sqlite", runs.len()));
+        args.extend(["--db", s(&db), "--port", "0"]);
+        // Serving runs until killed: start it, read the first line, kill it.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        line
+    };
+    // The same explanations twice are one set of items (same content hash); another run's
+    // (its model file has another path) are items of their own.
+    assert!(items(&[&first, &first]).starts_with("serving 6 items"));
+    assert!(items(&[&first, &second]).starts_with("serving 12 items"));
+}
