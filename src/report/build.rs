@@ -323,7 +323,14 @@ fn collect(run: &RunFolder, path: PathBuf, name: &str, depth: usize, found: &mut
         "explain.json" => push(run, path, &mut found.explains),
         "concepts.json" => push(run, path, &mut found.concepts),
         "atlas.json" => push(run, path, &mut found.atlases),
-        "review.json" => push(run, path, &mut found.reviews),
+        // Other tools may write a `review.json`: the expert review's names its database.
+        "review.json" => {
+            if let Some(summary) = run.record::<ReviewSummary>(&path, true)
+                && !summary.db.is_empty()
+            {
+                found.reviews.push((path, summary));
+            }
+        }
         "ensemble.json" => {
             let record = run.record::<EnsembleRecord>(&path, false);
             found.ensembles.extend(record.map(|_| path));
