@@ -282,3 +282,58 @@ fn bad_databases_and_outputs_are_one_line_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_report_shows_a_review_summary_and_ignores_other_tools_review_json() {
+    let dir = scratch("report");
+    let run = dir.join("run");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/v1/explain");
+    std::fs::create_dir_all(run.join("explain")).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, run.join("explain").join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::create_dir_all(run.join("notes")).unwrap();
+    std::fs::write(
+        run.join("notes/review.json"),
+        r#"{"reviewer": "someone else's tool"}"#,
+    )
+    .unwrap();
+    let report = dir.join("report.html");
+    assert!(
+        relevance(&["report", s(&run), "--out", s(&report)])
+            .status
+            .success()
+    );
+    assert!(
+        !std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("Expert review")
+    );
+
+    let db = dir.join("review.sqlite");
+    hand_counted_db(&db);
+    // A hostile tag reaches the report only as text.
+    let mut store = Store::open(&db).unwrap();
+    store
+        .add_answer(&answer("dan", '1', "wrong", "<script>alert(1)</script>"))
+        .unwrap();
+    drop(store);
+    write_summary(&db, &run.join("review")).unwrap();
+    assert!(
+        relevance(&["report", s(&run), "--out", s(&report)])
+            .status
+            .success()
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Expert review"));
+    assert!(
+        html.contains("4 raters gave 13 answers on 4 explanations"),
+        "counts in the callout"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            && !html.contains("<script>alert(1)")
+    );
+}
