@@ -54,6 +54,7 @@ pub mod methods;
 pub mod metrics;
 pub mod records;
 pub mod report;
+pub mod review;
 pub mod rng;
 pub mod studies;
 pub mod tensor;

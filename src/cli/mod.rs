@@ -21,6 +21,7 @@ mod inspect;
 mod method_args;
 mod predict;
 mod report;
+mod review;
 mod stability;
 mod study_args;
 mod train;
@@ -80,6 +81,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
     Report(report::ReportArgs),
+    /// Let domain experts rate explanations in a local web page; export and summarise the
+    /// answers (counts, Wilson intervals, inter-rater agreement).
+    Review(review::ReviewArgs),
 }
 
 /// Runs one parsed command.
@@ -99,6 +103,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Report(args) => report::run(args),
+        Command::Review(args) => review::run(args),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The run records: the JSON files each command writes into its output folder and the report
 //! (and the studies) read back — `explain.json`, `concepts.json`, `atlas.json`, a study's
 //! `summary.json` and `figures.json`, training's `model.train.json` and `ensemble.json`, the
-//! synthetic data set's `dataset.json` and the demo's `run.json`. Each is a serde type here (or
+//! synthetic data set's `dataset.json`, the demo's `run.json` and the expert review's
+//! `review.json`. Each is a serde type here (or
 //! re-exported from the layer that builds it), read through [`read_record`] and written through
 //! [`write_record`], so a field is named once and a reader cannot drift from its writer.
 //!
@@ -14,6 +15,7 @@
 
 mod concepts;
 mod explain;
+mod review;
 mod run;
 mod study;
 
@@ -31,6 +33,7 @@ pub use explain::{
     ConservationRecord, ExplainRecord, GridRecord, LrpRecord, MapFiles, MethodRecord, OutputFile,
     OutputRecord, TargetRecord,
 };
+pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
 pub use study::{Figure, StudySummary, Table};
 

@@ -1,7 +1,7 @@
 //! Builds the HTML report from a run folder: whatever of models, explanations, concepts, atlases
 //! and studies the folder holds, found by the files each step writes (`ensemble.json`,
 //! `model.train.json`, `explain.json`, `concepts.json`, `atlas.json`, study `summary.json` +
-//! `figures.json`, the data set's `dataset.json` and the run record `run.json`).
+//! `figures.json`, the expert review's `review.json`, the data set's `dataset.json` and the run record `run.json`).
 //!
 //! Every file the report reads lies inside the run folder once `..` and symbolic links are
 //! resolved (`RunFolder`), pictures are embedded only when they decode (re-encoded), and SVG is
@@ -22,10 +22,11 @@ use super::Colormap;
 use super::heatmap::{colourise, default_colormap, png_bytes};
 use super::html::{Block, Figure, Picture, Report, Section, Tone};
 use super::plots::{Chart, Plot};
+use super::review::review_section;
 use crate::methods::MapStyle;
 use crate::records::{
     AtlasRecord, ConceptsRecord, DatasetRecord, EnsembleRecord, ExplainRecord, MethodRecord,
-    OutputRecord, RunRecord, StudySummary, TrainRecord, read_record,
+    OutputRecord, ReviewSummary, RunRecord, StudySummary, TrainRecord, read_record,
 };
 use crate::train::eval::ClassMetrics;
 
@@ -74,6 +75,7 @@ struct Found {
     concepts: Vec<(PathBuf, Vec<ConceptsRecord>)>,
     atlases: Vec<(PathBuf, AtlasRecord)>,
     studies: Vec<(PathBuf, StudySummary)>,
+    reviews: Vec<(PathBuf, ReviewSummary)>,
 }
 
 /// Largest picture file read for the report; larger ones are left out.
@@ -321,6 +323,14 @@ fn collect(run: &RunFolder, path: PathBuf, name: &str, depth: usize, found: &mut
         "explain.json" => push(run, path, &mut found.explains),
         "concepts.json" => push(run, path, &mut found.concepts),
         "atlas.json" => push(run, path, &mut found.atlases),
+        // Other tools may write a `review.json`: the expert review's names its database.
+        "review.json" => {
+            if let Some(summary) = run.record::<ReviewSummary>(&path, true)
+                && !summary.db.is_empty()
+            {
+                found.reviews.push((path, summary));
+            }
+        }
         "ensemble.json" => {
             let record = run.record::<EnsembleRecord>(&path, false);
             found.ensembles.extend(record.map(|_| path));
@@ -1427,10 +1437,11 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
         && found.studies.is_empty()
         && found.concepts.is_empty()
         && found.atlases.is_empty()
+        && found.reviews.is_empty()
     {
         return Err(ReportError::Empty(format!(
-            "{}: nothing to report (no model.train.json, explain.json, concepts.json, atlas.json \
-             or study summary.json below it)",
+            "{}: nothing to report (no model.train.json, explain.json, concepts.json, atlas.json, \
+             study summary.json or review.json below it)",
             path.display()
         )));
     }
@@ -1452,6 +1463,9 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
     });
     for (i, (record, summary)) in studies.into_iter().enumerate() {
         sections.push(study_section(&run, record, summary, i));
+    }
+    for (i, (record, summary)) in found.reviews.iter().enumerate() {
+        sections.push(review_section(&label(path, record), summary, i));
     }
     sections.extend(run.omitted_section());
     sections.push(reproduce_section(&found));

@@ -6,6 +6,7 @@ pub mod colormap;
 pub mod heatmap;
 pub mod html;
 pub mod plots;
+pub mod review;
 pub mod svg;
 
 pub use colormap::Colormap;
