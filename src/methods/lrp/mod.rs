@@ -16,7 +16,7 @@ pub mod rules;
 pub mod skip;
 
 pub use checkerboard::{checkerboard_score, checkerboard_scores};
-pub use composite::{Composite, FirstLayer, ZBoxBounds};
+pub use composite::{Composite, FirstLayer, GammaForm, ZBoxBounds};
 pub use conservation::{Conservation, check_conservation, conservation_of};
 pub use model::{Attribution, LrpModel, LrpOptions, StartRelevance};
 pub use rules::LinearRule;

@@ -1,4 +1,5 @@
-//! LRP rules for convolutions and fully connected layers, as zennit 0.4.6 defines them.
+//! LRP rules for convolutions and fully connected layers, as zennit 1.0.0 defines them (the
+//! classic Gamma rule of zennit 0.4.6 kept by name).
 //!
 //! For a layer `z = W a + b` every rule is `R_in = Σ_k m_k(a) ⊙ W_kᵀ (R / stabilize(z'))`: the
 //! relevance `R` at the output is divided by a (modified) output `z'`, sent back through the
@@ -11,12 +12,20 @@
 //! | Epsilon(ε) | `W a + b` | `a ⊙ Wᵀ s` |
 //! | ZPlus | `W⁺a⁺ + b⁺ + W⁻a⁻` | `a⁺ ⊙ W⁺ᵀ s + a⁻ ⊙ W⁻ᵀ s` |
 //! | AlphaBeta(α, β) | `z⁺ = W⁺a⁺ + b⁺ + W⁻a⁻`, `z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻` | `α(a⁺ ⊙ W⁺ᵀ s⁺ + a⁻ ⊙ W⁻ᵀ s⁺) − β(a⁺ ⊙ W⁻ᵀ s⁻ + a⁻ ⊙ W⁺ᵀ s⁻)` |
-//! | Gamma(γ) | `(W + γW⁺) a + b + γb⁺` | `a ⊙ (W + γW⁺)ᵀ s` |
+//! | Gamma(γ) (generalized) | `z↑ = W↑a⁺ + b↑ + W↓a⁻` where `z > 0`, `z↓ = W↓a⁺ + b↓ + W↑a⁻` where `z < 0` | `a⁺ ⊙ (W↑ᵀ s↑ + W↓ᵀ s↓) + a⁻ ⊙ (W↓ᵀ s↑ + W↑ᵀ s↓)` |
+//! | GammaClassic(γ) | `W↑ a + b↑` | `a ⊙ W↑ᵀ s` |
 //! | Flat | `1ᵀ 1` (all-ones weights and input, no bias) | `1ᵀ s` |
 //! | WSquare | `W² 1 + b²` | `W²ᵀ s` |
 //! | ZBox(l, h) | `W a + b − (W⁺l + b⁺) − (W⁻h + b⁻)` | `a ⊙ Wᵀ s − l ⊙ W⁺ᵀ s − h ⊙ W⁻ᵀ s` |
 //!
-//! with `s = R / stabilize(z')`. Modified weights are derived once per prepared model
+//! with `s = R / stabilize(z')`, `W↑ = W + γW⁺`, `b↑ = b + γb⁺`, `W↓ = W + γW⁻`, `b↓ = b + γb⁻`.
+//! The generalized Gamma rule (Montavon et al. 2019; Andéol et al. 2021; zennit 1.0's `Gamma`)
+//! splits the relevance by the sign of the layer's output `z = W a + b`: `s↑ = R·[z > 0] / stabilize(z↑)`,
+//! `s↓ = R·[z < 0] / stabilize(z↓)`, so a negative output is explained by what pushed it down,
+//! boosted, and its denominator keeps the output's sign. The classic form (zennit 0.4.6) divides
+//! every output by `W↑a + b↑`, whose sign can differ from `z`'s: where relevance reaches negative
+//! outputs (a residual sum before its ReLU) the quotient explodes (zennit issue #148). For inputs
+//! `a ≥ 0` and outputs `z > 0` both forms agree. Modified weights are derived once per prepared model
 //! ([`LayerWeights`]); outputs that do not depend on the image (Flat, WSquare, the bound terms of
 //! ZBox) once per input size. Inputs that are all non-negative (everything after a ReLU) skip
 //! the `a⁻` terms, which are exactly zero there.
@@ -55,8 +64,16 @@ pub enum LinearRule {
         /// Weight of the negative contributions.
         beta: f32,
     },
-    /// LRP-γ (Montavon et al. 2019): positive weights boosted by γ.
+    /// Generalized LRP-γ (Montavon et al. 2019, Andéol et al. 2021; zennit 1.0.0): the
+    /// contributions that push an output away from zero boosted by γ, separately for positive
+    /// and negative outputs.
     Gamma {
+        /// Boost of the contributions with the output's sign.
+        gamma: f32,
+    },
+    /// Classic LRP-γ as zennit 0.4.6 implements it: positive weights boosted by γ, one
+    /// denominator `(W + γW⁺) a + b + γb⁺` for every output.
+    GammaClassic {
         /// Boost of the positive weights.
         gamma: f32,
     },
@@ -82,6 +99,7 @@ impl LinearRule {
             LinearRule::ZPlus => "zplus".into(),
             LinearRule::AlphaBeta { alpha, beta } => format!("alpha{alpha}-beta{beta}"),
             LinearRule::Gamma { gamma } => format!("gamma({gamma})"),
+            LinearRule::GammaClassic { gamma } => format!("gamma-classic({gamma})"),
             LinearRule::Flat => "flat".into(),
             LinearRule::WSquare => "wsquare".into(),
             LinearRule::ZBox { .. } => "zbox".into(),
@@ -93,8 +111,10 @@ impl LinearRule {
 pub struct LinearLrp {
     rule: LinearRule,
     weights: LayerWeights,
-    /// `W + γW⁺` for the Gamma rule.
+    /// `W↑ = W + γW⁺`, `b↑ = b + γb⁺` for the Gamma rules.
     boosted: OnceLock<Weights>,
+    /// `W↓ = W + γW⁻`, `b↓ = b + γb⁻` for the generalized Gamma rule.
+    boosted_negative: OnceLock<Weights>,
     /// Image-independent `z'` terms by input `[C, H, W]` (Flat, WSquare, ZBox bounds).
     constant_z: Mutex<HashMap<[usize; 3], T4>>,
 }
@@ -118,6 +138,7 @@ impl LinearLrp {
             rule,
             weights: LayerWeights::new(op, params)?,
             boosted: OnceLock::new(),
+            boosted_negative: OnceLock::new(),
             constant_z: Mutex::new(HashMap::new()),
         })
     }
@@ -169,6 +190,26 @@ impl LinearLrp {
             .add(xn.mul(n.adjoint(s, hw))))
     }
 
+    /// `W↑ = W + γW⁺` with `b↑ = b + γb⁺`, derived once.
+    fn boosted_up(&self, gamma: f32) -> &Weights {
+        self.boosted.get_or_init(|| {
+            self.weights.original.map(
+                |v| v.clone().add(v.clamp_min(0.0).mul_scalar(gamma)),
+                |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(gamma))),
+            )
+        })
+    }
+
+    /// `W↓ = W + γW⁻` with `b↓ = b + γb⁻`, derived once.
+    fn boosted_down(&self, gamma: f32) -> &Weights {
+        self.boosted_negative.get_or_init(|| {
+            self.weights.original.map(
+                |v| v.clone().add(v.clamp_max(0.0).mul_scalar(gamma)),
+                |b| Some(b.clone().add(b.clamp_max(0.0).mul_scalar(gamma))),
+            )
+        })
+    }
+
     fn relevance(&self, ctx: &RuleCtx, r: T4) -> Result<T4, EngineError> {
         let x = ctx.input(0)?;
         let hw = spatial(x);
@@ -190,13 +231,16 @@ impl LinearLrp {
                 pos_part.mul_scalar(*alpha).sub(neg_part.mul_scalar(*beta))
             }
             LinearRule::Gamma { gamma } => {
-                let g = *gamma;
-                let boosted = self.boosted.get_or_init(|| {
-                    w.original.map(
-                        |v| v.clone().add(v.clamp_min(0.0).mul_scalar(g)),
-                        |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(g))),
-                    )
-                });
+                let (up, down) = (self.boosted_up(*gamma), self.boosted_down(*gamma));
+                let z = ctx.output()?;
+                let (r_up, r_down) = (r.clone().mul(positive_mask(z)), r.mul(negative_mask(z)));
+                let neg = may_be_negative(ctx) && has_negative(x);
+                let pushed_up = self.signed_half(x, &r_up, up, down, neg)?;
+                let pushed_down = self.signed_half(x, &r_down, down, up, neg)?;
+                pushed_up.add(pushed_down)
+            }
+            LinearRule::GammaClassic { gamma } => {
+                let boosted = self.boosted_up(*gamma);
                 let s = boosted.forward_ratio(x.clone(), &r, STABILIZER)?;
                 boosted.adjoint_product(s, hw, x)
             }
@@ -242,11 +286,12 @@ impl Rule for LinearLrp {
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         Ok(vec![Some(self.relevance(ctx, signal)?)])
     }
-    /// Only ε and z^B divide by the layer's own output; the other rules compute their `z'`.
+    /// ε and z^B divide by the layer's own output and the generalized γ splits the relevance by
+    /// its sign; the other rules compute their `z'`.
     fn reads_output(&self) -> bool {
         matches!(
             self.rule,
-            LinearRule::Epsilon { .. } | LinearRule::ZBox { .. }
+            LinearRule::Epsilon { .. } | LinearRule::ZBox { .. } | LinearRule::Gamma { .. }
         )
     }
 }
@@ -274,6 +319,16 @@ fn may_be_negative(ctx: &RuleCtx) -> bool {
         .inputs
         .first()
         .is_some_and(|&i| non_negative(ctx.graph, i))
+}
+
+/// `[z > 0]` as 1.0 / 0.0 (one row; it broadcasts over the signal's rows).
+fn positive_mask(z: &T4) -> T4 {
+    z.clone().greater_elem(0.0).float()
+}
+
+/// `[z < 0]` as 1.0 / 0.0.
+fn negative_mask(z: &T4) -> T4 {
+    z.clone().lower_elem(0.0).float()
 }
 
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
