@@ -15,6 +15,13 @@ Writes tests/fixtures/lrp/z1_<model>.safetensors for
                    3x3 conv, as torchvision's v1.5) with a strided downsampling shortcut, a Bottleneck 32 -> 32 with
                    an identity shortcut, global avg-pool, linear (5 classes); hashed reference weights
                    (`load_random_reference_weights`), so BatchNorm statistics are pseudo-random; input [2, 3, 16, 16]
+  tiny_densenet    torchvision's `DenseNet` class at reduced size (growth 4, blocks (2, 2, 2, 2), 8 initial features,
+                   bn_size 2, 5 classes); hashed reference weights; input [1, 3, 32, 32]. zennit 1.0's
+                   SequentialMergeBatchNorm cannot canonize a DenseNet (it pairs each BatchNorm with the convolution
+                   before it in module order, and a BatchNorm after a concatenation fails with a size mismatch), so
+                   the BatchNorms that directly follow their convolution (`features.norm0`, every dense layer's
+                   `norm2`) are merged with zennit's NamedMergeBatchNorm, and the others (each dense layer's `norm1`
+                   and the transitions' `norm` after a concatenation, `features.norm5`) get zennit 1.0's Pass rule
 
 Keys of each file:
   input, logits [N, K], targets [N] (as float), zbox_low, zbox_high     as in tools/fixtures_lrp.py
@@ -33,7 +40,7 @@ import torch
 import torchvision
 from safetensors.numpy import save_file
 from torchvision.models.resnet import Bottleneck
-from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.canonizers import NamedMergeBatchNorm, SequentialMergeBatchNorm
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, EpsilonPlusFlat
 from zennit.torchvision import ResNetCanonizer
 from zennit.version import __version__ as ZENNIT_VERSION
@@ -73,6 +80,20 @@ def resnet_canonizer():
 
 def vgg_canonizer():
     return [SequentialMergeBatchNorm()]
+
+
+def densenet_canonizer(model):
+    """zennit's BatchNorm merge for every BatchNorm that directly follows a convolution."""
+    modules = dict(model.named_modules())
+    pairs = [((name[:-len("norm0")] + "conv0",), name) if name.endswith("norm0") else
+             ((name[:-len("norm2")] + "conv1",), name)
+             for name in modules if name.endswith(("norm0", "norm2"))]
+    return lambda: [NamedMergeBatchNorm(pairs)]
+
+
+def tiny_densenet():
+    return torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8, bn_size=2,
+                                       num_classes=5)
 
 
 def composites(canonizers, dtype=torch.float32):
@@ -123,6 +144,8 @@ def main():
     make("vgg11", lambda: torchvision.models.vgg11(num_classes=10), big, vgg_canonizer)
     make("resnet18", lambda: torchvision.models.resnet18(num_classes=10), big, resnet_canonizer)
     make("tiny_bottleneck", TinyBottleneckResNet, small, resnet_canonizer, weights=load_random_reference_weights)
+    make("tiny_densenet", tiny_densenet, big, densenet_canonizer(tiny_densenet()),
+         weights=load_random_reference_weights)
 
 
 if __name__ == "__main__":

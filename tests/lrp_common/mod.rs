@@ -208,6 +208,19 @@ pub fn tiny_bottleneck() -> Model {
     model_of_random(b.finish(x), 5)
 }
 
+/// torchvision's `DenseNet(growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8,
+/// bn_size=2, num_classes=5)` (`tiny_densenet` of tools/fixtures_lrp_zennit1.py), hashed weights.
+pub fn tiny_densenet() -> Model {
+    use relevance::graph::zoo::densenet::{Config, densenet};
+    let config = Config {
+        growth: 4,
+        blocks: [2, 2, 2, 2],
+        init_features: 8,
+        bn_size: 2,
+    };
+    model_of_random(densenet(config, 5, 3), 5)
+}
+
 /// The fixture's model by name (`z1_` fixtures of zennit 1.0.0 use the same models).
 pub fn fixture_model(name: &str) -> Model {
     match name.strip_prefix("z1_").unwrap_or(name) {
@@ -216,6 +229,7 @@ pub fn fixture_model(name: &str) -> Model {
         "vgg11" => zoo_model("vgg11", 10),
         "resnet18" => zoo_model("resnet18", 10),
         "tiny_bottleneck" => tiny_bottleneck(),
+        "tiny_densenet" => tiny_densenet(),
         _ => panic!("no fixture model {name}"),
     }
 }

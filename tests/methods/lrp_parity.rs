@@ -82,6 +82,13 @@ fn bottleneck_resnet_matches_zennit_resnet_canonizer() {
     check_model("tiny_bottleneck");
 }
 
+/// DenseNet: the BatchNorms after a convolution folded, those after a concatenation
+/// (`norm1`, the transitions' `norm`, `norm5`) under zennit 1.0's Pass rule.
+#[test]
+fn densenet_matches_zennit_with_unfolded_batchnorm_passed() {
+    check_model("tiny_densenet");
+}
+
 #[test]
 fn classic_gamma_matches_zennit_0_4_6_on_tiny_vgg() {
     check_classic_gamma("tiny_vgg");

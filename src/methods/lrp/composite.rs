@@ -4,9 +4,11 @@
 //! zennit 1.0.0 (the same as 0.4.6's but for the Gamma rule) are presets ([`Composite::preset`])
 //! with zennit's parameters.
 //!
-//! Common to all (zennit's `LAYER_MAP_BASE`): activations get Pass, average pooling (plain and
-//! adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule; anything else without a rule
-//! (max pooling, flatten, dropout, unfolded BatchNorm) keeps the gradient.
+//! Common to all (zennit 1.0's `layer_map_base`): activations get Pass, average pooling (plain
+//! and adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule, and a BatchNorm that could
+//! not be folded into the layer before it (one after a concatenation, as in DenseNet, or at the
+//! start of a pre-activation block) gets Pass; anything else without a rule (max pooling,
+//! flatten, dropout, concatenation) keeps the gradient.
 //!
 //! | preset | first linear layer | other convolutions | fully connected |
 //! |---|---|---|---|
@@ -285,6 +287,9 @@ impl Composite {
                     (pass.clone(), "pass".into())
                 }
                 Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => (norm.clone(), "norm".into()),
+                // zennit 1.0 gives an unmerged BatchNorm Pass: relevance is not rescaled by an
+                // affine map that no linear rule accounts for.
+                Op::BatchNorm(_) => (pass.clone(), "pass".into()),
                 Op::Add if is_residual_sum(graph, id) => {
                     (skip_rule.clone(), format!("skip-{skip}"))
                 }
