@@ -232,10 +232,15 @@ impl LinearLrp {
             }
             LinearRule::Gamma { gamma } => {
                 let (up, down) = (self.boosted_up(*gamma), self.boosted_down(*gamma));
-                let z = ctx.output()?;
-                let (r_up, r_down) = (r.clone().mul(positive_mask(z)), r.mul(negative_mask(z)));
+                let (r_up, r_down) = split_by_sign(&r, ctx.output()?);
                 let neg = may_be_negative(ctx) && has_negative(x);
                 let pushed_up = self.signed_half(x, &r_up, up, down, neg)?;
+                // Relevance reaches negative outputs only where nothing zeroes it on the way
+                // (a residual sum before its ReLU); after a ReLU it is exactly zero there, and
+                // the second half's two convolutions would add zeros.
+                if !has_nonzero(&r_down) {
+                    return Ok(pushed_up);
+                }
                 let pushed_down = self.signed_half(x, &r_down, down, up, neg)?;
                 pushed_up.add(pushed_down)
             }
@@ -321,14 +326,32 @@ fn may_be_negative(ctx: &RuleCtx) -> bool {
         .is_some_and(|&i| non_negative(ctx.graph, i))
 }
 
-/// `[z > 0]` as 1.0 / 0.0 (one row; it broadcasts over the signal's rows).
-fn positive_mask(z: &T4) -> T4 {
-    z.clone().greater_elem(0.0).float()
+/// `(R·[z > 0], R·[z < 0])`: the relevance of positive and of negative outputs, in one pass each
+/// where the tensors allow it (a one-row `z` broadcasts over the signal's rows otherwise).
+fn split_by_sign(r: &T4, z: &T4) -> (T4, T4) {
+    let keep = |positive: bool| {
+        let fused = crate::engine::kernels::zip_map(r, z, |r, z| {
+            if (positive && z > 0.0) || (!positive && z < 0.0) {
+                r
+            } else {
+                0.0
+            }
+        });
+        fused.unwrap_or_else(|| {
+            let mask = if positive {
+                z.clone().greater_elem(0.0)
+            } else {
+                z.clone().lower_elem(0.0)
+            };
+            r.clone().mul(mask.float())
+        })
+    };
+    (keep(true), keep(false))
 }
 
-/// `[z < 0]` as 1.0 / 0.0.
-fn negative_mask(z: &T4) -> T4 {
-    z.clone().lower_elem(0.0).float()
+/// Whether any element of `x` is not zero.
+fn has_nonzero(x: &T4) -> bool {
+    x.clone().not_equal_elem(0.0).any().into_scalar::<bool>()
 }
 
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
