@@ -1,4 +1,4 @@
-//! Layer-wise Relevance Propagation (Bach et al. 2015) as zennit 0.4.6 computes it: rules per
+//! Layer-wise Relevance Propagation (Bach et al. 2015) as zennit 1.0.0 computes it: rules per
 //! layer ([`rules`], [`elementwise`]), composites that assign them ([`composite`]), BatchNorm
 //! folded first (`engine::canonize`), and three treatments of ResNet skip connections
 //! ([`skip`]), all as a rule map on the engine's one backward traversal.
