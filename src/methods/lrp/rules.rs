@@ -232,15 +232,16 @@ impl LinearLrp {
             }
             LinearRule::Gamma { gamma } => {
                 let (up, down) = (self.boosted_up(*gamma), self.boosted_down(*gamma));
-                let (r_up, r_down) = split_by_sign(&r, ctx.output()?);
+                let z = ctx.output()?;
                 let neg = may_be_negative(ctx) && has_negative(x);
-                let pushed_up = self.signed_half(x, &r_up, up, down, neg)?;
-                // Relevance reaches negative outputs only where nothing zeroes it on the way
-                // (a residual sum before its ReLU); after a ReLU it is exactly zero there, and
-                // the second half's two convolutions would add zeros.
-                if !has_nonzero(&r_down) {
-                    return Ok(pushed_up);
+                // Relevance reaches outputs z ≤ 0 only where nothing zeroes it on the way (a
+                // residual sum before its ReLU, the classifier); after a ReLU it is exactly zero
+                // there, `R·[z > 0]` is `R` itself and the second half would add zeros.
+                if !relevance_off_positive_outputs(&r, z) {
+                    return self.signed_half(x, &r, up, down, neg);
                 }
+                let (r_up, r_down) = split_by_sign(&r, z);
+                let pushed_up = self.signed_half(x, &r_up, up, down, neg)?;
                 let pushed_down = self.signed_half(x, &r_down, down, up, neg)?;
                 pushed_up.add(pushed_down)
             }
@@ -349,9 +350,13 @@ fn split_by_sign(r: &T4, z: &T4) -> (T4, T4) {
     (keep(true), keep(false))
 }
 
-/// Whether any element of `x` is not zero.
-fn has_nonzero(x: &T4) -> bool {
-    x.clone().not_equal_elem(0.0).any().into_scalar::<bool>()
+/// Whether any output `z ≤ 0` carries relevance `R ≠ 0` (one fused scan where the tensors allow
+/// it; a one-row `z` broadcasts over the signal's rows otherwise).
+fn relevance_off_positive_outputs(r: &T4, z: &T4) -> bool {
+    crate::engine::kernels::zip_any(r, z, |r, z| r != 0.0 && z <= 0.0).unwrap_or_else(|| {
+        let off = r.clone().mul(z.clone().lower_equal_elem(0.0).float());
+        off.not_equal_elem(0.0).any().into_scalar::<bool>()
+    })
 }
 
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
@@ -380,6 +385,44 @@ fn bound_tensor(dims: [usize; 4], values: &[f32], device: &Device) -> Result<T4,
 mod tests {
     use super::*;
     use crate::tensor::from_vec;
+
+    /// The fused scan for relevance on outputs `z ≤ 0` agrees with the composed burn ops (the
+    /// broadcasting fallback of CRP's many rows): relevance only on positive outputs → false;
+    /// one relevance on a zero or on a negative output, wherever it sits → true.
+    #[test]
+    fn relevance_off_positive_outputs_agrees_with_the_composed_ops() {
+        let n = 2 * 32 * 30 * 30;
+        let z: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
+        let on_positive: Vec<f32> = z.iter().map(|&z| if z > 0.0 { 1.5 } else { 0.0 }).collect();
+        let composed = |r: &T4, z: &T4| {
+            let off = r.clone().mul(z.clone().lower_equal_elem(0.0).float());
+            off.not_equal_elem(0.0).any().into_scalar::<bool>()
+        };
+        let zt = from_vec(z.clone(), [2, 32, 30, 30]);
+        let r = from_vec(on_positive.clone(), [2, 32, 30, 30]);
+        assert!(!relevance_off_positive_outputs(&r, &zt) && !composed(&r, &zt));
+        for at in [0, 2, n / 2 + 1, n - 3] {
+            assert!(z[at] <= 0.0);
+            let mut v = on_positive.clone();
+            v[at] = -1e-30;
+            let r = from_vec(v, [2, 32, 30, 30]);
+            assert!(relevance_off_positive_outputs(&r, &zt), "relevance at {at}");
+            assert!(composed(&r, &zt));
+        }
+        // Three signal rows over a one-row output: the broadcasting path.
+        let z1 = from_vec(z[..n / 2].to_vec(), [1, 32, 30, 30]);
+        let rows: Vec<f32> = (0..3).flat_map(|_| on_positive[..n / 2].to_vec()).collect();
+        assert!(!relevance_off_positive_outputs(
+            &from_vec(rows.clone(), [3, 32, 30, 30]),
+            &z1
+        ));
+        let mut hit = rows;
+        hit[n / 2 + 7] = 2.0; // row 1, position 7: z = 0
+        assert!(relevance_off_positive_outputs(
+            &from_vec(hit, [3, 32, 30, 30]),
+            &z1
+        ));
+    }
 
     /// The one-pass scan agrees with burn's comparison + `any` wherever the single negative
     /// sits (first, inside a later chunk, last), and treats −0.0 as not negative, as `< 0` does.
