@@ -1,4 +1,4 @@
-"""Reference relevances of parameterised LRP composites from zennit 0.4.6, for the method-spec parity test
+"""Reference relevances of parameterised LRP composites from zennit 1.0.0, for the method-spec parity test
 (tests/methods/method_specs.rs): `lrp:<preset>(<parameters>)` must give what zennit gives for the same composite
 constructed with the same parameters, on the same weights and inputs as tools/fixtures_lrp.py.
 
@@ -11,7 +11,10 @@ Writes tests/fixtures/lrp/params_<model>.safetensors for tiny_vgg and tiny_resne
                                 gradient, right Riemann sum of n_iter points from a zero baseline, times the input),
                                 one-hot attr_output, for `integrated-gradients(rules=…,integration=riemann-right,…)`
 
-Run: python3 tools/fixtures_lrp_params.py   (needs torch, torchvision, zennit 0.4.6, zennit-crp; a few seconds)
+`lrp:epsilon-gamma-box(gamma=0.5,gamma-form=classic)` uses `ClassicGamma` below, zennit 0.4.6's Gamma hook verbatim.
+
+Run: /tmp/z1venv/bin/python tools/fixtures_lrp_params.py   (needs torch, torchvision, zennit 1.0.0 — installed with
+`pip install --ignore-requires-python zennit==1.0.0`; a few seconds)
 """
 import os
 import sys
@@ -19,14 +22,18 @@ import sys
 import numpy as np
 import torch
 from safetensors.numpy import save_file
-from zennit.composites import LAYER_MAP_BASE, LayerMapComposite, SpecialFirstLayerMapComposite
+from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite, layer_map_base
+from zennit.core import BasicHook, stabilize
 from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, ZBox, ZPlus
 from zennit.types import Convolution, Linear
+from zennit.version import __version__ as ZENNIT_VERSION
 
 sys.path.insert(0, os.path.dirname(__file__))
 from zennit.attribution import IntegratedGradients  # noqa: E402
-from fixtures_lrp import (HIGH, LOW, OUT, TinyResNet, TinyVGG, composites, lrp, resnet_canonizer,  # noqa: E402
-                          vgg_canonizer)
+from fixtures_lrp import HIGH, LOW, OUT, TinyResNet, TinyVGG, lrp  # noqa: E402
+from fixtures_lrp_zennit1 import composites, resnet_canonizer, vgg_canonizer  # noqa: E402
+
+assert ZENNIT_VERSION == "1.0.0", f"needs zennit 1.0.0, found {ZENNIT_VERSION}"
 
 IG_STEPS = 5
 IG_SPECS = {f"integrated-gradients(rules={c},integration=riemann-right,steps={IG_STEPS})": c
@@ -34,10 +41,24 @@ IG_SPECS = {f"integrated-gradients(rules={c},integration=riemann-right,steps={IG
 from reference_weights import load_reference_weights  # noqa: E402
 
 
+class ClassicGamma(BasicHook):
+    """zennit 0.4.6's `Gamma` rule (its rules.py, verbatim but for the class name): positive weights and bias boosted
+    by gamma, one denominator for every output."""
+
+    def __init__(self, gamma=0.25):
+        super().__init__(
+            input_modifiers=[lambda input: input],
+            param_modifiers=[lambda param, _: param + gamma * param.clamp(min=0)],
+            output_modifiers=[lambda output: output],
+            gradient_mapper=(lambda out_grad, outputs: out_grad / stabilize(outputs[0])),
+            reducer=(lambda inputs, gradients: inputs[0] * gradients[0])
+        )
+
+
 def composite(conv, dense_epsilon, first, canonizers):
-    """zennit 0.4.6's composites are built exactly like this, with their parameters fixed (Gamma(0.25),
-    Epsilon(1e-6), AlphaBeta(2, 1)); building them here lets the parameters vary."""
-    layer_map = LAYER_MAP_BASE + [(Convolution, conv), (torch.nn.Linear, Epsilon(epsilon=dense_epsilon))]
+    """zennit 1.0.0's composites are built like this (its `layer_map_base()` plus the rules); building them here lets
+    the parameters vary."""
+    layer_map = layer_map_base() + [(Convolution, conv), (torch.nn.Linear, Epsilon(epsilon=dense_epsilon))]
     if first is None:
         return LayerMapComposite(layer_map, canonizers=canonizers())
     return SpecialFirstLayerMapComposite(layer_map, [first], canonizers=canonizers())
@@ -57,6 +78,8 @@ def specs(canonizers, dtype):
         "lrp:epsilon-gamma-box(low=-1.5,high=2)": composite(
             Gamma(gamma=0.25), 1e-6, (Convolution, ZBox(torch.full_like(low, -1.5), torch.full_like(high, 2.0))),
             canonizers),
+        "lrp:epsilon-gamma-box(gamma=0.5,gamma-form=classic)": composite(
+            ClassicGamma(gamma=0.5), 1e-6, (Convolution, ZBox(low, high)), canonizers),
         "lrp:epsilon-alpha2-beta1(alpha=3)": composite(AlphaBeta(alpha=3.0, beta=2.0), 1e-6, None, canonizers),
     }
 
@@ -88,7 +111,7 @@ def make(name, make_model, x, canonizers):
                                          targets).numpy()
     out = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
     path = os.path.join(OUT, f"params_{name}.safetensors")
-    save_file(out, path, metadata={"generator": "tools/fixtures_lrp_params.py", "zennit": "0.4.6",
+    save_file(out, path, metadata={"generator": "tools/fixtures_lrp_params.py", "zennit": ZENNIT_VERSION,
                                    "torch": torch.__version__})
     print(f"{name}: {len(specs(canonizers, torch.float32))} specs, {os.path.getsize(path) // 1024} KiB")
 

@@ -60,7 +60,15 @@ const NO_PARAMS: &[&str] = &[];
 const CAM_PARAMS: &[&str] = &["layer"];
 /// Parameters of every LRP method; a composite rejects the rule parameters it has no rule for.
 const LRP_PARAMS: &[&str] = &[
-    "skip", "start", "epsilon", "gamma", "alpha", "beta", "low", "high",
+    "skip",
+    "start",
+    "epsilon",
+    "gamma",
+    "gamma-form",
+    "alpha",
+    "beta",
+    "low",
+    "high",
 ];
 
 const fn entry(
@@ -247,7 +255,8 @@ pub static METHODS: &[MethodInfo] = &[
     lrp(
         "lrp:epsilon-gamma-box",
         &["lrp-epsilon-gamma-box"],
-        "LRP, z^B first, γ = 0.25 on convolutions, ε on dense",
+        "LRP, z^B first, γ = 0.25 on convolutions (zennit 1.0's generalized Gamma; \
+         gamma-form=classic for zennit 0.4.6's), ε on dense",
     ),
     lrp(
         "lrp:epsilon-alpha2-beta1",

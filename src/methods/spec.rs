@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::lrp::Composite;
+use super::lrp::{Composite, GammaForm};
 use super::registry::{self, Family, MethodInfo};
 use super::{Baseline, MethodError, MethodOptions, Quadrature};
 
@@ -186,6 +186,15 @@ fn apply(
         "start" => options.lrp.start = value.parse().map_err(bad)?,
         "rules" => options.rules = rule_set(value).map_err(bad)?,
         "silu" => options.guided_silu = value.parse().map_err(bad)?,
+        "gamma-form" => {
+            let form = value.parse::<GammaForm>().map_err(bad)?;
+            options
+                .composite
+                .as_mut()
+                .ok_or_else(|| bad("not an LRP method".into()))?
+                .set_gamma_form(form)
+                .map_err(bad)?;
+        }
         rule_param => {
             let number = finite(value).map_err(bad)?;
             let composite = options

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use relevance::graph::builder::ConvGeom;
-use relevance::graph::init::reference_params;
+use relevance::graph::init::{random_reference_params, reference_params};
 use relevance::graph::{Graph, GraphBuilder, Model, ModelCard, NodeId, Pool2d};
 use relevance::tensor::{T4, from_vec};
 
@@ -80,6 +80,13 @@ pub fn model_of(graph: Graph, classes: usize) -> Model {
     }
 }
 
+/// A model from a graph with the hashed reference weights (`load_random_reference_weights`).
+pub fn model_of_random(graph: Graph, classes: usize) -> Model {
+    let mut model = model_of(graph, classes);
+    model.params = random_reference_params(&model.graph).unwrap();
+    model
+}
+
 /// A built-in architecture with the reference weights.
 pub fn zoo_model(arch: &str, classes: usize) -> Model {
     let graph = relevance::graph::zoo::build(arch, classes, 3).unwrap();
@@ -150,13 +157,79 @@ pub fn tiny_resnet() -> Model {
     model_of(b.finish(x), 5)
 }
 
-/// The fixture's model by name.
+/// torchvision's `Bottleneck` (v1.5: stride in the 3×3 conv) with our zoo's node names.
+fn bottleneck_block(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: NodeId,
+    width: usize,
+    stride: usize,
+) -> NodeId {
+    let (cin, out) = (b.channels(x), 4 * width);
+    let mut h = b.conv(&format!("{name}.conv1"), x, ConvGeom::new(width, 1));
+    h = b.bn(&format!("{name}.bn1"), h);
+    h = b.relu(&format!("{name}.relu1"), h);
+    h = b.conv(
+        &format!("{name}.conv2"),
+        h,
+        ConvGeom::new(width, 3).stride(stride),
+    );
+    h = b.bn(&format!("{name}.bn2"), h);
+    h = b.relu(&format!("{name}.relu2"), h);
+    h = b.conv(&format!("{name}.conv3"), h, ConvGeom::new(out, 1));
+    h = b.bn(&format!("{name}.bn3"), h);
+    let shortcut = if stride != 1 || cin != out {
+        let s = b.conv(
+            &format!("{name}.downsample.0"),
+            x,
+            ConvGeom::new(out, 1).stride(stride),
+        );
+        b.bn(&format!("{name}.downsample.1"), s)
+    } else {
+        x
+    };
+    let sum = b.add(&format!("{name}.add"), h, shortcut);
+    b.relu(name, sum)
+}
+
+/// `TinyBottleneckResNet` of tools/fixtures_lrp_zennit1.py, with the hashed reference weights.
+pub fn tiny_bottleneck() -> Model {
+    let mut b = GraphBuilder::new(3);
+    let mut x = b.input();
+    x = b.conv("conv1", x, ConvGeom::new(8, 3));
+    x = b.bn("bn1", x);
+    x = b.relu("relu", x);
+    x = bottleneck_block(&mut b, "layer1.0", x, 4, 1);
+    x = bottleneck_block(&mut b, "layer2.0", x, 8, 2);
+    x = bottleneck_block(&mut b, "layer2.1", x, 8, 1);
+    x = b.adaptive_avgpool("avgpool", x, [1, 1]);
+    x = b.flatten("flatten", x, 32);
+    x = b.linear("fc", x, 32, 5, true);
+    model_of_random(b.finish(x), 5)
+}
+
+/// torchvision's `DenseNet(growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8,
+/// bn_size=2, num_classes=5)` (`tiny_densenet` of tools/fixtures_lrp_zennit1.py), hashed weights.
+pub fn tiny_densenet() -> Model {
+    use relevance::graph::zoo::densenet::{Config, densenet};
+    let config = Config {
+        growth: 4,
+        blocks: [2, 2, 2, 2],
+        init_features: 8,
+        bn_size: 2,
+    };
+    model_of_random(densenet(config, 5, 3), 5)
+}
+
+/// The fixture's model by name (`z1_` fixtures of zennit 1.0.0 use the same models).
 pub fn fixture_model(name: &str) -> Model {
-    match name {
+    match name.strip_prefix("z1_").unwrap_or(name) {
         "tiny_vgg" => tiny_vgg(),
         "tiny_resnet" => tiny_resnet(),
         "vgg11" => zoo_model("vgg11", 10),
         "resnet18" => zoo_model("resnet18", 10),
+        "tiny_bottleneck" => tiny_bottleneck(),
+        "tiny_densenet" => tiny_densenet(),
         _ => panic!("no fixture model {name}"),
     }
 }

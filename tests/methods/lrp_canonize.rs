@@ -189,3 +189,59 @@ fn switched_off_units_get_no_relevance_through_a_folded_affine_map() {
         }
     }
 }
+
+/// MBConv networks (EfficientNet, MobileNet-V2) have a BatchNorm right after every convolution,
+/// as torchvision's do, so every BatchNorm folds (zennit 1.0's `SequentialMergeBatchNorm` merges
+/// the same pairs) and the folded model computes the original function.
+#[test]
+fn mbconv_networks_fold_every_batchnorm() {
+    check_function_kept("efficientnet_b0", &zoo_model("efficientnet_b0", 10), 32);
+    check_function_kept("mobilenet_v2", &zoo_model("mobilenet_v2", 10), 32);
+}
+
+/// DenseNet: the BatchNorms after a convolution fold (`norm0`, each layer's `norm2`); those
+/// after a concatenation or a pooling (each layer's `norm1`, the transitions' `norm`, `norm5`)
+/// cannot, and LRP gives them zennit 1.0's Pass rule under every composite.
+#[test]
+fn densenet_batchnorm_after_a_concatenation_stays_and_gets_pass() {
+    use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
+    let model = lrp_common::tiny_densenet();
+    let canon = fold_batchnorm(&model.graph, &model.params).unwrap();
+    let mut left: Vec<&str> = canon
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::BatchNorm(_)))
+        .map(|n| n.name.as_str())
+        .collect();
+    left.sort();
+    let mut expected = vec!["features.norm5".to_string()];
+    for block in 1..=4 {
+        for layer in 1..=2 {
+            expected.push(format!(
+                "features.denseblock{block}.denselayer{layer}.norm1"
+            ));
+        }
+        if block < 4 {
+            expected.push(format!("features.transition{block}.norm"));
+        }
+    }
+    expected.sort();
+    assert_eq!(left, expected);
+    assert_eq!(
+        canon.aliases.len(),
+        1 + 8,
+        "norm0 and the eight norm2 folded"
+    );
+    for composite in Composite::presets() {
+        let lrp = LrpModel::new(&model, composite.clone(), &LrpOptions::default()).unwrap();
+        for name in &expected {
+            let rule = lrp
+                .assignment
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, r)| r);
+            assert_eq!(rule.map(String::as_str), Some("pass"), "{composite} {name}");
+        }
+    }
+}

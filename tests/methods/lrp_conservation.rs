@@ -107,3 +107,15 @@ fn relevance_splitting_conserves_on_resnet18() {
 fn relevance_splitting_conserves_on_resnet50() {
     check_split_conserves("resnet50", 64);
 }
+
+/// DenseNet-121, bias-free: its BatchNorms after concatenations stay in the graph and pass
+/// relevance (zennit 1.0's Pass), so relevance is conserved; under the gradient they kept
+/// before, each would rescale relevance by its `γ/√(σ² + ε)` (0.35–2.1 here).
+#[test]
+fn densenet121_conserves_with_unfolded_batchnorm_passed() {
+    let model = random_model("densenet121", 11, true);
+    let x = random_input(1, 32, 5);
+    let errors = errors(&model, SkipMode::Zennit, &x, &[3]);
+    println!("densenet121 bias-free conservation error: {}", fmt(&errors));
+    assert!(errors.iter().all(|&e| e < 1e-5), "{}", fmt(&errors));
+}

@@ -1,5 +1,5 @@
-//! Each LRP rule against an independent loop implementation of its formula (zennit 0.4.6's
-//! definitions, see `relevance::methods::lrp::rules`) on a dense layer and on a padded, strided
+//! Each LRP rule against an independent loop implementation of its formula (zennit 1.0.0's
+//! definitions, and 0.4.6's classic Gamma; see `relevance::methods::lrp::rules`) on a dense layer and on a padded, strided
 //! convolution written out as a matrix; the skip-connection rules against their closed forms;
 //! and batched signals (many rows over a one-row forward pass) against separate passes.
 
@@ -86,6 +86,26 @@ impl Dense {
                     .collect()
             }
             LinearRule::Gamma { gamma } => {
+                // zennit 1.0's five passes: outputs split by the sign of z = W x + b.
+                let g = *gamma as f64;
+                let up = move |v: f64| v + g * v.max(0.0);
+                let down = move |v: f64| v + g * v.min(0.0);
+                let z = self.z(x, id, id);
+                let masked = |keep: fn(f64) -> bool| -> Vec<f64> {
+                    z.iter()
+                        .zip(r)
+                        .map(|(&z, &r)| if keep(z) { r } else { 0.0 })
+                        .collect()
+                };
+                let (r_up, r_down) = (masked(|z| z > 0.0), masked(|z| z < 0.0));
+                let signed = |rr: &[f64], p: &dyn Fn(f64) -> f64, n: &dyn Fn(f64) -> f64| {
+                    let zz = add(self.z(&xp, p, p), self.z(&xn, n, zero));
+                    let s: Vec<f64> = zz.iter().zip(rr).map(|(&z, &r)| r / stab(z)).collect();
+                    add(self.back(&xp, &s, p), self.back(&xn, &s, n))
+                };
+                add(signed(&r_up, &up, &down), signed(&r_down, &down, &up))
+            }
+            LinearRule::GammaClassic { gamma } => {
                 let g = *gamma as f64;
                 let boost = move |v: f64| v + g * v.max(0.0);
                 let s = div(self.z(x, boost, boost));
@@ -143,6 +163,7 @@ fn all_rules() -> Vec<LinearRule> {
             beta: 1.0,
         },
         LinearRule::Gamma { gamma: 0.25 },
+        LinearRule::GammaClassic { gamma: 0.25 },
         LinearRule::Flat,
         LinearRule::WSquare,
         LinearRule::ZBox {

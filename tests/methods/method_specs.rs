@@ -104,6 +104,24 @@ fn alpha_beta_keep_alpha_minus_beta_one() {
     let spec = parse("lrp:epsilon-gamma-box(gamma=0.5,low=-3,high=3)");
     let composite = spec.options.composite.unwrap();
     assert_eq!(composite.conv, LinearRule::Gamma { gamma: 0.5 });
+    // The classic (zennit 0.4.6) Gamma by name, keeping γ in either order.
+    for text in [
+        "lrp:epsilon-gamma-box(gamma-form=classic,gamma=0.5)",
+        "lrp:epsilon-gamma-box(gamma=0.5,gamma-form=classic)",
+    ] {
+        let conv = parse(text).options.composite.unwrap().conv;
+        assert_eq!(conv, LinearRule::GammaClassic { gamma: 0.5 }, "{text}");
+    }
+    let conv = parse("lrp:epsilon-gamma-box(gamma-form=generalized)")
+        .options
+        .composite
+        .unwrap()
+        .conv;
+    assert_eq!(conv, LinearRule::Gamma { gamma: 0.25 });
+    let err = parse_err("lrp:epsilon-gamma-box(gamma-form=modern)");
+    assert!(err.contains("valid: generalized, classic"), "{err}");
+    let err = parse_err("lrp:epsilon-plus(gamma-form=classic)");
+    assert!(err.contains("no parameter 'gamma-form'"), "{err}");
     let first = composite.first.unwrap().rule;
     assert_eq!(
         first,
@@ -314,12 +332,20 @@ fn help_lists_every_method_with_its_parameters() {
         .accepted_params();
     assert_eq!(
         gamma_box,
-        ["skip", "start", "low", "high", "gamma", "epsilon"]
+        [
+            "skip",
+            "start",
+            "low",
+            "high",
+            "gamma",
+            "gamma-form",
+            "epsilon"
+        ]
     );
 }
 
 /// Runs every spec stored under `<key>/<spec>` in the `params_<model>` fixtures
-/// (`tools/fixtures_lrp_params.py`, zennit 0.4.6) on both tiny models and compares it with
+/// (`tools/fixtures_lrp_params.py`, zennit 1.0.0) on both tiny models and compares it with
 /// zennit's float32 and float64 results under the parity criterion of the preset composites;
 /// returns the number of specs checked per model, failing on any that is off.
 fn zennit_parity_of_specs(key: &str) -> usize {
@@ -359,10 +385,11 @@ fn zennit_parity_of_specs(key: &str) -> usize {
     counts[0]
 }
 
-/// Parameterised composites against zennit 0.4.6 built with the same parameters.
+/// Parameterised composites against zennit 1.0.0 built with the same parameters (the classic
+/// Gamma with zennit 0.4.6's Gamma hook).
 #[test]
 fn parameterised_composites_match_zennit() {
-    assert_eq!(zennit_parity_of_specs("lrp"), 5);
+    assert_eq!(zennit_parity_of_specs("lrp"), 6);
 }
 
 /// Integrated Gradients over an LRP rule set against zennit's `IntegratedGradients` with the

@@ -783,6 +783,28 @@ pub fn any_negative(x: &T4) -> Option<bool> {
     )
 }
 
+/// Whether `pred(a, b)` holds for any pair of elements, in one parallel pass over two plain `f32`
+/// tensors of the same shape (`None` otherwise). The generalized Gamma rule asks it of the
+/// relevance and the output of every layer, to skip the half of the rule that only outputs
+/// `z ≤ 0` with relevance need.
+pub fn zip_any(a: &T4, b: &T4, pred: impl Fn(f32, f32) -> bool + Sync) -> Option<bool> {
+    if !own_kernels_enabled() || a.dims() != b.dims() {
+        return None;
+    }
+    let (fa, fb) = (flex_f32(a)?, flex_f32(b)?);
+    let (va, vb) = (values(&fa), values(&fb));
+    const CHUNK: usize = 1 << 14;
+    Some(
+        va.par_chunks(CHUNK)
+            .zip(vb.par_chunks(CHUNK))
+            .any(|(ca, cb)| {
+                ca.iter()
+                    .zip(cb)
+                    .fold(false, |found, (&x, &y)| found | pred(x, y))
+            }),
+    )
+}
+
 /// Elements per parallel task of the element-wise passes (64 KiB).
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 

@@ -8,7 +8,7 @@
 //! and [`Graph::default_cam_layer`].
 
 mod blocks;
-mod densenet;
+pub mod densenet;
 mod efficientnet;
 mod mobilenet;
 mod resnet;

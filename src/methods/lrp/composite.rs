@@ -1,21 +1,25 @@
 //! Composites: which rule each node of a (BatchNorm-folded) graph gets. A composite is data —
 //! a rule for the first linear layer, one for the other convolutions and one for fully connected
 //! layers, each with its parameters — so any ε, γ or α/β can be studied; the four composites of
-//! zennit 0.4.6 are presets ([`Composite::preset`]) with zennit's parameters.
+//! zennit 1.0.0 (the same as 0.4.6's but for the Gamma rule) are presets ([`Composite::preset`])
+//! with zennit's parameters.
 //!
-//! Common to all (zennit's `LAYER_MAP_BASE`): activations get Pass, average pooling (plain and
-//! adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule; anything else without a rule
-//! (max pooling, flatten, dropout, unfolded BatchNorm) keeps the gradient.
+//! Common to all (zennit 1.0's `layer_map_base`): activations get Pass, average pooling (plain
+//! and adaptive) gets Norm, residual sums get the [`SkipMode`]'s rule, and a BatchNorm that could
+//! not be folded into the layer before it (one after a concatenation, as in DenseNet, or at the
+//! start of a pre-activation block) gets Pass; anything else without a rule (max pooling,
+//! flatten, dropout, concatenation) keeps the gradient.
 //!
 //! | preset | first linear layer | other convolutions | fully connected |
 //! |---|---|---|---|
 //! | `epsilon-plus` | — | z⁺ | ε = 10⁻⁶ |
 //! | `epsilon-plus-flat` | Flat (first conv or dense layer) | z⁺ | ε = 10⁻⁶ |
-//! | `epsilon-gamma-box` | z^B (first convolution) | γ = 0.25 | ε = 10⁻⁶ |
+//! | `epsilon-gamma-box` | z^B (first convolution) | generalized γ = 0.25 | ε = 10⁻⁶ |
 //! | `epsilon-alpha2-beta1` | — | α = 2, β = 1 | ε = 10⁻⁶ |
 //!
 //! Parameters ([`Composite::set`]): `epsilon` (ε of the dense layers' ε rule), `gamma` (γ of a
-//! γ rule), `alpha` and `beta` (of an αβ rule; β follows as α − 1 when only α is given, as
+//! γ rule), `gamma-form` (`generalized`, zennit 1.0's Gamma and the default, or `classic`,
+//! zennit 0.4.6's; [`GammaForm`]), `alpha` and `beta` (of an αβ rule; β follows as α − 1 when only α is given, as
 //! zennit's αβ needs α − β = 1), `low` and `high` (the z^B bounds, one value for all channels).
 //!
 //! "First" is the first matching node in topological order (zennit: in module registration
@@ -31,6 +35,28 @@ use super::skip::{SkipMode, SkipRule, is_residual_sum};
 use crate::engine::Gradient;
 use crate::engine::{EngineError, Rule, Rules};
 use crate::graph::{Graph, Op, ParamStore};
+
+/// Which Gamma rule a composite's γ rules use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GammaForm {
+    /// zennit 1.0.0's generalized Gamma ([`LinearRule::Gamma`]).
+    Generalized,
+    /// zennit 0.4.6's classic Gamma ([`LinearRule::GammaClassic`]).
+    Classic,
+}
+
+impl FromStr for GammaForm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "generalized" => Ok(GammaForm::Generalized),
+            "classic" => Ok(GammaForm::Classic),
+            _ => Err(format!(
+                "unknown gamma form '{s}'; valid: generalized, classic"
+            )),
+        }
+    }
+}
 
 /// The rule of the first linear layer of a composite.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,6 +192,32 @@ impl Composite {
         }
     }
 
+    /// Switches every γ rule of this composite to `form`, keeping γ; an error when the
+    /// composite has no γ rule.
+    pub fn set_gamma_form(&mut self, form: GammaForm) -> Result<(), String> {
+        let mut found = false;
+        for rule in self.rules_mut() {
+            let gamma = match rule {
+                LinearRule::Gamma { gamma } | LinearRule::GammaClassic { gamma } => *gamma,
+                _ => continue,
+            };
+            found = true;
+            *rule = match form {
+                GammaForm::Generalized => LinearRule::Gamma { gamma },
+                GammaForm::Classic => LinearRule::GammaClassic { gamma },
+            };
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(format!(
+                "composite {} has no parameter 'gamma-form'; it has: {}",
+                self.preset,
+                self.parameters().join(", ")
+            ))
+        }
+    }
+
     /// Parameter names this composite's rules take.
     pub fn parameters(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
@@ -235,6 +287,9 @@ impl Composite {
                     (pass.clone(), "pass".into())
                 }
                 Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => (norm.clone(), "norm".into()),
+                // zennit 1.0 gives an unmerged BatchNorm Pass: relevance is not rescaled by an
+                // affine map that no linear rule accounts for.
+                Op::BatchNorm(_) => (pass.clone(), "pass".into()),
                 Op::Add if is_residual_sum(graph, id) => {
                     (skip_rule.clone(), format!("skip-{skip}"))
                 }
@@ -270,7 +325,7 @@ impl FromStr for Composite {
 fn rule_params(rule: &LinearRule) -> &'static [&'static str] {
     match rule {
         LinearRule::Epsilon { .. } => &["epsilon"],
-        LinearRule::Gamma { .. } => &["gamma"],
+        LinearRule::Gamma { .. } | LinearRule::GammaClassic { .. } => &["gamma", "gamma-form"],
         LinearRule::AlphaBeta { .. } => &["alpha", "beta"],
         LinearRule::ZBox { .. } => &["low", "high"],
         LinearRule::ZPlus | LinearRule::Flat | LinearRule::WSquare => &[],
@@ -282,7 +337,9 @@ fn rule_params(rule: &LinearRule) -> &'static [&'static str] {
 fn set_rule_param(rule: &mut LinearRule, key: &str, value: f32) -> bool {
     match (rule, key) {
         (LinearRule::Epsilon { epsilon }, "epsilon") => *epsilon = value,
-        (LinearRule::Gamma { gamma }, "gamma") => *gamma = value,
+        (LinearRule::Gamma { gamma } | LinearRule::GammaClassic { gamma }, "gamma") => {
+            *gamma = value
+        }
         (LinearRule::AlphaBeta { alpha, beta }, "alpha") => {
             *alpha = value;
             *beta = value - 1.0;

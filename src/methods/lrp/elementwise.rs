@@ -1,7 +1,8 @@
-//! LRP treatment of the nodes that are not conv/linear layers: zennit's Pass rule (activations)
-//! and its Norm rule (average pooling), written so that a signal with more rows than the one-row
-//! forward pass (CRP's batched concepts) is handled. Everything a composite leaves alone (max
-//! pooling, reshapes, dropout, BatchNorm that could not be folded) keeps the engine's
+//! LRP treatment of the nodes that are not conv/linear layers: zennit's Pass rule (activations,
+//! BatchNorm that could not be folded) and its Norm rule (average pooling), written so that a
+//! signal with more rows than the one-row forward pass (CRP's batched concepts) is handled.
+//! Everything a composite leaves alone (max pooling, reshapes, dropout, concatenation) keeps the
+//! engine's
 //! [`crate::engine::Gradient`], which handles such signals too.
 
 use super::kernel::stabilized_ratio;

@@ -1,4 +1,4 @@
-//! Layer-wise Relevance Propagation (Bach et al. 2015) as zennit 0.4.6 computes it: rules per
+//! Layer-wise Relevance Propagation (Bach et al. 2015) as zennit 1.0.0 computes it: rules per
 //! layer ([`rules`], [`elementwise`]), composites that assign them ([`composite`]), BatchNorm
 //! folded first (`engine::canonize`), and three treatments of ResNet skip connections
 //! ([`skip`]), all as a rule map on the engine's one backward traversal.
@@ -16,7 +16,7 @@ pub mod rules;
 pub mod skip;
 
 pub use checkerboard::{checkerboard_score, checkerboard_scores};
-pub use composite::{Composite, FirstLayer, ZBoxBounds};
+pub use composite::{Composite, FirstLayer, GammaForm, ZBoxBounds};
 pub use conservation::{Conservation, check_conservation, conservation_of};
 pub use model::{Attribution, LrpModel, LrpOptions, StartRelevance};
 pub use rules::LinearRule;

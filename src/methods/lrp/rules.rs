@@ -1,4 +1,5 @@
-//! LRP rules for convolutions and fully connected layers, as zennit 0.4.6 defines them.
+//! LRP rules for convolutions and fully connected layers, as zennit 1.0.0 defines them (the
+//! classic Gamma rule of zennit 0.4.6 kept by name).
 //!
 //! For a layer `z = W a + b` every rule is `R_in = Σ_k m_k(a) ⊙ W_kᵀ (R / stabilize(z'))`: the
 //! relevance `R` at the output is divided by a (modified) output `z'`, sent back through the
@@ -11,12 +12,20 @@
 //! | Epsilon(ε) | `W a + b` | `a ⊙ Wᵀ s` |
 //! | ZPlus | `W⁺a⁺ + b⁺ + W⁻a⁻` | `a⁺ ⊙ W⁺ᵀ s + a⁻ ⊙ W⁻ᵀ s` |
 //! | AlphaBeta(α, β) | `z⁺ = W⁺a⁺ + b⁺ + W⁻a⁻`, `z⁻ = W⁻a⁺ + b⁻ + W⁺a⁻` | `α(a⁺ ⊙ W⁺ᵀ s⁺ + a⁻ ⊙ W⁻ᵀ s⁺) − β(a⁺ ⊙ W⁻ᵀ s⁻ + a⁻ ⊙ W⁺ᵀ s⁻)` |
-//! | Gamma(γ) | `(W + γW⁺) a + b + γb⁺` | `a ⊙ (W + γW⁺)ᵀ s` |
+//! | Gamma(γ) (generalized) | `z↑ = W↑a⁺ + b↑ + W↓a⁻` where `z > 0`, `z↓ = W↓a⁺ + b↓ + W↑a⁻` where `z < 0` | `a⁺ ⊙ (W↑ᵀ s↑ + W↓ᵀ s↓) + a⁻ ⊙ (W↓ᵀ s↑ + W↑ᵀ s↓)` |
+//! | GammaClassic(γ) | `W↑ a + b↑` | `a ⊙ W↑ᵀ s` |
 //! | Flat | `1ᵀ 1` (all-ones weights and input, no bias) | `1ᵀ s` |
 //! | WSquare | `W² 1 + b²` | `W²ᵀ s` |
 //! | ZBox(l, h) | `W a + b − (W⁺l + b⁺) − (W⁻h + b⁻)` | `a ⊙ Wᵀ s − l ⊙ W⁺ᵀ s − h ⊙ W⁻ᵀ s` |
 //!
-//! with `s = R / stabilize(z')`. Modified weights are derived once per prepared model
+//! with `s = R / stabilize(z')`, `W↑ = W + γW⁺`, `b↑ = b + γb⁺`, `W↓ = W + γW⁻`, `b↓ = b + γb⁻`.
+//! The generalized Gamma rule (Montavon et al. 2019; Andéol et al. 2021; zennit 1.0's `Gamma`)
+//! splits the relevance by the sign of the layer's output `z = W a + b`: `s↑ = R·[z > 0] / stabilize(z↑)`,
+//! `s↓ = R·[z < 0] / stabilize(z↓)`, so a negative output is explained by what pushed it down,
+//! boosted, and its denominator keeps the output's sign. The classic form (zennit 0.4.6) divides
+//! every output by `W↑a + b↑`, whose sign can differ from `z`'s: where relevance reaches negative
+//! outputs (a residual sum before its ReLU) the quotient explodes (zennit issue #148). For inputs
+//! `a ≥ 0` and outputs `z > 0` both forms agree. Modified weights are derived once per prepared model
 //! ([`LayerWeights`]); outputs that do not depend on the image (Flat, WSquare, the bound terms of
 //! ZBox) once per input size. Inputs that are all non-negative (everything after a ReLU) skip
 //! the `a⁻` terms, which are exactly zero there.
@@ -55,8 +64,16 @@ pub enum LinearRule {
         /// Weight of the negative contributions.
         beta: f32,
     },
-    /// LRP-γ (Montavon et al. 2019): positive weights boosted by γ.
+    /// Generalized LRP-γ (Montavon et al. 2019, Andéol et al. 2021; zennit 1.0.0): the
+    /// contributions that push an output away from zero boosted by γ, separately for positive
+    /// and negative outputs.
     Gamma {
+        /// Boost of the contributions with the output's sign.
+        gamma: f32,
+    },
+    /// Classic LRP-γ as zennit 0.4.6 implements it: positive weights boosted by γ, one
+    /// denominator `(W + γW⁺) a + b + γb⁺` for every output.
+    GammaClassic {
         /// Boost of the positive weights.
         gamma: f32,
     },
@@ -82,6 +99,7 @@ impl LinearRule {
             LinearRule::ZPlus => "zplus".into(),
             LinearRule::AlphaBeta { alpha, beta } => format!("alpha{alpha}-beta{beta}"),
             LinearRule::Gamma { gamma } => format!("gamma({gamma})"),
+            LinearRule::GammaClassic { gamma } => format!("gamma-classic({gamma})"),
             LinearRule::Flat => "flat".into(),
             LinearRule::WSquare => "wsquare".into(),
             LinearRule::ZBox { .. } => "zbox".into(),
@@ -93,8 +111,10 @@ impl LinearRule {
 pub struct LinearLrp {
     rule: LinearRule,
     weights: LayerWeights,
-    /// `W + γW⁺` for the Gamma rule.
+    /// `W↑ = W + γW⁺`, `b↑ = b + γb⁺` for the Gamma rules.
     boosted: OnceLock<Weights>,
+    /// `W↓ = W + γW⁻`, `b↓ = b + γb⁻` for the generalized Gamma rule.
+    boosted_negative: OnceLock<Weights>,
     /// Image-independent `z'` terms by input `[C, H, W]` (Flat, WSquare, ZBox bounds).
     constant_z: Mutex<HashMap<[usize; 3], T4>>,
 }
@@ -118,6 +138,7 @@ impl LinearLrp {
             rule,
             weights: LayerWeights::new(op, params)?,
             boosted: OnceLock::new(),
+            boosted_negative: OnceLock::new(),
             constant_z: Mutex::new(HashMap::new()),
         })
     }
@@ -169,6 +190,26 @@ impl LinearLrp {
             .add(xn.mul(n.adjoint(s, hw))))
     }
 
+    /// `W↑ = W + γW⁺` with `b↑ = b + γb⁺`, derived once.
+    fn boosted_up(&self, gamma: f32) -> &Weights {
+        self.boosted.get_or_init(|| {
+            self.weights.original.map(
+                |v| v.clone().add(v.clamp_min(0.0).mul_scalar(gamma)),
+                |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(gamma))),
+            )
+        })
+    }
+
+    /// `W↓ = W + γW⁻` with `b↓ = b + γb⁻`, derived once.
+    fn boosted_down(&self, gamma: f32) -> &Weights {
+        self.boosted_negative.get_or_init(|| {
+            self.weights.original.map(
+                |v| v.clone().add(v.clamp_max(0.0).mul_scalar(gamma)),
+                |b| Some(b.clone().add(b.clamp_max(0.0).mul_scalar(gamma))),
+            )
+        })
+    }
+
     fn relevance(&self, ctx: &RuleCtx, r: T4) -> Result<T4, EngineError> {
         let x = ctx.input(0)?;
         let hw = spatial(x);
@@ -190,13 +231,22 @@ impl LinearLrp {
                 pos_part.mul_scalar(*alpha).sub(neg_part.mul_scalar(*beta))
             }
             LinearRule::Gamma { gamma } => {
-                let g = *gamma;
-                let boosted = self.boosted.get_or_init(|| {
-                    w.original.map(
-                        |v| v.clone().add(v.clamp_min(0.0).mul_scalar(g)),
-                        |b| Some(b.clone().add(b.clamp_min(0.0).mul_scalar(g))),
-                    )
-                });
+                let (up, down) = (self.boosted_up(*gamma), self.boosted_down(*gamma));
+                let z = ctx.output()?;
+                let neg = may_be_negative(ctx) && has_negative(x);
+                // Relevance reaches outputs z ≤ 0 only where nothing zeroes it on the way (a
+                // residual sum before its ReLU, the classifier); after a ReLU it is exactly zero
+                // there, `R·[z > 0]` is `R` itself and the second half would add zeros.
+                if !relevance_off_positive_outputs(&r, z) {
+                    return self.signed_half(x, &r, up, down, neg);
+                }
+                let (r_up, r_down) = split_by_sign(&r, z);
+                let pushed_up = self.signed_half(x, &r_up, up, down, neg)?;
+                let pushed_down = self.signed_half(x, &r_down, down, up, neg)?;
+                pushed_up.add(pushed_down)
+            }
+            LinearRule::GammaClassic { gamma } => {
+                let boosted = self.boosted_up(*gamma);
                 let s = boosted.forward_ratio(x.clone(), &r, STABILIZER)?;
                 boosted.adjoint_product(s, hw, x)
             }
@@ -242,11 +292,12 @@ impl Rule for LinearLrp {
     fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
         Ok(vec![Some(self.relevance(ctx, signal)?)])
     }
-    /// Only ε and z^B divide by the layer's own output; the other rules compute their `z'`.
+    /// ε and z^B divide by the layer's own output and the generalized γ splits the relevance by
+    /// its sign; the other rules compute their `z'`.
     fn reads_output(&self) -> bool {
         matches!(
             self.rule,
-            LinearRule::Epsilon { .. } | LinearRule::ZBox { .. }
+            LinearRule::Epsilon { .. } | LinearRule::ZBox { .. } | LinearRule::Gamma { .. }
         )
     }
 }
@@ -276,6 +327,38 @@ fn may_be_negative(ctx: &RuleCtx) -> bool {
         .is_some_and(|&i| non_negative(ctx.graph, i))
 }
 
+/// `(R·[z > 0], R·[z < 0])`: the relevance of positive and of negative outputs, in one pass each
+/// where the tensors allow it (a one-row `z` broadcasts over the signal's rows otherwise).
+fn split_by_sign(r: &T4, z: &T4) -> (T4, T4) {
+    let keep = |positive: bool| {
+        let fused = crate::engine::kernels::zip_map(r, z, |r, z| {
+            if (positive && z > 0.0) || (!positive && z < 0.0) {
+                r
+            } else {
+                0.0
+            }
+        });
+        fused.unwrap_or_else(|| {
+            let mask = if positive {
+                z.clone().greater_elem(0.0)
+            } else {
+                z.clone().lower_elem(0.0)
+            };
+            r.clone().mul(mask.float())
+        })
+    };
+    (keep(true), keep(false))
+}
+
+/// Whether any output `z ≤ 0` carries relevance `R ≠ 0` (one fused scan where the tensors allow
+/// it; a one-row `z` broadcasts over the signal's rows otherwise).
+fn relevance_off_positive_outputs(r: &T4, z: &T4) -> bool {
+    crate::engine::kernels::zip_any(r, z, |r, z| r != 0.0 && z <= 0.0).unwrap_or_else(|| {
+        let off = r.clone().mul(z.clone().lower_equal_elem(0.0).float());
+        off.not_equal_elem(0.0).any().into_scalar::<bool>()
+    })
+}
+
 /// Whether any element of `x` is negative (then the `a⁻` terms of z⁺ and α-β are needed).
 fn has_negative(x: &T4) -> bool {
     crate::engine::kernels::any_negative(x)
@@ -302,6 +385,44 @@ fn bound_tensor(dims: [usize; 4], values: &[f32], device: &Device) -> Result<T4,
 mod tests {
     use super::*;
     use crate::tensor::from_vec;
+
+    /// The fused scan for relevance on outputs `z ≤ 0` agrees with the composed burn ops (the
+    /// broadcasting fallback of CRP's many rows): relevance only on positive outputs → false;
+    /// one relevance on a zero or on a negative output, wherever it sits → true.
+    #[test]
+    fn relevance_off_positive_outputs_agrees_with_the_composed_ops() {
+        let n = 2 * 32 * 30 * 30;
+        let z: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
+        let on_positive: Vec<f32> = z.iter().map(|&z| if z > 0.0 { 1.5 } else { 0.0 }).collect();
+        let composed = |r: &T4, z: &T4| {
+            let off = r.clone().mul(z.clone().lower_equal_elem(0.0).float());
+            off.not_equal_elem(0.0).any().into_scalar::<bool>()
+        };
+        let zt = from_vec(z.clone(), [2, 32, 30, 30]);
+        let r = from_vec(on_positive.clone(), [2, 32, 30, 30]);
+        assert!(!relevance_off_positive_outputs(&r, &zt) && !composed(&r, &zt));
+        for at in [0, 2, n / 2 + 1, n - 3] {
+            assert!(z[at] <= 0.0);
+            let mut v = on_positive.clone();
+            v[at] = -1e-30;
+            let r = from_vec(v, [2, 32, 30, 30]);
+            assert!(relevance_off_positive_outputs(&r, &zt), "relevance at {at}");
+            assert!(composed(&r, &zt));
+        }
+        // Three signal rows over a one-row output: the broadcasting path.
+        let z1 = from_vec(z[..n / 2].to_vec(), [1, 32, 30, 30]);
+        let rows: Vec<f32> = (0..3).flat_map(|_| on_positive[..n / 2].to_vec()).collect();
+        assert!(!relevance_off_positive_outputs(
+            &from_vec(rows.clone(), [3, 32, 30, 30]),
+            &z1
+        ));
+        let mut hit = rows;
+        hit[n / 2 + 7] = 2.0; // row 1, position 7: z = 0
+        assert!(relevance_off_positive_outputs(
+            &from_vec(hit, [3, 32, 30, 30]),
+            &z1
+        ));
+    }
 
     /// The one-pass scan agrees with burn's comparison + `any` wherever the single negative
     /// sits (first, inside a later chunk, last), and treats −0.0 as not negative, as `< 0` does.
