@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod records;
 pub mod report;
 pub mod rng;
+pub mod shard;
 pub mod studies;
 pub mod tensor;
 pub mod train;

@@ -18,9 +18,12 @@ mod demo;
 mod explain;
 mod faithfulness;
 mod inspect;
+mod merge;
 mod method_args;
 mod predict;
 mod report;
+mod shard_args;
+mod slurm;
 mod stability;
 mod study_args;
 mod train;
@@ -80,6 +83,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
     Report(report::ReportArgs),
+    /// Build from a sharded run's OUT/shards/K-of-N/ exactly what one unsharded run writes.
+    Merge(merge::MergeArgs),
+    /// Run a command on a Slurm cluster as a job array of shards and a merge job.
+    Slurm(slurm::SlurmArgs),
 }
 
 /// Runs one parsed command.
@@ -99,6 +106,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Report(args) => report::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::Slurm(args) => slurm::run(args),
     }
 }
 

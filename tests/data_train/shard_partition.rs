@@ -3,7 +3,6 @@
 
 use relevance::data::shard::{SampleId, Shard, assign, keep};
 
-
 fn ids(spec: &[(&str, usize)]) -> Vec<SampleId> {
     spec.iter()
         .flat_map(|&(class, n)| {
@@ -81,7 +80,10 @@ fn bad_shards_are_refused_with_the_rule() {
         assert!(err.contains(bad), "{err}");
     }
     assert_eq!("3/16".parse::<Shard>().unwrap(), Shard::new(3, 16).unwrap());
-    assert_eq!(Shard::from_folder("3-of-16"), Some(Shard::new(3, 16).unwrap()));
+    assert_eq!(
+        Shard::from_folder("3-of-16"),
+        Some(Shard::new(3, 16).unwrap())
+    );
     assert_eq!(Shard::from_folder("17-of-16"), None);
     assert_eq!(Shard::new(2, 5).unwrap().to_string(), "2/5");
 }

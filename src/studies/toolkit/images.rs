@@ -161,6 +161,21 @@ pub fn select_images(
     Ok(Selection { images, how })
 }
 
+/// The images of `shards` (all when `None`): the partition of [`crate::data::shard`] over
+/// the images' classes and paths, so every shard of a study sees the same selection and split.
+pub fn shard_images(
+    images: Vec<StudyImage>,
+    shards: Option<&crate::data::shard::ShardSet>,
+) -> Vec<StudyImage> {
+    match shards {
+        Some(set) => crate::data::shard::keep(images, set, |img| crate::data::shard::SampleId {
+            class: img.class.clone(),
+            name: img.path.display().to_string(),
+        }),
+        None => images,
+    }
+}
+
 /// The class index of `image` for `card`: by class name when the card names its classes,
 /// otherwise the data set's index (when the model has that many classes).
 pub fn model_label(image: &StudyImage, card: &ModelCard) -> Option<usize> {
