@@ -532,7 +532,7 @@ fn run_steps(out: &Path, record: &mut RunRecord, steps: &[Step]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use crate::records::civil_from_days;
 
     #[test]
     fn days_to_dates_by_hand() {

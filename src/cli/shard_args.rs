@@ -24,7 +24,7 @@ pub enum Sharding {
     /// No `--shard`: the run writes into `--out`.
     Whole,
     /// A shard to run: write into its folder, then [`ShardRun::finish`].
-    Shard(ShardRun),
+    Shard(Box<ShardRun>),
     /// A shard that already finished with the same configuration: nothing to do.
     Done(PathBuf),
 }

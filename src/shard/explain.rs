@@ -67,9 +67,9 @@ fn row_files(output: &OutputRecord) -> Vec<&str> {
     files
 }
 
-/// Copies a row's files from the shard folder into `out` (atomically, byte for byte). The names
-/// come from a record: only plain file names are accepted, so nothing is read or written
-/// outside the two folders.
+/// Places a row's files from the shard folder into `out` (atomically, as hard links or
+/// copies). The names come from a record: only plain file names are accepted, so nothing is
+/// read or written outside the two folders.
 fn copy_row_files(shard: &Path, out: &Path, output: &OutputRecord) -> Result<()> {
     for name in row_files(output) {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
@@ -78,12 +78,9 @@ fn copy_row_files(shard: &Path, out: &Path, output: &OutputRecord) -> Result<()>
                 shard.join("explain.json").display()
             );
         }
-        let from = shard.join(name);
-        let bytes =
-            std::fs::read(&from).with_context(|| format!("{}: cannot read", from.display()))?;
-        let to = out.join(name);
-        crate::io::write_atomic(&to, &bytes)
-            .with_context(|| format!("{}: cannot write", to.display()))?;
+        let (from, to) = (shard.join(name), out.join(name));
+        crate::io::link_or_copy_atomic(&from, &to)
+            .with_context(|| format!("{} → {}: cannot copy", from.display(), to.display()))?;
     }
     Ok(())
 }

@@ -114,7 +114,7 @@ impl Shards {
             bail!("no shard of {} has finished: nothing to merge", self.count);
         }
         let (missing, unfinished) = (self.missing(), self.unfinished());
-        if !allow_partial && !(missing.is_empty() && unfinished.is_empty()) {
+        if !(allow_partial || missing.is_empty() && unfinished.is_empty()) {
             bail!(
                 "{} of {} shards are not done ({}): re-run them, or merge what exists with \
                  --allow-partial",

@@ -111,7 +111,7 @@ pub struct ShardRun {
 /// What [`ShardRun::begin`] found.
 pub enum Begun {
     /// The shard is to run (its unfinished manifest is written).
-    Run(ShardRun),
+    Run(Box<ShardRun>),
     /// The shard already finished with the same configuration: nothing to do.
     AlreadyFinished(PathBuf),
 }
@@ -154,7 +154,7 @@ impl ShardRun {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create the shard folder", dir.display()))?;
         write_record(&path, &manifest)?;
-        Ok(Begun::Run(ShardRun { dir, manifest }))
+        Ok(Begun::Run(Box::new(ShardRun { dir, manifest })))
     }
 
     /// Marks the shard finished (after every output is written), with the study's work counts

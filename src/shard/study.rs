@@ -16,7 +16,7 @@ use crate::records::{StudySummary, read_record, write_record};
 /// The folders of a study's per-image results, relative to its output folder.
 pub const PER_IMAGE_FOLDERS: &[&str] = &["per_image", "maps"];
 
-/// Copies every shard's per-image results in `set` into `out`; returns the number of files.
+/// Places every shard's per-image results in `set` into `out`; returns the number of files.
 pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
     let mut copied = 0;
     for k in &set.members {
@@ -28,8 +28,8 @@ pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
     Ok(copied)
 }
 
-/// Copies the regular files below `from` to the same places below `to` (atomically, byte for
-/// byte); links are not followed, so nothing outside the shard folder is read.
+/// Places the regular files below `from` at the same places below `to` (atomically, as hard
+/// links or copies); links are not followed, so nothing outside the shard folder is read.
 fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(0);
@@ -42,10 +42,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
         if kind.is_dir() {
             copied += copy_tree(&src, &dst)?;
         } else if kind.is_file() {
-            let bytes =
-                std::fs::read(&src).with_context(|| format!("{}: cannot read", src.display()))?;
-            crate::io::write_atomic(&dst, &bytes)
-                .with_context(|| format!("{}: cannot write", dst.display()))?;
+            crate::io::link_or_copy_atomic(&src, &dst)
+                .with_context(|| format!("{} → {}: cannot copy", src.display(), dst.display()))?;
             copied += 1;
         }
     }
