@@ -451,7 +451,7 @@ pub fn run_with_models(
     let split = models[0].split();
     let Selection { images, how } =
         select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
-    let images = shard_images(images, opts.shards.as_ref());
+    let images = shard_images(images, opts.shards.as_ref())?;
     create_dir(&opts.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {

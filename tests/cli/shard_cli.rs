@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::shard_common::{
-    assert_same_files, explain_args, faithfulness_args, fixture, run_err, run_ok, strs, temp_dir,
+    assert_same_files, explain_args, faithfulness_args, fixture, run_err, run_ok, stability_args,
+    strs, temp_dir,
 };
 
 /// Runs `args` unsharded in `dir/whole` and as `n` shards plus a merge in `dir/sharded`
@@ -76,6 +77,30 @@ fn faithfulness_in_four_shards_merges_to_the_unsharded_study_byte_for_byte() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(merged.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["work"]["computed"], 16 * 3);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn stability_in_three_shards_merges_to_the_unsharded_study_byte_for_byte() {
+    let dir = temp_dir("stability");
+    let (data, weights) = fixture(&dir, 12);
+    let (whole, merged) = whole_and_merged(&dir, &stability_args(&data, &weights), 3);
+    let files = assert_same_files(&whole, &merged);
+    assert!(files > 12 * 2, "{files}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_study_shard_without_images_is_an_error_naming_the_counts() {
+    let dir = temp_dir("empty");
+    let (data, weights) = fixture(&dir, 20);
+    let mut args = faithfulness_args(&data, &weights);
+    args.extend(["--shard".to_string(), "25/25".to_string()]);
+    let err = run_err(&dir, &strs(&args));
+    assert!(
+        err.contains("no images") && err.contains("25 shards of 20"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -169,3 +169,23 @@ pub fn faithfulness_args(data: &Path, weights: &Path) -> Vec<String> {
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+/// The stability command line over all of `data` with `weights`, writing to `run`.
+pub fn stability_args(data: &Path, weights: &Path) -> Vec<String> {
+    [
+        "stability",
+        "--models",
+        path(weights),
+        "--data",
+        path(data),
+        "--split",
+        "all",
+        "--methods",
+        "saliency,random",
+        "--no-progress",
+        "--out",
+        "run",
+    ]
+    .map(String::from)
+    .to_vec()
+}
