@@ -38,6 +38,14 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let set = shards.mergeable(args.allow_partial)?;
     let command = shards.first().command.clone();
     match command.as_str() {
+        "train" => {
+            let members = crate::shard::train::merge(&args.out, &shards, &set)?;
+            eprintln!(
+                "merged {members} ensemble member(s) of {} shard(s) into {}",
+                set.members.len(),
+                args.out.display()
+            );
+        }
         "explain" => {
             let rows = crate::shard::explain::merge(&args.out, &shards, &set)?;
             eprintln!(

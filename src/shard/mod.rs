@@ -9,6 +9,8 @@
 //! - [`explain`]: the merge of `relevance explain` (rows, files, grid and `explain.json`);
 //! - [`study`]: the merge of a study (its per-image result caches gathered, then the study's own
 //!   summary phase over them, run by the CLI);
+//! - [`train`]: the merge of `train --seeds` (each shard's `seed-*` folders and one
+//!   `ensemble.json` of all members);
 //! - [`slurm`]: the sbatch scripts of an array and its merge job, and their submission.
 //!
 //! The partition itself is [`crate::data::shard`], so the pipelines below can select their
@@ -21,6 +23,7 @@ pub mod merge;
 pub mod run;
 pub mod slurm;
 pub mod study;
+pub mod train;
 
 pub use crate::data::shard::{Shard, ShardSet};
 

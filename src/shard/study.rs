@@ -22,7 +22,7 @@ pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
     for k in &set.members {
         let (dir, _) = &shards.found[k];
         for folder in PER_IMAGE_FOLDERS {
-            copied += copy_tree(&dir.join(folder), &out.join(folder))?;
+            copied += place_tree(&dir.join(folder), &out.join(folder))?;
         }
     }
     Ok(copied)
@@ -30,7 +30,7 @@ pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
 
 /// Places the regular files below `from` at the same places below `to` (atomically, as hard
 /// links or copies); links are not followed, so nothing outside the shard folder is read.
-fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
+pub fn place_tree(from: &Path, to: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(0);
     };
@@ -40,7 +40,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
         let kind = entry.file_type()?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if kind.is_dir() {
-            copied += copy_tree(&src, &dst)?;
+            copied += place_tree(&src, &dst)?;
         } else if kind.is_file() {
             crate::io::link_or_copy_atomic(&src, &dst)
                 .with_context(|| format!("{} → {}: cannot copy", src.display(), dst.display()))?;

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::shard_common::{
-    assert_same_files, explain_args, faithfulness_args, fixture, run_err, run_ok, stability_args,
-    strs, temp_dir,
+    assert_same_files, assert_same_training, explain_args, faithfulness_args, fixture, run_err,
+    run_ok, stability_args, strs, temp_dir, train_args,
 };
 
 /// Runs `args` unsharded in `dir/whole` and as `n` shards plus a merge in `dir/sharded`
@@ -87,6 +87,45 @@ fn stability_in_three_shards_merges_to_the_unsharded_study_byte_for_byte() {
     let (whole, merged) = whole_and_merged(&dir, &stability_args(&data, &weights), 3);
     let files = assert_same_files(&whole, &merged);
     assert!(files > 12 * 2, "{files}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_three_seed_ensemble_trained_one_seed_per_shard_merges_to_the_unsharded_ensemble() {
+    let dir = temp_dir("train");
+    let (data, _) = fixture(&dir, 20);
+    let (whole, sharded) = (dir.join("whole"), dir.join("sharded"));
+    std::fs::create_dir_all(&whole).unwrap();
+    std::fs::create_dir_all(&sharded).unwrap();
+    let args = train_args(&data);
+    run_ok(&whole, &strs(&args));
+    for k in 1..=3 {
+        let mut a = args.clone();
+        a.extend(["--shard".to_string(), format!("{k}/3")]);
+        run_ok(&sharded, &strs(&a));
+        // one seed per task: shard k holds seed k − 1 only
+        let shard = sharded.join(format!("run/shards/{k}-of-3"));
+        assert!(shard.join(format!("seed-{}", k - 1)).is_dir());
+        assert_eq!(
+            std::fs::read_dir(&shard)
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("seed-"))
+                .count(),
+            1
+        );
+    }
+    run_ok(&sharded, &["merge", "run"]);
+    let files = assert_same_training(&whole.join("run"), &sharded.join("run"));
+    assert_eq!(
+        files,
+        3 * 4 + 1,
+        "seed-*/{{model,checkpoint}}.safetensors, card, train record + ensemble.json"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -189,3 +189,79 @@ pub fn stability_args(data: &Path, weights: &Path) -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+
+/// Training a 3-seed small_cnn ensemble on `data` for one epoch, writing to `run`.
+pub fn train_args(data: &Path) -> Vec<String> {
+    [
+        "train",
+        "--data",
+        path(data),
+        "--arch",
+        "small_cnn",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0..3",
+        "--no-progress",
+        "--quiet",
+        "--out",
+        "run",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A safetensors file as (header JSON, tensor bytes), its `__metadata__` strings parsed as JSON.
+fn safetensors_parts(bytes: &[u8]) -> (serde_json::Value, &[u8]) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    if let Some(meta) = header
+        .get_mut("__metadata__")
+        .and_then(|m| m.as_object_mut())
+    {
+        for v in meta.values_mut() {
+            if let Some(text) = v.as_str() {
+                *v = serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.into()));
+            }
+        }
+    }
+    (header, &bytes[8 + n..])
+}
+
+/// Asserts two training folders hold the same files with the same bytes, except the times
+/// (keys with `second`: durations, images per second) in `model.train.json` and in the checkpoint's loop state, which differ
+/// between any two runs; returns how many files.
+pub fn assert_same_training(expected: &Path, got: &Path) -> usize {
+    fn without_times(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|k, _| !k.contains("second"));
+                map.values_mut().for_each(without_times);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(without_times),
+            _ => {}
+        }
+    }
+    let (a, b) = (files(expected), files(got));
+    let names = |m: &BTreeMap<PathBuf, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b), "file lists differ");
+    for (name, bytes) in &a {
+        if name.ends_with("checkpoint.safetensors") {
+            let ((mut x, dx), (mut y, dy)) =
+                (safetensors_parts(bytes), safetensors_parts(&b[name]));
+            without_times(&mut x);
+            without_times(&mut y);
+            assert_eq!(x, y, "{}: header", name.display());
+            assert!(dx == dy, "{}: tensors differ", name.display());
+        } else if name.ends_with("model.train.json") {
+            let mut x: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            let mut y: serde_json::Value = serde_json::from_slice(&b[name]).unwrap();
+            without_times(&mut x);
+            without_times(&mut y);
+            assert_eq!(x, y, "{}", name.display());
+        } else {
+            assert!(bytes == &b[name], "{} differs", name.display());
+        }
+    }
+    a.len()
+}
