@@ -1,6 +1,7 @@
 //! Sharded runs on a real Slurm: `relevance slurm submit` arrays of `explain` and a
 //! `faithfulness` study whose merge jobs rebuild the unsharded outputs byte for byte, and an
-//! array task cancelled with `scancel`, refused by `merge`, resubmitted alone and merged.
+//! array task cancelled with `scancel`, refused by `merge`, resubmitted alone and merged; a
+//! 3-seed ensemble trained one seed per array task, merged, and studied with `variability`.
 //!
 //! These tests need a running Slurm (`tools/slurm-test-cluster.sh start`, which `.ci/run` does)
 //! and run only when `RELEVANCE_SLURM=1`; without it they print why they skip. With it set, a
@@ -14,7 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shard_common::{
-    assert_same_files, explain_args, faithfulness_args, fixture, run_err, run_ok, strs, temp_dir,
+    assert_same_files, assert_same_training, explain_args, faithfulness_args, fixture, run_err,
+    run_ok, strs, temp_dir, train_args,
 };
 
 /// Whether the Slurm tests are to run; when they are, Slurm must answer.
@@ -196,5 +198,69 @@ fn a_cancelled_task_is_named_by_merge_and_resubmitted_alone() {
     println!(
         "task 4 resubmitted as job {again}; merged {files} files identical to the unsharded run"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_three_seed_ensemble_trained_as_an_array_feeds_variability() {
+    if !slurm_enabled("a_three_seed_ensemble_trained_as_an_array_feeds_variability") {
+        return;
+    }
+    let dir = temp_dir("slurm-train");
+    let (data, _) = fixture(&dir, 20);
+    let args = train_args(&data);
+    let (whole, sharded) = (dir.join("whole"), dir.join("sharded"));
+    std::fs::create_dir_all(&whole).unwrap();
+    std::fs::create_dir_all(&sharded).unwrap();
+    // Each task computes with its one CPU, and training's sums depend on the thread count: the
+    // reference is trained with one thread too.
+    let reference = shard_common::relevance()
+        .current_dir(&whole)
+        .env("RAYON_NUM_THREADS", "1")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    let (_, merge) = submit(&sharded, &args, 3, &[]);
+    let state = wait_job(&merge, LIMIT);
+    let log = std::fs::read_to_string(sharded.join("run/slurm/merge.log")).unwrap_or_default();
+    assert_eq!(state, "COMPLETED", "merge job {merge}: {log}");
+    let files = assert_same_training(&whole.join("run"), &sharded.join("run"));
+    let data_arg = data.display().to_string();
+    let out = run_ok(
+        &sharded,
+        &[
+            "variability",
+            "--models",
+            "run",
+            "--data",
+            &data_arg,
+            "--split",
+            "all",
+            "--methods",
+            "saliency",
+            "--no-progress",
+            "--out",
+            "var",
+        ],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sharded.join("var/summary.json")).unwrap()).unwrap();
+    let models = summary["conventions"]["models"]
+        .as_array()
+        .map_or(0, Vec::len);
+    println!(
+        "3 seeds trained as array tasks, merge job {merge}: {files} files as trained unsharded; \
+         variability over {models} models: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+    );
+    assert_eq!(models, 3, "{summary}");
     std::fs::remove_dir_all(&dir).ok();
 }
