@@ -56,6 +56,7 @@ pub mod records;
 pub mod report;
 pub mod review;
 pub mod rng;
+pub mod shard;
 pub mod studies;
 pub mod tensor;
 pub mod train;

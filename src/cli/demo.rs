@@ -159,31 +159,7 @@ fn write_run_record(out: &Path, record: &RunRecord) -> Result<()> {
 
 /// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
 fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    crate::records::utc_now()
 }
 
 /// Runs the demo.
@@ -556,7 +532,7 @@ fn run_steps(out: &Path, record: &mut RunRecord, steps: &[Step]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use crate::records::civil_from_days;
 
     #[test]
     fn days_to_dates_by_hand() {

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use super::method_args::{MethodArgs, split_specs};
+use super::shard_args::{ShardArgs, Sharding};
+use crate::data::shard::{ShardSet, keep};
 use crate::explain::{ExplainOptions, ExplainRecord};
 use crate::graph::LoadOptions;
 use crate::methods::{Target, registry};
 use crate::records::OutputFile;
+use crate::records::ShardItem;
 use crate::report::Colormap;
 
 /// Arguments of `relevance explain`.
@@ -49,6 +52,9 @@ pub struct ExplainArgs {
     /// Colormap of unsigned maps (viridis, inferno, gray); signed maps use bwr or coldnhot.
     #[arg(long)]
     pub colormap: Option<String>,
+    /// Only one shard of the inputs (see `relevance merge`).
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Images, .npy tensors or folders of them. All are read before the first map is written:
     /// one unreadable input stops the run with nothing written.
     #[arg(required = true)]
@@ -57,6 +63,15 @@ pub struct ExplainArgs {
 
 /// Runs the command.
 pub fn run(args: ExplainArgs) -> Result<()> {
+    let shards: Option<ShardSet> = args.shard.shard.map(Into::into);
+    let items = shard_items(&args.inputs, shards.as_ref())?;
+    let mut models = vec![args.model.clone()];
+    models.extend(args.card.clone());
+    let sharding = args.shard.begin(&args.out, &models, items)?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
+    let out = sharding.out(&args.out);
     let options = ExplainOptions {
         model: args.model.clone(),
         load: LoadOptions {
@@ -66,7 +81,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         methods: args.method.iter().flatten().cloned().collect(),
         method_options: args.method_args.method_options()?,
         target: args.target.parse::<Target>()?,
-        out: args.out.clone(),
+        out: out.clone(),
         alpha: args.alpha,
         colormap: args
             .colormap
@@ -74,8 +89,10 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             .map(|s| s.parse::<Colormap>().map_err(anyhow::Error::msg))
             .transpose()?,
         inputs: args.inputs.clone(),
+        shards,
     };
     let record = crate::explain::run(&options)?;
+    sharding.finish()?;
     if args.check_conservation {
         report_conservation(&record, args.conservation_tol)?;
     }
@@ -83,9 +100,26 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         "wrote {} map(s) for {} row(s) to {}",
         record.outputs.len() * record.methods.len(),
         record.outputs.len(),
-        args.out.display()
+        out.display()
     );
     Ok(())
+}
+
+/// The inputs of the shards in `shards` with their positions in the unsharded run, for the
+/// manifest the merge orders rows by (none without `--shard`).
+fn shard_items(inputs: &[PathBuf], shards: Option<&ShardSet>) -> Result<Vec<ShardItem>> {
+    let Some(set) = shards else {
+        return Ok(Vec::new());
+    };
+    let planned = crate::explain::plan_inputs(inputs)?;
+    let numbered: Vec<(usize, _)> = planned.into_iter().enumerate().collect();
+    Ok(keep(numbered, set, |(_, p)| p.id.clone())
+        .into_iter()
+        .map(|(position, p)| ShardItem {
+            position,
+            name: p.stem,
+        })
+        .collect())
 }
 
 /// `--check-conservation`: prints every LRP map's conservation error and fails when one exceeds

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::shard_args::Sharding;
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::faithfulness::{
     FaithfulnessOptions, IdConventions, SubstrateSpec, parse_step, parse_ties, run,
@@ -70,8 +71,13 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
         conv.deletion_substrate = s.clone();
     }
     let s = &args.study;
-    let mut opts =
-        FaithfulnessOptions::new(s.models.clone(), s.data.clone(), s.out_or("faithfulness"));
+    let sharding = s.begin_shard(&s.out_or("faithfulness"))?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
+    let out = sharding.out(&s.out_or("faithfulness"));
+    let mut opts = FaithfulnessOptions::new(s.models.clone(), s.data.clone(), out);
+    opts.shards = s.shards();
     opts.split = s.split;
     opts.limit = s.limit;
     opts.batch = s.batch();
@@ -83,6 +89,7 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     opts.save_maps = args.save_maps;
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
+    sharding.finish()?;
     for line in &outcome.headline {
         outln!("{line}")?;
     }

@@ -18,10 +18,13 @@ mod demo;
 mod explain;
 mod faithfulness;
 mod inspect;
+mod merge;
 mod method_args;
 mod predict;
 mod report;
 mod review;
+mod shard_args;
+mod slurm;
 mod stability;
 mod study_args;
 mod train;
@@ -84,6 +87,10 @@ pub enum Command {
     /// Let domain experts rate explanations in a local web page; export and summarise the
     /// answers (counts, Wilson intervals, inter-rater agreement).
     Review(review::ReviewArgs),
+    /// Build from a sharded run's OUT/shards/K-of-N/ exactly what one unsharded run writes.
+    Merge(merge::MergeArgs),
+    /// Run a command on a Slurm cluster as a job array of shards and a merge job.
+    Slurm(slurm::SlurmArgs),
 }
 
 /// Runs one parsed command.
@@ -104,6 +111,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Report(args) => report::run(args),
         Command::Review(args) => review::run(args),
+        Command::Merge(args) => merge::run(args),
+        Command::Slurm(args) => slurm::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::shard_args::Sharding;
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::stability::{NamedAug, StabilityOptions, run};
 use crate::studies::toolkit::TargetRule;
@@ -34,7 +35,13 @@ pub struct StabilityArgs {
 /// Runs the command.
 pub fn run_cli(args: StabilityArgs) -> Result<()> {
     let s = &args.study;
-    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), s.out_or("stability"));
+    let sharding = s.begin_shard(&s.out_or("stability"))?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
+    let out = sharding.out(&s.out_or("stability"));
+    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), out);
+    opts.shards = s.shards();
     opts.split = s.split;
     opts.limit = s.limit;
     opts.batch = s.batch();
@@ -54,6 +61,7 @@ pub fn run_cli(args: StabilityArgs) -> Result<()> {
     opts.save_maps = args.save_maps;
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
+    sharding.finish()?;
     for line in &outcome.headline {
         outln!("{line}")?;
     }

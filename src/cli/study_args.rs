@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::method_args::{MethodArgs, split_specs};
+use super::shard_args::{ShardArgs, Sharding};
+use crate::data::shard::ShardSet;
 use crate::methods::MethodOptions;
 use crate::studies::toolkit::SplitChoice;
 
@@ -42,6 +44,12 @@ pub struct StudyArgs {
     /// Method options, as `relevance explain` takes them.
     #[command(flatten)]
     pub method: MethodArgs,
+    /// Only one shard of the images (see `relevance merge`).
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Set by `relevance merge --allow-partial`: only the images of these shards.
+    #[arg(skip)]
+    pub merged_shards: Option<ShardSet>,
 }
 
 impl StudyArgs {
@@ -61,6 +69,27 @@ impl StudyArgs {
     /// Images per pass (`--batch`, at least 1).
     pub fn batch(&self) -> usize {
         self.method.batch.max(1)
+    }
+
+    /// Starts the study as a shard when `--shard` is given (its manifest hashes the models'
+    /// weight files) writing to `out`.
+    pub fn begin_shard(&self, out: &std::path::Path) -> Result<Sharding> {
+        if self.shard.shard.is_none() {
+            return Ok(Sharding::Whole);
+        }
+        let weights: Vec<PathBuf> = crate::studies::toolkit::expand_models(&self.models)?
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        self.shard.begin(out, &weights, Vec::new())
+    }
+
+    /// The images' shards to keep: `--shard`, or the shards a partial merge covers.
+    pub fn shards(&self) -> Option<ShardSet> {
+        self.shard
+            .shard
+            .map(Into::into)
+            .or_else(|| self.merged_shards.clone())
     }
 
     /// The output folder: `--out`, else a folder named after the study.

@@ -1,5 +1,8 @@
 //! `relevance train`: train one model or an ensemble of seeds on an image data set.
 
+use super::shard_args::{ShardArgs, Sharding};
+use crate::data::shard::Shard;
+use crate::records::ShardItem;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -25,6 +28,11 @@ pub struct TrainArgs {
     /// Output folder: seed-<s>/model.safetensors, model.card.json, model.train.json, ensemble.json.
     #[arg(long)]
     pub out: PathBuf,
+    /// Train only shard K of N of the seeds (the sorted seeds dealt round-robin: with N equal to
+    /// the number of seeds, one seed per array task), under OUT/shards/K-of-N/; `relevance merge
+    /// OUT` then writes the ensemble.
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Starting weights (.safetensors state dict); a head of another shape is trained afresh.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
@@ -151,7 +159,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "raw" => Normalization::Raw,
         other => bail!("unknown --normalization '{other}': imagenet, unit or raw"),
     };
-    let seeds = parse_seeds(&args.seeds).map_err(anyhow::Error::msg)?;
+    let all_seeds = parse_seeds(&args.seeds).map_err(anyhow::Error::msg)?;
+    let (seeds, items) = shard_seeds(&all_seeds, args.shard.shard);
+    let pretrained: Vec<PathBuf> = args.pretrained.iter().cloned().collect();
+    let sharding = args.shard.begin(&args.out, &pretrained, items)?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
+    let out = sharding.out(&args.out);
     let probe = probe_data(&args.data);
     let input_size = match &args.input_size {
         Some(s) => parse_size(s)?,
@@ -219,13 +234,38 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &data,
         &cfg,
         &seeds,
-        &args.out,
+        &out,
         args.resume,
         args.pretrained.as_deref(),
         verbosity,
     )?;
+    sharding.finish()?;
     if !args.quiet {
         outln!("{}", serde_json::to_string(&record)?)?;
     }
     Ok(())
+}
+
+/// The seeds of `shard` (all without one) and, for its manifest, each with its position in
+/// the seed list: the seeds sorted and dealt round-robin to the shards.
+fn shard_seeds(seeds: &[u64], shard: Option<Shard>) -> (Vec<u64>, Vec<ShardItem>) {
+    let Some(shard) = shard else {
+        return (seeds.to_vec(), Vec::new());
+    };
+    let mut sorted: Vec<(usize, u64)> = seeds.iter().copied().enumerate().collect();
+    sorted.sort_by_key(|&(_, s)| s);
+    let mine: Vec<(usize, u64)> = sorted
+        .into_iter()
+        .enumerate()
+        .filter(|(rank, _)| rank % shard.count + 1 == shard.index)
+        .map(|(_, item)| item)
+        .collect();
+    let items = mine
+        .iter()
+        .map(|&(position, seed)| ShardItem {
+            position,
+            name: seed.to_string(),
+        })
+        .collect();
+    (mine.into_iter().map(|(_, s)| s).collect(), items)
 }

@@ -10,6 +10,7 @@ pub mod idx;
 pub mod image;
 pub mod npy;
 pub mod resize;
+pub mod shard;
 pub mod split;
 pub mod synth;
 

@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 
 pub use crate::records::ExplainRecord;
 
+use crate::data::shard::{SampleId, ShardSet, keep};
 use crate::data::{expand_inputs, image::load_input};
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
@@ -51,6 +52,49 @@ pub struct ExplainOptions {
     pub colormap: Option<Colormap>,
     /// Images, `.npy` tensors or folders of them.
     pub inputs: Vec<PathBuf>,
+    /// Only the inputs of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<ShardSet>,
+}
+
+/// An input of the unsharded run, in its order, with its unique output stem.
+#[derive(Clone, Debug)]
+pub struct PlannedInput {
+    /// The file.
+    pub path: PathBuf,
+    /// The unique stem its outputs are named by.
+    pub stem: String,
+    /// Its identity for the shard partition: the folder it lies in (its class in an
+    /// ImageFolder) and its path.
+    pub id: SampleId,
+}
+
+/// Every input of an unsharded run of `inputs`, in the order the run explains them, with the
+/// stems it gives them. A shard names its outputs by these stems (decided on the whole list,
+/// so a repeated stem gets the same `-2` in every shard) and explains those of its shard.
+pub fn plan_inputs(inputs: &[PathBuf]) -> Result<Vec<PlannedInput>> {
+    Ok(unique_stems(expand_inputs(inputs)?)
+        .into_iter()
+        .map(|Input { path, stem }| {
+            let class = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = SampleId {
+                class,
+                name: path.display().to_string(),
+            };
+            PlannedInput { path, stem, id }
+        })
+        .collect())
+}
+
+/// The planned inputs of `shards` (all of them when `None`).
+pub fn shard_inputs(planned: Vec<PlannedInput>, shards: Option<&ShardSet>) -> Vec<PlannedInput> {
+    match shards {
+        Some(set) => keep(planned, set, |p| p.id.clone()),
+        None => planned,
+    }
 }
 
 /// One image to explain.
@@ -74,7 +118,13 @@ pub fn run(opts: &ExplainOptions) -> Result<ExplainRecord> {
     for warning in methods.iter().flat_map(Prepared::warnings) {
         eprintln!("warning: {warning}");
     }
-    let inputs = unique_stems(expand_inputs(&opts.inputs)?);
+    let inputs: Vec<Input> = shard_inputs(plan_inputs(&opts.inputs)?, opts.shards.as_ref())
+        .into_iter()
+        .map(|p| Input {
+            path: p.path,
+            stem: p.stem,
+        })
+        .collect();
     check_inputs(&inputs, &model)?;
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("{}: cannot create output folder", opts.out.display()))?;

@@ -1,8 +1,8 @@
 //! The run records: the JSON files each command writes into its output folder and the report
 //! (and the studies) read back — `explain.json`, `concepts.json`, `atlas.json`, a study's
 //! `summary.json` and `figures.json`, training's `model.train.json` and `ensemble.json`, the
-//! synthetic data set's `dataset.json`, the demo's `run.json` and the expert review's
-//! `review.json`. Each is a serde type here (or
+//! synthetic data set's `dataset.json`, the demo's `run.json`, the expert review's `review.json`
+//! and a shard's `shard.json`. Each is a serde type here (or
 //! re-exported from the layer that builds it), read through [`read_record`] and written through
 //! [`write_record`], so a field is named once and a reader cannot drift from its writer.
 //!
@@ -17,6 +17,7 @@ mod concepts;
 mod explain;
 mod review;
 mod run;
+mod shard;
 mod study;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use explain::{
 };
 pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
+pub use shard::{ModelFile, ShardItem, ShardManifest, SlurmJobs};
 pub use study::{Figure, StudySummary, Table};
 
 /// `dataset.json` of the synthetic data set.
@@ -133,6 +135,35 @@ fn check_version(path: &Path, value: &Value) -> Result<(), RecordError> {
         }
     }
     Ok(())
+}
+
+/// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

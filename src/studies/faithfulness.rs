@@ -23,11 +23,12 @@ use super::toolkit::{
     Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
     model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
-    score_all, select_images, study_methods, write_csv, write_grid, write_json,
+    score_all, select_images, shard_images, study_methods, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
+use crate::data::shard::ShardSet;
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::methods::spec::label_file_key;
@@ -315,6 +316,8 @@ pub struct FaithfulnessOptions {
     pub out: PathBuf,
     /// The command line, recorded in `summary.json`.
     pub command: Option<Vec<String>>,
+    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<ShardSet>,
 }
 
 impl FaithfulnessOptions {
@@ -333,6 +336,7 @@ impl FaithfulnessOptions {
             save_maps: false,
             out,
             command: None,
+            shards: None,
         }
     }
 }
@@ -447,6 +451,7 @@ pub fn run_with_models(
     let split = models[0].split();
     let Selection { images, how } =
         select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let images = shard_images(images, opts.shards.as_ref())?;
     create_dir(&opts.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {

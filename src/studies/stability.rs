@@ -206,6 +206,8 @@ pub struct StabilityOptions {
     pub out: PathBuf,
     /// The command line, recorded in `summary.json`.
     pub command: Option<Vec<String>>,
+    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<crate::data::shard::ShardSet>,
 }
 
 impl StabilityOptions {
@@ -229,6 +231,7 @@ impl StabilityOptions {
             save_maps: false,
             out,
             command: None,
+            shards: None,
         }
     }
 }
@@ -349,6 +352,7 @@ pub fn run_with_models(
     let split = models[0].split();
     let Selection { images, how } =
         select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let images = super::toolkit::shard_images(images, opts.shards.as_ref())?;
     create_dir(&opts.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {

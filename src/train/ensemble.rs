@@ -144,6 +144,26 @@ pub struct Member {
     pub test_balanced_accuracy: Option<f64>,
 }
 
+impl EnsembleRecord {
+    /// The record of `members` (in order): their mean test accuracy and its sample SD (n − 1),
+    /// `None` where no member has a test accuracy (or, for the SD, only one has).
+    pub fn of(arch: String, classes: Vec<String>, members: Vec<Member>) -> Self {
+        let accs: Vec<f64> = members.iter().filter_map(|m| m.test_accuracy).collect();
+        let mean = (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64);
+        let sd = mean.filter(|_| accs.len() > 1).map(|m| {
+            (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (accs.len() - 1) as f64).sqrt()
+        });
+        EnsembleRecord {
+            schema_version: crate::records::SCHEMA_VERSION,
+            arch,
+            classes,
+            members,
+            test_accuracy_mean: mean,
+            test_accuracy_sd: sd,
+        }
+    }
+}
+
 /// Summary of an ensemble (`out/ensemble.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnsembleRecord {
@@ -206,19 +226,7 @@ pub fn train_ensemble(
             test_balanced_accuracy: test.map(|t| t.balanced_accuracy),
         });
     }
-    let accs: Vec<f64> = members.iter().filter_map(|m| m.test_accuracy).collect();
-    let mean = (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64);
-    let sd = mean.filter(|_| accs.len() > 1).map(|m| {
-        (accs.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (accs.len() - 1) as f64).sqrt()
-    });
-    let record = EnsembleRecord {
-        schema_version: crate::records::SCHEMA_VERSION,
-        arch: cfg.arch.clone(),
-        classes: data.classes.clone(),
-        members,
-        test_accuracy_mean: mean,
-        test_accuracy_sd: sd,
-    };
+    let record = EnsembleRecord::of(cfg.arch.clone(), data.classes.clone(), members);
     let path = out.join("ensemble.json");
     crate::records::write_record(&path, &record).map_err(|e| TrainError::file(&path, e.message))?;
     Ok(record)

@@ -13,3 +13,7 @@ mod inspect_cli;
 mod methods_cli;
 mod predict_cli;
 mod records_cli;
+mod shard_cli;
+
+#[path = "../shard_common/mod.rs"]
+mod shard_common;

@@ -6,5 +6,6 @@
 mod data_augment;
 mod data_folder;
 mod data_synth;
+mod shard_partition;
 mod train_loop;
 mod train_parity;

@@ -161,6 +161,30 @@ pub fn select_images(
     Ok(Selection { images, how })
 }
 
+/// The images of `shards` (all when `None`): the partition of [`crate::data::shard`] over
+/// the images' classes and paths, so every shard of a study sees the same selection and split.
+/// A shard left without images (more shards than images) is an error naming both counts.
+pub fn shard_images(
+    images: Vec<StudyImage>,
+    shards: Option<&crate::data::shard::ShardSet>,
+) -> Result<Vec<StudyImage>, StudyError> {
+    let Some(set) = shards else {
+        return Ok(images);
+    };
+    let total = images.len();
+    let kept = crate::data::shard::keep(images, set, |img| crate::data::shard::SampleId {
+        class: img.class.clone(),
+        name: img.path.display().to_string(),
+    });
+    if kept.is_empty() {
+        return Err(StudyError::Invalid(format!(
+            "this shard holds no images: {} shards of {total} image(s); use at most {total}",
+            set.count
+        )));
+    }
+    Ok(kept)
+}
+
 /// The class index of `image` for `card`: by class name when the card names its classes,
 /// otherwise the data set's index (when the model has that many classes).
 pub fn model_label(image: &StudyImage, card: &ModelCard) -> Option<usize> {

@@ -26,7 +26,7 @@ pub use figures::{
 };
 pub use images::{
     Selection, SplitChoice, StudyImage, label_for_model, limit_interleaved, load_batch, load_mask,
-    load_planes, model_label, planes_to_input, select_images,
+    load_planes, model_label, planes_to_input, select_images, shard_images,
 };
 pub use methods::{
     BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, method_options_json,
