@@ -250,9 +250,14 @@ struct Scores {
     rows: Vec<Row>,
     iou: Vec<Vec<Vec<Vec<f64>>>>,
     com: Vec<Vec<Vec<Vec<f64>>>>,
-    model_iou: Vec<Vec<Vec<Vec<(usize, f64)>>>>,
-    model_com: Vec<Vec<Vec<Vec<(usize, f64)>>>>,
+    model_iou: Vec<PairMatrix<ImageValues>>,
+    model_com: Vec<PairMatrix<ImageValues>>,
 }
+
+/// `(image, value)` pairs of one comparison.
+type ImageValues = Vec<(usize, f64)>;
+/// `[a][b]`: one entry per ordered pair.
+type PairMatrix<T> = Vec<Vec<T>>;
 
 /// Runs the study; see the module documentation.
 pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
