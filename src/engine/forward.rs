@@ -504,6 +504,13 @@ pub fn eval_as(
             }
         }
         Op::Softmax => activation::softmax(one(&mut args), 1),
+        Op::LayerNorm(ln) => super::imported::layer_norm(one(&mut args), ln, params)?,
+        Op::Gelu => super::imported::gelu(one(&mut args)),
+        Op::ChannelShuffle { groups } => super::imported::channel_shuffle(one(&mut args), *groups)?,
+        Op::ChannelSlice { start, len } => {
+            super::imported::channel_slice(one(&mut args), *start, *len)?
+        }
+        Op::Pad { pads, mode } => super::imported::pad(one(&mut args), *pads, *mode),
     };
     Ok((out, None))
 }

@@ -13,7 +13,7 @@ pub mod zoo;
 pub use builder::GraphBuilder;
 pub use card::{ModelCard, Normalization};
 pub use model::{LoadOptions, Model};
-pub use op::{BatchNorm, Conv2d, Linear, Op, Pool2d};
+pub use op::{BatchNorm, Conv2d, LayerNorm, Linear, Op, PadMode, Pool2d};
 pub use params::{Param, ParamStore};
 
 use serde::{Deserialize, Serialize};

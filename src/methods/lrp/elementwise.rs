@@ -51,3 +51,31 @@ impl Rule for Norm {
         Ok(vec![Some(x.clone().mul(back))])
     }
 }
+
+/// LayerNorm with its normalisation's `1/σ` held constant (Ali et al. 2022, "XAI for
+/// Transformers: better explanations through conservative propagation"; Achtibat et al. 2024,
+/// "AttnLRP", the identity rule on the normalisation): the layer is then the linear map
+/// `y = γ ⊙ (x − mean_C x) / σ + β`, explained by the ε-rule
+/// `R_x = x ⊙ Jᵀ(R / stabilize(y))`, `Jᵀs = (γ ⊙ s − mean_C(γ ⊙ s)) / σ`. Without β it is
+/// conservative at every position (`Σ_C R_x = Σ_C R_y` up to ε).
+pub struct LayerNormRule;
+
+impl Rule for LayerNormRule {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let Op::LayerNorm(ln) = ctx.op() else {
+            return Err(EngineError::Unsupported(format!(
+                "the LayerNorm rule on a {} node",
+                ctx.op().kind()
+            )));
+        };
+        let x = ctx.input(0)?;
+        let s = stabilized_ratio(signal, ctx.output()?.clone(), STABILIZER);
+        let (_, inv_std) = crate::engine::imported::layer_norm_parts(x, ln.eps);
+        let s = match crate::engine::imported::layer_norm_affine(ln, ctx.params)?.0 {
+            Some(gamma) => s.mul(gamma),
+            None => s,
+        };
+        let mean = s.clone().mean_dim(1);
+        Ok(vec![Some(x.clone().mul(s.sub(mean).mul(inv_std)))])
+    }
+}

@@ -15,6 +15,8 @@
 //! dimension as the batch.
 
 pub mod convert;
+mod fuse;
+mod modern;
 mod ops;
 pub mod proto;
 pub mod tensor;
@@ -76,23 +78,31 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "Div",
     "Dropout",
+    "Erf",
     "Flatten",
     "Gather",
+    "Gelu",
     "Gemm",
     "GlobalAveragePool",
     "GlobalMaxPool",
     "HardSigmoid",
     "HardSwish",
     "Identity",
+    "LayerNormalization",
     "MatMul",
     "MaxPool",
     "Mul",
+    "Pad",
+    "Pow",
+    "ReduceMean",
     "Relu",
     "Reshape",
     "Shape",
     "Sigmoid",
     "Slice",
     "Softmax",
+    "Split",
+    "Sqrt",
     "Squeeze",
     "Sub",
     "Tanh",
