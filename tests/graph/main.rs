@@ -5,5 +5,6 @@
 
 mod import_brain_mri;
 mod import_onnx;
+mod import_onnx_modern;
 mod import_pth;
 mod zoo_parity;

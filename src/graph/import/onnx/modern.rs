@@ -8,6 +8,14 @@ use super::proto::NodeProto;
 use super::tensor::{Const, axis};
 use crate::graph::{Conv2d, LayerNorm, Op, PadMode};
 
+/// The logical axis IR axis 1 (the channels) holds; a rank-1 value has none.
+fn channel_axis(x: &Dyn) -> Result<usize, String> {
+    x.axes
+        .get(1)
+        .copied()
+        .ok_or_else(|| format!("a tensor of shape {:?} has no channel axis", x.shape))
+}
+
 impl Converter {
     /// When `x` is the value a Conv/Linear node produces and `n` (a transpose) is its only
     /// reader, `n`'s output becomes the value that node produces, so a bias or scale after
@@ -52,7 +60,7 @@ impl Converter {
             Some(v) => v.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
             None => (axis(a.int("axis", -1), r)?..r).collect(),
         };
-        let channel_axis = x.axes[1];
+        let channel_axis = channel_axis(&x)?;
         let over_channels = axes.contains(&channel_axis)
             && axes
                 .iter()
@@ -244,7 +252,7 @@ impl Converter {
             if s == 0 && e == dim as usize && steps[i] == 1 {
                 continue;
             }
-            if ax != x.axes[1] || steps[i] != 1 || e <= s {
+            if ax != channel_axis(&x)? || steps[i] != 1 || e <= s {
                 return Err(format!(
                     "slice {}..{} step {} of axis {ax} of a tensor of shape {:?} (only step-1 \
                      ranges of the channels are supported)",
@@ -285,7 +293,7 @@ impl Converter {
                 "split {sizes:?} of axis {ax} (size {size}) into {count} outputs"
             ));
         }
-        if ax != x.axes[1] {
+        if ax != channel_axis(&x)? {
             return Err(format!(
                 "attribute axis = {ax}: only splits of the channels are supported"
             ));
