@@ -4,6 +4,7 @@
 //! than once per file; each module is one former test file.
 
 mod import_brain_mri;
+mod import_efficientnet_lite0;
 mod import_onnx;
 mod import_onnx_modern;
 mod import_pth;
