@@ -15,6 +15,8 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
   shufflenet.{13,17}.onnx  torchvision's ShuffleNetV2 InvertedResidual units (stride 2 and 1:
                            channel split by Slice, concat, channel shuffle by
                            Reshape/Transpose/Reshape), then x.mean([2, 3]) (ReduceMean) + Linear
+  activations.{13,17}.onnx LeakyReLU(0.1), ELU(0.7), SELU and PReLU (6 slopes in [−0.5, 0.5])
+                           after convolutions, then x.mean([2, 3]) + Linear
   pads.{13,17}.onnx        F.pad before convolutions: an asymmetric zero pad (TensorFlow
                            "same", 0 top/left, 1 bottom/right), reflect, replicate (ONNX edge)
                            and a constant 0.5 pad, then GAP + Linear
@@ -112,6 +114,30 @@ class Pads(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class Activations(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.c3, self.c4 = nn.Conv2d(6, 6, 1), nn.Conv2d(6, 6, 1)
+        self.act = nn.Sequential(nn.LeakyReLU(0.1), nn.ELU(0.7), nn.SELU(), nn.PReLU(6, 0.2))
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = self.act[0](self.c1(x))
+        x = self.act[1](self.c2(x))
+        x = self.act[2](self.c3(x))
+        x = self.act[3](self.c4(x))
+        return self.fc(x.mean([2, 3]))
+
+
+def tiny_activations():
+    torch.manual_seed(6)
+    model = Activations().eval()
+    with torch.no_grad():
+        model.act[3].weight.copy_(torch.linspace(-0.5, 0.5, 6))
+    return model
+
+
 def tiny_pads():
     torch.manual_seed(4)
     return Pads().eval()
@@ -146,6 +172,7 @@ def main():
         write("convnext", tiny_convnext(), 32, opset)
         write("shufflenet", tiny_shufflenet(), 32, opset)
         write("pads", tiny_pads(), 17, opset)
+        write("activations", tiny_activations(), 12, opset)
     write("convnext_nobias", tiny_convnext(bias=False), 32, 17)
     hand_built("erf_alone", [helper.make_node("Erf", ["input"], ["out"], name="lonely_erf")], [], 17)
     pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])

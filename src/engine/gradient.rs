@@ -132,6 +132,9 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
         }
         Op::LayerNorm(ln) => one(imported::layer_norm_adjoint(g, ctx.input(0)?, ln, params)?),
         Op::Gelu => one(g.mul(imported::gelu_derivative(ctx.input(0)?.clone()))),
+        op @ (Op::LeakyRelu { .. } | Op::Elu { .. } | Op::PRelu { .. }) => {
+            one(g.mul(imported::activation_derivative(op, ctx.input(0)?, params)?))
+        }
         Op::ChannelShuffle { groups } => one(imported::channel_shuffle_adjoint(g, *groups)?),
         Op::ChannelSlice { start, .. } => {
             let channels = ctx.input(0)?.dims()[1];

@@ -95,6 +95,64 @@ pub fn gelu_derivative(x: T4) -> T4 {
     phi_cdf.add(x.mul(density))
 }
 
+/// `x` above zero, `below(x)` elsewhere, as masks (NaN stays NaN through the masks' sum).
+fn piecewise(x: T4, below: T4) -> T4 {
+    let positive = x.clone().greater_elem(0.0).float();
+    x.mul(positive.clone())
+        .add(below.mul(positive.neg().add_scalar(1.0)))
+}
+
+/// Leaky ReLU: `x` for `x > 0`, `α·x` otherwise.
+pub fn leaky_relu(x: T4, alpha: f32) -> T4 {
+    piecewise(x.clone(), x.mul_scalar(alpha))
+}
+
+/// ELU / SELU: `scale·x` for `x > 0`, `scale·α·(eˣ − 1)` otherwise.
+pub fn elu(x: T4, alpha: f32, scale: f32) -> T4 {
+    let below = x.clone().exp().sub_scalar(1.0).mul_scalar(alpha);
+    piecewise(x, below).mul_scalar(scale)
+}
+
+/// PReLU with slopes `[C]` (or one shared slope).
+pub fn prelu(x: T4, slope: &str, params: &ParamStore) -> Result<T4, EngineError> {
+    let a = params.tensor::<1>(slope)?;
+    Ok(piecewise(x.clone(), x.mul(channel_view(a))))
+}
+
+/// Derivative of a function that is `x` above zero and has derivative `below` elsewhere.
+fn piecewise_derivative(x: &T4, below: T4) -> T4 {
+    let positive = x.clone().greater_elem(0.0).float();
+    positive
+        .clone()
+        .add(below.mul(positive.neg().add_scalar(1.0)))
+}
+
+/// `∂/∂x` of [`leaky_relu`], [`elu`] and [`prelu`] (at 0 the left derivative, as torch).
+pub fn activation_derivative(
+    op: &crate::graph::Op,
+    x: &T4,
+    params: &ParamStore,
+) -> Result<T4, EngineError> {
+    use crate::graph::Op;
+    let ones = || x.clone().mul_scalar(0.0).add_scalar(1.0);
+    Ok(match op {
+        Op::LeakyRelu { alpha } => piecewise_derivative(x, ones().mul_scalar(*alpha)),
+        Op::Elu { alpha, scale } => {
+            piecewise_derivative(x, x.clone().exp().mul_scalar(*alpha)).mul_scalar(*scale)
+        }
+        Op::PRelu { slope } => {
+            let a = channel_view(params.tensor::<1>(slope)?);
+            piecewise_derivative(x, ones().mul(a))
+        }
+        other => {
+            return Err(EngineError::Unsupported(format!(
+                "activation derivative of {}",
+                other.kind()
+            )));
+        }
+    })
+}
+
 /// ShuffleNet's channel shuffle: `[N, g·k, H, W]` viewed as `[N, g, k, HW]`, groups and
 /// members swapped. Its inverse is the shuffle with `k` groups.
 pub fn channel_shuffle(x: T4, groups: usize) -> Result<T4, EngineError> {

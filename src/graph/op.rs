@@ -169,6 +169,24 @@ pub enum Op {
     LayerNorm(LayerNorm),
     /// `x · Φ(x) = x · ½(1 + erf(x/√2))`, the exact GELU (Hendrycks & Gimpel 2016).
     Gelu,
+    /// `x` for `x > 0`, `α·x` otherwise (ONNX `LeakyRelu`).
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f32,
+    },
+    /// `scale·x` for `x > 0`, `scale·α·(eˣ − 1)` otherwise: ELU (Clevert et al. 2016) with
+    /// `scale = 1`, SELU (Klambauer et al. 2017) with its constants.
+    Elu {
+        /// α.
+        alpha: f32,
+        /// Overall scale (1 for ELU).
+        scale: f32,
+    },
+    /// `x` for `x > 0`, `a_c·x` otherwise with a learned slope per channel (He et al. 2015).
+    PRelu {
+        /// Key of the slopes `[C]` (or `[1]` for one shared slope).
+        slope: String,
+    },
     /// ShuffleNet's channel shuffle (Zhang et al. 2018): channels viewed as `[groups, C/groups]`
     /// and transposed, so output channel `i·groups + j` is input channel `j·(C/groups) + i`.
     ChannelShuffle {
@@ -219,6 +237,9 @@ impl Op {
             Op::Softmax => "softmax",
             Op::LayerNorm(_) => "layernorm",
             Op::Gelu => "gelu",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
+            Op::PRelu { .. } => "prelu",
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::ChannelSlice { .. } => "channel_slice",
             Op::Pad { .. } => "pad",
@@ -228,7 +249,7 @@ impl Op {
     /// Parameter keys this op reads.
     pub fn param_keys(&self) -> Vec<&str> {
         match self {
-            Op::Constant(k) => vec![k.as_str()],
+            Op::Constant(k) | Op::PRelu { slope: k } => vec![k.as_str()],
             Op::Conv2d(c) => std::iter::once(c.weight.as_str())
                 .chain(c.bias.as_deref())
                 .collect(),

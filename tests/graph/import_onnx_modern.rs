@@ -144,6 +144,42 @@ fn zero_pads_fold_into_convolutions_and_other_pads_become_pad_nodes() {
 }
 
 #[test]
+fn leaky_relu_elu_selu_and_prelu_match_torch_and_pass_relevance() {
+    for name in ["activations.13", "activations.17"] {
+        let m = load(name);
+        assert_torch_parity(name, &m);
+        assert!(
+            m.graph
+                .nodes
+                .iter()
+                .any(|n| n.op == Op::LeakyRelu { alpha: 0.1 })
+        );
+        assert!(m.graph.nodes.iter().any(|n| n.op
+            == Op::Elu {
+                alpha: 0.7,
+                scale: 1.0
+            }));
+        assert!(m.graph.nodes.iter().any(
+            |n| matches!(n.op, Op::Elu { alpha, scale } if (alpha - 1.673_263_2).abs() < 1e-6 && (scale - 1.050_701).abs() < 1e-6)
+        ));
+        assert_eq!(count(&m, "prelu"), 1, "{name}");
+        let lrp = LrpModel::new(
+            &m,
+            Composite::preset("epsilon-plus").unwrap(),
+            &LrpOptions::default(),
+        )
+        .unwrap();
+        let graph = &lrp.canon.graph;
+        for (node, rule) in &lrp.assignment {
+            let kind = graph.nodes[graph.find(node).unwrap()].op.kind();
+            if ["leaky_relu", "elu", "prelu"].contains(&kind) {
+                assert_eq!(rule, "pass", "{name}: {node}");
+            }
+        }
+    }
+}
+
+#[test]
 fn lrp_conserves_relevance_through_layernorm_gelu_and_layer_scale_on_a_bias_free_convnext() {
     let name = "convnext_nobias.17";
     let m = load(name);

@@ -232,9 +232,15 @@ impl Composite {
                         .map_err(|e| e.at_node(&node.name))?;
                     (Arc::new(bound), name)
                 }
-                Op::Relu | Op::Clip { .. } | Op::Silu | Op::Sigmoid | Op::Tanh | Op::Gelu => {
-                    (pass.clone(), "pass".into())
-                }
+                Op::Relu
+                | Op::Clip { .. }
+                | Op::Silu
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Gelu
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+                | Op::PRelu { .. } => (pass.clone(), "pass".into()),
                 Op::LayerNorm(_) => (layer_norm.clone(), "layernorm-epsilon".into()),
                 Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => (norm.clone(), "norm".into()),
                 Op::Add if is_residual_sum(graph, id) => {

@@ -45,6 +45,51 @@ impl Converter {
         Ok(Val::Dyn(Dyn { node, ..x }))
     }
 
+    /// `LeakyRelu`, `Elu`, `Selu` (ONNX's default constants) and `PRelu` with a slope that is
+    /// one value or one per channel.
+    pub(super) fn signed_activation(
+        &mut self,
+        n: &NodeProto,
+        a: &Attrs,
+        name: &str,
+    ) -> Result<Val, String> {
+        let x = self.dyn_in(n, 0)?;
+        let op = match n.op_type.as_str() {
+            "LeakyRelu" => Op::LeakyRelu {
+                alpha: a.float("alpha", 0.01),
+            },
+            "Elu" => Op::Elu {
+                alpha: a.float("alpha", 1.0),
+                scale: 1.0,
+            },
+            "Selu" => Op::Elu {
+                alpha: a.float("alpha", 1.673_263_2),
+                scale: a.float("gamma", 1.050_701),
+            },
+            _ => {
+                let slope = self.const_in(n, 1)?;
+                let c = x.ir_dims()[1];
+                let ir = self.ir_const(&slope, &x)?;
+                if ir.dims[0] != 1
+                    || ir.dims[2] != 1
+                    || ir.dims[3] != 1
+                    || ![1, c].contains(&ir.dims[1])
+                {
+                    return Err(format!(
+                        "slope of shape {:?} for a tensor of shape {:?} (one slope, or one per \
+                         channel, is supported)",
+                        slope.dims, x.shape
+                    ));
+                }
+                let values = ir.broadcast_to(&[1, c, 1, 1])?.floats();
+                let key = self.param(input_name(n, 1)?, vec![c], values, true)?;
+                Op::PRelu { slope: key }
+            }
+        };
+        let node = self.push(name, op, vec![x.node]);
+        Ok(Val::Dyn(Dyn { node, ..x }))
+    }
+
     /// `LayerNormalization` over the axes from `axis` on (or the `relevance_axes` of a fused
     /// decomposition): these must hold the channels and otherwise only size-1 axes, which is
     /// ConvNeXt's channel-last form (`Transpose` to NHWC, normalise the last axis).

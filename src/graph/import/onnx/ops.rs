@@ -271,6 +271,7 @@ impl Converter {
             "Relu" | "Sigmoid" | "Tanh" | "Clip" | "HardSigmoid" | "HardSwish" => {
                 self.activation(n, a, name)
             }
+            "LeakyRelu" | "Elu" | "Selu" | "PRelu" => self.signed_activation(n, a, name),
             "Conv" => self.conv(n, a, name),
             "MaxPool" | "AveragePool" => self.pool(n, a, name),
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(n, name),
