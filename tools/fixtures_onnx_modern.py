@@ -16,7 +16,8 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
                            channel split by Slice, concat, channel shuffle by
                            Reshape/Transpose/Reshape), then x.mean([2, 3]) (ReduceMean) + Linear
   activations.{13,17}.onnx LeakyReLU(0.1), ELU(0.7), SELU and PReLU (6 slopes in [−0.5, 0.5])
-                           after convolutions, then x.mean([2, 3]) + Linear
+                           after convolutions, a mean over the channels added back
+                           (x + x.mean(1, keepdim=True)), then x.mean([2, 3]) + Linear
   pads.{13,17}.onnx        F.pad before convolutions: an asymmetric zero pad (TensorFlow
                            "same", 0 top/left, 1 bottom/right), reflect, replicate (ONNX edge)
                            and a constant 0.5 pad, then GAP + Linear
@@ -124,6 +125,8 @@ class Activations(nn.Module):
 
     def forward(self, x):
         x = self.act[0](self.c1(x))
+        # A mean over the channels (ReduceMean over axis 1) added back as a spatial map.
+        x = x + x.mean(1, keepdim=True)
         x = self.act[1](self.c2(x))
         x = self.act[2](self.c3(x))
         x = self.act[3](self.c4(x))

@@ -513,6 +513,7 @@ pub fn eval_as(
         Op::ChannelSlice { start, len } => {
             super::imported::channel_slice(one(&mut args), *start, *len)?
         }
+        Op::ChannelMean => one(&mut args).mean_dim(1),
         Op::Pad { pads, mode } => super::imported::pad(one(&mut args), *pads, *mode),
     };
     Ok((out, None))

@@ -140,6 +140,10 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
             let channels = ctx.input(0)?.dims()[1];
             one(imported::channel_slice_adjoint(g, *start, channels))
         }
+        Op::ChannelMean => {
+            let [_, c, h, w] = ctx.input(0)?.dims();
+            one(imported::channel_mean_adjoint(g, c, [h, w]))
+        }
         Op::Pad { pads, mode } => {
             let [_, _, h, w] = ctx.input(0)?.dims();
             one(imported::pad_adjoint(g, *pads, *mode, [h, w]))

@@ -173,6 +173,12 @@ pub fn channel_shuffle_adjoint(g: T4, groups: usize) -> Result<T4, EngineError> 
     channel_shuffle(g, c / groups.max(1))
 }
 
+/// Adjoint of the mean over `c` channels: the signal spread evenly over them.
+pub fn channel_mean_adjoint(g: T4, c: usize, [h, w]: [usize; 2]) -> T4 {
+    let n = g.dims()[0];
+    g.div_scalar(c as f32).expand([n, c, h, w])
+}
+
 /// Channels `start .. start + len`.
 pub fn channel_slice(x: T4, start: usize, len: usize) -> Result<T4, EngineError> {
     let c = x.dims()[1];

@@ -193,6 +193,9 @@ pub enum Op {
         /// Number of groups.
         groups: usize,
     },
+    /// The mean over the channels, `[N, C, H, W] → [N, 1, H, W]` (ONNX `ReduceMean` over the
+    /// channel axis).
+    ChannelMean,
     /// Channels `start .. start + len` of the input (ONNX `Split` / `Slice` on channels).
     ChannelSlice {
         /// First channel kept.
@@ -242,6 +245,7 @@ impl Op {
             Op::PRelu { .. } => "prelu",
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::ChannelSlice { .. } => "channel_slice",
+            Op::ChannelMean => "channel_mean",
             Op::Pad { .. } => "pad",
         }
     }

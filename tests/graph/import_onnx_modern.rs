@@ -144,7 +144,7 @@ fn zero_pads_fold_into_convolutions_and_other_pads_become_pad_nodes() {
 }
 
 #[test]
-fn leaky_relu_elu_selu_and_prelu_match_torch_and_pass_relevance() {
+fn leaky_relu_elu_selu_prelu_and_channel_means_match_torch_with_their_lrp_rules() {
     for name in ["activations.13", "activations.17"] {
         let m = load(name);
         assert_torch_parity(name, &m);
@@ -163,6 +163,7 @@ fn leaky_relu_elu_selu_and_prelu_match_torch_and_pass_relevance() {
             |n| matches!(n.op, Op::Elu { alpha, scale } if (alpha - 1.673_263_2).abs() < 1e-6 && (scale - 1.050_701).abs() < 1e-6)
         ));
         assert_eq!(count(&m, "prelu"), 1, "{name}");
+        assert_eq!(count(&m, "channel_mean"), 1, "{name}");
         let lrp = LrpModel::new(
             &m,
             Composite::preset("epsilon-plus").unwrap(),
@@ -174,6 +175,9 @@ fn leaky_relu_elu_selu_and_prelu_match_torch_and_pass_relevance() {
             let kind = graph.nodes[graph.find(node).unwrap()].op.kind();
             if ["leaky_relu", "elu", "prelu"].contains(&kind) {
                 assert_eq!(rule, "pass", "{name}: {node}");
+            }
+            if kind == "channel_mean" {
+                assert_eq!(rule, "norm", "{name}: {node}");
             }
         }
     }

@@ -242,7 +242,9 @@ impl Composite {
                 | Op::Elu { .. }
                 | Op::PRelu { .. } => (pass.clone(), "pass".into()),
                 Op::LayerNorm(_) => (layer_norm.clone(), "layernorm-epsilon".into()),
-                Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => (norm.clone(), "norm".into()),
+                Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } | Op::ChannelMean => {
+                    (norm.clone(), "norm".into())
+                }
                 Op::Add if is_residual_sum(graph, id) => {
                     (skip_rule.clone(), format!("skip-{skip}"))
                 }

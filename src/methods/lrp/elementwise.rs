@@ -28,7 +28,8 @@ impl Rule for Pass {
 }
 
 /// zennit's `Norm` on average pooling: `R_in = x ⊙ Pᵀ(R / stabilize(P x))`, the share of each
-/// input in the window average it contributed to (P the pooling operator, ε = 10⁻⁶).
+/// input in the window average it contributed to (P the pooling operator, ε = 10⁻⁶); also on a
+/// mean over the channels (P the channel average).
 pub struct Norm;
 
 impl Rule for Norm {
@@ -41,6 +42,10 @@ impl Rule for Norm {
         let back = match ctx.op() {
             Op::AvgPool2d(p) => avgpool_adjoint(s, &x_rows, p)?,
             Op::AdaptiveAvgPool2d { .. } => adaptive_avgpool_adjoint(s, &x_rows),
+            Op::ChannelMean => {
+                let [_, c, h, w] = x.dims();
+                crate::engine::imported::channel_mean_adjoint(s, c, [h, w])
+            }
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "the Norm rule on a {} node",

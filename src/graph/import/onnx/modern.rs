@@ -178,8 +178,8 @@ impl Converter {
         Ok(Val::Dyn(Dyn { node, ..x }))
     }
 
-    /// `ReduceMean` over the spatial axes (global average pooling); the batch and channel
-    /// axes may not be reduced.
+    /// `ReduceMean` over the spatial axes (global average pooling) or over the channels alone;
+    /// the batch axis may not be reduced.
     pub(super) fn reduce_mean(
         &mut self,
         n: &NodeProto,
@@ -199,27 +199,27 @@ impl Converter {
             .filter(|&&ax| x.shape[ax] != 1)
             .map(|&ax| x.ir_axis(ax))
             .collect();
-        if reduced_ir.iter().any(|&i| i < 2) || r != 4 && !reduced_ir.is_empty() && x.rank() < 4 {
+        let over_channels = reduced_ir == [1];
+        if !over_channels && reduced_ir.iter().any(|&i| i < 2) {
             return Err(format!(
-                "attribute axes = {:?} reduces axes of a tensor of shape {:?} other than the \
-                 spatial ones (only spatial means, a global average pooling, are supported)",
+                "attribute axes = {:?} reduces axes of a tensor of shape {:?} that are neither \
+                 the spatial ones (a global average pooling) nor the channels alone",
                 given.unwrap_or_default(),
                 x.shape
             ));
         }
-        let [_, c, _, _] = x.ir_dims();
+        if !over_channels && reduced_ir.len() == 1 {
+            return Err(format!(
+                "attribute axes = {:?}: a mean over one spatial axis is not supported",
+                given.unwrap_or_default()
+            ));
+        }
         let node = if reduced_ir.is_empty() {
             x.node
+        } else if over_channels {
+            self.push(name, Op::ChannelMean, vec![x.node])
         } else {
-            let pooled = self.push(name, Op::AdaptiveAvgPool2d { output: [1, 1] }, vec![x.node]);
-            // A mean over one spatial axis only is a pooling over that axis.
-            if reduced_ir.len() == 1 {
-                return Err(format!(
-                    "attribute axes = {:?}: a mean over one spatial axis is not supported",
-                    given.unwrap_or_default()
-                ));
-            }
-            pooled
+            self.push(name, Op::AdaptiveAvgPool2d { output: [1, 1] }, vec![x.node])
         };
         let mut kept = x.shape.clone();
         for &ax in &axes {
@@ -231,7 +231,6 @@ impl Converter {
             axes: x.axes.clone(),
             origin: x.origin.clone(),
         };
-        debug_assert_eq!(pooled.ir_dims()[1], c);
         if a.int("keepdims", 1) != 0 {
             return Ok(Val::Dyn(pooled));
         }
