@@ -15,6 +15,7 @@ Usage:
 Needs torch, torchvision, onnx (and onnxscript for dynamo=True).
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -96,6 +97,11 @@ def unsupported_ops(message):
     return m.group(1) if m else ""
 
 
+def short(message):
+    """The error without its `error: <file>: ` prefix, fit for a table cell."""
+    return re.sub(r"^error: [^:]+: ", "", message).replace("|", "/")[:160]
+
+
 def check(binary, arch, exporter, folder):
     model = build(arch)
     x = fixed_input()
@@ -105,13 +111,15 @@ def check(binary, arch, exporter, folder):
     npy_path = os.path.join(folder, "input.npy")
     np.save(npy_path, x.numpy())
     try:
-        export(model, x, onnx_path, exporter)
+        # The dynamo exporter reports progress on stdout, which holds the table.
+        with contextlib.redirect_stdout(sys.stderr):
+            export(model, x, onnx_path, exporter)
     except Exception as e:  # noqa: BLE001 - the exporter's failure is a table cell
         return {"imported": "export failed", "error": "", "ops": type(e).__name__}
     got, message = relevance_logits(binary, onnx_path, npy_path)
     os.remove(onnx_path)
     if got is None:
-        return {"imported": "no", "error": "", "ops": unsupported_ops(message) or message[:120]}
+        return {"imported": "no", "error": "", "ops": unsupported_ops(message) or short(message)}
     err = float(np.abs(got - want).max() / np.abs(want).max())
     return {"imported": "yes", "error": f"{err:.1e}", "ops": ""}
 
