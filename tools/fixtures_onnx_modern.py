@@ -11,6 +11,8 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
                            Linear(→5); opset 13 writes LayerNorm decomposed
                            (ReduceMean → Sub → Pow → ReduceMean → Add → Sqrt → Div), 17 as
                            LayerNormalization; GELU is Div/Erf/Add/Mul/Mul at both
+  convnext.dynamo.onnx     the same by the dynamo exporter (opset 18: LayerNormalization, Gelu, the
+                           head's flatten as Reshape to [-1] + Gather of 0..C−1, i.e. as_strided)
   convnext_nobias.17.onnx  the same with every bias and LayerNorm β zero (LRP conservation)
   shufflenet.{13,17}.onnx  torchvision's ShuffleNetV2 InvertedResidual units (stride 2 and 1:
                            channel split by Slice, concat, channel shuffle by
@@ -27,7 +29,7 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
   erf_alone.onnx           Erf outside GELU's pattern (must be refused by name)
   pad_wrap.onnx            Pad mode 'wrap' (opset 19; must be refused naming the attribute)
 
-Usage: python3 tools/fixtures_onnx_modern.py   (seconds; needs torch, torchvision, onnx)
+Usage: python3 tools/fixtures_onnx_modern.py   (seconds; needs torch, torchvision, onnx, onnxscript)
 """
 import os
 
@@ -147,13 +149,18 @@ def tiny_pads():
 
 
 def write(name, model, size, opset):
+    """Exports at `opset` (13, 17) with the TorchScript exporter, or with the dynamo exporter
+    when `opset` is "dynamo"."""
     g = torch.Generator().manual_seed(5)
     x = torch.randn(1, 3, size, size, generator=g, requires_grad=True)
     logits = model(x)
     logits[0, TARGET].backward()
     base = os.path.join(OUT, f"{name}.{opset}")
-    torch.onnx.export(model, (x.detach(),), base + ".onnx", dynamo=False, opset_version=opset,
-                      input_names=["input"], output_names=["logits"])
+    if opset == "dynamo":
+        torch.onnx.export(model, (x.detach(),), base + ".onnx", dynamo=True, external_data=False)
+    else:
+        torch.onnx.export(model, (x.detach(),), base + ".onnx", dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["logits"])
     np.save(base + ".input.npy", x.detach().numpy().astype(np.float32))
     np.save(base + ".logits.npy", logits.detach().numpy().astype(np.float32))
     np.save(base + ".grad.npy", x.grad.numpy().astype(np.float32))
@@ -177,6 +184,7 @@ def main():
         write("pads", tiny_pads(), 17, opset)
         write("activations", tiny_activations(), 12, opset)
     write("convnext_nobias", tiny_convnext(bias=False), 32, 17)
+    write("convnext", tiny_convnext(), 32, "dynamo")
     hand_built("erf_alone", [helper.make_node("Erf", ["input"], ["out"], name="lonely_erf")], [], 17)
     pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
     hand_built("pad_wrap", [helper.make_node("Pad", ["input", "pads"], ["out"], name="wrap_pad",

@@ -88,6 +88,15 @@ fn convnext_blocks_import_as_layernorm_and_gelu_nodes_at_opsets_13_and_17() {
 }
 
 #[test]
+fn convnext_from_the_dynamo_exporter_imports_its_as_strided_head_as_a_reshape() {
+    let name = "convnext.dynamo";
+    let m = load(name);
+    assert_torch_parity(name, &m);
+    assert_eq!(count(&m, "layernorm"), 6);
+    assert_eq!(count(&m, "gelu"), 3);
+}
+
+#[test]
 fn shufflenet_units_split_and_shuffle_channels_like_torch() {
     for name in ["shufflenet.13", "shufflenet.17"] {
         let m = load(name);

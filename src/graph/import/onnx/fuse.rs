@@ -6,7 +6,10 @@
 //! - LayerNorm: `d = Sub(x, ReduceMean(x)); Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), ε)))`
 //!   (torch.onnx below opset 17), over the same single axis;
 //! - channel shuffle: `Reshape(Transpose(Reshape(x, [N, g, C/g, H, W]), [0, 2, 1, 3, 4]), …)`
-//!   (ShuffleNet).
+//!   (ShuffleNet);
+//! - a reshape through a flat view: `Gather(Reshape(x, [-1]), arange(k) of shape S, axis 0)`,
+//!   how the dynamo exporter writes `as_strided` (ConvNeXt's head), which is `Reshape(x, S)`
+//!   when `k` is all of `x` (the converter checks that).
 //!
 //! A pattern is rewritten only when its intermediate values are read by the pattern alone and
 //! its constants have the values the formula needs; anything else is left for the converter,
@@ -14,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use super::proto::{AttributeProto, GraphProto, NodeProto};
+use super::proto::{AttributeProto, GraphProto, NodeProto, TensorProto};
 use super::tensor::Const;
 
 /// The nodes of `graph` with the patterns above replaced by synthetic nodes (`Gelu`,
@@ -26,6 +29,7 @@ pub fn fuse(graph: &GraphProto) -> Vec<NodeProto> {
         producer: HashMap::new(),
         uses: HashMap::new(),
         scalars,
+        graph,
     };
     for (i, n) in graph.node.iter().enumerate() {
         for o in &n.output {
@@ -44,6 +48,7 @@ pub fn fuse(graph: &GraphProto) -> Vec<NodeProto> {
             Some("Erf") => f.gelu(i),
             Some("ReduceMean") => f.layer_norm(i),
             Some("Reshape") => f.channel_shuffle(i),
+            Some("Gather") => f.flat_gather(i),
             _ => {}
         }
     }
@@ -80,18 +85,19 @@ fn scalar_constants(graph: &GraphProto) -> HashMap<String, f32> {
     out
 }
 
-struct Fusion {
+struct Fusion<'g> {
     nodes: Vec<Option<NodeProto>>,
     producer: HashMap<String, usize>,
     uses: HashMap<String, usize>,
     scalars: HashMap<String, f32>,
+    graph: &'g GraphProto,
 }
 
 fn close(a: f32, b: f32) -> bool {
     (a - b).abs() <= 1e-5 * b.abs().max(1.0)
 }
 
-impl Fusion {
+impl Fusion<'_> {
     fn node(&self, i: usize) -> Option<&NodeProto> {
         self.nodes.get(i).and_then(|n| n.as_ref())
     }
@@ -321,6 +327,70 @@ impl Fusion {
         ];
         let fused = self.synthetic(div, "LayerNormalization", vec![x], attrs);
         self.replace(&[r1, sub, pow, r2, add, sqrt], div, fused);
+    }
+
+    /// The integer constant `name` (an initialiser), if it is one.
+    fn int_constant(&self, name: &str) -> Option<Const> {
+        let t = self.graph.initializer.iter().find(|t| t.name == name)?;
+        Const::from_proto(t).ok()
+    }
+
+    /// `Gather` at node `g` reading a flat reshape with indices `0, 1, …, k − 1` along axis 0 →
+    /// `Reshape(x, shape of the indices)`, the shape given by a new `Constant` node.
+    fn flat_gather(&mut self, g: usize) {
+        let n = self.node(g).expect("live");
+        let axis = n
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .map_or(0, |a| a.i);
+        if axis != 0 || n.input.len() != 2 {
+            return;
+        }
+        let (flat, indices) = (n.input[0].clone(), n.input[1].clone());
+        let Some(r) = self.made_by(&flat, "Reshape") else {
+            return;
+        };
+        if self.uses(&flat) != 1 {
+            return;
+        }
+        let rn = self.node(r).expect("live");
+        let is_flat = rn.input.len() == 2
+            && self
+                .int_constant(&rn.input[1])
+                .is_some_and(|c| c.dims.len() == 1 && c.numel() == 1);
+        let Some(idx) = self.int_constant(&indices) else {
+            return;
+        };
+        let ascending = idx.ints().iter().enumerate().all(|(i, &v)| v == i as i64);
+        if !is_flat || !ascending || idx.dims.is_empty() {
+            return;
+        }
+        let x = rn.input[0].clone();
+        let shape_name = format!("{}/shape", self.out(g));
+        let shape = TensorProto {
+            dims: vec![idx.dims.len() as i64],
+            data_type: 7,
+            int64_data: idx.dims.iter().map(|&d| d as i64).collect(),
+            ..Default::default()
+        };
+        let constant = NodeProto {
+            input: vec![],
+            output: vec![shape_name.clone()],
+            name: shape_name.clone(),
+            op_type: "Constant".into(),
+            domain: String::new(),
+            attribute: vec![AttributeProto {
+                name: "value".into(),
+                r#type: 4,
+                t: Some(shape),
+                ..Default::default()
+            }],
+        };
+        let reshape = self.synthetic(g, "Reshape", vec![x, shape_name], vec![]);
+        // The reshape takes the Reshape's place (before the Gather), the shape just before it.
+        self.nodes[r] = Some(constant);
+        self.nodes[g] = Some(reshape);
     }
 
     /// `Reshape` at node `r1` starting a channel shuffle → `ChannelShuffle(x, shape₁, shape₂)`;
