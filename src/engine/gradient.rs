@@ -6,7 +6,7 @@ use burn::tensor::module::avg_pool2d_backward;
 
 use super::backward::{Rule, RuleCtx};
 use super::forward::{Aux, batchnorm_affine, channel_view};
-use super::{EngineError, kernels};
+use super::{EngineError, imported, kernels};
 use crate::graph::{Op, Pool2d};
 use crate::tensor::{T4, from_vec};
 
@@ -129,6 +129,24 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
             let y = ctx.output()?.clone();
             let dot = g.clone().mul(y.clone()).sum_dim(1);
             one(y.mul(g.sub(dot)))
+        }
+        Op::LayerNorm(ln) => one(imported::layer_norm_adjoint(g, ctx.input(0)?, ln, params)?),
+        Op::Gelu => one(g.mul(imported::gelu_derivative(ctx.input(0)?.clone()))),
+        op @ (Op::LeakyRelu { .. } | Op::Elu { .. } | Op::PRelu { .. }) => {
+            one(g.mul(imported::activation_derivative(op, ctx.input(0)?, params)?))
+        }
+        Op::ChannelShuffle { groups } => one(imported::channel_shuffle_adjoint(g, *groups)?),
+        Op::ChannelSlice { start, .. } => {
+            let channels = ctx.input(0)?.dims()[1];
+            one(imported::channel_slice_adjoint(g, *start, channels))
+        }
+        Op::ChannelMean => {
+            let [_, c, h, w] = ctx.input(0)?.dims();
+            one(imported::channel_mean_adjoint(g, c, [h, w]))
+        }
+        Op::Pad { pads, mode } => {
+            let [_, _, h, w] = ctx.input(0)?.dims();
+            one(imported::pad_adjoint(g, *pads, *mode, [h, w]))
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod backward;
 pub mod canonize;
 pub mod forward;
 pub mod gradient;
+pub mod imported;
 pub mod kernels;
 
 pub use backward::{Backward, Rule, RuleCtx, RuleMap, Rules, backward};

@@ -15,7 +15,7 @@ pub use builder::GraphBuilder;
 pub use card::{ModelCard, Normalization};
 pub use head::Head;
 pub use model::{LoadOptions, Model, ParameterCounts};
-pub use op::{BatchNorm, Conv2d, Linear, Op, Pool2d};
+pub use op::{BatchNorm, Conv2d, LayerNorm, Linear, Op, PadMode, Pool2d};
 pub use params::{Param, ParamStore};
 
 use serde::{Deserialize, Serialize};

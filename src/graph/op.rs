@@ -81,6 +81,31 @@ impl Pool2d {
     }
 }
 
+/// Layer normalisation over the channel dimension at every position (ONNX
+/// `LayerNormalization` over the last axis of a channel-last tensor, ConvNeXt's `LayerNorm2d`):
+/// `y = (x − μ) / √(σ² + ε) · γ + β` with μ, σ² the mean and biased variance over `C`
+/// (Ba et al. 2016).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerNorm {
+    /// γ `[C]`, if any.
+    pub weight: Option<String>,
+    /// β `[C]`, if any.
+    pub bias: Option<String>,
+    /// ε added to the variance.
+    pub eps: f32,
+}
+
+/// How [`Op::Pad`] fills the border (ONNX `Pad` modes).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PadMode {
+    /// A constant value.
+    Constant(f32),
+    /// The mirror image without repeating the edge (`x[1], x[0] | x[0], x[1], …`).
+    Reflect,
+    /// The edge value repeated.
+    Edge,
+}
+
 /// One node's computation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -140,6 +165,51 @@ pub enum Op {
     },
     /// Softmax over dimension 1 (an output head that methods strip to reach the logits).
     Softmax,
+    /// See [`LayerNorm`].
+    LayerNorm(LayerNorm),
+    /// `x · Φ(x) = x · ½(1 + erf(x/√2))`, the exact GELU (Hendrycks & Gimpel 2016).
+    Gelu,
+    /// `x` for `x > 0`, `α·x` otherwise (ONNX `LeakyRelu`).
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f32,
+    },
+    /// `scale·x` for `x > 0`, `scale·α·(eˣ − 1)` otherwise: ELU (Clevert et al. 2016) with
+    /// `scale = 1`, SELU (Klambauer et al. 2017) with its constants.
+    Elu {
+        /// α.
+        alpha: f32,
+        /// Overall scale (1 for ELU).
+        scale: f32,
+    },
+    /// `x` for `x > 0`, `a_c·x` otherwise with a learned slope per channel (He et al. 2015).
+    PRelu {
+        /// Key of the slopes `[C]` (or `[1]` for one shared slope).
+        slope: String,
+    },
+    /// ShuffleNet's channel shuffle (Zhang et al. 2018): channels viewed as `[groups, C/groups]`
+    /// and transposed, so output channel `i·groups + j` is input channel `j·(C/groups) + i`.
+    ChannelShuffle {
+        /// Number of groups.
+        groups: usize,
+    },
+    /// The mean over the channels, `[N, C, H, W] → [N, 1, H, W]` (ONNX `ReduceMean` over the
+    /// channel axis).
+    ChannelMean,
+    /// Channels `start .. start + len` of the input (ONNX `Split` / `Slice` on channels).
+    ChannelSlice {
+        /// First channel kept.
+        start: usize,
+        /// Number of channels kept.
+        len: usize,
+    },
+    /// Spatial padding `[top, left, bottom, right]` filled as `mode` says (ONNX `Pad`).
+    Pad {
+        /// `[top, left, bottom, right]`.
+        pads: [usize; 4],
+        /// See [`PadMode`].
+        mode: PadMode,
+    },
 }
 
 impl Op {
@@ -168,13 +238,22 @@ impl Op {
             Op::Identity => "identity",
             Op::Dropout { .. } => "dropout",
             Op::Softmax => "softmax",
+            Op::LayerNorm(_) => "layernorm",
+            Op::Gelu => "gelu",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
+            Op::PRelu { .. } => "prelu",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::ChannelSlice { .. } => "channel_slice",
+            Op::ChannelMean => "channel_mean",
+            Op::Pad { .. } => "pad",
         }
     }
 
     /// Parameter keys this op reads.
     pub fn param_keys(&self) -> Vec<&str> {
         match self {
-            Op::Constant(k) => vec![k.as_str()],
+            Op::Constant(k) | Op::PRelu { slope: k } => vec![k.as_str()],
             Op::Conv2d(c) => std::iter::once(c.weight.as_str())
                 .chain(c.bias.as_deref())
                 .collect(),
@@ -182,6 +261,7 @@ impl Op {
                 .chain(l.bias.as_deref())
                 .collect(),
             Op::BatchNorm(b) => vec![&b.weight, &b.bias, &b.running_mean, &b.running_var],
+            Op::LayerNorm(l) => l.weight.iter().chain(&l.bias).map(String::as_str).collect(),
             _ => Vec::new(),
         }
     }

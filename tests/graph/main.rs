@@ -4,7 +4,9 @@
 //! than once per file; each module is one former test file.
 
 mod import_brain_mri;
+mod import_efficientnet_lite0;
 mod import_onnx;
+mod import_onnx_modern;
 mod import_pth;
 mod parameter_counts;
 mod zoo_parity;

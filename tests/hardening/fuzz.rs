@@ -175,7 +175,12 @@ impl Drop for Scratch {
 }
 
 fn fixtures(ext: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
+    fixtures_in("tests/fixtures/import", ext)
+}
+
+/// The files of `dir` (relative to the repository) ending in `.ext`, sorted.
+fn fixtures_in(dir: &str, ext: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let p = entry.path();
@@ -302,6 +307,8 @@ fn fuzz_safetensors_and_state_dict_checks() {
 #[test]
 fn fuzz_onnx_import() {
     let mut seeds = fixtures("onnx");
+    // ConvNeXt, ShuffleNet and padded models: the fused patterns, splits, slices and pads.
+    seeds.extend(fixtures_in("tests/fixtures/import/modern", "onnx"));
     for shape in [
         vec![3_000_000_000i64],
         vec![1 << 31, 1 << 31],

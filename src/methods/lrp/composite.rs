@@ -29,7 +29,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::elementwise::{Norm, Pass};
+use super::elementwise::{LayerNormRule, Norm, Pass};
 use super::rules::{LinearLrp, LinearRule};
 use super::skip::{SkipMode, SkipRule, is_residual_sum};
 use crate::engine::Gradient;
@@ -262,6 +262,7 @@ impl Composite {
         let grad: Arc<dyn Rule> = Arc::new(Gradient);
         let pass: Arc<dyn Rule> = Arc::new(Pass);
         let norm: Arc<dyn Rule> = Arc::new(Norm);
+        let layer_norm: Arc<dyn Rule> = Arc::new(LayerNormRule);
         let skip_rule: Arc<dyn Rule> = Arc::new(SkipRule { mode: skip });
         for (id, node) in graph.nodes.iter().enumerate() {
             let (rule, name): (Arc<dyn Rule>, String) = match &node.op {
@@ -283,10 +284,19 @@ impl Composite {
                         .map_err(|e| e.at_node(&node.name))?;
                     (Arc::new(bound), name)
                 }
-                Op::Relu | Op::Clip { .. } | Op::Silu | Op::Sigmoid | Op::Tanh => {
-                    (pass.clone(), "pass".into())
+                Op::Relu
+                | Op::Clip { .. }
+                | Op::Silu
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Gelu
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+                | Op::PRelu { .. } => (pass.clone(), "pass".into()),
+                Op::LayerNorm(_) => (layer_norm.clone(), "layernorm-epsilon".into()),
+                Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } | Op::ChannelMean => {
+                    (norm.clone(), "norm".into())
                 }
-                Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } => (norm.clone(), "norm".into()),
                 // zennit 1.0 gives an unmerged BatchNorm Pass: relevance is not rescaled by an
                 // affine map that no linear rule accounts for.
                 Op::BatchNorm(_) => (pass.clone(), "pass".into()),

@@ -29,7 +29,8 @@ impl Rule for Pass {
 }
 
 /// zennit's `Norm` on average pooling: `R_in = x ⊙ Pᵀ(R / stabilize(P x))`, the share of each
-/// input in the window average it contributed to (P the pooling operator, ε = 10⁻⁶).
+/// input in the window average it contributed to (P the pooling operator, ε = 10⁻⁶); also on a
+/// mean over the channels (P the channel average).
 pub struct Norm;
 
 impl Rule for Norm {
@@ -42,6 +43,10 @@ impl Rule for Norm {
         let back = match ctx.op() {
             Op::AvgPool2d(p) => avgpool_adjoint(s, &x_rows, p)?,
             Op::AdaptiveAvgPool2d { .. } => adaptive_avgpool_adjoint(s, &x_rows),
+            Op::ChannelMean => {
+                let [_, c, h, w] = x.dims();
+                crate::engine::imported::channel_mean_adjoint(s, c, [h, w])
+            }
             other => {
                 return Err(EngineError::Unsupported(format!(
                     "the Norm rule on a {} node",
@@ -50,5 +55,33 @@ impl Rule for Norm {
             }
         };
         Ok(vec![Some(x.clone().mul(back))])
+    }
+}
+
+/// LayerNorm with its normalisation's `1/σ` held constant (Ali et al. 2022, "XAI for
+/// Transformers: better explanations through conservative propagation"; Achtibat et al. 2024,
+/// "AttnLRP", the identity rule on the normalisation): the layer is then the linear map
+/// `y = γ ⊙ (x − mean_C x) / σ + β`, explained by the ε-rule
+/// `R_x = x ⊙ Jᵀ(R / stabilize(y))`, `Jᵀs = (γ ⊙ s − mean_C(γ ⊙ s)) / σ`. Without β it is
+/// conservative at every position (`Σ_C R_x = Σ_C R_y` up to ε).
+pub struct LayerNormRule;
+
+impl Rule for LayerNormRule {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let Op::LayerNorm(ln) = ctx.op() else {
+            return Err(EngineError::Unsupported(format!(
+                "the LayerNorm rule on a {} node",
+                ctx.op().kind()
+            )));
+        };
+        let x = ctx.input(0)?;
+        let s = stabilized_ratio(signal, ctx.output()?.clone(), STABILIZER);
+        let (_, inv_std) = crate::engine::imported::layer_norm_parts(x, ln.eps);
+        let s = match crate::engine::imported::layer_norm_affine(ln, ctx.params)?.0 {
+            Some(gamma) => s.mul(gamma),
+            None => s,
+        };
+        let mean = s.clone().mean_dim(1);
+        Ok(vec![Some(x.clone().mul(s.sub(mean).mul(inv_std)))])
     }
 }

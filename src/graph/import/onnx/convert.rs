@@ -87,6 +87,11 @@ pub struct Converter {
     name_next: HashMap<String, usize>,
     /// Most elements any run-time tensor of the graph may have ([`activation_limit`]).
     pub max_elements: usize,
+    /// For each value, the operator types of the nodes reading it.
+    pub readers: HashMap<String, Vec<String>>,
+    /// Zero pads `[top, left, bottom, right]` not yet applied, by the value they would have
+    /// made: the value is the unpadded tensor and the convolutions reading it pad it.
+    pub zero_pads: HashMap<String, [usize; 4]>,
 }
 
 /// Most elements one run-time tensor (the input, an activation, a padded input) may have: 2²⁶
@@ -366,6 +371,26 @@ impl Converter {
         self.check_size(&padded, "the padded input")
     }
 
+    /// Removes the parameters no node reads (weights replaced by folded copies).
+    fn drop_unread_params(&mut self) {
+        let read: HashSet<String> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.op.param_keys())
+            .map(str::to_string)
+            .collect();
+        self.specs.retain(|s| read.contains(&s.key));
+        let unread: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !read.contains(k))
+            .collect();
+        for k in unread {
+            self.params.remove(&k);
+        }
+    }
+
     /// Records the outputs of a node; extra outputs must be unused.
     pub fn set_outputs(&mut self, n: &NodeProto, vals: Vec<Val>) -> Result<(), String> {
         for v in &vals {
@@ -402,14 +427,25 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
         names: HashSet::new(),
         name_next: HashMap::new(),
         max_elements: 0,
+        readers: HashMap::new(),
+        zero_pads: HashMap::new(),
     };
-    for n in &graph.node {
+    let nodes = super::fuse::fuse(graph);
+    for n in &nodes {
         for i in n.input.iter().filter(|i| !i.is_empty()) {
             *cv.uses.entry(i.clone()).or_default() += 1;
+            cv.readers
+                .entry(i.clone())
+                .or_default()
+                .push(n.op_type.clone());
         }
     }
     for o in &graph.output {
         *cv.uses.entry(o.name.clone()).or_default() += 1;
+        cv.readers
+            .entry(o.name.clone())
+            .or_default()
+            .push(String::new());
     }
     let mut initialiser_elements = 0usize;
     for t in &graph.initializer {
@@ -440,7 +476,7 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
     let (input_dyn, input_info) = input_value(&mut cv, graph, input, hint)?;
     cv.values.insert(input.name.clone(), Val::Dyn(input_dyn));
 
-    for n in &graph.node {
+    for n in &nodes {
         cv.node(n).map_err(|e| {
             let name = if n.name.is_empty() {
                 ""
@@ -458,6 +494,7 @@ pub fn convert(graph: &GraphProto, opset: i64, hint: &InputHint) -> Result<OnnxM
     };
     let out = cv.plain(&out, out_name);
     let num_classes = out.shape.get(1).copied().unwrap_or(1);
+    cv.drop_unread_params();
     let graph = Graph {
         nodes: cv.nodes,
         output: out.node,

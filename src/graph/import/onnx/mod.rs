@@ -15,6 +15,8 @@
 //! dimension as the batch.
 
 pub mod convert;
+mod fuse;
+mod modern;
 mod ops;
 pub mod proto;
 pub mod tensor;
@@ -76,23 +78,35 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "Div",
     "Dropout",
+    "Elu",
+    "Erf",
     "Flatten",
     "Gather",
+    "Gelu",
     "Gemm",
     "GlobalAveragePool",
     "GlobalMaxPool",
     "HardSigmoid",
     "HardSwish",
     "Identity",
+    "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
     "MaxPool",
     "Mul",
+    "PRelu",
+    "Pad",
+    "Pow",
+    "ReduceMean",
     "Relu",
     "Reshape",
+    "Selu",
     "Shape",
     "Sigmoid",
     "Slice",
     "Softmax",
+    "Split",
+    "Sqrt",
     "Squeeze",
     "Sub",
     "Tanh",

@@ -28,7 +28,7 @@ const FOLDABLE: &[&str] = &[
     "Flatten",
 ];
 
-fn usizes(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
+pub(super) fn usizes(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
     v.iter()
         .map(|&x| usize::try_from(x).map_err(|_| format!("{what} {v:?} has a negative entry")))
         .collect()
@@ -48,7 +48,11 @@ fn pair(v: Option<Vec<i64>>, default: usize, what: &str) -> Result<[usize; 2], S
 }
 
 /// Resolves a `Reshape` target against the input dims (`0` copies, `-1` is inferred).
-fn reshape_target(input: &[usize], target: &[i64], allow_zero: bool) -> Result<Vec<usize>, String> {
+pub(super) fn reshape_target(
+    input: &[usize],
+    target: &[i64],
+    allow_zero: bool,
+) -> Result<Vec<usize>, String> {
     let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
     for (i, &t) in target.iter().enumerate() {
@@ -209,6 +213,10 @@ impl Converter {
             let c = self.fold(n, &a)?;
             return self.set_outputs(n, vec![Val::Const(Rc::new(c))]);
         }
+        if n.op_type == "Split" {
+            let outs = self.split(n, &a, &node_name(n))?;
+            return self.set_outputs(n, outs);
+        }
         let out = self.run_time(n, &a, &node_name(n))?;
         self.set_outputs(n, vec![out])
     }
@@ -263,6 +271,7 @@ impl Converter {
             "Relu" | "Sigmoid" | "Tanh" | "Clip" | "HardSigmoid" | "HardSwish" => {
                 self.activation(n, a, name)
             }
+            "LeakyRelu" | "Elu" | "Selu" | "PRelu" => self.signed_activation(n, a, name),
             "Conv" => self.conv(n, a, name),
             "MaxPool" | "AveragePool" => self.pool(n, a, name),
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(n, name),
@@ -274,6 +283,23 @@ impl Converter {
             "Transpose" => self.transpose(n, a, name),
             "Concat" => self.concat(n, a, name),
             "Softmax" => self.softmax(n, a, name),
+            "Pad" => self.pad(n, a, name),
+            "Gelu" => self.gelu(n, a, name),
+            "LayerNormalization" => self.layer_norm(n, a, name),
+            "ChannelShuffle" => self.channel_shuffle(n, name),
+            "ReduceMean" => self.reduce_mean(n, a, name),
+            "Slice" => self.slice(n, name),
+            "Erf" => Err(
+                "Erf is supported only inside GELU's pattern x·0.5·(1 + erf(x/√2)), which this \
+                 node is not part of"
+                    .into(),
+            ),
+            "Pow" | "Sqrt" => Err(format!(
+                "{} is supported only inside a decomposed LayerNormalization \
+                 (ReduceMean → Sub → Pow → ReduceMean → Add → Sqrt → Div), which this node is not \
+                 part of",
+                n.op_type
+            )),
             other => Err(format!(
                 "{other} on a run-time tensor is not supported (only on constants)"
             )),
@@ -371,8 +397,9 @@ impl Converter {
 
     /// `Transpose` of a run-time tensor: only its axis order changes (no IR node); a permute is
     /// inserted when a consumer needs the plain order. The batch dimension must stay first.
-    fn transpose(&self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
+    fn transpose(&mut self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
         let x = self.dyn_in(n, 0)?;
+        self.carry_producer(n, &x)?;
         let r = x.rank();
         let perm = match a.ints("perm") {
             Some(p) => usizes(&p, "perm")?,
@@ -406,7 +433,7 @@ impl Converter {
     }
 
     /// Axes given as an attribute (before opset 13) or as input 1.
-    fn axes_arg(&self, n: &NodeProto, a: &Attrs) -> Result<Option<Vec<i64>>, String> {
+    pub(super) fn axes_arg(&self, n: &NodeProto, a: &Attrs) -> Result<Option<Vec<i64>>, String> {
         if let Some(v) = a.ints("axes") {
             return Ok(Some(v));
         }
@@ -549,7 +576,15 @@ impl Converter {
         }
         let stride = pair(a.ints("strides"), 1, "strides")?;
         let dilation = pair(a.ints("dilations"), 1, "dilations")?;
-        let (padding, out) = window(a, [x.shape[2], x.shape[3]], kernel, stride, dilation, false)?;
+        // A zero `Pad` before this convolution becomes part of its padding.
+        let pre = self
+            .zero_pads
+            .get(input_name(n, 0)?)
+            .copied()
+            .unwrap_or([0; 4]);
+        let padded_in = [x.shape[2] + pre[0] + pre[2], x.shape[3] + pre[1] + pre[3]];
+        let (own, out) = window(a, padded_in, kernel, stride, dilation, false)?;
+        let padding = [0, 1, 2, 3].map(|i| own[i] + pre[i]);
         self.check_padded(&x, padding)?;
         let weight = self.param(input_name(n, 1)?, w.dims.clone(), w.floats(), true)?;
         let bias = match self.const_opt(n, 2)? {
@@ -732,6 +767,11 @@ impl Converter {
                 let w = b.transpose(&[1, 0])?;
                 self.linear(n, name, &x, w, None)
             }
+            (Val::Dyn(x), Val::Const(b))
+                if b.dims.len() == 2 && x.rank() > 2 && x.ir_axis(x.rank() - 1) == 1 =>
+            {
+                self.pointwise_matmul(n, name, &x, &b)
+            }
             (Val::Dyn(x), Val::Const(b)) => Err(format!(
                 "MatMul of shapes {:?} and {:?} (only [N, F] × constant [F, K] is supported)",
                 x.shape, b.dims
@@ -740,8 +780,8 @@ impl Converter {
         }
     }
 
-    /// Folds `x + c` into the bias of the Conv/Linear producing `x` when that is exact: the
-    /// layer has no bias, `x` is read only here, and `c` is constant per channel.
+    /// Folds `x + c` into the bias of the Conv/Linear/LayerNorm producing `x` when that is
+    /// exact: the layer has no bias, `x` is read only here, and `c` is constant per channel.
     fn fold_bias(&mut self, n: &NodeProto, xi: usize, x: &Dyn, c: &Const) -> Result<bool, String> {
         let xname = input_name(n, xi)?;
         if self.producers.get(&x.node) != Some(xname)
@@ -764,6 +804,7 @@ impl Converter {
         let biasless = match &self.nodes[x.node].op {
             Op::Conv2d(conv) => conv.bias.is_none(),
             Op::Linear(lin) => lin.bias.is_none(),
+            Op::LayerNorm(ln) => ln.bias.is_none(),
             _ => false,
         };
         if !biasless {
@@ -774,6 +815,7 @@ impl Converter {
         match &mut self.nodes[x.node].op {
             Op::Conv2d(conv) => conv.bias = Some(key),
             Op::Linear(lin) => lin.bias = Some(key),
+            Op::LayerNorm(ln) => ln.bias = Some(key),
             _ => unreachable!("checked above"),
         }
         self.producers.insert(x.node, output);
@@ -845,6 +887,9 @@ impl Converter {
         if op == "Add" && self.fold_bias(n, xi, &x, c)? {
             return Ok(Val::Dyn(out(x.node)));
         }
+        if op == "Mul" && self.fold_scale(n, xi, &x, c)? {
+            return Ok(Val::Dyn(out(x.node)));
+        }
         let mapped = |f: &dyn Fn(f32) -> f32| {
             Const::f32(
                 aligned.dims.clone(),
@@ -886,7 +931,12 @@ impl Converter {
 
     /// A run-time reshape to the logical `target` (batch first): nothing when the IR dims do
     /// not change, otherwise Flatten or Reshape on the value in logical order.
-    fn reshape(&mut self, x: &Dyn, target: Vec<usize>, name: &str) -> Result<Dyn, String> {
+    pub(super) fn reshape(
+        &mut self,
+        x: &Dyn,
+        target: Vec<usize>,
+        name: &str,
+    ) -> Result<Dyn, String> {
         if target.is_empty() || target.len() > 4 {
             return Err(format!(
                 "result of rank {} (ranks 1–4 are supported)",

@@ -1,0 +1,280 @@
+//! Forward pass and exact derivative of the ops that imported models bring beyond the zoo's:
+//! layer normalisation over channels, GELU, channel shuffle and slices, and spatial padding.
+//! [`super::forward`] and [`super::gradient`] call these; LRP rules reuse the pieces.
+
+use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
+
+use super::EngineError;
+use super::forward::channel_view;
+use crate::graph::{LayerNorm, PadMode, ParamStore};
+use crate::tensor::T4;
+
+/// The normalised input `x̂ = (x − μ) / √(σ² + ε)` over channels, and `1 / √(σ² + ε)`
+/// (`[N, 1, H, W]`).
+pub fn layer_norm_parts(x: &T4, eps: f32) -> (T4, T4) {
+    let mean = x.clone().mean_dim(1);
+    let centred = x.clone().sub(mean);
+    let var = centred.clone().square().mean_dim(1);
+    let inv_std = var.add_scalar(eps).sqrt().recip();
+    (centred.mul(inv_std.clone()), inv_std)
+}
+
+/// γ and β of a LayerNorm as `[1, C, 1, 1]` views (absent ones are `None`).
+pub fn layer_norm_affine(
+    ln: &LayerNorm,
+    params: &ParamStore,
+) -> Result<(Option<T4>, Option<T4>), EngineError> {
+    let view = |k: &Option<String>| -> Result<Option<T4>, EngineError> {
+        k.as_deref()
+            .map(|k| params.tensor::<1>(k).map(channel_view))
+            .transpose()
+            .map_err(Into::into)
+    };
+    Ok((view(&ln.weight)?, view(&ln.bias)?))
+}
+
+/// LayerNorm over channels: `x̂ · γ + β` ([`crate::graph::LayerNorm`]).
+pub fn layer_norm(x: T4, ln: &LayerNorm, params: &ParamStore) -> Result<T4, EngineError> {
+    let (xhat, _) = layer_norm_parts(&x, ln.eps);
+    let (gamma, beta) = layer_norm_affine(ln, params)?;
+    let y = match gamma {
+        Some(g) => xhat.mul(g),
+        None => xhat,
+    };
+    Ok(match beta {
+        Some(b) => y.add(b),
+        None => y,
+    })
+}
+
+/// Vector–Jacobian product of LayerNorm over channels: with `g' = g ⊙ γ`,
+/// `∂L/∂x = (g' − mean_C g' − x̂ · mean_C(g' ⊙ x̂)) / √(σ² + ε)`. `g` may have more rows than
+/// the one-row forward input `x` (the row terms broadcast).
+pub fn layer_norm_adjoint(
+    g: T4,
+    x: &T4,
+    ln: &LayerNorm,
+    params: &ParamStore,
+) -> Result<T4, EngineError> {
+    let (xhat, inv_std) = layer_norm_parts(x, ln.eps);
+    let g = match layer_norm_affine(ln, params)?.0 {
+        Some(gamma) => g.mul(gamma),
+        None => g,
+    };
+    let mean_g = g.clone().mean_dim(1);
+    let mean_gx = g.clone().mul(xhat.clone()).mean_dim(1);
+    Ok(g.sub(mean_g).sub(xhat.mul(mean_gx)).mul(inv_std))
+}
+
+/// `x · Φ(x) = ½ x (1 + erf(x/√2))`.
+pub fn gelu(x: T4) -> T4 {
+    let phi = x
+        .clone()
+        .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)
+        .erf()
+        .add_scalar(1.0)
+        .mul_scalar(0.5);
+    x.mul(phi)
+}
+
+/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)` with φ the standard normal density.
+pub fn gelu_derivative(x: T4) -> T4 {
+    let phi_cdf = x
+        .clone()
+        .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)
+        .erf()
+        .add_scalar(1.0)
+        .mul_scalar(0.5);
+    let density = x
+        .clone()
+        .square()
+        .mul_scalar(-0.5)
+        .exp()
+        .mul_scalar(0.398_942_3); // 1/√(2π)
+    phi_cdf.add(x.mul(density))
+}
+
+/// `x` above zero, `below(x)` elsewhere, as masks (NaN stays NaN through the masks' sum).
+fn piecewise(x: T4, below: T4) -> T4 {
+    let positive = x.clone().greater_elem(0.0).float();
+    x.mul(positive.clone())
+        .add(below.mul(positive.neg().add_scalar(1.0)))
+}
+
+/// Leaky ReLU: `x` for `x > 0`, `α·x` otherwise.
+pub fn leaky_relu(x: T4, alpha: f32) -> T4 {
+    piecewise(x.clone(), x.mul_scalar(alpha))
+}
+
+/// ELU / SELU: `scale·x` for `x > 0`, `scale·α·(eˣ − 1)` otherwise.
+pub fn elu(x: T4, alpha: f32, scale: f32) -> T4 {
+    let below = x.clone().exp().sub_scalar(1.0).mul_scalar(alpha);
+    piecewise(x, below).mul_scalar(scale)
+}
+
+/// PReLU with slopes `[C]` (or one shared slope).
+pub fn prelu(x: T4, slope: &str, params: &ParamStore) -> Result<T4, EngineError> {
+    let a = params.tensor::<1>(slope)?;
+    Ok(piecewise(x.clone(), x.mul(channel_view(a))))
+}
+
+/// Derivative of a function that is `x` above zero and has derivative `below` elsewhere.
+fn piecewise_derivative(x: &T4, below: T4) -> T4 {
+    let positive = x.clone().greater_elem(0.0).float();
+    positive
+        .clone()
+        .add(below.mul(positive.neg().add_scalar(1.0)))
+}
+
+/// `∂/∂x` of [`leaky_relu`], [`elu`] and [`prelu`] (at 0 the left derivative, as torch).
+pub fn activation_derivative(
+    op: &crate::graph::Op,
+    x: &T4,
+    params: &ParamStore,
+) -> Result<T4, EngineError> {
+    use crate::graph::Op;
+    let ones = || x.clone().mul_scalar(0.0).add_scalar(1.0);
+    Ok(match op {
+        Op::LeakyRelu { alpha } => piecewise_derivative(x, ones().mul_scalar(*alpha)),
+        Op::Elu { alpha, scale } => {
+            piecewise_derivative(x, x.clone().exp().mul_scalar(*alpha)).mul_scalar(*scale)
+        }
+        Op::PRelu { slope } => {
+            let a = channel_view(params.tensor::<1>(slope)?);
+            piecewise_derivative(x, ones().mul(a))
+        }
+        other => {
+            return Err(EngineError::Unsupported(format!(
+                "activation derivative of {}",
+                other.kind()
+            )));
+        }
+    })
+}
+
+/// ShuffleNet's channel shuffle: `[N, g·k, H, W]` viewed as `[N, g, k, HW]`, groups and
+/// members swapped. Its inverse is the shuffle with `k` groups.
+pub fn channel_shuffle(x: T4, groups: usize) -> Result<T4, EngineError> {
+    let [n, c, h, w] = x.dims();
+    if groups == 0 || !c.is_multiple_of(groups) {
+        return Err(EngineError::Shape(format!(
+            "channel shuffle of {c} channels in {groups} groups"
+        )));
+    }
+    Ok(x.reshape([n, groups, c / groups, h * w])
+        .swap_dims(1, 2)
+        .reshape([n, c, h, w]))
+}
+
+/// Adjoint of [`channel_shuffle`] (its inverse, a shuffle with `C / groups` groups).
+pub fn channel_shuffle_adjoint(g: T4, groups: usize) -> Result<T4, EngineError> {
+    let c = g.dims()[1];
+    channel_shuffle(g, c / groups.max(1))
+}
+
+/// Adjoint of the mean over `c` channels: the signal spread evenly over them.
+pub fn channel_mean_adjoint(g: T4, c: usize, [h, w]: [usize; 2]) -> T4 {
+    let n = g.dims()[0];
+    g.div_scalar(c as f32).expand([n, c, h, w])
+}
+
+/// Channels `start .. start + len`.
+pub fn channel_slice(x: T4, start: usize, len: usize) -> Result<T4, EngineError> {
+    let c = x.dims()[1];
+    if start + len > c || len == 0 {
+        return Err(EngineError::Shape(format!(
+            "channels {start}..{} of a {c}-channel tensor",
+            start + len
+        )));
+    }
+    Ok(x.narrow(1, start, len))
+}
+
+/// Adjoint of [`channel_slice`]: the signal placed at its channels, zeros elsewhere.
+pub fn channel_slice_adjoint(g: T4, start: usize, channels: usize) -> T4 {
+    let [n, len, h, w] = g.dims();
+    let device = g.device();
+    let mut parts = Vec::with_capacity(3);
+    if start > 0 {
+        parts.push(Tensor::zeros([n, start, h, w], &device));
+    }
+    parts.push(g);
+    let after = channels - start - len;
+    if after > 0 {
+        parts.push(Tensor::zeros([n, after, h, w], &device));
+    }
+    Tensor::cat(parts, 1)
+}
+
+/// For each position of a padded axis of `size` values padded by `before` and `after`, the
+/// input position it copies (reflect: mirror without repeating the edge; edge: clamp).
+fn pad_sources(size: usize, before: usize, after: usize, mode: PadMode) -> Vec<i64> {
+    let last = size as i64 - 1;
+    (0..before + size + after)
+        .map(|p| {
+            let i = p as i64 - before as i64;
+            match mode {
+                PadMode::Reflect if last > 0 => {
+                    // Fold the index into [0, last] by reflection (period 2·last).
+                    let period = 2 * last;
+                    let m = i.rem_euclid(period);
+                    if m > last { period - m } else { m }
+                }
+                _ => i.clamp(0, last.max(0)),
+            }
+        })
+        .collect()
+}
+
+fn index_tensor(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let len = v.len();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [len]), device)
+}
+
+/// Spatial padding `[top, left, bottom, right]` filled as `mode` says.
+pub fn pad(x: T4, pads: [usize; 4], mode: PadMode) -> T4 {
+    let [t, l, b, r] = pads;
+    if let PadMode::Constant(value) = mode {
+        return x.pad((l, r, t, b), burn::tensor::ops::PadMode::Constant(value));
+    }
+    let [_, _, h, w] = x.dims();
+    let device = x.device();
+    let rows = index_tensor(pad_sources(h, t, b, mode), &device);
+    let cols = index_tensor(pad_sources(w, l, r, mode), &device);
+    x.select(2, rows).select(3, cols)
+}
+
+/// Adjoint of [`pad`] to an input of spatial size `[h, w]`: the border's signal is added back
+/// onto the positions it copied (none for a constant pad).
+pub fn pad_adjoint(g: T4, pads: [usize; 4], mode: PadMode, [h, w]: [usize; 2]) -> T4 {
+    let [t, l, b, r] = pads;
+    if let PadMode::Constant(_) = mode {
+        return g.narrow(2, t, h).narrow(3, l, w);
+    }
+    let [n, c, _, pw] = g.dims();
+    let device = g.device();
+    let rows = index_tensor(pad_sources(h, t, b, mode), &device);
+    let cols = index_tensor(pad_sources(w, l, r, mode), &device);
+    let by_rows =
+        Tensor::zeros([n, c, h, pw], &device).select_assign(2, rows, g, IndexingUpdateOp::Add);
+    Tensor::zeros([n, c, h, w], &device).select_assign(3, cols, by_rows, IndexingUpdateOp::Add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect_and_edge_sources_follow_onnx() {
+        // ONNX Pad on [1, 2, 3] with pads 2, 2: reflect [3, 2, 1, 2, 3, 2, 1]; edge [1, 1, 1, 2, 3, 3, 3].
+        assert_eq!(
+            pad_sources(3, 2, 2, PadMode::Reflect),
+            vec![2, 1, 0, 1, 2, 1, 0]
+        );
+        assert_eq!(
+            pad_sources(3, 2, 2, PadMode::Edge),
+            vec![0, 0, 0, 1, 2, 2, 2]
+        );
+    }
+}
