@@ -5,21 +5,8 @@
 
 use super::items::Item;
 
-/// `text` safe inside HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// `text` safe inside HTML element content and quoted attribute values (the report's escaping).
+pub use crate::report::html::escape;
 
 /// `text` as one URL query value (RFC 3986 unreserved characters kept, the rest %-encoded).
 pub fn query_value(text: &str) -> String {
