@@ -211,6 +211,22 @@ fn sweep_stale_temps_once(dir: &Path) {
     }
 }
 
+/// The entries of `dir` sorted by path, each with its own file type (a symbolic link reports
+/// itself, never its target, so callers that skip links never follow one); empty when `dir`
+/// cannot be read. Scans of run folders use it so that their order does not depend on the
+/// file system's.
+pub(crate) fn sorted_entries(dir: &Path) -> Vec<(PathBuf, std::fs::FileType)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
 /// `dir`'s regular files named as our temporaries whose writing process no longer runs.
 pub(crate) fn stale_temps(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -283,15 +283,7 @@ impl RunFolder {
 /// by its real path anyway, so a link can only add a duplicate or lead out of the folder
 /// (`rootfs -> /`, a link to another run).
 fn scan(run: &RunFolder, dir: &Path, depth: usize, found: &mut Found) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
-        .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (path, kind) in entries {
+    for (path, kind) in crate::io::sorted_entries(dir) {
         if kind.is_dir() {
             if depth < MAX_DEPTH && run.contains_folder(&path) {
                 scan(run, &path, depth + 1, found);

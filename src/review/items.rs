@@ -124,15 +124,7 @@ fn add_run(catalogue: &mut Catalogue, run: &Path) -> Result<(), ReviewError> {
 
 /// `explain.json` files below `dir`, sorted, without following links.
 fn find_records(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
-        .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (path, kind) in entries {
+    for (path, kind) in crate::io::sorted_entries(dir) {
         if kind.is_dir() && depth < MAX_DEPTH {
             find_records(&path, depth + 1, found);
         } else if kind.is_file() && path.file_name().is_some_and(|n| n == "explain.json") {

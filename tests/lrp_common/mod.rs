@@ -165,31 +165,14 @@ fn bottleneck_block(
     width: usize,
     stride: usize,
 ) -> NodeId {
-    let (cin, out) = (b.channels(x), 4 * width);
-    let mut h = b.conv(&format!("{name}.conv1"), x, ConvGeom::new(width, 1));
-    h = b.bn(&format!("{name}.bn1"), h);
-    h = b.relu(&format!("{name}.relu1"), h);
-    h = b.conv(
-        &format!("{name}.conv2"),
-        h,
-        ConvGeom::new(width, 3).stride(stride),
-    );
-    h = b.bn(&format!("{name}.bn2"), h);
-    h = b.relu(&format!("{name}.relu2"), h);
-    h = b.conv(&format!("{name}.conv3"), h, ConvGeom::new(out, 1));
-    h = b.bn(&format!("{name}.bn3"), h);
-    let shortcut = if stride != 1 || cin != out {
-        let s = b.conv(
-            &format!("{name}.downsample.0"),
-            x,
-            ConvGeom::new(out, 1).stride(stride),
-        );
-        b.bn(&format!("{name}.downsample.1"), s)
-    } else {
-        x
-    };
-    let sum = b.add(&format!("{name}.add"), h, shortcut);
-    b.relu(name, sum)
+    relevance::graph::zoo::resnet::block(
+        b,
+        relevance::graph::zoo::resnet::Block::Bottleneck,
+        name,
+        x,
+        width,
+        stride,
+    )
 }
 
 /// `TinyBottleneckResNet` of tools/fixtures_lrp_zennit1.py, with the hashed reference weights.

@@ -11,7 +11,7 @@ mod blocks;
 pub mod densenet;
 mod efficientnet;
 mod mobilenet;
-mod resnet;
+pub mod resnet;
 mod small_cnn;
 mod vgg;
 

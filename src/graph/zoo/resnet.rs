@@ -25,7 +25,11 @@ impl Block {
     }
 }
 
-fn block(
+/// One torchvision residual block named `name` (`layer1.0`): Basic (two 3×3 convs) or
+/// Bottleneck (v1.5, the stride in the 3×3 conv), each conv followed by BatchNorm, a
+/// `downsample` projection when the stride or width changes, the residual sum `{name}.add` and
+/// the final ReLU `name`.
+pub fn block(
     b: &mut GraphBuilder,
     kind: Block,
     name: &str,
