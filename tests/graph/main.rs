@@ -5,6 +5,7 @@
 
 mod import_brain_mri;
 mod import_efficientnet_lite0;
+mod import_keras;
 mod import_onnx;
 mod import_onnx_modern;
 mod import_pth;

@@ -299,7 +299,16 @@ impl Converter {
             Some(o) => o.clone(),
             None => format!("{consumer}/permute"),
         };
-        let node = self.push(&name, Op::Permute(perm), vec![v.node]);
+        let op = if moves_only_unit_axes(&v.ir_dims(), &perm) {
+            // Same values in the same memory order (e.g. a pooled [N, C, 1, 1] seen as NHWC):
+            // a reshape, which keeps a pooled head recognisable to CAM.
+            let mut dims = [1; 4];
+            dims[..v.rank()].copy_from_slice(&v.shape);
+            Op::Reshape([dims[1], dims[2], dims[3]])
+        } else {
+            Op::Permute(perm)
+        };
+        let node = self.push(&name, op, vec![v.node]);
         Dyn {
             node,
             shape: v.shape.clone(),
@@ -362,11 +371,12 @@ impl Converter {
     /// would be too large ([`Converter::check_size`]).
     pub fn check_padded(&self, x: &Dyn, padding: [usize; 4]) -> Result<(), String> {
         let grow = |d: usize, a: usize, b: usize| d.saturating_add(a).saturating_add(b);
+        let [n, c, h, w] = x.ir_dims();
         let padded = [
-            x.shape[0],
-            x.shape[1],
-            grow(x.shape[2], padding[0], padding[2]),
-            grow(x.shape[3], padding[1], padding[3]),
+            n,
+            c,
+            grow(h, padding[0], padding[2]),
+            grow(w, padding[1], padding[3]),
         ];
         self.check_size(&padded, "the padded input")
     }
@@ -632,4 +642,12 @@ pub fn output_name(n: &NodeProto) -> Result<&String, String> {
     n.output
         .first()
         .ok_or_else(|| "the node has no output".to_string())
+}
+
+/// True when permuting IR dims `dims` by `perm` (output axis `j` takes input axis `perm[j]`)
+/// keeps the batch first and every axis longer than 1 in its order: a pure reshape.
+fn moves_only_unit_axes(dims: &[usize; 4], perm: &[usize; 4]) -> bool {
+    let long_in: Vec<usize> = (1..4).filter(|&a| dims[a] > 1).collect();
+    let long_out: Vec<usize> = perm[1..].iter().copied().filter(|&a| dims[a] > 1).collect();
+    perm[0] == 0 && long_in == long_out
 }

@@ -2,7 +2,7 @@
 //! EfficientNet-Lite): LayerNorm, GELU, channel shuffle, channel splits and slices, means
 //! over axes, point-wise `MatMul` on channel-last tensors, layer scale, and `Pad`.
 
-use super::convert::{Attrs, Converter, Dyn, Val, identity, input_name, output_name};
+use super::convert::{Attrs, Converter, Dyn, Val, input_name, output_name};
 use super::ops::{reshape_target, usizes};
 use super::proto::NodeProto;
 use super::tensor::{Const, axis};
@@ -492,8 +492,12 @@ impl Converter {
                 ));
             }
         };
-        let x = self.plain(&x, name);
+        // A rank-4 value is padded where its IR holds the axis, so a pad of tf2onnx's NHWC
+        // value (its layout tracked, not executed) needs no transpose: only the axis an IR
+        // spatial dimension holds may be padded.
+        let x = if r == 4 { x } else { self.plain(&x, name) };
         let mut ir = [0usize; 4]; // top, left, bottom, right
+        let mut shape = x.shape.clone();
         for (k, &ax) in axes.iter().enumerate() {
             let (begin, end) = (pads[k], pads[k + axes.len()]);
             if begin < 0 || end < 0 {
@@ -504,15 +508,17 @@ impl Converter {
             if begin == 0 && end == 0 {
                 continue;
             }
-            if r != 4 || ax < 2 {
+            let ir_axis = if r == 4 { x.ir_axis(ax) } else { ax };
+            if r != 4 || ir_axis < 2 {
                 return Err(format!(
                     "attribute pads = {pads:?} pads axis {ax} of a tensor of shape {:?} (only \
-                     the spatial axes of NCHW tensors)",
+                     the spatial axes of image tensors)",
                     x.shape
                 ));
             }
-            ir[ax - 2] = begin as usize;
-            ir[ax] = end as usize;
+            ir[ir_axis - 2] = begin as usize;
+            ir[ir_axis] = end as usize;
+            shape[ax] = shape[ax].saturating_add(begin as usize + end as usize);
         }
         if matches!(mode, PadMode::Reflect) {
             let [_, _, h, w] = x.ir_dims();
@@ -525,13 +531,6 @@ impl Converter {
             }
         }
         self.check_padded(&x, ir)?;
-        let [top, left, bottom, right] = ir;
-        let shape = vec![
-            x.shape[0],
-            x.shape[1],
-            x.shape[2] + top + bottom,
-            x.shape[3] + left + right,
-        ];
         if ir == [0; 4] {
             return Ok(Val::Dyn(x));
         }
@@ -540,7 +539,7 @@ impl Converter {
             .readers
             .get(output)
             .is_some_and(|ops| ops.iter().all(|op| op == "Conv"));
-        if mode == PadMode::Constant(0.0) && only_convs {
+        if mode == PadMode::Constant(0.0) && only_convs && x.is_plain() {
             // The value stays unpadded; each reading Conv adds these pads to its own.
             self.zero_pads.insert(output.clone(), ir);
             return Ok(Val::Dyn(x));
@@ -549,8 +548,8 @@ impl Converter {
         Ok(Val::Dyn(Dyn {
             node,
             shape,
-            axes: identity(4),
-            origin: None,
+            axes: x.axes.clone(),
+            origin: x.origin.clone(),
         }))
     }
 }
