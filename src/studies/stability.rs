@@ -1163,6 +1163,7 @@ fn summary(
             ],
             rows: summary_rows(opts, rows, &facts.methods),
         },
+        tests: Table::default(),
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.out)
