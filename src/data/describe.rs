@@ -280,7 +280,7 @@ fn gather(classes: &[String], facts: Vec<Facts>, unreadable: Vec<Skipped>) -> De
             images,
         })
         .collect();
-    sizes.sort_by(|a, b| b.images.cmp(&a.images));
+    sizes.sort_by_key(|c| std::cmp::Reverse(c.images));
     let named = [
         ("L", grey),
         ("R", colour[0]),

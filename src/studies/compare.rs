@@ -452,7 +452,7 @@ fn tables(
     sel: &Selected,
     all: &[ModelMaps],
     scores: &Scores,
-) -> Result<(Vec<Vec<Value>>, Vec<Vec<Value>>, Vec<String>), StudyError> {
+) -> Result<(TableRows, TableRows, Vec<String>), StudyError> {
     per_image_table(opts, sel, all, scores)?;
     let (table, mut headline) = metrics_table(opts, sel, all, scores)?;
     headline.extend(matrix_table(opts, sel, scores)?);
@@ -479,9 +479,15 @@ const TEST_COLUMNS: [&str; 9] = [
     "significant",
 ];
 
+/// Rows of a summary table.
+type TableRows = Vec<Vec<Value>>;
+
+/// The score of one map (row) under a measure, if defined.
+type RowScore = fn(&Row) -> Option<f64>;
+
 /// The per-image scores of one map that models are compared on: relevance mass on the object,
 /// IoU of the thresholded map with the object, and relevance mass on the marker.
-const MODEL_TEST_MEASURES: [(&str, fn(&Row) -> Option<f64>); 3] = [
+const MODEL_TEST_MEASURES: [(&str, RowScore); 3] = [
     ("object_mass", |r| r.object.map(|o| o.mass)),
     ("object_iou", |r| r.object.map(|o| o.iou)),
     ("marker_mass", |r| r.marker),
