@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::data::describe::{DescribeOptions, describe};
 use crate::data::folder::{DataSplits, ReadOptions};
 use crate::data::split::SplitFractions;
 use crate::data::synth::{SynthConfig, write_dataset};
@@ -62,6 +63,13 @@ pub struct InfoArgs {
     /// Fail on unreadable images instead of skipping them.
     #[arg(long)]
     pub strict: bool,
+    /// Also write the data set's description into this folder: image sizes (CSV + bar chart),
+    /// formats, colour modes, per-channel intensity range and mean, a montage per class.
+    #[arg(long, value_name = "OUT")]
+    pub describe: Option<PathBuf>,
+    /// Images per class in the description's montages (the first in path order).
+    #[arg(long, default_value_t = DescribeOptions::default().montage_images)]
+    pub montage_images: usize,
 }
 
 /// Runs the command.
@@ -104,7 +112,39 @@ pub fn run(args: DataArgs) -> Result<()> {
                 "skipped": s.skipped.iter().map(|k| format!("{} ({})", k.path.display(), k.reason)).collect::<Vec<_>>(),
             });
             outln!("{}", serde_json::to_string_pretty(&info)?)?;
+            if let Some(out) = &a.describe {
+                write_description(&s, out, a.montage_images, a.strict)?;
+            }
             Ok(())
         }
     }
+}
+
+/// Describes every part of the data set (train, val and test together) into `out`.
+fn write_description(
+    s: &DataSplits,
+    out: &std::path::Path,
+    montage: usize,
+    strict: bool,
+) -> Result<()> {
+    let samples: Vec<_> = [&s.train, &s.val, &s.test]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let opts = DescribeOptions {
+        montage_images: montage,
+        strict,
+        ..DescribeOptions::default()
+    };
+    let d = describe(&s.classes, &samples, &s.skipped, opts)?;
+    let files = crate::report::dataset::write_description(out, &d)?;
+    eprintln!(
+        "described {} images ({} unreadable) into {} ({} files)",
+        d.images(),
+        d.unreadable.len(),
+        out.display(),
+        files.len()
+    );
+    Ok(())
 }

@@ -32,17 +32,36 @@ pub fn load_image(path: &Path) -> Result<Image, DataError> {
 
 /// Decodes image bytes (format sniffed from the content).
 pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
+    decode_image_described(bytes).map(|d| d.image)
+}
+
+/// A decoded image with what the file held before conversion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The pixels as [`decode_image`] gives them (grey or RGB, 8 bits).
+    pub image: Image,
+    /// The file format sniffed from the content (`PNG`, `JPEG`, `BMP`, `TIFF`).
+    pub format: String,
+    /// The colour mode stored in the file, in PIL's names where PIL has one: `L`, `LA`, `RGB`,
+    /// `RGBA`, with `;16` for 16 bits per channel and `;32F` for floats. A palette PNG is
+    /// expanded by the decoder and reads as `RGB` or `RGBA`.
+    pub mode: String,
+}
+
+/// Decodes image bytes like [`decode_image`] and names the file's format and colour mode.
+pub fn decode_image_described(bytes: &[u8]) -> Result<Decoded, String> {
     if is_truncated_jpeg(bytes) {
         // The JPEG decoder fills missing scan data with grey instead of failing (PIL raises
         // "image file is truncated"); a half-grey scan must not be classified silently.
         return Err("truncated JPEG: no end-of-image marker after the last scan".into());
     }
-    let img = decode_within_limits(bytes)?;
+    let (img, format) = decode_within_limits(bytes)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err("image has zero size".into());
     }
-    Ok(if img.color().has_color() {
+    let mode = colour_mode(img.color()).to_string();
+    let image = if img.color().has_color() {
         Image {
             width: w,
             height: h,
@@ -56,7 +75,43 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, String> {
             channels: 1,
             pixels: img.to_luma8().into_raw(),
         }
+    };
+    Ok(Decoded {
+        image,
+        format: format.map_or_else(|| "unknown".to_string(), format_name),
+        mode,
     })
+}
+
+/// PIL's name of an image crate colour type (see [`Decoded::mode`]).
+fn colour_mode(colour: ::image::ColorType) -> &'static str {
+    use ::image::ColorType as C;
+    match colour {
+        C::L8 => "L",
+        C::La8 => "LA",
+        C::Rgb8 => "RGB",
+        C::Rgba8 => "RGBA",
+        C::L16 => "L;16",
+        C::La16 => "LA;16",
+        C::Rgb16 => "RGB;16",
+        C::Rgba16 => "RGBA;16",
+        C::Rgb32F => "RGB;32F",
+        C::Rgba32F => "RGBA;32F",
+        _ => "other",
+    }
+}
+
+/// The upper-case name of a format, as PIL's `Image.format`.
+fn format_name(format: ::image::ImageFormat) -> String {
+    format
+        .extensions_str()
+        .first()
+        .map_or("unknown", |e| match *e {
+            "jpg" => "jpeg",
+            "tif" => "tiff",
+            e => e,
+        })
+        .to_ascii_uppercase()
 }
 
 /// Largest image side decoded, in pixels: well above any camera or scanner output the
@@ -70,7 +125,9 @@ pub const MAX_DECODE_BYTES: u64 = 1 << 28;
 /// Decodes `bytes` after reading the header's dimensions: a header claiming more than
 /// [`MAX_IMAGE_SIDE`] per side, or pixels over [`MAX_DECODE_BYTES`], is refused before any
 /// pixel is allocated.
-fn decode_within_limits(bytes: &[u8]) -> Result<::image::DynamicImage, String> {
+fn decode_within_limits(
+    bytes: &[u8],
+) -> Result<(::image::DynamicImage, Option<::image::ImageFormat>), String> {
     let unreadable = |e: ::image::ImageError| format!("not a readable image: {e}");
     let reader = || {
         ::image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -89,13 +146,15 @@ fn decode_within_limits(bytes: &[u8]) -> Result<::image::DynamicImage, String> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     let mut reader = reader()?;
     reader.limits(limits);
-    reader.decode().map_err(|e| match e {
+    let format = reader.format();
+    let decoded = reader.decode().map_err(|e| match e {
         ::image::ImageError::Limits(_) => format!(
             "image is {w}×{h} pixels, more than {} MiB to decode",
             MAX_DECODE_BYTES >> 20
         ),
         e => unreadable(e),
-    })
+    })?;
+    Ok((decoded, format))
 }
 
 /// True for JPEG data whose last start-of-scan marker (`FF DA`) has no end-of-image marker

@@ -5,6 +5,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod describe;
 pub mod folder;
 pub mod idx;
 pub mod image;

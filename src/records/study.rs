@@ -26,6 +26,9 @@ pub struct StudySummary {
     pub headline: Vec<String>,
     /// The report table (a digest of `metrics.csv`).
     pub table: Table,
+    /// Paired tests on the same images (a digest of `*_tests.csv`), with a significance
+    /// column; empty (and not written) for a study without any.
+    pub tests: Table,
     /// Work done by this run and reused from an earlier one (per image × method × model);
     /// `null` for studies that do not resume.
     pub work: Value,
@@ -33,7 +36,7 @@ pub struct StudySummary {
 
 impl Serialize for StudySummary {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut record = s.serialize_struct("StudySummary", 8)?;
+        let mut record = s.serialize_struct("StudySummary", 9)?;
         record.serialize_field("schema_version", &SCHEMA_VERSION)?;
         record.serialize_field("study", &self.study)?;
         record.serialize_field("command", &self.command)?;
@@ -41,6 +44,11 @@ impl Serialize for StudySummary {
         record.serialize_field("conventions", &self.conventions)?;
         record.serialize_field("headline", &self.headline)?;
         record.serialize_field("table", &self.table)?;
+        if self.tests.columns.is_empty() {
+            record.skip_field("tests")?;
+        } else {
+            record.serialize_field("tests", &self.tests)?;
+        }
         if self.work.is_null() {
             record.skip_field("work")?;
         } else {

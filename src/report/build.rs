@@ -1258,6 +1258,21 @@ fn study_section(run: &RunFolder, path: &Path, summary: &StudySummary, index: us
                 .collect(),
         });
     }
+    let tests = &summary.tests;
+    if !tests.columns.is_empty() {
+        s.push(Block::Table {
+            caption: format!(
+                "Paired tests on the same images (Holm-adjusted Wilcoxon; significant: p < 0.05; all pairs: *_tests.csv in {})",
+                label(run.path(), path)
+            ),
+            headers: tests.columns.clone(),
+            rows: tests
+                .rows
+                .iter()
+                .map(|r| r.iter().map(table_cell).collect())
+                .collect(),
+        });
+    }
     for figure in study_figures(run, path) {
         s.push(Block::Figure(figure));
     }

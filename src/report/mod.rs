@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod colormap;
+pub mod dataset;
 pub mod heatmap;
 pub mod html;
 pub mod plots;

@@ -16,7 +16,9 @@
 //!   marker, beside the marker's area fraction (what a uniform map would put there).
 //!
 //! Between methods (same model, same image): the IoU of their thresholded maps and the distance
-//! of their centres of mass, averaged over images (per model and pooled).
+//! of their centres of mass, averaged over images (per model and pooled). Between models (same
+//! method, same image): the same IoU and distance (`model_matrix.csv`), and paired tests of which
+//! model's maps lie more on the object or the marker (`model_tests.csv`, [`super::paired`]).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,7 @@ use serde_json::{Value, json};
 
 use super::fit::mean_sd;
 use super::maps::{MapsRequest, ModelMaps, model_maps};
+use super::paired;
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
@@ -265,7 +268,7 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
     create_dir(&opts.out)?;
     let all = maps(opts, &sel, progress)?;
     let scores = score(opts, &sel, &all, progress)?;
-    let (table, mut headline) = tables(opts, &sel, &all, &scores)?;
+    let (table, tests, mut headline) = tables(opts, &sel, &all, &scores)?;
     let figures = figures(opts, &sel, &all, &scores)?;
     write_figures(&opts.out, &figures)?;
     if headline.is_empty() {
@@ -276,7 +279,7 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
             sel.models.len()
         ));
     }
-    summary(opts, &sel, table, &headline)?;
+    summary(opts, &sel, (table, tests), &headline)?;
     Ok(StudyOutcome {
         out: opts.out.clone(),
         headline,
@@ -442,20 +445,123 @@ fn score(
 }
 
 /// Tables: `per_image.csv`, `metrics.csv`, `method_matrix.csv` and, with several models,
-/// `model_matrix.csv`; returns the summary table and the headline findings.
+/// `model_matrix.csv` and `model_tests.csv`; returns the summary table, the tests' table and
+/// the headline findings.
 fn tables(
     opts: &CompareOptions,
     sel: &Selected,
     all: &[ModelMaps],
     scores: &Scores,
-) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+) -> Result<(TableRows, TableRows, Vec<String>), StudyError> {
     per_image_table(opts, sel, all, scores)?;
     let (table, mut headline) = metrics_table(opts, sel, all, scores)?;
     headline.extend(matrix_table(opts, sel, scores)?);
+    let mut tests = Vec::new();
     if sel.models.len() > 1 {
         headline.extend(model_matrix_table(opts, sel, scores)?);
+        let (rows, findings) = model_tests(opts, sel, scores)?;
+        tests = rows;
+        headline.extend(findings);
     }
-    Ok((table, headline))
+    Ok((table, tests, headline))
+}
+
+/// Columns of the summary's tests table (one row per measure × method × pair of models).
+const TEST_COLUMNS: [&str; 9] = [
+    "measure",
+    "method",
+    "model a",
+    "model b",
+    "images",
+    "difference a − b [95 % CI]",
+    "Wilcoxon p",
+    "Holm p",
+    "significant",
+];
+
+/// Rows of a summary table.
+type TableRows = Vec<Vec<Value>>;
+
+/// The score of one map (row) under a measure, if defined.
+type RowScore = fn(&Row) -> Option<f64>;
+
+/// The per-image scores of one map that models are compared on: relevance mass on the object,
+/// IoU of the thresholded map with the object, and relevance mass on the marker.
+const MODEL_TEST_MEASURES: [(&str, RowScore); 3] = [
+    ("object_mass", |r| r.object.map(|o| o.mass)),
+    ("object_iou", |r| r.object.map(|o| o.iou)),
+    ("marker_mass", |r| r.marker),
+];
+
+/// `model_tests.csv`: per measure and method, every pair of models on the same images — mean
+/// difference with a bootstrap interval, Wilcoxon and paired t p-values, Holm within the
+/// measure ([`super::paired`]); returns the rows of the summary's tests table and, per measure
+/// with data, the finding of its smallest adjusted p-value (a direction only when it is
+/// significant).
+fn model_tests(
+    opts: &CompareOptions,
+    sel: &Selected,
+    scores: &Scores,
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+    let (models, methods) = (
+        sel.models
+            .iter()
+            .map(|m| m.label.clone())
+            .collect::<Vec<_>>(),
+        sel.names(),
+    );
+    // Paired by image index: two images may share a file stem in different class folders.
+    let keys: Vec<String> = (0..sel.images.len()).map(|i| i.to_string()).collect();
+    let mut measures = Vec::new();
+    let mut headline = Vec::new();
+    for (measure, value) in MODEL_TEST_MEASURES {
+        let scored: Vec<paired::Scored> = scores
+            .rows
+            .iter()
+            .filter_map(|r| {
+                value(r).map(|v| paired::Scored {
+                    model: &models[r.model],
+                    method: &methods[r.method],
+                    image: &keys[r.image],
+                    value: v,
+                })
+            })
+            .collect();
+        if scored.is_empty() {
+            continue;
+        }
+        let tests = paired::compare_models(&scored, &models, &methods);
+        headline.extend(
+            tests
+                .iter()
+                .filter(|c| c.n > 0 && c.p_holm.is_finite())
+                .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
+                .map(|c| paired::model_sentence(&measure.replace('_', " "), c)),
+        );
+        measures.push((measure, tests));
+    }
+    paired::write_model_comparisons(&opts.out.join("model_tests.csv"), &measures)?;
+    let rows = measures
+        .iter()
+        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
+        .map(|(measure, c)| {
+            vec![
+                json!(measure),
+                json!(c.method),
+                json!(c.a),
+                json!(c.b),
+                json!(c.n),
+                json!(format!(
+                    "{:.3} [{:.3}, {:.3}]",
+                    c.mean_difference, c.ci.0, c.ci.1
+                )),
+                json!(format!("{:.2e}", c.p_value)),
+                json!(format!("{:.2e}", c.p_holm)),
+                json!(if c.significant() { "yes" } else { "no" }),
+            ]
+        })
+        .collect();
+    Ok((rows, headline))
 }
 
 const PER_IMAGE_COLUMNS: [&str; 17] = [
@@ -1126,7 +1232,7 @@ fn grid_figure(
 fn summary(
     opts: &CompareOptions,
     sel: &Selected,
-    table: Vec<Vec<Value>>,
+    (table, tests): (Vec<Vec<Value>>, Vec<Vec<Value>>),
     headline: &[String],
 ) -> Result<(), StudyError> {
     let mut summary = Summary::new(
@@ -1143,6 +1249,7 @@ fn summary(
             "pointing_tolerance_px": opts.tolerance,
             "correct_map": format!("relevance mass on the object >= {}", opts.correct_mass),
             "marker_mass": "share of positive relevance on the marker mask, tagged images only",
+            "model_tests": "models compared per method on the same images (object mass, object IoU, marker mass): mean difference with a 95 % BCa bootstrap interval, two-sided Wilcoxon signed-rank (scipy defaults) and paired t p-values, Holm over the measure's pairs; significant = Holm p < 0.05",
             "split": opts.split,
             "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
             "images": sel.images.len(),
@@ -1164,5 +1271,8 @@ fn summary(
         ],
         table,
     );
+    if !tests.is_empty() {
+        summary.tests = Table::new(&TEST_COLUMNS, tests);
+    }
     summary.write(&opts.out)
 }

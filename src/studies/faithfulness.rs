@@ -1150,6 +1150,7 @@ fn summary(
             ],
             rows,
         },
+        tests: Table::default(),
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.out)

@@ -1,13 +1,14 @@
-//! Paired comparisons of methods on the same images: for every model and every pair of methods,
-//! the per-image differences of a score, their mean with a bootstrap confidence interval, the
-//! two-sided Wilcoxon signed-rank test and Holm's adjustment over all pairs of the run — so
-//! "A is more faithful than B" comes with how sure it is ([`super::stats`] holds the statistics,
-//! checked against scipy).
+//! Paired comparisons on the same images — of methods (for every model, every pair of methods)
+//! and of models (for every method, every pair of models): the per-image differences of a
+//! score, their mean with a bootstrap confidence interval, the two-sided Wilcoxon signed-rank
+//! test and the paired t-test, and Holm's adjustment of the Wilcoxon p-values over all pairs of
+//! the run — so "A is more faithful than B" or "model A's maps lie more on the object than model
+//! B's" comes with how sure it is ([`super::stats`] holds the statistics, checked against scipy).
 
 use std::path::Path;
 
 use super::StudyError;
-use super::stats::{CiMethod, bootstrap_mean_ci, holm, wilcoxon_signed_rank};
+use super::stats::{CiMethod, bootstrap_mean_ci, holm, paired_t, wilcoxon_signed_rank};
 use super::toolkit::{num, write_csv};
 
 /// Bootstrap resamples of each mean difference.
@@ -16,6 +17,8 @@ const RESAMPLES: usize = 2000;
 const LEVEL: f64 = 0.95;
 /// Seed of the bootstrap draws (fixed, so a table is reproducible).
 const SEED: u64 = 0;
+/// Family-wise error rate under which a Holm-adjusted difference is called significant.
+pub const ALPHA: f64 = 0.05;
 
 /// One score of one image under one model and method.
 pub struct Scored<'a> {
@@ -29,14 +32,17 @@ pub struct Scored<'a> {
     pub value: f64,
 }
 
-/// Method `a` against method `b` on one model's images.
+/// `a` against `b` on the same images: two methods under one model ([`compare_methods`]), or
+/// two models under one method ([`compare_models`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
-    /// Model label.
+    /// The model both sides share (method comparisons); empty for model comparisons.
     pub model: String,
-    /// First method.
+    /// The method both sides share (model comparisons); empty for method comparisons.
+    pub method: String,
+    /// First method (or model).
     pub a: String,
-    /// Second method.
+    /// Second method (or model).
     pub b: String,
     /// Images scored under both.
     pub n: usize,
@@ -46,8 +52,17 @@ pub struct Comparison {
     pub ci: (f64, f64),
     /// Two-sided Wilcoxon signed-rank p-value (scipy's defaults).
     pub p_value: f64,
-    /// Holm-adjusted p-value over every comparison of the run.
+    /// Two-sided paired t-test p-value (scipy's `ttest_rel`).
+    pub t_p_value: f64,
+    /// Holm-adjusted Wilcoxon p-value over every comparison of the run.
     pub p_holm: f64,
+}
+
+impl Comparison {
+    /// True when the Holm-adjusted Wilcoxon p-value is under [`ALPHA`].
+    pub fn significant(&self) -> bool {
+        self.p_holm < ALPHA
+    }
 }
 
 /// Every pair of `methods` (in the given order, `a` before `b`) on each model's images that
@@ -61,10 +76,42 @@ pub fn compare_methods(
     for model in models {
         for (i, a) in methods.iter().enumerate() {
             for b in &methods[i + 1..] {
-                out.push(compare_pair(scores, model, a, b));
+                let side = |method: &str| {
+                    let method = method.to_string();
+                    move |s: &Scored| s.model == model && s.method == method
+                };
+                let mut c = compare_sides(scores, side(a), side(b));
+                c.model = model.clone();
+                (c.a, c.b) = (a.clone(), b.clone());
+                out.push(c);
             }
         }
     }
+    with_holm(out)
+}
+
+/// Every pair of `models` (in the given order, `a` before `b`) under each method, on the
+/// images both models scored, with Holm's adjustment over all of them.
+pub fn compare_models(scores: &[Scored], models: &[String], methods: &[String]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for method in methods {
+        for (i, a) in models.iter().enumerate() {
+            for b in &models[i + 1..] {
+                let side = |model: &str| {
+                    let model = model.to_string();
+                    move |s: &Scored| s.method == method && s.model == model
+                };
+                let mut c = compare_sides(scores, side(a), side(b));
+                c.method = method.clone();
+                (c.a, c.b) = (a.clone(), b.clone());
+                out.push(c);
+            }
+        }
+    }
+    with_holm(out)
+}
+
+fn with_holm(mut out: Vec<Comparison>) -> Vec<Comparison> {
     let adjusted = holm(&out.iter().map(|c| c.p_value).collect::<Vec<_>>());
     for (c, p) in out.iter_mut().zip(adjusted) {
         c.p_holm = p;
@@ -72,66 +119,99 @@ pub fn compare_methods(
     out
 }
 
-/// Method `a` against `b` on `model`'s images (Holm's adjustment filled in by the caller).
-fn compare_pair(scores: &[Scored], model: &str, a: &str, b: &str) -> Comparison {
-    let of = |method: &str| -> Vec<&Scored> {
-        scores
-            .iter()
-            .filter(|s| s.model == model && s.method == method)
-            .collect()
-    };
-    let (xs, ys) = (of(a), of(b));
+/// The scores picked by `a` against those picked by `b`, paired by image (labels and Holm's
+/// adjustment filled in by the caller). Images scored on one side only are left out; a
+/// non-finite score leaves its image out of the pair.
+fn compare_sides(
+    scores: &[Scored],
+    a: impl Fn(&Scored) -> bool,
+    b: impl Fn(&Scored) -> bool,
+) -> Comparison {
+    let ys: std::collections::HashMap<&str, f64> = scores
+        .iter()
+        .filter(|s| b(s))
+        .map(|s| (s.image, s.value))
+        .collect();
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    for s in &xs {
-        if let Some(t) = ys.iter().find(|t| t.image == s.image) {
+    for s in scores.iter().filter(|s| a(s)) {
+        if let Some(&t) = ys.get(s.image)
+            && s.value.is_finite()
+            && t.is_finite()
+        {
             x.push(s.value);
-            y.push(t.value);
+            y.push(t);
         }
     }
     let differences: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p - q).collect();
     let ci = bootstrap_mean_ci(&differences, LEVEL, RESAMPLES, SEED, CiMethod::Bca);
-    let p_value = if x.is_empty() {
-        f64::NAN
+    let (p_value, t_p_value) = if x.is_empty() {
+        (f64::NAN, f64::NAN)
     } else {
-        wilcoxon_signed_rank(&x, &y).p_value
+        (
+            wilcoxon_signed_rank(&x, &y).p_value,
+            paired_t(&x, &y).p_value,
+        )
     };
     Comparison {
-        model: model.into(),
-        a: a.into(),
-        b: b.into(),
+        model: String::new(),
+        method: String::new(),
+        a: String::new(),
+        b: String::new(),
         n: x.len(),
         mean_difference: ci.estimate,
         ci: (ci.low, ci.high),
         p_value,
+        t_p_value,
         p_holm: f64::NAN,
     }
 }
 
-/// Writes comparisons as CSV, one row per measure × model × pair (Holm's adjustment is within
-/// each measure's comparisons).
+/// Writes method comparisons as CSV, one row per measure × model × pair (Holm's adjustment is
+/// within each measure's comparisons).
 pub fn write_comparisons(
     path: &Path,
     measures: &[(&str, Vec<Comparison>)],
 ) -> Result<(), StudyError> {
-    let header = [
-        "measure",
-        "model",
-        "method_a",
-        "method_b",
+    write_rows(path, ["model", "method_a", "method_b"], measures, |c| {
+        &c.model
+    })
+}
+
+/// Writes model comparisons as CSV, one row per measure × method × pair of models.
+pub fn write_model_comparisons(
+    path: &Path,
+    measures: &[(&str, Vec<Comparison>)],
+) -> Result<(), StudyError> {
+    write_rows(path, ["method", "model_a", "model_b"], measures, |c| {
+        &c.method
+    })
+}
+
+fn write_rows(
+    path: &Path,
+    keys: [&str; 3],
+    measures: &[(&str, Vec<Comparison>)],
+    shared: impl Fn(&Comparison) -> &String,
+) -> Result<(), StudyError> {
+    let mut header = vec!["measure"];
+    header.extend(keys);
+    header.extend([
         "n",
         "difference",
         "ci_low",
         "ci_high",
         "wilcoxon_p",
+        "paired_t_p",
         "holm_p",
-    ];
+        "significant",
+    ]);
     let rows: Vec<Vec<String>> = measures
         .iter()
         .flat_map(|(measure, comparisons)| comparisons.iter().map(move |c| (*measure, c)))
         .map(|(measure, c)| {
             vec![
                 measure.to_string(),
-                c.model.clone(),
+                shared(c).clone(),
                 c.a.clone(),
                 c.b.clone(),
                 c.n.to_string(),
@@ -139,11 +219,48 @@ pub fn write_comparisons(
                 num(c.ci.0),
                 num(c.ci.1),
                 format!("{:.3e}", c.p_value),
+                format!("{:.3e}", c.t_p_value),
                 format!("{:.3e}", c.p_holm),
+                if c.significant() { "yes" } else { "no" }.to_string(),
             ]
         })
         .collect();
     write_csv(path, &header, &rows)
+}
+
+/// The finding one model comparison supports: which model scores higher, with its interval
+/// and tests, when the Holm-adjusted difference is significant; otherwise that the data shows
+/// no significant difference (never a direction).
+pub fn model_sentence(score: &str, c: &Comparison) -> String {
+    if !c.significant() {
+        return format!(
+            "{}: {} and {} do not differ significantly in {score} (mean difference {:.3}, {:.0} % CI {:.3} to {:.3}; Wilcoxon p = {:.1e}, Holm {:.1e}; {} images).",
+            c.method,
+            c.a,
+            c.b,
+            c.mean_difference,
+            100.0 * LEVEL,
+            c.ci.0,
+            c.ci.1,
+            c.p_value,
+            c.p_holm,
+            c.n
+        );
+    }
+    let (winner, loser, d, (low, high)) = if c.mean_difference >= 0.0 {
+        (&c.a, &c.b, c.mean_difference, c.ci)
+    } else {
+        (&c.b, &c.a, -c.mean_difference, (-c.ci.1, -c.ci.0))
+    };
+    format!(
+        "{}: {winner} scores higher than {loser} in {score} by {d:.3} ({:.0} % CI {low:.3} to {high:.3}; Wilcoxon p = {:.1e}, paired t p = {:.1e}, Holm {:.1e}; {} images).",
+        c.method,
+        100.0 * LEVEL,
+        c.p_value,
+        c.t_p_value,
+        c.p_holm,
+        c.n
+    )
 }
 
 /// One sentence on the comparison of `best` with `other`, as a headline:
@@ -222,12 +339,14 @@ mod tests {
     fn the_sentence_reads_from_the_better_method() {
         let c = Comparison {
             model: String::new(),
+            method: String::new(),
             a: "zennit".into(),
             b: "split".into(),
             n: 60,
             mean_difference: -0.014,
             ci: (-0.02, -0.009),
             p_value: 5.4e-7,
+            t_p_value: 2.0e-7,
             p_holm: 1.1e-6,
         };
         let s = sentence("ID", &c, "split");

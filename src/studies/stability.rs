@@ -14,9 +14,10 @@
 //! maps are compared pixel by pixel.
 //!
 //! Outputs in `out/`: `metrics.csv` (per model × method × augmentation, and pooled over models),
-//! `per_image.csv`, `summary.json`, `figures.json`, box plots `stability_<metric>.{png,svg}`,
-//! `stability_by_model.{png,svg}`, `prediction_flips.{png,svg}`, and the resume unit
-//! `per_image/<model>/<method>/<stem>.json`.
+//! `per_image.csv`, `method_tests.csv` and, with several models, `model_tests.csv` (paired tests,
+//! [`super::paired`]), `summary.json`, `figures.json`, box plots
+//! `stability_<metric>.{png,svg}`, `stability_by_model.{png,svg}`, `prediction_flips.{png,svg}`,
+//! and the resume unit `per_image/<model>/<method>/<stem>.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -736,38 +737,111 @@ fn rows_of<'a>(rows: &'a [Row], method: &str, aug: &str) -> Vec<&'a Row> {
         .collect()
 }
 
-/// Tables → figures → summary of the rows.
 /// `method_tests.csv`: every pair of methods compared on the same image × augmentation, per
-/// measure — mean difference with a bootstrap interval, Wilcoxon p, Holm within the measure
-/// ([`super::paired`]).
-fn method_tests(
+/// measure — mean difference with a bootstrap interval, Wilcoxon and paired t p-values, Holm
+/// within the measure ([`super::paired`]); with several models also `model_tests.csv`, every
+/// pair of models under each method on the same image × augmentation. Returns the rows of the
+/// summary's tests table (both kinds, with the significance column) and the findings of the
+/// model tests.
+fn paired_tests(
     out: &Path,
     rows: &[Row],
     facts: &super::toolkit::RunFacts,
-) -> Result<(), StudyError> {
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
     let keys: Vec<String> = rows
         .iter()
         .map(|r| format!("{}/{}", r.image, r.aug))
         .collect();
-    let measures: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
+    let scores_of = |k: usize| -> Vec<paired::Scored> {
+        rows.iter()
+            .zip(&keys)
+            .map(|(r, key)| paired::Scored {
+                model: &r.model,
+                method: &r.method,
+                image: key,
+                value: r.values[k],
+            })
+            .collect()
+    };
+    let by_method: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
         .iter()
         .enumerate()
         .map(|(k, measure)| {
-            let scores: Vec<paired::Scored> = rows
-                .iter()
-                .zip(&keys)
-                .map(|(r, key)| paired::Scored {
-                    model: &r.model,
-                    method: &r.method,
-                    image: key,
-                    value: r.values[k],
-                })
-                .collect();
-            let tests = paired::compare_methods(&scores, &facts.models, &facts.methods);
+            let tests = paired::compare_methods(&scores_of(k), &facts.models, &facts.methods);
             (*measure, tests)
         })
         .collect();
-    paired::write_comparisons(&out.join("method_tests.csv"), &measures)
+    paired::write_comparisons(&out.join("method_tests.csv"), &by_method)?;
+    let mut table = test_rows(&by_method);
+    let mut findings = Vec::new();
+    if facts.models.len() > 1 {
+        let by_model: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
+            .iter()
+            .enumerate()
+            .map(|(k, measure)| {
+                let tests = paired::compare_models(&scores_of(k), &facts.models, &facts.methods);
+                (*measure, tests)
+            })
+            .collect();
+        paired::write_model_comparisons(&out.join("model_tests.csv"), &by_model)?;
+        table.extend(test_rows(&by_model));
+        findings.extend(
+            by_model
+                .iter()
+                .filter_map(|(measure, tests)| {
+                    tests
+                        .iter()
+                        .filter(|c| c.n > 0 && c.p_holm.is_finite())
+                        .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
+                        .map(|c| paired::model_sentence(measure, c))
+                })
+                .take(1),
+        );
+    }
+    Ok((table, findings))
+}
+
+/// Columns of the summary's tests table.
+const TEST_COLUMNS: [&str; 9] = [
+    "measure",
+    "within",
+    "a",
+    "b",
+    "pairs",
+    "difference a − b [95 % CI]",
+    "Wilcoxon p",
+    "Holm p",
+    "significant",
+];
+
+/// One summary row per comparison: `within` is the shared model (method pairs) or method
+/// (model pairs).
+fn test_rows(measures: &[(&str, Vec<paired::Comparison>)]) -> Vec<Vec<Value>> {
+    measures
+        .iter()
+        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
+        .map(|(measure, c)| {
+            let within = if c.model.is_empty() {
+                &c.method
+            } else {
+                &c.model
+            };
+            vec![
+                json!(measure),
+                json!(within),
+                json!(c.a),
+                json!(c.b),
+                json!(c.n),
+                json!(format!(
+                    "{:.3} [{:.3}, {:.3}]",
+                    c.mean_difference, c.ci.0, c.ci.1
+                )),
+                json!(format!("{:.2e}", c.p_value)),
+                json!(format!("{:.2e}", c.p_holm)),
+                json!(if c.significant() { "yes" } else { "no" }),
+            ]
+        })
+        .collect()
 }
 
 fn write_outputs(
@@ -778,14 +852,15 @@ fn write_outputs(
 ) -> Result<StudyOutcome, StudyError> {
     per_image_table(&opts.out, rows)?;
     metrics_table(opts, rows, facts)?;
-    method_tests(&opts.out, rows, facts)?;
+    let (tests, findings) = paired_tests(&opts.out, rows, facts)?;
     let mut figures = measure_figures(opts, rows, facts)?;
     figures.push(by_model_figure(&opts.out, rows, facts)?);
     figures.push(flips_figure(opts, rows, facts)?);
     figures.push(grid);
     write_json(&opts.out.join("figures.json"), &figures)?;
-    let headline = headline(opts, rows, facts);
-    summary(opts, rows, facts, &headline)?;
+    let mut headline = headline(opts, rows, facts);
+    headline.extend(findings);
+    summary(opts, rows, facts, &headline, tests)?;
     Ok(StudyOutcome {
         out: opts.out.clone(),
         headline,
@@ -1129,6 +1204,7 @@ fn summary(
     rows: &[Row],
     facts: &super::toolkit::RunFacts,
     headline: &[String],
+    tests: Vec<Vec<Value>>,
 ) -> Result<(), StudyError> {
     let summary = Summary {
         study: "stability".into(),
@@ -1162,6 +1238,11 @@ fn summary(
                 "prediction flips".into(),
             ],
             rows: summary_rows(opts, rows, &facts.methods),
+        },
+        tests: if tests.is_empty() {
+            Table::default()
+        } else {
+            Table::new(&TEST_COLUMNS, tests)
         },
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };

@@ -4,6 +4,7 @@
 //! than once per file; each module is one former test file.
 
 mod data_augment;
+mod data_describe;
 mod data_folder;
 mod data_synth;
 mod shard_partition;

@@ -68,6 +68,90 @@ fn per_image_stems(out: &std::path::Path) -> std::collections::BTreeSet<String> 
         .collect()
 }
 
+/// `model_tests.csv` recomputed from `per_image.csv`: for each measure, method and pair of
+/// models, the scores of the same image (class + stem) paired, tested with the scipy-checked
+/// Wilcoxon and paired t of `studies::stats`, and Holm over the measure's rows.
+fn model_tests_match_the_per_image_scores(out: &std::path::Path, methods: &[&str]) {
+    use relevance::studies::stats::{holm, paired_t, wilcoxon_signed_rank};
+    let per_image = read_csv(&out.join("per_image.csv"));
+    let tests = read_csv(&out.join("model_tests.csv"));
+    let close = |got: &str, want: f64, rel: f64| {
+        let g: f64 = got.parse().unwrap();
+        assert!(
+            (g - want).abs() <= rel * want.abs().max(1e-12) || (g.is_nan() && want.is_nan()),
+            "{got} vs {want}"
+        );
+    };
+    let mut measures_seen = 0;
+    for measure in ["object_mass", "object_iou", "marker_mass"] {
+        let rows: Vec<&HashMap<String, String>> =
+            tests.iter().filter(|r| r["measure"] == measure).collect();
+        let values_of = |method: &str, model: &str| -> HashMap<(String, String), f64> {
+            per_image
+                .iter()
+                .filter(|r| r["method"] == method && r["model"] == model && !r[measure].is_empty())
+                .map(|r| ((r["class"].clone(), r["image"].clone()), f(r, measure)))
+                .collect()
+        };
+        if rows.is_empty() {
+            assert!(
+                per_image.iter().all(|r| r[measure].is_empty()),
+                "{measure} has scores but no tests"
+            );
+            continue;
+        }
+        measures_seen += 1;
+        assert_eq!(rows.len(), methods.len(), "one pair of models per method");
+        let mut p_values = Vec::new();
+        for r in &rows {
+            assert_eq!(
+                (r["model_a"].as_str(), r["model_b"].as_str()),
+                ("a-model", "b-model")
+            );
+            let (a, b) = (
+                values_of(&r["method"], "a-model"),
+                values_of(&r["method"], "b-model"),
+            );
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for (key, va) in &a {
+                if let Some(vb) = b.get(key) {
+                    x.push(*va);
+                    y.push(*vb);
+                }
+            }
+            assert_eq!(r["n"].parse::<usize>().unwrap(), x.len(), "{r:?}");
+            if x.is_empty() {
+                // No image has the score under both models (e.g. maps without positive mass).
+                assert!(
+                    r["difference"].is_empty() && r["wilcoxon_p"] == "NaN",
+                    "{r:?}"
+                );
+                assert_eq!(r["significant"], "no");
+                p_values.push(f64::NAN);
+                continue;
+            }
+            let mean = x.iter().zip(&y).map(|(p, q)| p - q).sum::<f64>() / x.len() as f64;
+            assert!((f(r, "difference") - mean).abs() < 1e-5, "{r:?} vs {mean}");
+            let w = wilcoxon_signed_rank(&x, &y).p_value;
+            close(&r["wilcoxon_p"], w, 2e-3);
+            close(&r["paired_t_p"], paired_t(&x, &y).p_value, 1e-2);
+            p_values.push(w);
+        }
+        for (r, p) in rows.iter().zip(holm(&p_values)) {
+            if p.is_nan() {
+                assert_eq!(r["holm_p"], "NaN");
+                continue;
+            }
+            close(&r["holm_p"], p, 2e-3);
+            assert_eq!(r["significant"] == "yes", p < 0.05, "{r:?}");
+        }
+    }
+    assert!(
+        measures_seen >= 2,
+        "the synthetic data has objects and markers"
+    );
+}
+
 #[test]
 fn compare_end_to_end_with_markers_and_resume() {
     let dir = temp_dir("cmp-e2e");
@@ -208,6 +292,8 @@ fn compare_end_to_end_with_markers_and_resume() {
             "no model IoU matrix for {m}: {figures:?}"
         );
     }
+
+    model_tests_match_the_per_image_scores(&out, methods.as_slice());
 
     // Marker mass by hand from the cached map and the marker file (same size as the model input).
     let per_image = read_csv(&out.join("per_image.csv"));

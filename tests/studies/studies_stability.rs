@@ -5,8 +5,11 @@
 
 use crate::studies_support;
 
+use std::collections::HashMap;
+
 use relevance::data::npy::read_npy;
 use relevance::studies::stability::{NamedAug, StabilityOptions, run_with_models};
+use relevance::studies::stats::{holm, paired_t, wilcoxon_signed_rank};
 use relevance::studies::toolkit::load_models;
 use studies_support::*;
 
@@ -185,6 +188,76 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
     std::fs::write(&weights, std::fs::read(&weights).unwrap()).unwrap();
     run_with_models(&opts, &models, false).unwrap();
     assert_eq!(json(&out.join("summary.json"))["work"]["computed"], 6);
+
+    // Two models: model_tests.csv compares them per method and measure on the same image ×
+    // augmentation; recomputed here from per_image.csv with the scipy-checked tests.
+    let both = load_models(std::slice::from_ref(&ens)).unwrap();
+    let mut two = StabilityOptions::new(vec![], opts.data.clone(), dir.join("out2"));
+    two.methods = vec!["saliency".into()];
+    two.augmentations = augs(&["hflip", "noise:0.1"]);
+    let out = run_with_models(&two, &both, false).unwrap().out;
+    let (header, rows) = read_csv(&out.join("per_image.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (th, trows) = read_csv(&out.join("model_tests.csv"));
+    let tcol = |name: &str| th.iter().position(|h| h == name).unwrap();
+    assert_eq!(
+        trows.len(),
+        4,
+        "one pair of models × one method × four measures"
+    );
+    for (t, measure) in trows
+        .iter()
+        .zip(["pearson", "spearman", "ssim", "top_k_iou"])
+    {
+        let of = |model: &str| -> HashMap<String, f64> {
+            rows.iter()
+                .filter(|r| r[col("model")] == model)
+                .map(|r| {
+                    let key = format!("{}/{}", r[col("image")], r[col("augmentation")]);
+                    (key, r[col(measure)].parse().unwrap_or(f64::NAN))
+                })
+                .collect()
+        };
+        let (a, b) = (of("seed-0"), of("seed-1"));
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (k, va) in &a {
+            if let Some(vb) = b.get(k).filter(|v| v.is_finite() && va.is_finite()) {
+                x.push(*va);
+                y.push(*vb);
+            }
+        }
+        assert_eq!(
+            (
+                t[tcol("method")].as_str(),
+                t[tcol("model_a")].as_str(),
+                t[tcol("model_b")].as_str()
+            ),
+            ("saliency", "seed-0", "seed-1")
+        );
+        assert_eq!(t[tcol("n")], x.len().to_string());
+        let w = wilcoxon_signed_rank(&x, &y).p_value;
+        let pt = paired_t(&x, &y).p_value;
+        let near = |got: &str, want: f64| {
+            let g: f64 = got.parse().unwrap();
+            assert!(
+                (g - want).abs() <= 2e-3 * want.abs().max(1e-12),
+                "{measure}: {got} vs {want}"
+            );
+        };
+        near(&t[tcol("wilcoxon_p")], w);
+        near(&t[tcol("paired_t_p")], pt);
+        // Holm is within a measure: here one comparison per measure, so it keeps its p.
+        let adjusted = holm(&[w])[0];
+        near(&t[tcol("holm_p")], adjusted);
+        assert_eq!(t[tcol("significant")] == "yes", adjusted < 0.05, "{t:?}");
+    }
+    let summary = json(&out.join("summary.json"));
+    let tests = summary["tests"]["rows"].as_array().unwrap();
+    assert_eq!(
+        tests.len(),
+        4,
+        "one method: no method pairs, four model pairs"
+    );
 }
 
 #[test]

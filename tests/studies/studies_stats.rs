@@ -212,3 +212,90 @@ fn bootstrap_intervals_match_scipy_on_a_given_distribution() {
     }
     parity.report("bootstrap");
 }
+
+// Models compared on the same images (`studies::paired::compare_models`), by hand and scipy.
+
+use relevance::studies::paired;
+
+#[test]
+fn models_pair_by_image_under_each_method() {
+    let images = ["i1", "i2", "i3", "i4", "i5"];
+    let score = |model: &'static str, method: &'static str, values: [f64; 5]| {
+        images
+            .iter()
+            .zip(values)
+            .map(move |(image, value)| paired::Scored {
+                model,
+                method,
+                image,
+                value,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut scores = score("A", "m", [2.0, 4.0, 6.0, 8.0, 10.0]);
+    // B lower by 1, 2, 3, 4, 5 on the same images, listed in reverse; an undefined score
+    // (NaN) of image i5 under method k leaves that image out of k's pair.
+    let mut b = score("B", "m", [1.0, 2.0, 3.0, 4.0, 5.0]);
+    b.reverse();
+    scores.extend(b);
+    scores.extend(score("A", "k", [1.0, 1.0, 1.0, 1.0, f64::NAN]));
+    scores.extend(score("B", "k", [0.0, 2.0, 0.5, 3.0, 9.0]));
+    let out = paired::compare_models(
+        &scores,
+        &["A".into(), "B".into()],
+        &["m".into(), "k".into()],
+    );
+    assert_eq!(out.len(), 2);
+    let m = &out[0];
+    assert_eq!(
+        (m.method.as_str(), m.a.as_str(), m.b.as_str()),
+        ("m", "A", "B")
+    );
+    assert!(m.model.is_empty());
+    assert_eq!(m.n, 5);
+    assert!((m.mean_difference - 3.0).abs() < 1e-12);
+    assert!((m.p_value - 0.0625).abs() < 1e-12, "{}", m.p_value);
+    // Paired t by hand: d = 1..5, mean 3, sd √2.5, t = 3/(√2.5/√5) = 3√2 ≈ 4.2426 on 4 df:
+    // scipy.stats.ttest_rel gives p = 0.013236.
+    assert!((m.t_p_value - 0.013236).abs() < 1e-5, "{}", m.t_p_value);
+    let k = &out[1];
+    assert_eq!(k.n, 4);
+    // d = 1, −1, 0.5, −2: mean −0.375.
+    assert!((k.mean_difference + 0.375).abs() < 1e-12);
+    // Holm over two p-values: the smaller doubled, the larger kept (at least the first).
+    let (lo, hi) = (m.p_value.min(k.p_value), m.p_value.max(k.p_value));
+    let adjusted = [2.0 * lo, hi.max(2.0 * lo).min(1.0)];
+    let (pm, pk) = if m.p_value <= k.p_value {
+        (adjusted[0], adjusted[1])
+    } else {
+        (adjusted[1], adjusted[0])
+    };
+    assert!((m.p_holm - pm).abs() < 1e-12 && (k.p_holm - pk).abs() < 1e-12);
+    assert!(!m.significant());
+    let s = paired::model_sentence("object mass", m);
+    assert!(
+        s.starts_with("m: A and B do not differ significantly in object mass"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_significant_model_difference_names_the_higher_model() {
+    let c = paired::Comparison {
+        model: String::new(),
+        method: "grad-cam".into(),
+        a: "vgg".into(),
+        b: "resnet".into(),
+        n: 40,
+        mean_difference: -0.12,
+        ci: (-0.2, -0.05),
+        p_value: 1e-4,
+        t_p_value: 2e-4,
+        p_holm: 3e-4,
+    };
+    let s = paired::model_sentence("object mass", &c);
+    assert!(
+        s.starts_with("grad-cam: resnet scores higher than vgg in object mass by 0.120 (95 % CI 0.050 to 0.200;"),
+        "{s}"
+    );
+}

@@ -131,6 +131,7 @@ impl Summary {
             conventions,
             headline: Vec::new(),
             table: Table::new(&[], Vec::new()),
+            tests: Table::new(&[], Vec::new()),
             work: Value::Null,
         }
     }
