@@ -59,9 +59,9 @@ pub(crate) fn link_or_copy_atomic(from: &Path, to: &Path) -> std::io::Result<()>
     let placed = std::fs::hard_link(from, &tmp)
         .or_else(|_| std::fs::copy(from, &tmp).map(|_| ()))
         .and_then(|()| std::fs::rename(&tmp, to));
-    if placed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    // Also after a successful rename: when `to` already is a link to the same file (a merge
+    // run again), rename does nothing and leaves the temporary name (POSIX).
+    let _ = std::fs::remove_file(&tmp);
     placed
 }
 
@@ -167,6 +167,12 @@ fn temp_name(name: &str) -> String {
 }
 
 /// The process id in a temporary file name of ours, or `None` for any other name.
+/// True when `file_name` is named as one of our temporary files (of any process): a merge
+/// leaves those out, since a killed shard's temporaries are not results.
+pub(crate) fn is_temp_name(file_name: &str) -> bool {
+    temp_owner(file_name).is_some()
+}
+
 fn temp_owner(file_name: &str) -> Option<u32> {
     if !file_name.starts_with('.') {
         return None;

@@ -2,6 +2,7 @@
 
 use anyhow::{Result, anyhow};
 
+use super::shard_args::Sharding;
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::compare::{CompareOptions, parse_threshold, run as run_study};
 use crate::studies::toolkit::TargetRule;
@@ -36,6 +37,10 @@ pub struct CompareArgs {
 /// Runs the command.
 pub fn run(args: CompareArgs) -> Result<()> {
     let s = &args.study;
+    let sharding = s.begin_shard(&s.out_or("compare"))?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
     let defaults = CompareOptions::default();
     let opts = CompareOptions {
         models: s.models.clone(),
@@ -51,10 +56,13 @@ pub fn run(args: CompareArgs) -> Result<()> {
         correct_mass: args.correct_mass,
         grid_images: args.grid_images,
         com_normalisation: args.com_normalisation,
-        out: s.out_or("compare"),
+        out: sharding.out(&s.out_or("compare")),
         command: Some(command_line()),
+        shards: s.shards(),
+        maps_only: s.shard.shard.is_some(),
     };
     let outcome = run_study(&opts, !s.no_progress)?;
+    sharding.finish()?;
     for line in &outcome.headline {
         outln!("{line}")?;
     }

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::explain::concepts::ConceptsOptions;
+use super::shard_args::{ShardArgs, Sharding};
+use crate::data::shard::{ShardSet, keep};
+use crate::explain::concepts::{ConceptsOptions, plan_inputs};
 use crate::graph::LoadOptions;
 use crate::methods::lrp::{Composite, SkipMode, StartRelevance};
+use crate::records::ShardItem;
 
 /// Arguments of `relevance concepts`.
 #[derive(clap::Args, Debug)]
@@ -56,13 +59,27 @@ pub struct ConceptsArgs {
     /// Print nothing on stdout (`concepts.json` in --out holds the same records).
     #[arg(long)]
     pub quiet: bool,
-    /// Images, .npy tensors or folders of them.
+    /// Only one shard of the inputs (see `relevance merge`).
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Images, .npy tensors, folders of them, or .csv lists (`path[,label]` rows).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
 
 /// Runs the command.
 pub fn run(args: ConceptsArgs) -> Result<()> {
+    let shards: Option<ShardSet> = args.shard.shard.map(Into::into);
+    let items = match &shards {
+        Some(set) => shard_items(&args.inputs, set)?,
+        None => Vec::new(),
+    };
+    let mut models = vec![args.model.clone()];
+    models.extend(args.card.clone());
+    let sharding = args.shard.begin(&args.out, &models, items)?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
     let options = ConceptsOptions {
         model: args.model.clone(),
         load: LoadOptions {
@@ -78,8 +95,9 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
         target: args.target.clone(),
         graph: args.graph.clone(),
         batch: args.batch,
-        out: args.out.clone(),
+        out: sharding.out(&args.out),
         inputs: args.inputs.clone(),
+        shards,
     };
     crate::explain::concepts::run(&options, |record| {
         if !args.quiet {
@@ -87,5 +105,18 @@ pub fn run(args: ConceptsArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    Ok(())
+    sharding.finish()
+}
+
+/// The inputs of `set` with their positions in the unsharded run and their folder names, for
+/// the manifest the merge orders records by.
+fn shard_items(inputs: &[PathBuf], set: &ShardSet) -> Result<Vec<ShardItem>> {
+    let numbered: Vec<(usize, _)> = plan_inputs(inputs)?.into_iter().enumerate().collect();
+    Ok(keep(numbered, set, |(_, p)| p.id.clone())
+        .into_iter()
+        .map(|(position, p)| ShardItem {
+            position,
+            name: p.stem,
+        })
+        .collect())
 }

@@ -1,6 +1,7 @@
 //! `relevance merge OUT`: builds from `OUT/shards/K-of-N/` what one unsharded run writes into
-//! `OUT` — `explain` rows and files, or a study's per-image results summarised by the study's
-//! own pipeline; `--status` says which shards are done.
+//! `OUT` — `predict` lines, `explain` and `concepts` rows and files, an atlas drawn from the
+//! shards' best references, `train --seeds` members, or a study's per-image results summarised
+//! by the study's own pipeline; `--status` says which shards are done.
 
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ pub struct MergeArgs {
 }
 
 /// Commands whose shards merge by re-running the study over the gathered per-image results.
-const STUDIES: &[&str] = &["faithfulness", "stability"];
+const STUDIES: &[&str] = &["faithfulness", "stability", "variability", "compare"];
 
 /// Runs the command.
 pub fn run(args: MergeArgs) -> Result<()> {
@@ -46,6 +47,22 @@ pub fn run(args: MergeArgs) -> Result<()> {
                 args.out.display()
             );
         }
+        "predict" => {
+            let lines = crate::shard::predict::merge(&args.out, &shards, &set)?;
+            eprintln!(
+                "merged {lines} prediction(s) of {} shard(s) into {}",
+                set.members.len(),
+                args.out.display()
+            );
+        }
+        "concepts" => {
+            let records = crate::shard::concepts::merge(&args.out, &shards, &set)?;
+            eprintln!(
+                "merged {records} record(s) of {} shard(s) into {}",
+                set.members.len(),
+                args.out.display()
+            );
+        }
         "explain" => {
             let rows = crate::shard::explain::merge(&args.out, &shards, &set)?;
             eprintln!(
@@ -53,6 +70,13 @@ pub fn run(args: MergeArgs) -> Result<()> {
                 set.members.len(),
                 args.out.display()
             );
+        }
+        "atlas" => {
+            let candidates = crate::shard::atlas::merged_candidates(&shards, &set)?;
+            match parse_unsharded(&shards.first().argv, &args.out)?.command {
+                Command::Atlas(a) => super::atlas::draw_merged(a, candidates, &args.out)?,
+                other => bail!("shards of atlas record another command: {other:?}"),
+            }
         }
         study if STUDIES.contains(&study) => {
             let files = crate::shard::study::gather(&args.out, &shards, &set)?;
@@ -82,14 +106,13 @@ pub fn run(args: MergeArgs) -> Result<()> {
 /// per-image result already lies, so only its summary phase does work; `partial` restricts it
 /// to the images of the merged shards.
 fn rerun_study(argv: &[String], out: &std::path::Path, partial: Option<ShardSet>) -> Result<()> {
-    let mut words: Vec<String> = crate::shard::run::without_out(argv)
-        .into_iter()
-        .filter(|w| w != "--no-progress" && w != "--quiet")
+    let mut words: Vec<String> = argv
+        .iter()
+        .filter(|w| *w != "--no-progress" && *w != "--quiet")
+        .cloned()
         .collect();
-    words.extend(["--out".to_string(), out.display().to_string()]);
     words.push("--no-progress".into());
-    let cli = Cli::try_parse_from(&words).map_err(|e| anyhow::anyhow!("{e}"))?;
-    match cli.command {
+    match parse_unsharded(&words, out)?.command {
         Command::Faithfulness(mut a) => {
             a.study.merged_shards = partial;
             super::faithfulness::run_cli(*a)
@@ -98,6 +121,21 @@ fn rerun_study(argv: &[String], out: &std::path::Path, partial: Option<ShardSet>
             a.study.merged_shards = partial;
             super::stability::run_cli(*a)
         }
+        Command::Variability(mut a) => {
+            a.study.merged_shards = partial;
+            super::variability::run(*a)
+        }
+        Command::Compare(mut a) => {
+            a.study.merged_shards = partial;
+            super::compare::run(*a)
+        }
         other => bail!("merging shards of {other:?} is not supported"),
     }
+}
+
+/// The shards' unsharded command line `argv` with its output in `out`, parsed.
+fn parse_unsharded(argv: &[String], out: &std::path::Path) -> Result<Cli> {
+    let mut words: Vec<String> = crate::shard::run::without_out(argv);
+    words.extend(["--out".to_string(), out.display().to_string()]);
+    Cli::try_parse_from(&words).map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -1,13 +1,19 @@
-//! `relevance predict`: class, probability and optionally logits for each input.
+//! `relevance predict`: class, probability and optionally logits for each input, one JSON line
+//! each on stdout and, with `--out`, in `OUT/predictions.jsonl`; `--shard K/N` predicts one
+//! shard of the inputs (merged by `relevance merge`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::data::{expand_inputs, image::load_input};
+use super::shard_args::{ShardArgs, Sharding};
+use crate::data::shard::{SampleId, ShardSet, keep};
+use crate::data::{InputFile, expand_input_files, image::load_input};
 use crate::engine::predict;
 use crate::graph::{LoadOptions, Model};
+use crate::records::ShardItem;
+use crate::shard::predict::PREDICTIONS;
 use crate::tensor::{T4, to_vec};
 
 /// Arguments of `relevance predict`.
@@ -28,13 +34,41 @@ pub struct PredictArgs {
     /// Include the raw logits.
     #[arg(long)]
     pub logits: bool,
-    /// Images, .npy tensors or folders of them.
+    /// Also write the lines to OUT/predictions.jsonl (needed with --shard).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only one shard of the inputs (see `relevance merge`).
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Images, .npy tensors, folders of them, or .csv lists (`path[,label]` rows).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
 
 /// Runs the command.
 pub fn run(args: PredictArgs) -> Result<()> {
+    let shards: Option<ShardSet> = args.shard.shard.map(Into::into);
+    let numbered: Vec<(usize, InputFile)> = expand_input_files(&args.inputs)?
+        .into_iter()
+        .enumerate()
+        .collect();
+    let files = match &shards {
+        Some(set) => keep(numbered, set, |(_, f)| SampleId {
+            class: f.class.clone(),
+            name: f.path.display().to_string(),
+        }),
+        None => numbered,
+    };
+    let sharding = match (&args.out, args.shard.shard) {
+        (Some(out), _) => args
+            .shard
+            .begin(out, &model_files(&args), shard_items(&files))?,
+        (None, Some(_)) => bail!("--shard needs --out (the folder the shards are merged in)"),
+        (None, None) => Sharding::Whole,
+    };
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
     let model = Model::load(
         &args.model,
         &LoadOptions {
@@ -42,13 +76,44 @@ pub fn run(args: PredictArgs) -> Result<()> {
             card: args.card.clone(),
         },
     )?;
-    let files = expand_inputs(&args.inputs)?;
-    for file in files {
-        let x = load_input(&file, &model.card)?;
-        let line = predict_one(&model, &file, x, args.top, args.logits)?;
+    let mut lines = String::new();
+    for (_, file) in &files {
+        let x = load_input(&file.path, &model.card)?;
+        let line = predict_one(&model, &file.path, x, args.top, args.logits)?;
         outln!("{line}")?;
+        lines.push_str(&format!("{line}\n"));
     }
-    Ok(())
+    if let Some(out) = &args.out {
+        write_predictions(&sharding.out(out), &lines)?;
+    }
+    sharding.finish()
+}
+
+/// The model files a shard's manifest hashes: the weights and the card given.
+fn model_files(args: &PredictArgs) -> Vec<PathBuf> {
+    let mut models = vec![args.model.clone()];
+    models.extend(args.card.clone());
+    models
+}
+
+/// The shard's inputs with their positions in the unsharded run, which order the merge.
+fn shard_items(files: &[(usize, InputFile)]) -> Vec<ShardItem> {
+    files
+        .iter()
+        .map(|(position, f)| ShardItem {
+            position: *position,
+            name: f.path.display().to_string(),
+        })
+        .collect()
+}
+
+/// Writes the lines as `dir/predictions.jsonl` (atomically).
+fn write_predictions(dir: &Path, lines: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create output folder", dir.display()))?;
+    let path = dir.join(PREDICTIONS);
+    crate::io::write_text_atomic(&path, lines)
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// The JSON line for one input.

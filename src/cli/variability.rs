@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::shard_args::Sharding;
 use super::study_args::{StudyArgs, command_line};
 use crate::studies::toolkit::TargetRule;
 use crate::studies::variability::{VariabilityOptions, run as run_study};
@@ -27,6 +28,10 @@ pub struct VariabilityArgs {
 /// Runs the command.
 pub fn run(args: VariabilityArgs) -> Result<()> {
     let s = &args.study;
+    let sharding = s.begin_shard(&s.out_or("variability"))?;
+    if let Sharding::Done(_) = sharding {
+        return Ok(());
+    }
     let defaults = VariabilityOptions::default();
     let opts = VariabilityOptions {
         models: s.models.clone(),
@@ -40,10 +45,13 @@ pub fn run(args: VariabilityArgs) -> Result<()> {
         clusters: args.clusters,
         examples: args.examples,
         seed: s.method.seed,
-        out: s.out_or("variability"),
+        out: sharding.out(&s.out_or("variability")),
         command: Some(command_line()),
+        shards: s.shards(),
+        maps_only: s.shard.shard.is_some(),
     };
     let outcome = run_study(&opts, !s.no_progress)?;
+    sharding.finish()?;
     for line in &outcome.headline {
         outln!("{line}")?;
     }

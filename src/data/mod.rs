@@ -57,8 +57,29 @@ pub fn is_image(path: &std::path::Path) -> bool {
 }
 
 /// Expands inputs: files are kept, folders are replaced by the images and `.npy` files inside
-/// them (recursively, sorted).
+/// them (recursively, sorted), and a `.csv` list by the files it names ([`expand_input_files`]).
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
+    Ok(expand_input_files(inputs)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect())
+}
+
+/// One input file and the class it belongs to, which the shard partition balances
+/// ([`shard`]): the label of its row in a CSV list, else the name of the folder it lies in
+/// (its class in an ImageFolder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its class for the partition (empty when it has none).
+    pub class: String,
+}
+
+/// Expands inputs as [`expand_inputs`] does, keeping each file's class: a folder gives its
+/// images and `.npy` tensors (recursively, sorted), a `.csv` file the rows of a list
+/// `path[,label[,…]]` ([`read_input_list`]), any other file itself.
+pub fn expand_input_files(inputs: &[PathBuf]) -> Result<Vec<InputFile>, DataError> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
@@ -72,14 +93,83 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
                     "folder contains no images (.jpg/.png/.bmp/.tif) or .npy tensors",
                 ));
             }
-            out.extend(found);
+            out.extend(found.into_iter().map(InputFile::in_folder));
+        } else if is_csv(p) {
+            out.extend(read_input_list(p)?);
         } else if p.is_file() {
-            out.push(p.clone());
+            out.push(InputFile::in_folder(p.clone()));
         } else {
             return Err(DataError::file(p, "no such file or folder"));
         }
     }
     Ok(out)
+}
+
+impl InputFile {
+    /// A file whose class is the folder it lies in.
+    fn in_folder(path: PathBuf) -> Self {
+        let class = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        InputFile { path, class }
+    }
+}
+
+fn is_csv(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Most rows a CSV list may have: far beyond a data set one command explains, small enough
+/// that a hostile list cannot make the run hold a huge plan.
+pub const MAX_LIST_ROWS: usize = 10_000_000;
+
+/// The files a CSV list names, in its order: one row per file, `path[,label[,…]]` (the data
+/// sets' `path,label[,mask]` rows read as a list), an optional header row starting with
+/// `path`, blank lines and `#` comments skipped; relative paths are relative to the CSV's
+/// folder. The label (second column, when present) is the file's class.
+pub fn read_input_list(csv: &std::path::Path) -> Result<Vec<InputFile>, DataError> {
+    let text = std::fs::read_to_string(csv)
+        .map_err(|e| DataError::file(csv, format!("cannot read: {e}")))?;
+    let base = csv.parent().unwrap_or(std::path::Path::new("."));
+    let mut rows = Vec::new();
+    let mut header_seen = false;
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line
+            .split(',')
+            .map(|f| f.trim().trim_matches('"'))
+            .collect();
+        if rows.is_empty() && !header_seen && fields[0].eq_ignore_ascii_case("path") {
+            header_seen = true;
+            continue;
+        }
+        if fields[0].is_empty() {
+            return Err(DataError::file(
+                csv,
+                format!("line {}: expected 'path[,label]', got '{line}'", lineno + 1),
+            ));
+        }
+        if rows.len() == MAX_LIST_ROWS {
+            return Err(DataError::file(
+                csv,
+                format!("more than {MAX_LIST_ROWS} rows"),
+            ));
+        }
+        rows.push(InputFile {
+            path: base.join(fields[0]),
+            class: fields.get(1).copied().unwrap_or_default().to_string(),
+        });
+    }
+    if rows.is_empty() {
+        return Err(DataError::file(csv, "the list names no files"));
+    }
+    Ok(rows)
 }
 
 /// The inputs below `dir`, recursively. Links are followed, but each folder is entered once

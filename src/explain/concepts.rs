@@ -15,7 +15,9 @@ use serde_json::Value;
 
 pub use crate::records::{ConceptHeatmap, ConceptsRecord, RankedConceptRecord};
 
-use crate::data::{expand_inputs, image::load_input, npy::write_npy};
+use crate::data::shard::{SampleId, ShardSet};
+use crate::data::{expand_input_files, image::load_input, npy::write_npy};
+use crate::explain::{PlannedInput, shard_inputs};
 use crate::graph::{LoadOptions, Model, NodeId};
 use crate::io::{child_path, safe_component, unique_name, write_atomic};
 use crate::methods::Target;
@@ -56,8 +58,10 @@ pub struct ConceptsOptions {
     pub batch: usize,
     /// Output folder.
     pub out: PathBuf,
-    /// Images, .npy tensors or folders of them.
+    /// Images, .npy tensors, folders of them or .csv lists.
     pub inputs: Vec<PathBuf>,
+    /// Only the inputs of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<ShardSet>,
 }
 
 /// Runs the pipeline. `on_record` sees each input's record as soon as it is made (the CLI
@@ -90,10 +94,9 @@ pub fn run(
         // names use the safe form.
         layer_file: safe_component(&opts.layer),
     };
-    let mut stems = HashSet::new();
     let mut records = Vec::new();
-    for file in expand_inputs(&opts.inputs)? {
-        let record = run.explain_input(&file, &mut stems)?;
+    for input in shard_inputs(plan_inputs(&opts.inputs)?, opts.shards.as_ref()) {
+        let record = run.explain_input(&input)?;
         on_record(&record)?;
         records.push(record);
     }
@@ -128,8 +131,9 @@ struct ConceptsRun<'a> {
 
 impl ConceptsRun<'_> {
     /// Explains one input: ranks the layer's channels, writes its folder (input picture and
-    /// heatmaps) and returns its record. `stems` keeps the folder names of the run unique.
-    fn explain_input(&self, file: &Path, stems: &mut HashSet<String>) -> Result<ConceptsRecord> {
+    /// heatmaps, in the folder named by its planned stem) and returns its record.
+    fn explain_input(&self, input: &PlannedInput) -> Result<ConceptsRecord> {
+        let file = input.path.as_path();
         let x = load_input(file, &self.model.card)?;
         let acts = self.lrp.forward(x.clone())?;
         let logits = to_vec(acts.get(self.lrp.logits_node())?);
@@ -142,7 +146,7 @@ impl ConceptsRun<'_> {
         let ranking = rank_channels(&at_layer, self.opts.top);
         let mut sets: Vec<Vec<usize>> = ranking.iter().map(|r| vec![r.channel]).collect();
         sets.extend(self.extra.iter().cloned());
-        let dir = input_dir(&self.opts.out, file, stems)?;
+        let dir = child_path(&self.opts.out, &input.stem)?;
         let input_png = self.write_input_png(&x, &dir)?;
         let heatmaps = if sets.is_empty() {
             Vec::new()
@@ -270,13 +274,31 @@ impl ConceptsRun<'_> {
     }
 }
 
-/// The folder of one input inside `out`: its file stem made safe and unique within the run.
-fn input_dir(out: &Path, file: &Path, stems: &mut HashSet<String>) -> Result<PathBuf> {
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "input".into());
-    Ok(child_path(out, &unique_name(safe_component(&stem), stems))?)
+/// Every input of an unsharded run of `inputs`, in its order, with the name of its folder:
+/// its file stem made safe and unique within the whole run (so a shard names its folders as
+/// the unsharded run does), and its identity for the shard partition.
+pub fn plan_inputs(inputs: &[PathBuf]) -> Result<Vec<PlannedInput>> {
+    let mut stems = HashSet::new();
+    Ok(expand_input_files(inputs)?
+        .into_iter()
+        .map(|f| {
+            let stem = f
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "input".into());
+            let stem = unique_name(safe_component(&stem), &mut stems);
+            let id = SampleId {
+                class: f.class,
+                name: f.path.display().to_string(),
+            };
+            PlannedInput {
+                path: f.path,
+                stem,
+                id,
+            }
+        })
+        .collect())
 }
 
 /// Writes all records as `<out>/concepts.json`, so a report can be built from the output

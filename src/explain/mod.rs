@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 pub use crate::records::ExplainRecord;
 
 use crate::data::shard::{SampleId, ShardSet, keep};
-use crate::data::{expand_inputs, image::load_input};
+use crate::data::{expand_input_files, image::load_input};
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
 use crate::methods::pass::{forward_all, logits, repeat_rows};
@@ -63,8 +63,8 @@ pub struct PlannedInput {
     pub path: PathBuf,
     /// The unique stem its outputs are named by.
     pub stem: String,
-    /// Its identity for the shard partition: the folder it lies in (its class in an
-    /// ImageFolder) and its path.
+    /// Its identity for the shard partition: its class (the label of its row in a CSV list,
+    /// else the folder it lies in, its class in an ImageFolder) and its path.
     pub id: SampleId,
 }
 
@@ -72,14 +72,12 @@ pub struct PlannedInput {
 /// stems it gives them. A shard names its outputs by these stems (decided on the whole list,
 /// so a repeated stem gets the same `-2` in every shard) and explains those of its shard.
 pub fn plan_inputs(inputs: &[PathBuf]) -> Result<Vec<PlannedInput>> {
-    Ok(unique_stems(expand_inputs(inputs)?)
+    let files = expand_input_files(inputs)?;
+    let classes: Vec<String> = files.iter().map(|f| f.class.clone()).collect();
+    Ok(unique_stems(files.into_iter().map(|f| f.path).collect())
         .into_iter()
-        .map(|Input { path, stem }| {
-            let class = path
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        .zip(classes)
+        .map(|(Input { path, stem }, class)| {
             let id = SampleId {
                 class,
                 name: path.display().to_string(),

@@ -7,6 +7,9 @@
 //! - [`merge`]: reading the shards' manifests, refusing ones that do not belong together
 //!   (naming the field), listing missing or unfinished shards, `--status`;
 //! - [`explain`]: the merge of `relevance explain` (rows, files, grid and `explain.json`);
+//! - [`atlas`]: the merge of `relevance atlas` (the shards' best references per channel);
+//! - [`concepts`]: the merge of `relevance concepts` (records, input folders, `concepts.json`);
+//! - [`predict`]: the merge of `relevance predict --out` (`predictions.jsonl` in input order);
 //! - [`study`]: the merge of a study (its per-image result caches gathered, then the study's own
 //!   summary phase over them, run by the CLI);
 //! - [`train`]: the merge of `train --seeds` (each shard's `seed-*` folders and one
@@ -18,8 +21,11 @@
 //!
 //! [`ShardManifest`]: crate::records::ShardManifest
 
+pub mod atlas;
+pub mod concepts;
 pub mod explain;
 pub mod merge;
+pub mod predict;
 pub mod run;
 pub mod slurm;
 pub mod study;

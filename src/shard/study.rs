@@ -1,5 +1,5 @@
 //! The merge of a study: each shard's per-image results (the study's resume caches,
-//! `per_image/…`, and `maps/…` where written) gathered into `OUT`, so the study run unsharded
+//! `per_image/…` and `cache/…`, and `maps/…` where written) gathered into `OUT`, so the study run unsharded
 //! over `OUT` (by the CLI, through the study's own pipeline) reuses every one of them and only
 //! computes its tables, statistics, figures and summary from the merged rows — the same code
 //! that summarises an unsharded run. Afterwards the summary records the unsharded command and
@@ -14,7 +14,7 @@ use super::merge::Shards;
 use crate::records::{StudySummary, read_record, write_record};
 
 /// The folders of a study's per-image results, relative to its output folder.
-pub const PER_IMAGE_FOLDERS: &[&str] = &["per_image", "maps"];
+pub const PER_IMAGE_FOLDERS: &[&str] = &["per_image", "maps", "cache"];
 
 /// Places every shard's per-image results in `set` into `out`; returns the number of files.
 pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
@@ -29,7 +29,8 @@ pub fn gather(out: &Path, shards: &Shards, set: &ShardSet) -> Result<usize> {
 }
 
 /// Places the regular files below `from` at the same places below `to` (atomically, as hard
-/// links or copies); links are not followed, so nothing outside the shard folder is read.
+/// links or copies); links are not followed, so nothing outside the shard folder is read, and
+/// temporary files a killed run left behind are not results, so they stay out.
 pub fn place_tree(from: &Path, to: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(0);
@@ -41,7 +42,7 @@ pub fn place_tree(from: &Path, to: &Path) -> Result<usize> {
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if kind.is_dir() {
             copied += place_tree(&src, &dst)?;
-        } else if kind.is_file() {
+        } else if kind.is_file() && !crate::io::is_temp_name(&entry.file_name().to_string_lossy()) {
             crate::io::link_or_copy_atomic(&src, &dst)
                 .with_context(|| format!("{} → {}: cannot copy", src.display(), dst.display()))?;
             copied += 1;
@@ -57,6 +58,18 @@ pub fn finish_summary(out: &Path, shards: &Shards, set: &ShardSet) -> Result<()>
     let path = out.join("summary.json");
     let mut summary: StudySummary = read_record(&path)?;
     summary.command = Some(shards.first().argv.clone());
+    if !summary.work.is_null() {
+        summary.work = shards_work(shards, set)?;
+    }
+    if set.members.len() < shards.count {
+        summary.headline.insert(0, partial_note(shards, set));
+    }
+    write_record(&path, &summary)?;
+    Ok(())
+}
+
+/// The work counts (`computed`, `reused`) of the shards in `set`, summed.
+fn shards_work(shards: &Shards, set: &ShardSet) -> Result<serde_json::Value> {
     let (mut computed, mut reused) = (0u64, 0u64);
     for k in &set.members {
         let work = shards.found[k].1.work.as_ref();
@@ -73,14 +86,7 @@ pub fn finish_summary(out: &Path, shards: &Shards, set: &ShardSet) -> Result<()>
             ),
         }
     }
-    if !summary.work.is_null() {
-        summary.work = serde_json::json!({"computed": computed, "reused": reused});
-    }
-    if set.members.len() < shards.count {
-        summary.headline.insert(0, partial_note(shards, set));
-    }
-    write_record(&path, &summary)?;
-    Ok(())
+    Ok(serde_json::json!({"computed": computed, "reused": reused}))
 }
 
 /// The sentence a partial merge adds to the headline.

@@ -32,7 +32,8 @@ use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
     create_dir, figure_stem, jnum, label_for_model, load_batch, load_mask, load_models, num,
-    progress_bar, save_picture, save_plot, select_images, study_methods, write_csv, write_figures,
+    progress_bar, save_picture, save_plot, select_images, shard_images, study_methods, write_csv,
+    write_figures,
 };
 use super::{StudyError, StudyOutcome};
 use crate::methods::MethodOptions;
@@ -81,6 +82,11 @@ pub struct CompareOptions {
     pub out: PathBuf,
     /// The command line, recorded in `summary.json`.
     pub command: Option<Vec<String>>,
+    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<crate::data::shard::ShardSet>,
+    /// Stop after the maps phase: what a shard of a sharded run computes (its images'
+    /// predictions and maps in `cache/`); the merge summarises them all.
+    pub maps_only: bool,
 }
 
 impl Default for CompareOptions {
@@ -108,6 +114,8 @@ impl Default for CompareOptions {
             grid_images: 8,
             out: PathBuf::from("compare"),
             command: None,
+            shards: None,
+            maps_only: false,
         }
     }
 }
@@ -232,7 +240,10 @@ struct Row {
 /// the masks brought to the models' frame.
 struct Selected {
     models: Vec<StudyModel>,
+    /// The images of this run (of its shards, when sharded).
     images: Vec<StudyImage>,
+    /// Every image the study selects, unsharded (the maps cache's key names them).
+    selection: Vec<StudyImage>,
     methods: Vec<(String, StudyMethod)>,
     objects: Vec<Option<Vec<bool>>>,
     markers: Vec<Option<Vec<bool>>>,
@@ -267,6 +278,9 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
     let sel = select(opts)?;
     create_dir(&opts.out)?;
     let all = maps(opts, &sel, progress)?;
+    if opts.maps_only {
+        return Ok(maps_outcome(opts, &sel));
+    }
     let scores = score(opts, &sel, &all, progress)?;
     let (table, tests, mut headline) = tables(opts, &sel, &all, &scores)?;
     let figures = figures(opts, &sel, &all, &scores)?;
@@ -286,6 +300,21 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
     })
 }
 
+/// What a shard that stops after the maps phase reports.
+fn maps_outcome(opts: &CompareOptions, sel: &Selected) -> StudyOutcome {
+    StudyOutcome {
+        out: opts.out.clone(),
+        headline: vec![format!(
+            "Maps of {} of {} images × {} models × {} methods cached under cache/; \
+             `relevance merge` summarises them.",
+            sel.images.len(),
+            sel.selection.len(),
+            sel.models.len(),
+            sel.methods.len()
+        )],
+    }
+}
+
 /// Select: models (one input size), images labelled for the first model, methods, masks.
 fn select(opts: &CompareOptions) -> Result<Selected, StudyError> {
     let models = load_models(&opts.models)?;
@@ -293,7 +322,8 @@ fn select(opts: &CompareOptions) -> Result<Selected, StudyError> {
     let first = &models[0].model;
     let split = models[0].split();
     let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
-    let images = label_for_model(chosen.images, first)?;
+    let selection = label_for_model(chosen.images, first)?;
+    let images = shard_images(selection.clone(), opts.shards.as_ref())?;
     let methods = study_methods(&opts.methods, &opts.method_options)?;
     let masks = |of: fn(&StudyImage) -> Option<&Path>| {
         images
@@ -314,6 +344,7 @@ fn select(opts: &CompareOptions) -> Result<Selected, StudyError> {
     Ok(Selected {
         models,
         images,
+        selection,
         methods,
         objects,
         markers,
@@ -335,6 +366,7 @@ fn maps(
     );
     let req = MapsRequest {
         images: &sel.images,
+        selection: &sel.selection,
         methods: &sel.methods,
         method_options: &opts.method_options,
         target: opts.target,

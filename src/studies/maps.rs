@@ -2,13 +2,18 @@
 //! disk so an interrupted study resumes where it stopped.
 //!
 //! Cache layout under `dir` (one folder per model): `key.json` (what the cache holds: weights,
-//! images, target, method options; a different key empties the folder), `predictions.json`
-//! (class probabilities of every image), and per method `<method>/<stem>.npy` (the method's
+//! the study's selection of images, target, method options; a different key empties the
+//! folder), `probs/<stem>.npy` (the class probabilities of each image), and per method
+//! `<method>/<stem>.npy` (the method's
 //! label made file-name safe; the `H × W` plane of the map as
 //! [`super::toolkit::explain_planes`] gives it, reduced over channels by its style) and, for
 //! gradient CAMs,
 //! `<method>/<stem>.raw.npy` (the raw CAM: `max(Σ_c w_c A_c, 0)` upsampled to the input size
 //! by the same bilinear resize, before pytorch-grad-cam's per-image min-max scaling).
+//!
+//! Every result is one file per image and the key names the whole selection, so the shards of
+//! a sharded study (each computing its own images) write caches with one key, and the caches
+//! gathered into one folder are what the unsharded run would have computed.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +23,7 @@ use super::StudyError;
 use super::toolkit::TargetRule;
 use super::toolkit::{
     PreparedMethod, StudyImage, StudyMethod, StudyModel, create_dir, explain_planes, load_batch,
-    predictions, prepare_all, prepare_cache, weights_stamp, write_json,
+    predictions, prepare_all, prepare_cache, weights_stamp,
 };
 use crate::data::npy::{read_npy, write_npy};
 use crate::methods::MethodOptions;
@@ -49,8 +54,11 @@ pub struct ModelMaps {
 
 /// What [`model_maps`] computes: the same for every model of a study.
 pub struct MapsRequest<'a> {
-    /// The images.
+    /// The images to compute.
     pub images: &'a [StudyImage],
+    /// The study's whole selection of images (a superset of `images` in a shard), which the
+    /// cache key names.
+    pub selection: &'a [StudyImage],
     /// The methods, labelled as typed.
     pub methods: &'a [(String, StudyMethod)],
     /// The options the methods were built with (part of the cache key).
@@ -85,23 +93,25 @@ fn cache_key(model: &StudyModel, req: &MapsRequest) -> Value {
     json!({
         "weights": model.model.source.display().to_string(),
         "weights_stamp": weights_stamp(&model.model),
-        "images": req.images.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
+        "images": req.selection.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
         "target": req.target,
         "method_options": format!("{:?}", req.method_options),
     })
 }
 
-/// Class probabilities of an earlier run, when there is one for these images.
-fn cached_probs(path: &Path, images: usize) -> Option<Vec<Vec<f32>>> {
-    let v = super::toolkit::read_previous(path)?;
-    serde_json::from_value::<Vec<Vec<f32>>>(v["probs"].clone())
-        .ok()
-        .filter(|p| p.len() == images)
+/// The file of one image's class probabilities in the cache.
+fn probs_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join("probs").join(format!("{stem}.npy"))
 }
 
 /// The class each map explains, from an image's label and the model's probabilities.
 fn target_of(target: TargetRule, img: &StudyImage, probs: &[f32]) -> usize {
     target.class_of(img.label, probs)
+}
+
+/// True when some image of `chunk` has no probabilities in the cache.
+fn probs_missing(dir: &Path, chunk: &[StudyImage]) -> bool {
+    chunk.iter().any(|i| !probs_path(dir, &i.stem).is_file())
 }
 
 /// Indices of the methods with a map of some image of `chunk` missing from the cache.
@@ -117,8 +127,8 @@ fn missing(dir: &Path, methods: &[(String, StudyMethod)], chunk: &[StudyImage]) 
         .collect()
 }
 
-/// Runs the model on `chunk`, writes the maps of methods `todo` into the cache and returns the
-/// class probabilities.
+/// Runs the model on `chunk` and writes its class probabilities and the maps of methods `todo`
+/// into the cache.
 fn compute_chunk(
     model: &StudyModel,
     req: &MapsRequest,
@@ -126,7 +136,7 @@ fn compute_chunk(
     chunk: &[StudyImage],
     todo: &[usize],
     dir: &Path,
-) -> Result<Vec<Vec<f32>>, StudyError> {
+) -> Result<(), StudyError> {
     let x = load_batch(chunk, &model.model)?;
     let acts = forward_all(&model.model, &x)?;
     let probs: Vec<Vec<f32>> = predictions(&model.model, &acts, chunk.len())?
@@ -138,6 +148,9 @@ fn compute_chunk(
         .zip(&probs)
         .map(|(i, p)| target_of(req.target, i, p))
         .collect();
+    for (img, p) in chunk.iter().zip(&probs) {
+        write_npy(&probs_path(dir, &img.stem), &[p.len()], p)?;
+    }
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
     let [h, w] = model.model.card.input_size;
     for &k in todo {
@@ -154,17 +167,21 @@ fn compute_chunk(
             }
         }
     }
-    Ok(probs)
+    Ok(())
 }
 
-/// Reads the maps of `chunk` back from the cache into `out`.
+/// Reads the probabilities and maps of `chunk` back from the cache into `probs` and `out`.
 fn read_chunk(
     dir: &Path,
     methods: &[(String, StudyMethod)],
     chunk: &[StudyImage],
     pixels: usize,
+    probs: &mut Vec<Vec<f32>>,
     out: &mut [MethodMaps],
 ) -> Result<(), StudyError> {
+    for img in chunk {
+        probs.push(read_npy(&probs_path(dir, &img.stem))?.1);
+    }
     for ((name, _), maps) in methods.iter().zip(out) {
         for img in chunk {
             maps.planes
@@ -186,13 +203,12 @@ pub fn model_maps(
     tick: &dyn Fn(),
 ) -> Result<ModelMaps, StudyError> {
     prepare_cache(dir, &cache_key(model, req))?;
+    create_dir(&dir.join("probs"))?;
     for (name, _) in req.methods {
         create_dir(&dir.join(label_file_key(name)))?;
     }
     let [h, w] = model.model.card.input_size;
-    let pred_path = dir.join("predictions.json");
-    let cached = cached_probs(&pred_path, req.images.len());
-    let mut probs: Vec<Vec<f32>> = cached.clone().unwrap_or_default();
+    let mut probs: Vec<Vec<f32>> = Vec::with_capacity(req.images.len());
     let mut out: Vec<MethodMaps> = req
         .methods
         .iter()
@@ -204,17 +220,11 @@ pub fn model_maps(
     let prepared = prepare_all(req.methods, &model.model)?;
     for chunk in req.images.chunks(req.batch.max(1)) {
         let todo = missing(dir, req.methods, chunk);
-        if cached.is_none() || !todo.is_empty() {
-            let batch_probs = compute_chunk(model, req, &prepared, chunk, &todo, dir)?;
-            if cached.is_none() {
-                probs.extend(batch_probs);
-            }
+        if probs_missing(dir, chunk) || !todo.is_empty() {
+            compute_chunk(model, req, &prepared, chunk, &todo, dir)?;
         }
-        read_chunk(dir, req.methods, chunk, h * w, &mut out)?;
+        read_chunk(dir, req.methods, chunk, h * w, &mut probs, &mut out)?;
         tick();
-    }
-    if cached.is_none() {
-        write_json(&pred_path, &json!({ "probs": probs }))?;
     }
     let targets = req
         .images

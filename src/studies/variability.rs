@@ -31,8 +31,8 @@ use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
     create_dir, figure_stem, jnum, label_for_model, load_batch, load_models, method_options_json,
-    num, progress_bar, save_picture, save_plot, select_images, study_methods, with_colour_bar,
-    write_csv, write_figures, write_json,
+    num, progress_bar, save_picture, save_plot, select_images, shard_images, study_methods,
+    with_colour_bar, write_csv, write_figures, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::npy::write_npy;
@@ -76,6 +76,11 @@ pub struct VariabilityOptions {
     pub out: PathBuf,
     /// The command line, recorded in `summary.json`.
     pub command: Option<Vec<String>>,
+    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
+    pub shards: Option<crate::data::shard::ShardSet>,
+    /// Stop after the maps phase: what a shard of a sharded run computes (its images'
+    /// predictions and maps in `cache/`); the merge summarises them all.
+    pub maps_only: bool,
 }
 
 impl Default for VariabilityOptions {
@@ -94,6 +99,8 @@ impl Default for VariabilityOptions {
             seed: 0,
             out: PathBuf::from("variability"),
             command: None,
+            shards: None,
+            maps_only: false,
         }
     }
 }
@@ -151,7 +158,10 @@ struct ImageStats {
 /// What the select phase chose.
 struct Selected {
     models: Vec<StudyModel>,
+    /// The images of this run (of its shards, when sharded).
     images: Vec<StudyImage>,
+    /// Every image the study selects, unsharded (the maps cache's key names them).
+    selection: Vec<StudyImage>,
     methods: Vec<(String, StudyMethod)>,
 }
 
@@ -222,6 +232,9 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
     let sel = select(opts)?;
     create_dir(&opts.out)?;
     let all = compute_maps(opts, &sel, progress)?;
+    if opts.maps_only {
+        return Ok(maps_outcome(opts, &sel));
+    }
     let mut t = Tables::default();
     let (acc_mean, acc_sd) = accuracy(&sel, &all, &mut t);
     let tiles = input_tiles(&sel, all[0].size)?;
@@ -259,6 +272,21 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
     })
 }
 
+/// What a shard that stops after the maps phase reports.
+fn maps_outcome(opts: &VariabilityOptions, sel: &Selected) -> StudyOutcome {
+    StudyOutcome {
+        out: opts.out.clone(),
+        headline: vec![format!(
+            "Maps of {} of {} images × {} models × {} methods cached under cache/; \
+             `relevance merge` summarises them.",
+            sel.images.len(),
+            sel.selection.len(),
+            sel.models.len(),
+            sel.methods.len()
+        )],
+    }
+}
+
 /// Select: at least two models with one frame and one class list, images labelled for the
 /// first model, methods.
 fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
@@ -272,8 +300,10 @@ fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
     check_same_frame(&models, true)?;
     let split = models[0].split();
     let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let selection = label_for_model(chosen.images, &models[0].model)?;
     Ok(Selected {
-        images: label_for_model(chosen.images, &models[0].model)?,
+        images: shard_images(selection.clone(), opts.shards.as_ref())?,
+        selection,
         methods: study_methods(&opts.methods, &opts.method_options)?,
         models,
     })
@@ -293,6 +323,7 @@ fn compute_maps(
     );
     let req = MapsRequest {
         images: &sel.images,
+        selection: &sel.selection,
         methods: &sel.methods,
         method_options: &opts.method_options,
         target: opts.target,

@@ -265,3 +265,54 @@ pub fn assert_same_training(expected: &Path, got: &Path) -> usize {
     }
     a.len()
 }
+
+/// A second and third small_cnn beside the fixture's (`init_params` with seeds 1 and 2, the same
+/// card), so a study has an ensemble of three different members; returns their weights files.
+pub fn more_members(dir: &Path) -> Vec<PathBuf> {
+    use relevance::graph::import::safetensors::to_bytes;
+    let graph = relevance::graph::zoo::build("small_cnn", 2, 3).unwrap();
+    (1..=2)
+        .map(|seed| {
+            let params = relevance::graph::init::init_params(&graph, seed).unwrap();
+            let tensors = relevance::train::checkpoint::params_to_tensors(&params, "");
+            let weights = dir.join(format!("net{seed}.safetensors"));
+            std::fs::write(&weights, to_bytes(&tensors, None).unwrap()).unwrap();
+            std::fs::copy(
+                dir.join("net.card.json"),
+                dir.join(format!("net{seed}.card.json")),
+            )
+            .unwrap();
+            weights
+        })
+        .collect()
+}
+
+/// Every image of `data` (recursively, sorted) as a CSV list `path,label` with the folder as
+/// label, written to `dir/list.csv` with paths relative to `dir`; returns the list's path.
+pub fn csv_list(dir: &Path, data: &Path) -> PathBuf {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "png")
+                && !p.to_string_lossy().contains(".mask.")
+                && !p.to_string_lossy().contains(".marker.")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut images = Vec::new();
+    walk(data, &mut images);
+    images.sort();
+    let mut text = String::from("path,label\n");
+    for p in images {
+        let label = p.parent().unwrap().file_name().unwrap().to_string_lossy();
+        let rel = p.strip_prefix(dir).unwrap();
+        text.push_str(&format!("{},{label}\n", rel.display()));
+    }
+    let list = dir.join("list.csv");
+    std::fs::write(&list, text).unwrap();
+    list
+}

@@ -2,11 +2,18 @@
 //! channel of one layer, drawn as one PNG per channel (top row: the `k` most relevant
 //! references, bottom row: the `k` most activating, each cropped to its receptive field) plus
 //! one JSON file listing the references, their scores, neurons and crop boxes.
+//!
+//! Two passes: [`scan`] scores every sample and keeps each channel's best `k` candidates
+//! ([`Candidates`]); [`draw`] computes the heatmaps of the chosen references and writes the
+//! atlas. A sharded run scans its own samples (numbered by their place in the whole data set)
+//! and keeps its candidates; [`merge_candidates`] takes the global best `k` of the shards'
+//! candidates with the tie-break of one scan (equal scores: the earlier sample first), so
+//! drawing the merged candidates gives exactly the atlas of one unsharded run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::crop::{CropBox, CropStyle, draw_reference};
 use super::maximize::{NeuronRequest, Reference, TopK, neuron_heatmaps};
@@ -48,7 +55,7 @@ impl Default for AtlasOptions {
 }
 
 /// How the class explained for a sample was chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetSource {
     /// The sample's folder is named after a class of the model card.
@@ -58,7 +65,7 @@ pub enum TargetSource {
 }
 
 /// A sample of the data set.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// The image file.
     pub file: PathBuf,
@@ -137,13 +144,23 @@ pub fn build_atlas(
     opts: &AtlasOptions,
     out: &Path,
 ) -> Result<Atlas, MethodError> {
+    let numbered: Vec<(usize, PathBuf)> = files.iter().cloned().enumerate().collect();
+    let candidates = scan(lrp, card, &numbered, opts)?;
+    draw(lrp, card, candidates, opts, out)
+}
+
+/// Pass 2 and the files: draws the references `candidates` chose for the channels asked for
+/// into `out` (PNG per channel and `atlas.json`); returns the atlas. `candidates` must number
+/// its samples `0..n` (as [`scan`] of a whole data set and [`merge_candidates`] do).
+pub fn draw(
+    lrp: &LrpModel,
+    card: &ModelCard,
+    candidates: Candidates,
+    opts: &AtlasOptions,
+    out: &Path,
+) -> Result<Atlas, MethodError> {
     let layer = lrp.find(&opts.layer)?;
-    if files.is_empty() {
-        return Err(MethodError::Invalid(
-            "the data folder holds no images".into(),
-        ));
-    }
-    let stats = collect_statistics(lrp, card, files, layer, opts)?;
+    let stats = Statistics::from_candidates(candidates)?;
     let chosen = chosen_channels(opts, stats.by_relevance.per_channel.len())?;
     let wanted = wanted_references(&stats, &chosen);
     let drawn = draw_references(lrp, card, layer, &stats.samples, &wanted, opts)?;
@@ -172,24 +189,61 @@ struct Statistics {
     by_activation: TopK,
 }
 
-/// Pass 1: channel scores of every sample, `opts.batch` images per forward pass.
-fn collect_statistics(
+impl Statistics {
+    /// The statistics of candidates numbered `0..n`.
+    fn from_candidates(c: Candidates) -> Result<Self, MethodError> {
+        if c.samples.iter().enumerate().any(|(i, (id, _))| i != *id) {
+            return Err(MethodError::Invalid(
+                "atlas candidates do not number their samples 0..n".into(),
+            ));
+        }
+        Ok(Statistics {
+            samples: c.samples.into_iter().map(|(_, s)| s).collect(),
+            by_relevance: TopK::from_lists(c.top_k, c.by_relevance),
+            by_activation: TopK::from_lists(c.top_k, c.by_activation),
+        })
+    }
+}
+
+/// What pass 1 keeps of some samples: each sample with its number in the whole data set, and
+/// per channel the best `top_k` references (by relevance, by activation), best first, equal
+/// scores in sample order. A shard of an atlas run writes these as `candidates.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidates {
+    /// References kept per channel and mode.
+    pub top_k: usize,
+    /// The samples scanned: (number in the whole data set, sample), in that order.
+    pub samples: Vec<(usize, Sample)>,
+    /// Per channel, the best references by relevance.
+    pub by_relevance: Vec<Vec<Reference>>,
+    /// Per channel, the best references by activation.
+    pub by_activation: Vec<Vec<Reference>>,
+}
+
+/// Pass 1: channel scores of every sample of `files` (each with its number in the whole data
+/// set, in increasing order), `opts.batch` images per forward pass; the best `opts.top_k`
+/// references of every channel.
+pub fn scan(
     lrp: &LrpModel,
     card: &ModelCard,
-    files: &[PathBuf],
-    layer: NodeId,
+    files: &[(usize, PathBuf)],
     opts: &AtlasOptions,
-) -> Result<Statistics, MethodError> {
+) -> Result<Candidates, MethodError> {
+    let layer = lrp.find(&opts.layer)?;
+    if files.is_empty() {
+        return Err(MethodError::Invalid(
+            "the data folder holds no images".into(),
+        ));
+    }
     let mut samples = Vec::with_capacity(files.len());
     let mut by_relevance: Option<TopK> = None;
     let mut by_activation: Option<TopK> = None;
-    let batch = opts.batch.max(1);
-    for (chunk_index, chunk) in files.chunks(batch).enumerate() {
+    for chunk in files.chunks(opts.batch.max(1)) {
         let (relevance, acts) = score_batch(lrp, card, chunk, layer, &mut samples)?;
         let activation = acts.get(layer)?;
         let channels = activation.dims()[1];
-        // Sample ids are positions in `files`, so the references index `samples`.
-        let ids: Vec<usize> = (0..chunk.len()).map(|i| chunk_index * batch + i).collect();
+        // References name samples by their number in the whole data set.
+        let ids: Vec<usize> = chunk.iter().map(|(id, _)| *id).collect();
         by_relevance
             .get_or_insert_with(|| TopK::new(channels, opts.top_k))
             .observe(&relevance, &ids);
@@ -197,10 +251,73 @@ fn collect_statistics(
             .get_or_insert_with(|| TopK::new(channels, opts.top_k))
             .observe(activation, &ids);
     }
-    Ok(Statistics {
+    Ok(Candidates {
+        top_k: opts.top_k,
         samples,
-        by_relevance: by_relevance.expect("at least one batch"),
-        by_activation: by_activation.expect("at least one batch"),
+        by_relevance: by_relevance.expect("at least one batch").per_channel,
+        by_activation: by_activation.expect("at least one batch").per_channel,
+    })
+}
+
+/// The candidates of one scan over the samples of all `parts` (shards of one run, each
+/// numbering its samples in the whole data set): samples renumbered `0..n` in the order of
+/// their numbers, and per channel the best `top_k` of all parts' references — by score, equal
+/// scores in sample order, as one scan keeps them ([`TopK::offer`]). Parts must agree on
+/// `top_k` and the channel count and hold disjoint samples.
+pub fn merge_candidates(parts: Vec<Candidates>) -> Result<Candidates, MethodError> {
+    let Some(first) = parts.first() else {
+        return Err(MethodError::Invalid("no atlas candidates to merge".into()));
+    };
+    let (top_k, channels) = (first.top_k, first.by_relevance.len());
+    if parts.iter().any(|p| {
+        p.top_k != top_k || p.by_relevance.len() != channels || p.by_activation.len() != channels
+    }) {
+        return Err(MethodError::Invalid(
+            "atlas candidates differ in top-k or channel count".into(),
+        ));
+    }
+    let mut samples: Vec<(usize, Sample)> = parts
+        .iter()
+        .flat_map(|p| p.samples.iter().cloned())
+        .collect();
+    samples.sort_by_key(|(id, _)| *id);
+    let renumber: BTreeMap<usize, usize> = samples
+        .iter()
+        .enumerate()
+        .map(|(new, (old, _))| (*old, new))
+        .collect();
+    if renumber.len() != samples.len() {
+        return Err(MethodError::Invalid(
+            "a sample appears in two atlas shards".into(),
+        ));
+    }
+    let merge_mode = |lists: &dyn Fn(&Candidates) -> &Vec<Vec<Reference>>| {
+        (0..channels)
+            .map(|c| {
+                let mut all: Vec<Reference> =
+                    parts.iter().flat_map(|p| lists(p)[c].clone()).collect();
+                all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.sample.cmp(&b.sample)));
+                all.truncate(top_k);
+                all.into_iter()
+                    .map(|r| Reference {
+                        sample: renumber[&r.sample],
+                        ..r
+                    })
+                    .collect()
+            })
+            .collect::<Vec<Vec<Reference>>>()
+    };
+    let by_relevance = merge_mode(&|p| &p.by_relevance);
+    let by_activation = merge_mode(&|p| &p.by_activation);
+    Ok(Candidates {
+        top_k,
+        samples: samples
+            .into_iter()
+            .enumerate()
+            .map(|(new, (_, s))| (new, s))
+            .collect(),
+        by_relevance,
+        by_activation,
     })
 }
 
@@ -209,27 +326,28 @@ fn collect_statistics(
 fn score_batch(
     lrp: &LrpModel,
     card: &ModelCard,
-    chunk: &[PathBuf],
+    chunk: &[(usize, PathBuf)],
     layer: NodeId,
-    samples: &mut Vec<Sample>,
+    samples: &mut Vec<(usize, Sample)>,
 ) -> Result<(T4, Activations), MethodError> {
     let mut xs = Vec::new();
-    for file in chunk {
+    for (_, file) in chunk {
         xs.push(load_fitted(file, card)?.1);
     }
     let acts = lrp.forward(T4::cat(xs, 0))?;
     let logits = to_vec(acts.get(lrp.logits_node())?);
     let classes = logits.len() / chunk.len();
     let mut targets = Vec::new();
-    for (i, file) in chunk.iter().enumerate() {
+    for (i, (id, file)) in chunk.iter().enumerate() {
         let row = &logits[i * classes..(i + 1) * classes];
         let (target, target_source) = sample_target(file, card, row);
         targets.push(target);
-        samples.push(Sample {
+        let sample = Sample {
             file: file.clone(),
             target,
             target_source,
-        });
+        };
+        samples.push((*id, sample));
     }
     let (seed, _) = lrp.start_relevance(&acts, &targets)?;
     let relevance = lrp

@@ -16,14 +16,41 @@ use crate::methods::lrp::LrpModel;
 use crate::tensor::{T4, from_vec, to_vec};
 
 /// One reference of a channel: a sample, its score and its most relevant / active position.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     /// Index of the sample in the data set.
     pub sample: usize,
-    /// Normalised channel score.
+    /// Normalised channel score; written with its bit pattern, so a score read back is the
+    /// same `f32` (the merge of shards compares and writes it).
+    #[serde(with = "exact_f32")]
     pub score: f32,
     /// Flat position `y·w + x` in the layer's map of the largest value.
     pub neuron: usize,
+}
+
+/// An `f32` as `{"value": v, "bits": b}`: the value for readers, its bit pattern `b`
+/// (`f32::to_bits`) for an exact round trip — a decimal parsed through `f64` could round to a
+/// neighbouring `f32`.
+mod exact_f32 {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Exact {
+        value: f32,
+        bits: u32,
+    }
+
+    pub fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        Exact {
+            value: *v,
+            bits: v.to_bits(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        Ok(f32::from_bits(Exact::deserialize(d)?.bits))
+    }
 }
 
 /// The best `k` references per channel, best first.
@@ -35,6 +62,11 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Lists kept elsewhere (best first, at most `k` long each).
+    pub fn from_lists(k: usize, per_channel: Vec<Vec<Reference>>) -> Self {
+        TopK { k, per_channel }
+    }
+
     /// Empty lists for `channels` channels.
     pub fn new(channels: usize, k: usize) -> Self {
         TopK {
