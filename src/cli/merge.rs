@@ -26,7 +26,7 @@ pub struct MergeArgs {
 }
 
 /// Commands whose shards merge by re-running the study over the gathered per-image results.
-const STUDIES: &[&str] = &["faithfulness", "stability"];
+const STUDIES: &[&str] = &["faithfulness", "stability", "sanity"];
 
 /// Runs the command.
 pub fn run(args: MergeArgs) -> Result<()> {
@@ -97,6 +97,10 @@ fn rerun_study(argv: &[String], out: &std::path::Path, partial: Option<ShardSet>
         Command::Stability(mut a) => {
             a.study.merged_shards = partial;
             super::stability::run_cli(*a)
+        }
+        Command::Sanity(mut a) => {
+            a.study.merged_shards = partial;
+            super::sanity::run_cli(*a)
         }
         other => bail!("merging shards of {other:?} is not supported"),
     }
