@@ -171,7 +171,11 @@ pub fn noisy_linear_imputation(
         let values = &image.data[c * plane..(c + 1) * plane];
         let solution = system.solve(&system.rhs(values));
         for (&p, v) in system.pixels.iter().zip(solution) {
-            let jitter = if noise > 0.0 { noise * rng.normal() } else { 0.0 };
+            let jitter = if noise > 0.0 {
+                noise * rng.normal()
+            } else {
+                0.0
+            };
             out[c * plane + p] = v as f32 + jitter;
         }
     }

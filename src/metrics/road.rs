@@ -158,7 +158,9 @@ pub fn removed_pixels(map: &MapView, order: Order, selection: RoadSelection, p: 
 
 fn check(opts: &RoadOptions) -> Result<(), MetricError> {
     if opts.percentages.is_empty() {
-        return Err(MetricError::Invalid("ROAD needs at least one percentage".into()));
+        return Err(MetricError::Invalid(
+            "ROAD needs at least one percentage".into(),
+        ));
     }
     if let Some(p) = opts
         .percentages

@@ -37,9 +37,7 @@ pub use explain::{
 };
 pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
-pub use sanity::{
-    MeanInterval, SanityCurve, SanityLogit, SanityRecord, SanityStep, SanityVerdict,
-};
+pub use sanity::{MeanInterval, SanityCurve, SanityLogit, SanityRecord, SanityStep, SanityVerdict};
 pub use shard::{ModelFile, ShardItem, ShardManifest, SlurmJobs};
 pub use study::{Figure, StudySummary, Table};
 

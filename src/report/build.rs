@@ -1443,7 +1443,13 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
     sections.extend(models_section(&groups));
     sections.extend(explain_section(&run, &found));
     sections.extend(concepts_section(&run, &found));
-    let order = ["faithfulness", "sanity", "stability", "variability", "compare"];
+    let order = [
+        "faithfulness",
+        "sanity",
+        "stability",
+        "variability",
+        "compare",
+    ];
     let mut studies: Vec<&(PathBuf, StudySummary)> = found.studies.iter().collect();
     studies.sort_by_key(|(p, summary)| {
         (

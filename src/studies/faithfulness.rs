@@ -41,9 +41,9 @@ use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::methods::spec::label_file_key;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
+use crate::metrics::order::{Step, Ties};
 use crate::metrics::perturbation::Order;
 use crate::metrics::road::{RoadOptions, RoadResult, RoadSelection, road};
-use crate::metrics::order::{Step, Ties};
 use crate::metrics::scorer::{FollowedClass, ModelScorer, ScoreKind};
 use crate::metrics::{ImageView, MapView, Substrate};
 use crate::report::plots::{Chart, Plot, Series};
@@ -397,7 +397,11 @@ pub fn parse_road_percentages(s: &str) -> Result<Vec<f64>, String> {
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
         .map_err(|_| format!("bad ROAD percentages '{s}': use numbers such as 10,20,50"))?;
-    if values.is_empty() || values.iter().any(|p| !(p.is_finite() && *p > 0.0 && *p < 100.0)) {
+    if values.is_empty()
+        || values
+            .iter()
+            .any(|p| !(p.is_finite() && *p > 0.0 && *p < 100.0))
+    {
         return Err(format!(
             "bad ROAD percentages '{s}': each must lie strictly between 0 and 100"
         ));
@@ -994,8 +998,12 @@ fn per_image_table(out: &Path, rows: &[Row]) -> Result<(), StudyError> {
                 num(r.insertion),
                 num(r.deletion),
                 num(r.id),
-                r.road.as_ref().map_or(String::new(), |x| num(x.morf.change)),
-                r.road.as_ref().map_or(String::new(), |x| num(x.lerf.change)),
+                r.road
+                    .as_ref()
+                    .map_or(String::new(), |x| num(x.morf.change)),
+                r.road
+                    .as_ref()
+                    .map_or(String::new(), |x| num(x.lerf.change)),
             ]
         })
         .collect();
@@ -1450,7 +1458,12 @@ fn road_table(
         };
         let overall = model.is_none();
         if overall && facts.models.len() < 2 {
-            stats.push(RoadStats { method, morf, lerf, combined });
+            stats.push(RoadStats {
+                method,
+                morf,
+                lerf,
+                combined,
+            });
             continue;
         }
         let mut row = vec![
@@ -1465,7 +1478,12 @@ fn road_table(
         row.extend(conv.iter().map(|(_, v)| v.clone()));
         table.push(row);
         if overall {
-            stats.push(RoadStats { method, morf, lerf, combined });
+            stats.push(RoadStats {
+                method,
+                morf,
+                lerf,
+                combined,
+            });
         }
     }
     write_csv(&opts.out.join("road.csv"), &header, &table)?;

@@ -29,7 +29,12 @@ fn noiseless_imputation_matches_both_references() {
     for reference in ["gradcam", "quantus"] {
         let want = f32s(&case[reference]);
         for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
-            close(*a as f64, *b as f64, 1e-5, &format!("{reference} value {i}"));
+            close(
+                *a as f64,
+                *b as f64,
+                1e-5,
+                &format!("{reference} value {i}"),
+            );
         }
     }
 }
@@ -93,7 +98,9 @@ fn percentile_selection_removes_what_pytorch_grad_cam_removes() {
     let percentiles = f64s(&c.fx["percentiles"]);
     for (name, order) in [("morf", Order::Morf), ("lerf", Order::Lerf)] {
         for (pi, kept) in percentiles.iter().enumerate() {
-            let want = c.fx[format!("gradcam_removed_{name}")][pi].as_str().unwrap();
+            let want = c.fx[format!("gradcam_removed_{name}")][pi]
+                .as_str()
+                .unwrap();
             let want: Vec<bool> = want.bytes().map(|b| b == b'1').collect();
             for b in 0..c.y.len() {
                 let map = MapView::new(slice(&c.maps, b), [16, 16]).unwrap();
@@ -131,7 +138,12 @@ fn road_score_changes_match_pytorch_grad_cam() {
                 mean += want / percentiles.len() as f64;
             }
             // pytorch-grad-cam's ROAD…Average is the mean of these changes.
-            close(r.mean_change, mean, 1e-4, &format!("{name} average image {b}"));
+            close(
+                r.mean_change,
+                mean,
+                1e-4,
+                &format!("{name} average image {b}"),
+            );
         }
     }
 }
@@ -166,7 +178,12 @@ fn road_accuracy_matches_quantus() {
         }
     }
     for (k, want) in accuracy.iter().enumerate() {
-        close(correct[k] as f64 / c.y.len() as f64, *want, 1e-12, "accuracy");
+        close(
+            correct[k] as f64 / c.y.len() as f64,
+            *want,
+            1e-12,
+            "accuracy",
+        );
     }
     // The fixture must be able to fail: the accuracy falls as pixels are removed.
     assert!(accuracy[0] > accuracy[accuracy.len() - 1]);
@@ -179,12 +196,21 @@ fn road_refuses_bad_percentages_and_noise() {
     let scorer = ModelScorer::new(&model, ScoreKind::Logit).unwrap();
     let image = ImageView::new(slice(&c.x, 0), [1, 16, 16]).unwrap();
     let map = MapView::new(slice(&c.maps, 0), [16, 16]).unwrap();
-    for percentages in [vec![], vec![0.0], vec![100.0], vec![f64::NAN], vec![50.0, -1.0]] {
+    for percentages in [
+        vec![],
+        vec![0.0],
+        vec![100.0],
+        vec![f64::NAN],
+        vec![50.0, -1.0],
+    ] {
         let opts = RoadOptions {
             percentages: percentages.clone(),
             ..RoadOptions::default()
         };
-        assert!(road(&scorer, &image, &map, &opts).is_err(), "{percentages:?}");
+        assert!(
+            road(&scorer, &image, &map, &opts).is_err(),
+            "{percentages:?}"
+        );
     }
     let opts = RoadOptions {
         noise: f32::INFINITY,

@@ -22,6 +22,12 @@ use relevance::studies::sanity::{SanityOptions, run_with_models};
 use relevance::studies::toolkit::SplitChoice;
 use studies_support::*;
 
+/// How far the study's Spearman correlations may lie from the hand computation: the engine
+/// computes maps in f32, where pixels of equal value (the synthetic images' flat background)
+/// can come out one rounding apart and no longer tie, which moves ρ by a few 1e-5 over 256
+/// pixels; a wrong class, weight or layer order moves it by far more (0.05 and up here).
+const TIE_TOLERANCE: f64 = 1e-3;
+
 /// Ranks with ties averaged (1-based), then Pearson of the ranks.
 fn spearman_by_hand(a: &[f64], b: &[f64]) -> f64 {
     fn ranks(v: &[f64]) -> Vec<f64> {
@@ -148,7 +154,10 @@ fn input_x_gradient_similarities_match_the_closed_form_and_the_random_control_is
         let got = row["random_logit"]["similarity"]["spearman"]
             .as_f64()
             .unwrap();
-        assert!((got - want).abs() < 1e-6, "{stem}: random logit {got} vs {want}");
+        assert!(
+            (got - want).abs() < TIE_TOLERANCE,
+            "{stem}: random logit {got} vs {want}"
+        );
         // Cascading: fc first, then conv; after both the maps come from the fresh weights.
         let steps = row["cascading"].as_array().unwrap();
         let layers: Vec<&str> = steps.iter().map(|s| s["layer"].as_str().unwrap()).collect();
@@ -156,14 +165,20 @@ fn input_x_gradient_similarities_match_the_closed_form_and_the_random_control_is
         let randomised = input_x_gradient(&x, &w1r, &w2r, k);
         let want = spearman_by_hand(&abs(&original), &abs(&randomised));
         let got = steps[1]["similarity"]["spearman"].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-6, "{stem}: full cascade {got} vs {want}");
+        assert!(
+            (got - want).abs() < TIE_TOLERANCE,
+            "{stem}: full cascade {got} vs {want}"
+        );
         // Independent, conv alone: original head, fresh first layer.
         let alone = input_x_gradient(&x, &w1r, &w2, k);
         let want = spearman_by_hand(&abs(&original), &abs(&alone));
         let got = row["independent"][1]["similarity"]["spearman"]
             .as_f64()
             .unwrap();
-        assert!((got - want).abs() < 1e-6, "{stem}: conv alone {got} vs {want}");
+        assert!(
+            (got - want).abs() < TIE_TOLERANCE,
+            "{stem}: conv alone {got} vs {want}"
+        );
     }
     let verdict = |method: &str| {
         record["verdicts"]
@@ -178,8 +193,17 @@ fn input_x_gradient_similarities_match_the_closed_form_and_the_random_control_is
     assert_eq!(random["after_cascade"], 1.0);
     assert_eq!(random["insensitive_to_model"], true);
     assert_eq!(random["insensitive_to_class"], true);
-    assert!(outcome.headline[0].contains("random"), "{:?}", outcome.headline);
-    for f in ["cascading.svg", "independent.svg", "random_logit.svg", "randomised_maps.png"] {
+    assert!(
+        outcome.headline[0].contains("random"),
+        "{:?}",
+        outcome.headline
+    );
+    for f in [
+        "cascading.svg",
+        "independent.svg",
+        "random_logit.svg",
+        "randomised_maps.png",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     // A re-run reuses every image.
@@ -230,7 +254,10 @@ fn road_in_the_faithfulness_study_is_the_metric_on_the_closed_form_map() {
             .collect();
         let image = ImageView::new(&input, [3, SIZE, SIZE]).unwrap();
         let map = MapView::new(&map, [SIZE, SIZE]).unwrap();
-        for (name, order) in [("road_morf_change", Order::Morf), ("road_lerf_change", Order::Lerf)] {
+        for (name, order) in [
+            ("road_morf_change", Order::Morf),
+            ("road_lerf_change", Order::Lerf),
+        ] {
             let want = road(
                 &scorer,
                 &image,
@@ -257,7 +284,9 @@ fn road_in_the_faithfulness_study_is_the_metric_on_the_closed_form_map() {
     assert_eq!(v("selection"), "rank");
     // The combined score is (LeRF − MoRF)/2 of the means.
     let f = |name: &str| v(name).parse::<f64>().unwrap();
-    assert!((f("combined_mean") - (f("lerf_change_mean") - f("morf_change_mean")) / 2.0).abs() < 1e-5);
+    assert!(
+        (f("combined_mean") - (f("lerf_change_mean") - f("morf_change_mean")) / 2.0).abs() < 1e-5
+    );
     assert!(out.join("road_curves.svg").is_file());
 }
 
@@ -285,10 +314,25 @@ fn sanity_and_road_run_through_the_cli_and_reach_the_report() {
     let run = dir.join("run");
     let sanity = run.join("sanity");
     let ok = relevance_cmd(
-        &["sanity", "--no-progress", "--methods", "saliency,grad-cam", "--limit", "2"],
-        &[("--models", &ens.join("seed-0")), ("--data", &data), ("--out", &sanity)],
+        &[
+            "sanity",
+            "--no-progress",
+            "--methods",
+            "saliency,grad-cam",
+            "--limit",
+            "2",
+        ],
+        &[
+            ("--models", &ens.join("seed-0")),
+            ("--data", &data),
+            ("--out", &sanity),
+        ],
     );
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let summary = json(&sanity.join("summary.json"));
     assert_eq!(summary["study"], "sanity");
     assert_eq!(summary["table"]["rows"].as_array().unwrap().len(), 2);
@@ -307,16 +351,28 @@ fn sanity_and_road_run_through_the_cli_and_reach_the_report() {
             "--road-selection",
             "percentile",
         ],
-        &[("--models", &ens.join("seed-0")), ("--data", &data), ("--out", &faith)],
+        &[
+            ("--models", &ens.join("seed-0")),
+            ("--data", &data),
+            ("--out", &faith),
+        ],
     );
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let summary = json(&faith.join("summary.json"));
     assert_eq!(summary["conventions"]["road"]["selection"], "percentile");
     assert_eq!(summary["table"]["columns"].as_array().unwrap().len(), 7);
     let report = dir.join("report.html");
     let run_arg = run.to_str().unwrap();
     let ok = relevance_cmd(&["report", run_arg], &[("--out", &report)]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("Sanity checks"));
     assert!(html.contains("ROAD"));
@@ -325,10 +381,34 @@ fn sanity_and_road_run_through_the_cli_and_reach_the_report() {
     for (args, what) in [
         (vec!["sanity", "--threshold", "3", "--out"], "threshold"),
         (vec!["sanity", "--top-k", "0", "--out"], "top-k"),
-        (vec!["sanity", "--methods", "no-such-method", "--out"], "method"),
-        (vec!["faithfulness", "--road", "--road-percentages", "0,50", "--out"], "percentages"),
-        (vec!["faithfulness", "--road", "--road-noise", "-1", "--out"], "noise"),
-        (vec!["faithfulness", "--road", "--road-selection", "median", "--out"], "selection"),
+        (
+            vec!["sanity", "--methods", "no-such-method", "--out"],
+            "method",
+        ),
+        (
+            vec![
+                "faithfulness",
+                "--road",
+                "--road-percentages",
+                "0,50",
+                "--out",
+            ],
+            "percentages",
+        ),
+        (
+            vec!["faithfulness", "--road", "--road-noise=-1", "--out"],
+            "noise",
+        ),
+        (
+            vec![
+                "faithfulness",
+                "--road",
+                "--road-selection",
+                "median",
+                "--out",
+            ],
+            "selection",
+        ),
     ] {
         let mut a = args.clone();
         let bad_out = dir.join("bad");

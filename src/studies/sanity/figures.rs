@@ -170,7 +170,8 @@ pub fn randomised_maps(
     );
     let layers = layers_top_down(&m.model, opts.include_batchnorm);
     let shown = shown_steps(layers.len());
-    let fresh = init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
+    let fresh =
+        init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
     // The randomised models of the shown steps, built once for every method.
     let mut randomised = Vec::new();
     let mut current = m.model.clone();
@@ -201,7 +202,10 @@ pub fn randomised_maps(
         &opts.out,
         "randomised_maps",
         &rows,
-        &format!("Maps as the layers of {} are randomised (image {})", m.label, img.stem),
+        &format!(
+            "Maps as the layers of {} are randomised (image {})",
+            m.label, img.stem
+        ),
         &format!(
             "Rows: {}. Columns: the input, the original map, then the map after cascading \
              randomisation down to layer {} (output layer first). Each tile is scaled on its own: \

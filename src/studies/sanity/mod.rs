@@ -77,7 +77,12 @@ pub struct SanityOptions {
 }
 
 /// Methods checked when none are named.
-pub const DEFAULT_METHODS: &[&str] = &["saliency", "guided-backprop", "grad-cam", "lrp-epsilon-plus"];
+pub const DEFAULT_METHODS: &[&str] = &[
+    "saliency",
+    "guided-backprop",
+    "grad-cam",
+    "lrp-epsilon-plus",
+];
 
 impl SanityOptions {
     /// Defaults for the given models, data and output.
@@ -124,8 +129,12 @@ pub fn run_with_models(
         )));
     }
     let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let Selection { images, how } =
-        select_images(&opts.data, opts.split, opts.limit, models[0].split().as_ref())?;
+    let Selection { images, how } = select_images(
+        &opts.data,
+        opts.split,
+        opts.limit,
+        models[0].split().as_ref(),
+    )?;
     let images = shard_images(images, opts.shards.as_ref())?;
     create_dir(&opts.out)?;
     let mut rows = Vec::new();
@@ -187,7 +196,8 @@ fn scores_of(
     let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
     bar.inc((images.len() - todo.len()) as u64);
     if !todo.is_empty() {
-        let fresh = init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
+        let fresh =
+            init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
         for chunk in todo.chunks(opts.batch.max(1)) {
             let new = scores::evaluate_chunk(opts, m, name, method, &fresh, chunk, &dir, &key)?;
             bar.inc(new.len() as u64);
@@ -201,13 +211,8 @@ fn scores_of(
 /// Mean and 95 % percentile-bootstrap interval (2000 resamples, seed 0) of the finite values.
 pub fn mean_interval(values: &[f64]) -> MeanInterval {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let ci = super::stats::bootstrap_mean_ci(
-        &finite,
-        0.95,
-        2000,
-        0,
-        super::stats::CiMethod::Percentile,
-    );
+    let ci =
+        super::stats::bootstrap_mean_ci(&finite, 0.95, 2000, 0, super::stats::CiMethod::Percentile);
     MeanInterval {
         mean: ci.estimate,
         low: ci.low,
@@ -236,9 +241,8 @@ fn curve(sel: &[&Row], test: &str) -> Vec<SanityStep> {
                 .iter()
                 .filter_map(|r| steps(r).get(k).map(|s| s.1))
                 .collect();
-            let of = |f: fn(&Similarities) -> f64| {
-                mean_interval(&at.iter().map(f).collect::<Vec<_>>())
-            };
+            let of =
+                |f: fn(&Similarities) -> f64| mean_interval(&at.iter().map(f).collect::<Vec<_>>());
             SanityStep {
                 layer: layer.clone(),
                 n: at.len(),
@@ -495,7 +499,9 @@ fn summary(
                     .iter()
                     .min_by(|a, b| a.spearman.mean.total_cmp(&b.spearman.mean))
             })
-            .map_or("–".into(), |s| format!("{:.3} ({})", s.spearman.mean, s.layer))
+            .map_or("–".into(), |s| {
+                format!("{:.3} ({})", s.spearman.mean, s.layer)
+            })
     };
     let rows: Vec<Vec<Value>> = record
         .verdicts

@@ -140,7 +140,10 @@ pub fn evaluate_chunk(
             independent: independent[i].clone(),
             logit: logits[i],
         };
-        write_json(&dir.join(format!("{}.json", img.stem)), &row_json(&row, key))?;
+        write_json(
+            &dir.join(format!("{}.json", img.stem)),
+            &row_json(&row, key),
+        )?;
         rows.push(row);
     }
     Ok(rows)
@@ -218,7 +221,12 @@ fn similarity_from(v: &Value) -> Option<Similarities> {
 fn steps_from(v: &Value) -> Option<Vec<(String, Similarities)>> {
     v.as_array()?
         .iter()
-        .map(|s| Some((s.get("layer")?.as_str()?.to_string(), similarity_from(s.get("similarity")?)?)))
+        .map(|s| {
+            Some((
+                s.get("layer")?.as_str()?.to_string(),
+                similarity_from(s.get("similarity")?)?,
+            ))
+        })
         .collect()
 }
 
