@@ -18,7 +18,7 @@ use relevance::metrics::perturbation::Order;
 use relevance::metrics::road::{RoadOptions, RoadSelection, road};
 use relevance::metrics::{FollowedClass, ImageView, MapView, ModelScorer, ScoreKind};
 use relevance::studies::faithfulness::{FaithfulnessOptions, RoadSettings};
-use relevance::studies::sanity::{SanityOptions, run_with_models};
+use relevance::studies::sanity::{SanityOptions, randomisation_seed, run_with_models};
 use relevance::studies::toolkit::SplitChoice;
 use studies_support::*;
 
@@ -126,7 +126,8 @@ fn input_x_gradient_similarities_match_the_closed_form_and_the_random_control_is
     let out = outcome.out;
     let record = json(&out.join("sanity.json"));
     assert_eq!(record["schema_version"], 1);
-    let fresh = init_params(&model.model.graph, opts.seed).unwrap();
+    // Drawn from a seed derived from --seed, never the seed that initialised training.
+    let fresh = init_params(&model.model.graph, randomisation_seed(opts.seed)).unwrap();
     let value = |key: &str| fresh.values(key).unwrap();
     let (w1r, w2r) = (value("conv.weight"), value("fc.weight"));
     let w1: Vec<f32> = W1.iter().flatten().copied().collect();

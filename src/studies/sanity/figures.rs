@@ -170,8 +170,8 @@ pub fn randomised_maps(
     );
     let layers = layers_top_down(&m.model, opts.include_batchnorm);
     let shown = shown_steps(layers.len());
-    let fresh =
-        init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
+    let fresh = init_params(&m.model.graph, super::randomisation_seed(opts.seed))
+        .map_err(crate::metrics::MetricError::from)?;
     // The randomised models of the shown steps, built once for every method.
     let mut randomised = Vec::new();
     let mut current = m.model.clone();

@@ -171,7 +171,7 @@ fn key_of(opts: &SanityOptions, m: &StudyModel) -> String {
         opts.target,
         scores::describe(&opts.comparison),
         opts.include_batchnorm,
-        opts.seed,
+        randomisation_seed(opts.seed),
         opts.method_options,
         super::toolkit::weights_stamp(&m.model)
     )
@@ -196,8 +196,8 @@ fn scores_of(
     let bar = progress_bar(images.len(), format!("{} · {name}", m.label), progress);
     bar.inc((images.len() - todo.len()) as u64);
     if !todo.is_empty() {
-        let fresh =
-            init_params(&m.model.graph, opts.seed).map_err(crate::metrics::MetricError::from)?;
+        let fresh = init_params(&m.model.graph, randomisation_seed(opts.seed))
+            .map_err(crate::metrics::MetricError::from)?;
         for chunk in todo.chunks(opts.batch.max(1)) {
             let new = scores::evaluate_chunk(opts, m, name, method, &fresh, chunk, &dir, &key)?;
             bar.inc(new.len() as u64);
@@ -206,6 +206,15 @@ fn scores_of(
     }
     bar.finish_and_clear();
     Ok((todo.len(), images.len() - todo.len()))
+}
+
+/// The seed the fresh parameters are drawn with: derived from `seed` rather than `seed` itself,
+/// because training initialises a model of seed `s` with `init_params(graph, s)` — re-drawing
+/// with the training seed would restore the model's own initial weights, which are not random
+/// with respect to the trained ones (on a small CNN trained from seed 0, the maps after
+/// "randomising" its last layer to its initial weights kept a Spearman correlation of 0.99).
+pub fn randomisation_seed(seed: u64) -> u64 {
+    crate::rng::Rng::derive(seed, "sanity-randomisation").next_u64()
 }
 
 /// Mean and 95 % percentile-bootstrap interval (2000 resamples, seed 0) of the finite values.
@@ -462,11 +471,11 @@ fn headline(record: &SanityRecord, facts: &super::toolkit::RunFacts) -> Vec<Stri
         ));
     }
     out.push(format!(
-        "{} images ({}), {} model(s); similarity of {} maps by Spearman, SSIM and top-{}% IoU.",
+        "{} images ({}), {} model(s); {} compared by Spearman, SSIM and top-{}% IoU.",
         facts.images,
         facts.split,
         facts.models.len(),
-        if record.abs { "|maps|" } else { "signed" },
+        if record.abs { "|maps|" } else { "signed maps" },
         record.top_fraction * 100.0
     ));
     out
