@@ -162,7 +162,8 @@ fn road_accuracy_matches_quantus() {
         .map(usizes)
         .collect();
     let mut correct = vec![0usize; percentages.len()];
-    for b in 0..c.y.len() {
+    assert_eq!(predicted.len(), c.y.len());
+    for (b, want) in predicted.iter().enumerate() {
         let image = ImageView::new(slice(&c.x, b), [1, 16, 16]).unwrap();
         let map = MapView::new(slice(&c.maps, b), [16, 16]).unwrap();
         let opts = RoadOptions {
@@ -172,7 +173,7 @@ fn road_accuracy_matches_quantus() {
             ..RoadOptions::default()
         };
         let r = road(&scorer, &image, &map, &opts).unwrap();
-        assert_eq!(r.predicted, predicted[b], "image {b}");
+        assert_eq!(&r.predicted, want, "image {b}");
         for (k, &p) in r.predicted.iter().enumerate() {
             correct[k] += usize::from(p == c.y[b]);
         }
