@@ -4,8 +4,10 @@ use anyhow::Result;
 
 use super::shard_args::Sharding;
 use super::study_args::{StudyArgs, command_line};
+use crate::metrics::road::RoadSelection;
 use crate::studies::faithfulness::{
-    FaithfulnessOptions, IdConventions, SubstrateSpec, parse_step, parse_ties, run,
+    FaithfulnessOptions, IdConventions, RoadSettings, SubstrateSpec, parse_road_percentages,
+    parse_step, parse_ties, run,
 };
 use crate::studies::toolkit::TargetRule;
 
@@ -43,6 +45,53 @@ pub struct FaithfulnessArgs {
     /// Deletion substrate (same choices). Default zero.
     #[arg(long)]
     pub deletion_substrate: Option<SubstrateSpec>,
+    /// Also score ROAD (Rong et al. 2022): MoRF and LeRF with noisy linear imputation, with
+    /// the score and target above; writes road.csv and road_curves.
+    #[arg(long)]
+    pub road: bool,
+    /// ROAD: percentages of the pixels removed, comma-separated, each in (0, 100). Default
+    /// 10,20,…,90.
+    #[arg(long, requires = "road")]
+    pub road_percentages: Option<String>,
+    /// ROAD: rank (the first ⌊H·W·p/100⌋ pixels of the ranking, as Quantus) or percentile
+    /// (at or above the (100 − p)-th percentile, as pytorch-grad-cam). Default rank.
+    #[arg(long, requires = "road")]
+    pub road_selection: Option<String>,
+    /// ROAD: SD of the Gaussian noise added to imputed values (input space). Default 0.01.
+    #[arg(long, requires = "road")]
+    pub road_noise: Option<f32>,
+    /// ROAD: seed of the imputation noise. Default 0.
+    #[arg(long, requires = "road")]
+    pub road_seed: Option<u64>,
+}
+
+/// ROAD settings from the flags, `None` without `--road`.
+fn road_settings(args: &FaithfulnessArgs) -> Result<Option<RoadSettings>> {
+    if !args.road {
+        return Ok(None);
+    }
+    let mut settings = RoadSettings::default();
+    if let Some(p) = &args.road_percentages {
+        settings.percentages = parse_road_percentages(p).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(s) = &args.road_selection {
+        settings.selection = match s.as_str() {
+            "rank" => RoadSelection::Rank,
+            "percentile" => RoadSelection::Percentile,
+            other => anyhow::bail!("unknown ROAD selection '{other}'; use rank or percentile"),
+        };
+    }
+    if let Some(noise) = args.road_noise {
+        anyhow::ensure!(
+            noise.is_finite() && noise >= 0.0,
+            "--road-noise must be a finite SD ≥ 0, got {noise}"
+        );
+        settings.noise = noise;
+    }
+    if let Some(seed) = args.road_seed {
+        settings.seed = seed;
+    }
+    Ok(Some(settings))
 }
 
 /// Runs the command.
@@ -70,6 +119,7 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     if let Some(s) = &args.deletion_substrate {
         conv.deletion_substrate = s.clone();
     }
+    let road = road_settings(&args)?;
     let s = &args.study;
     let sharding = s.begin_shard(&s.out_or("faithfulness"))?;
     if let Sharding::Done(_) = sharding {
@@ -87,6 +137,7 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     opts.method_options = s.method_options()?;
     opts.conventions = conv;
     opts.save_maps = args.save_maps;
+    opts.road = road;
     opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
     sharding.finish()?;

@@ -27,7 +27,7 @@ pub struct MergeArgs {
 }
 
 /// Commands whose shards merge by re-running the study over the gathered per-image results.
-const STUDIES: &[&str] = &["faithfulness", "stability", "variability", "compare"];
+const STUDIES: &[&str] = &["faithfulness", "stability", "sanity", "variability", "compare"];
 
 /// Runs the command.
 pub fn run(args: MergeArgs) -> Result<()> {
@@ -128,6 +128,10 @@ fn rerun_study(argv: &[String], out: &std::path::Path, partial: Option<ShardSet>
         Command::Compare(mut a) => {
             a.study.merged_shards = partial;
             super::compare::run(*a)
+        }
+        Command::Sanity(mut a) => {
+            a.study.merged_shards = partial;
+            super::sanity::run_cli(*a)
         }
         other => bail!("merging shards of {other:?} is not supported"),
     }

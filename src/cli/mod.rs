@@ -23,6 +23,7 @@ mod method_args;
 mod predict;
 mod report;
 mod review;
+mod sanity;
 mod shard_args;
 mod slurm;
 mod stability;
@@ -80,6 +81,8 @@ pub enum Command {
     Faithfulness(Box<faithfulness::FaithfulnessArgs>),
     /// Stability study: maps of augmented images mapped back and compared with the original's.
     Stability(Box<stability::StabilityArgs>),
+    /// Sanity checks: model-parameter randomisation (cascading, independent) and random logit.
+    Sanity(Box<sanity::SanityArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
@@ -106,6 +109,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Atlas(args) => atlas::run(args),
         Command::Faithfulness(args) => faithfulness::run_cli(*args),
         Command::Stability(args) => stability::run_cli(*args),
+        Command::Sanity(args) => sanity::run_cli(*args),
         Command::Variability(args) => variability::run(*args),
         Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),

@@ -12,6 +12,7 @@
 //! | faithfulness | [`insertion`] | insertion, deletion, their difference (RISE) |
 //! | | [`perturbation`] | pixel flipping, region perturbation (MoRF / LeRF, AOPC) |
 //! | | [`faithfulness`] | faithfulness correlation (Bhatt et al. 2020) |
+//! | | [`road`] | ROAD, MoRF / LeRF with noisy linear imputation ([`imputation`]; Rong et al. 2022) |
 //! | robustness | [`sensitivity`] | max- and average-sensitivity (Yeh et al. 2019) |
 //! | complexity | [`complexity`] | sparseness (Gini), complexity (entropy) |
 //! | localisation | [`localisation`] | pointing game, relevance mass / rank accuracy |
@@ -31,11 +32,13 @@ pub mod conservation;
 pub mod curve;
 pub mod explain;
 pub mod faithfulness;
+pub mod imputation;
 pub mod insertion;
 pub mod localisation;
 pub mod order;
 pub mod perturbation;
 pub mod randomisation;
+pub mod road;
 pub mod scorer;
 pub mod sensitivity;
 pub mod similarity;

@@ -1222,6 +1222,7 @@ fn study_section(run: &RunFolder, path: &Path, summary: &StudySummary, index: us
         "stability" => "Stability under augmentations",
         "variability" => "Variability across the ensemble",
         "compare" => "Comparison of methods and models",
+        "sanity" => "Sanity checks: do the maps depend on the model and the class?",
         other => other,
     };
     let mut s = Section::new(&format!("study-{index}-{study}"), title);
@@ -1457,7 +1458,13 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
     sections.extend(models_section(&groups));
     sections.extend(explain_section(&run, &found));
     sections.extend(concepts_section(&run, &found));
-    let order = ["faithfulness", "stability", "variability", "compare"];
+    let order = [
+        "faithfulness",
+        "sanity",
+        "stability",
+        "variability",
+        "compare",
+    ];
     let mut studies: Vec<&(PathBuf, StudySummary)> = found.studies.iter().collect();
     studies.sort_by_key(|(p, summary)| {
         (

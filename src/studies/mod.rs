@@ -9,6 +9,7 @@
 //! | method comparison | [`compare`] | do methods agree, and do their maps sit on the object or on a confounder? |
 //! | faithfulness | [`faithfulness`] | does removing what a map marks change the prediction (insertion, deletion)? |
 //! | stability | [`stability`] | does the map follow the image under augmentations? |
+//! | sanity checks | [`sanity`] | do the maps change when the model's parameters or the class are randomised? |
 //!
 //! [`fit`] and [`stats`] hold the statistics the tables report: means and fits, bootstrap
 //! intervals, paired tests with Holm's correction, and confidence bands.
@@ -18,6 +19,7 @@ pub mod faithfulness;
 pub mod fit;
 pub mod maps;
 pub mod paired;
+pub mod sanity;
 pub mod stability;
 pub mod stats;
 pub mod toolkit;

@@ -10,4 +10,5 @@ mod metrics_bench;
 mod metrics_hand;
 mod metrics_insertion;
 mod metrics_quantus;
+mod metrics_road;
 mod metrics_similarity;

@@ -10,6 +10,7 @@ mod studies_support;
 
 mod studies_compare;
 mod studies_faithfulness;
+mod studies_sanity;
 mod studies_stability;
 mod studies_stats;
 mod studies_toolkit;
