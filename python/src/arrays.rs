@@ -61,9 +61,10 @@ fn tensor(array: &Bound<'_, PyUntypedArray>, card: &ModelCard) -> PyResult<T4> {
     }
     check_tensor_dims(dims, card).map_err(input)?;
     // One copy into the engine's tensor, straight from the buffer when it is contiguous.
+    // (`as_slice` also accepts Fortran order, whose buffer is not in [N, C, H, W] order.)
     let data = match values.as_slice() {
-        Ok(slice) => slice.to_vec(),
-        Err(_) => values.as_array().iter().copied().collect(),
+        Ok(slice) if values.is_c_contiguous() => slice.to_vec(),
+        _ => values.as_array().iter().copied().collect(),
     };
     Ok(from_vec(data, dims))
 }

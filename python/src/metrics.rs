@@ -106,8 +106,8 @@ pub fn insertion_deletion<'py>(
         }
     };
     let values: Vec<f32> = match maps.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => maps.as_array().iter().copied().collect(),
+        Ok(s) if maps.is_c_contiguous() => s.to_vec(),
+        _ => maps.as_array().iter().copied().collect(),
     };
     let classes: Vec<usize> = match target {
         None => model.predicted(py, &x)?,
