@@ -18,6 +18,9 @@ use relevance::{LoadOptions, MethodSpec, Model, Prepared, T4, Target};
 use crate::arrays::{batch, to_numpy};
 use crate::errors::{MethodError, to_py};
 
+/// What [`PyModel::run`] returns: the maps row after row, and logits and probabilities per input.
+type RunOutput = (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// A method prepared for a model, kept with the model it borrows.
 struct PreparedMethod {
     // Declared first so it is dropped before the model it points into.
@@ -98,7 +101,7 @@ impl PyModel {
         methods: &[Prepared],
         target: &Target,
         want_predictions: bool,
-    ) -> PyResult<(Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    ) -> PyResult<RunOutput> {
         let n = x.dims()[0];
         let (mut maps, mut logits, mut probs) = (Vec::new(), Vec::new(), Vec::new());
         for start in (0..n).step_by(IMAGES_PER_PASS) {
