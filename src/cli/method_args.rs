@@ -83,6 +83,28 @@ impl MethodArgs {
     }
 }
 
+/// Method options from flags given as `(name, value)` pairs, read by the same definitions (and
+/// defaults, and messages) as the command line's: `("resnet_skip", "split")` is
+/// `--resnet-skip split`. For callers that are not the command line (the Python binding).
+pub fn method_options_from_flags(flags: &[(String, String)]) -> Result<MethodOptions> {
+    #[derive(clap::Parser)]
+    #[command(name = "options", no_binary_name = true, disable_help_flag = true)]
+    struct Flags {
+        #[command(flatten)]
+        method: MethodArgs,
+    }
+    let words = flags
+        .iter()
+        .map(|(name, value)| format!("--{}={value}", name.replace('_', "-")));
+    let parsed = <Flags as clap::Parser>::try_parse_from(words).map_err(|e| {
+        let text = e.render().to_string();
+        // clap's first line is the error; the rest is usage for a shell user.
+        let first = text.lines().next().unwrap_or_default();
+        anyhow::anyhow!("{}", first.trim_start_matches("error: "))
+    })?;
+    parsed.method.method_options()
+}
+
 /// `--method` values: specs separated by commas outside parentheses, so
 /// `lrp:epsilon-plus-flat(skip=split,epsilon=1e-6),grad-cam` is two methods.
 pub fn split_specs(text: &str) -> Result<Vec<String>, String> {

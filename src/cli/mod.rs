@@ -31,6 +31,8 @@ mod study_args;
 mod train;
 mod variability;
 
+pub use method_args::method_options_from_flags;
+
 use clap::{Parser, Subcommand};
 
 /// Explain and audit CNN image classifiers.

@@ -358,6 +358,21 @@ pub fn preprocess(img: &Image, card: &ModelCard) -> T4 {
     from_vec(values, [1, fitted.channels, fitted.height, fitted.width])
 }
 
+/// Whether a preprocessed tensor `[N, C, H, W]` fits the model: `C` its channels and `H × W`
+/// its input size; `Err` says what does not fit.
+pub fn check_tensor_dims(dims: [usize; 4], card: &ModelCard) -> Result<(), String> {
+    if dims[1] != card.channels || [dims[2], dims[3]] != card.input_size {
+        return Err(format!(
+            "tensor is {:?} but the model takes [{}, {}, {}]",
+            &dims[1..],
+            card.channels,
+            card.input_size[0],
+            card.input_size[1]
+        ));
+    }
+    Ok(())
+}
+
 /// Loads one input file — an image, or a preprocessed `.npy` tensor `[C, H, W]` /
 /// `[1, C, H, W]` used as is — as a `[1, C, H, W]` tensor.
 pub fn load_input(path: &Path, card: &ModelCard) -> Result<T4, DataError> {
@@ -376,18 +391,7 @@ pub fn load_input(path: &Path, card: &ModelCard) -> Result<T4, DataError> {
                 ));
             }
         };
-        if dims[1] != card.channels || [dims[2], dims[3]] != card.input_size {
-            return Err(DataError::file(
-                path,
-                format!(
-                    "tensor is {:?} but the model takes [{}, {}, {}]",
-                    &dims[1..],
-                    card.channels,
-                    card.input_size[0],
-                    card.input_size[1]
-                ),
-            ));
-        }
+        check_tensor_dims(dims, card).map_err(|reason| DataError::file(path, reason))?;
         return Ok(from_vec(values, dims));
     }
     Ok(preprocess(&load_image(path)?, card))

@@ -6,8 +6,11 @@
 //! read every input (one unreadable input stops the run before anything is written) → explain
 //! the inputs in chunks, writing each row's files → write the grid and the record.
 
+mod batch;
 pub mod concepts;
 mod rows;
+
+pub use batch::{Pass, Predictions, explain_batch};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -20,7 +23,6 @@ use crate::data::shard::{SampleId, ShardSet, keep};
 use crate::data::{expand_input_files, image::load_input};
 use crate::graph::{LoadOptions, Model};
 use crate::io::{safe_component, unique_name};
-use crate::methods::pass::{forward_all, logits, repeat_rows};
 use crate::methods::{MethodOptions, MethodSpec, Prepared, Target};
 use crate::records::{GridRecord, LrpRecord, MethodRecord, OutputRecord};
 use crate::records::{SCHEMA_VERSION, write_record};
@@ -29,7 +31,7 @@ use crate::tensor::T4;
 use rows::{RowScores, RunWriter};
 
 /// Images per forward pass (also the rows per pass with `Target::All`).
-const IMAGES_PER_PASS: usize = 8;
+pub const IMAGES_PER_PASS: usize = 8;
 
 /// What to explain and how.
 #[derive(Clone, Debug)]
@@ -171,8 +173,7 @@ fn check_inputs(inputs: &[Input], model: &Model) -> Result<()> {
     Ok(())
 }
 
-/// Explains one chunk of inputs: one forward pass for the predictions, then every method on
-/// the rows the target rule asks for.
+/// Explains one chunk of inputs ([`explain_batch`]), writing each pass's rows.
 fn explain_chunk(
     writer: &mut RunWriter,
     model: &Model,
@@ -184,30 +185,18 @@ fn explain_chunk(
         .map(|i| load_input(&i.path, &model.card))
         .collect::<Result<Vec<_>, _>>()?;
     let x = T4::cat(xs, 0);
-    let acts = forward_all(model, &x)?;
-    let all_logits = logits(model, &acts)?;
-    let k = all_logits.len() / chunk.len();
-    let logit_rows: Vec<Vec<f32>> = all_logits.chunks(k).map(<[f32]>::to_vec).collect();
-    let head = model.card.head();
-    let probs: Vec<Vec<f32>> = logit_rows.iter().map(|r| head.probabilities(r)).collect();
-    let per_image = target.resolve(&all_logits, k, &model.card)?;
-    if *target != Target::All {
-        let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
-        let owners: Vec<&Input> = chunk.iter().collect();
+    let all_targets = *target == Target::All;
+    let methods = writer.methods();
+    explain_batch(model, methods, &x, target, true, |predictions, pass| {
+        let owners: Vec<&Input> = pass.inputs.iter().map(|&i| &chunk[i]).collect();
+        let probs: Vec<Vec<f32>> = pass
+            .inputs
+            .iter()
+            .map(|&i| predictions.probs[i].clone())
+            .collect();
         let scores = RowScores { probs: &probs };
-        return writer.explain_rows(&x, &acts, &targets, &owners, scores, false);
-    }
-    for (i, input) in chunk.iter().enumerate() {
-        let image = x.clone().narrow(0, i, 1);
-        for classes in per_image[i].chunks(IMAGES_PER_PASS) {
-            let rows = repeat_rows(&image, classes.len());
-            let acts = forward_all(model, &rows)?;
-            let owners = vec![input; classes.len()];
-            let row_probs = vec![probs[i].clone(); classes.len()];
-            let scores = RowScores { probs: &row_probs };
-            writer.explain_rows(&rows, &acts, classes, &owners, scores, true)?;
-        }
-    }
+        writer.write_rows(&pass, &owners, scores, all_targets)
+    })?;
     Ok(())
 }
 

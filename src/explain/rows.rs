@@ -3,21 +3,17 @@
 
 use anyhow::{Context, Result};
 
-use super::{ExplainOptions, Input};
+use super::{ExplainOptions, Input, Pass};
 use crate::data::npy::write_npy;
-use crate::engine::Activations;
 use crate::graph::Model;
 use crate::io::safe_component;
 use crate::methods::lrp::Conservation;
 use crate::methods::pass::row;
-use crate::methods::{Explanation, MapKind, MapStyle, Prepared};
+use crate::methods::{MapKind, MapStyle, Prepared};
 use crate::records::{
     ConservationRecord, GridRecord, MapFiles, OutputFile, OutputRecord, TargetRecord,
 };
-use crate::report::heatmap::{
-    default_colormap, grid, input_image, normalise, overlay, plane, write_png,
-};
-use crate::report::{Colormap, Scale};
+use crate::report::heatmap::{grid, input_image, map_overlay, write_png};
 use crate::tensor::to_vec;
 
 /// The overview grid is written only up to this many rows (input × target).
@@ -62,30 +58,29 @@ impl<'a> RunWriter<'a> {
         }
     }
 
-    /// Explains rows `x` (one image repeated or several images) for `targets`, writing files for
-    /// each row; `owners[r]` is the input of row `r`.
-    pub(super) fn explain_rows(
+    /// The prepared methods the run explains with.
+    pub(super) fn methods(&self) -> &'a [Prepared<'a>] {
+        self.methods
+    }
+
+    /// Writes the files of every row of `pass`; `owners[r]` is the input of row `r`.
+    pub(super) fn write_rows(
         &mut self,
-        x: &crate::tensor::T4,
-        acts: &Activations,
-        targets: &[usize],
+        pass: &Pass,
         owners: &[&Input],
         scores: RowScores,
         all_targets: bool,
     ) -> Result<()> {
-        let mut maps = Vec::with_capacity(self.methods.len());
-        for m in self.methods {
-            let Explanation {
-                maps: t, explained, ..
-            } = m
-                .explain_forward(x, acts, targets)
-                .with_context(|| format!("method {}", m.label()))?;
-            maps.push(HostMaps {
-                values: to_vec(&t),
-                explained,
-            });
-        }
-        for (r, (&target, input)) in targets.iter().zip(owners).enumerate() {
+        let maps: Vec<HostMaps> = pass
+            .explanations
+            .iter()
+            .map(|e| HostMaps {
+                values: to_vec(&e.maps),
+                explained: e.explained.clone(),
+            })
+            .collect();
+        let x = pass.x;
+        for (r, (&target, input)) in pass.targets.iter().zip(owners).enumerate() {
             let class = self.model.class_name(target);
             let prefix = if all_targets {
                 format!("{}.{}", input.stem, safe_component(&class))
@@ -177,13 +172,14 @@ impl<'a> RunWriter<'a> {
         channels: usize,
         style: MapStyle,
     ) -> image::RgbImage {
-        let cmap: Colormap = match (style, self.opts.colormap) {
-            (MapStyle::Signed, _) | (_, None) => default_colormap(style),
-            (_, Some(cm)) => cm,
-        };
-        let plane = plane(values, channels, style);
-        let norm = normalise(&plane, style, Scale::default());
-        overlay(base, &norm, style, cmap, self.opts.alpha)
+        map_overlay(
+            base,
+            values,
+            channels,
+            style,
+            self.opts.colormap,
+            self.opts.alpha,
+        )
     }
 
     /// Writes `grid.png` (up to [`MAX_GRID_ROWS`] rows) and returns its record.

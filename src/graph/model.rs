@@ -92,15 +92,43 @@ impl Model {
         Self::from_state_dict(path, &arch, card, tensors).and_then(refuse_non_finite)
     }
 
+    /// Loads an ONNX model from memory as [`Model::load`] loads an ONNX file: with the card at
+    /// `card` (if any) and refusing non-finite weights; `name` stands for the file in messages.
+    pub fn load_onnx_bytes(
+        bytes: &[u8],
+        name: &Path,
+        card: Option<&Path>,
+    ) -> Result<Model, ImportError> {
+        let loaded = match card {
+            Some(p) => ModelCard::load(p).map_err(|e| ImportError::file(p, e.to_string()))?,
+            None => ModelCard::default(),
+        };
+        Self::from_onnx_bytes(bytes, name, loaded, card).and_then(refuse_non_finite)
+    }
+
     /// Imports an ONNX graph. The model's input shape fills the card's `input_size`,
     /// `channels` and `layout` (a card value that contradicts a fixed model dimension is an
     /// error; the card decides dimensions the model leaves open) and its output width
     /// `num_classes`.
     pub fn from_onnx(
         path: &Path,
+        card: ModelCard,
+        card_path: Option<&Path>,
+    ) -> Result<Model, ImportError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| ImportError::file(path, format!("cannot read: {e}")))?;
+        Self::from_onnx_bytes(&bytes, path, card, card_path)
+    }
+
+    /// [`Model::from_onnx`] of an ONNX model held in memory (an export that never touched the
+    /// disk); `name` stands for its file in messages and as [`Model::source`].
+    pub fn from_onnx_bytes(
+        bytes: &[u8],
+        name: &Path,
         mut card: ModelCard,
         card_path: Option<&Path>,
     ) -> Result<Model, ImportError> {
+        let path = name;
         let stated = card_path.map(card::stated_fields).unwrap_or_default();
         let says = |field: &str| stated.iter().any(|f| f == field);
         let hint = InputHint {
@@ -109,7 +137,8 @@ impl Model {
             layout: says("layout").then_some(card.layout),
             fallback_size: card.input_size,
         };
-        let imported = onnx::import(path, &hint)?;
+        let imported =
+            onnx::import_bytes(bytes, &hint).map_err(|reason| ImportError::file(path, reason))?;
         if imported.channels != 1 && imported.channels != 3 {
             return Err(ImportError::file(
                 path,

@@ -129,6 +129,27 @@ pub fn overlay(
     })
 }
 
+/// A method's map (`[channels, H, W]` values as it returned them) drawn over `base` as
+/// `relevance explain` draws it: reduced to one plane by its style ([`plane`]), normalised
+/// ([`normalise`], default scale), coloured with `colormap` for unsigned maps (signed maps always
+/// use the diverging default) and blended by [`overlay`].
+pub fn map_overlay(
+    base: &RgbImage,
+    values: &[f32],
+    channels: usize,
+    style: MapStyle,
+    colormap: Option<Colormap>,
+    alpha: f32,
+) -> RgbImage {
+    let cmap = match (style, colormap) {
+        (MapStyle::Signed, _) | (_, None) => default_colormap(style),
+        (_, Some(cm)) => cm,
+    };
+    let plane = plane(values, channels, style);
+    let norm = normalise(&plane, style, Scale::default());
+    overlay(base, &norm, style, cmap, alpha)
+}
+
 /// The picture a model sees: a preprocessed `[C, H, W]` input mapped back to 8-bit pixels by
 /// inverting the card's normalisation (grey inputs shown grey).
 pub fn input_image(
