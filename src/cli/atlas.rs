@@ -54,6 +54,9 @@ pub struct AtlasArgs {
     /// Tile size in the PNG grids, pixels.
     #[arg(long, default_value_t = 96)]
     pub tile: usize,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.

@@ -59,6 +59,9 @@ pub struct ConceptsArgs {
     /// Images, .npy tensors or folders of them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.

@@ -31,6 +31,9 @@ pub struct PredictArgs {
     /// Images, .npy tensors or folders of them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.
