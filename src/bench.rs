@@ -520,13 +520,17 @@ fn time_row(
     // warm-up run prepared it.
     let tracked = reset_peak_rss();
     let w = workload(name, model)?;
+    // A GPU queues its work: each run ends when the device has done it.
+    let synced = || crate::device::sync().map_err(BenchError::Invalid);
     for _ in 0..opts.warmup {
         w.run(model, x, None)?;
+        synced()?;
     }
     let mut per_image = Vec::with_capacity(opts.repeat);
     for _ in 0..opts.repeat {
         let start = Instant::now();
         w.run(model, x, None)?;
+        synced()?;
         per_image.push(start.elapsed().as_secs_f64() * 1e3 / batch as f64);
     }
     let peak_rss_mib = if tracked { peak_rss_mib() } else { None };

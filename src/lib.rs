@@ -30,6 +30,7 @@
 //! - [`explain`]: the `relevance explain` pipeline;
 //! - [`records`]: the typed, versioned run records every command writes and the report reads;
 //! - [`data`]: images and tensors in, Pillow-exact resizing;
+//! - [`device`]: the run's device, CPU or a GPU through wgpu (`--device`, cargo feature `gpu`);
 //! - [`metrics`]: measures of explanations (faithfulness, localisation, robustness, …);
 //! - [`studies`]: the study pipelines (faithfulness, stability, variability, comparison);
 //! - [`report`]: colormaps, heatmap pictures, plots and the HTML report;
@@ -45,6 +46,7 @@ pub mod alloc;
 pub(crate) mod bench;
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod engine;
 pub mod explain;
 pub mod graph;

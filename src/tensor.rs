@@ -1,4 +1,4 @@
-//! Small helpers around burn tensors: the CPU device, host round trips and shape utilities.
+//! Small helpers around burn tensors: the run's device, host round trips and shape utilities.
 //!
 //! Every activation inside the engine is a rank-4 tensor `[N, C, H, W]`; flat feature vectors are
 //! carried as `[N, F, 1, 1]` so that one tensor type flows through the whole graph.
@@ -9,9 +9,21 @@ use burn::tensor::TensorData;
 /// A rank-4 float tensor, the one activation type of the engine (`[N, C, H, W]`).
 pub type T4 = Tensor<4>;
 
-/// The device every tensor of the library lives on: burn's Flex CPU backend.
+/// The run's device, once [`set_device`] chose one; `None` means the CPU.
+static RUN_DEVICE: std::sync::RwLock<Option<Device>> = std::sync::RwLock::new(None);
+
+/// The device the library makes its tensors on: burn's Flex CPU backend unless the run chose
+/// another ([`crate::device::use_device`], `--device`).
 pub fn device() -> Device {
-    Device::flex()
+    let chosen = RUN_DEVICE.read().unwrap_or_else(|p| p.into_inner());
+    chosen.clone().unwrap_or_else(Device::flex)
+}
+
+/// Makes `device` the run's device for the whole process (normally through
+/// [`crate::device::use_device`], which opens it first).
+pub fn set_device(device: Device) {
+    let cpu = crate::device::is_cpu(&device);
+    *RUN_DEVICE.write().unwrap_or_else(|p| p.into_inner()) = (!cpu).then_some(device);
 }
 
 /// Builds a rank-`D` tensor on [`device`] from host values; `values.len()` must equal the product of `shape`.

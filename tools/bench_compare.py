@@ -19,6 +19,10 @@ With --rounds K both sides run K times, alternating (ours, theirs, ours, ...): o
 over minutes, each round's ratio compares the two under the same conditions. The table then gives the median time of
 each side over the rounds and the median and range of the per-round ratios.
 The Python packages are needed only here (never by the build or the tests).
+
+On a GPU (tools/gpu-bench.sh runs this on a machine with one): --device cuda runs the Python side on CUDA (model,
+input and every workload; timings end with torch.cuda.synchronize(), peak memory is torch's
+max_memory_allocated) and relevance with --device gpu (its wgpu backend, a binary built with --features gpu).
 """
 import argparse
 import json
@@ -31,6 +35,7 @@ import time
 import torch
 import torchvision
 
+DEVICE = torch.device("cpu")
 CRP_LAYER = {"resnet50": "layer3.0.conv2", "vgg16": "features.21"}
 WORKLOADS = ["forward", "gradient", "grad-cam", "lrp", "crp32"]
 
@@ -65,6 +70,12 @@ def canonizer(arch):
     from zennit.torchvision import ResNetCanonizer
 
     return ResNetCanonizer() if arch.startswith("resnet") else SequentialMergeBatchNorm()
+
+
+def sync():
+    """Waits for queued CUDA work, so a timing covers it (nothing to wait for on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def torch_workload(name, arch, model, x):
@@ -129,24 +140,32 @@ def torch_rows(args):
     torch.set_num_threads(args.threads)
     rows = {}
     for arch in args.arch:
-        model = getattr(torchvision.models, arch)(num_classes=1000).eval()
+        model = getattr(torchvision.models, arch)(num_classes=1000).eval().to(DEVICE)
         for p in model.parameters():
             p.requires_grad_(False)
         for batch in args.batch:
-            x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
+            x = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(1)).to(DEVICE)
             for w in args.workload:
                 tracked = reset_peak()
+                if DEVICE.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
                 run, cleanup = torch_workload(w, arch, model, x)
                 repeat = args.repeat if w != "crp32" else max(1, args.repeat // 2)
                 run()
+                sync()
                 times = []
                 for _ in range(repeat):
                     t0 = time.perf_counter()
                     run()
+                    sync()
                     times.append((time.perf_counter() - t0) * 1e3 / batch)
                 if cleanup:
                     cleanup()
-                rows[(arch, w, batch)] = (statistics.median(times), peak_mib() if tracked else float("nan"))
+                if DEVICE.type == "cuda":
+                    peak = torch.cuda.max_memory_allocated() / 2**20
+                else:
+                    peak = peak_mib() if tracked else float("nan")
+                rows[(arch, w, batch)] = (statistics.median(times), peak)
                 print(f"  torch {arch} {w} batch {batch}: {rows[(arch, w, batch)][0]:.1f} ms/image", file=sys.stderr)
     return rows
 
@@ -155,6 +174,8 @@ def rust_rows(args):
     cmd = [args.binary, "bench", "--json", "--arch", ",".join(args.arch), "--batch", ",".join(map(str, args.batch)),
            "--workload", ",".join(args.workload), "--size", str(args.size), "--repeat", str(args.repeat),
            "--threads", str(args.threads)] + [f"--winograd={args.winograd}"]
+    if DEVICE.type == "cuda":
+        cmd += ["--device", "gpu"]
     print("  " + " ".join(cmd), file=sys.stderr)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
@@ -178,7 +199,13 @@ def main():
     p.add_argument("--binary", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "relevance"))
     p.add_argument("--rounds", type=int, default=1,
                    help="run both sides this many times, alternating, and report per-round ratios")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: PyTorch, zennit and pytorch-grad-cam on CUDA, relevance with --device gpu")
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
     rounds = []
     for r in range(max(1, args.rounds)):
         if args.rounds > 1:
@@ -210,6 +237,9 @@ def main():
             print(f"| {a} | {w} | {b} | {med(x[0] for x in o):.1f} | {med(x[0] for x in t):.1f} | {med(ratios):.2f} "
                   f"| {min(ratios):.2f}–{max(ratios):.2f} | {o[0][1]:.0f} | {t[0][1]:.0f} |")
     print(f"\n{args.threads} threads on both sides, {cpu} logical CPUs, torch {torch.__version__}, input {args.size}².")
+    if DEVICE.type == "cuda":
+        print(f"Device: {torch.cuda.get_device_name()} (PyTorch on CUDA, relevance --device gpu through wgpu); "
+              "peak MiB: relevance's host RSS, torch's CUDA max_memory_allocated.")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ pub struct AtlasArgs {
     /// shards and draws the atlas.
     #[command(flatten)]
     pub shard: ShardArgs,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command: the whole atlas, or with `--shard` pass 1 over the shard's images only,

@@ -44,10 +44,19 @@ pub struct BenchArgs {
     /// Print one JSON object per row instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// List the GPU adapters wgpu sees (for `--device gpu`) and stop.
+    #[arg(long)]
+    pub devices: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.
 pub fn run_bench(args: BenchArgs) -> Result<()> {
+    if args.devices {
+        return list_devices();
+    }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -72,8 +81,9 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
     };
     if !args.json {
         outln!(
-            "relevance {} · {} threads · input {}×{} · median of {} runs after {} warm-up",
+            "relevance {} · device {} · {} threads · input {}×{} · median of {} runs after {} warm-up",
             env!("CARGO_PKG_VERSION"),
+            crate::device::describe(args.device.device),
             rayon::current_num_threads(),
             opts.size,
             opts.size,
@@ -104,6 +114,23 @@ pub fn run_bench(args: BenchArgs) -> Result<()> {
         };
     })?;
     Ok(printed?)
+}
+
+/// `--devices`: the adapters wgpu sees, one a line, or why there are none.
+fn list_devices() -> Result<()> {
+    match crate::device::adapters() {
+        Err(e) => outln!("no GPU device built in: {e}")?,
+        Ok(adapters) if adapters.is_empty() => outln!(
+            "the gpu feature is built in, but wgpu sees no adapter (on Linux: install a Vulkan \
+             driver such as Debian's mesa-vulkan-drivers; see docs/gpu.md)"
+        )?,
+        Ok(adapters) => {
+            for (i, adapter) in adapters.iter().enumerate() {
+                outln!("{i}: {adapter}")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_row(row: &Row, per_node_requested: bool) -> std::io::Result<()> {

@@ -65,6 +65,9 @@ pub struct ConceptsArgs {
     /// Images, .npy tensors, folders of them, or .csv lists (`path[,label]` rows).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.

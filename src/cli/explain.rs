@@ -59,6 +59,9 @@ pub struct ExplainArgs {
     /// one unreadable input stops the run with nothing written.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.

@@ -15,6 +15,7 @@ mod compare;
 mod concepts;
 mod data;
 mod demo;
+mod device_args;
 mod explain;
 mod faithfulness;
 mod inspect;
@@ -98,8 +99,29 @@ pub enum Command {
     Slurm(slurm::SlurmArgs),
 }
 
-/// Runs one parsed command.
+impl Command {
+    /// The device the command asked for (`--device`); the CPU for commands that run no model.
+    fn device(&self) -> crate::device::DeviceKind {
+        let flag = match self {
+            Command::Predict(args) => args.device,
+            Command::Train(args) => args.device,
+            Command::Bench(args) => args.device,
+            Command::Explain(args) => args.device,
+            Command::Concepts(args) => args.device,
+            Command::Atlas(args) => args.device,
+            Command::Variability(args) => args.study.device,
+            Command::Compare(args) => args.study.device,
+            Command::Faithfulness(args) => args.study.device,
+            Command::Stability(args) => args.study.device,
+            _ => device_args::DeviceArgs::default(),
+        };
+        flag.device
+    }
+}
+
+/// Runs one parsed command, on the device it asked for.
 fn dispatch(command: Command) -> anyhow::Result<()> {
+    crate::device::use_device(command.device())?;
     match command {
         Command::Predict(args) => predict::run(args),
         Command::Inspect(args) => inspect::run(args),

@@ -43,6 +43,9 @@ pub struct PredictArgs {
     /// Images, .npy tensors, folders of them, or .csv lists (`path[,label]` rows).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 /// Runs the command.

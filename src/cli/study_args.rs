@@ -50,6 +50,9 @@ pub struct StudyArgs {
     /// Set by `relevance merge --allow-partial`: only the images of these shards.
     #[arg(skip)]
     pub merged_shards: Option<ShardSet>,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 impl StudyArgs {

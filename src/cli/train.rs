@@ -100,6 +100,9 @@ pub struct TrainArgs {
     /// Print nothing on stdout (`ensemble.json` in --out holds the summary).
     #[arg(long)]
     pub quiet: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: super::device_args::DeviceArgs,
 }
 
 fn parse_size(s: &str) -> Result<[usize; 2]> {

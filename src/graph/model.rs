@@ -29,6 +29,14 @@ pub struct LoadOptions {
 }
 
 impl Model {
+    /// Moves the parameters to `device` (e.g. [`crate::tensor::device`] after
+    /// [`crate::device::use_device`] chose a GPU); the graph and card stay as they are.
+    pub fn to_device(&mut self, device: &burn::prelude::Device) {
+        for (_, param) in self.params.iter_mut() {
+            param.data = param.data.clone().to_device(device);
+        }
+    }
+
     /// A built-in architecture with freshly drawn weights.
     pub fn init(arch: &str, card: ModelCard, seed: u64) -> Result<Model, GraphError> {
         let mut graph = zoo::build(arch, card.num_classes, card.channels)?;

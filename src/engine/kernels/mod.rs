@@ -35,7 +35,7 @@ use burn::tensor::ops::ConvTransposeOptions;
 
 use crate::engine::forward::{conv_options, maxpool_options};
 use crate::graph::op::{Conv2d, Pool2d};
-use crate::tensor::{T4, from_vec};
+use crate::tensor::T4;
 use conv::ConvGeometry;
 use epilogue::Epilogue;
 use pool::PoolGeometry;
@@ -191,6 +191,15 @@ fn winograd_allowed(pass: ConvPass) -> bool {
 fn flex_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
     let p = t.clone().try_into_primitive::<Flex>().ok()?;
     (p.dtype() == DType::F32).then_some(p)
+}
+
+/// A Flex tensor of `shape` holding `values`: our kernels read Flex tensors only, so their
+/// results stay there whatever the run's device.
+fn from_vec<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    Tensor::from_data(
+        burn::tensor::TensorData::new(values, shape),
+        &Device::flex(),
+    )
 }
 
 /// Contiguous values of a Flex tensor; copies only when the layout is strided.
@@ -540,7 +549,7 @@ pub fn linear_input_adjoint(g: &T4, weight: &Tensor<2>) -> Option<T4> {
 
 /// Whether `t` is an `f32` tensor on the Flex backend's autodiff device (a training pass).
 fn is_flex_autodiff_f32<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == DType::F32 && t.device() == crate::tensor::device().autodiff()
+    t.dtype() == DType::F32 && t.device() == Device::flex().autodiff()
 }
 
 /// Adjoint of convolution `c` with respect to its input, `Wᵀ ⋆ g`, at input size `hw`: our
