@@ -27,7 +27,13 @@ pub struct MergeArgs {
 }
 
 /// Commands whose shards merge by re-running the study over the gathered per-image results.
-const STUDIES: &[&str] = &["faithfulness", "stability", "sanity", "variability", "compare"];
+const STUDIES: &[&str] = &[
+    "faithfulness",
+    "stability",
+    "sanity",
+    "variability",
+    "compare",
+];
 
 /// Runs the command.
 pub fn run(args: MergeArgs) -> Result<()> {

@@ -5,45 +5,38 @@
 //! transposes around each convolution; the importer tracks those layouts instead of executing
 //! them, including a `ZeroPadding2D` pad applied to an NHWC value (MobileNetV3's pattern).
 
-use std::path::{Path, PathBuf};
-
-use relevance::data::npy::read_npy;
 use relevance::engine::{forward, predict};
+use relevance::graph::Model;
 use relevance::graph::card::Layout;
-use relevance::graph::{LoadOptions, Model};
 use relevance::methods::gradient::input_gradient;
 use relevance::methods::registry::METHODS;
 use relevance::methods::{MethodOptions, MethodSpec};
-use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
+use relevance::tensor::{T4, max_rel_diff, to_vec};
+
+use crate::onnx_fixtures::FixtureDir;
 
 /// The logit whose input gradient the fixtures hold.
 const TARGET: usize = 3;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import/keras")
-        .join(name)
-}
+const FIXTURES: FixtureDir = FixtureDir("keras");
 
 fn load(name: &str) -> Model {
-    Model::load(&fixture(&format!("{name}.onnx")), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    FIXTURES.load(name)
 }
 
 fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    read_npy(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    FIXTURES.npy(name)
 }
 
 fn input(name: &str) -> T4 {
-    let (s, x) = npy(&format!("{name}.input.npy"));
-    from_vec(x, [s[0], s[1], s[2], s[3]])
+    FIXTURES.input(name)
 }
 
-const FIXTURES: [&str; 4] = ["mobile.13", "mobile.17", "resnet_v2.13", "resnet_v2.17"];
+const EXPORTS: [&str; 4] = ["mobile.13", "mobile.17", "resnet_v2.13", "resnet_v2.17"];
 
 #[test]
 fn keras_models_through_tf2onnx_match_keras_logits_and_gradients() {
-    for name in FIXTURES {
+    for name in EXPORTS {
         let model = load(name);
         assert_eq!(
             model.card.layout,

@@ -5,38 +5,31 @@
 //! GELU and channel shuffle whatever form the exporter wrote; LRP conserves relevance on a
 //! bias-free ConvNeXt; every method runs; misused operators are refused by name.
 
-use std::path::{Path, PathBuf};
-
-use relevance::data::npy::read_npy;
 use relevance::engine::{forward, predict};
 use relevance::graph::{LoadOptions, Model, Op, PadMode};
 use relevance::methods::gradient::input_gradient;
 use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
 use relevance::methods::registry::METHODS;
 use relevance::methods::{MethodOptions, MethodSpec};
-use relevance::tensor::{T4, from_vec, max_rel_diff, to_vec};
+use relevance::tensor::{T4, max_rel_diff, to_vec};
+
+use crate::onnx_fixtures::FixtureDir;
 
 /// The logit whose input gradient the fixtures hold.
 const TARGET: usize = 3;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import/modern")
-        .join(name)
-}
+const FIXTURES: FixtureDir = FixtureDir("modern");
 
 fn load(name: &str) -> Model {
-    Model::load(&fixture(&format!("{name}.onnx")), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    FIXTURES.load(name)
 }
 
 fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    read_npy(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    FIXTURES.npy(name)
 }
 
 fn input(name: &str) -> T4 {
-    let (s, x) = npy(&format!("{name}.input.npy"));
-    from_vec(x, [s[0], s[1], s[2], s[3]])
+    FIXTURES.input(name)
 }
 
 fn count(model: &Model, kind: &str) -> usize {
@@ -300,10 +293,13 @@ fn every_method_runs_on_imported_convnext_and_shufflenet_graphs() {
 #[test]
 fn misused_operators_are_refused_by_node_attribute_and_value() {
     let err = |name: &str| {
-        Model::load(&fixture(&format!("{name}.onnx")), &LoadOptions::default())
-            .err()
-            .unwrap_or_else(|| panic!("{name} should be refused"))
-            .to_string()
+        Model::load(
+            &FIXTURES.path(&format!("{name}.onnx")),
+            &LoadOptions::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{name} should be refused"))
+        .to_string()
     };
     let e = err("erf_alone");
     assert!(

@@ -9,5 +9,6 @@ mod import_keras;
 mod import_onnx;
 mod import_onnx_modern;
 mod import_pth;
+mod onnx_fixtures;
 mod parameter_counts;
 mod zoo_parity;
