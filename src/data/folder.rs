@@ -94,23 +94,41 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(out)
 }
 
-/// The images below `dir`, recursively. Symbolic links are followed, but each folder is
-/// entered once (by its canonical path, `visited`), so a link back up the tree (a cycle) adds
-/// nothing instead of repeating the tree until the path is too long.
+/// What a folder walk found: the images, and the links it did not follow because they lead
+/// outside the data folder.
+#[derive(Default)]
+struct Found {
+    images: Vec<PathBuf>,
+    outside: Vec<PathBuf>,
+}
+
+/// The images below `dir`, recursively. Symbolic links are followed only while they stay inside
+/// `root` (the canonical data folder the user named): a data set may be hostile, and a link to
+/// `/etc/…` must not be read. Each folder is entered once (by its canonical path, `visited`), so
+/// a link back up the tree (a cycle) adds nothing instead of repeating the tree until the path
+/// is too long.
 fn images_under(
     dir: &Path,
+    root: &Path,
     visited: &mut HashSet<PathBuf>,
-    out: &mut Vec<PathBuf>,
+    found: &mut Found,
 ) -> Result<(), DataError> {
     let canonical = canonical(dir)?;
     if !visited.insert(canonical) {
         return Ok(());
     }
     for p in sorted_entries(dir)? {
-        if p.is_dir() {
-            images_under(&p, visited, out)?;
-        } else if super::is_image(&p) && !is_mask_file(&p) {
-            out.push(p);
+        let is_dir = p.is_dir();
+        let wanted = is_dir || (super::is_image(&p) && !is_mask_file(&p));
+        if !wanted {
+            continue;
+        }
+        if !super::stays_inside(&p, root) {
+            found.outside.push(p);
+        } else if is_dir {
+            images_under(&p, root, visited, found)?;
+        } else {
+            found.images.push(p);
         }
     }
     Ok(())
@@ -129,7 +147,7 @@ fn image_dims(path: &Path) -> Result<(u32, u32), String> {
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?
         .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))
+        .map_err(|e| super::image::unreadable_reason(&e))
 }
 
 impl ImageFolder {
@@ -167,14 +185,18 @@ impl ImageFolder {
         }
         let mut classes = Vec::new();
         let mut candidates = Vec::new();
+        let mut outside_links = Vec::new();
         // Every image file counts once, under one class: `owner` maps its canonical path to the
         // class folder it was first found in.
         let mut owner: HashMap<PathBuf, usize> = HashMap::new();
         for (label, dir) in class_dirs.iter().enumerate() {
             // The root is marked visited so a link to it from inside a class is not entered.
-            let mut visited = HashSet::from([canonical(root)?]);
-            let mut files = Vec::new();
-            images_under(dir, &mut visited, &mut files)?;
+            let root_canonical = canonical(root)?;
+            let mut visited = HashSet::from([root_canonical.clone()]);
+            let mut found = Found::default();
+            images_under(dir, &root_canonical, &mut visited, &mut found)?;
+            outside_links.extend(found.outside);
+            let files = found.images;
             let mut unique = Vec::with_capacity(files.len());
             for path in files {
                 match owner.entry(canonical(&path)?) {
@@ -203,14 +225,19 @@ impl ImageFolder {
                 ));
             }
             classes.push(dir.file_name().unwrap().to_string_lossy().to_string());
+            let inside = |mask: Option<PathBuf>| mask.filter(|m| super::stays_inside(m, root));
             candidates.extend(files.into_iter().map(|path| Sample {
-                mask: mask_beside(&path, MASK_SUFFIX),
-                marker: mask_beside(&path, MARKER_SUFFIX),
+                mask: inside(mask_beside(&path, MASK_SUFFIX)),
+                marker: inside(mask_beside(&path, MARKER_SUFFIX)),
                 path,
                 label,
             }));
         }
-        Self::finish(root, classes, candidates, opts)
+        let outside = outside_links.into_iter().map(|path| Skipped {
+            path,
+            reason: "a link leading outside the data folder (or nowhere); not followed".into(),
+        });
+        Self::finish(root, classes, candidates, outside.collect(), opts)
     }
 
     /// A CSV file with rows `path,label[,mask]` (an optional header row starting with `path`);
@@ -265,16 +292,21 @@ impl ImageFolder {
                 path,
             })
             .collect();
-        Self::finish(csv, classes, candidates, opts)
+        Self::finish(csv, classes, candidates, Vec::new(), opts)
     }
 
-    /// Checks every candidate's header (in parallel) and its masks, and the class list.
+    /// Checks every candidate's header (in parallel) and its masks, and the class list;
+    /// `left_out` are files the scan already declined (strict reading refuses them too).
     fn finish(
         root: &Path,
         classes: Vec<String>,
         candidates: Vec<Sample>,
+        left_out: Vec<Skipped>,
         opts: ReadOptions,
     ) -> Result<Self, DataError> {
+        if let Some(first) = left_out.first().filter(|_| opts.strict) {
+            return Err(DataError::file(&first.path, first.reason.clone()));
+        }
         if candidates.is_empty() {
             return Err(DataError::file(root, "data set contains no images"));
         }
@@ -307,7 +339,7 @@ impl ImageFolder {
             })
             .collect();
         let mut samples = Vec::new();
-        let mut skipped = Vec::new();
+        let mut skipped = left_out;
         for r in checked {
             match r {
                 Ok(s) => samples.push(s),

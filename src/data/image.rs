@@ -128,11 +128,11 @@ pub const MAX_DECODE_BYTES: u64 = 1 << 28;
 fn decode_within_limits(
     bytes: &[u8],
 ) -> Result<(::image::DynamicImage, Option<::image::ImageFormat>), String> {
-    let unreadable = |e: ::image::ImageError| format!("not a readable image: {e}");
+    let unreadable = |e: ::image::ImageError| unreadable_reason(&e);
     let reader = || {
         ::image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| format!("not a readable image: {e}"))
+            .map_err(|e| format!("cannot read: {e}"))
     };
     let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
     if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
@@ -155,6 +155,31 @@ fn decode_within_limits(
         e => unreadable(e),
     })?;
     Ok((decoded, format))
+}
+
+/// Why the decoder refused a file, in words that never quote the file: the decoders' own
+/// messages can echo the bytes they stumbled on (`Illegal start bytes:726F`), and the file
+/// may be something that is not ours to show (a link to a private file, a patient record).
+pub(crate) fn unreadable_reason(e: &::image::ImageError) -> String {
+    use ::image::error::{ImageError, ImageFormatHint};
+    let format = |hint: ImageFormatHint| match hint {
+        ImageFormatHint::Exact(f) => format!("{f:?} ").to_uppercase(),
+        _ => String::new(),
+    };
+    match e {
+        ImageError::Decoding(d) => format!(
+            "not a readable {}image: the data are damaged or not an image of that format",
+            format(d.format_hint())
+        ),
+        ImageError::Unsupported(u) => format!(
+            "not a readable image: {}format not supported (PNG, JPEG, BMP and TIFF are)",
+            format(u.format_hint())
+        ),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "not a readable image: the file ends early (truncated)".into()
+        }
+        other => format!("not a readable image: {other}"),
+    }
 }
 
 /// True for JPEG data whose last start-of-scan marker (`FF DA`) has no end-of-image marker

@@ -84,7 +84,10 @@ pub fn expand_input_files(inputs: &[PathBuf]) -> Result<Vec<InputFile>, DataErro
     for p in inputs {
         if p.is_dir() {
             let mut found = Vec::new();
-            walk(p, &mut HashSet::new(), &mut found)
+            let root = p
+                .canonicalize()
+                .map_err(|e| DataError::file(p, format!("cannot resolve: {e}")))?;
+            walk(p, &root, &mut HashSet::new(), &mut found)
                 .map_err(|e| DataError::file(p, e.to_string()))?;
             found.sort();
             if found.is_empty() {
@@ -172,10 +175,19 @@ pub fn read_input_list(csv: &std::path::Path) -> Result<Vec<InputFile>, DataErro
     Ok(rows)
 }
 
-/// The inputs below `dir`, recursively. Links are followed, but each folder is entered once
-/// (by its canonical path), so a link back up the tree adds nothing instead of looping.
+/// True when `path`, with every link resolved, lies inside `root` (a canonical folder): the
+/// folder walks follow links only that far, so a hostile data folder cannot make us read
+/// files elsewhere. A path that cannot be resolved (a dangling link) does not stay inside.
+pub(crate) fn stays_inside(path: &std::path::Path, root: &std::path::Path) -> bool {
+    path.canonicalize().is_ok_and(|p| p.starts_with(root))
+}
+
+/// The inputs below `dir`, recursively. Links are followed while they stay inside `root` (a
+/// link leading elsewhere is left out with a warning), and each folder is entered once (by its
+/// canonical path), so a link back up the tree adds nothing instead of looping.
 fn walk(
     dir: &std::path::Path,
+    root: &std::path::Path,
     visited: &mut HashSet<PathBuf>,
     out: &mut Vec<PathBuf>,
 ) -> std::io::Result<()> {
@@ -184,11 +196,20 @@ fn walk(
     }
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, visited, out)?;
-        } else if (is_image(&path) && !folder::is_mask_file(&path))
-            || path.extension().is_some_and(|e| e == "npy")
-        {
+        let is_input = (is_image(&path) && !folder::is_mask_file(&path))
+            || path.extension().is_some_and(|e| e == "npy");
+        if !(path.is_dir() || is_input) {
+            continue;
+        }
+        if !stays_inside(&path, root) {
+            eprintln!(
+                "warning: {}: a link leading outside {} (or nowhere); not followed",
+                path.display(),
+                root.display()
+            );
+        } else if path.is_dir() {
+            walk(&path, root, visited, out)?;
+        } else {
             // Ground-truth masks beside images (`.mask.png`, `.marker.png`) are not inputs.
             out.push(path);
         }

@@ -601,46 +601,46 @@ impl Plot {
             .max(1e-9)
             * 1.1;
         let bottom = bars.iter().map(|(_, v)| *v).fold(0.0f64, f64::min) * 1.1;
-        // A segmented range a..b has one segment per value a..=b: bars 0..=n−1, one segment
-        // each, and no empty segment after the last.
-        let last = bars.len().max(1) as i32 - 1;
+        // A numeric x axis with bar i centred on x = i, as for the boxes: one slot per bar,
+        // a single bar included, and no empty slot after the last.
+        let n = bars.len().max(1) as f64;
         let mut chart = self
             .builder(root, self.category_band(), self.y_label_band())
-            .build_cartesian_2d((0..last).into_segmented(), bottom..top)
+            .build_cartesian_2d(-0.5..n - 0.5, bottom..top)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
+        // Counts get whole-number ticks only: "2.5 images" is not a value a count can take.
+        let counts = bars.iter().all(|(_, v)| v.fract() == 0.0);
+        let whole = |v: &f64| {
+            if v.fract().abs() < 1e-9 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style(self.font(LABEL_PX))
             .axis_desc_style(self.font(AXIS_PX))
             // Ticks only: draw_category_names writes the names.
             .x_labels(bars.len() + 1)
             .x_label_formatter(&|_| String::new())
-            .disable_x_mesh()
-            .draw()
-            .map_err(err)?;
+            .disable_x_mesh();
+        if counts {
+            mesh.y_labels(((top - bottom).floor() as usize + 1).clamp(2, 10))
+                .y_label_formatter(&whole);
+        }
+        mesh.draw().map_err(err)?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-                let x = i as i32;
-                let mut r = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(x), 0.0),
-                        (SegmentValue::Exact(x + 1), *v),
-                    ],
-                    colour(i).filled(),
-                );
-                r.set_margin(0, 0, 12, 12);
-                r
+                let x = i as f64;
+                Rectangle::new([(x - 0.4, 0.0), (x + 0.4, *v)], colour(i).filled())
             }))
             .map_err(err)?;
         let names: Vec<(String, (i32, i32))> = bars
             .iter()
             .enumerate()
-            .map(|(i, (name, _))| {
-                let centre = SegmentValue::CenterOf(i as i32);
-                (name.clone(), chart.backend_coord(&(centre, bottom)))
-            })
+            .map(|(i, (name, _))| (name.clone(), chart.backend_coord(&(i as f64, bottom))))
             .collect();
         self.draw_category_names(root, &names)
     }
@@ -836,6 +836,27 @@ mod tests {
         let start = element.find(&key).unwrap() + key.len();
         let end = element[start..].find('"').unwrap() + start;
         element[start..end].parse().unwrap()
+    }
+
+    #[test]
+    fn bars_of_counts_have_whole_number_ticks_only() {
+        let bars = vec![("32×32".to_string(), 3.0), ("64×48".to_string(), 1.0)];
+        let svg = Plot::new("sizes", "size", "images", Chart::Bars { bars })
+            .svg()
+            .unwrap();
+        let labels: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split('>').nth(1)?.split('<').next())
+            .map(str::trim)
+            .collect();
+        for count in ["0", "1", "2", "3"] {
+            assert!(labels.contains(&count), "no tick {count}: {labels:?}");
+        }
+        assert!(
+            !labels.iter().any(|l| l.contains('.')),
+            "fractional tick: {labels:?}"
+        );
     }
 
     #[test]

@@ -444,6 +444,46 @@ fn a_symbolic_link_loop_in_an_image_folder_counts_each_image_once() {
 }
 
 #[test]
+fn links_leading_out_of_the_data_folder_are_not_followed() {
+    let sb = Sandbox::new("data-link-out");
+    let data = two_class_folder(&sb);
+    // A readable image and a folder of images beside (not inside) the data folder.
+    sb.input("private/secret.png", &png(9, 9));
+    sb.input("private/more/m0.png", &png(9, 9));
+    let private = sb.inputs().join("private");
+    std::os::unix::fs::symlink(private.join("secret.png"), data.join("a/secret.png")).unwrap();
+    std::os::unix::fs::symlink(private.join("more"), data.join("b/more")).unwrap();
+    let out = data_info(&sb, &data);
+    let info: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+    assert_eq!(info["train"], serde_json::json!([3, 3]), "{info}");
+    let skipped = info["skipped"].to_string();
+    for link in ["secret.png", "more"] {
+        assert!(
+            skipped.contains(link) && skipped.contains("outside the data folder"),
+            "{link} not reported as skipped: {info}"
+        );
+    }
+    // `explain DIR` walks folders the same way: the linked file is not an input.
+    let listing = relevance::data::expand_inputs(std::slice::from_ref(&data)).unwrap();
+    assert_eq!(listing.len(), 6, "{listing:?}");
+}
+
+#[test]
+fn a_file_that_is_not_an_image_is_refused_without_quoting_its_bytes() {
+    let sb = Sandbox::new("data-text-as-jpeg");
+    let data = two_class_folder(&sb);
+    sb.input("data/a/notes.jpg", b"root:x:0:0:root:/root:/bin/bash\n");
+    let out = data_info(&sb, &data);
+    let info: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+    let skipped = info["skipped"].to_string();
+    assert!(skipped.contains("notes.jpg"), "{info}");
+    // Neither the text nor its bytes in hexadecimal ("726F" for "ro") come back.
+    for leaked in ["root:x", "bin/bash", "726F", "726f"] {
+        assert!(!skipped.contains(leaked), "{leaked} in {skipped}");
+    }
+}
+
+#[test]
 fn an_image_reachable_under_two_classes_is_refused() {
     let sb = Sandbox::new("data-two-classes");
     let data = two_class_folder(&sb);
