@@ -74,6 +74,11 @@ pub struct SummaryArgs {
     /// Output folder (default: `<db stem>-summary` beside the database).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The run folders the items came from (as given to `review serve`): each tag's example
+    /// items found there get their overlay copied beside the summary, and the report shows
+    /// them.
+    #[arg(long, num_args = 1..)]
+    pub runs: Vec<PathBuf>,
 }
 
 /// Runs the command.
@@ -121,7 +126,7 @@ fn default_summary_folder(db: &Path) -> PathBuf {
 
 fn run_summary(args: SummaryArgs) -> Result<()> {
     let out = args.out.unwrap_or_else(|| default_summary_folder(&args.db));
-    let (summary, json) = write_summary(&args.db, &out)?;
+    let (summary, json) = write_summary(&args.db, &out, &args.runs)?;
     outln!(
         "{} raters, {} items, {} answers",
         summary.raters.len(),

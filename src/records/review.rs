@@ -95,4 +95,10 @@ pub struct TagRecord {
     pub count: usize,
     /// A few items carrying it: `<input> (<class>)`.
     pub examples: Vec<String>,
+    /// The ids of those items, in the same order.
+    pub example_items: Vec<String>,
+    /// Their overlays copied beside the record (`examples/<id>.png`), when the summary was
+    /// given the run folders; in the order of `example_items`, those found only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pictures: Vec<String>,
 }

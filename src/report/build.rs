@@ -840,6 +840,21 @@ fn side_by_side(
     Some((block, shown.into_iter().map(|(_, st)| st).collect()))
 }
 
+/// Per tag of an expert-review summary, the overlays of its example items that the summary
+/// copied beside it (PNG only, inside the run folder).
+fn tag_pictures(run: &RunFolder, record: &Path, summary: &ReviewSummary) -> Vec<Vec<Picture>> {
+    summary
+        .tags
+        .iter()
+        .map(|tag| {
+            tag.pictures
+                .iter()
+                .filter_map(|name| run.png(record, name).map(|(picture, _)| picture))
+                .collect()
+        })
+        .collect()
+}
+
 /// [`row_input`] of an explained input.
 fn output_input(
     run: &RunFolder,
@@ -1479,7 +1494,8 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
         sections.push(study_section(&run, record, summary, i));
     }
     for (i, (record, summary)) in found.reviews.iter().enumerate() {
-        sections.push(review_section(&label(path, record), summary, i));
+        let pictures = tag_pictures(&run, record, summary);
+        sections.push(review_section(&label(path, record), summary, pictures, i));
     }
     sections.extend(run.omitted_section());
     sections.push(reproduce_section(&found));

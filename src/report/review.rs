@@ -2,7 +2,7 @@
 //! summary` writes: the share of explanations experts judged correct per model × method ×
 //! class, the agreement between raters and the most common tags with example items.
 
-use super::html::{Block, Section, Tone};
+use super::html::{Block, Picture, Section, Tone};
 use crate::records::ReviewSummary;
 
 fn pct(v: Option<f64>) -> String {
@@ -13,8 +13,14 @@ fn coefficient(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.3}"))
 }
 
-/// The section for one summary; `label` names its file relative to the run folder.
-pub fn review_section(label: &str, summary: &ReviewSummary, index: usize) -> Section {
+/// The section for one summary; `label` names its file relative to the run folder;
+/// `pictures[t]` are the example overlays of tag `t` (may be empty).
+pub fn review_section(
+    label: &str,
+    summary: &ReviewSummary,
+    pictures: Vec<Vec<Picture>>,
+    index: usize,
+) -> Section {
     let mut s = Section::new(&format!("review-{index}"), "Expert review");
     s.push(Block::Callout {
         tone: Tone::Info,
@@ -112,6 +118,49 @@ pub fn review_section(label: &str, summary: &ReviewSummary, index: usize) -> Sec
                 .collect(),
         });
     }
+    if let Some(grid) = tag_grid(summary, pictures) {
+        s.push(grid);
+    }
     s.push(Block::List(summary.conventions.clone()));
     s
+}
+
+/// The file name of a recorded weights path (the table above gives it whole).
+fn short_name(model: &str) -> String {
+    std::path::Path::new(model)
+        .file_name()
+        .map_or(model.into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The example overlays of each tag, one row per tag that has any.
+fn tag_grid(summary: &ReviewSummary, pictures: Vec<Vec<Picture>>) -> Option<Block> {
+    let columns = pictures.iter().map(Vec::len).max().filter(|&n| n > 0)?;
+    let rows = summary
+        .tags
+        .iter()
+        .zip(pictures)
+        .filter(|(_, pics)| !pics.is_empty())
+        .map(|(tag, pics)| {
+            let mut cells: Vec<Option<Picture>> = pics.into_iter().map(Some).collect();
+            cells.resize_with(columns, || None);
+            (
+                format!(
+                    "{} · {}: {} ({})",
+                    short_name(&tag.model),
+                    tag.method,
+                    tag.tag,
+                    tag.count
+                ),
+                cells,
+            )
+        })
+        .collect();
+    Some(Block::Grid {
+        columns: (1..=columns).map(|i| format!("example {i}")).collect(),
+        rows,
+        caption: "Explanations raters tagged, as they saw them (the overlays of the examples \
+                  in the table above, copied by `relevance review summary --runs`)."
+            .into(),
+        cell: 140,
+    })
 }

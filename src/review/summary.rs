@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::items::{Catalogue, discover};
 use super::stats::{Z95, cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, wilson};
 use super::store::{AnswerRow, Store, csv_cell};
 use super::{ANSWERS, ReviewError};
@@ -18,6 +19,8 @@ use crate::records::{
 const TOP_TAGS: usize = 5;
 /// Example items listed per tag.
 const TAG_EXAMPLES: usize = 3;
+/// Folder (beside `review.json`) of the example items' overlays.
+const EXAMPLES_FOLDER: &str = "examples";
 
 /// How the numbers are counted (written into the record).
 const CONVENTIONS: [&str; 4] = [
@@ -46,9 +49,18 @@ pub fn summarise(db: &Path) -> Result<ReviewSummary, ReviewError> {
     })
 }
 
-/// Summarises `db` into `out` (`review.json`, `review.csv`, `agreement.csv`, `tags.csv`).
-pub fn write_summary(db: &Path, out: &Path) -> Result<(ReviewSummary, PathBuf), ReviewError> {
-    let summary = summarise(db)?;
+/// Summarises `db` into `out` (`review.json`, `review.csv`, `agreement.csv`, `tags.csv`);
+/// with `runs` (the folders the server was given), each tag's example items that are found
+/// there get their overlay copied to `out/examples/<id>.png` for the report.
+pub fn write_summary(
+    db: &Path,
+    out: &Path,
+    runs: &[PathBuf],
+) -> Result<(ReviewSummary, PathBuf), ReviewError> {
+    let mut summary = summarise(db)?;
+    if !runs.is_empty() {
+        copy_example_pictures(&mut summary.tags, &discover(runs)?, out)?;
+    }
     let json = out.join("review.json");
     write_record(&json, &summary).map_err(|e| ReviewError::file(&json, e.message))?;
     write_csv(&out.join("review.csv"), &rows_csv(&summary.rows))?;
@@ -58,6 +70,30 @@ pub fn write_summary(db: &Path, out: &Path) -> Result<(ReviewSummary, PathBuf), 
     )?;
     write_csv(&out.join("tags.csv"), &tags_csv(&summary.tags))?;
     Ok((summary, json))
+}
+
+/// Copies the overlay of every tag example found in `catalogue` to `out/examples/<id>.png`
+/// (ids are hex digests, so the name is safe) and records the file names.
+fn copy_example_pictures(
+    tags: &mut [TagRecord],
+    catalogue: &Catalogue,
+    out: &Path,
+) -> Result<(), ReviewError> {
+    let folder = out.join(EXAMPLES_FOLDER);
+    for tag in tags {
+        for id in &tag.example_items {
+            let Some(item) = catalogue.get(id) else {
+                continue;
+            };
+            let name = format!("{EXAMPLES_FOLDER}/{id}.png");
+            let to = out.join(&name);
+            std::fs::create_dir_all(&folder).map_err(|e| ReviewError::file(&folder, e))?;
+            crate::io::link_or_copy_atomic(&item.overlay_png, &to)
+                .map_err(|e| ReviewError::file(&to, e))?;
+            tag.pictures.push(name);
+        }
+    }
+    Ok(())
 }
 
 fn write_csv(path: &Path, text: &str) -> Result<(), ReviewError> {
@@ -195,10 +231,12 @@ fn common_tags(answers: &[AnswerRow]) -> Vec<TagRecord> {
         tags.sort_by_key(|(_, rows)| std::cmp::Reverse(rows.len()));
         for (tag, rows) in tags.into_iter().take(TOP_TAGS) {
             let mut examples: Vec<String> = Vec::new();
+            let mut example_items: Vec<String> = Vec::new();
             for r in &rows {
                 let example = format!("{} ({})", r.input, r.class);
                 if !examples.contains(&example) && examples.len() < TAG_EXAMPLES {
                     examples.push(example);
+                    example_items.push(r.item.clone());
                 }
             }
             records.push(TagRecord {
@@ -207,6 +245,8 @@ fn common_tags(answers: &[AnswerRow]) -> Vec<TagRecord> {
                 tag,
                 count: rows.len(),
                 examples,
+                example_items,
+                pictures: Vec::new(),
             });
         }
     }

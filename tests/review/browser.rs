@@ -398,7 +398,15 @@ fn two_raters_rate_with_the_keyboard_through_a_killed_server_and_a_reload() {
     // store_summary.rs), α = 19/41; grad-cam is every odd item (ann w p c, bob w c w),
     // saliency every even one (ann c c w, bob c c w).
     let out = run.join("review");
-    let res = relevance(&["review", "summary", s(&db), "--out", s(&out)]);
+    let res = relevance(&[
+        "review",
+        "summary",
+        s(&db),
+        "--out",
+        s(&out),
+        "--runs",
+        s(&run),
+    ]);
     assert!(
         res.status.success(),
         "{}",
@@ -420,6 +428,20 @@ fn two_raters_rate_with_the_keyboard_through_a_killed_server_and_a_reload() {
     assert!((all.cohen_kappa.unwrap() - 3.0 / 7.0).abs() < 1e-12);
     assert!((all.krippendorff_alpha.unwrap() - 19.0 / 41.0).abs() < 1e-12);
     assert_eq!(summary.tags[0].tag, "eye socket");
+    // With --runs, each example item's overlay is copied beside the summary: the very file
+    // the server showed for that item id.
+    let eye = &summary.tags[0];
+    assert_eq!(eye.pictures.len(), eye.example_items.len());
+    assert!(!eye.pictures.is_empty());
+    let catalogue = relevance::review::items::discover(std::slice::from_ref(&run)).unwrap();
+    for (id, picture) in eye.example_items.iter().zip(&eye.pictures) {
+        assert_eq!(picture, &format!("examples/{id}.png"));
+        let item = catalogue.get(id).expect("an example is a catalogued item");
+        assert_eq!(
+            std::fs::read(out.join(picture)).unwrap(),
+            std::fs::read(&item.overlay_png).unwrap()
+        );
+    }
 
     // The report picks the summary up.
     let report = dir.join("report.html");
@@ -434,8 +456,17 @@ fn two_raters_rate_with_the_keyboard_through_a_killed_server_and_a_reload() {
         html.contains("Expert review") && html.contains("0.429") && html.contains("eye socket")
     );
     assert!(!html.contains("<img src=x onerror"));
+    let grid = &html[html
+        .find("Explanations raters tagged")
+        .expect("tag pictures")..];
+    assert!(html.contains("example 1") && grid.len() < html.len());
     driver.open(&format!("file://{}#review-0", report.display()));
     driver.wait_for("return document.readyState", &json!("complete"));
     driver.script("document.getElementById('review-0').scrollIntoView(); return 0;");
     driver.screenshot(&shots.join("review-report.png"));
+    driver.script(
+        "[...document.querySelectorAll('figcaption, caption, p')]\
+         .find(e => e.textContent.includes('Explanations raters tagged')).scrollIntoView(false); return 0;",
+    );
+    driver.screenshot(&shots.join("review-report-tags.png"));
 }
