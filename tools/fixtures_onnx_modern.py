@@ -23,6 +23,10 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
   pads.{13,17}.onnx        F.pad before convolutions: an asymmetric zero pad (TensorFlow
                            "same", 0 top/left, 1 bottom/right), reflect, replicate (ONNX edge)
                            and a constant 0.5 pad, then GAP + Linear
+  reductions.{13,17}.onnx  after convolutions, a sum over the channels added back
+                           (x + x.sum(1, keepdim=True): ReduceSum over axis 1), then the spatial
+                           maximum and the spatial sum side by side (ReduceMax, ReduceSum over
+                           axes 2, 3; Keras' GlobalMaxPooling2D exports as ReduceMax) + Linear
   <name>.input.npy         the input [1, 3, H, W]
   <name>.logits.npy        torch's logits
   <name>.grad.npy          torch autograd's input gradient of logit TARGET
@@ -135,6 +139,25 @@ class Activations(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class Reductions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 4, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))
+        x = x + 0.1 * x.sum(1, keepdim=True)
+        x = F.relu(self.c2(x))
+        pooled = torch.cat([x.amax((2, 3)), x.sum((2, 3)) / 50.0], 1)
+        return self.fc(pooled)
+
+
+def tiny_reductions():
+    torch.manual_seed(8)
+    return Reductions().eval()
+
+
 def tiny_activations():
     torch.manual_seed(6)
     model = Activations().eval()
@@ -183,6 +206,7 @@ def main():
         write("shufflenet", tiny_shufflenet(), 32, opset)
         write("pads", tiny_pads(), 17, opset)
         write("activations", tiny_activations(), 12, opset)
+        write("reductions", tiny_reductions(), 10, opset)
     write("convnext_nobias", tiny_convnext(bias=False), 32, 17)
     write("convnext", tiny_convnext(), 32, "dynamo")
     hand_built("erf_alone", [helper.make_node("Erf", ["input"], ["out"], name="lonely_erf")], [], 17)

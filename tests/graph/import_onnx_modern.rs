@@ -146,6 +146,28 @@ fn zero_pads_fold_into_convolutions_and_other_pads_become_pad_nodes() {
 }
 
 #[test]
+fn reduce_max_and_reduce_sum_become_global_pools_and_match_torch() {
+    for name in ["reductions.13", "reductions.17"] {
+        let m = load(name);
+        assert_torch_parity(name, &m);
+        // The spatial maximum is a max pooling over the whole map, the sums are means (global
+        // average pooling, channel mean) times the number of values summed.
+        assert_eq!(count(&m, "maxpool2d"), 1, "{name}");
+        assert_eq!(count(&m, "adaptive_avgpool2d"), 1, "{name}");
+        assert_eq!(count(&m, "channel_mean"), 1, "{name}");
+        let composite = Composite::preset("epsilon-plus").unwrap();
+        let lrp = LrpModel::new(&m, composite, &LrpOptions::default()).unwrap();
+        let graph = &lrp.canon.graph;
+        for (node, rule) in &lrp.assignment {
+            let kind = graph.nodes[graph.find(node).unwrap()].op.kind();
+            if ["adaptive_avgpool2d", "channel_mean"].contains(&kind) {
+                assert_eq!(rule, "norm", "{name}: {node}");
+            }
+        }
+    }
+}
+
+#[test]
 fn leaky_relu_elu_selu_prelu_and_channel_means_match_torch_with_their_lrp_rules() {
     for name in ["activations.13", "activations.17"] {
         let m = load(name);

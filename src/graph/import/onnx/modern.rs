@@ -6,7 +6,7 @@ use super::convert::{Attrs, Converter, Dyn, Val, input_name, output_name};
 use super::ops::{reshape_target, usizes};
 use super::proto::NodeProto;
 use super::tensor::{Const, axis};
-use crate::graph::{Conv2d, LayerNorm, Op, PadMode};
+use crate::graph::{Conv2d, LayerNorm, Op, PadMode, Pool2d};
 
 /// The logical axis IR axis 1 (the channels) holds; a rank-1 value has none.
 fn channel_axis(x: &Dyn) -> Result<usize, String> {
@@ -178,14 +178,12 @@ impl Converter {
         Ok(Val::Dyn(Dyn { node, ..x }))
     }
 
-    /// `ReduceMean` over the spatial axes (global average pooling) or over the channels alone;
-    /// the batch axis may not be reduced.
-    pub(super) fn reduce_mean(
-        &mut self,
-        n: &NodeProto,
-        a: &Attrs,
-        name: &str,
-    ) -> Result<Val, String> {
+    /// `ReduceMean`, `ReduceMax` and `ReduceSum` over the spatial axes (a global average or
+    /// max pooling; a sum is the average times the area) or, for the mean and the sum, over
+    /// the channels alone; the batch axis may not be reduced. In LRP a spatial mean or sum is
+    /// average pooling (the Norm rule, zennit's treatment of `AdaptiveAvgPool2d`), a maximum is
+    /// max pooling (winner takes all), and the constant factor of a sum passes relevance on.
+    pub(super) fn reduce(&mut self, n: &NodeProto, a: &Attrs, name: &str) -> Result<Val, String> {
         let x = self.dyn_in(n, 0)?;
         let r = x.rank();
         let given = self.axes_arg(n, a)?;
@@ -194,32 +192,64 @@ impl Converter {
             _ if a.int("noop_with_empty_axes", 0) != 0 => return Ok(Val::Dyn(x)),
             _ => (0..r).collect(),
         };
-        let reduced_ir: Vec<usize> = axes
+        let mut reduced_ir: Vec<usize> = axes
             .iter()
             .filter(|&&ax| x.shape[ax] != 1)
             .map(|&ax| x.ir_axis(ax))
             .collect();
+        reduced_ir.sort_unstable();
+        let dims = x.ir_dims();
+        let spatial: Vec<usize> = (2..4).filter(|&i| dims[i] != 1).collect();
         let over_channels = reduced_ir == [1];
-        if !over_channels && reduced_ir.iter().any(|&i| i < 2) {
+        let over_space = !reduced_ir.is_empty() && reduced_ir == spatial;
+        let op = n.op_type.as_str();
+        if !reduced_ir.is_empty() && !over_space && !(over_channels && op != "ReduceMax") {
             return Err(format!(
                 "attribute axes = {:?} reduces axes of a tensor of shape {:?} that are neither \
-                 the spatial ones (a global average pooling) nor the channels alone",
+                 all the spatial ones (a global pooling){}",
                 given.unwrap_or_default(),
-                x.shape
+                x.shape,
+                if op == "ReduceMax" {
+                    ""
+                } else {
+                    " nor the channels alone"
+                }
             ));
         }
-        if !over_channels && reduced_ir.len() == 1 {
-            return Err(format!(
-                "attribute axes = {:?}: a mean over one spatial axis is not supported",
-                given.unwrap_or_default()
-            ));
-        }
+        let count = reduced_ir.iter().map(|&i| dims[i]).product::<usize>();
         let node = if reduced_ir.is_empty() {
             x.node
-        } else if over_channels {
-            self.push(name, Op::ChannelMean, vec![x.node])
+        } else if op == "ReduceMax" {
+            let pool = Pool2d {
+                kernel: [dims[2], dims[3]],
+                stride: [1, 1],
+                padding: [0; 4],
+                dilation: [1, 1],
+                ceil_mode: false,
+                count_include_pad: true,
+            };
+            self.push(name, Op::MaxPool2d(pool), vec![x.node])
         } else {
-            self.push(name, Op::AdaptiveAvgPool2d { output: [1, 1] }, vec![x.node])
+            let mean_name = if op == "ReduceSum" {
+                format!("{name}/mean")
+            } else {
+                name.to_string()
+            };
+            let mean = if over_channels {
+                self.push(&mean_name, Op::ChannelMean, vec![x.node])
+            } else {
+                self.push(
+                    &mean_name,
+                    Op::AdaptiveAvgPool2d { output: [1, 1] },
+                    vec![x.node],
+                )
+            };
+            if op == "ReduceSum" {
+                let area = self.scalar_node(count as f32, &format!("{name}/count"))?;
+                self.push(name, Op::Mul, vec![mean, area])
+            } else {
+                mean
+            }
         };
         let mut kept = x.shape.clone();
         for &ax in &axes {

@@ -287,7 +287,7 @@ impl Converter {
             "Gelu" => self.gelu(n, a, name),
             "LayerNormalization" => self.layer_norm(n, a, name),
             "ChannelShuffle" => self.channel_shuffle(n, name),
-            "ReduceMean" => self.reduce_mean(n, a, name),
+            "ReduceMean" | "ReduceMax" | "ReduceSum" => self.reduce(n, a, name),
             "Slice" => self.slice(n, name),
             "Erf" => Err(
                 "Erf is supported only inside GELU's pattern x·0.5·(1 + erf(x/√2)), which this \
@@ -525,7 +525,7 @@ impl Converter {
     }
 
     /// A one-element `Constant` node.
-    fn scalar_node(&mut self, v: f32, name: &str) -> Result<NodeId, String> {
+    pub(super) fn scalar_node(&mut self, v: f32, name: &str) -> Result<NodeId, String> {
         let key = self.param(name, vec![1, 1, 1, 1], vec![v], false)?;
         Ok(self.push(name, Op::Constant(key), vec![]))
     }
