@@ -25,7 +25,7 @@ fn folder(dir: &Path, classes: &[(&str, &[&str])]) -> PathBuf {
 }
 
 fn stems(data: &Path, limit: Option<usize>) -> Vec<String> {
-    select_images(data, SplitChoice::All, limit, None)
+    select_images(data, SplitChoice::All, limit, None, false)
         .unwrap()
         .images
         .into_iter()

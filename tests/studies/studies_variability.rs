@@ -9,23 +9,25 @@ use std::path::Path;
 use relevance::data::npy::{read_npy, write_npy};
 use relevance::methods::MapStyle;
 use relevance::studies::fit::{kmeans, mean_sd, polyfit};
-use relevance::studies::toolkit::SplitChoice;
 use relevance::studies::toolkit::TargetRule;
+use relevance::studies::toolkit::{SplitChoice, StudyInputs};
 use relevance::studies::variability::{VariabilityOptions, normalise_map, pixel_mean_sd, run};
 use studies_common::*;
 
 fn options(models: Vec<std::path::PathBuf>, data: &Path, out: &Path) -> VariabilityOptions {
-    VariabilityOptions {
+    let mut inputs = StudyInputs::new(
         models,
-        data: data.to_path_buf(),
-        split: SplitChoice::Test,
-        limit: Some(6),
-        batch: 4,
-        methods: vec!["grad-cam".into(), "saliency".into()],
+        data.to_path_buf(),
+        out.to_path_buf(),
+        4,
+        &["grad-cam", "saliency"],
+    );
+    inputs.split = SplitChoice::Test;
+    inputs.limit = Some(6);
+    VariabilityOptions {
         clusters: 2,
         examples: 2,
-        out: out.to_path_buf(),
-        ..VariabilityOptions::default()
+        ..VariabilityOptions::with_inputs(inputs)
     }
 }
 

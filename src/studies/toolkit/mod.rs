@@ -2,6 +2,7 @@
 //!
 //! - [`models`]: opening `--models` (files, ensembles, `seed-*` folders) as labelled
 //!   [`StudyModel`]s;
+//! - [`inputs`]: [`StudyInputs`], what every study reads and where it writes;
 //! - [`images`]: the split, the one `--limit` rule ([`limit_interleaved`]: classes
 //!   interleaved) and reading images and masks into the model's frame;
 //! - [`methods`]: building methods from the specs the user typed ([`study_methods`]) and
@@ -15,6 +16,7 @@
 
 pub mod figures;
 pub mod images;
+pub mod inputs;
 pub mod methods;
 pub mod models;
 pub mod outputs;
@@ -28,6 +30,7 @@ pub use images::{
     Selection, SplitChoice, StudyImage, label_for_model, limit_interleaved, load_batch, load_mask,
     load_planes, model_label, planes_to_input, select_images, shard_images,
 };
+pub use inputs::StudyInputs;
 pub use methods::{
     BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, method_options_json,
     predictions, prepare_all, score_all, study_methods,
