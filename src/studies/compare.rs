@@ -31,8 +31,8 @@ use super::paired;
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, check_same_frame,
-    create_dir, figure_stem, jnum, label_for_model, load_batch, load_mask, load_models, num,
-    progress_bar, save_picture, save_plot, write_csv, write_figures,
+    create_dir, figure_stem, has_class, jnum, label_for_model, load_batch, load_mask, load_models,
+    num, progress_bar, save_picture, save_plot, write_csv, write_figures,
 };
 use super::{StudyError, StudyOutcome};
 use crate::metrics::MapView;
@@ -631,7 +631,7 @@ fn per_image_table(
                 sel.models[r.model].label.clone(),
                 mm.targets[r.image].to_string(),
                 pred.to_string(),
-                flag(pred == img.label),
+                flag(has_class(mm.head, &mm.probs[r.image], img.label)),
                 opt(r.com.map(|c| c.0)),
                 opt(r.com.map(|c| c.1)),
                 opt(r.com.zip(obj_centre).map(|(a, b)| dist(a, b))),
@@ -705,7 +705,7 @@ fn aggregate(
         .images
         .iter()
         .zip(&mm.probs)
-        .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+        .filter(|(i, p)| has_class(mm.head, p, i.label))
         .count();
     let over_objects = |f: &dyn Fn(&MaskAgreement) -> f64| finite_mean(objs.iter().map(f));
     Aggregate {

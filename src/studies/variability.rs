@@ -30,9 +30,9 @@ use super::stats::{Fit as StatsFit, polyfit_with_band};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, check_same_frame,
-    create_dir, figure_stem, jnum, label_for_model, load_batch, load_models, method_options_json,
-    num, progress_bar, save_picture, save_plot, with_colour_bar, write_csv, write_figures,
-    write_json,
+    create_dir, figure_stem, has_class, jnum, label_for_model, load_batch, load_models,
+    method_options_json, num, progress_bar, save_picture, save_plot, with_colour_bar, write_csv,
+    write_figures, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::npy::write_npy;
@@ -339,7 +339,7 @@ fn accuracy(sel: &Selected, all: &[ModelMaps], t: &mut Tables) -> (f64, f64) {
         sel.images
             .iter()
             .zip(&mm.probs)
-            .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+            .filter(|(i, p)| has_class(mm.head, p, i.label))
             .count() as f64
             / sel.images.len() as f64
     });
@@ -387,11 +387,7 @@ fn scores(
     for (i, img) in sel.images.iter().enumerate() {
         let corrects: Vec<f64> = all
             .iter()
-            .map(|mm| {
-                f64::from(u8::from(
-                    crate::metrics::scorer::argmax(&mm.probs[i]) == img.label,
-                ))
-            })
+            .map(|mm| f64::from(u8::from(has_class(mm.head, &mm.probs[i], img.label))))
             .collect();
         let probs: Vec<f64> = all
             .iter()
@@ -935,7 +931,7 @@ fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), 
             "raw": "input-space maps as returned; gradient CAMs before min-max scaling (max(sum_c w_c A_c, 0), bilinear upsampling); other CAMs have no raw form",
             "map_sd": "mean over pixels of the per-pixel sample SD (n-1) across models",
             "raw_map_sd_rel": "raw map SD / mean over pixels of |raw mean map|",
-            "correctness": "1 if the model's argmax is the true class",
+            "correctness": "1 if the model gives the image its true class: the argmax is that class (softmax, binary logit), or its probability is at least 0.5 (sigmoid, multi-label)",
             "target": opts.target,
             "target_prob": "probability of the explained class under the model's head (softmax unless the card says sigmoid or binary-logit)",
             "fits": "least-squares polynomials with OLS inference: quadratic-term t-test p-values (quad_c2_p, prob_quad_c2_p) and 95% confidence bands of the fitted mean in the figures",

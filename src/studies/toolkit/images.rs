@@ -8,7 +8,7 @@
 //! the training files), which is its stem in every per-image output, and its pixels are held
 //! decoded in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -276,11 +276,26 @@ pub fn select_images(
     if samples.is_empty() {
         return Err(StudyError::file(data, format!("no images in the {how}")));
     }
+    let mut rows_per_path: HashMap<&Path, usize> = HashMap::new();
+    for c in &samples {
+        *rows_per_path.entry(&c.sample.path).or_default() += 1;
+    }
+    // A multi-label list names an image once per true class: each row is a unit of its own,
+    // named by the image and the class.
+    let repeated: HashSet<PathBuf> = rows_per_path
+        .into_iter()
+        .filter(|&(_, n)| n > 1)
+        .map(|(p, _)| p.to_path_buf())
+        .collect();
     let mut seen = HashSet::new();
     let images = interleave(samples, classes.len(), limit, |c| &c.sample)
         .into_iter()
         .map(|Candidate { sample: s, pixels }| {
-            let stem = s.path.file_stem().unwrap_or_default().to_string_lossy();
+            let file_stem = s.path.file_stem().unwrap_or_default().to_string_lossy();
+            let stem = match repeated.contains(&s.path) {
+                true => format!("{file_stem}-{}", classes[s.label]),
+                false => file_stem.into_owned(),
+            };
             StudyImage {
                 stem: unique_name(safe_component(&stem), &mut seen),
                 class: classes[s.label].clone(),

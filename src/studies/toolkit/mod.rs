@@ -40,7 +40,7 @@ pub use outputs::{
     Summary, Table, create_dir, csv_field, jnum, mean_sd, median, num, per_image_dir,
     prepare_cache, progress_bar, read_previous, resume, write_csv, write_json, write_text,
 };
-pub use target::TargetRule;
+pub use target::{TargetRule, has_class};
 
 /// What a study run covered, handed to its output phases.
 pub struct RunFacts {
