@@ -9,7 +9,8 @@
 //!   getting their maps ([`explain_planes`]), the only way a study reaches the methods;
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
 //! - [`figures`]: plots and pictures with their `figures.json` entries;
-//! - [`target`]: the one [`TargetRule`] (predicted or true class).
+//! - [`target`]: the one [`TargetRule`] (predicted or true class) and [`has_class`] (whether a
+//!   model gives an image a class, by its head).
 //!
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
