@@ -2,9 +2,8 @@
 
 use anyhow::{Result, anyhow};
 
-use super::shard_args::Sharding;
-use super::study_args::{StudyArgs, command_line};
-use crate::studies::compare::{CompareOptions, parse_threshold, run as run_study};
+use super::study_args::{StudyArgs, WroteLine, finish};
+use crate::studies::compare::{CompareOptions, DEFAULT_METHODS, parse_threshold, run as run_study};
 use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance compare`.
@@ -36,36 +35,19 @@ pub struct CompareArgs {
 
 /// Runs the command.
 pub fn run(args: CompareArgs) -> Result<()> {
-    let s = &args.study;
-    let sharding = s.begin_shard(&s.out_or("compare"))?;
-    if let Sharding::Done(_) = sharding {
+    let Some((inputs, sharding)) = args.study.begin("compare", DEFAULT_METHODS)? else {
         return Ok(());
-    }
-    let defaults = CompareOptions::default();
+    };
     let opts = CompareOptions {
-        models: s.models.clone(),
-        data: s.data.clone(),
-        split: s.split,
-        limit: s.limit,
-        batch: s.batch(),
-        methods: s.method_list().unwrap_or(defaults.methods),
-        method_options: s.method_options()?,
         target: args.target,
         threshold: parse_threshold(&args.threshold).map_err(|e| anyhow!(e))?,
         tolerance: args.tolerance,
         correct_mass: args.correct_mass,
         grid_images: args.grid_images,
         com_normalisation: args.com_normalisation,
-        out: sharding.out(&s.out_or("compare")),
-        command: Some(command_line()),
-        shards: s.shards(),
-        maps_only: s.shard.shard.is_some(),
+        maps_only: args.study.shard.shard.is_some(),
+        ..CompareOptions::with_inputs(inputs)
     };
-    let outcome = run_study(&opts, !s.no_progress)?;
-    sharding.finish()?;
-    for line in &outcome.headline {
-        outln!("{line}")?;
-    }
-    eprintln!("wrote {}", outcome.out.display());
-    Ok(())
+    let outcome = run_study(&opts, !args.study.no_progress)?;
+    finish(sharding, &outcome, WroteLine::Stderr)
 }

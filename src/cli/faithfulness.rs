@@ -2,12 +2,11 @@
 
 use anyhow::Result;
 
-use super::shard_args::Sharding;
-use super::study_args::{StudyArgs, command_line};
+use super::study_args::{StudyArgs, WroteLine, finish};
 use crate::metrics::road::RoadSelection;
 use crate::studies::faithfulness::{
-    FaithfulnessOptions, IdConventions, RoadSettings, SubstrateSpec, parse_road_percentages,
-    parse_step, parse_ties, run,
+    DEFAULT_METHODS, FaithfulnessOptions, IdConventions, RoadSettings, SubstrateSpec,
+    parse_road_percentages, parse_step, parse_ties, run,
 };
 use crate::studies::toolkit::TargetRule;
 
@@ -121,29 +120,13 @@ pub fn run_cli(args: FaithfulnessArgs) -> Result<()> {
     }
     let road = road_settings(&args)?;
     let s = &args.study;
-    let sharding = s.begin_shard(&s.out_or("faithfulness"))?;
-    if let Sharding::Done(_) = sharding {
+    let Some((inputs, sharding)) = s.begin("faithfulness", DEFAULT_METHODS)? else {
         return Ok(());
-    }
-    let out = sharding.out(&s.out_or("faithfulness"));
-    let mut opts = FaithfulnessOptions::new(s.models.clone(), s.data.clone(), out);
-    opts.shards = s.shards();
-    opts.split = s.split;
-    opts.limit = s.limit;
-    opts.batch = s.batch();
-    if let Some(m) = s.method_list() {
-        opts.methods = m;
-    }
-    opts.method_options = s.method_options()?;
+    };
+    let mut opts = FaithfulnessOptions::with_inputs(inputs);
     opts.conventions = conv;
     opts.save_maps = args.save_maps;
     opts.road = road;
-    opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
-    sharding.finish()?;
-    for line in &outcome.headline {
-        outln!("{line}")?;
-    }
-    outln!("wrote {}", outcome.out.display())?;
-    Ok(())
+    finish(sharding, &outcome, WroteLine::Stdout)
 }

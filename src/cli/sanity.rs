@@ -4,9 +4,8 @@
 
 use anyhow::Result;
 
-use super::shard_args::Sharding;
-use super::study_args::{StudyArgs, command_line};
-use crate::studies::sanity::{SanityOptions, run};
+use super::study_args::{StudyArgs, WroteLine, finish};
+use crate::studies::sanity::{DEFAULT_METHODS, SanityOptions, run};
 use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance sanity`.
@@ -40,32 +39,16 @@ pub fn run_cli(args: SanityArgs) -> Result<()> {
         "--top-k must be a fraction in (0, 1], got {}",
         args.top_k
     );
-    let sharding = s.begin_shard(&s.out_or("sanity"))?;
-    if let Sharding::Done(_) = sharding {
+    let Some((inputs, sharding)) = s.begin("sanity", DEFAULT_METHODS)? else {
         return Ok(());
-    }
-    let out = sharding.out(&s.out_or("sanity"));
-    let mut opts = SanityOptions::new(s.models.clone(), s.data.clone(), out);
-    opts.shards = s.shards();
-    opts.split = s.split;
-    opts.limit = s.limit;
-    opts.batch = s.batch();
-    if let Some(m) = s.method_list() {
-        opts.methods = m;
-    }
-    opts.method_options = s.method_options()?;
+    };
+    let mut opts = SanityOptions::with_inputs(inputs);
     opts.target = args.target;
     opts.comparison.top_fraction = args.top_k;
     opts.comparison.abs = !args.signed;
     opts.include_batchnorm = !args.keep_batchnorm;
     opts.threshold = args.threshold;
     opts.seed = s.method.seed;
-    opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
-    sharding.finish()?;
-    for line in &outcome.headline {
-        outln!("{line}")?;
-    }
-    outln!("wrote {}", outcome.out.display())?;
-    Ok(())
+    finish(sharding, &outcome, WroteLine::Stdout)
 }

@@ -2,9 +2,8 @@
 
 use anyhow::Result;
 
-use super::shard_args::Sharding;
-use super::study_args::{StudyArgs, command_line};
-use crate::studies::stability::{NamedAug, StabilityOptions, run};
+use super::study_args::{StudyArgs, WroteLine, finish};
+use crate::studies::stability::{DEFAULT_METHODS, NamedAug, StabilityOptions, run};
 use crate::studies::toolkit::TargetRule;
 
 /// Arguments of `relevance stability`.
@@ -35,20 +34,10 @@ pub struct StabilityArgs {
 /// Runs the command.
 pub fn run_cli(args: StabilityArgs) -> Result<()> {
     let s = &args.study;
-    let sharding = s.begin_shard(&s.out_or("stability"))?;
-    if let Sharding::Done(_) = sharding {
+    let Some((inputs, sharding)) = s.begin("stability", DEFAULT_METHODS)? else {
         return Ok(());
-    }
-    let out = sharding.out(&s.out_or("stability"));
-    let mut opts = StabilityOptions::new(s.models.clone(), s.data.clone(), out);
-    opts.shards = s.shards();
-    opts.split = s.split;
-    opts.limit = s.limit;
-    opts.batch = s.batch();
-    if let Some(m) = s.method_list() {
-        opts.methods = m;
-    }
-    opts.method_options = s.method_options()?;
+    };
+    let mut opts = StabilityOptions::with_inputs(inputs);
     // Parsed here rather than by clap, so a bad value is one `error:` line with exit status 1.
     opts.augmentations = args
         .augment
@@ -59,12 +48,6 @@ pub fn run_cli(args: StabilityArgs) -> Result<()> {
     opts.top_k = args.top_k;
     opts.seed = s.method.seed;
     opts.save_maps = args.save_maps;
-    opts.command = Some(command_line());
     let outcome = run(&opts, !s.no_progress)?;
-    sharding.finish()?;
-    for line in &outcome.headline {
-        outln!("{line}")?;
-    }
-    outln!("wrote {}", outcome.out.display())?;
-    Ok(())
+    finish(sharding, &outcome, WroteLine::Stdout)
 }

@@ -1,5 +1,6 @@
-//! Flags shared by the four study subcommands (`variability`, `compare`, `faithfulness`,
-//! `stability`): what to study ([`StudyArgs`]) and the method options ([`MethodArgs`], the same
+//! Flags shared by the study subcommands (`variability`, `compare`, `faithfulness`,
+//! `stability`, `sanity`): what to study ([`StudyArgs`], turned into the library's
+//! [`StudyInputs`] by [`StudyArgs::begin`]) and the method options ([`MethodArgs`], the same
 //! flags as `relevance explain`).
 
 use std::path::PathBuf;
@@ -10,7 +11,8 @@ use super::method_args::{MethodArgs, split_specs};
 use super::shard_args::{ShardArgs, Sharding};
 use crate::data::shard::ShardSet;
 use crate::methods::MethodOptions;
-use crate::studies::toolkit::SplitChoice;
+use crate::studies::StudyOutcome;
+use crate::studies::toolkit::{SplitChoice, StudyInputs};
 
 /// Models, data, images, methods and output of a study.
 #[derive(clap::Args, Debug)]
@@ -19,12 +21,13 @@ pub struct StudyArgs {
     /// folders holding ensemble.json (all members), or seed-* folders.
     #[arg(long, num_args = 1.., required = true)]
     pub models: Vec<PathBuf>,
-    /// ImageFolder data set (one sub-folder per class); <stem>.mask.png object masks and
-    /// <stem>.marker.png confounder masks beside the images are used where present.
+    /// Data set, as `train` reads it: an ImageFolder (one sub-folder per class), a CSV list
+    /// `path,label[,mask]`, or a folder of MNIST-style IDX files; <stem>.mask.png object masks
+    /// and <stem>.marker.png confounder masks beside the images are used where present.
     #[arg(long)]
     pub data: PathBuf,
-    /// test (the split recorded in the first model's model.train.json, else a test/ folder,
-    /// else all images) or all.
+    /// test (the split recorded in the first model's model.train.json — for IDX the t10k
+    /// files —, else a test/ folder, else all images) or all.
     #[arg(long, default_value = "test")]
     pub split: SplitChoice,
     /// At most N images, classes interleaved: the first image of each class (in path order),
@@ -99,6 +102,58 @@ impl StudyArgs {
     pub fn out_or(&self, study: &str) -> PathBuf {
         self.out.clone().unwrap_or_else(|| PathBuf::from(study))
     }
+
+    /// Starts the study `study` (its name is the default output folder; `default_methods`
+    /// apply without `--methods`): its [`StudyInputs`] and how the run is sharded, or `None`
+    /// when this shard has already finished.
+    pub fn begin(
+        &self,
+        study: &str,
+        default_methods: &[&str],
+    ) -> Result<Option<(StudyInputs, Sharding)>> {
+        let out = self.out_or(study);
+        let sharding = self.begin_shard(&out)?;
+        if let Sharding::Done(_) = sharding {
+            return Ok(None);
+        }
+        let inputs = StudyInputs {
+            models: self.models.clone(),
+            data: self.data.clone(),
+            split: self.split,
+            limit: self.limit,
+            batch: self.batch(),
+            methods: self
+                .method_list()
+                .unwrap_or_else(|| default_methods.iter().map(|m| m.to_string()).collect()),
+            method_options: self.method_options()?,
+            out: sharding.out(&out),
+            command: Some(command_line()),
+            shards: self.shards(),
+        };
+        Ok(Some((inputs, sharding)))
+    }
+}
+
+/// Where a study's result line `wrote <folder>` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WroteLine {
+    /// On stdout, after the headline.
+    Stdout,
+    /// On stderr (stdout keeps only the headline).
+    Stderr,
+}
+
+/// Ends a study run: finishes the shard, prints the headline on stdout and the output folder.
+pub fn finish(sharding: Sharding, outcome: &StudyOutcome, wrote: WroteLine) -> Result<()> {
+    sharding.finish()?;
+    for line in &outcome.headline {
+        outln!("{line}")?;
+    }
+    match wrote {
+        WroteLine::Stdout => outln!("wrote {}", outcome.out.display())?,
+        WroteLine::Stderr => eprintln!("wrote {}", outcome.out.display()),
+    }
+    Ok(())
 }
 
 /// The command line as run, for `summary.json`.

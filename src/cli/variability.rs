@@ -2,10 +2,9 @@
 
 use anyhow::Result;
 
-use super::shard_args::Sharding;
-use super::study_args::{StudyArgs, command_line};
+use super::study_args::{StudyArgs, WroteLine, finish};
 use crate::studies::toolkit::TargetRule;
-use crate::studies::variability::{VariabilityOptions, run as run_study};
+use crate::studies::variability::{DEFAULT_METHODS, VariabilityOptions, run as run_study};
 
 /// Arguments of `relevance variability`.
 #[derive(clap::Args, Debug)]
@@ -28,33 +27,17 @@ pub struct VariabilityArgs {
 /// Runs the command.
 pub fn run(args: VariabilityArgs) -> Result<()> {
     let s = &args.study;
-    let sharding = s.begin_shard(&s.out_or("variability"))?;
-    if let Sharding::Done(_) = sharding {
+    let Some((inputs, sharding)) = s.begin("variability", DEFAULT_METHODS)? else {
         return Ok(());
-    }
-    let defaults = VariabilityOptions::default();
+    };
     let opts = VariabilityOptions {
-        models: s.models.clone(),
-        data: s.data.clone(),
-        split: s.split,
-        limit: s.limit,
-        batch: s.batch(),
-        methods: s.method_list().unwrap_or(defaults.methods),
-        method_options: s.method_options()?,
         target: args.target,
         clusters: args.clusters,
         examples: args.examples,
         seed: s.method.seed,
-        out: sharding.out(&s.out_or("variability")),
-        command: Some(command_line()),
-        shards: s.shards(),
         maps_only: s.shard.shard.is_some(),
+        ..VariabilityOptions::with_inputs(inputs)
     };
     let outcome = run_study(&opts, !s.no_progress)?;
-    sharding.finish()?;
-    for line in &outcome.headline {
-        outln!("{line}")?;
-    }
-    eprintln!("wrote {}", outcome.out.display());
-    Ok(())
+    finish(sharding, &outcome, WroteLine::Stderr)
 }

@@ -22,6 +22,20 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+/// The class names of an IDX set whose labels run `0..count`: Fashion-MNIST's names for ten
+/// classes, else the label numbers (`0`, `1`, …). `train` and the studies name classes by this
+/// one rule, so a study matches an IDX-trained model's classes by name.
+pub fn class_names(count: usize) -> Vec<String> {
+    if count == FASHION_MNIST_CLASSES.len() {
+        FASHION_MNIST_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        (0..count).map(|c| c.to_string()).collect()
+    }
+}
+
 /// An unsigned-byte IDX array.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {

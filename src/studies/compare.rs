@@ -30,13 +30,11 @@ use super::maps::{MapsRequest, ModelMaps, model_maps};
 use super::paired;
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
-    create_dir, figure_stem, jnum, label_for_model, load_batch, load_mask, load_models, num,
-    progress_bar, save_picture, save_plot, select_images, shard_images, study_methods, write_csv,
-    write_figures,
+    Figure, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, check_same_frame,
+    create_dir, figure_stem, has_class, jnum, label_for_model, load_batch, load_mask, load_models,
+    num, progress_bar, save_picture, save_plot, write_csv, write_figures,
 };
 use super::{StudyError, StudyOutcome};
-use crate::methods::MethodOptions;
 use crate::metrics::MapView;
 use crate::metrics::centre::{ComNormalisation, Mass, centre_of_mass};
 use crate::metrics::localisation::{
@@ -50,22 +48,9 @@ use crate::tensor::to_vec;
 /// Options of the method-comparison study.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
-    /// Models (weights files, `ensemble.json` folders, `seed-*` folders).
-    pub models: Vec<PathBuf>,
-    /// ImageFolder data set (object masks `<stem>.mask.png`, marker masks `<stem>.marker.png`).
-    pub data: PathBuf,
-    /// Which images (default: the test split).
-    pub split: SplitChoice,
-    /// At most this many images, classes interleaved ([`super::toolkit::limit_interleaved`];
-    /// default: all of the split).
-    pub limit: Option<usize>,
-    /// Images per forward pass (default 16).
-    pub batch: usize,
-    /// Methods as `relevance explain` takes them (default `grad-cam`, `saliency`,
-    /// `input-x-gradient`, `lrp-epsilon-plus`); the text typed labels the outputs.
-    pub methods: Vec<String>,
-    /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
-    pub method_options: MethodOptions,
+    /// Models, data (object masks `<stem>.mask.png`, marker masks `<stem>.marker.png`),
+    /// images, methods (default [`DEFAULT_METHODS`]), batch (default 16), output.
+    pub inputs: StudyInputs,
     /// Class explained (default: the true class).
     pub target: TargetRule,
     /// How maps are binarised for IoUs (default: the top 20 % of pixels).
@@ -78,45 +63,45 @@ pub struct CompareOptions {
     pub com_normalisation: ComNormalisation,
     /// Images shown in the heatmap grid per model (default 8).
     pub grid_images: usize,
-    /// Output folder.
-    pub out: PathBuf,
-    /// The command line, recorded in `summary.json`.
-    pub command: Option<Vec<String>>,
-    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
-    pub shards: Option<crate::data::shard::ShardSet>,
     /// Stop after the maps phase: what a shard of a sharded run computes (its images'
     /// predictions and maps in `cache/`); the merge summarises them all.
     pub maps_only: bool,
 }
 
-impl Default for CompareOptions {
-    fn default() -> Self {
+/// Methods compared when none are named.
+pub const DEFAULT_METHODS: &[&str] = &[
+    "grad-cam",
+    "saliency",
+    "input-x-gradient",
+    "lrp-epsilon-plus",
+];
+
+impl CompareOptions {
+    /// The study's options with its defaults on `inputs`.
+    pub fn with_inputs(inputs: StudyInputs) -> Self {
         CompareOptions {
-            models: Vec::new(),
-            data: PathBuf::new(),
-            split: SplitChoice::Test,
-            limit: None,
-            batch: 16,
-            methods: [
-                "grad-cam",
-                "saliency",
-                "input-x-gradient",
-                "lrp-epsilon-plus",
-            ]
-            .map(String::from)
-            .to_vec(),
-            method_options: MethodOptions::default(),
+            inputs,
             target: TargetRule::True,
             threshold: Threshold::TopFraction(0.2),
             tolerance: 0.0,
             correct_mass: 0.5,
             com_normalisation: ComNormalisation::Mass,
             grid_images: 8,
-            out: PathBuf::from("compare"),
-            command: None,
-            shards: None,
             maps_only: false,
         }
+    }
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        let inputs = StudyInputs::new(
+            Vec::new(),
+            PathBuf::new(),
+            PathBuf::from("compare"),
+            16,
+            DEFAULT_METHODS,
+        );
+        CompareOptions::with_inputs(inputs)
     }
 }
 
@@ -276,7 +261,7 @@ type PairMatrix<T> = Vec<Vec<T>>;
 /// Runs the study; see the module documentation.
 pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
     let sel = select(opts)?;
-    create_dir(&opts.out)?;
+    create_dir(&opts.inputs.out)?;
     let all = maps(opts, &sel, progress)?;
     if opts.maps_only {
         return Ok(maps_outcome(opts, &sel));
@@ -284,7 +269,7 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
     let scores = score(opts, &sel, &all, progress)?;
     let (table, tests, mut headline) = tables(opts, &sel, &all, &scores)?;
     let figures = figures(opts, &sel, &all, &scores)?;
-    write_figures(&opts.out, &figures)?;
+    write_figures(&opts.inputs.out, &figures)?;
     if headline.is_empty() {
         headline.push(format!(
             "{} method(s) compared on {} images with {} model(s); the data has no object or marker masks, so only centres of mass and method agreement are reported.",
@@ -295,7 +280,7 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
     }
     summary(opts, &sel, (table, tests), &headline)?;
     Ok(StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline,
     })
 }
@@ -303,7 +288,7 @@ pub fn run(opts: &CompareOptions, progress: bool) -> Result<StudyOutcome, StudyE
 /// What a shard that stops after the maps phase reports.
 fn maps_outcome(opts: &CompareOptions, sel: &Selected) -> StudyOutcome {
     StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline: vec![format!(
             "Maps of {} of {} images × {} models × {} methods cached under cache/; \
              `relevance merge` summarises them.",
@@ -317,14 +302,13 @@ fn maps_outcome(opts: &CompareOptions, sel: &Selected) -> StudyOutcome {
 
 /// Select: models (one input size), images labelled for the first model, methods, masks.
 fn select(opts: &CompareOptions) -> Result<Selected, StudyError> {
-    let models = load_models(&opts.models)?;
+    let models = load_models(&opts.inputs.models)?;
     check_same_frame(&models, false)?;
     let first = &models[0].model;
-    let split = models[0].split();
-    let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let chosen = opts.inputs.select_images(&models[0])?;
     let selection = label_for_model(chosen.images, first)?;
-    let images = shard_images(selection.clone(), opts.shards.as_ref())?;
-    let methods = study_methods(&opts.methods, &opts.method_options)?;
+    let images = opts.inputs.shard_images(selection.clone())?;
+    let methods = opts.inputs.study_methods()?;
     let masks = |of: fn(&StudyImage) -> Option<&Path>| {
         images
             .iter()
@@ -358,7 +342,7 @@ fn maps(
     sel: &Selected,
     progress: bool,
 ) -> Result<Vec<ModelMaps>, StudyError> {
-    let batches = sel.images.len().div_ceil(opts.batch.max(1));
+    let batches = sel.images.len().div_ceil(opts.inputs.batch.max(1));
     let bar = progress_bar(
         sel.models.len() * batches,
         "compare: models × batches",
@@ -368,17 +352,20 @@ fn maps(
         images: &sel.images,
         selection: &sel.selection,
         methods: &sel.methods,
-        method_options: &opts.method_options,
+        method_options: &opts.inputs.method_options,
         target: opts.target,
-        batch: opts.batch,
+        batch: opts.inputs.batch,
     };
     let all = sel
         .models
         .iter()
         .map(|m| {
-            model_maps(m, &req, &opts.out.join("cache").join(&m.label), &|| {
-                bar.inc(1)
-            })
+            model_maps(
+                m,
+                &req,
+                &opts.inputs.out.join("cache").join(&m.label),
+                &|| bar.inc(1),
+            )
         })
         .collect();
     bar.finish_and_clear();
@@ -572,7 +559,7 @@ fn model_tests(
         );
         measures.push((measure, tests));
     }
-    paired::write_model_comparisons(&opts.out.join("model_tests.csv"), &measures)?;
+    paired::write_model_comparisons(&opts.inputs.out.join("model_tests.csv"), &measures)?;
     let rows = measures
         .iter()
         .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
@@ -644,7 +631,7 @@ fn per_image_table(
                 sel.models[r.model].label.clone(),
                 mm.targets[r.image].to_string(),
                 pred.to_string(),
-                flag(pred == img.label),
+                flag(has_class(mm.head, &mm.probs[r.image], img.label)),
                 opt(r.com.map(|c| c.0)),
                 opt(r.com.map(|c| c.1)),
                 opt(r.com.zip(obj_centre).map(|(a, b)| dist(a, b))),
@@ -658,7 +645,11 @@ fn per_image_table(
             ]
         })
         .collect();
-    write_csv(&opts.out.join("per_image.csv"), &PER_IMAGE_COLUMNS, &rows)
+    write_csv(
+        &opts.inputs.out.join("per_image.csv"),
+        &PER_IMAGE_COLUMNS,
+        &rows,
+    )
 }
 
 const METRICS_COLUMNS: [&str; 20] = [
@@ -714,7 +705,7 @@ fn aggregate(
         .images
         .iter()
         .zip(&mm.probs)
-        .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+        .filter(|(i, p)| has_class(mm.head, p, i.label))
         .count();
     let over_objects = |f: &dyn Fn(&MaskAgreement) -> f64| finite_mean(objs.iter().map(f));
     Aggregate {
@@ -811,7 +802,7 @@ fn metrics_table(
             headline.extend(aggregate_headline(&model.label, name, &a));
         }
     }
-    write_csv(&opts.out.join("metrics.csv"), &METRICS_COLUMNS, &csv)?;
+    write_csv(&opts.inputs.out.join("metrics.csv"), &METRICS_COLUMNS, &csv)?;
     Ok((table, headline))
 }
 
@@ -873,7 +864,7 @@ fn matrix_table(
         }
     }
     write_csv(
-        &opts.out.join("method_matrix.csv"),
+        &opts.inputs.out.join("method_matrix.csv"),
         &["model", "method_a", "method_b", "iou", "com_distance"],
         &rows,
     )?;
@@ -936,7 +927,7 @@ fn model_matrix_table(
         }
     }
     write_csv(
-        &opts.out.join("model_matrix.csv"),
+        &opts.inputs.out.join("model_matrix.csv"),
         &[
             "method",
             "class",
@@ -1088,7 +1079,7 @@ fn matrix_figures(
     let threshold = threshold_name(opts.threshold);
     Ok([
         save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &stem("iou-matrix"),
             &Plot::new(
                 &format!("IoU of thresholded maps ({label})"),
@@ -1101,7 +1092,7 @@ fn matrix_figures(
             ),
         )?,
         save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &stem("com-distance"),
             &Plot::new(
                 &format!("Distance of centres of mass ({label})"),
@@ -1147,7 +1138,7 @@ fn model_matrix_figures(
     let threshold = threshold_name(opts.threshold);
     Ok([
         save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &figure_stem("model-iou-matrix", method),
             &Plot::new(
                 &format!("IoU of {method} maps across models"),
@@ -1160,7 +1151,7 @@ fn model_matrix_figures(
             ),
         )?,
         save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &figure_stem("model-com-distance", method),
             &Plot::new(
                 &format!("Distance of {method} centres of mass across models"),
@@ -1196,7 +1187,7 @@ fn com_figure(
         })
         .collect();
     save_plot(
-        &opts.out,
+        &opts.inputs.out,
         "centres-of-mass",
         &Plot::new(
             "Centres of mass of the maps",
@@ -1249,7 +1240,7 @@ fn grid_figure(
         tiles.push(row);
     }
     save_picture(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("grid", label),
         &grid(&tiles, 3),
         &format!("Maps of {label}: inputs × methods"),
@@ -1269,7 +1260,7 @@ fn summary(
 ) -> Result<(), StudyError> {
     let mut summary = Summary::new(
         "compare",
-        opts.command.clone(),
+        opts.inputs.command.clone(),
         json!({
             "target": opts.target,
             "mass": "positive relevance max(R, 0); maps reduced to one plane by the method's style (signed: channel sum; magnitude: max |.|; CAM as returned)",
@@ -1282,11 +1273,11 @@ fn summary(
             "correct_map": format!("relevance mass on the object >= {}", opts.correct_mass),
             "marker_mass": "share of positive relevance on the marker mask, tagged images only",
             "model_tests": "models compared per method on the same images (object mass, object IoU, marker mass): mean difference with a 95 % BCa bootstrap interval, two-sided Wilcoxon signed-rank (scipy defaults) and paired t p-values, Holm over the measure's pairs; significant = Holm p < 0.05",
-            "split": opts.split,
+            "split": opts.inputs.split,
             "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
             "images": sel.images.len(),
             "methods": sel.names(),
-            "method_options": super::toolkit::method_options_json(&opts.method_options),
+            "method_options": super::toolkit::method_options_json(&opts.inputs.method_options),
         }),
     );
     summary.headline = headline.to_vec();
@@ -1306,5 +1297,5 @@ fn summary(
     if !tests.is_empty() {
         summary.tests = Table::new(&TEST_COLUMNS, tests);
     }
-    summary.write(&opts.out)
+    summary.write(&opts.inputs.out)
 }

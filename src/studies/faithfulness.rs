@@ -28,16 +28,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
     model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
-    score_all, select_images, shard_images, study_methods, write_csv, write_grid, write_json,
+    score_all, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
-use crate::data::image::{load_image, preprocess};
 use crate::data::npy::write_npy;
-use crate::data::shard::ShardSet;
-use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::methods::spec::label_file_key;
 use crate::metrics::insertion::{InsertionOptions, insertion_deletion};
@@ -303,31 +300,14 @@ pub fn parse_ties(s: &str) -> Result<Ties, String> {
 /// Options of the faithfulness study.
 #[derive(Clone, Debug)]
 pub struct FaithfulnessOptions {
-    /// Weights files, training folders with `ensemble.json`, or `seed-*` folders.
-    pub models: Vec<PathBuf>,
-    /// ImageFolder data set.
-    pub data: PathBuf,
-    /// Which images (default the test split).
-    pub split: SplitChoice,
-    /// At most this many images (first in path order).
-    pub limit: Option<usize>,
-    /// Images per explanation pass, and the least number of perturbed copies per scoring pass
-    /// (more on small inputs, up to 128) (default 32).
-    pub batch: usize,
-    /// Method names as `relevance explain` takes them, plus `random` (the control).
-    pub methods: Vec<String>,
-    /// Options of the methods (`layer` etc.).
-    pub method_options: MethodOptions,
+    /// Models, data, images, methods (default [`DEFAULT_METHODS`]), batch (default 32: images
+    /// per explanation pass, and the least number of perturbed copies per scoring pass — more
+    /// on small inputs, up to 128), output.
+    pub inputs: StudyInputs,
     /// Insertion/deletion conventions (default: [`IdConventions::default`]).
     pub conventions: IdConventions,
     /// Also write each map as `maps/<model>/<method>/<stem>.npy`.
     pub save_maps: bool,
-    /// Output folder.
-    pub out: PathBuf,
-    /// The command line, recorded in `summary.json`.
-    pub command: Option<Vec<String>>,
-    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
-    pub shards: Option<ShardSet>,
     /// Also score ROAD with these settings (`None`: not).
     pub road: Option<RoadSettings>,
 }
@@ -413,19 +393,15 @@ impl FaithfulnessOptions {
     /// Defaults for the given models, data and output: test split, no limit, batch 32, methods
     /// `saliency, input-x-gradient, grad-cam, lrp-epsilon-plus, random`, default conventions.
     pub fn new(models: Vec<PathBuf>, data: PathBuf, out: PathBuf) -> Self {
+        Self::with_inputs(StudyInputs::new(models, data, out, 32, DEFAULT_METHODS))
+    }
+
+    /// The study's options with its defaults on `inputs`.
+    pub fn with_inputs(inputs: StudyInputs) -> Self {
         FaithfulnessOptions {
-            models,
-            data,
-            split: SplitChoice::Test,
-            limit: None,
-            batch: 32,
-            methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
-            method_options: MethodOptions::default(),
+            inputs,
             conventions: IdConventions::default(),
             save_maps: false,
-            out,
-            command: None,
-            shards: None,
             road: None,
         }
     }
@@ -521,7 +497,7 @@ fn key_of(opts: &FaithfulnessOptions) -> String {
     format!(
         "{}|{:?}|{}",
         serde_json::to_string(&opts.conventions).unwrap_or_default(),
-        opts.method_options,
+        opts.inputs.method_options,
         serde_json::to_string(&opts.road).unwrap_or_default()
     )
 }
@@ -585,11 +561,11 @@ fn on_grid((x, y): &(Vec<f64>, Vec<f64>)) -> Vec<f64> {
 
 /// Runs the study; see the module documentation for what it writes.
 pub fn run(opts: &FaithfulnessOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
-    let models = load_models(&opts.models)?;
+    let models = load_models(&opts.inputs.models)?;
     run_with_models(opts, &models, progress)
 }
 
-/// [`run`] on models already loaded (`opts.models` is ignored): for callers that hold models
+/// [`run`] on models already loaded (`opts.inputs.models` is ignored): for callers that hold models
 /// in memory, such as `relevance demo` and tests. Phases: select → maps and scores (per chunk
 /// of images, resumable) → tables → figures → summary.
 pub fn run_with_models(
@@ -600,12 +576,10 @@ pub fn run_with_models(
     if models.is_empty() {
         return Err(StudyError::Invalid("no models".into()));
     }
-    let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let split = models[0].split();
-    let Selection { images, how } =
-        select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
-    let images = shard_images(images, opts.shards.as_ref())?;
-    create_dir(&opts.out)?;
+    let methods = opts.inputs.study_methods()?;
+    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
+    let images = opts.inputs.shard_images(images)?;
+    create_dir(&opts.inputs.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {
         scores(opts, m, name, method, &images, progress, &mut rows)
@@ -634,7 +608,7 @@ fn scores(
     progress: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(usize, usize), StudyError> {
-    let dir = per_image_dir(&opts.out, &m.label, name)?;
+    let dir = per_image_dir(&opts.inputs.out, &m.label, name)?;
     let key = format!(
         "{}|{}",
         key_of(opts),
@@ -645,7 +619,7 @@ fn scores(
     rows.extend(done);
     bar.inc((images.len() - todo.len()) as u64);
     let method = method.prepare(&m.model)?;
-    for chunk in todo.chunks(opts.batch.max(1)) {
+    for chunk in todo.chunks(opts.inputs.batch.max(1)) {
         let new = evaluate_chunk(opts, m, name, &method, chunk, &dir, &key)?;
         bar.inc(new.len() as u64);
         rows.extend(new);
@@ -668,7 +642,7 @@ fn example_grid(
     let shown = &images[..images.len().min(GRID_IMAGES)];
     let mut inputs = Vec::new();
     for img in shown {
-        inputs.push(preprocess(&load_image(&img.path)?, card));
+        inputs.push(img.input(card)?);
     }
     let x: T4 = burn::Tensor::cat(inputs, 0);
     let [n, c, h, w] = x.dims();
@@ -707,7 +681,7 @@ fn example_grid(
     let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
     let stems: Vec<&str> = shown.iter().map(|i| i.stem.as_str()).collect();
     write_grid(
-        &opts.out,
+        &opts.inputs.out,
         "examples",
         &rows,
         &format!("Maps of model {} on the first images", m.label),
@@ -763,7 +737,7 @@ fn explain_chunk(
 ) -> Result<Explained, StudyError> {
     let mut inputs = Vec::with_capacity(chunk.len());
     for img in chunk {
-        inputs.push(preprocess(&load_image(&img.path)?, &m.model.card));
+        inputs.push(img.input(&m.model.card)?);
     }
     let x: T4 = burn::Tensor::cat(inputs, 0);
     let acts = forward_all(&m.model, &x)?;
@@ -795,7 +769,10 @@ fn evaluate_chunk(
     let [_, c, h, w] = e.dims;
     // Perturbed copies are cheap to score in large batches on small inputs; the cap keeps a
     // batch near 4 M input values (about 128 images of 64×64×3, `--batch` at 224×224).
-    let score_batch = opts.batch.max((SCORE_VALUES / (c * h * w).max(1)).min(128));
+    let score_batch = opts
+        .inputs
+        .batch
+        .max((SCORE_VALUES / (c * h * w).max(1)).min(128));
     let scorer = ModelScorer::new(&m.model, opts.conventions.score)?.with_batch_size(score_batch);
     let per = c * h * w;
     let mut out = Vec::with_capacity(chunk.len());
@@ -847,6 +824,7 @@ fn evaluate_chunk(
         };
         if opts.save_maps {
             let map_dir = opts
+                .inputs
                 .out
                 .join("maps")
                 .join(&m.label)
@@ -909,9 +887,9 @@ fn write_outputs(
     facts: &super::toolkit::RunFacts,
     grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
-    per_image_table(&opts.out, rows)?;
+    per_image_table(&opts.inputs.out, rows)?;
     let stats = metrics_table(opts, rows, facts)?;
-    let tests = id_tests(&opts.out, rows, facts)?;
+    let tests = id_tests(&opts.inputs.out, rows, facts)?;
     let road_stats = match &opts.road {
         Some(settings) => Some(road_table(opts, settings, rows, facts)?),
         None => None,
@@ -921,7 +899,7 @@ fn write_outputs(
         figures.push(road_figure(opts, settings, rows, facts)?);
     }
     figures.push(grid);
-    write_json(&opts.out.join("figures.json"), &figures)?;
+    write_json(&opts.inputs.out.join("figures.json"), &figures)?;
     let mut headline = headline(opts, &stats, facts);
     if let Some(sentence) = best_against_runner_up(&stats, &tests) {
         headline.insert(headline.len().min(1), sentence);
@@ -931,7 +909,7 @@ fn write_outputs(
     }
     summary(opts, &stats, road_stats.as_deref(), facts, &headline)?;
     Ok(StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline,
     })
 }
@@ -1123,7 +1101,7 @@ fn metrics_table(
         }
         stats.push((method.clone(), s));
     }
-    write_csv(&opts.out.join("metrics.csv"), &header, &metrics)?;
+    write_csv(&opts.inputs.out.join("metrics.csv"), &header, &metrics)?;
     Ok(stats)
 }
 
@@ -1155,7 +1133,7 @@ fn figures(
     rows: &[Row],
     facts: &super::toolkit::RunFacts,
 ) -> Result<Vec<Figure>, StudyError> {
-    let out = &opts.out;
+    let out = &opts.inputs.out;
     let conv: Vec<String> = opts
         .conventions
         .columns()
@@ -1337,7 +1315,7 @@ fn summary(
     let conv = opts.conventions.columns();
     let summary = Summary {
         study: "faithfulness".into(),
-        command: opts.command.clone(),
+        command: opts.inputs.command.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         conventions: json!({
             "insertion_deletion": opts.conventions,
@@ -1346,7 +1324,7 @@ fn summary(
             "images": facts.images,
             "models": facts.models,
             "methods": facts.methods,
-            "method_options": method_options_json(&opts.method_options),
+            "method_options": method_options_json(&opts.inputs.method_options),
             "road": opts.road,
             "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are; ranked most relevant first",
             "table": spread,
@@ -1356,7 +1334,7 @@ fn summary(
         tests: Table::default(),
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
-    summary.write(&opts.out)
+    summary.write(&opts.inputs.out)
 }
 
 /// A mean over images with its bootstrap interval.
@@ -1487,7 +1465,7 @@ fn road_table(
             });
         }
     }
-    write_csv(&opts.out.join("road.csv"), &header, &table)?;
+    write_csv(&opts.inputs.out.join("road.csv"), &header, &table)?;
     Ok(stats)
 }
 
@@ -1536,7 +1514,7 @@ fn road_figure(
     );
     let conv = settings.columns();
     save_plot(
-        &opts.out,
+        &opts.inputs.out,
         "road_curves",
         &plot,
         &format!(

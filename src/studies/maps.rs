@@ -50,6 +50,8 @@ pub struct ModelMaps {
     pub methods: Vec<MethodMaps>,
     /// `[H, W]` of the maps.
     pub size: [usize; 2],
+    /// The model's head, which says whether an image has a class ([`super::toolkit::has_class`]).
+    pub head: crate::graph::Head,
 }
 
 /// What [`model_maps`] computes: the same for every model of a study.
@@ -237,5 +239,6 @@ pub fn model_maps(
         targets,
         methods: out,
         size: [h, w],
+        head: model.model.card.head(),
     })
 }

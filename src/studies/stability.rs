@@ -25,17 +25,15 @@ use serde_json::{Value, json};
 
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,
     method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
-    predictions, progress_bar, resume, save_plot, score_all, select_images, study_methods,
-    write_csv, write_grid, write_json,
+    predictions, progress_bar, resume, save_plot, score_all, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::augment::{Aug, Augmented, augment};
 use crate::data::npy::write_npy;
 use crate::io::safe_component;
-use crate::methods::MethodOptions;
 use crate::methods::pass::{forward_all, stack_rows};
 use crate::methods::spec::label_file_key;
 use crate::metrics::MapView;
@@ -177,20 +175,9 @@ pub const DEFAULT_AUGMENTATIONS: &[&str] = &[
 /// Options of the stability study.
 #[derive(Clone, Debug)]
 pub struct StabilityOptions {
-    /// Weights files, training folders with `ensemble.json`, or `seed-*` folders.
-    pub models: Vec<PathBuf>,
-    /// ImageFolder data set.
-    pub data: PathBuf,
-    /// Which images (default the test split).
-    pub split: SplitChoice,
-    /// At most this many images.
-    pub limit: Option<usize>,
-    /// Rows (images × (1 + augmentations)) per explanation pass, at least one image (default 32).
-    pub batch: usize,
-    /// Method names, plus `random` (the control).
-    pub methods: Vec<String>,
-    /// Options of the methods.
-    pub method_options: MethodOptions,
+    /// Models, data, images, methods (default [`DEFAULT_METHODS`]), batch (default 32: rows —
+    /// images × (1 + augmentations) — per explanation pass, at least one image), output.
+    pub inputs: StudyInputs,
     /// Augmentations (default [`default_augmentations`]).
     pub augmentations: Vec<NamedAug>,
     /// Class explained on both images: the prediction on the original (default) or the label.
@@ -203,12 +190,6 @@ pub struct StabilityOptions {
     pub seed: u64,
     /// Also write maps as `.npy` under `maps/` (original and mapped back).
     pub save_maps: bool,
-    /// Output folder.
-    pub out: PathBuf,
-    /// The command line, recorded in `summary.json`.
-    pub command: Option<Vec<String>>,
-    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
-    pub shards: Option<crate::data::shard::ShardSet>,
 }
 
 impl StabilityOptions {
@@ -216,23 +197,19 @@ impl StabilityOptions {
     /// `saliency, input-x-gradient, grad-cam, lrp-epsilon-plus`, the default augmentations,
     /// predicted class, top-10 % IoU, Wang SSIM.
     pub fn new(models: Vec<PathBuf>, data: PathBuf, out: PathBuf) -> Self {
+        Self::with_inputs(StudyInputs::new(models, data, out, 32, DEFAULT_METHODS))
+    }
+
+    /// The study's options with its defaults on `inputs`.
+    pub fn with_inputs(inputs: StudyInputs) -> Self {
         StabilityOptions {
-            models,
-            data,
-            split: SplitChoice::Test,
-            limit: None,
-            batch: 32,
-            methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
-            method_options: MethodOptions::default(),
+            inputs,
             augmentations: default_augmentations(),
             target: TargetRule::Predicted,
             top_k: 0.1,
             ssim: SsimOptions::default(),
             seed: 0,
             save_maps: false,
-            out,
-            command: None,
-            shards: None,
         }
     }
 }
@@ -299,7 +276,7 @@ fn key_of(opts: &StabilityOptions) -> String {
         opts.ssim,
         opts.top_k,
         opts.seed,
-        opts.method_options
+        opts.inputs.method_options
     )
 }
 
@@ -337,11 +314,11 @@ fn rows_from_json(v: &Value, key: &str, model: &str, method: &str) -> Option<Vec
 
 /// Runs the study; see the module documentation for what it writes.
 pub fn run(opts: &StabilityOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
-    let models = load_models(&opts.models)?;
+    let models = load_models(&opts.inputs.models)?;
     run_with_models(opts, &models, progress)
 }
 
-/// [`run`] on models already loaded (`opts.models` is ignored). Phases: select → maps and
+/// [`run`] on models already loaded (`opts.inputs.models` is ignored). Phases: select → maps and
 /// scores (per chunk of images, resumable) → tables → figures → summary.
 pub fn run_with_models(
     opts: &StabilityOptions,
@@ -349,12 +326,10 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let split = models[0].split();
-    let Selection { images, how } =
-        select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
-    let images = super::toolkit::shard_images(images, opts.shards.as_ref())?;
-    create_dir(&opts.out)?;
+    let methods = opts.inputs.study_methods()?;
+    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
+    let images = opts.inputs.shard_images(images)?;
+    create_dir(&opts.inputs.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {
         scores(opts, m, name, method, &images, progress, &mut rows)
@@ -407,7 +382,7 @@ fn scores(
     progress: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(usize, usize), StudyError> {
-    let dir = per_image_dir(&opts.out, &m.label, name)?;
+    let dir = per_image_dir(&opts.inputs.out, &m.label, name)?;
     let key = format!(
         "{}|{}",
         key_of(opts),
@@ -417,7 +392,7 @@ fn scores(
     let (done, todo) = resume(&dir, images, |v| rows_from_json(v, &key, &m.label, name));
     rows.extend(done.into_iter().flatten());
     bar.inc((images.len() - todo.len()) as u64);
-    let per_pass = (opts.batch / (1 + opts.augmentations.len())).max(1);
+    let per_pass = (opts.inputs.batch / (1 + opts.augmentations.len())).max(1);
     let method = method.prepare(&m.model)?;
     for chunk in todo.chunks(per_pass) {
         rows.extend(compare_chunk(opts, m, name, &method, chunk, &dir, &key)?);
@@ -435,7 +410,7 @@ fn example_grid(
     img: &StudyImage,
 ) -> Result<Figure, StudyError> {
     let card = &m.model.card;
-    let planes = load_planes(&img.path, card)?;
+    let planes = load_planes(img, card)?;
     let chw = [planes.channels, planes.height, planes.width];
     let mut versions = vec![planes.clone()];
     let mut keys = vec![img.stem.clone()];
@@ -486,7 +461,7 @@ fn example_grid(
         .map(|(_, a)| a.to_string())
         .collect();
     write_grid(
-        &opts.out,
+        &opts.inputs.out,
         "examples",
         &rows,
         &format!(
@@ -532,7 +507,7 @@ fn augment_chunk(
         chw: [0; 3],
     };
     for img in chunk {
-        let planes = load_planes(&img.path, card)?;
+        let planes = load_planes(img, card)?;
         b.chw = [planes.channels, planes.height, planes.width];
         b.inputs.push(planes_to_input(&planes, card));
         b.keys.push(img.stem.clone());
@@ -597,6 +572,7 @@ fn compare_chunk(
     let targets = chunk_targets(opts, m, chunk, &preds)?;
     let planes = explain_planes(method, &x, &acts, &targets, &b.keys, false)?.planes;
     let map_dir = opts
+        .inputs
         .out
         .join("maps")
         .join(&m.label)
@@ -850,19 +826,19 @@ fn write_outputs(
     facts: &super::toolkit::RunFacts,
     grid: Figure,
 ) -> Result<StudyOutcome, StudyError> {
-    per_image_table(&opts.out, rows)?;
+    per_image_table(&opts.inputs.out, rows)?;
     metrics_table(opts, rows, facts)?;
-    let (tests, findings) = paired_tests(&opts.out, rows, facts)?;
+    let (tests, findings) = paired_tests(&opts.inputs.out, rows, facts)?;
     let mut figures = measure_figures(opts, rows, facts)?;
-    figures.push(by_model_figure(&opts.out, rows, facts)?);
+    figures.push(by_model_figure(&opts.inputs.out, rows, facts)?);
     figures.push(flips_figure(opts, rows, facts)?);
     figures.push(grid);
-    write_json(&opts.out.join("figures.json"), &figures)?;
+    write_json(&opts.inputs.out.join("figures.json"), &figures)?;
     let mut headline = headline(opts, rows, facts);
     headline.extend(findings);
     summary(opts, rows, facts, &headline, tests)?;
     Ok(StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline,
     })
 }
@@ -980,7 +956,7 @@ fn metrics_table(
             }
         }
     }
-    write_csv(&opts.out.join("metrics.csv"), &header, &metrics)
+    write_csv(&opts.inputs.out.join("metrics.csv"), &header, &metrics)
 }
 
 /// The report table: method × augmentation pooled over models.
@@ -1045,7 +1021,7 @@ fn measure_figures(
             .collect();
         let title = format!("{} of original and mapped-back maps", titles[k]);
         figures.push(save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &format!("stability_{measure}"),
             &box_plot(&title, "method · augmentation", &titles[k], groups),
             &format!(
@@ -1120,7 +1096,7 @@ fn flips_figure(
         Chart::Bars { bars },
     );
     save_plot(
-        &opts.out,
+        &opts.inputs.out,
         "prediction_flips",
         &plot,
         "Share of (image, model) pairs whose predicted class changed under each augmentation. \
@@ -1208,7 +1184,7 @@ fn summary(
 ) -> Result<(), StudyError> {
     let summary = Summary {
         study: "stability".into(),
-        command: opts.command.clone(),
+        command: opts.inputs.command.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         conventions: json!({
             "augmentations": opts.augmentations.iter().map(|a| json!({"name": a.name, "transforms": a.augs})).collect::<Vec<_>>(),
@@ -1222,7 +1198,7 @@ fn summary(
             "images": facts.images,
             "models": facts.models,
             "methods": facts.methods,
-            "method_options": method_options_json(&opts.method_options),
+            "method_options": method_options_json(&opts.inputs.method_options),
             "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are",
             "table": "mean ± SD over images and models",
         }),
@@ -1246,5 +1222,5 @@ fn summary(
         },
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
-    summary.write(&opts.out)
+    summary.write(&opts.inputs.out)
 }

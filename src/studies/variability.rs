@@ -29,15 +29,15 @@ use super::maps::{MapsRequest, ModelMaps, model_maps};
 use super::stats::{Fit as StatsFit, polyfit_with_band};
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    Figure, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, check_same_frame,
-    create_dir, figure_stem, jnum, label_for_model, load_batch, load_models, method_options_json,
-    num, progress_bar, save_picture, save_plot, select_images, shard_images, study_methods,
-    with_colour_bar, write_csv, write_figures, write_json,
+    Figure, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, check_same_frame,
+    create_dir, figure_stem, has_class, jnum, label_for_model, load_batch, load_models,
+    method_options_json, num, progress_bar, save_picture, save_plot, with_colour_bar, write_csv,
+    write_figures, write_json,
 };
 use super::{StudyError, StudyOutcome};
 use crate::data::npy::write_npy;
+use crate::methods::MapStyle;
 use crate::methods::spec::label_file_key;
-use crate::methods::{MapStyle, MethodOptions};
 use crate::report::Colormap;
 use crate::report::heatmap::{
     Scale, colourise, default_colormap, grid, input_image, normalise, overlay,
@@ -48,22 +48,9 @@ use crate::tensor::to_vec;
 /// Options of the ensemble-variability study.
 #[derive(Clone, Debug)]
 pub struct VariabilityOptions {
-    /// Models (weights files, `ensemble.json` folders, `seed-*` folders); at least two.
-    pub models: Vec<PathBuf>,
-    /// ImageFolder data set.
-    pub data: PathBuf,
-    /// Which images (default: the test split).
-    pub split: SplitChoice,
-    /// At most this many images, classes interleaved ([`super::toolkit::limit_interleaved`];
-    /// default: all of the split).
-    pub limit: Option<usize>,
-    /// Images per forward pass (default 16).
-    pub batch: usize,
-    /// Explanation methods as `relevance explain` takes them (default `grad-cam`); the text
-    /// typed labels the outputs.
-    pub methods: Vec<String>,
-    /// Options of the methods (`layer`, `resnet_skip`, …; default: `explain`'s defaults).
-    pub method_options: MethodOptions,
+    /// Models (at least two), data, images, methods (default `grad-cam`), batch (default 16),
+    /// output.
+    pub inputs: StudyInputs,
     /// Class explained (default: the true class, the same for every model).
     pub target: TargetRule,
     /// Number of k-means clusters (default 3).
@@ -72,36 +59,38 @@ pub struct VariabilityOptions {
     pub examples: usize,
     /// Seed of k-means (default 0).
     pub seed: u64,
-    /// Output folder.
-    pub out: PathBuf,
-    /// The command line, recorded in `summary.json`.
-    pub command: Option<Vec<String>>,
-    /// Only the images of these shards ([`crate::data::shard`]); `None`: all.
-    pub shards: Option<crate::data::shard::ShardSet>,
     /// Stop after the maps phase: what a shard of a sharded run computes (its images'
     /// predictions and maps in `cache/`); the merge summarises them all.
     pub maps_only: bool,
 }
 
-impl Default for VariabilityOptions {
-    fn default() -> Self {
+/// Methods studied when none are named.
+pub const DEFAULT_METHODS: &[&str] = &["grad-cam"];
+
+impl VariabilityOptions {
+    /// The study's options with its defaults on `inputs`.
+    pub fn with_inputs(inputs: StudyInputs) -> Self {
         VariabilityOptions {
-            models: Vec::new(),
-            data: PathBuf::new(),
-            split: SplitChoice::Test,
-            limit: None,
-            batch: 16,
-            methods: vec!["grad-cam".into()],
-            method_options: MethodOptions::default(),
+            inputs,
             target: TargetRule::True,
             clusters: 3,
             examples: 4,
             seed: 0,
-            out: PathBuf::from("variability"),
-            command: None,
-            shards: None,
             maps_only: false,
         }
+    }
+}
+
+impl Default for VariabilityOptions {
+    fn default() -> Self {
+        let inputs = StudyInputs::new(
+            Vec::new(),
+            PathBuf::new(),
+            PathBuf::from("variability"),
+            16,
+            DEFAULT_METHODS,
+        );
+        VariabilityOptions::with_inputs(inputs)
     }
 }
 
@@ -230,7 +219,7 @@ fn fit_points(points: &[(f64, f64)], degree: usize) -> Option<StatsFit> {
 /// Runs the study; see the module documentation.
 pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
     let sel = select(opts)?;
-    create_dir(&opts.out)?;
+    create_dir(&opts.inputs.out)?;
     let all = compute_maps(opts, &sel, progress)?;
     if opts.maps_only {
         return Ok(maps_outcome(opts, &sel));
@@ -264,10 +253,10 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
     }
     bar.finish_and_clear();
     write_tables(opts, &t)?;
-    write_figures(&opts.out, &t.figures)?;
+    write_figures(&opts.inputs.out, &t.figures)?;
     summary(opts, &sel, &t)?;
     Ok(StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline: t.headline,
     })
 }
@@ -275,7 +264,7 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
 /// What a shard that stops after the maps phase reports.
 fn maps_outcome(opts: &VariabilityOptions, sel: &Selected) -> StudyOutcome {
     StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline: vec![format!(
             "Maps of {} of {} images × {} models × {} methods cached under cache/; \
              `relevance merge` summarises them.",
@@ -290,7 +279,7 @@ fn maps_outcome(opts: &VariabilityOptions, sel: &Selected) -> StudyOutcome {
 /// Select: at least two models with one frame and one class list, images labelled for the
 /// first model, methods.
 fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
-    let models = load_models(&opts.models)?;
+    let models = load_models(&opts.inputs.models)?;
     if models.len() < 2 {
         return Err(StudyError::Invalid(format!(
             "variability needs at least two models (an ensemble); got {}",
@@ -298,13 +287,12 @@ fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
         )));
     }
     check_same_frame(&models, true)?;
-    let split = models[0].split();
-    let chosen = select_images(&opts.data, opts.split, opts.limit, split.as_ref())?;
+    let chosen = opts.inputs.select_images(&models[0])?;
     let selection = label_for_model(chosen.images, &models[0].model)?;
     Ok(Selected {
-        images: shard_images(selection.clone(), opts.shards.as_ref())?,
+        images: opts.inputs.shard_images(selection.clone())?,
         selection,
-        methods: study_methods(&opts.methods, &opts.method_options)?,
+        methods: opts.inputs.study_methods()?,
         models,
     })
 }
@@ -315,7 +303,7 @@ fn compute_maps(
     sel: &Selected,
     progress: bool,
 ) -> Result<Vec<ModelMaps>, StudyError> {
-    let batches = sel.images.len().div_ceil(opts.batch.max(1));
+    let batches = sel.images.len().div_ceil(opts.inputs.batch.max(1));
     let bar = progress_bar(
         sel.models.len() * batches,
         "variability: models × batches",
@@ -325,17 +313,20 @@ fn compute_maps(
         images: &sel.images,
         selection: &sel.selection,
         methods: &sel.methods,
-        method_options: &opts.method_options,
+        method_options: &opts.inputs.method_options,
         target: opts.target,
-        batch: opts.batch,
+        batch: opts.inputs.batch,
     };
     let all = sel
         .models
         .iter()
         .map(|m| {
-            model_maps(m, &req, &opts.out.join("cache").join(&m.label), &|| {
-                bar.inc(1)
-            })
+            model_maps(
+                m,
+                &req,
+                &opts.inputs.out.join("cache").join(&m.label),
+                &|| bar.inc(1),
+            )
         })
         .collect();
     bar.finish_and_clear();
@@ -348,7 +339,7 @@ fn accuracy(sel: &Selected, all: &[ModelMaps], t: &mut Tables) -> (f64, f64) {
         sel.images
             .iter()
             .zip(&mm.probs)
-            .filter(|(i, p)| crate::metrics::scorer::argmax(p) == i.label)
+            .filter(|(i, p)| has_class(mm.head, p, i.label))
             .count() as f64
             / sel.images.len() as f64
     });
@@ -390,17 +381,13 @@ fn scores(
     t: &mut Tables,
 ) -> Result<Vec<ImageStats>, StudyError> {
     let (name, method) = &sel.methods[k];
-    let map_dir = opts.out.join("maps").join(label_file_key(name));
+    let map_dir = opts.inputs.out.join("maps").join(label_file_key(name));
     create_dir(&map_dir)?;
     let mut stats = Vec::with_capacity(sel.images.len());
     for (i, img) in sel.images.iter().enumerate() {
         let corrects: Vec<f64> = all
             .iter()
-            .map(|mm| {
-                f64::from(u8::from(
-                    crate::metrics::scorer::argmax(&mm.probs[i]) == img.label,
-                ))
-            })
+            .map(|mm| f64::from(u8::from(has_class(mm.head, &mm.probs[i], img.label))))
             .collect();
         let probs: Vec<f64> = all
             .iter()
@@ -561,7 +548,7 @@ fn map_figures(
             ]
         })
         .collect();
-    let map_dir = opts.out.join("maps").join(label_file_key(name));
+    let map_dir = opts.inputs.out.join("maps").join(label_file_key(name));
     for (img, p) in sel.images.iter().zip(&pictures) {
         let write = |file: PathBuf, pic: &RgbImage| {
             crate::report::heatmap::write_png(&file, pic).map_err(|e| StudyError::file(&file, e))
@@ -574,7 +561,7 @@ fn map_figures(
     }
     let overview: Vec<Vec<RgbImage>> = pictures.iter().take(12).map(|p| p.to_vec()).collect();
     t.figures.push(save_picture(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("maps", name),
         &with_colour_bar(&grid(&overview, 3), Colormap::Inferno),
         &format!("{name}: ensemble mean and SD maps"),
@@ -637,7 +624,7 @@ fn cluster_figure(
     }
     let maps_file = figure_stem("maps", name);
     t.figures.push(save_picture(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("clusters", name),
         &grid(&rows, 3),
         &format!("{name}: k-means clusters of images"),
@@ -708,7 +695,7 @@ fn fit_figures(
     let band =
         "The shaded band is the 95% confidence band of the fitted mean (OLS, t-distribution).";
     t.figures.push(save_plot(
-        &opts.out,
+        &opts.inputs.out,
         &acc_stem,
         &scatter(&pts_acc, &fits.quad, "quadratic", "mean accuracy over the ensemble", &format!("{name}: map SD against mean accuracy")),
         &format!(
@@ -717,7 +704,7 @@ fn fit_figures(
         ),
     )?);
     t.figures.push(save_plot(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("sd-vs-accuracy-sd", name),
         &scatter(&pts_sd, &fits.lin, "linear", "SD of correctness over the ensemble", &format!("{name}: map SD against accuracy SD")),
         &format!(
@@ -726,7 +713,7 @@ fn fit_figures(
         ),
     )?);
     t.figures.push(save_plot(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("sd-vs-target-prob", name),
         &scatter(&pts_prob, &fits.prob, "quadratic", "mean probability of the explained class over the ensemble", &format!("{name}: map SD against target probability")),
         &format!(
@@ -736,7 +723,7 @@ fn fit_figures(
         ),
     )?);
     t.figures.push(save_plot(
-        &opts.out,
+        &opts.inputs.out,
         &figure_stem("sd-vs-target-prob-sd", name),
         &scatter(&pts_prob_sd, &fits.prob_sd, "linear", "SD of the target probability over the ensemble", &format!("{name}: map SD against target-probability SD")),
         &format!(
@@ -760,7 +747,7 @@ fn fit_figures(
         );
         plot.y_label = "raw map SD / mean |raw map|".into();
         t.figures.push(save_plot(
-            &opts.out,
+            &opts.inputs.out,
             &figure_stem("raw-sd-vs-accuracy", name),
             &plot,
             &format!(
@@ -835,7 +822,7 @@ fn method_tables(
         NORMALISATION.into(),
         "sample SD (n-1) over models".into(),
         format!("{:?}", opts.target).to_lowercase(),
-        format!("{:?}", opts.split).to_lowercase(),
+        format!("{:?}", opts.inputs.split).to_lowercase(),
     ]);
     t.table.push(vec![
         json!(name),
@@ -920,7 +907,7 @@ const METRICS_COLUMNS: [&str; 29] = [
 
 /// Tables: the three CSV files and `clusters.json`.
 fn write_tables(opts: &VariabilityOptions, t: &Tables) -> Result<(), StudyError> {
-    let out = &opts.out;
+    let out = &opts.inputs.out;
     write_csv(&out.join("per_image.csv"), &PER_IMAGE_COLUMNS, &t.per_model)?;
     write_csv(
         &out.join("per_image_ensemble.csv"),
@@ -938,22 +925,22 @@ fn write_tables(opts: &VariabilityOptions, t: &Tables) -> Result<(), StudyError>
 fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), StudyError> {
     let mut summary = Summary::new(
         "variability",
-        opts.command.clone(),
+        opts.inputs.command.clone(),
         json!({
             "normalisation": NORMALISATION,
             "raw": "input-space maps as returned; gradient CAMs before min-max scaling (max(sum_c w_c A_c, 0), bilinear upsampling); other CAMs have no raw form",
             "map_sd": "mean over pixels of the per-pixel sample SD (n-1) across models",
             "raw_map_sd_rel": "raw map SD / mean over pixels of |raw mean map|",
-            "correctness": "1 if the model's argmax is the true class",
+            "correctness": "1 if the model gives the image its true class: the argmax is that class (softmax, binary logit), or its probability is at least 0.5 (sigmoid, multi-label)",
             "target": opts.target,
             "target_prob": "probability of the explained class under the model's head (softmax unless the card says sigmoid or binary-logit)",
             "fits": "least-squares polynomials with OLS inference: quadratic-term t-test p-values (quad_c2_p, prob_quad_c2_p) and 95% confidence bands of the fitted mean in the figures",
             "clusters": {"k": opts.clusters, "seed": opts.seed, "features": ["correct_mean", "correct_sd", "target_prob_mean", "target_prob_sd", "map_sd"], "standardised": true},
-            "split": opts.split,
+            "split": opts.inputs.split,
             "models": sel.models.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
             "images": sel.images.len(),
             "methods": sel.methods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-            "method_options": method_options_json(&opts.method_options),
+            "method_options": method_options_json(&opts.inputs.method_options),
         }),
     );
     summary.headline = t.headline.clone();
@@ -968,5 +955,5 @@ fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), 
         ],
         t.table.clone(),
     );
-    summary.write(&opts.out)
+    summary.write(&opts.inputs.out)
 }

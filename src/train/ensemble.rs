@@ -12,7 +12,7 @@ use crate::data::DataError;
 use crate::data::augment::AugmentSpec;
 use crate::data::batch::{BatchLoader, Source};
 use crate::data::folder::{DataSplits, ReadOptions, SplitSource};
-use crate::data::idx::{FASHION_MNIST_CLASSES, is_mnist_dir, read_mnist_dir};
+use crate::data::idx::{class_names, is_mnist_dir, read_mnist_dir};
 use crate::data::split::{SplitFractions, stratified_split};
 use crate::graph::ModelCard;
 
@@ -78,14 +78,7 @@ pub fn open_data(
             labels: idx.iter().map(|&i| train.labels[i]).collect(),
         };
         let classes = train.labels.iter().max().map_or(0, |m| m + 1);
-        let names: Vec<String> = if classes == 10 {
-            FASHION_MNIST_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        } else {
-            (0..classes).map(|c| c.to_string()).collect()
-        };
+        let names = class_names(classes);
         return Ok(TrainData {
             classes: names,
             train: preloaded(pick(&split.train), card, augment)?,

@@ -14,6 +14,7 @@ mod methods_cli;
 mod predict_cli;
 mod records_cli;
 mod shard_cli;
+mod study_sources_cli;
 
 #[path = "../shard_common/mod.rs"]
 mod shard_common;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use relevance::data::npy::read_npy;
 use relevance::metrics::threshold::Threshold;
 use relevance::studies::compare::{CompareOptions, mask_agreement, parse_threshold, run};
-use relevance::studies::toolkit::{SplitChoice, expand_models};
+use relevance::studies::toolkit::{SplitChoice, StudyInputs, expand_models};
 use studies_common::*;
 
 #[test]
@@ -160,16 +160,12 @@ fn compare_end_to_end_with_markers_and_resume() {
     let b = save(&model(12), &dir.join("b"));
     let out = dir.join("out");
     let methods = ["grad-cam", "saliency", "input-x-gradient"];
+    let mut inputs = StudyInputs::new(vec![a, b], data.clone(), out.clone(), 4, &methods);
+    inputs.split = SplitChoice::Test;
+    inputs.limit = Some(8);
     let opts = CompareOptions {
-        models: vec![a, b],
-        data: data.clone(),
-        split: SplitChoice::Test,
-        limit: Some(8),
-        batch: 4,
-        methods: methods.map(String::from).to_vec(),
         grid_images: 3,
-        out: out.clone(),
-        ..CompareOptions::default()
+        ..CompareOptions::with_inputs(inputs)
     };
     run(&opts, false).unwrap();
     let summary = check_common_outputs(&out, "compare");

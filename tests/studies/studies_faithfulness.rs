@@ -16,7 +16,7 @@ use studies_support::*;
 
 fn linear_options(dir: &std::path::Path, data: std::path::PathBuf) -> FaithfulnessOptions {
     let mut opts = FaithfulnessOptions::new(vec![], data, dir.join("out"));
-    opts.methods = vec!["input-x-gradient".into(), "random".into()];
+    opts.inputs.methods = vec!["input-x-gradient".into(), "random".into()];
     opts.conventions = IdConventions {
         step: Step::Pixels(8),
         ties: Ties::Stable,

@@ -117,9 +117,9 @@ fn input_x_gradient_similarities_match_the_closed_form_and_the_random_control_is
     let dir = temp_dir("sanity-pointwise");
     let data = synth_data(&dir, 20);
     let mut opts = SanityOptions::new(vec![], data.clone(), dir.join("out"));
-    opts.methods = vec!["input-x-gradient".into(), "random".into()];
-    opts.split = SplitChoice::All;
-    opts.limit = Some(6);
+    opts.inputs.methods = vec!["input-x-gradient".into(), "random".into()];
+    opts.inputs.split = SplitChoice::All;
+    opts.inputs.limit = Some(6);
     opts.include_batchnorm = false;
     let model = pointwise_model();
     let outcome = run_with_models(&opts, std::slice::from_ref(&model), false).unwrap();
@@ -219,7 +219,7 @@ fn road_in_the_faithfulness_study_is_the_metric_on_the_closed_form_map() {
     let dir = temp_dir("road-study");
     let data = synth_data(&dir, 20);
     let mut opts = FaithfulnessOptions::new(vec![], data.clone(), dir.join("out"));
-    opts.methods = vec!["input-x-gradient".into()];
+    opts.inputs.methods = vec!["input-x-gradient".into()];
     opts.conventions.score = ScoreKind::Logit;
     let settings = RoadSettings {
         percentages: vec![20.0, 50.0, 80.0],

@@ -22,7 +22,7 @@ fn geometric_augmentations_map_back_exactly_on_a_pointwise_model() {
     let dir = temp_dir("stab-pointwise");
     let data = synth_data(&dir, 20);
     let mut opts = StabilityOptions::new(vec![], data, dir.join("out"));
-    opts.methods = vec!["input-x-gradient".into()];
+    opts.inputs.methods = vec!["input-x-gradient".into()];
     opts.augmentations = augs(&["identity", "hflip", "vflip", "rotate:90"]);
     opts.save_maps = true;
     let model = pointwise_model();
@@ -95,7 +95,7 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
         ["ens-seed-0", "ens-seed-0-2"]
     );
     let mut opts = StabilityOptions::new(vec![], data, dir.join("out"));
-    opts.methods = vec!["saliency".into(), "grad-cam".into()];
+    opts.inputs.methods = vec!["saliency".into(), "grad-cam".into()];
     opts.augmentations = augs(&["identity", "hflip", "brightness:1.3", "noise:0.1"]);
     let out = run_with_models(&opts, &models, false).unwrap().out;
     let (header, rows) = read_csv(&out.join("per_image.csv"));
@@ -192,8 +192,8 @@ fn identity_is_stable_and_a_flip_is_not_on_a_trained_model_and_reruns_reuse() {
     // Two models: model_tests.csv compares them per method and measure on the same image ×
     // augmentation; recomputed here from per_image.csv with the scipy-checked tests.
     let both = load_models(std::slice::from_ref(&ens)).unwrap();
-    let mut two = StabilityOptions::new(vec![], opts.data.clone(), dir.join("out2"));
-    two.methods = vec!["saliency".into()];
+    let mut two = StabilityOptions::new(vec![], opts.inputs.data.clone(), dir.join("out2"));
+    two.inputs.methods = vec!["saliency".into()];
     two.augmentations = augs(&["hflip", "noise:0.1"]);
     let out = run_with_models(&two, &both, false).unwrap().out;
     let (header, rows) = read_csv(&out.join("per_image.csv"));

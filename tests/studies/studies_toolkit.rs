@@ -1,13 +1,15 @@
-//! The study toolkit shared by all four studies: the one `--limit` rule (classes interleaved,
-//! each class in path order) checked on a hand-made folder, and the method options of
-//! `relevance explain` reaching a study's maps (`--resnet-skip` on a ResNet).
+//! The study toolkit shared by the studies: the one `--limit` rule (classes interleaved, each
+//! class in path order) checked on a hand-made folder, the rule matching an image's class to a
+//! model's, and the method options of `relevance explain` reaching a study's maps
+//! (`--resnet-skip` on a ResNet).
 
 use crate::studies_common;
 
 use std::path::{Path, PathBuf};
 
 use relevance::data::npy::read_npy;
-use relevance::studies::toolkit::{SplitChoice, select_images};
+use relevance::graph::ModelCard;
+use relevance::studies::toolkit::{SplitChoice, StudyImage, model_label, select_images};
 use studies_common::*;
 
 /// An ImageFolder whose classes hold these file stems (written out of order on purpose).
@@ -25,12 +27,61 @@ fn folder(dir: &Path, classes: &[(&str, &[&str])]) -> PathBuf {
 }
 
 fn stems(data: &Path, limit: Option<usize>) -> Vec<String> {
-    select_images(data, SplitChoice::All, limit, None)
+    select_images(data, SplitChoice::All, limit, None, false)
         .unwrap()
         .images
         .into_iter()
         .map(|i| format!("{}/{}", i.class, i.stem))
         .collect()
+}
+
+/// An image of class `class` with the data set's index `label`.
+fn image_of(class: &str, label: usize, training_source: bool) -> StudyImage {
+    StudyImage {
+        stem: "x".into(),
+        path: PathBuf::from("x.png"),
+        class: class.into(),
+        label,
+        mask: None,
+        marker: None,
+        pixels: None,
+        training_source,
+    }
+}
+
+#[test]
+fn classes_match_by_name_and_by_index_only_on_the_training_data_or_an_unnamed_card() {
+    let named = ModelCard {
+        classes: vec!["T-shirt/top".into(), "Trouser".into(), "Pullover".into()],
+        num_classes: 3,
+        ..ModelCard::default()
+    };
+    // By name, whatever the data set's index: a CSV sorts its labels, so `Trouser` is 1 there
+    // and `T-shirt/top` 0 … but a folder export may order them otherwise.
+    assert_eq!(model_label(&image_of("Trouser", 2, false), &named), Some(1));
+    assert_eq!(
+        model_label(&image_of("T-shirt/top", 1, true), &named),
+        Some(0)
+    );
+    // A name the card lacks (a folder cannot be called `T-shirt/top`): refused on other data,
+    // the data set's index on the data the model was trained on, if the model has that class.
+    assert_eq!(
+        model_label(&image_of("T-shirt_top", 0, false), &named),
+        None
+    );
+    assert_eq!(
+        model_label(&image_of("T-shirt_top", 0, true), &named),
+        Some(0)
+    );
+    assert_eq!(model_label(&image_of("Sandal", 5, true), &named), None);
+    // A card without names: the index, wherever the data come from.
+    let unnamed = ModelCard {
+        classes: Vec::new(),
+        num_classes: 3,
+        ..ModelCard::default()
+    };
+    assert_eq!(model_label(&image_of("2", 2, false), &unnamed), Some(2));
+    assert_eq!(model_label(&image_of("7", 7, false), &unnamed), None);
 }
 
 #[test]

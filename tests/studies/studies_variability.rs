@@ -9,23 +9,25 @@ use std::path::Path;
 use relevance::data::npy::{read_npy, write_npy};
 use relevance::methods::MapStyle;
 use relevance::studies::fit::{kmeans, mean_sd, polyfit};
-use relevance::studies::toolkit::SplitChoice;
 use relevance::studies::toolkit::TargetRule;
+use relevance::studies::toolkit::{SplitChoice, StudyInputs};
 use relevance::studies::variability::{VariabilityOptions, normalise_map, pixel_mean_sd, run};
 use studies_common::*;
 
 fn options(models: Vec<std::path::PathBuf>, data: &Path, out: &Path) -> VariabilityOptions {
-    VariabilityOptions {
+    let mut inputs = StudyInputs::new(
         models,
-        data: data.to_path_buf(),
-        split: SplitChoice::Test,
-        limit: Some(6),
-        batch: 4,
-        methods: vec!["grad-cam".into(), "saliency".into()],
+        data.to_path_buf(),
+        out.to_path_buf(),
+        4,
+        &["grad-cam", "saliency"],
+    );
+    inputs.split = SplitChoice::Test;
+    inputs.limit = Some(6);
+    VariabilityOptions {
         clusters: 2,
         examples: 2,
-        out: out.to_path_buf(),
-        ..VariabilityOptions::default()
+        ..VariabilityOptions::with_inputs(inputs)
     }
 }
 
@@ -336,5 +338,95 @@ fn cli_runs_the_study() {
     let summary = check_common_outputs(&out, "variability");
     assert_eq!(summary["command"][1], "variability");
     assert!(String::from_utf8_lossy(&status.stdout).contains("saliency"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The logits of `image` under `model` (the model's graph and card, no head applied).
+fn logits(model: &relevance::graph::Model, image: &Path) -> Vec<f32> {
+    use relevance::metrics::{ModelScorer, ScoreKind, Scorer};
+    let x = relevance::data::image::load_input(image, &model.card).unwrap();
+    let scorer = ModelScorer::new(model, ScoreKind::Logit).unwrap();
+    scorer.scores(x).unwrap().values
+}
+
+#[test]
+fn multi_label_rows_are_units_and_a_sigmoid_head_gives_every_class_at_p_one_half() {
+    let dir = temp_dir("var-multilabel");
+    let data = synth_data(&dir);
+    // A multi-label list: each test image under both classes (one row per image × class).
+    let images: Vec<std::path::PathBuf> = ["benign", "malignant"]
+        .iter()
+        .flat_map(|c| {
+            let mut v: Vec<_> = std::fs::read_dir(data.join("test").join(c))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    !p.to_string_lossy().contains(".mask.")
+                        && !p.to_string_lossy().contains(".marker.")
+                })
+                .collect();
+            v.sort();
+            v.truncate(2);
+            v
+        })
+        .collect();
+    let mut csv = String::from("path,label\n");
+    for p in &images {
+        for class in ["benign", "malignant"] {
+            csv.push_str(&format!("{},{class}\n", p.display()));
+        }
+    }
+    let list = dir.join("multi.csv");
+    std::fs::write(&list, csv).unwrap();
+    let sigmoid = |seed: u64| {
+        let mut m = model(seed);
+        m.card.head = Some(relevance::graph::Head::Sigmoid);
+        m
+    };
+    let members = [sigmoid(5), sigmoid(6)];
+    let paths: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| save(m, &dir.join(format!("m{i}"))))
+        .collect();
+    let out = dir.join("out");
+    let mut opts = options(paths, &list, &out);
+    opts.inputs.split = SplitChoice::All;
+    opts.inputs.limit = None;
+    opts.inputs.methods = vec!["saliency".into()];
+    run(&opts, false).unwrap();
+    let rows = read_csv(&out.join("per_image.csv"));
+    // Every image × class is a row of its own, named by the image and the class.
+    assert_eq!(rows.len(), images.len() * 2 * 2);
+    for r in &rows {
+        let (stem, class) = r["image"].rsplit_once('-').unwrap();
+        assert_eq!(class, r["class"]);
+        let image = images
+            .iter()
+            .find(|p| p.file_stem().unwrap().to_string_lossy() == stem)
+            .unwrap();
+        let member = &members[usize::from(r["model"].starts_with("m1"))];
+        let z = logits(member, image);
+        let k = usize::from(class == "malignant");
+        assert_eq!(r["target"], k.to_string());
+        // σ(z_k) = 1 / (1 + e^{−z_k}), and the image has class k exactly when z_k ≥ 0.
+        let p = 1.0 / (1.0 + (-(z[k] as f64)).exp());
+        let prob: f64 = r["target_prob"].parse().unwrap();
+        assert!((prob - p).abs() < 1e-5, "{r:?}: σ(z) = {p}");
+        assert_eq!(
+            r["correct"],
+            if z[k] >= 0.0 { "1" } else { "0" },
+            "{r:?} z = {z:?}"
+        );
+    }
+    // With one class per image (argmax) exactly one of an image's two rows would be correct;
+    // under the sigmoid head some image here has both classes or neither.
+    let mut correct_rows = std::collections::HashMap::<(String, String), u32>::new();
+    for r in &rows {
+        let stem = r["image"].rsplit_once('-').unwrap().0.to_string();
+        *correct_rows.entry((stem, r["model"].clone())).or_default() +=
+            r["correct"].parse::<u32>().unwrap();
+    }
+    assert!(correct_rows.values().any(|&n| n != 1), "{correct_rows:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,7 +2,6 @@
 //! Fig. 2 and 4 style), the random-logit similarities, and the first image's maps as the layers
 //! are randomised one after another.
 
-use crate::data::image::{load_image, preprocess};
 use crate::graph::init::init_params;
 use crate::methods::pass::forward_all;
 use crate::metrics::randomisation::layers_top_down;
@@ -86,7 +85,7 @@ pub fn curves(
             layers.join(", "),
             opts.threshold
         );
-        figures.push(save_plot(&opts.out, test, &plot, &caption)?);
+        figures.push(save_plot(&opts.inputs.out, test, &plot, &caption)?);
     }
     Ok(figures)
 }
@@ -117,7 +116,7 @@ pub fn random_logit_boxes(
         Chart::Boxes { groups },
     );
     save_plot(
-        &opts.out,
+        &opts.inputs.out,
         "random_logit",
         &plot,
         &format!(
@@ -151,7 +150,7 @@ pub fn randomised_maps(
     img: &StudyImage,
 ) -> Result<Figure, StudyError> {
     let card = &m.model.card;
-    let x = preprocess(&load_image(&img.path)?, card);
+    let x = img.input(card)?;
     let [_, c, h, w] = x.dims();
     let acts = forward_all(&m.model, &x)?;
     let target = predictions(&m.model, &acts, 1)?[0].0;
@@ -199,7 +198,7 @@ pub fn randomised_maps(
     let names: Vec<&str> = methods.iter().map(|(n, _)| n.as_str()).collect();
     let columns: Vec<&str> = randomised.iter().map(|(l, _)| l.as_str()).collect();
     write_grid(
-        &opts.out,
+        &opts.inputs.out,
         "randomised_maps",
         &rows,
         &format!(

@@ -27,14 +27,12 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Selection, SplitChoice, StudyImage, StudyMethod, StudyModel, Summary, Table, TargetRule,
+    Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, TargetRule,
     create_dir, load_models, method_options_json, num, per_image_dir, progress_bar, resume,
-    score_all, select_images, shard_images, study_methods, write_csv,
+    score_all, write_csv,
 };
 use super::{StudyError, StudyOutcome};
-use crate::data::shard::ShardSet;
 use crate::graph::init::init_params;
-use crate::methods::MethodOptions;
 use crate::metrics::randomisation::{Comparison, Similarities};
 use crate::records::{
     MeanInterval, SanityCurve, SanityLogit, SanityRecord, SanityStep, SanityVerdict, write_record,
@@ -44,20 +42,9 @@ use scores::Row;
 /// Options of the sanity study.
 #[derive(Clone, Debug)]
 pub struct SanityOptions {
-    /// Weights files, training folders with `ensemble.json`, or `seed-*` folders.
-    pub models: Vec<PathBuf>,
-    /// The data set.
-    pub data: PathBuf,
-    /// Which images (default the test split).
-    pub split: SplitChoice,
-    /// At most this many images.
-    pub limit: Option<usize>,
-    /// Images per pass (default 16).
-    pub batch: usize,
-    /// Method specs, plus `random` (a control that ignores the model: always flagged).
-    pub methods: Vec<String>,
-    /// Options of the methods.
-    pub method_options: MethodOptions,
+    /// Models, data, images, methods (default [`DEFAULT_METHODS`], plus `random`: a control
+    /// that ignores the model, always flagged), batch (default 16), output.
+    pub inputs: StudyInputs,
     /// The class explained: predicted (default) or true.
     pub target: TargetRule,
     /// How maps are compared (default `|maps|`, top 10 %, Wang et al.'s SSIM).
@@ -68,12 +55,6 @@ pub struct SanityOptions {
     pub seed: u64,
     /// Mean Spearman correlation at or above which a method is flagged (default 0.5).
     pub threshold: f64,
-    /// Output folder.
-    pub out: PathBuf,
-    /// The command line, recorded in `summary.json`.
-    pub command: Option<Vec<String>>,
-    /// Only the images of these shards.
-    pub shards: Option<ShardSet>,
 }
 
 /// Methods checked when none are named.
@@ -87,33 +68,29 @@ pub const DEFAULT_METHODS: &[&str] = &[
 impl SanityOptions {
     /// Defaults for the given models, data and output.
     pub fn new(models: Vec<PathBuf>, data: PathBuf, out: PathBuf) -> Self {
+        Self::with_inputs(StudyInputs::new(models, data, out, 16, DEFAULT_METHODS))
+    }
+
+    /// The study's options with its defaults on `inputs`.
+    pub fn with_inputs(inputs: StudyInputs) -> Self {
         SanityOptions {
-            models,
-            data,
-            split: SplitChoice::Test,
-            limit: None,
-            batch: 16,
-            methods: DEFAULT_METHODS.iter().map(|s| s.to_string()).collect(),
-            method_options: MethodOptions::default(),
+            inputs,
             target: TargetRule::Predicted,
             comparison: Comparison::default(),
             include_batchnorm: true,
             seed: 0,
             threshold: 0.5,
-            out,
-            command: None,
-            shards: None,
         }
     }
 }
 
 /// Runs the study; see the module documentation for what it writes.
 pub fn run(opts: &SanityOptions, progress: bool) -> Result<StudyOutcome, StudyError> {
-    let models = load_models(&opts.models)?;
+    let models = load_models(&opts.inputs.models)?;
     run_with_models(opts, &models, progress)
 }
 
-/// [`run`] on models already loaded (`opts.models` is ignored).
+/// [`run`] on models already loaded (`opts.inputs.models` is ignored).
 pub fn run_with_models(
     opts: &SanityOptions,
     models: &[StudyModel],
@@ -128,15 +105,10 @@ pub fn run_with_models(
             opts.threshold
         )));
     }
-    let methods = study_methods(&opts.methods, &opts.method_options)?;
-    let Selection { images, how } = select_images(
-        &opts.data,
-        opts.split,
-        opts.limit,
-        models[0].split().as_ref(),
-    )?;
-    let images = shard_images(images, opts.shards.as_ref())?;
-    create_dir(&opts.out)?;
+    let methods = opts.inputs.study_methods()?;
+    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
+    let images = opts.inputs.shard_images(images)?;
+    create_dir(&opts.inputs.out)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {
         scores_of(opts, m, name, method, &images, progress, &mut rows)
@@ -155,11 +127,11 @@ pub fn run_with_models(
     if let Some(first) = images.first() {
         all_figures.push(figures::randomised_maps(opts, &models[0], &methods, first)?);
     }
-    super::toolkit::write_figures(&opts.out, &all_figures)?;
+    super::toolkit::write_figures(&opts.inputs.out, &all_figures)?;
     let headline = headline(&record, &facts);
     summary(opts, &record, &facts, &headline, computed, reused)?;
     Ok(StudyOutcome {
-        out: opts.out.clone(),
+        out: opts.inputs.out.clone(),
         headline,
     })
 }
@@ -172,7 +144,7 @@ fn key_of(opts: &SanityOptions, m: &StudyModel) -> String {
         scores::describe(&opts.comparison),
         opts.include_batchnorm,
         randomisation_seed(opts.seed),
-        opts.method_options,
+        opts.inputs.method_options,
         super::toolkit::weights_stamp(&m.model)
     )
 }
@@ -187,7 +159,7 @@ fn scores_of(
     progress: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(usize, usize), StudyError> {
-    let dir = per_image_dir(&opts.out, &m.label, name)?;
+    let dir = per_image_dir(&opts.inputs.out, &m.label, name)?;
     let key = key_of(opts, m);
     let (done, todo) = resume(&dir, images, |v| {
         scores::row_from_json(v, &key, &m.label, name)
@@ -198,7 +170,7 @@ fn scores_of(
     if !todo.is_empty() {
         let fresh = init_params(&m.model.graph, randomisation_seed(opts.seed))
             .map_err(crate::metrics::MetricError::from)?;
-        for chunk in todo.chunks(opts.batch.max(1)) {
+        for chunk in todo.chunks(opts.inputs.batch.max(1)) {
             let new = scores::evaluate_chunk(opts, m, name, method, &fresh, chunk, &dir, &key)?;
             bar.inc(new.len() as u64);
             rows.extend(new);
@@ -314,7 +286,7 @@ fn tables(
             record.random_logit.push(logit);
         }
     }
-    write_record(&opts.out.join("sanity.json"), &record)
+    write_record(&opts.inputs.out.join("sanity.json"), &record)
         .map_err(|e| StudyError::file(&e.path, e.message))?;
     metrics_csv(opts, &record)?;
     per_image_csv(opts, rows)?;
@@ -360,7 +332,7 @@ fn metrics_csv(opts: &SanityOptions, record: &SanityRecord) -> Result<(), StudyE
         "top_k_iou_low",
         "top_k_iou_high",
     ];
-    write_csv(&opts.out.join("metrics.csv"), &header, &table)?;
+    write_csv(&opts.inputs.out.join("metrics.csv"), &header, &table)?;
     let logit: Vec<Vec<String>> = record
         .random_logit
         .iter()
@@ -384,7 +356,7 @@ fn metrics_csv(opts: &SanityOptions, record: &SanityRecord) -> Result<(), StudyE
         "top_k_iou_low",
         "top_k_iou_high",
     ]);
-    write_csv(&opts.out.join("random_logit.csv"), &header, &logit)
+    write_csv(&opts.inputs.out.join("random_logit.csv"), &header, &logit)
 }
 
 fn per_image_csv(opts: &SanityOptions, rows: &[Row]) -> Result<(), StudyError> {
@@ -406,7 +378,7 @@ fn per_image_csv(opts: &SanityOptions, rows: &[Row]) -> Result<(), StudyError> {
         })
         .collect();
     write_csv(
-        &opts.out.join("per_image.csv"),
+        &opts.inputs.out.join("per_image.csv"),
         &[
             "model",
             "method",
@@ -541,7 +513,7 @@ fn summary(
         .collect();
     let summary = Summary {
         study: "sanity".into(),
-        command: opts.command.clone(),
+        command: opts.inputs.command.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         conventions: json!({
             "tests": "cascading (output layer first, earlier layers kept randomised) and independent model-parameter randomisation (Adebayo et al. 2018); random logit (Sixt et al. 2020)",
@@ -556,7 +528,7 @@ fn summary(
             "images": facts.images,
             "models": facts.models,
             "methods": facts.methods,
-            "method_options": method_options_json(&opts.method_options),
+            "method_options": method_options_json(&opts.inputs.method_options),
         }),
         headline: headline.to_vec(),
         table: Table {
@@ -573,5 +545,5 @@ fn summary(
         tests: Table::default(),
         work: json!({"computed": computed, "reused": reused}),
     };
-    summary.write(&opts.out)
+    summary.write(&opts.inputs.out)
 }

@@ -1,15 +1,24 @@
 //! The images of a study: which split, which images a `--limit` keeps, and reading an image
 //! (or its masks) into the model's frame.
+//!
+//! A study reads every data source `relevance train` reads: an ImageFolder folder (with or
+//! without `train/`, `val/`, `test/`), a CSV list `path,label[,mask]`, or a folder of
+//! MNIST-style IDX files. An IDX image has no file of its own: it is named
+//! `<folder>/<part>-<index>` (`test-000123`: the 124th image of the `t10k` files, `train-…`
+//! the training files), which is its stem in every per-image output, and its pixels are held
+//! decoded in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::super::StudyError;
 use crate::data::augment::Planes;
 use crate::data::folder::{DataSplits, ImageFolder, ReadOptions, Sample, SplitSource};
-use crate::data::image::{Image, load_image, load_input};
+use crate::data::idx::{IdxSet, class_names, is_mnist_dir, read_mnist_dir};
+use crate::data::image::{Image, load_image, load_input, preprocess};
 use crate::data::split::SplitFractions;
 use crate::graph::{Model, ModelCard};
 use crate::io::{safe_component, unique_name};
@@ -53,7 +62,49 @@ pub struct StudyImage {
     pub mask: Option<PathBuf>,
     /// Confounder-marker mask, if any.
     pub marker: Option<PathBuf>,
+    /// The decoded pixels of an image without a file of its own (IDX); `None`: read `path`.
+    pub pixels: Option<Arc<Image>>,
+    /// The data set is the one the study's first model was trained on (its
+    /// `model.train.json` names it), so `label` is that model's class index too: the class
+    /// is matched by index where its name is not among the model's classes.
+    pub training_source: bool,
 }
+
+impl StudyImage {
+    /// The image's pixels as stored (decoded from memory, or read from its file).
+    pub fn image(&self) -> Result<Image, StudyError> {
+        match &self.pixels {
+            Some(img) => Ok(Image::clone(img)),
+            None => Ok(load_image(&self.path)?),
+        }
+    }
+
+    /// The preprocessed model input `[1, C, H, W]` by `card`.
+    pub fn input(&self, card: &ModelCard) -> Result<T4, StudyError> {
+        match &self.pixels {
+            Some(img) => Ok(preprocess(img, card)),
+            None => Ok(load_input(&self.path, card)?),
+        }
+    }
+}
+
+/// One image of the split before the limit: its sample and, for IDX, its pixels.
+struct Candidate {
+    sample: Sample,
+    pixels: Option<Arc<Image>>,
+}
+
+impl From<Sample> for Candidate {
+    fn from(sample: Sample) -> Self {
+        Candidate {
+            sample,
+            pixels: None,
+        }
+    }
+}
+
+/// The class names, images and how they were chosen.
+type SplitImages = (Vec<String>, Vec<Candidate>, String);
 
 /// The images a study runs on and, in words, how they were chosen.
 pub struct Selection {
@@ -65,6 +116,67 @@ pub struct Selection {
 
 /// The classes and samples of the split asked for, and how they were chosen.
 fn split_samples(
+    data: &Path,
+    split: SplitChoice,
+    recorded: Option<&SplitSource>,
+) -> Result<SplitImages, StudyError> {
+    if data.is_dir() && is_mnist_dir(data) {
+        return idx_samples(data, split);
+    }
+    let (classes, samples, how) = file_samples(data, split, recorded)?;
+    Ok((
+        classes,
+        samples.into_iter().map(Candidate::from).collect(),
+        how,
+    ))
+}
+
+/// The images of an IDX folder. Its test split is the `t10k` files whatever the record says:
+/// `train` holds them out as its test part and draws only the validation part from the
+/// training files. Classes are named as `train` names them ([`class_names`]).
+fn idx_samples(data: &Path, split: SplitChoice) -> Result<SplitImages, StudyError> {
+    let (train, test) = read_mnist_dir(data)?;
+    let count = train.labels.iter().max().map_or(0, |m| m + 1);
+    if let Some(&label) = test.labels.iter().find(|&&l| l >= count) {
+        return Err(StudyError::file(
+            data,
+            format!("a t10k label is {label}, but the training labels run 0..{count}"),
+        ));
+    }
+    let part = |set: IdxSet, name: &str| -> Vec<Candidate> {
+        let IdxSet { images, labels } = set;
+        images
+            .into_iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, (img, label))| Candidate {
+                sample: Sample {
+                    path: data.join(format!("{name}-{i:06}")),
+                    label,
+                    mask: None,
+                    marker: None,
+                },
+                pixels: Some(Arc::new(img)),
+            })
+            .collect()
+    };
+    let classes = class_names(count);
+    Ok(match split {
+        SplitChoice::Test => (
+            classes,
+            part(test, "test"),
+            "test split (the t10k IDX files)".into(),
+        ),
+        SplitChoice::All => {
+            let mut all = part(train, "train");
+            all.extend(part(test, "test"));
+            (classes, all, all_images(split))
+        }
+    })
+}
+
+/// The images of an ImageFolder folder or a CSV list.
+fn file_samples(
     data: &Path,
     split: SplitChoice,
     recorded: Option<&SplitSource>,
@@ -115,39 +227,75 @@ pub fn limit_interleaved(
     classes: usize,
     limit: Option<usize>,
 ) -> Vec<Sample> {
-    let mut by_class: Vec<Vec<Sample>> = vec![Vec::new(); classes];
-    for s in samples {
-        by_class[s.label].push(s);
+    interleave(samples, classes, limit, |s| s)
+}
+
+/// [`limit_interleaved`] over anything holding a sample.
+fn interleave<T>(
+    items: Vec<T>,
+    classes: usize,
+    limit: Option<usize>,
+    sample: impl Fn(&T) -> &Sample,
+) -> Vec<T> {
+    let mut by_class: Vec<Vec<T>> = (0..classes).map(|_| Vec::new()).collect();
+    for item in items {
+        by_class[sample(&item).label].push(item);
     }
     for v in &mut by_class {
-        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v.sort_by(|a, b| sample(a).path.cmp(&sample(b).path));
+        v.reverse();
     }
-    let longest = by_class.iter().map(Vec::len).max().unwrap_or(0);
-    let mut ordered: Vec<Sample> = (0..longest)
-        .flat_map(|i| by_class.iter().filter_map(move |v| v.get(i).cloned()))
-        .collect();
-    ordered.truncate(limit.unwrap_or(usize::MAX).max(1));
+    let keep = limit.unwrap_or(usize::MAX).max(1);
+    let mut ordered = Vec::new();
+    // Round robin over the classes, each popping its next image (the lists are reversed).
+    while ordered.len() < keep && by_class.iter().any(|v| !v.is_empty()) {
+        for v in &mut by_class {
+            if ordered.len() == keep {
+                break;
+            }
+            if let Some(item) = v.pop() {
+                ordered.push(item);
+            }
+        }
+    }
     ordered
 }
 
 /// The images of `data` for a study: the split asked for (`recorded`: the split in the first
 /// model's training record), ordered and cut by [`limit_interleaved`]. Labels are the data
-/// set's class indices; stems are unique and file-name safe.
+/// set's class indices; stems are unique and file-name safe. `training_source`: `data` is the
+/// first model's training data ([`StudyImage::training_source`]).
 pub fn select_images(
     data: &Path,
     split: SplitChoice,
     limit: Option<usize>,
     recorded: Option<&SplitSource>,
+    training_source: bool,
 ) -> Result<Selection, StudyError> {
     let (classes, samples, how) = split_samples(data, split, recorded)?;
     if samples.is_empty() {
         return Err(StudyError::file(data, format!("no images in the {how}")));
     }
-    let mut seen = HashSet::new();
-    let images = limit_interleaved(samples, classes.len(), limit)
+    let mut rows_per_path: HashMap<&Path, usize> = HashMap::new();
+    for c in &samples {
+        *rows_per_path.entry(&c.sample.path).or_default() += 1;
+    }
+    // A multi-label list names an image once per true class: each row is a unit of its own,
+    // named by the image and the class.
+    let repeated: HashSet<PathBuf> = rows_per_path
         .into_iter()
-        .map(|s| {
-            let stem = s.path.file_stem().unwrap_or_default().to_string_lossy();
+        .filter(|&(_, n)| n > 1)
+        .map(|(p, _)| p.to_path_buf())
+        .collect();
+    let mut seen = HashSet::new();
+    let images = interleave(samples, classes.len(), limit, |c| &c.sample)
+        .into_iter()
+        .map(|Candidate { sample: s, pixels }| {
+            let file_stem = s.path.file_stem().unwrap_or_default().to_string_lossy();
+            let stem = match repeated.contains(&s.path) {
+                true => format!("{file_stem}-{}", classes[s.label]),
+                false => file_stem.into_owned(),
+            };
             StudyImage {
                 stem: unique_name(safe_component(&stem), &mut seen),
                 class: classes[s.label].clone(),
@@ -155,6 +303,8 @@ pub fn select_images(
                 path: s.path,
                 mask: s.mask,
                 marker: s.marker,
+                pixels,
+                training_source,
             }
         })
         .collect();
@@ -185,12 +335,14 @@ pub fn shard_images(
     Ok(kept)
 }
 
-/// The class index of `image` for `card`: by class name when the card names its classes,
-/// otherwise the data set's index (when the model has that many classes).
+/// The class index of `image` for `card`: by class name when the card names it; otherwise the
+/// data set's index when the card names no classes or the data set is the first model's
+/// training data ([`StudyImage::training_source`]), and the model has that many classes.
 pub fn model_label(image: &StudyImage, card: &ModelCard) -> Option<usize> {
+    let by_index = card.classes.is_empty() || image.training_source;
     match card.class_index(&image.class) {
         Some(i) => Some(i),
-        None if card.classes.is_empty() && image.label < card.num_classes => Some(image.label),
+        None if by_index && image.label < card.num_classes => Some(image.label),
         None => None,
     }
 }
@@ -226,7 +378,7 @@ pub fn label_for_model(
 pub fn load_batch(images: &[StudyImage], model: &Model) -> Result<T4, StudyError> {
     let xs = images
         .iter()
-        .map(|i| load_input(&i.path, &model.card))
+        .map(|i| i.input(&model.card))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(T4::cat(xs, 0))
 }
@@ -241,11 +393,10 @@ pub fn load_mask(path: &Path, model: &Model) -> Result<Vec<bool>, StudyError> {
     Ok(fitted.pixels.iter().map(|&v| v > 127).collect())
 }
 
-/// An image file brought to the card's size and channels as planes in `[0, 1]` (the frame
+/// An image brought to the card's size and channels as planes in `[0, 1]` (the frame
 /// augmentations act in).
-pub fn load_planes(path: &Path, card: &ModelCard) -> Result<Planes, StudyError> {
-    let img = load_image(path)?;
-    Ok(Planes::from_image(&img.fit(card)))
+pub fn load_planes(image: &StudyImage, card: &ModelCard) -> Result<Planes, StudyError> {
+    Ok(Planes::from_image(&image.image()?.fit(card)))
 }
 
 /// Planes in `[0, 1]` as model input values (`v·255·scale + shift` per channel, the card's

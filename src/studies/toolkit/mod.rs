@@ -2,19 +2,22 @@
 //!
 //! - [`models`]: opening `--models` (files, ensembles, `seed-*` folders) as labelled
 //!   [`StudyModel`]s;
+//! - [`inputs`]: [`StudyInputs`], what every study reads and where it writes;
 //! - [`images`]: the split, the one `--limit` rule ([`limit_interleaved`]: classes
 //!   interleaved) and reading images and masks into the model's frame;
 //! - [`methods`]: building methods from the specs the user typed ([`study_methods`]) and
 //!   getting their maps ([`explain_planes`]), the only way a study reaches the methods;
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
 //! - [`figures`]: plots and pictures with their `figures.json` entries;
-//! - [`target`]: the one [`TargetRule`] (predicted or true class).
+//! - [`target`]: the one [`TargetRule`] (predicted or true class) and [`has_class`] (whether a
+//!   model gives an image a class, by its head).
 //!
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
 
 pub mod figures;
 pub mod images;
+pub mod inputs;
 pub mod methods;
 pub mod models;
 pub mod outputs;
@@ -28,6 +31,7 @@ pub use images::{
     Selection, SplitChoice, StudyImage, label_for_model, limit_interleaved, load_batch, load_mask,
     load_planes, model_label, planes_to_input, select_images, shard_images,
 };
+pub use inputs::StudyInputs;
 pub use methods::{
     BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, method_options_json,
     predictions, prepare_all, score_all, study_methods,
@@ -37,7 +41,7 @@ pub use outputs::{
     Summary, Table, create_dir, csv_field, jnum, mean_sd, median, num, per_image_dir,
     prepare_cache, progress_bar, read_previous, resume, write_csv, write_json, write_text,
 };
-pub use target::TargetRule;
+pub use target::{TargetRule, has_class};
 
 /// What a study run covered, handed to its output phases.
 pub struct RunFacts {

@@ -37,6 +37,20 @@ impl StudyModel {
     }
 }
 
+impl StudyModel {
+    /// True when `data` is the data this model was trained on: the source in its
+    /// `model.train.json`, compared as resolved paths (as written where neither resolves).
+    pub fn trained_on(&self, data: &Path) -> bool {
+        let Some(source) = self.record.as_ref().map(|r| &r.data.source) else {
+            return false;
+        };
+        match (source.canonicalize(), data.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => source == data,
+        }
+    }
+}
+
 /// One `--models` entry expanded: its label, the label qualified by a folder (used when labels
 /// clash) and the weights file.
 struct Found {

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::graph::Head;
+
 /// The class each image is explained for, per model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,6 +23,20 @@ impl TargetRule {
             TargetRule::True => label,
             TargetRule::Predicted => crate::metrics::scorer::argmax(scores),
         }
+    }
+}
+
+/// Whether a model with output head `head` gives an image whose class probabilities are
+/// `probs` the class `class`: its most probable class (a softmax or binary-logit head: one
+/// class per image), or — a multi-label (`sigmoid`) head — any class with `p ≥ 0.5`, the
+/// head's own rule ([`crate::graph::Head`]). Every study's `correct` and accuracy use it, so an
+/// image of several true classes (one study row per image × true class) is correct for each
+/// class the model gives it.
+pub fn has_class(head: Head, probs: &[f32], class: usize) -> bool {
+    if head.multi_label() {
+        probs.get(class).is_some_and(|&p| p >= 0.5)
+    } else {
+        crate::metrics::scorer::argmax(probs) == class
     }
 }
 
