@@ -13,6 +13,8 @@ fn quality_args(data: &std::path::Path, weights: &std::path::Path) -> Vec<String
         path(data),
         "--split",
         "all",
+        "--limit",
+        "9",
         "--methods",
         "saliency,grad-cam,random",
         "--region-patch",
@@ -32,7 +34,7 @@ fn quality_args(data: &std::path::Path, weights: &std::path::Path) -> Vec<String
 #[test]
 fn quality_runs_shards_merge_byte_for_byte_and_the_report_shows_it() {
     let dir = temp_dir("quality");
-    let (data, weights) = fixture(&dir, 9);
+    let (data, weights) = fixture(&dir, 20);
     let args = quality_args(&data, &weights);
     let (whole, sharded) = (dir.join("whole"), dir.join("sharded"));
     std::fs::create_dir_all(&whole).unwrap();
@@ -63,23 +65,34 @@ fn quality_runs_shards_merge_byte_for_byte_and_the_report_shows_it() {
     let html = std::fs::read_to_string(whole.join("report.html")).unwrap();
     assert!(html.contains("Quality metrics"), "no quality section");
     assert!(html.contains("checkerboard / noise"), "no table column");
+    // Seven figures, drawn inline (the report rebuilds each SVG), with their captions.
+    assert_eq!(html.matches("<figure").count(), 7, "figures in the report");
+    for caption in [
+        "checkerboard / noise ↓ per method",
+        "faithfulness correlation ↑ per method",
+    ] {
+        assert!(html.contains(caption), "{caption} missing from the report");
+    }
     for figure in [
         "quality_checkerboard_ratio",
         "quality_faithfulness_correlation",
     ] {
-        assert!(html.contains(figure), "{figure} missing from the report");
         assert!(whole.join(format!("{figure}.png")).exists());
         assert!(whole.join(format!("{figure}.svg")).exists());
     }
 
     // Options that cannot work are one-line errors.
-    let mut bad = args.clone();
-    bad.extend(["--sensitivity-samples".to_string(), "0".to_string()]);
-    let err = run_err(&whole, &strs(&bad));
+    let with = |flag: &str, value: &str| -> Vec<String> {
+        let mut a = args.clone();
+        let at = a.iter().position(|w| w == flag).unwrap();
+        a[at + 1] = value.to_string();
+        a
+    };
+    let err = run_err(&whole, &strs(&with("--sensitivity-samples", "0")));
     assert!(err.contains("sensitivity"), "{err}");
-    let mut bad = args.clone();
-    bad.extend(["--methods".to_string(), "no-such-method".to_string()]);
-    let err = run_err(&whole, &strs(&bad));
+    let err = run_err(&whole, &strs(&with("--methods", "saliency,no-such-method")));
     assert!(err.contains("no-such-method"), "{err}");
+    let err = run_err(&whole, &strs(&with("--methods", "crp(top=2)")));
+    assert!(err.contains("layer"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
