@@ -11,27 +11,27 @@ use crate::studies::toolkit::{Figure, RunFacts, save_plot};
 fn meaning(metric: Metric) -> &'static str {
     match metric {
         Metric::CheckerboardRatio => {
-            "the checkerboard score over the score white noise of the map's size, mean and \
+            "The checkerboard score over the score white noise of the map's size, mean and \
              variance is expected to have: 1 is as checkered as noise, below 1 smoother, above \
              1 a stride-2 pattern"
         }
-        Metric::Sparseness => "the Gini index of |R|: 0 for a uniform map, near 1 for one pixel",
-        Metric::Complexity => "the entropy of |R|/Σ|R|: ln(H·W) for a uniform map, 0 for one pixel",
+        Metric::Sparseness => "The Gini index of |R|: 0 for a uniform map, near 1 for one pixel",
+        Metric::Complexity => "The entropy of |R|/Σ|R|: ln(H·W) for a uniform map, 0 for one pixel",
         Metric::PixelFlipping => {
-            "the mean drop of the logit as the most relevant pixels are set to the image minimum \
+            "The mean drop of the logit as the most relevant pixels are set to the image minimum \
              step by step (higher: the map ranks the pixels the model uses first)"
         }
         Metric::RegionPerturbation => {
-            "the mean drop of the logit as the most relevant patches are set to the image minimum"
+            "The mean drop of the logit as the most relevant patches are set to the image minimum"
         }
         Metric::FaithfulnessCorrelation => {
-            "the Pearson correlation between the relevance of random pixel subsets and the logit \
+            "The Pearson correlation between the relevance of random pixel subsets and the logit \
              drop when they are removed"
         }
         Metric::AvgSensitivity | Metric::MaxSensitivity => {
-            "the change of the map under small uniform noise, relative to the map's norm"
+            "The change of the map under small uniform noise, relative to the map's norm"
         }
-        Metric::Checkerboard | Metric::CheckerboardNoise => "the checkerboard score",
+        Metric::Checkerboard | Metric::CheckerboardNoise => "The checkerboard score",
     }
 }
 
@@ -87,7 +87,7 @@ pub fn boxes(
             &format!("quality_{}", metric.name()),
             &plot,
             &format!(
-                "{heading}: {}. One box per {} over images (box = quartiles, line = median, \
+                "{}. One box per {} over images (box = quartiles, line = median, \
                  whiskers = 1.5 IQR); the conventions are in summary.json.",
                 meaning(metric),
                 if several {

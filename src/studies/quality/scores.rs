@@ -122,7 +122,7 @@ pub fn checkerboard_noise_reference(map: &[f32], h: usize, w: usize) -> f64 {
     let n = map.len() as f64;
     let mean = map.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = map.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let (he, we) = (h % 2 == 0, w % 2 == 0);
+    let (he, we) = (h.is_multiple_of(2), w.is_multiple_of(2));
     let e = (he as usize * w + we as usize * h) as f64 - (he && we) as usize as f64;
     if var + mean * mean == 0.0 {
         return f64::NAN;

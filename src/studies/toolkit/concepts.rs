@@ -207,8 +207,8 @@ pub fn concept_planes(
     for first in (0..n).step_by(group) {
         let channel = concept.channel(&row(first), targets[first])?;
         channels.push(channel);
-        for r in first..first + group {
-            planes.push(concept.heatmap(&row(r), targets[r], channel)?);
+        for (r, &target) in targets.iter().enumerate().skip(first).take(group) {
+            planes.push(concept.heatmap(&row(r), target, channel)?);
         }
     }
     Ok((planes, channels))
