@@ -31,6 +31,7 @@ const STUDIES: &[&str] = &[
     "faithfulness",
     "stability",
     "sanity",
+    "quality",
     "variability",
     "compare",
 ];
@@ -138,6 +139,10 @@ fn rerun_study(argv: &[String], out: &std::path::Path, partial: Option<ShardSet>
         Command::Sanity(mut a) => {
             a.study.merged_shards = partial;
             super::sanity::run_cli(*a)
+        }
+        Command::Quality(mut a) => {
+            a.study.merged_shards = partial;
+            super::quality::run_cli(*a)
         }
         other => bail!("merging shards of {other:?} is not supported"),
     }

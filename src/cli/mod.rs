@@ -22,6 +22,7 @@ mod inspect;
 mod merge;
 mod method_args;
 mod predict;
+mod quality;
 mod report;
 mod review;
 mod sanity;
@@ -86,6 +87,9 @@ pub enum Command {
     Stability(Box<stability::StabilityArgs>),
     /// Sanity checks: model-parameter randomisation (cascading, independent) and random logit.
     Sanity(Box<sanity::SanityArgs>),
+    /// Quality metrics: checkerboard (vs noise), sparseness, complexity, pixel flipping, region
+    /// perturbation, faithfulness correlation, max/avg-sensitivity.
+    Quality(Box<quality::QualityArgs>),
     /// Run the whole workbench on built-in synthetic data and write an HTML report.
     Demo(demo::DemoArgs),
     /// (Re)build the HTML report of a run folder.
@@ -113,6 +117,7 @@ impl Command {
             Command::Compare(args) => args.study.device,
             Command::Faithfulness(args) => args.study.device,
             Command::Stability(args) => args.study.device,
+            Command::Quality(args) => args.study.device,
             _ => device_args::DeviceArgs::default(),
         };
         flag.device
@@ -134,6 +139,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Faithfulness(args) => faithfulness::run_cli(*args),
         Command::Stability(args) => stability::run_cli(*args),
         Command::Sanity(args) => sanity::run_cli(*args),
+        Command::Quality(args) => quality::run_cli(*args),
         Command::Variability(args) => variability::run(*args),
         Command::Compare(args) => compare::run(*args),
         Command::Demo(args) => demo::run(args),

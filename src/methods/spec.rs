@@ -117,10 +117,10 @@ pub fn label_file_key(label: &str) -> String {
 }
 
 /// Parameters as written: `(key, value)` pairs.
-type Params = Vec<(String, String)>;
+pub(crate) type Params = Vec<(String, String)>;
 
-/// `name(k=v,…)` → `("name", [(k, v), …])`.
-fn split_params(text: &str) -> Result<(&str, Params), MethodError> {
+/// `name(k=v,…)` → `("name", [(k, v), …])` (also read by the studies' `crp(…)` concept specs).
+pub(crate) fn split_params(text: &str) -> Result<(&str, Params), MethodError> {
     let Some(open) = text.find('(') else {
         return Ok((text, Vec::new()));
     };

@@ -1,7 +1,7 @@
 //! The run records: the JSON files each command writes into its output folder and the report
 //! (and the studies) read back — `explain.json`, `concepts.json`, `atlas.json`, a study's
 //! `summary.json` and `figures.json`, training's `model.train.json` and `ensemble.json`, the
-//! synthetic data set's `dataset.json`, the demo's `run.json`, the sanity study's `sanity.json`, the expert review's `review.json`
+//! synthetic data set's `dataset.json`, the demo's `run.json`, the sanity study's `sanity.json`, the quality study's `quality.json`, the expert review's `review.json`
 //! and a shard's `shard.json`. Each is a serde type here (or
 //! re-exported from the layer that builds it), read through [`read_record`] and written through
 //! [`write_record`], so a field is named once and a reader cannot drift from its writer.
@@ -15,6 +15,7 @@
 
 mod concepts;
 mod explain;
+mod quality;
 mod review;
 mod run;
 mod sanity;
@@ -35,6 +36,7 @@ pub use explain::{
     ConservationRecord, ExplainRecord, GridRecord, LrpRecord, MapFiles, MethodRecord, OutputFile,
     OutputRecord, TargetRecord,
 };
+pub use quality::{QualityEntry, QualityRecord};
 pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
 pub use sanity::{MeanInterval, SanityCurve, SanityLogit, SanityRecord, SanityStep, SanityVerdict};

@@ -1238,6 +1238,7 @@ fn study_section(run: &RunFolder, path: &Path, summary: &StudySummary, index: us
         "variability" => "Variability across the ensemble",
         "compare" => "Comparison of methods and models",
         "sanity" => "Sanity checks: do the maps depend on the model and the class?",
+        "quality" => "Quality metrics: checkerboard, sparseness, faithfulness, robustness",
         other => other,
     };
     let mut s = Section::new(&format!("study-{index}-{study}"), title);
@@ -1476,6 +1477,7 @@ pub fn build_report(path: &Path) -> Result<Report, ReportError> {
     let order = [
         "faithfulness",
         "sanity",
+        "quality",
         "stability",
         "variability",
         "compare",

@@ -19,6 +19,7 @@ pub mod faithfulness;
 pub mod fit;
 pub mod maps;
 pub mod paired;
+pub mod quality;
 pub mod sanity;
 pub mod stability;
 pub mod stats;

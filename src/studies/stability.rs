@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
-    Table, create_dir, enlarge, explain_planes, load_models, load_planes, mean_sd, median,
+    Table, create_dir, enlarge, explain_planes_grouped, load_models, load_planes, mean_sd, median,
     method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
     predictions, progress_bar, resume, save_plot, score_all, write_csv, write_grid, write_json,
 };
@@ -444,7 +444,7 @@ fn example_grid(
     let mut rows = vec![bases.iter().map(enlarge).collect::<Vec<_>>()];
     for (_, method) in methods {
         let prepared = method.prepare(&m.model)?;
-        let maps = explain_planes(&prepared, &x, &acts, &targets, &keys, false)?.planes;
+        let maps = explain_planes_grouped(&prepared, &x, &acts, &targets, &keys, keys.len())?;
         rows.push(
             maps.iter()
                 .zip(&bases)
@@ -570,7 +570,7 @@ fn compare_chunk(
     let acts = forward_all(&m.model, &x)?;
     let preds = predictions(&m.model, &acts, chunk.len() * per_image)?;
     let targets = chunk_targets(opts, m, chunk, &preds)?;
-    let planes = explain_planes(method, &x, &acts, &targets, &b.keys, false)?.planes;
+    let planes = explain_planes_grouped(method, &x, &acts, &targets, &b.keys, per_image)?;
     let map_dir = opts
         .inputs
         .out

@@ -12,6 +12,7 @@ mod heads_cli;
 mod inspect_cli;
 mod methods_cli;
 mod predict_cli;
+mod quality_cli;
 mod records_cli;
 mod shard_cli;
 mod study_sources_cli;

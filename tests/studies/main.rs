@@ -10,8 +10,10 @@ mod studies_support;
 
 mod studies_compare;
 mod studies_faithfulness;
+mod studies_quality;
 mod studies_sanity;
 mod studies_stability;
+mod studies_stability_crp;
 mod studies_stats;
 mod studies_toolkit;
 mod studies_variability;

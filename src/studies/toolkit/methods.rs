@@ -5,6 +5,9 @@
 use serde_json::Value;
 
 use super::super::StudyError;
+use super::concepts::{
+    ConceptSpec, PreparedConcept, concept_planes, is_concept_spec, parse_concept_specs,
+};
 use crate::engine::{Activations, Rules};
 use crate::graph::Model;
 use crate::methods::cam::{CamWeighting, Planes, finish_cams, layer_gradients, resolve_layer};
@@ -21,6 +24,8 @@ pub enum StudyMethod {
         /// Seed of the draws.
         seed: u64,
     },
+    /// One rank of a layer's CRP concepts ([`super::concepts`]).
+    Concept(Box<ConceptSpec>),
 }
 
 /// A study method bound to one model: prepared once, then run on batch after batch.
@@ -32,6 +37,8 @@ pub enum PreparedMethod<'m> {
         /// Seed of the draws.
         seed: u64,
     },
+    /// A concept rank bound to the model.
+    Concept(Box<PreparedConcept>),
 }
 
 /// Name of the random control method.
@@ -43,6 +50,7 @@ impl StudyMethod {
         match self {
             StudyMethod::Spec(spec) => spec.info.style,
             StudyMethod::Random { .. } => MapStyle::Unit,
+            StudyMethod::Concept(_) => MapStyle::Signed,
         }
     }
 
@@ -73,27 +81,36 @@ impl StudyMethod {
                 PreparedMethod::Method(Box::new(prepared))
             }
             StudyMethod::Random { seed } => PreparedMethod::Random { seed: *seed },
+            StudyMethod::Concept(spec) => PreparedMethod::Concept(Box::new(spec.prepare(model)?)),
         })
     }
 }
 
 /// The methods named in `names` (repeats dropped), each parsed as a method spec over `opts` and
 /// labelled by the spec as written ([`MethodSpec::label`]): that label is the method's name in
-/// every table, CSV and figure. `random` is the control.
+/// every table, CSV and figure. `random` is the control; `crp(layer=…,top=k)` gives one method
+/// per concept rank ([`super::concepts`]).
 pub fn study_methods(
     names: &[String],
     opts: &MethodOptions,
 ) -> Result<Vec<(String, StudyMethod)>, StudyError> {
     let mut out: Vec<(String, StudyMethod)> = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        let (label, method) = if name == RANDOM_METHOD {
-            (name.to_string(), StudyMethod::Random { seed: opts.seed })
+        let methods: Vec<(String, StudyMethod)> = if name == RANDOM_METHOD {
+            vec![(name.to_string(), StudyMethod::Random { seed: opts.seed })]
+        } else if is_concept_spec(name) {
+            parse_concept_specs(name, opts)?
+                .into_iter()
+                .map(|c| (c.label(), StudyMethod::Concept(Box::new(c))))
+                .collect()
         } else {
             let spec = MethodSpec::parse(name, opts)?;
-            (spec.label(), StudyMethod::Spec(Box::new(spec)))
+            vec![(spec.label(), StudyMethod::Spec(Box::new(spec)))]
         };
-        if !out.iter().any(|(n, _)| *n == label) {
-            out.push((label, method));
+        for (label, method) in methods {
+            if !out.iter().any(|(n, _)| *n == label) {
+                out.push((label, method));
+            }
         }
     }
     if out.is_empty() {
@@ -163,6 +180,10 @@ pub fn explain_planes(
                 .collect();
             return Ok(BatchMaps { planes, raw: None });
         }
+        PreparedMethod::Concept(concept) => {
+            let (planes, _) = concept_planes(concept, x, targets, 1)?;
+            return Ok(BatchMaps { planes, raw: None });
+        }
         PreparedMethod::Method(m) => m,
     };
     let weighting = CamWeighting::ALL
@@ -190,12 +211,31 @@ pub fn explain_planes(
     Ok(BatchMaps { planes, raw: None })
 }
 
+/// [`explain_planes`] with the rows of `x` taken in groups of `group` (an image, then its
+/// perturbed versions): a CRP concept is matched by channel within a group — the first row's
+/// channel of that rank is explained in every row ([`concept_planes`]); other methods explain
+/// each row on its own.
+pub fn explain_planes_grouped(
+    method: &PreparedMethod,
+    x: &T4,
+    acts: &Activations,
+    targets: &[usize],
+    keys: &[String],
+    group: usize,
+) -> Result<Vec<Vec<f32>>, StudyError> {
+    match method {
+        PreparedMethod::Concept(concept) => Ok(concept_planes(concept, x, targets, group)?.0),
+        _ => Ok(explain_planes(method, x, acts, targets, keys, false)?.planes),
+    }
+}
+
 impl PreparedMethod<'_> {
     /// How its maps are drawn (the random control as a unit map).
     pub fn style(&self) -> MapStyle {
         match self {
             PreparedMethod::Method(m) => m.style(),
             PreparedMethod::Random { .. } => MapStyle::Unit,
+            PreparedMethod::Concept(_) => MapStyle::Signed,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`inputs`]: [`StudyInputs`], what every study reads and where it writes;
 //! - [`images`]: the split, the one `--limit` rule ([`limit_interleaved`]: classes
 //!   interleaved) and reading images and masks into the model's frame;
+//! - [`concepts`]: CRP concepts as study methods (`crp(layer=…,top=k)`, matched by channel);
 //! - [`methods`]: building methods from the specs the user typed ([`study_methods`]) and
 //!   getting their maps ([`explain_planes`]), the only way a study reaches the methods;
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
@@ -15,6 +16,7 @@
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
 
+pub mod concepts;
 pub mod figures;
 pub mod images;
 pub mod inputs;
@@ -33,8 +35,8 @@ pub use images::{
 };
 pub use inputs::StudyInputs;
 pub use methods::{
-    BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, method_options_json,
-    predictions, prepare_all, score_all, study_methods,
+    BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, explain_planes_grouped,
+    method_options_json, predictions, prepare_all, score_all, study_methods,
 };
 pub use models::{StudyModel, check_same_frame, expand_models, load_models, weights_stamp};
 pub use outputs::{
