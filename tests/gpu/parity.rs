@@ -111,8 +111,9 @@ fn pattern(n: usize, side: usize) -> T4 {
 #[test]
 fn zoo_logits_agree() {
     let results = on_cpu_and_gpu(|| {
-        // VGG is left out: its first dense weight (25088 × 4096, 411 MB) is larger than the
-        // largest buffer lavapipe allocates, so on lavapipe it is an out-of-memory error.
+        // VGG is left out: run here after the other models, cubecl could not place VGG-11's
+        // first dense weight (25088 × 4096, 411 MB) on lavapipe ("can't allocate buffer of
+        // size: 411041792"), though `relevance bench --device gpu --arch vgg11` alone runs.
         ["small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v2"]
             .into_iter()
             .map(|arch| {
@@ -182,8 +183,7 @@ fn lrp_composites_agree_under_every_skip_mode() {
     let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
     if let Some(results) = on_cpu_and_gpu(|| {
         let mut out = maps("resnet18", &methods);
-        // A plain chain with max pooling and a dense head (VGG's shape, small enough for
-        // lavapipe's largest buffer; see zoo_logits_agree).
+        // A plain chain with max pooling and a dense head, VGG's shape (see zoo_logits_agree).
         out.extend(maps(
             "small_cnn",
             &["lrp:epsilon-plus-flat", "lrp:epsilon-gamma-box"],
@@ -377,40 +377,10 @@ fn running_out_of_device_memory_is_an_error_naming_the_batch() {
     let text = err.to_string();
     eprintln!("{text}");
     assert!(text.ends_with("lower --batch (now 4096)"), "{text}");
-    assert!(text.starts_with("--device gpu: out of device memory"), "{text}");
+    assert!(
+        text.starts_with("--device gpu: out of device memory"),
+        "{text}"
+    );
     assert!(!text.contains('\n'), "one line: {text}");
     assert_eq!(fits.expect("a small tensor"), 120.0);
-}
-
-/// The command line on a device too small for the batch asked: one `error:` line naming the
-/// batch flag to lower and its value, exit status 1, no panic. On lavapipe a 411 MB buffer
-/// cannot be placed (VGG's dense weight, found by zoo_logits_agree) while a 154 MB one can, so
-/// ResNet-18's first activation at 224² and batch 160 (514 MB) does not fit there; a real GPU
-/// (4 GiB bindings) runs it, so this check needs lavapipe.
-#[test]
-fn the_cli_names_the_batch_to_lower_when_the_device_is_full() {
-    if !gpu_tests_requested() {
-        return;
-    }
-    let adapters = relevance::device::adapters().expect("gpu build");
-    if !adapters.iter().all(|a| a.name.starts_with("llvmpipe")) {
-        eprintln!("skipped: needs lavapipe's buffer limit; adapters here: {adapters:?}");
-        return;
-    }
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))
-        .args(["bench", "--device", "gpu", "--arch", "resnet18", "--size", "224"])
-        .args(["--classes", "10", "--batch", "160", "--workload", "forward"])
-        .args(["--repeat", "1", "--warmup", "0"])
-        .output()
-        .expect("relevance runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("{stderr}");
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let line = stderr.trim_end();
-    assert!(!line.contains('\n'), "one line: {line}");
-    assert!(
-        line.starts_with("error: --device gpu: out of device memory"),
-        "{line}"
-    );
-    assert!(line.ends_with("lower --batch (now 160)"), "{line}");
 }
