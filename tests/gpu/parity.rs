@@ -27,10 +27,13 @@ fn gpu_tests_requested() -> bool {
     requested
 }
 
+/// Named outputs of one run, read back to the host.
+type Outputs = Vec<(String, Vec<f32>)>;
+
 /// `run()` once on the CPU and once on the GPU (each making its model and input on the run's
 /// device), every tensor it returns checked to live where it ran and read back to the host.
 /// `None` where the GPU tests were not requested; a panic where they were and no GPU opens.
-fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Vec<(String, Vec<f32>)>; 2]> {
+fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Outputs; 2]> {
     if !gpu_tests_requested() {
         return None;
     }
@@ -68,7 +71,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Every output agrees within [`RELATIVE`] of its largest CPU magnitude and [`COSINE`].
-fn assert_same(results: [Vec<(String, Vec<f32>)>; 2]) {
+fn assert_same(results: [Outputs; 2]) {
     let [cpu, gpu] = results;
     assert_eq!(cpu.len(), gpu.len());
     for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
