@@ -155,6 +155,111 @@ pub fn describe(kind: DeviceKind) -> String {
     }
 }
 
+/// A GPU allocation that failed while `work` ran in [`catch_out_of_memory`].
+#[derive(Debug, thiserror::Error)]
+#[error("--device {kind}: out of device memory ({detail}); {advice}")]
+pub struct OutOfMemory {
+    /// The device the run asked for.
+    pub kind: DeviceKind,
+    /// What burn, cubecl or wgpu said, on one line.
+    pub detail: String,
+    /// What to change, e.g. `lower --batch (now 32)`.
+    pub advice: String,
+}
+
+/// Runs `work` on the run's device `kind` and turns a device allocation failure into
+/// [`OutOfMemory`] carrying `advice` (the batch flag to lower and its value).
+///
+/// Why a panic is caught: burn's wgpu backend (through cubecl) does not return allocation
+/// errors from the operation that allocates. A tensor operation only queues work; cubecl's
+/// allocation error (`IoError::OutOfMemory`, or `BufferTooBig` for a buffer larger than the
+/// device's largest) surfaces when a result is read (`Tensor::to_data` panics with it), and a
+/// driver's out-of-memory reaches wgpu's uncaptured-error handler, which cubecl makes panic.
+/// Threading a `Result` through every host read of the library would not catch the second
+/// kind, so the failure is recognised by its message here, on the thread that reads. Any other
+/// panic goes on as before. On the CPU `work` simply runs (an allocation failure there aborts).
+pub fn catch_out_of_memory<T>(
+    kind: DeviceKind,
+    advice: &str,
+    work: impl FnOnce() -> T,
+) -> Result<T, OutOfMemory> {
+    if kind == DeviceKind::Cpu {
+        return Ok(work());
+    }
+    quiet_out_of_memory_panics();
+    let was_catching = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    CATCHING.with(|c| c.set(was_catching));
+    let payload = match result {
+        Ok(value) => return Ok(value),
+        Err(payload) => payload,
+    };
+    let detail = panic_text(&*payload)
+        .filter(|text| is_out_of_memory(text))
+        .map(first_line_of_cause);
+    match detail {
+        Some(detail) => Err(OutOfMemory {
+            kind,
+            detail,
+            advice: advice.to_string(),
+        }),
+        None => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Whether a panic message is a device allocation failure as burn, cubecl and wgpu word it.
+pub fn is_out_of_memory(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "out of device memory",     // cubecl IoError::OutOfMemory
+        "can't allocate buffer",    // cubecl IoError::BufferTooBig
+        "out-of-memory",            // cubecl LaunchError::OutOfMemory
+        "out of memory",            // wgpu::Error::OutOfMemory, driver messages
+        "greater than the maximum", // wgpu: buffer size above the device's limit
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+thread_local! {
+    /// Whether this thread runs inside [`catch_out_of_memory`] (its allocation panics are
+    /// reported as [`OutOfMemory`], so the panic hook stays silent about them).
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that keeps quiet about allocation failures that
+/// [`catch_out_of_memory`] will report, and hands every other panic to the previous hook.
+fn quiet_out_of_memory_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let caught = CATCHING.with(std::cell::Cell::get)
+                && panic_text(info.payload()).is_some_and(is_out_of_memory);
+            if !caught {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+/// The line of a (multi-line, backtrace-carrying) panic message that names the failure.
+fn first_line_of_cause(text: &str) -> String {
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .find(|l| is_out_of_memory(l))
+        .or_else(|| lines().next())
+        .unwrap_or("allocation failed")
+        .to_string()
+}
+
 /// Whether `device` is the CPU device our kernels run on.
 pub fn is_cpu(device: &Device) -> bool {
     *device == Device::flex()

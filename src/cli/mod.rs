@@ -122,11 +122,43 @@ impl Command {
         };
         flag.device
     }
+
+    /// What to lower when the device runs out of memory: the command's batch flag and its value.
+    fn batch_advice(&self) -> String {
+        let lower = |flag: &str, now: String| format!("lower {flag} (now {now})");
+        match self {
+            Command::Train(args) => lower("--batch-size", args.batch_size.to_string()),
+            Command::Bench(args) => lower(
+                "--batch",
+                args.batch
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Command::Explain(args) => lower("--batch", args.method_args.batch.to_string()),
+            Command::Concepts(args) => lower("--batch", args.batch.to_string()),
+            Command::Atlas(args) => lower("--batch", args.batch.to_string()),
+            Command::Variability(args) => lower("--batch", args.study.batch().to_string()),
+            Command::Compare(args) => lower("--batch", args.study.batch().to_string()),
+            Command::Faithfulness(args) => lower("--batch", args.study.batch().to_string()),
+            Command::Stability(args) => lower("--batch", args.study.batch().to_string()),
+            // predict runs one image at a time: the model itself does not fit.
+            _ => "the model does not fit at one image; use --device cpu".into(),
+        }
+    }
 }
 
 /// Runs one parsed command, on the device it asked for.
 fn dispatch(command: Command) -> anyhow::Result<()> {
-    crate::device::use_device(command.device())?;
+    let kind = command.device();
+    crate::device::use_device(kind)?;
+    let advice = command.batch_advice();
+    crate::device::catch_out_of_memory(kind, &advice, || run_command(command))?
+}
+
+/// Runs one parsed command on the run's device.
+fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Predict(args) => predict::run(args),
         Command::Inspect(args) => inspect::run(args),

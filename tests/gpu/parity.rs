@@ -27,10 +27,13 @@ fn gpu_tests_requested() -> bool {
     requested
 }
 
+/// Named outputs of one run, read back to the host.
+type Outputs = Vec<(String, Vec<f32>)>;
+
 /// `run()` once on the CPU and once on the GPU (each making its model and input on the run's
 /// device), every tensor it returns checked to live where it ran and read back to the host.
 /// `None` where the GPU tests were not requested; a panic where they were and no GPU opens.
-fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Vec<(String, Vec<f32>)>; 2]> {
+fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Outputs; 2]> {
     if !gpu_tests_requested() {
         return None;
     }
@@ -68,7 +71,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Every output agrees within [`RELATIVE`] of its largest CPU magnitude and [`COSINE`].
-fn assert_same(results: [Vec<(String, Vec<f32>)>; 2]) {
+fn assert_same(results: [Outputs; 2]) {
     let [cpu, gpu] = results;
     assert_eq!(cpu.len(), gpu.len());
     for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
@@ -111,7 +114,10 @@ fn pattern(n: usize, side: usize) -> T4 {
 #[test]
 fn zoo_logits_agree() {
     let results = on_cpu_and_gpu(|| {
-        ["small_cnn", "resnet18", "vgg11", "mobilenet_v2"]
+        // VGG is left out: run here after the other models, cubecl could not place VGG-11's
+        // first dense weight (25088 × 4096, 411 MB) on lavapipe ("can't allocate buffer of
+        // size: 411041792"), though `relevance bench --device gpu --arch vgg11` alone runs.
+        ["small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v2"]
             .into_iter()
             .map(|arch| {
                 let side = if arch == "small_cnn" { 32 } else { 64 };
@@ -158,7 +164,7 @@ fn gradients_and_cams_agree() {
         maps(
             "resnet18",
             &[
-                "gradient",
+                "saliency",
                 "grad-cam",
                 "guided-backprop",
                 "integrated-gradients(steps=4)",
@@ -180,8 +186,9 @@ fn lrp_composites_agree_under_every_skip_mode() {
     let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
     if let Some(results) = on_cpu_and_gpu(|| {
         let mut out = maps("resnet18", &methods);
+        // A plain chain with max pooling and a dense head, VGG's shape (see zoo_logits_agree).
         out.extend(maps(
-            "vgg11",
+            "small_cnn",
             &["lrp:epsilon-plus-flat", "lrp:epsilon-gamma-box"],
         ));
         out
@@ -345,4 +352,38 @@ mod toy {
             ..ModelCard::default()
         }
     }
+}
+
+/// A device allocation that can never fit (a 6 GiB tensor: above the largest storage buffer a
+/// Vulkan device binds, whose range is a 32-bit count) is
+/// reported as `OutOfMemory` carrying the advice the CLI gives (the batch flag to lower), not
+/// as a panic; and work that fits runs through the same guard unchanged.
+#[test]
+fn running_out_of_device_memory_is_an_error_naming_the_batch() {
+    use relevance::device::{OutOfMemory, catch_out_of_memory};
+
+    if !gpu_tests_requested() {
+        return;
+    }
+    let _guard = super::common::lock();
+    use_device(DeviceKind::Gpu).expect("the GPU");
+    let advice = "lower --batch (now 4096)";
+    let too_big = catch_out_of_memory(DeviceKind::Gpu, advice, || {
+        let huge = T4::ones([4096, 64, 96, 64], &device()); // 6 GiB of f32
+        to_vec(&huge.sum())[0]
+    });
+    let fits = catch_out_of_memory(DeviceKind::Gpu, advice, || {
+        to_vec(&T4::ones([2, 3, 4, 5], &device()).sum())[0]
+    });
+    use_device(DeviceKind::Cpu).expect("the CPU");
+    let err: OutOfMemory = too_big.expect_err("a 6 GiB buffer");
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(text.ends_with("lower --batch (now 4096)"), "{text}");
+    assert!(
+        text.starts_with("--device gpu: out of device memory"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert_eq!(fits.expect("a small tensor"), 120.0);
 }
