@@ -143,6 +143,8 @@ impl Command {
             Command::Compare(args) => lower("--batch", args.study.batch().to_string()),
             Command::Faithfulness(args) => lower("--batch", args.study.batch().to_string()),
             Command::Stability(args) => lower("--batch", args.study.batch().to_string()),
+            Command::Sanity(args) => lower("--batch", args.study.batch().to_string()),
+            Command::Quality(args) => lower("--batch", args.study.batch().to_string()),
             // predict runs one image at a time: the model itself does not fit.
             _ => "the model does not fit at one image; use --device cpu".into(),
         }
