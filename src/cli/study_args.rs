@@ -101,7 +101,8 @@ impl StudyArgs {
     }
 }
 
-/// The command line as run, for `summary.json`.
+/// The command line as run, for `summary.json`: the process's, or under
+/// [`super::run_embedded`] the `relevance` command line it was given.
 pub fn command_line() -> Vec<String> {
-    std::env::args().collect()
+    super::embedded_command().unwrap_or_else(|| std::env::args().collect())
 }

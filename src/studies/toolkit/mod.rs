@@ -8,7 +8,8 @@
 //!   getting their maps ([`explain_planes`]), the only way a study reaches the methods;
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
 //! - [`figures`]: plots and pictures with their `figures.json` entries;
-//! - [`target`]: the one [`TargetRule`] (predicted or true class).
+//! - [`target`]: the one [`TargetRule`] (predicted or true class);
+//! - [`stop`]: a stop request from the host program (Ctrl-C in Python), checked per chunk.
 //!
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
@@ -18,6 +19,7 @@ pub mod images;
 pub mod methods;
 pub mod models;
 pub mod outputs;
+pub mod stop;
 pub mod target;
 
 pub use figures::{
