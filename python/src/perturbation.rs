@@ -91,6 +91,44 @@ fn followed(target: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Followe
     Ok(classes.into_iter().map(FollowedClass::Class).collect())
 }
 
+/// Which perturbation curve, with its options.
+enum Curve {
+    Pixels(PixelFlippingOptions),
+    Regions(RegionPerturbationOptions),
+}
+
+impl Curve {
+    /// The curve of one image, following `class`.
+    fn run(
+        &self,
+        scorer: &ModelScorer,
+        image: &ImageView,
+        map: &MapView,
+        class: FollowedClass,
+    ) -> Result<PerturbationResult, relevance::metrics::MetricError> {
+        match self {
+            Curve::Pixels(o) => flip(
+                scorer,
+                image,
+                map,
+                &PixelFlippingOptions {
+                    target: class,
+                    ..o.clone()
+                },
+            ),
+            Curve::Regions(o) => regions_of(
+                scorer,
+                image,
+                map,
+                &RegionPerturbationOptions {
+                    target: class,
+                    ..o.clone()
+                },
+            ),
+        }
+    }
+}
+
 /// Runs `curve` on every image (GIL released per image, Ctrl-C checked between images) and
 /// gathers the results.
 fn per_image<'py>(
@@ -100,13 +138,7 @@ fn per_image<'py>(
     maps: PyReadonlyArrayDyn<'py, f32>,
     target: Option<&Bound<'py, PyAny>>,
     how: &Perturbation<'_>,
-    curve: impl Fn(
-        &ModelScorer,
-        &ImageView,
-        &MapView,
-        FollowedClass,
-    ) -> Result<PerturbationResult, relevance::metrics::MetricError>
-    + Sync,
+    curve: &Curve,
 ) -> PyResult<Bound<'py, PyDict>> {
     let engine = model.model();
     let x = batch(py, x, &engine.card)?;
@@ -130,7 +162,7 @@ fn per_image<'py>(
             .detach(|| {
                 let image = ImageView::new(values, [c, h, w])?;
                 let map = MapView::new(&planes[r], [h, w])?;
-                curve(&scorer, &image, &map, targets[r])
+                curve.run(&scorer, &image, &map, targets[r])
             })
             .map_err(|e| to_py(e.into()))?;
         results.push(result);
@@ -198,28 +230,14 @@ pub fn pixel_flipping<'py>(
     score: &str,
     style: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = PixelFlippingOptions {
+    let curve = Curve::Pixels(PixelFlippingOptions {
         pixels_per_step,
         order: self::order(order)?,
         baseline: self::baseline(baseline)?,
         target: FollowedClass::Predicted,
-    };
+    });
     let how = Perturbation { score, style };
-    per_image(
-        py,
-        model,
-        x,
-        maps,
-        target,
-        &how,
-        |scorer, image, map, class| {
-            let opts = PixelFlippingOptions {
-                target: class,
-                ..options.clone()
-            };
-            flip(scorer, image, map, &opts)
-        },
-    )
+    per_image(py, model, x, maps, target, &how, &curve)
 }
 
 /// Region perturbation (Samek et al. 2017) on Quantus 0.6's grid of `patch × patch` patches
@@ -243,27 +261,13 @@ pub fn region_perturbation<'py>(
     score: &str,
     style: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = RegionPerturbationOptions {
+    let curve = Curve::Regions(RegionPerturbationOptions {
         patch,
         regions,
         order: self::order(order)?,
         baseline: self::baseline(baseline)?,
         target: FollowedClass::Predicted,
-    };
+    });
     let how = Perturbation { score, style };
-    per_image(
-        py,
-        model,
-        x,
-        maps,
-        target,
-        &how,
-        |scorer, image, map, class| {
-            let opts = RegionPerturbationOptions {
-                target: class,
-                ..options.clone()
-            };
-            regions_of(scorer, image, map, &opts)
-        },
-    )
+    per_image(py, model, x, maps, target, &how, &curve)
 }

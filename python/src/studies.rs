@@ -23,11 +23,11 @@ pub fn run_command(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
             let worker = scope.spawn(|| relevance::cli::run_embedded(&argv));
             while !worker.is_finished() {
                 std::thread::sleep(SIGNAL_POLL);
-                if interrupt.is_none() {
-                    if let Err(e) = Python::attach(|py| py.check_signals()) {
-                        interrupt = Some(e);
-                        request_stop();
-                    }
+                if interrupt.is_none()
+                    && let Err(e) = Python::attach(|py| py.check_signals())
+                {
+                    interrupt = Some(e);
+                    request_stop();
                 }
             }
             worker.join()
