@@ -14,13 +14,13 @@ equal the command's ``.npy`` files bit for bit. See docs/python.md.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence, Union
+from typing import Any, Dict, Sequence, Union
 
 import numpy as np
 
 from . import _native
 from ._native import Error, InputError, MethodError, Model, ModelError, __version__, init
-from . import metrics, render
+from . import metrics, render, studies
 
 __all__ = [
     "Error",
@@ -33,22 +33,41 @@ __all__ = [
     "load",
     "metrics",
     "render",
+    "studies",
     "__version__",
 ]
 
 
-def load(path: Union[str, os.PathLike], card: Union[str, os.PathLike, None] = None,
+def load(path: Union[str, os.PathLike], card: Union[str, os.PathLike, Dict[str, Any], None] = None,
          arch: Union[str, None] = None) -> Model:
     """Loads a model as ``relevance explain --model PATH [--card CARD] [--arch ARCH]`` does.
 
     ``path`` is an ONNX file, a ``.safetensors`` or ``.pth`` state dict (with ``arch`` or a
-    card naming the architecture); ``card`` a model card (JSON/TOML) — by default one beside
-    the weights. Raises :class:`ModelError` with the command's message when it cannot load.
+    card naming the architecture); ``card`` a model card — a JSON/TOML file, or a dict with the
+    fields of one (``{"num_classes": 4, "classes": [...], "normalization": {...}}``) — by
+    default the card beside the weights. Raises :class:`ModelError` with the command's message
+    when it cannot load.
     """
+    if isinstance(card, dict):
+        return _with_card_file(card, lambda file: _native.load(os.fspath(path), file, arch))
     return _native.load(os.fspath(path), None if card is None else os.fspath(card), arch)
 
 
-def from_torch(module: Any, example_input: Any, card: Union[str, os.PathLike, None] = None,
+def _with_card_file(card: Dict[str, Any], load_with: Any) -> Model:
+    """Calls ``load_with(file)`` with ``card`` written as a card file (``model.card.json`` in a
+    temporary folder, removed afterwards), so a dict is read exactly as a card file is."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="relevance-card-") as folder:
+        file = os.path.join(folder, "model.card.json")
+        with open(file, "w", encoding="utf-8") as f:
+            json.dump(card, f)
+        return load_with(file)
+
+
+def from_torch(module: Any, example_input: Any,
+               card: Union[str, os.PathLike, Dict[str, Any], None] = None,
                opset: int = 17) -> Model:
     """Exports a ``torch.nn.Module`` with ``torch.onnx.export`` (in memory) and loads it.
 
@@ -72,4 +91,6 @@ def from_torch(module: Any, example_input: Any, card: Union[str, os.PathLike, No
                           dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
     finally:
         module.train(was_training)
+    if isinstance(card, dict):
+        return _with_card_file(card, lambda file: _native.load_onnx_bytes(buffer.getvalue(), file))
     return _native.load_onnx_bytes(buffer.getvalue(), None if card is None else os.fspath(card))

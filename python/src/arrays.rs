@@ -149,3 +149,59 @@ pub fn to_numpy<'py, T: numpy::Element>(
         .map_err(|e| crate::errors::Error::new_err(format!("internal shape error: {e}")))?;
     Ok(PyArray::from_owned_array(py, array))
 }
+
+/// A map style by name (`signed`, `magnitude`, `unit`).
+pub fn map_style(style: &str) -> PyResult<relevance::MapStyle> {
+    match style {
+        "signed" | "magnitude" | "unit" => Ok(relevance::MapStyle::from_name(style)),
+        other => Err(input(format!(
+            "unknown style '{other}'; use signed, magnitude or unit"
+        ))),
+    }
+}
+
+/// Maps `[N, H, W]` or `[N, C, H, W]` as one `[H, W]` plane per image, channels reduced by
+/// `style` as the overlays reduce them (signed: sum; magnitude: max |v|; unit: the first).
+pub fn map_planes(
+    maps: &PyReadonlyArrayDyn<'_, f32>,
+    style: relevance::MapStyle,
+) -> PyResult<(Vec<Vec<f32>>, [usize; 2])> {
+    let (n, c, h, w) = match maps.shape() {
+        [n, h, w] => (*n, 1, *h, *w),
+        [n, c, h, w] => (*n, *c, *h, *w),
+        other => {
+            return Err(input(format!(
+                "maps must be [N, H, W] or [N, C, H, W], got shape {other:?}"
+            )));
+        }
+    };
+    if h == 0 || w == 0 || c == 0 {
+        return Err(input("maps must have at least one pixel and channel"));
+    }
+    let values: Vec<f32> = match maps.as_slice() {
+        Ok(s) if maps.is_c_contiguous() => s.to_vec(),
+        _ => maps.as_array().iter().copied().collect(),
+    };
+    let per = c * h * w;
+    let planes = (0..n)
+        .map(|r| relevance::report::heatmap::plane(&values[r * per..(r + 1) * per], c, style))
+        .collect();
+    Ok((planes, [h, w]))
+}
+
+/// Boolean masks `[N, H, W]`, one per image.
+pub fn mask_planes(
+    masks: &PyReadonlyArrayDyn<'_, bool>,
+    n: usize,
+    size: [usize; 2],
+) -> PyResult<Vec<Vec<bool>>> {
+    let [h, w] = size;
+    if masks.shape() != [n, h, w] {
+        return Err(input(format!(
+            "masks must be [N, H, W] = [{n}, {h}, {w}] like the maps, got shape {:?}",
+            masks.shape()
+        )));
+    }
+    let values: Vec<bool> = masks.as_array().iter().copied().collect();
+    Ok(values.chunks(h * w).map(<[bool]>::to_vec).collect())
+}

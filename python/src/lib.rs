@@ -3,10 +3,15 @@
 //! too; this crate converts arrays and errors and releases the GIL.
 
 mod arrays;
+mod concepts;
 mod errors;
+mod measures;
 mod metrics;
 mod model;
+mod perturbation;
+mod randomisation;
 mod render;
+mod studies;
 
 use pyo3::prelude::*;
 
@@ -19,6 +24,19 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::init, m)?)?;
     m.add_function(wrap_pyfunction!(render::overlay, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::insertion_deletion, m)?)?;
+    m.add_function(wrap_pyfunction!(perturbation::pixel_flipping, m)?)?;
+    m.add_function(wrap_pyfunction!(perturbation::region_perturbation, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::pointing_game, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::relevance_mass_accuracy, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::relevance_rank_accuracy, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::similarity, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::sparseness, m)?)?;
+    m.add_function(wrap_pyfunction!(measures::complexity, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        randomisation::model_parameter_randomisation,
+        m
+    )?)?;
+    m.add_function(wrap_pyfunction!(studies::run_command, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use relevance::tensor::to_vec;
 use relevance::{LoadOptions, MethodSpec, Model, Prepared, T4, Target};
 
 use crate::arrays::{batch, to_numpy};
+use crate::concepts::{ConceptsCall, LrpCache};
 use crate::errors::{MethodError, to_py};
 
 /// What [`PyModel::run`] returns: the maps row after row, and logits and probabilities per input.
@@ -50,6 +51,7 @@ impl PreparedMethod {
 pub struct PyModel {
     model: Arc<Model>,
     methods: Mutex<HashMap<String, Arc<PreparedMethod>>>,
+    lrp: LrpCache,
 }
 
 impl PyModel {
@@ -57,7 +59,13 @@ impl PyModel {
         PyModel {
             model: Arc::new(model),
             methods: Mutex::new(HashMap::new()),
+            lrp: LrpCache::default(),
         }
+    }
+
+    /// The LRP models bound for `concepts`.
+    pub fn lrp_cache(&self) -> &LrpCache {
+        &self.lrp
     }
 
     /// The engine's model.
@@ -131,6 +139,21 @@ impl PyModel {
     }
 }
 
+/// Extra concepts: a list whose items are a channel or a list of channels.
+fn channel_sets(sets: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<usize>>> {
+    let wrong =
+        || MethodError::new_err("concepts must be a list of channels or of lists of channels");
+    let mut out = Vec::new();
+    for item in sets.try_iter().map_err(|_| wrong())? {
+        let item = item?;
+        match item.extract::<usize>() {
+            Ok(one) => out.push(vec![one]),
+            Err(_) => out.push(item.extract::<Vec<usize>>().map_err(|_| wrong())?),
+        }
+    }
+    Ok(out)
+}
+
 /// `target` as text (`"pred"`, `"all"`, a class name, `"neg:<class>"`) or a class index.
 fn parse_target(target: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(i) = target.extract::<usize>() {
@@ -143,7 +166,7 @@ fn parse_target(target: &Bound<'_, PyAny>) -> PyResult<Target> {
 }
 
 /// Keyword options as the command line's flags: `steps=32` is `--steps 32`.
-fn flags_of(options: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, String)>> {
+pub fn flags_of(options: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, String)>> {
     let Some(options) = options else {
         return Ok(Vec::new());
     };
@@ -220,6 +243,45 @@ impl PyModel {
             MapKind::Cam => shape.extend([h, w]),
         }
         to_numpy(py, maps, &shape)
+    }
+
+    /// Concept Relevance Propagation (Achtibat et al. 2023; zennit-crp 0.6) at `layer`, as
+    /// `relevance concepts` computes it for each input: the relevance `R_c` of every channel of
+    /// the layer (LRP with `composite`, summed over positions), the `top` channels by `R_c`
+    /// with their shares `R_c / (Σ|R| + 1e-10)`, and a conditional heatmap (the layer's
+    /// relevance masked to the channel set, propagated to the input, summed over channels) for
+    /// each top channel and each extra set in `concepts`.
+    #[pyo3(signature = (x, layer, top = 5, concepts = None, composite = "epsilon-plus-flat",
+        resnet_skip = "zennit", start = "logit", target = None, batch = 32))]
+    #[allow(clippy::too_many_arguments)]
+    fn concepts<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        layer: &str,
+        top: usize,
+        concepts: Option<&Bound<'py, PyAny>>,
+        composite: &str,
+        resnet_skip: &str,
+        start: &str,
+        target: Option<&Bound<'py, PyAny>>,
+        batch: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let call = ConceptsCall {
+            layer,
+            top,
+            concepts: match concepts {
+                Some(sets) => channel_sets(sets)?,
+                None => Vec::new(),
+            },
+            composite,
+            resnet_skip,
+            start,
+            target: target.map(|t| t.str().map(|s| s.to_string())).transpose()?,
+            batch,
+        };
+        let x = crate::arrays::batch(py, x, &self.model.card)?;
+        crate::concepts::concepts(py, self, &x, &call)
     }
 
     /// The preprocessed input `x` (`[N, C, H, W]`) as the model saw it, as 8-bit RGB pictures

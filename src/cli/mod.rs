@@ -196,6 +196,30 @@ pub fn run_args(argv: &[String]) -> anyhow::Result<()> {
     dispatch(cli.command)
 }
 
+thread_local! {
+    /// The command line [`run_embedded`] is running on this thread.
+    static EMBEDDED_COMMAND: std::cell::RefCell<Option<Vec<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `argv` as [`run_args`] does, for a program that embeds the library (the Python
+/// package): what the command records as its command line (a study's `summary.json`) is
+/// `relevance <argv>`, not the host program's own command line.
+pub fn run_embedded(argv: &[String]) -> anyhow::Result<()> {
+    let command: Vec<String> = std::iter::once("relevance".to_string())
+        .chain(argv.iter().cloned())
+        .collect();
+    EMBEDDED_COMMAND.with(|c| *c.borrow_mut() = Some(command));
+    let result = run_args(argv);
+    EMBEDDED_COMMAND.with(|c| *c.borrow_mut() = None);
+    result
+}
+
+/// The command line [`run_embedded`] is running on this thread, if any.
+fn embedded_command() -> Option<Vec<String>> {
+    EMBEDDED_COMMAND.with(|c| c.borrow().clone())
+}
+
 /// Entry point of the binary: runs the command and maps errors to a one-line message and exit code 1.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -156,7 +156,8 @@ pub fn finish(sharding: Sharding, outcome: &StudyOutcome, wrote: WroteLine) -> R
     Ok(())
 }
 
-/// The command line as run, for `summary.json`.
+/// The command line as run, for `summary.json`: the process's, or under
+/// [`super::run_embedded`] the `relevance` command line it was given.
 pub fn command_line() -> Vec<String> {
-    std::env::args().collect()
+    super::embedded_command().unwrap_or_else(|| std::env::args().collect())
 }

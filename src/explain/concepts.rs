@@ -23,7 +23,7 @@ use crate::io::{child_path, safe_component, unique_name, write_atomic};
 use crate::methods::Target;
 use crate::methods::crp::graph::attribution_graph;
 use crate::methods::crp::render::heatmap_png;
-use crate::methods::crp::{RankedConcept, conditional_relevance, rank_channels};
+use crate::methods::crp::{RankedConcept, channel_relevance, conditional_relevance, rank_channels};
 use crate::methods::lrp::{Composite, LrpModel, LrpOptions, SkipMode, StartRelevance};
 use crate::records::{SCHEMA_VERSION, write_record};
 use crate::report::heatmap::{input_image, write_png};
@@ -104,8 +104,8 @@ pub fn run(
     Ok(records)
 }
 
-/// The `--concept` channel sets as lists of channel numbers.
-fn parse_channel_sets(specs: &[String]) -> Result<Vec<Vec<usize>>> {
+/// The `--concept` channel sets (`12`, `3,40`) as lists of channel numbers.
+pub fn parse_channel_sets(specs: &[String]) -> Result<Vec<Vec<usize>>> {
     specs
         .iter()
         .map(|s| {
@@ -135,46 +135,23 @@ impl ConceptsRun<'_> {
     fn explain_input(&self, input: &PlannedInput) -> Result<ConceptsRecord> {
         let file = input.path.as_path();
         let x = load_input(file, &self.model.card)?;
-        let acts = self.lrp.forward(x.clone())?;
-        let logits = to_vec(acts.get(self.lrp.logits_node())?);
-        let target = self.target(&logits)?;
-        let (seed, explained) = self.lrp.start_relevance(&acts, &[target])?;
-        let at_layer = self
-            .lrp
-            .propagate(&acts, self.lrp.logits_node(), seed, &[self.layer])?
-            .remove(0);
-        let ranking = rank_channels(&at_layer, self.opts.top);
-        let mut sets: Vec<Vec<usize>> = ranking.iter().map(|r| vec![r.channel]).collect();
-        sets.extend(self.extra.iter().cloned());
+        let request = ConceptRequest {
+            top: self.opts.top,
+            extra: self.extra.clone(),
+            target: self.opts.target.clone(),
+            batch: self.opts.batch,
+        };
+        let found = concepts_of(self.model, self.lrp, self.layer, &x, &request)?;
         let dir = child_path(&self.opts.out, &input.stem)?;
         let input_png = self.write_input_png(&x, &dir)?;
-        let heatmaps = if sets.is_empty() {
-            Vec::new()
-        } else {
-            self.write_heatmaps(&x, target, &sets, &dir)?
-        };
-        let mut record = self.record(file, target, explained[0], &ranking);
+        let heatmaps = self.write_heatmaps(&found, &dir)?;
+        let mut record = self.record(file, found.target, found.explained, &found.ranking);
         record.input_png = Some(input_png);
         record.heatmaps = heatmaps;
         if !self.opts.graph.is_empty() {
-            record.graphs = Some(self.graphs(&x, target, &ranking)?);
+            record.graphs = Some(self.graphs(&x, found.target, &found.ranking)?);
         }
         Ok(record)
-    }
-
-    /// The class to explain: the requested one, else the one with the highest logit.
-    fn target(&self, logits: &[f32]) -> Result<usize> {
-        let target: Target = match &self.opts.target {
-            Some(t) => t.parse().with_context(|| format!("--target '{t}'"))?,
-            None => Target::Predicted,
-        };
-        if target == Target::All {
-            anyhow::bail!("--target all: concepts explain one class per run; name the class");
-        }
-        let resolved = target
-            .resolve(logits, logits.len(), &self.model.card)
-            .with_context(|| format!("--target '{target}'"))?;
-        Ok(resolved[0][0])
     }
 
     /// Writes `input.png`, the image as the model saw it, inside the run folder: the report
@@ -187,22 +164,13 @@ impl ConceptsRun<'_> {
         Ok(input_png)
     }
 
-    /// Computes the conditional heatmap of every channel set and writes it as
+    /// Writes the conditional heatmap of every channel set of `found` as
     /// `<layer>_<channels>.npy` and `.png` into `dir`.
-    fn write_heatmaps(
-        &self,
-        x: &T4,
-        target: usize,
-        sets: &[Vec<usize>],
-        dir: &Path,
-    ) -> Result<Vec<ConceptHeatmap>> {
-        let result = conditional_relevance(self.lrp, x, target, self.layer, sets, self.opts.batch)?;
-        let heat = result.heatmaps();
-        let [k, h, w] = heat.dims();
-        let values = to_vec(&heat);
+    fn write_heatmaps(&self, found: &InputConcepts, dir: &Path) -> Result<Vec<ConceptHeatmap>> {
+        let [h, w] = found.size;
         let mut drawn = Vec::new();
-        for (i, set) in sets.iter().enumerate().take(k) {
-            let map = &values[i * h * w..(i + 1) * h * w];
+        for (i, set) in found.sets.iter().enumerate() {
+            let map = &found.heatmaps[i * h * w..(i + 1) * h * w];
             let name = set
                 .iter()
                 .map(|c| c.to_string())
@@ -272,6 +240,95 @@ impl ConceptsRun<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(serde_json::to_value(graphs)?)
     }
+}
+
+/// What [`concepts_of`] computes for one input besides the ranking's length.
+#[derive(Clone, Debug)]
+pub struct ConceptRequest {
+    /// Number of top channels to rank and draw.
+    pub top: usize,
+    /// Extra channel sets to draw after the top channels.
+    pub extra: Vec<Vec<usize>>,
+    /// Class to explain (name, index or `neg:<class>`); the predicted class when `None`.
+    /// Named `--target` in errors.
+    pub target: Option<String>,
+    /// Concepts per backward pass.
+    pub batch: usize,
+}
+
+/// The concepts of one input at one layer (zennit-crp 0.6's `CondAttribution` with
+/// `ChannelConcept`, Achtibat et al. 2023).
+#[derive(Clone, Debug)]
+pub struct InputConcepts {
+    /// The explained class.
+    pub target: usize,
+    /// The starting relevance (the explained output).
+    pub explained: f32,
+    /// `R_c`: the layer's relevance summed over the positions of each channel, for every channel.
+    pub channel_relevance: Vec<f32>,
+    /// The top channels by `R_c`, largest first, with their shares `R_c / (Σ|R| + 10⁻¹⁰)`.
+    pub ranking: Vec<RankedConcept>,
+    /// The channel sets drawn: each top channel alone, then the extra sets.
+    pub sets: Vec<Vec<usize>>,
+    /// One conditional heatmap per set (input relevance with the layer's relevance masked to
+    /// the set, summed over input channels), `[sets, H, W]` row-major; empty without sets.
+    pub heatmaps: Vec<f32>,
+    /// `[H, W]` of each heatmap.
+    pub size: [usize; 2],
+}
+
+/// The concepts of the preprocessed input `x` (`[1, C, H, W]`) at `layer` of `lrp` (bound on
+/// `model`): the target, the relevance per channel, the ranking and the conditional heatmaps of
+/// the top channels and the extra sets. `relevance concepts` writes exactly these numbers.
+pub fn concepts_of(
+    model: &Model,
+    lrp: &LrpModel,
+    layer: NodeId,
+    x: &T4,
+    request: &ConceptRequest,
+) -> Result<InputConcepts> {
+    let acts = lrp.forward(x.clone())?;
+    let logits = to_vec(acts.get(lrp.logits_node())?);
+    let target = resolve_target(model, request.target.as_deref(), &logits)?;
+    let (seed, explained) = lrp.start_relevance(&acts, &[target])?;
+    let at_layer = lrp
+        .propagate(&acts, lrp.logits_node(), seed, &[layer])?
+        .remove(0);
+    let channel_relevance = channel_relevance(&at_layer, false).remove(0);
+    let ranking = rank_channels(&at_layer, request.top);
+    let mut sets: Vec<Vec<usize>> = ranking.iter().map(|r| vec![r.channel]).collect();
+    sets.extend(request.extra.iter().cloned());
+    let [_, _, h, w] = x.dims();
+    let heatmaps = if sets.is_empty() {
+        Vec::new()
+    } else {
+        let result = conditional_relevance(lrp, x, target, layer, &sets, request.batch)?;
+        to_vec(&result.heatmaps())
+    };
+    Ok(InputConcepts {
+        target,
+        explained: explained[0],
+        channel_relevance,
+        ranking,
+        sets,
+        heatmaps,
+        size: [h, w],
+    })
+}
+
+/// The class to explain: the requested one, else the one with the highest logit.
+fn resolve_target(model: &Model, requested: Option<&str>, logits: &[f32]) -> Result<usize> {
+    let target: Target = match requested {
+        Some(t) => t.parse().with_context(|| format!("--target '{t}'"))?,
+        None => Target::Predicted,
+    };
+    if target == Target::All {
+        anyhow::bail!("--target all: concepts explain one class per run; name the class");
+    }
+    let resolved = target
+        .resolve(logits, logits.len(), &model.card)
+        .with_context(|| format!("--target '{target}'"))?;
+    Ok(resolved[0][0])
 }
 
 /// Every input of an unsharded run of `inputs`, in its order, with the name of its folder:

@@ -374,8 +374,10 @@ pub fn label_for_model(
         .collect()
 }
 
-/// The preprocessed inputs of `images` as one batch `[N, C, H, W]`.
+/// The preprocessed inputs of `images` as one batch `[N, C, H, W]`; an error when a stop was
+/// requested ([`super::stop`]), so every study can be interrupted between its chunks.
 pub fn load_batch(images: &[StudyImage], model: &Model) -> Result<T4, StudyError> {
+    super::stop::check_stop()?;
     let xs = images
         .iter()
         .map(|i| i.input(&model.card))

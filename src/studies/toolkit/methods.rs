@@ -168,6 +168,7 @@ pub fn explain_planes(
     keys: &[String],
     raw: bool,
 ) -> Result<BatchMaps, StudyError> {
+    super::stop::check_stop()?;
     let [n, c, h, w] = x.dims();
     let m = match method {
         PreparedMethod::Random { seed } => {

@@ -11,7 +11,8 @@
 //! - [`outputs`]: CSV / JSON / `summary.json`, resume caches, progress bars;
 //! - [`figures`]: plots and pictures with their `figures.json` entries;
 //! - [`target`]: the one [`TargetRule`] (predicted or true class) and [`has_class`] (whether a
-//!   model gives an image a class, by its head).
+//!   model gives an image a class, by its head);
+//! - [`stop`]: a stop request from the host program (Ctrl-C in Python), checked per chunk.
 //!
 //! A study's `run` is written as named phases — select → maps → scores → tables → figures →
 //! summary — built from these pieces.
@@ -23,6 +24,7 @@ pub mod inputs;
 pub mod methods;
 pub mod models;
 pub mod outputs;
+pub mod stop;
 pub mod target;
 
 pub use figures::{

@@ -1,0 +1,80 @@
+"""Ctrl-C (SIGINT) during a long call raises KeyboardInterrupt at the next batch or chunk of
+images, long before the call would have ended, and leaves the model (and the studies) usable."""
+
+import os
+import signal
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import relevance
+from conftest import FIXTURES, run_cli
+
+TINY_RESNET = FIXTURES / "import" / "tiny_resnet.onnx"
+
+
+def interrupt_after(seconds):
+    """Sends SIGINT to this process after `seconds` (Python raises KeyboardInterrupt in the
+    main thread at its next signal check)."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_stops_explain_between_batches():
+    model = relevance.load(TINY_RESNET)
+    x = np.random.default_rng(0).standard_normal((8, 3, 12, 12)).astype(np.float32)
+    options = {"window": 1, "stride": 1}
+    model.explain(x, "occlusion", target=0, **options)  # prepares and caches the method
+    start = time.perf_counter()
+    model.explain(x, "occlusion", target=0, **options)  # one batch of 8
+    per_batch = time.perf_counter() - start
+    batches = 40
+    timer = interrupt_after(2 * per_batch)
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        model.explain(np.concatenate([x] * batches), "occlusion", target=0, **options)
+    elapsed = time.perf_counter() - start
+    timer.cancel()
+    # honoured at the first check after the signal (about 3 batches in), not after all 40
+    assert elapsed < 10 * per_batch, (elapsed, per_batch)
+    assert model.explain(x[:1], "saliency").shape == (1, 3, 12, 12)
+
+
+def test_ctrl_c_stops_a_study_between_chunks_and_it_resumes(tmp_path):
+    """SIGINT is sent as soon as the first chunk's per-image results are cached; the study stops
+    at a later chunk check without writing its summary, and the same call then resumes."""
+    shutil.copy(TINY_RESNET, tmp_path / "m.onnx")
+    images = 200  # 25 chunks of 8
+    run_cli("data", "synth", "--out", tmp_path / "data", "--n", images, "--size", "16")
+    out = tmp_path / "faith"
+    options = dict(split="all", methods=["occlusion(window=1,stride=1)"], step="1px",
+                   no_progress=True)
+    cached = lambda: [p for p in (out / "per_image").rglob("*.json")]
+    stop_watching = threading.Event()
+
+    def interrupt_when_a_chunk_is_cached():
+        while not stop_watching.is_set():
+            if out.joinpath("per_image").is_dir() and cached():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=interrupt_when_a_chunk_is_cached)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            relevance.studies.faithfulness(tmp_path / "m.onnx", tmp_path / "data", out, **options)
+    finally:
+        stop_watching.set()
+        watcher.join()
+    done = len(cached())
+    assert not (out / "summary.json").exists()
+    assert 0 < done < images, done
+    # the stop request is withdrawn and the finished images are reused
+    summary = relevance.studies.faithfulness(tmp_path / "m.onnx", tmp_path / "data", out,
+                                             **options)
+    assert summary["work"] == {"computed": images - done, "reused": done}
