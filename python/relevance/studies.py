@@ -22,7 +22,7 @@ from . import _native
 
 PathLike = Union[str, os.PathLike]
 
-__all__ = ["compare", "faithfulness", "sanity", "stability", "variability"]
+__all__ = ["compare", "faithfulness", "quality", "sanity", "stability", "variability"]
 
 
 def command(study: str, models: Union[PathLike, Sequence[PathLike]], data: PathLike,
@@ -90,3 +90,12 @@ def sanity(models, data, out: PathLike = "sanity", **options: Any) -> Dict[str, 
     independent, and random logit (Sixt et al. 2020), with methods whose maps stay similar
     (mean Spearman ≥ ``threshold``) flagged. ``relevance sanity``."""
     return _run("sanity", models, data, out, options)
+
+
+def quality(models, data, out: PathLike = "quality", **options: Any) -> Dict[str, Any]:
+    """Quality of the maps per model × method, each with its Quantus-matching convention:
+    checkerboard score against white noise of the map's size, sparseness (Gini; Chalasani et
+    al. 2020), complexity (entropy; Bhatt et al. 2020), pixel-flipping and region-perturbation
+    AOPC (Bach et al. 2015; Samek et al. 2017), faithfulness correlation (Bhatt et al. 2020) and
+    max/avg-sensitivity (Yeh et al. 2019), as mean [95 % bootstrap CI]. ``relevance quality``."""
+    return _run("quality", models, data, out, options)

@@ -30,6 +30,8 @@ STUDIES = [
     ("variability", {"methods": ["grad-cam"], "clusters": 2}),
     ("compare", {"methods": ["saliency", "grad-cam"]}),
     ("sanity", {"methods": ["saliency"], "keep_batchnorm": True}),
+    ("quality", {"methods": ["saliency", "random"], "regions": 4, "faithfulness_runs": 5,
+                 "sensitivity_samples": 2}),
 ]
 
 
