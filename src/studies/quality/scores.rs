@@ -264,7 +264,8 @@ pub fn evaluate_chunk(
     let acts = forward_all(&m.model, &batch)?;
     let planes = explain_planes(method, &batch, &acts, &targets, &keys, false)?.planes;
     let values = to_vec(&batch);
-    let scorer = ModelScorer::new(&m.model, ScoreKind::Logit)?.with_batch_size(opts.inputs.batch.max(1));
+    let scorer =
+        ModelScorer::new(&m.model, ScoreKind::Logit)?.with_batch_size(opts.inputs.batch.max(1));
     let mut rows = Vec::with_capacity(chunk.len());
     for (i, img) in chunk.iter().enumerate() {
         let per = c * h * w;
