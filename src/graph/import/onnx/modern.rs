@@ -203,7 +203,8 @@ impl Converter {
         let over_channels = reduced_ir == [1];
         let over_space = !reduced_ir.is_empty() && reduced_ir == spatial;
         let op = n.op_type.as_str();
-        if !reduced_ir.is_empty() && !over_space && !(over_channels && op != "ReduceMax") {
+        let expressible = reduced_ir.is_empty() || over_space || over_channels && op != "ReduceMax";
+        if !expressible {
             return Err(format!(
                 "attribute axes = {:?} reduces axes of a tensor of shape {:?} that are neither \
                  all the spatial ones (a global pooling){}",
