@@ -344,7 +344,9 @@ impl Const {
 
     /// `Transpose`: output dim `i` is input dim `perm[i]`.
     pub fn transpose(&self, perm: &[usize]) -> Result<Const, String> {
-        if perm.len() != self.dims.len() {
+        let mut sorted = perm.to_vec();
+        sorted.sort_unstable();
+        if !sorted.iter().copied().eq(0..self.dims.len()) {
             return Err(format!("permutation {perm:?} for rank {}", self.dims.len()));
         }
         let out_dims: Vec<usize> = perm.iter().map(|&p| self.dims[p]).collect();
@@ -671,6 +673,15 @@ mod tests {
             .gather(&Const::i64(vec![], vec![3]), 0)
             .unwrap();
         assert_eq!((s.dims.clone(), s.ints()), (vec![], vec![3]));
+    }
+
+    #[test]
+    fn a_transpose_that_is_not_a_permutation_is_refused() {
+        // A hostile model's perm may name axes the tensor lacks, or one axis twice.
+        for perm in [[0, 110], [1, 1], [0, 0]] {
+            assert!(iota(vec![2, 3]).transpose(&perm).is_err(), "{perm:?}");
+        }
+        assert!(iota(vec![2, 3]).transpose(&[0]).is_err());
     }
 
     #[test]
