@@ -16,6 +16,16 @@ from conftest import FIXTURES, run_cli
 TINY_RESNET = FIXTURES / "import" / "tiny_resnet.onnx"
 
 
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own Ctrl-C handler, as in an interactive session: a process started in the
+    background by a non-interactive shell (a CI job) inherits SIGINT as ignored, and Python
+    then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_after(seconds):
     """Sends SIGINT to this process after `seconds` (Python raises KeyboardInterrupt in the
     main thread at its next signal check)."""
