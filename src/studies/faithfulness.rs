@@ -709,23 +709,7 @@ fn chunk_targets(
     chunk: &[&StudyImage],
     preds: &[(usize, Vec<f32>)],
 ) -> Result<Vec<usize>, StudyError> {
-    match opts.conventions.target {
-        TargetRule::Predicted => Ok(preds.iter().map(|p| p.0).collect()),
-        TargetRule::True => chunk
-            .iter()
-            .map(|img| {
-                model_label(img, &m.model.card).ok_or_else(|| {
-                    StudyError::file(
-                        &img.path,
-                        format!(
-                            "class '{}' is not a class of model {} (needed by --target true)",
-                            img.class, m.label
-                        ),
-                    )
-                })
-            })
-            .collect(),
-    }
+    opts.conventions.target.classes_for(m, chunk, preds)
 }
 
 /// Maps of a chunk: one forward pass, then the method's planes for the followed classes.

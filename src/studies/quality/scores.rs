@@ -18,8 +18,8 @@ use crate::metrics::sensitivity::{Radius, SensitivityOptions, sensitivity};
 use crate::metrics::{ImageView, MapView, MetricError, Substrate, checkerboard_score};
 use crate::studies::StudyError;
 use crate::studies::toolkit::{
-    PreparedMethod, StudyImage, StudyModel, TargetRule, explain_planes, jnum, load_batch,
-    model_label, predictions, write_json,
+    PreparedMethod, StudyImage, StudyModel, explain_planes, jnum, load_batch, predictions,
+    write_json,
 };
 use crate::tensor::{T4, to_vec};
 
@@ -227,23 +227,7 @@ fn targets_of(
 ) -> Result<Vec<usize>, StudyError> {
     let acts = forward_all(&m.model, batch)?;
     let preds = predictions(&m.model, &acts, chunk.len())?;
-    match opts.target {
-        TargetRule::Predicted => Ok(preds.iter().map(|p| p.0).collect()),
-        TargetRule::True => chunk
-            .iter()
-            .map(|img| {
-                model_label(img, &m.model.card).ok_or_else(|| {
-                    StudyError::file(
-                        &img.path,
-                        format!(
-                            "class '{}' is not a class of model {} (needed by --target true)",
-                            img.class, m.label
-                        ),
-                    )
-                })
-            })
-            .collect(),
-    }
+    opts.target.classes_for(m, chunk, &preds)
 }
 
 /// Scores a chunk of images for one model × method and writes each image's JSON.

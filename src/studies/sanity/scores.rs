@@ -18,8 +18,7 @@ use crate::metrics::randomisation::{
 use crate::metrics::{ImageView, MapView};
 use crate::studies::StudyError;
 use crate::studies::toolkit::{
-    StudyImage, StudyMethod, StudyModel, TargetRule, explain_planes, load_batch, model_label,
-    predictions, write_json,
+    StudyImage, StudyMethod, StudyModel, explain_planes, load_batch, predictions, write_json,
 };
 use crate::tensor::T4;
 
@@ -67,23 +66,7 @@ fn targets_of(
 ) -> Result<Vec<usize>, StudyError> {
     let acts = forward_all(&m.model, batch)?;
     let preds = predictions(&m.model, &acts, chunk.len())?;
-    match opts.target {
-        TargetRule::Predicted => Ok(preds.iter().map(|p| p.0).collect()),
-        TargetRule::True => chunk
-            .iter()
-            .map(|img| {
-                model_label(img, &m.model.card).ok_or_else(|| {
-                    StudyError::file(
-                        &img.path,
-                        format!(
-                            "class '{}' is not a class of model {} (needed by --target true)",
-                            img.class, m.label
-                        ),
-                    )
-                })
-            })
-            .collect(),
-    }
+    opts.target.classes_for(m, chunk, &preds)
 }
 
 /// Scores a chunk of images for one model × method and writes each image's JSON.

@@ -50,3 +50,33 @@ impl std::str::FromStr for TargetRule {
         }
     }
 }
+
+impl TargetRule {
+    /// The class each image of `chunk` is explained for by model `m`, given the model's
+    /// predictions on the chunk (`(class, probabilities)` per image); an image whose class the
+    /// model does not have is an error under `--target true`.
+    pub fn classes_for(
+        self,
+        m: &super::StudyModel,
+        chunk: &[&super::StudyImage],
+        preds: &[(usize, Vec<f32>)],
+    ) -> Result<Vec<usize>, super::super::StudyError> {
+        match self {
+            TargetRule::Predicted => Ok(preds.iter().map(|p| p.0).collect()),
+            TargetRule::True => chunk
+                .iter()
+                .map(|img| {
+                    super::model_label(img, &m.model.card).ok_or_else(|| {
+                        super::super::StudyError::file(
+                            &img.path,
+                            format!(
+                                "class '{}' is not a class of model {} (needed by --target true)",
+                                img.class, m.label
+                            ),
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+}
