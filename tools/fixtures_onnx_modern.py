@@ -27,6 +27,10 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
                            (x + x.sum(1, keepdim=True): ReduceSum over axis 1), then the spatial
                            maximum and the spatial sum side by side (ReduceMax, ReduceSum over
                            axes 2, 3; Keras' GlobalMaxPooling2D exports as ReduceMax) + Linear
+  resize.{13,17}.onnx      after convolutions, every Resize form torch exports: nearest ×2
+                           (asymmetric, floor), bilinear ×½ and ×2 (half_pixel), bilinear to
+                           9×7 with align_corners=True, nearest down to 5×4 (sizes)
+  upsample.9.onnx          opset 9: nearest ×2 as Upsample
   <name>.input.npy         the input [1, 3, H, W]
   <name>.logits.npy        torch's logits
   <name>.grad.npy          torch autograd's input gradient of logit TARGET
@@ -153,6 +157,49 @@ class Reductions(nn.Module):
         return self.fc(pooled)
 
 
+class Resizes(nn.Module):
+    """Every Resize form torch exports: nearest ×2 (asymmetric, floor), bilinear ×2 and ×0.5
+    (align_corners=False), bilinear to a size with align_corners=True, nearest down to a size."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, 2, 1), nn.Conv2d(6, 6, 3, padding=1)
+        self.c3, self.c4 = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.c5 = nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))                                                  # 6×6
+        x = F.relu(self.c2(F.interpolate(x, scale_factor=2.0, mode="nearest")))  # 12×12
+        x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        x = F.relu(self.c3(F.interpolate(x, scale_factor=2.0, mode="bilinear",
+                                         align_corners=False)))               # 12×12
+        x = F.relu(self.c4(F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True)))
+        x = F.relu(self.c5(F.interpolate(x, size=(5, 4), mode="nearest")))
+        return self.fc(x.mean([2, 3]))
+
+
+class Upsample9(nn.Module):
+    """What opset 9 can export: nearest and (align_corners=False → asymmetric) bilinear ×2."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(10)
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+        self.eval()
+
+    def forward(self, x):
+        x = F.relu(self.c1(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        x = F.relu(self.c2(x))
+        return self.fc(x.mean([2, 3]))
+
+
+def tiny_resizes():
+    torch.manual_seed(9)
+    return Resizes().eval()
+
+
 def tiny_reductions():
     torch.manual_seed(8)
     return Reductions().eval()
@@ -207,6 +254,9 @@ def main():
         write("pads", tiny_pads(), 17, opset)
         write("activations", tiny_activations(), 12, opset)
         write("reductions", tiny_reductions(), 10, opset)
+        write("resize", tiny_resizes(), 12, opset)
+    # Opset 9 has no Resize: torch writes Upsample (nearest and linear, asymmetric).
+    write("upsample", Upsample9(), 8, 9)
     write("convnext_nobias", tiny_convnext(bias=False), 32, 17)
     write("convnext", tiny_convnext(), 32, "dynamo")
     hand_built("erf_alone", [helper.make_node("Erf", ["input"], ["out"], name="lonely_erf")], [], 17)

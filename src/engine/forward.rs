@@ -515,6 +515,7 @@ pub fn eval_as(
         }
         Op::ChannelMean => one(&mut args).mean_dim(1),
         Op::Pad { pads, mode } => super::imported::pad(one(&mut args), *pads, *mode),
+        Op::Resize(r) => super::imported::resize(one(&mut args), r),
     };
     Ok((out, None))
 }

@@ -148,6 +148,10 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
             let [_, _, h, w] = ctx.input(0)?.dims();
             one(imported::pad_adjoint(g, *pads, *mode, [h, w]))
         }
+        Op::Resize(r) => {
+            let [_, _, h, w] = ctx.input(0)?.dims();
+            one(imported::resize_adjoint(g, r, [h, w]))
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use burn::tensor::IndexingUpdateOp;
 
 use super::EngineError;
 use super::forward::channel_view;
-use crate::graph::{LayerNorm, PadMode, ParamStore};
+use crate::graph::{
+    CoordinateMode, LayerNorm, NearestRounding, PadMode, ParamStore, Resize, ResizeMode,
+};
 use crate::tensor::T4;
 
 /// The normalised input `x̂ = (x − μ) / √(σ² + ε)` over channels, and `1 / √(σ² + ε)`
@@ -259,6 +261,97 @@ pub fn pad_adjoint(g: T4, pads: [usize; 4], mode: PadMode, [h, w]: [usize; 2]) -
     let by_rows =
         Tensor::zeros([n, c, h, pw], &device).select_assign(2, rows, g, IndexingUpdateOp::Add);
     Tensor::zeros([n, c, h, w], &device).select_assign(3, cols, by_rows, IndexingUpdateOp::Add)
+}
+
+/// The source coordinate of output pixel `i` along an axis resized from `input` to `output`
+/// pixels with scale `scale` (ONNX's `coordinate_transformation_mode` formulas).
+fn source_coordinate(
+    i: usize,
+    input: usize,
+    output: usize,
+    scale: f32,
+    mode: CoordinateMode,
+) -> f32 {
+    let i = i as f32;
+    match mode {
+        CoordinateMode::HalfPixel => (i + 0.5) / scale - 0.5,
+        CoordinateMode::PytorchHalfPixel if output > 1 => (i + 0.5) / scale - 0.5,
+        CoordinateMode::PytorchHalfPixel => 0.0,
+        CoordinateMode::AlignCorners if output > 1 => {
+            i * (input as f32 - 1.0) / (output as f32 - 1.0)
+        }
+        CoordinateMode::AlignCorners => 0.0,
+        CoordinateMode::Asymmetric => i / scale,
+    }
+}
+
+/// The `[output, input]` interpolation matrix (row-major) of one axis of a [`Resize`]: row `i`
+/// holds a one at the nearest source pixel, or the linear weights `1 − t` and `t` at the two
+/// source pixels around the coordinate clamped to `[0, input − 1]` (torch's and ONNX
+/// Runtime's border handling). Every entry is non-negative and every row sums to one.
+pub fn resize_matrix(input: usize, output: usize, scale: f32, r: &Resize) -> Vec<f32> {
+    let mut m = vec![0.0f32; output * input];
+    let last = input.saturating_sub(1);
+    for i in 0..output {
+        let x = source_coordinate(i, input, output, scale, r.coordinates);
+        let row = &mut m[i * input..(i + 1) * input];
+        match r.mode {
+            ResizeMode::Nearest(rounding) => {
+                let j = match rounding {
+                    NearestRounding::Floor => x.floor(),
+                    NearestRounding::Ceil => x.ceil(),
+                    NearestRounding::RoundPreferFloor if x.fract() == 0.5 => x.floor(),
+                    NearestRounding::RoundPreferFloor => x.round(),
+                    NearestRounding::RoundPreferCeil => (x + 0.5).floor(),
+                };
+                row[(j.max(0.0) as usize).min(last)] = 1.0;
+            }
+            ResizeMode::Linear => {
+                let x = x.clamp(0.0, last as f32);
+                let j0 = (x.floor() as usize).min(last);
+                let j1 = (j0 + 1).min(last);
+                let t = x - j0 as f32;
+                row[j0] += 1.0 - t;
+                row[j1] += t;
+            }
+        }
+    }
+    m
+}
+
+/// The two axis matrices of `r` for an input of spatial size `[h, w]`, as `[out, in]` tensors.
+fn resize_matrices(r: &Resize, [h, w]: [usize; 2], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let [oh, ow] = r.size;
+    let a_h = Tensor::from_data(
+        TensorData::new(resize_matrix(h, oh, r.scale[0], r), [oh, h]),
+        device,
+    );
+    let a_w = Tensor::from_data(
+        TensorData::new(resize_matrix(w, ow, r.scale[1], r), [ow, w]),
+        device,
+    );
+    (a_h, a_w)
+}
+
+/// [`Resize`]: `y = A_H · x · A_Wᵀ` for every image and channel.
+pub fn resize(x: T4, r: &Resize) -> T4 {
+    let [n, c, h, w] = x.dims();
+    let [oh, ow] = r.size;
+    let (a_h, a_w) = resize_matrices(r, [h, w], &x.device());
+    let planes = x.reshape([n * c, h, w]);
+    let rows = a_h.unsqueeze::<3>().matmul(planes); // [NC, oH, W]
+    rows.matmul(a_w.transpose().unsqueeze::<3>())
+        .reshape([n, c, oh, ow])
+}
+
+/// Adjoint of [`resize`] to an input of spatial size `[h, w]`: `A_Hᵀ · g · A_W` (for nearest
+/// upsampling, each source pixel sums the signal of the output pixels that copied it).
+pub fn resize_adjoint(g: T4, r: &Resize, [h, w]: [usize; 2]) -> T4 {
+    let [n, c, oh, ow] = g.dims();
+    let (a_h, a_w) = resize_matrices(r, [h, w], &g.device());
+    let planes = g.reshape([n * c, oh, ow]);
+    let rows = a_h.transpose().unsqueeze::<3>().matmul(planes); // [NC, H, oW]
+    rows.matmul(a_w.unsqueeze::<3>()).reshape([n, c, h, w])
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ pub use builder::GraphBuilder;
 pub use card::{ModelCard, Normalization};
 pub use head::Head;
 pub use model::{LoadOptions, Model, ParameterCounts};
-pub use op::{BatchNorm, Conv2d, LayerNorm, Linear, Op, PadMode, Pool2d};
+pub use op::{
+    BatchNorm, Conv2d, CoordinateMode, LayerNorm, Linear, NearestRounding, Op, PadMode, Pool2d,
+    Resize, ResizeMode,
+};
 pub use params::{Param, ParamStore};
 
 use serde::{Deserialize, Serialize};

@@ -106,6 +106,59 @@ pub enum PadMode {
     Edge,
 }
 
+/// How [`Resize`] picks or mixes source pixels (ONNX `Resize` / `Upsample` `mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResizeMode {
+    /// The source pixel nearest to the mapped coordinate, rounded as [`NearestRounding`] says.
+    Nearest(NearestRounding),
+    /// Linear interpolation between the two neighbouring source pixels along each axis
+    /// (bilinear in 2-D), the mapped coordinate clamped to the input.
+    Linear,
+}
+
+/// ONNX `nearest_mode`: how a fractional source coordinate becomes a pixel index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NearestRounding {
+    /// Round half down (ONNX's default).
+    RoundPreferFloor,
+    /// Round half up.
+    RoundPreferCeil,
+    /// Always down (torch's `nearest`).
+    Floor,
+    /// Always up.
+    Ceil,
+}
+
+/// ONNX `coordinate_transformation_mode`: the source coordinate `x` of output pixel `i` along
+/// an axis of input length `L`, output length `l` and scale `s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordinateMode {
+    /// `x = (i + ½)/s − ½` (torch's `align_corners=False`).
+    HalfPixel,
+    /// As `HalfPixel`, but `x = 0` when `l = 1` (what torch's exporter writes for bilinear).
+    PytorchHalfPixel,
+    /// `x = i·(L − 1)/(l − 1)` (0 when `l = 1`; torch's `align_corners=True`).
+    AlignCorners,
+    /// `x = i/s` (torch's `nearest`, ONNX `Upsample`).
+    Asymmetric,
+}
+
+/// Spatial resampling `y = A_H · x · A_Wᵀ` per channel (ONNX `Resize` / `Upsample`), where
+/// each `A` is the `[out, in]` matrix of one axis: a one-hot row per output pixel for
+/// nearest, two weights `1 − t, t` for linear ([`crate::engine::imported::resize_matrix`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resize {
+    /// Nearest or linear.
+    pub mode: ResizeMode,
+    /// How output pixels map to source coordinates.
+    pub coordinates: CoordinateMode,
+    /// Output `[H, W]`.
+    pub size: [usize; 2],
+    /// Scale `[s_H, s_W]` the coordinate transformation divides by (the given `scales`, or
+    /// output / input length when the model gave `sizes`).
+    pub scale: [f32; 2],
+}
+
 /// One node's computation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -210,6 +263,8 @@ pub enum Op {
         /// See [`PadMode`].
         mode: PadMode,
     },
+    /// See [`Resize`].
+    Resize(Resize),
 }
 
 impl Op {
@@ -247,6 +302,7 @@ impl Op {
             Op::ChannelSlice { .. } => "channel_slice",
             Op::ChannelMean => "channel_mean",
             Op::Pad { .. } => "pad",
+            Op::Resize(_) => "resize",
         }
     }
 

@@ -8,6 +8,7 @@ mod import_efficientnet_lite0;
 mod import_keras;
 mod import_onnx;
 mod import_onnx_modern;
+mod import_onnx_ops;
 mod import_pth;
 mod onnx_fixtures;
 mod parameter_counts;

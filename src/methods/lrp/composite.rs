@@ -294,9 +294,10 @@ impl Composite {
                 | Op::Elu { .. }
                 | Op::PRelu { .. } => (pass.clone(), "pass".into()),
                 Op::LayerNorm(_) => (layer_norm.clone(), "layernorm-epsilon".into()),
-                Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d { .. } | Op::ChannelMean => {
-                    (norm.clone(), "norm".into())
-                }
+                Op::AvgPool2d(_)
+                | Op::AdaptiveAvgPool2d { .. }
+                | Op::ChannelMean
+                | Op::Resize(_) => (norm.clone(), "norm".into()),
                 // zennit 1.0 gives an unmerged BatchNorm Pass: relevance is not rescaled by an
                 // affine map that no linear rule accounts for.
                 Op::BatchNorm(_) => (pass.clone(), "pass".into()),

@@ -30,7 +30,10 @@ impl Rule for Pass {
 
 /// zennit's `Norm` on average pooling: `R_in = x ⊙ Pᵀ(R / stabilize(P x))`, the share of each
 /// input in the window average it contributed to (P the pooling operator, ε = 10⁻⁶); also on a
-/// mean over the channels (P the channel average).
+/// mean over the channels (P the channel average) and on a resize (P the interpolation map
+/// `A_H · x · A_Wᵀ`). This is the z-rule of a bias-free linear map with non-negative weights,
+/// so it conserves relevance up to the stabiliser; for nearest upsampling it sums the
+/// relevance of the copies back onto the source pixel.
 pub struct Norm;
 
 impl Rule for Norm {
@@ -46,6 +49,10 @@ impl Rule for Norm {
             Op::ChannelMean => {
                 let [_, c, h, w] = x.dims();
                 crate::engine::imported::channel_mean_adjoint(s, c, [h, w])
+            }
+            Op::Resize(r) => {
+                let [_, _, h, w] = x.dims();
+                crate::engine::imported::resize_adjoint(s, r, [h, w])
             }
             other => {
                 return Err(EngineError::Unsupported(format!(

@@ -19,6 +19,7 @@ mod fuse;
 mod modern;
 mod ops;
 pub mod proto;
+mod resize;
 pub mod tensor;
 
 use std::collections::BTreeMap;
@@ -102,6 +103,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ReduceSum",
     "Relu",
     "Reshape",
+    "Resize",
     "Selu",
     "Shape",
     "Sigmoid",
@@ -114,6 +116,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Tanh",
     "Transpose",
     "Unsqueeze",
+    "Upsample",
 ];
 
 /// Imports the ONNX file at `path`.

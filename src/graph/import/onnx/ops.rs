@@ -289,6 +289,7 @@ impl Converter {
             "ChannelShuffle" => self.channel_shuffle(n, name),
             "ReduceMean" | "ReduceMax" | "ReduceSum" => self.reduce(n, a, name),
             "Slice" => self.slice(n, name),
+            "Resize" | "Upsample" => self.resize(n, a, name),
             "Erf" => Err(
                 "Erf is supported only inside GELU's pattern x·0.5·(1 + erf(x/√2)), which this \
                  node is not part of"

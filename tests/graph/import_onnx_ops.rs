@@ -1,0 +1,226 @@
+//! ONNX operators on activations beyond the architectures' blocks: `Resize` / `Upsample`,
+//! element-wise unary ops, binary ops between two activations, `Expand`, `Where` / `Equal` on
+//! constants and general transposes. Small torch modules exported by torch.onnx at opsets 13
+//! and 17 (`tools/fixtures_onnx_modern.py`); relevance's logits and input gradient are
+//! compared with torch's forward pass and autograd, every method runs, the LRP rule of each
+//! new node is the documented one and conserves relevance where that rule does.
+
+use relevance::engine::imported::resize_matrix;
+use relevance::engine::{forward, predict};
+use relevance::graph::{CoordinateMode, Model, NearestRounding, Op, Resize, ResizeMode};
+use relevance::methods::gradient::input_gradient;
+use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
+use relevance::methods::registry::METHODS;
+use relevance::methods::{MethodOptions, MethodSpec};
+use relevance::tensor::{max_rel_diff, to_vec};
+
+use crate::onnx_fixtures::FixtureDir;
+
+/// The logit whose input gradient the fixtures hold.
+const TARGET: usize = 3;
+
+const FIXTURES: FixtureDir = FixtureDir("modern");
+
+fn count(model: &Model, kind: &str) -> usize {
+    model
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.op.kind() == kind)
+        .count()
+}
+
+/// Loads `name`, and asserts logits within 1e-4 and the input gradient of logit [`TARGET`]
+/// within 1e-4 (relative to the largest reference value) of torch's.
+fn load_with_torch_parity(name: &str) -> Model {
+    let model = FIXTURES.load(name);
+    let x = FIXTURES.input(name);
+    let logits = to_vec(&predict(&model.graph, &model.params, x.clone()).unwrap());
+    let (_, want) = FIXTURES.npy(&format!("{name}.logits.npy"));
+    let err = max_rel_diff(&logits, &want);
+    println!("{name}: logits rel. error {err:.2e}");
+    assert!(err < 1e-4, "{name}: logits {logits:?} vs torch {want:?}");
+    let acts = forward(&model.graph, &model.params, x).unwrap();
+    let grad = to_vec(&input_gradient(&model, &acts, &[TARGET]).unwrap());
+    let (_, want) = FIXTURES.npy(&format!("{name}.grad.npy"));
+    let err = max_rel_diff(&grad, &want);
+    println!("{name}: input gradient rel. error {err:.2e}");
+    assert!(err < 1e-4, "{name}: input gradient rel. error {err}");
+    model
+}
+
+/// Every registered method explains `name`'s input without error and with finite maps.
+fn assert_every_method_runs(name: &str, model: &Model) {
+    let x = FIXTURES.input(name);
+    for info in METHODS {
+        let options = MethodOptions {
+            steps: 2,
+            samples: 2,
+            ..MethodOptions::default()
+        };
+        let spec = MethodSpec::parse(info.name, &options).unwrap();
+        let maps = spec
+            .prepare(model)
+            .and_then(|p| p.explain(&x, &[TARGET]))
+            .unwrap_or_else(|e| panic!("{name} {}: {e}", info.name))
+            .maps;
+        assert!(
+            to_vec(&maps).iter().all(|v| v.is_finite()),
+            "{name} {}: non-finite map",
+            info.name
+        );
+    }
+}
+
+/// Under every composite, the rule of each node of kind `kind` is `rule`, and when
+/// `conserves` each such node passes on the relevance it receives (relative to the explained
+/// logit, within 1e-5).
+fn assert_lrp_rule(name: &str, model: &Model, kind: &str, rule: &str, conserves: bool) {
+    let x = FIXTURES.input(name);
+    for composite in Composite::PRESETS {
+        let lrp = LrpModel::new(
+            model,
+            Composite::preset(composite).unwrap(),
+            &LrpOptions::default(),
+        )
+        .unwrap();
+        let graph = &lrp.canon.graph;
+        let ids: Vec<usize> = (0..graph.nodes.len())
+            .filter(|&id| graph.nodes[id].op.kind() == kind)
+            .collect();
+        assert!(!ids.is_empty(), "{name}: no {kind} node");
+        for &id in &ids {
+            let node = &graph.nodes[id].name;
+            let given = lrp.assignment.iter().find(|(n, _)| n == node).unwrap();
+            assert_eq!(given.1, rule, "{name} {composite}: {node}");
+        }
+        if !conserves {
+            continue;
+        }
+        let acts = forward(graph, &lrp.canon.params, x.clone()).unwrap();
+        let (seed, explained) = lrp.start_relevance(&acts, &[TARGET]).unwrap();
+        for &id in &ids {
+            // One pass per node: a node's input may itself be one of `ids`.
+            let collect = [id, graph.nodes[id].inputs[0]];
+            let r = lrp
+                .propagate(&acts, lrp.logits_node(), seed.clone(), &collect)
+                .unwrap();
+            let out: f32 = to_vec(&r[0]).iter().sum();
+            let inp: f32 = to_vec(&r[1]).iter().sum();
+            let err = (out - inp).abs() / explained[0].abs();
+            assert!(
+                err < 1e-5,
+                "{name} {composite}: '{}' receives {out} and passes on {inp}",
+                graph.nodes[id].name
+            );
+        }
+    }
+}
+
+#[test]
+fn resize_nearest_and_linear_in_every_coordinate_mode_match_torch() {
+    for name in ["resize.13", "resize.17"] {
+        let m = load_with_torch_parity(name);
+        let resizes: Vec<&Resize> = m
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Resize(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let floor = ResizeMode::Nearest(NearestRounding::Floor);
+        let summary: Vec<_> = resizes
+            .iter()
+            .map(|r| (r.mode, r.coordinates, r.size))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (floor, CoordinateMode::Asymmetric, [12, 12]),
+                (ResizeMode::Linear, CoordinateMode::HalfPixel, [6, 6]),
+                (ResizeMode::Linear, CoordinateMode::HalfPixel, [12, 12]),
+                (ResizeMode::Linear, CoordinateMode::AlignCorners, [9, 7]),
+                (floor, CoordinateMode::Asymmetric, [5, 4]),
+            ],
+            "{name}"
+        );
+        assert_lrp_rule(name, &m, "resize", "norm", true);
+        assert_every_method_runs(name, &m);
+    }
+}
+
+#[test]
+fn upsample_of_opset_9_is_a_nearest_resize() {
+    let name = "upsample.9";
+    let m = load_with_torch_parity(name);
+    assert_eq!(count(&m, "resize"), 1);
+    assert_lrp_rule(name, &m, "resize", "norm", true);
+    assert_every_method_runs(name, &m);
+}
+
+/// `resize_matrix` row by row against ONNX's formulas worked by hand.
+#[test]
+fn resize_matrices_follow_the_onnx_coordinate_formulas() {
+    let resize = |mode, coordinates| Resize {
+        mode,
+        coordinates,
+        size: [0, 0],
+        scale: [0.0, 0.0],
+    };
+    let rows = |m: Vec<f32>, input: usize| -> Vec<Vec<f32>> {
+        m.chunks(input).map(<[f32]>::to_vec).collect()
+    };
+    // Linear, half_pixel, 4 → 2 (scale ½): x = (i + ½)·2 − ½ = 0.5, 2.5.
+    let r = resize(ResizeMode::Linear, CoordinateMode::HalfPixel);
+    assert_eq!(
+        rows(resize_matrix(4, 2, 0.5, &r), 4),
+        vec![vec![0.5, 0.5, 0.0, 0.0], vec![0.0, 0.0, 0.5, 0.5]]
+    );
+    // Linear, half_pixel, 2 → 4 (scale 2): x = −0.25 (clamped to 0), 0.25, 0.75, 1.25 (→ 1).
+    assert_eq!(
+        rows(resize_matrix(2, 4, 2.0, &r), 2),
+        vec![
+            vec![1.0, 0.0],
+            vec![0.75, 0.25],
+            vec![0.25, 0.75],
+            vec![0.0, 1.0]
+        ]
+    );
+    // pytorch_half_pixel to one pixel maps it to 0; half_pixel to (0 + ½)·3 − ½ = 1.
+    let one = |c| resize_matrix(3, 1, 1.0 / 3.0, &resize(ResizeMode::Linear, c));
+    assert_eq!(one(CoordinateMode::PytorchHalfPixel), vec![1.0, 0.0, 0.0]);
+    assert_eq!(one(CoordinateMode::HalfPixel), vec![0.0, 1.0, 0.0]);
+    // align_corners, 3 → 5: x = i·2/4 = 0, 0.5, 1, 1.5, 2.
+    let r = resize(ResizeMode::Linear, CoordinateMode::AlignCorners);
+    assert_eq!(
+        rows(resize_matrix(3, 5, 5.0 / 3.0, &r), 3),
+        vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.5, 0.5, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.5, 0.5],
+            vec![0.0, 0.0, 1.0]
+        ]
+    );
+    // Nearest, half_pixel, 2 → 4: x = −0.25, 0.25, 0.75, 1.25; each rounding picks
+    // (round_prefer_floor) 0, 0, 1, 1; (ceil) 0, 1, 1, 2 → clamped to 1.
+    let pick = |rounding| -> Vec<usize> {
+        let r = resize(ResizeMode::Nearest(rounding), CoordinateMode::HalfPixel);
+        rows(resize_matrix(2, 4, 2.0, &r), 2)
+            .iter()
+            .map(|row| row.iter().position(|&v| v == 1.0).unwrap())
+            .collect()
+    };
+    assert_eq!(pick(NearestRounding::RoundPreferFloor), vec![0, 0, 1, 1]);
+    assert_eq!(pick(NearestRounding::Ceil), vec![0, 1, 1, 1]);
+    assert_eq!(pick(NearestRounding::Floor), vec![0, 0, 0, 1]);
+    // Ties: asymmetric 1 → … x = i/2 = 0.5 at i = 1 of 2 → 4 rounds down or up.
+    let tie = |rounding| {
+        let r = resize(ResizeMode::Nearest(rounding), CoordinateMode::Asymmetric);
+        resize_matrix(2, 4, 2.0, &r)[2..4].to_vec()
+    };
+    assert_eq!(tie(NearestRounding::RoundPreferFloor), vec![1.0, 0.0]);
+    assert_eq!(tie(NearestRounding::RoundPreferCeil), vec![0.0, 1.0]);
+}
