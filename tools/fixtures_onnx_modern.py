@@ -31,6 +31,14 @@ Writes into tests/fixtures/import/modern/ (each file a few KB):
                            (asymmetric, floor), bilinear ×½ and ×2 (half_pixel), bilinear to
                            9×7 with align_corners=True, nearest down to 5×4 (sizes)
   upsample.9.onnx          opset 9: nearest ×2 as Upsample
+  unary.{13,17}.onnx       Neg, Abs, Sqrt, Pow (2 and 1.5), Reciprocal, Exp, c / x on activations,
+                           a sigmoid gate
+  binary.{13,17}.onnx      Sub, Mul, Div, Add between two activations, same shape and broadcast
+                           over channels or space; bias-free (LRP conservation)
+  expand.{13,17}.onnx      Expand over channels and over space; Equal and Where on a constant
+  transpose.{13,17}.onnx   Transpose (0, 1, 3, 2), to channel-last and back as (0, 3, 2, 1)
+  where_tensor.onnx        Where on the input (must be refused: only constants are folded)
+  transpose_batch.onnx     Transpose moving the batch axis (must be refused naming the perm)
   <name>.input.npy         the input [1, 3, H, W]
   <name>.logits.npy        torch's logits
   <name>.grad.npy          torch autograd's input gradient of logit TARGET
@@ -195,6 +203,96 @@ class Upsample9(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class UnaryOps(nn.Module):
+    """Neg, Abs, Sqrt, Pow (integer and fractional exponents), Reciprocal, Exp and c / x on
+    activations, and a sigmoid gate (a product the uniform rule leaves to the gradient)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(11)
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.c3, self.gate = nn.Conv2d(6, 6, 1), nn.Conv2d(6, 6, 1)
+        self.fc = nn.Linear(6, 5)
+        self.eval()
+
+    def forward(self, x):
+        x = self.c1(x)
+        x = torch.sqrt(x.abs() + 0.5) - torch.exp(-x.abs())
+        x = self.c2(x)
+        x = 0.1 * x.pow(2) + torch.reciprocal(1.0 + x.pow(2)) + (x.abs() + 0.5).pow(1.5)
+        x = x + 2.0 / (1.0 + x.abs())
+        x = -self.c3(x)
+        x = x * torch.sigmoid(self.gate(x))
+        return self.fc(x.mean([2, 3]))
+
+
+class BinaryOps(nn.Module):
+    """Sub, Mul, Div and Add between two activations, equal shapes and broadcasting over the
+    channels or the spatial axes; no biases, so that LRP conserves relevance."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(12)
+        conv = lambda i, o, k: nn.Conv2d(i, o, k, padding=k // 2, bias=False)  # noqa: E731
+        self.c1, self.c2, self.c3 = conv(3, 6, 3), conv(6, 6, 3), conv(6, 6, 1)
+        self.fc = nn.Linear(6, 5, bias=False)
+        self.eval()
+
+    def forward(self, x):
+        a = F.relu(self.c1(x))
+        b, c = self.c2(a), self.c3(a)
+        s = a - b                                   # Sub
+        m = a * c                                   # Mul of two activations
+        d = s / (1.5 + c.abs())                     # Div by an activation
+        p = d + a.mean([2, 3], keepdim=True)        # Add, broadcast over space
+        q = m - c.mean(1, keepdim=True)             # Sub, broadcast over channels
+        r = p / (2.0 + a.mean(1, keepdim=True).abs())  # Div, broadcast over channels
+        t = q * torch.tanh(b.mean([2, 3], keepdim=True))  # Mul, broadcast over space
+        return self.fc(F.relu(p + t + r).mean([2, 3]))
+
+
+class ExpandWhere(nn.Module):
+    """Expand of activations over the channels and over space; Equal and Where on a constant
+    mask (folded at import)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(13)
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 5)
+        self.register_buffer("mask", (torch.arange(6) % 2).reshape(1, 6, 1, 1))
+        self.eval()
+
+    def forward(self, x):
+        a = F.relu(self.c1(x))
+        e = a.mean(1, keepdim=True).expand(-1, 6, -1, -1)
+        g = a.amax((2, 3), keepdim=True).expand_as(a)
+        weight = torch.where(self.mask == 1, 1.0, 0.5)
+        y = F.relu(self.c2(a + e * weight + g))
+        return self.fc(y.mean([2, 3]))
+
+
+class Transposes(nn.Module):
+    """Transposes of activations that keep the batch first: height and width swapped,
+    channels last and back in another order, a per-channel constant applied channel-last."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(14)
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+        self.c3 = nn.Conv2d(6, 6, 1)
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, 6))
+        self.fc = nn.Linear(6, 5)
+        self.eval()
+
+    def forward(self, x):
+        a = F.relu(self.c1(x))                      # [1, 6, H, W]
+        t = F.relu(self.c2(a.transpose(2, 3)))      # [1, 6, W, H]
+        u = t.permute(0, 2, 3, 1) * self.scale      # [1, W, H, 6]
+        v = u.permute(0, 3, 2, 1)                   # [1, 6, H, W]
+        return self.fc((self.c3(v) + a).mean([2, 3]))
+
+
 def tiny_resizes():
     torch.manual_seed(9)
     return Resizes().eval()
@@ -255,11 +353,21 @@ def main():
         write("activations", tiny_activations(), 12, opset)
         write("reductions", tiny_reductions(), 10, opset)
         write("resize", tiny_resizes(), 12, opset)
+        write("unary", UnaryOps(), 8, opset)
+        write("binary", BinaryOps(), 8, opset)
+        write("expand", ExpandWhere(), 8, opset)
+        write("transpose", Transposes(), 7, opset)
     # Opset 9 has no Resize: torch writes Upsample (nearest and linear, asymmetric).
     write("upsample", Upsample9(), 8, 9)
     write("convnext_nobias", tiny_convnext(bias=False), 32, 17)
     write("convnext", tiny_convnext(), 32, "dynamo")
     hand_built("erf_alone", [helper.make_node("Erf", ["input"], ["out"], name="lonely_erf")], [], 17)
+    cond = helper.make_tensor("cond", TensorProto.BOOL, [1, 3, 1, 1], [1, 0, 1])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    hand_built("where_tensor", [helper.make_node("Where", ["cond", "input", "zero"], ["out"],
+                                                 name="mask_where")], [cond, zero], 17)
+    hand_built("transpose_batch", [helper.make_node("Transpose", ["input"], ["out"],
+                                                    name="batch_swap", perm=[1, 0, 2, 3])], [], 17)
     pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
     hand_built("pad_wrap", [helper.make_node("Pad", ["input", "pads"], ["out"], name="wrap_pad",
                                              mode="wrap")], [pads], 19)

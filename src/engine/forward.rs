@@ -481,6 +481,25 @@ pub fn eval_as(
             check_broadcast(&a, &b)?;
             a.mul(b)
         }
+        Op::Div => {
+            let b = args.pop().expect("two operands");
+            let a = args.pop().expect("two operands");
+            check_broadcast(&a, &b)?;
+            a.div(b)
+        }
+        Op::Unary(f) => super::imported::unary(one(&mut args), *f),
+        Op::Expand([c, h, w]) => {
+            let x = one(&mut args);
+            let n = x.dims()[0];
+            let target = [n, *c, *h, *w];
+            if x.dims().iter().zip(target).any(|(&d, t)| d != t && d != 1) {
+                return Err(EngineError::Shape(format!(
+                    "cannot expand {:?} to {target:?}",
+                    x.dims()
+                )));
+            }
+            x.expand(target)
+        }
         Op::Concat => Tensor::cat(args, 1),
         Op::Identity => one(&mut args),
         Op::Dropout { p } => {

@@ -114,6 +114,30 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
             let gb = ctx.wanted[1].then(|| reduce_to(g.mul(a), db));
             Ok(vec![ga, gb])
         }
+        Op::Div => {
+            // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²; each reduced to its input's shape (with the
+            // signal's rows).
+            let (a, b) = (ctx.input(0)?.clone(), ctx.input(1)?.clone());
+            let rows = g.dims()[0];
+            let (da, db) = (
+                with_row_count(a.dims(), rows),
+                with_row_count(b.dims(), rows),
+            );
+            let gb = ctx.wanted[1].then(|| {
+                let q = a.div(b.clone().square()).neg();
+                reduce_to(g.clone().mul(q), db)
+            });
+            let ga = ctx.wanted[0].then(|| reduce_to(g.div(b), da));
+            Ok(vec![ga, gb])
+        }
+        Op::Unary(f) => {
+            let (x, y) = (ctx.input(0)?, ctx.output()?);
+            one(g.mul(imported::unary_derivative(*f, x, y)))
+        }
+        Op::Expand(_) => {
+            let rows = g.dims()[0];
+            one(reduce_to(g, with_row_count(ctx.input(0)?.dims(), rows)))
+        }
         Op::Concat => {
             let mut start = 0;
             let mut outs = Vec::new();
@@ -153,6 +177,12 @@ fn exact(ctx: &RuleCtx, g: T4) -> Result<Vec<Option<T4>>, EngineError> {
             one(imported::resize_adjoint(g, r, [h, w]))
         }
     }
+}
+
+/// `dims` with the batch dimension set to `rows`.
+fn with_row_count(mut dims: [usize; 4], rows: usize) -> [usize; 4] {
+    dims[0] = rows;
+    dims
 }
 
 /// Sums `g` over the dimensions where `target` has size 1 (the adjoint of broadcasting).

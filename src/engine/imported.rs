@@ -8,7 +8,7 @@ use burn::tensor::IndexingUpdateOp;
 use super::EngineError;
 use super::forward::channel_view;
 use crate::graph::{
-    CoordinateMode, LayerNorm, NearestRounding, PadMode, ParamStore, Resize, ResizeMode,
+    CoordinateMode, LayerNorm, NearestRounding, PadMode, ParamStore, Resize, ResizeMode, Unary,
 };
 use crate::tensor::T4;
 
@@ -207,6 +207,41 @@ pub fn channel_slice_adjoint(g: T4, start: usize, channels: usize) -> T4 {
         parts.push(Tensor::zeros([n, after, h, w], &device));
     }
     Tensor::cat(parts, 1)
+}
+
+/// `xᵖ`: integer exponents by repeated products (exact for negative bases, as torch),
+/// others by `exp(p·ln x)` (NaN below zero, as torch).
+fn power(x: T4, p: f32) -> T4 {
+    if p.fract() == 0.0 && p.abs() <= 64.0 {
+        x.powi_scalar(p as i32)
+    } else {
+        x.powf_scalar(p)
+    }
+}
+
+/// The element-wise function `f` ([`Unary`]).
+pub fn unary(x: T4, f: Unary) -> T4 {
+    match f {
+        Unary::Neg => x.neg(),
+        Unary::Abs => x.abs(),
+        Unary::Sqrt => x.sqrt(),
+        Unary::Pow(p) => power(x, p),
+        Unary::Reciprocal => x.recip(),
+        Unary::Exp => x.exp(),
+    }
+}
+
+/// `f′(x)` from the input `x` and the output `y = f(x)`: −1; sign(x) (0 at 0, as torch);
+/// `1/(2y)`; `p·xᵖ⁻¹`; `−y²`; `y`.
+pub fn unary_derivative(f: Unary, x: &T4, y: &T4) -> T4 {
+    match f {
+        Unary::Neg => x.clone().mul_scalar(0.0).sub_scalar(1.0),
+        Unary::Abs => x.clone().sign(),
+        Unary::Sqrt => y.clone().mul_scalar(2.0).recip(),
+        Unary::Pow(p) => power(x.clone(), p - 1.0).mul_scalar(p),
+        Unary::Reciprocal => y.clone().square().neg(),
+        Unary::Exp => y.clone(),
+    }
 }
 
 /// For each position of a padded axis of `size` values padded by `before` and `after`, the

@@ -17,7 +17,7 @@ pub use head::Head;
 pub use model::{LoadOptions, Model, ParameterCounts};
 pub use op::{
     BatchNorm, Conv2d, CoordinateMode, LayerNorm, Linear, NearestRounding, Op, PadMode, Pool2d,
-    Resize, ResizeMode,
+    Resize, ResizeMode, Unary,
 };
 pub use params::{Param, ParamStore};
 
@@ -182,7 +182,7 @@ impl Graph {
             }
             let arity_ok = match node.op {
                 Op::Input | Op::Constant(_) => node.inputs.is_empty(),
-                Op::Add | Op::Mul => node.inputs.len() == 2,
+                Op::Add | Op::Mul | Op::Div => node.inputs.len() == 2,
                 Op::Concat => !node.inputs.is_empty(),
                 _ => node.inputs.len() == 1,
             };

@@ -159,6 +159,38 @@ pub struct Resize {
     pub scale: [f32; 2],
 }
 
+/// An element-wise function of one activation (ONNX `Neg`, `Abs`, `Sqrt`, `Pow` with a
+/// constant exponent, `Reciprocal`, `Exp`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Unary {
+    /// `−x`.
+    Neg,
+    /// `|x|`.
+    Abs,
+    /// `√x`.
+    Sqrt,
+    /// `xᵖ` for a constant `p`.
+    Pow(f32),
+    /// `1/x`.
+    Reciprocal,
+    /// `eˣ`.
+    Exp,
+}
+
+impl Unary {
+    /// The node kind of this function.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Abs => "abs",
+            Unary::Sqrt => "sqrt",
+            Unary::Pow(_) => "pow",
+            Unary::Reciprocal => "reciprocal",
+            Unary::Exp => "exp",
+        }
+    }
+}
+
 /// One node's computation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -206,6 +238,12 @@ pub enum Op {
     Add,
     /// Element-wise product of two inputs with broadcasting (squeeze-excitation gates).
     Mul,
+    /// Element-wise quotient `a / b` of two computed inputs with broadcasting.
+    Div,
+    /// See [`Unary`].
+    Unary(Unary),
+    /// Broadcasts the input's axes of length 1 to `[C, H, W]` (ONNX `Expand`).
+    Expand([usize; 3]),
     /// Concatenation along the channel dimension.
     Concat,
     /// Passes its input through.
@@ -289,6 +327,9 @@ impl Op {
             Op::Reshape(_) => "reshape",
             Op::Add => "add",
             Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Unary(u) => u.name(),
+            Op::Expand(_) => "expand",
             Op::Concat => "concat",
             Op::Identity => "identity",
             Op::Dropout { .. } => "dropout",

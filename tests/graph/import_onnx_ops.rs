@@ -7,7 +7,9 @@
 
 use relevance::engine::imported::resize_matrix;
 use relevance::engine::{forward, predict};
-use relevance::graph::{CoordinateMode, Model, NearestRounding, Op, Resize, ResizeMode};
+use relevance::graph::{
+    CoordinateMode, LoadOptions, Model, NearestRounding, Op, Resize, ResizeMode, Unary,
+};
 use relevance::methods::gradient::input_gradient;
 use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
 use relevance::methods::registry::METHODS;
@@ -223,4 +225,140 @@ fn resize_matrices_follow_the_onnx_coordinate_formulas() {
     };
     assert_eq!(tie(NearestRounding::RoundPreferFloor), vec![1.0, 0.0]);
     assert_eq!(tie(NearestRounding::RoundPreferCeil), vec![0.0, 1.0]);
+}
+
+/// The rule `LrpModel` gives each node of kind `kind` under `composite`.
+fn rules_of(model: &Model, composite: &str, kind: &str) -> Vec<String> {
+    let lrp = LrpModel::new(
+        model,
+        Composite::preset(composite).unwrap(),
+        &LrpOptions::default(),
+    )
+    .unwrap();
+    let graph = &lrp.canon.graph;
+    lrp.assignment
+        .iter()
+        .filter(|(node, _)| graph.nodes[graph.find(node).unwrap()].op.kind() == kind)
+        .map(|(_, rule)| rule.clone())
+        .collect()
+}
+
+#[test]
+fn neg_abs_sqrt_pow_reciprocal_and_exp_of_activations_match_torch_and_pass_relevance() {
+    for name in ["unary.13", "unary.17"] {
+        let m = load_with_torch_parity(name);
+        let has = |f: Unary| m.graph.nodes.iter().any(|n| n.op == Op::Unary(f));
+        for f in [
+            Unary::Neg,
+            Unary::Abs,
+            Unary::Sqrt,
+            Unary::Pow(2.0),
+            Unary::Pow(1.5),
+            Unary::Reciprocal,
+            Unary::Exp,
+        ] {
+            assert!(has(f), "{name}: no {f:?} node");
+        }
+        for kind in ["neg", "abs", "sqrt", "pow", "reciprocal", "exp"] {
+            assert_lrp_rule(name, &m, kind, "pass", false);
+        }
+        // The product with a sigmoid gate keeps the gradient (squeeze-excitation treatment).
+        let muls = rules_of(&m, "epsilon-plus", "mul");
+        assert!(muls.iter().all(|r| r == "gradient"), "{name}: {muls:?}");
+        assert_every_method_runs(name, &m);
+    }
+}
+
+#[test]
+fn sub_mul_div_and_add_of_two_activations_match_torch_and_conserve_relevance() {
+    for name in ["binary.13", "binary.17"] {
+        let m = load_with_torch_parity(name);
+        // a − b, m − mean_C(c) as sums with a negation; a·c and q·tanh(…) as products; two
+        // quotients.
+        assert_eq!(count(&m, "div"), 2, "{name}");
+        assert_eq!(count(&m, "neg"), 2, "{name}");
+        assert_eq!(count(&m, "mul"), 2, "{name}");
+        assert_eq!(rules_of(&m, "epsilon-plus", "div"), vec!["numerator"; 2]);
+        assert_eq!(
+            rules_of(&m, "epsilon-plus", "mul"),
+            vec!["uniform-split"; 2]
+        );
+        assert_eq!(rules_of(&m, "epsilon-plus", "neg"), vec!["pass"; 2]);
+        // Every rule on the way conserves (bias-free convolutions and linear layer, ε-rule on
+        // the sums' terms, uniform split, numerator, Norm on the means): the relevance at the
+        // input adds up to the explained logit.
+        let x = FIXTURES.input(name);
+        for composite in ["epsilon-plus", "epsilon-plus-flat"] {
+            let lrp = LrpModel::new(
+                &m,
+                Composite::preset(composite).unwrap(),
+                &LrpOptions::default(),
+            )
+            .unwrap();
+            let a = lrp.attribute(&x, &[TARGET]).unwrap();
+            let total: f32 = to_vec(&a.input).iter().sum();
+            let logit = a.explained[0];
+            let err = (total - logit).abs() / logit.abs();
+            println!("{name} {composite}: Σ R = {total}, logit {logit}, error {err:.1e}");
+            assert!(err < 1e-3, "{name} {composite}: Σ R = {total} for {logit}");
+        }
+        assert_every_method_runs(name, &m);
+    }
+}
+
+#[test]
+fn expand_of_activations_sums_back_and_where_equal_on_constants_fold() {
+    for name in ["expand.13", "expand.17"] {
+        let m = load_with_torch_parity(name);
+        assert_eq!(count(&m, "expand"), 2, "{name}");
+        // Equal and Where on the constant mask leave no node behind: the mask is one
+        // constant multiplying the channel mean.
+        assert_eq!(count(&m, "constant"), 1, "{name}");
+        assert_lrp_rule(name, &m, "expand", "gradient", true);
+        assert_every_method_runs(name, &m);
+    }
+}
+
+#[test]
+fn transposes_that_keep_the_batch_first_become_permutes() {
+    for name in ["transpose.13", "transpose.17"] {
+        let m = load_with_torch_parity(name);
+        let perms: Vec<[usize; 4]> = m
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Permute(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        // H and W swapped before c2; the two later transposes compose to the swap back
+        // (executed only where c3 needs the plain order).
+        assert_eq!(perms, vec![[0, 1, 3, 2], [0, 1, 3, 2]], "{name}");
+        assert_lrp_rule(name, &m, "permute", "gradient", false);
+        assert_every_method_runs(name, &m);
+    }
+}
+
+#[test]
+fn where_on_a_tensor_and_a_transpose_of_the_batch_are_refused_by_name() {
+    let err = |name: &str| {
+        Model::load(
+            &FIXTURES.path(&format!("{name}.onnx")),
+            &LoadOptions::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{name} should be refused"))
+        .to_string()
+    };
+    let e = err("where_tensor");
+    assert!(
+        e.contains("node 'mask_where' (Where)") && e.contains("only of constants"),
+        "{e}"
+    );
+    let e = err("transpose_batch");
+    assert!(
+        e.contains("node 'batch_swap' (Transpose)") && e.contains("perm [1, 0, 2, 3]"),
+        "{e}"
+    );
 }

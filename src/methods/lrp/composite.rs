@@ -29,7 +29,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::elementwise::{LayerNormRule, Norm, Pass};
+use super::elementwise::{LayerNormRule, Norm, Numerator, Pass, UniformSplit};
 use super::rules::{LinearLrp, LinearRule};
 use super::skip::{SkipMode, SkipRule, is_residual_sum};
 use crate::engine::Gradient;
@@ -263,6 +263,8 @@ impl Composite {
         let pass: Arc<dyn Rule> = Arc::new(Pass);
         let norm: Arc<dyn Rule> = Arc::new(Norm);
         let layer_norm: Arc<dyn Rule> = Arc::new(LayerNormRule);
+        let uniform: Arc<dyn Rule> = Arc::new(UniformSplit);
+        let numerator: Arc<dyn Rule> = Arc::new(Numerator);
         let skip_rule: Arc<dyn Rule> = Arc::new(SkipRule { mode: skip });
         for (id, node) in graph.nodes.iter().enumerate() {
             let (rule, name): (Arc<dyn Rule>, String) = match &node.op {
@@ -292,7 +294,12 @@ impl Composite {
                 | Op::Gelu
                 | Op::LeakyRelu { .. }
                 | Op::Elu { .. }
-                | Op::PRelu { .. } => (pass.clone(), "pass".into()),
+                | Op::PRelu { .. }
+                | Op::Unary(_) => (pass.clone(), "pass".into()),
+                Op::Mul if is_product_of_activations(graph, id) => {
+                    (uniform.clone(), "uniform-split".into())
+                }
+                Op::Div => (numerator.clone(), "numerator".into()),
                 Op::LayerNorm(_) => (layer_norm.clone(), "layernorm-epsilon".into()),
                 Op::AvgPool2d(_)
                 | Op::AdaptiveAvgPool2d { .. }
@@ -330,6 +337,19 @@ impl FromStr for Composite {
             )
         })
     }
+}
+
+/// Whether node `id` is a product of two computed tensors neither of which is a gate (a
+/// sigmoid or hard sigmoid, `Clip(0, 1)`: squeeze-excitation and hard swish keep the
+/// gradient, as under zennit) — the products the uniform rule explains.
+fn is_product_of_activations(graph: &Graph, id: usize) -> bool {
+    let node = &graph.nodes[id];
+    node.op == Op::Mul
+        && node.inputs.iter().all(|&i| match &graph.nodes[i].op {
+            Op::Constant(_) | Op::Sigmoid => false,
+            Op::Clip { min, max } => !(*min == 0.0 && *max == 1.0),
+            _ => true,
+        })
 }
 
 /// The parameter names of `rule`.

@@ -7,7 +7,7 @@
 
 use super::kernel::stabilized_ratio;
 use super::rules::STABILIZER;
-use crate::engine::gradient::{adaptive_avgpool_adjoint, avgpool_adjoint, with_rows};
+use crate::engine::gradient::{adaptive_avgpool_adjoint, avgpool_adjoint, reduce_to, with_rows};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::Op;
 use crate::tensor::T4;
@@ -90,5 +90,51 @@ impl Rule for LayerNormRule {
         };
         let mean = s.clone().mean_dim(1);
         Ok(vec![Some(x.clone().mul(s.sub(mean).mul(inv_std)))])
+    }
+}
+
+/// The input's dims with the signal's row count, for reducing a broadcast signal onto it.
+fn rows_like(input: &T4, signal: &T4) -> [usize; 4] {
+    let mut dims = input.dims();
+    dims[0] = signal.dims()[0];
+    dims
+}
+
+/// The product of two activations `y = a ⊙ b` by the uniform rule of AttnLRP (Achtibat et
+/// al. 2024, "AttnLRP: attention-aware layer-wise relevance propagation for transformers",
+/// Proposition 3.3): each factor receives half of the relevance, `R_a = R_b = R/2`, summed
+/// over the axes it was broadcast along. Conservative. (A product with a sigmoid gate keeps
+/// the gradient, the squeeze-excitation treatment; see `Composite::rules`.)
+pub struct UniformSplit;
+
+impl Rule for UniformSplit {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let half = signal.mul_scalar(0.5);
+        let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+        Ok(vec![
+            Some(reduce_to(half.clone(), rows_like(a, &half))),
+            Some(reduce_to(half.clone(), rows_like(b, &half))),
+        ])
+    }
+    fn reads_output(&self) -> bool {
+        false
+    }
+}
+
+/// A quotient of two activations `y = a / b` with the denominator held constant (AttnLRP,
+/// Achtibat et al. 2024, as for the normalisation of softmax and LayerNorm): `y` is then the
+/// linear map `a ↦ a/b`, whose ε-rule gives the numerator all of the relevance,
+/// `R_a = a/b · R / stabilize(y) = R` (summed over the axes `a` was broadcast along), and the
+/// denominator none. Conservative.
+pub struct Numerator;
+
+impl Rule for Numerator {
+    fn backward(&self, ctx: &RuleCtx, signal: T4) -> Result<Vec<Option<T4>>, EngineError> {
+        let a = ctx.input(0)?;
+        let dims = rows_like(a, &signal);
+        Ok(vec![Some(reduce_to(signal, dims)), None])
+    }
+    fn reads_output(&self) -> bool {
+        false
     }
 }

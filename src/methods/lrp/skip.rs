@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use super::kernel::{product, stabilized_ratio};
 use super::rules::STABILIZER;
-use crate::engine::Gradient;
+use crate::engine::gradient::reduce_to;
 use crate::engine::kernels::{self, epilogue::stabilized_quotient};
 use crate::engine::{EngineError, Rule, RuleCtx};
 use crate::graph::{Graph, NodeId, Op};
@@ -77,6 +77,19 @@ pub fn is_residual_sum(graph: &Graph, id: NodeId) -> bool {
             .all(|&i| !matches!(graph.nodes[i].op, Op::Constant(_)))
 }
 
+/// The ε-rule on the terms of a broadcasting sum: each term's share `h_i ⊙ R / stabilize(z)`,
+/// reduced onto the term's shape (with the signal's rows). Conservative up to the stabiliser.
+fn broadcast_sum_shares(ctx: &RuleCtx, r: T4) -> Result<Vec<Option<T4>>, EngineError> {
+    let s = stabilized_ratio(r, ctx.output()?.clone(), STABILIZER);
+    let rows = s.dims()[0];
+    let share = |h: &T4| {
+        let mut dims = h.dims();
+        dims[0] = rows;
+        reduce_to(h.clone().mul(s.clone()), dims)
+    };
+    Ok(vec![Some(share(ctx.input(0)?)), Some(share(ctx.input(1)?))])
+}
+
 /// The rule for a residual sum in a given mode.
 pub struct SkipRule {
     /// How the relevance is shared.
@@ -87,8 +100,9 @@ impl Rule for SkipRule {
     fn backward(&self, ctx: &RuleCtx, r: T4) -> Result<Vec<Option<T4>>, EngineError> {
         let (a, b) = (ctx.input(0)?, ctx.input(1)?);
         if a.dims()[1..] != b.dims()[1..] {
-            // A broadcasting sum is not a skip connection.
-            return Gradient.backward(ctx, r);
+            // A broadcasting sum is not a skip connection: the ε-rule on its terms,
+            // `R_i = h_i ⊙ R / stabilize(z)` summed over the axes `h_i` was broadcast along.
+            return broadcast_sum_shares(ctx, r);
         }
         let (ra, rb) = match self.mode {
             SkipMode::Zennit => {

@@ -15,6 +15,7 @@
 //! dimension as the batch.
 
 pub mod convert;
+mod elementwise;
 mod fuse;
 mod modern;
 mod ops;
@@ -68,6 +69,7 @@ pub struct OnnxModel {
 
 /// ONNX operators the importer maps or folds.
 pub const SUPPORTED_OPS: &[&str] = &[
+    "Abs",
     "Add",
     "AveragePool",
     "BatchNormalization",
@@ -80,7 +82,10 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Div",
     "Dropout",
     "Elu",
+    "Equal",
     "Erf",
+    "Exp",
+    "Expand",
     "Flatten",
     "Gather",
     "Gelu",
@@ -95,9 +100,11 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "MatMul",
     "MaxPool",
     "Mul",
+    "Neg",
     "PRelu",
     "Pad",
     "Pow",
+    "Reciprocal",
     "ReduceMax",
     "ReduceMean",
     "ReduceSum",
@@ -117,6 +124,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Transpose",
     "Unsqueeze",
     "Upsample",
+    "Where",
 ];
 
 /// Imports the ONNX file at `path`.

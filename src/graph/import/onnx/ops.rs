@@ -7,7 +7,7 @@ use super::proto::{NodeProto, data_type as dt};
 use super::tensor::{
     Const, Data, axis, broadcast_dims, folded_numel, numel, squeezed_dims, unsqueezed_dims,
 };
-use crate::graph::{BatchNorm, Conv2d, Linear, NodeId, Op, Pool2d};
+use crate::graph::{BatchNorm, Conv2d, Linear, NodeId, Op, Pool2d, Unary};
 
 /// Ops evaluated at import time when all their inputs are constants.
 const FOLDABLE: &[&str] = &[
@@ -26,6 +26,9 @@ const FOLDABLE: &[&str] = &[
     "Identity",
     "Dropout",
     "Flatten",
+    "Expand",
+    "Equal",
+    "Where",
 ];
 
 pub(super) fn usizes(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
@@ -290,17 +293,18 @@ impl Converter {
             "ReduceMean" | "ReduceMax" | "ReduceSum" => self.reduce(n, a, name),
             "Slice" => self.slice(n, name),
             "Resize" | "Upsample" => self.resize(n, a, name),
+            "Neg" | "Abs" | "Sqrt" | "Pow" | "Reciprocal" | "Exp" => self.unary_function(n, name),
+            "Expand" => self.expand(n, name),
+            "Where" | "Equal" => Err(format!(
+                "{} of a run-time tensor is not supported (only of constants, which are folded \
+                 at import)",
+                n.op_type
+            )),
             "Erf" => Err(
                 "Erf is supported only inside GELU's pattern x·0.5·(1 + erf(x/√2)), which this \
                  node is not part of"
                     .into(),
             ),
-            "Pow" | "Sqrt" => Err(format!(
-                "{} is supported only inside a decomposed LayerNormalization \
-                 (ReduceMean → Sub → Pow → ReduceMean → Add → Sqrt → Div), which this node is not \
-                 part of",
-                n.op_type
-            )),
             other => Err(format!(
                 "{other} on a run-time tensor is not supported (only on constants)"
             )),
@@ -489,6 +493,13 @@ impl Converter {
                 x.transpose(&perm)
             }
             "Identity" | "Dropout" => Ok((*c(0)?).clone()),
+            "Expand" => {
+                let x = c(0)?;
+                let target = usizes(&c(1)?.ints(), "shape")?;
+                x.broadcast_to(&broadcast_dims(&x.dims, &target)?)
+            }
+            "Equal" => Const::equal(c(0)?.as_ref(), c(1)?.as_ref()),
+            "Where" => Const::select(c(0)?.as_ref(), c(1)?.as_ref(), c(2)?.as_ref()),
             "Flatten" => {
                 let x = c(0)?;
                 let ax = axis(a.int("axis", 1), x.dims.len() + 1)?;
@@ -845,11 +856,15 @@ impl Converter {
                     "Add" => self.push(name, Op::Add, vec![x.node, y.node]),
                     "Mul" => self.push(name, Op::Mul, vec![x.node, y.node]),
                     "Sub" => {
-                        let m = self.scalar_node(-1.0, &format!("{name}/minus_one"))?;
-                        let neg = self.push(&format!("{name}/negate"), Op::Mul, vec![y.node, m]);
+                        // a − b = a + (−b): the sum's ε-rule then shares relevance with −b.
+                        let neg = self.push(
+                            &format!("{name}/negate"),
+                            Op::Unary(Unary::Neg),
+                            vec![y.node],
+                        );
                         self.push(name, Op::Add, vec![x.node, neg])
                     }
-                    _ => return Err("Div by a run-time tensor is not supported".into()),
+                    _ => self.push(name, Op::Div, vec![x.node, y.node]),
                 };
                 Ok(Val::Dyn(Dyn {
                     node,
@@ -915,9 +930,12 @@ impl Converter {
                 self.push(name, Op::Add, vec![x.node, k])
             }
             ("Sub", _) => {
-                // c − x = c + (−1)·x
-                let m = self.scalar_node(-1.0, &format!("{name}/minus_one"))?;
-                let neg = self.push(&format!("{name}/negate"), Op::Mul, vec![x.node, m]);
+                // c − x = c + (−x)
+                let neg = self.push(
+                    &format!("{name}/negate"),
+                    Op::Unary(Unary::Neg),
+                    vec![x.node],
+                );
                 let k = constant(self, aligned.clone(), &cname)?;
                 self.push(name, Op::Add, vec![neg, k])
             }
@@ -925,7 +943,16 @@ impl Converter {
                 let k = constant(self, mapped(&|v| 1.0 / v), &format!("{cname}/reciprocal"))?;
                 self.push(name, Op::Mul, vec![x.node, k])
             }
-            _ => return Err("division of a constant by a run-time tensor is not supported".into()),
+            _ => {
+                // c / x = c · (1/x)
+                let inv = self.push(
+                    &format!("{name}/reciprocal"),
+                    Op::Unary(Unary::Reciprocal),
+                    vec![x.node],
+                );
+                let k = constant(self, aligned.clone(), &cname)?;
+                self.push(name, Op::Mul, vec![inv, k])
+            }
         };
         Ok(Val::Dyn(out(node)))
     }

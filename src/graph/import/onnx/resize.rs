@@ -57,6 +57,9 @@ impl Converter {
             &[x.shape[0], x.shape[1], size[0], size[1]],
             "the resized tensor",
         )?;
+        // The engine builds one dense [out, in] matrix per axis.
+        self.check_size(&[size[0], x.shape[2]], "the row interpolation matrix")?;
+        self.check_size(&[size[1], x.shape[3]], "the column interpolation matrix")?;
         let op = Op::Resize(Resize {
             mode,
             coordinates,

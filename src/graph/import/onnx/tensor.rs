@@ -548,6 +548,55 @@ impl Const {
         Ok(Const { dims, data })
     }
 
+    /// ONNX `Equal` with broadcasting: 1 where the elements are equal, 0 elsewhere (booleans
+    /// are held as integers).
+    pub fn equal(a: &Const, b: &Const) -> Result<Const, String> {
+        let dims = broadcast_dims(&a.dims, &b.dims)?;
+        folded_numel(&dims, a.numel().max(b.numel()))?;
+        let (pa, pb) = (a.broadcast_positions(&dims), b.broadcast_positions(&dims));
+        let same: Vec<i64> = match (&a.data, &b.data) {
+            (Data::I64(x), Data::I64(y)) => pa
+                .iter()
+                .zip(&pb)
+                .map(|(&i, &j)| i64::from(x[i] == y[j]))
+                .collect(),
+            _ => {
+                let (x, y) = (a.floats(), b.floats());
+                pa.iter()
+                    .zip(&pb)
+                    .map(|(&i, &j)| i64::from(x[i] == y[j]))
+                    .collect()
+            }
+        };
+        Ok(Const::i64(dims, same))
+    }
+
+    /// ONNX `Where` with broadcasting: `x` where `condition` is non-zero, `y` elsewhere (floats
+    /// unless both `x` and `y` are integers).
+    pub fn select(condition: &Const, x: &Const, y: &Const) -> Result<Const, String> {
+        let dims = broadcast_dims(&broadcast_dims(&condition.dims, &x.dims)?, &y.dims)?;
+        folded_numel(&dims, condition.numel().max(x.numel()).max(y.numel()))?;
+        let pc = condition.broadcast_positions(&dims);
+        let (px, py) = (x.broadcast_positions(&dims), y.broadcast_positions(&dims));
+        let cond = condition.floats();
+        let pick = |k: usize| cond[pc[k]] != 0.0;
+        Ok(match (&x.data, &y.data) {
+            (Data::I64(a), Data::I64(b)) => {
+                let v = (0..pc.len())
+                    .map(|k| if pick(k) { a[px[k]] } else { b[py[k]] })
+                    .collect();
+                Const::i64(dims, v)
+            }
+            _ => {
+                let (a, b) = (x.floats(), y.floats());
+                let v = (0..pc.len())
+                    .map(|k| if pick(k) { a[px[k]] } else { b[py[k]] })
+                    .collect();
+                Const::f32(dims, v)
+            }
+        })
+    }
+
     /// For each element of a tensor of shape `target` (which `self` broadcasts to), the flat
     /// position of the element of `self` it reads.
     pub fn broadcast_positions(&self, target: &[usize]) -> Vec<usize> {
