@@ -439,7 +439,7 @@ fn two_raters_rate_with_the_keyboard_through_a_killed_server_and_a_reload() {
         let item = catalogue.get(id).expect("an example is a catalogued item");
         assert_eq!(
             std::fs::read(out.join(picture)).unwrap(),
-            std::fs::read(&item.overlay_png).unwrap()
+            item.overlay_png().unwrap()
         );
     }
 
