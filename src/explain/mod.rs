@@ -33,10 +33,6 @@ use rows::{RowScores, RunWriter};
 /// Images per forward pass (also the rows per pass with `Target::All`).
 pub const IMAGES_PER_PASS: usize = 8;
 
-/// Opacity of the heatmap in `explain`'s overlays unless `--alpha` says otherwise (also the
-/// opacity `relevance review` draws a study's cached maps with).
-pub const DEFAULT_ALPHA: f32 = 0.7;
-
 /// What to explain and how.
 #[derive(Clone, Debug)]
 pub struct ExplainOptions {
@@ -52,7 +48,7 @@ pub struct ExplainOptions {
     pub target: Target,
     /// Output folder.
     pub out: PathBuf,
-    /// Opacity of the heatmap in the overlays, in `[0, 1]` ([`DEFAULT_ALPHA`] unless asked).
+    /// Opacity of the heatmap in the overlays, in `[0, 1]` ([`crate::report::heatmap::DEFAULT_ALPHA`] unless asked).
     pub alpha: f32,
     /// Colormap of unsigned maps (signed maps always use a diverging one).
     pub colormap: Option<Colormap>,

@@ -136,6 +136,11 @@ pub struct MapsSource {
     pub images: Vec<SourceImage>,
 }
 
+impl MapsSource {
+    /// Its file name in a model's cache folder.
+    pub const FILE: &'static str = "source.json";
+}
+
 /// One method of a [`MapsSource`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

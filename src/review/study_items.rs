@@ -22,8 +22,7 @@ use crate::data::npy::npy_from_bytes;
 use crate::graph::ModelCard;
 use crate::methods::MapStyle;
 use crate::records::{MapsSource, SourceImage, read_record};
-use crate::report::heatmap::{input_image, map_overlay, png_bytes};
-use crate::studies::maps::{SOURCE_FILE, sha256_hex};
+use crate::report::heatmap::{DEFAULT_ALPHA, input_image, map_overlay, png_bytes};
 use crate::studies::toolkit::TargetRule;
 use crate::tensor::to_vec;
 
@@ -48,7 +47,7 @@ impl StudyPictures {
     pub fn overlay_png(&self, map_npy: &Path, style: MapStyle) -> Result<Vec<u8>, String> {
         let base = self.input_picture()?;
         let map = read_plane(map_npy, &self.card)?;
-        let picture = map_overlay(&base, &map, 1, style, None, crate::explain::DEFAULT_ALPHA);
+        let picture = map_overlay(&base, &map, 1, style, None, DEFAULT_ALPHA);
         png_bytes(&picture).map_err(|e| e.to_string())
     }
 
@@ -56,7 +55,7 @@ impl StudyPictures {
     /// picture `explain` writes as `<stem>.input.png`).
     fn input_picture(&self) -> Result<image::RgbImage, String> {
         let bytes = read_bounded(&self.image)?;
-        if sha256_hex(&bytes) != self.sha256 {
+        if crate::io::sha256_hex(&bytes) != self.sha256 {
             return Err("the image changed since the server started".into());
         }
         let x = preprocess(&decode_image(&bytes)?, &self.card);
@@ -67,7 +66,7 @@ impl StudyPictures {
 
 /// Whether `path` is a study map cache's record (`…/cache/<model>/source.json`).
 pub(super) fn is_study_cache(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == SOURCE_FILE)
+    path.file_name().is_some_and(|n| n == MapsSource::FILE)
         && path
             .parent()
             .and_then(Path::parent)
@@ -219,7 +218,7 @@ fn data_image(
         ));
     }
     let bytes = read_bounded(&real).map_err(|e| ReviewError::file(&real, e))?;
-    if image.sha256.as_deref() != Some(sha256_hex(&bytes).as_str()) {
+    if image.sha256.as_deref() != Some(crate::io::sha256_hex(&bytes).as_str()) {
         return Err(ReviewError::file(
             data_root,
             format!("{file} is not the image the study read (its SHA-256 differs): {hint}"),

@@ -104,9 +104,6 @@ fn cache_key(model: &StudyModel, req: &MapsRequest) -> Value {
     })
 }
 
-/// The record beside a cache's key that lets `relevance review` show the cached maps.
-pub const SOURCE_FILE: &str = "source.json";
-
 /// What `relevance review` needs besides the maps ([`MapsSource`]): every image of the whole
 /// selection (so the shards of a study write the same record) with its SHA-256.
 fn maps_source(model: &StudyModel, req: &MapsRequest) -> Result<MapsSource, StudyError> {
@@ -159,7 +156,7 @@ fn source_image(root: &Path, img: &StudyImage) -> Result<SourceImage, StudyError
     let sha256 = match &relative {
         Some(_) => {
             let bytes = std::fs::read(&img.path).map_err(|e| StudyError::file(&img.path, e))?;
-            Some(sha256_hex(&bytes))
+            Some(crate::io::sha256_hex(&bytes))
         }
         None => None,
     };
@@ -169,15 +166,6 @@ fn source_image(root: &Path, img: &StudyImage) -> Result<SourceImage, StudyError
         sha256,
         label: img.label,
     })
-}
-
-/// SHA-256 of `bytes` in lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The file of one image's class probabilities in the cache.
@@ -284,7 +272,7 @@ pub fn model_maps(
     tick: &dyn Fn(),
 ) -> Result<ModelMaps, StudyError> {
     prepare_cache(dir, &cache_key(model, req))?;
-    write_record(&dir.join(SOURCE_FILE), &maps_source(model, req)?)
+    write_record(&dir.join(MapsSource::FILE), &maps_source(model, req)?)
         .map_err(|e| StudyError::file(&e.path, e.message))?;
     create_dir(&dir.join("probs"))?;
     for (name, _) in req.methods {
