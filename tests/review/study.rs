@@ -62,12 +62,24 @@ fn study_run(dir: &Path) -> StudyRun {
         images.push(png);
     }
     let study = dir.join("study");
+    compare(&weights, &data, &study);
+    StudyRun {
+        weights,
+        data,
+        study,
+        images,
+    }
+}
+
+/// `relevance compare` of `weights` on every image of `data` by grad-cam and saliency, each
+/// map explaining the model's prediction.
+fn compare(weights: &Path, data: &Path, study: &Path) {
     let res = relevance(&[
         "compare",
         "--models",
-        s(&weights),
+        s(weights),
         "--data",
-        s(&data),
+        s(data),
         "--split",
         "all",
         "--methods",
@@ -76,19 +88,13 @@ fn study_run(dir: &Path) -> StudyRun {
         "pred",
         "--no-progress",
         "--out",
-        s(&study),
+        s(study),
     ]);
     assert!(
         res.status.success(),
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    StudyRun {
-        weights,
-        data,
-        study,
-        images,
-    }
 }
 
 /// `relevance explain` of the same model, methods and images (the prediction explained).
@@ -427,4 +433,36 @@ fn summary_pictures_tag_examples_of_study_items() {
     let tag = &summary["tags"][0];
     assert_eq!(tag["tag"], "eye socket");
     assert_eq!(tag["pictures"][0], format!("examples/{id}.png"));
+}
+
+#[test]
+fn a_study_of_a_csv_list_is_reviewed_with_the_list_named() {
+    let dir = scratch("study-csv");
+    let run = study_run(&dir);
+    // The same images named by a list beside them (paths relative to the list's folder).
+    let list = run.data.join("list.csv");
+    let mut csv = String::from("path,label\n");
+    for image in &run.images {
+        let relative = image.strip_prefix(&run.data).unwrap().to_str().unwrap();
+        let class = relative.split('/').next().unwrap();
+        csv.push_str(&format!("{relative},{class}\n"));
+    }
+    std::fs::write(&list, csv).unwrap();
+    let study = dir.join("study-csv");
+    compare(&run.weights, &list, &study);
+    let db = dir.join("r.sqlite");
+    drop(Server::start(&study, &db, &["--data", s(&list)]));
+    let from_list = items_in(&db);
+    assert_eq!(from_list.len(), 6);
+    // The images are the folder study's, byte for byte: the same ids.
+    let db_folder = dir.join("f.sqlite");
+    drop(Server::start(
+        &run.study,
+        &db_folder,
+        &["--data", s(&run.data)],
+    ));
+    assert_eq!(
+        from_list.keys().collect::<Vec<_>>(),
+        items_in(&db_folder).keys().collect::<Vec<_>>()
+    );
 }
