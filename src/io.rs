@@ -75,6 +75,15 @@ pub(crate) fn write_text_atomic(path: &Path, text: &str) -> std::io::Result<()> 
 /// (`.<class>.<method>.npy`, `.tmp<pid>` of [`write_atomic`]).
 pub(crate) const MAX_COMPONENT_BYTES: usize = 120;
 
+/// SHA-256 of `bytes` in lower-case hex (the identity of a file's content).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Maps any user-provided text (a layer, input, class, model or augmentation name) to ONE safe
 /// path component for an output file or folder name: ASCII letters, digits, `-`, `_` and `.`
 /// only (so no `/`, `\`, NUL or control characters), never empty, not starting with `.` (so

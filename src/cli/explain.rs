@@ -47,7 +47,7 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub conservation_tol: f64,
     /// Opacity of the heatmap in the overlays (0–1).
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = crate::report::heatmap::DEFAULT_ALPHA)]
     pub alpha: f32,
     /// Colormap of unsigned maps (viridis, inferno, gray); signed maps use bwr or coldnhot.
     #[arg(long)]

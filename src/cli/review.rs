@@ -33,9 +33,14 @@ pub enum ReviewCommand {
 /// Arguments of `relevance review serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// Folders `relevance explain` (or the demo) wrote; every explain.json below them is offered.
+    /// Folders `relevance explain`, a study (`compare`, `variability`) or the demo wrote;
+    /// every explain.json and study map cache below them is offered.
     #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
+    /// The data folder (or CSV list) the studies below the run folders read: their input
+    /// images are shown from there, and only if they are the images the study recorded.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// The review database (created if missing; several servers may share it).
     #[arg(long, default_value = "review.sqlite")]
     pub db: PathBuf,
@@ -79,6 +84,9 @@ pub struct SummaryArgs {
     /// them.
     #[arg(long, num_args = 1..)]
     pub runs: Vec<PathBuf>,
+    /// The data folder the studies below `--runs` read (as given to `review serve`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -97,6 +105,7 @@ pub fn run(args: ReviewArgs) -> Result<()> {
 fn run_serve(args: ServeArgs) -> Result<()> {
     let options = ServeOptions {
         runs: args.runs,
+        data: args.data,
         db: args.db,
         bind: args.bind,
         port: args.port,
@@ -126,7 +135,7 @@ fn default_summary_folder(db: &Path) -> PathBuf {
 
 fn run_summary(args: SummaryArgs) -> Result<()> {
     let out = args.out.unwrap_or_else(|| default_summary_folder(&args.db));
-    let (summary, json) = write_summary(&args.db, &out, &args.runs)?;
+    let (summary, json) = write_summary(&args.db, &out, &args.runs, args.data.as_deref())?;
     outln!(
         "{} raters, {} items, {} answers",
         summary.raters.len(),

@@ -48,7 +48,7 @@ pub struct ExplainOptions {
     pub target: Target,
     /// Output folder.
     pub out: PathBuf,
-    /// Opacity of the heatmap in the overlays, in `[0, 1]`.
+    /// Opacity of the heatmap in the overlays, in `[0, 1]` ([`crate::report::heatmap::DEFAULT_ALPHA`] unless asked).
     pub alpha: f32,
     /// Colormap of unsigned maps (signed maps always use a diverging one).
     pub colormap: Option<Colormap>,

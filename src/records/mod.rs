@@ -41,7 +41,7 @@ pub use review::{AgreementRecord, ReviewRow, ReviewSummary, TagRecord};
 pub use run::{RunRecord, RunStep};
 pub use sanity::{MeanInterval, SanityCurve, SanityLogit, SanityRecord, SanityStep, SanityVerdict};
 pub use shard::{ModelFile, ShardItem, ShardManifest, SlurmJobs};
-pub use study::{Figure, StudySummary, Table};
+pub use study::{Figure, MapsSource, SourceImage, SourceMethod, StudySummary, Table};
 
 /// `dataset.json` of the synthetic data set.
 pub use crate::data::synth::SynthManifest as DatasetRecord;

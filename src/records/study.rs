@@ -108,3 +108,62 @@ impl Figure {
         }
     }
 }
+
+/// `source.json` in a study's map cache (`cache/<model>/`): what `relevance review serve
+/// STUDY --data DATA` needs to show the cached maps without reading anything outside the two
+/// folders — the model card (to bring an input to the model's frame as the study did), the
+/// methods, the target rule and every image of the selection by its path inside the data
+/// folder and its SHA-256, so a data folder that is not the one the study read is refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MapsSource {
+    /// Record layout ([`SCHEMA_VERSION`] when written now).
+    #[serde(skip_serializing_if = "is_unversioned")]
+    pub schema_version: u32,
+    /// The weights file as the study recorded it (its cache key's `weights`).
+    pub model: String,
+    /// The model's label in the study's tables.
+    pub label: String,
+    /// The model card (`ModelCard` as JSON).
+    pub card: Value,
+    /// `true` or `predicted` ([`crate::studies::toolkit::TargetRule`]).
+    pub target: String,
+    /// The data source as the study was given it.
+    pub data: String,
+    /// The methods: label as typed, cache folder name, map style.
+    pub methods: Vec<SourceMethod>,
+    /// The study's whole selection of images, in its order.
+    pub images: Vec<SourceImage>,
+}
+
+impl MapsSource {
+    /// Its file name in a model's cache folder.
+    pub const FILE: &'static str = "source.json";
+}
+
+/// One method of a [`MapsSource`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceMethod {
+    /// Label as typed (the tables' `method`).
+    pub label: String,
+    /// Folder of its maps in the cache.
+    pub folder: String,
+    /// `signed`, `magnitude` or `unit`.
+    pub style: String,
+}
+
+/// One image of a [`MapsSource`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceImage {
+    /// The stem of its cache files.
+    pub stem: String,
+    /// Its path below the data folder (`/`-separated); `None` for an image without a file
+    /// of its own there (IDX, or a list naming a file outside the list's folder).
+    pub file: Option<String>,
+    /// SHA-256 of the file's bytes (hex).
+    pub sha256: Option<String>,
+    /// The class index the target rule starts from.
+    pub label: usize,
+}

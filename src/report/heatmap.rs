@@ -129,6 +129,10 @@ pub fn overlay(
     })
 }
 
+/// Opacity of the heatmap in `relevance explain`'s overlays unless `--alpha` says otherwise
+/// (also the opacity `relevance review` draws a study's cached maps with).
+pub const DEFAULT_ALPHA: f32 = 0.7;
+
 /// A method's map (`[channels, H, W]` values as it returned them) drawn over `base` as
 /// `relevance explain` draws it: reduced to one plane by its style ([`plane`]), normalised
 /// ([`normalise`], default scale), coloured with `colormap` for unsigned maps (signed maps always

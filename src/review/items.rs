@@ -1,5 +1,6 @@
 //! The items raters judge: one per input × method of every `explain.json` below the run
-//! folders.
+//! folders, and one per image × model × method of every study map cache below them
+//! ([`super::study_items`], which needs the study's data folder).
 //!
 //! An item is known by its id, a content hash (SHA-256 of the input picture, the raw map, the
 //! model and the method), so the same explanation keeps its answers when the folder moves, and
@@ -13,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ReviewError;
+use super::study_items::{StudyPictures, add_study, is_study_cache};
 use crate::records::{ExplainRecord, OutputFile, read_record};
 
 /// How deep below the run folder `explain.json` files are looked for.
@@ -45,19 +47,66 @@ pub struct ItemInfo {
     pub source: String,
 }
 
-/// An item with the files it is shown with (real paths inside the run folder).
+/// An item with the files it is shown with (real paths inside the run folder or, for a
+/// study's input image, the data folder).
 #[derive(Clone, Debug)]
 pub struct Item {
     /// Description and id.
     pub info: ItemInfo,
-    /// The input as the model saw it (`<stem>.input.png`), if written.
-    pub input_png: Option<PathBuf>,
-    /// The overlay.
-    pub overlay_png: PathBuf,
+    /// Where its input and overlay pictures come from.
+    pub pictures: Pictures,
     /// The raw map (`.npy`).
     pub map_npy: PathBuf,
     /// How the map is drawn (`signed`, `magnitude`, `unit`).
     pub style: String,
+}
+
+/// The input and overlay of an item: files `explain` wrote, or drawn on request from a
+/// study's cached map and its input image.
+#[derive(Clone, Debug)]
+pub enum Pictures {
+    /// `explain`'s files.
+    Files {
+        /// The input as the model saw it (`<stem>.input.png`), if written.
+        input_png: Option<PathBuf>,
+        /// The overlay.
+        overlay_png: PathBuf,
+    },
+    /// A study's map, drawn over its input as `explain` draws it.
+    Study(StudyPictures),
+}
+
+impl Item {
+    /// Whether the item has an input picture to show.
+    pub fn has_input(&self) -> bool {
+        match &self.pictures {
+            Pictures::Files { input_png, .. } => input_png.is_some(),
+            Pictures::Study(_) => true,
+        }
+    }
+
+    /// The input picture as PNG bytes (`None`: the item has none).
+    pub fn input_png(&self) -> Option<Result<Vec<u8>, String>> {
+        match &self.pictures {
+            Pictures::Files { input_png, .. } => input_png
+                .as_ref()
+                .map(|path| std::fs::read(path).map_err(|e| e.to_string())),
+            Pictures::Study(study) => Some(study.input_png()),
+        }
+    }
+
+    /// The overlay as PNG bytes.
+    pub fn overlay_png(&self) -> Result<Vec<u8>, String> {
+        match &self.pictures {
+            Pictures::Files { overlay_png, .. } => {
+                std::fs::read(overlay_png).map_err(|e| e.to_string())
+            }
+            Pictures::Study(study) => study.overlay_png(
+                &self.map_npy,
+                crate::methods::MapStyle::from_name(&self.style),
+            ),
+        }
+    }
 }
 
 /// The items of a run folder, in a fixed order (folder, input, method), with an index by id.
@@ -73,26 +122,62 @@ impl Catalogue {
     pub fn get(&self, id: &str) -> Option<&Item> {
         self.by_id.get(id).map(|&i| &self.items[i])
     }
+
+    /// Adds `item` unless an item with its id is there already; refuses more than
+    /// [`MAX_ITEMS`].
+    pub(super) fn add(&mut self, run: &Path, item: Item) -> Result<(), ReviewError> {
+        if self.items.len() >= MAX_ITEMS {
+            return Err(ReviewError::file(
+                run,
+                format!("more than {MAX_ITEMS} items"),
+            ));
+        }
+        if !self.by_id.contains_key(&item.info.id) {
+            self.by_id.insert(item.info.id.clone(), self.items.len());
+            self.items.push(item);
+        }
+        Ok(())
+    }
 }
 
-/// Collects the items below each of `runs` (folders `explain` or the demo wrote); an
-/// explanation found twice is one item.
-pub fn discover(runs: &[PathBuf]) -> Result<Catalogue, ReviewError> {
+/// Collects the items below each of `runs` (folders `explain`, a study or the demo wrote);
+/// an explanation found twice is one item. A study's cached maps are offered only with
+/// `data`, the data folder the study read; without it they are left out, and a run folder
+/// with nothing else to offer is an error saying so.
+pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, ReviewError> {
+    let data = data
+        .map(|d| {
+            d.canonicalize()
+                .map_err(|e| ReviewError::file(d, format!("cannot open the data folder: {e}")))
+        })
+        .transpose()?;
     let mut catalogue = Catalogue::default();
+    let mut studies_left_out = Vec::new();
     for run in runs {
-        add_run(&mut catalogue, run)?;
+        add_run(&mut catalogue, run, data.as_deref(), &mut studies_left_out)?;
     }
     if catalogue.items.is_empty() {
+        if let Some(cache) = studies_left_out.first() {
+            return Err(ReviewError::file(
+                cache,
+                "a study's map cache: name the data folder the study read with --data DATA",
+            ));
+        }
         let names: Vec<String> = runs.iter().map(|r| r.display().to_string()).collect();
         return Err(ReviewError::file(
             names.join(", "),
-            "no explanations to review (no explain.json with map files below it)",
+            "no explanations to review (no explain.json with map files, and no study map cache, below it)",
         ));
     }
     Ok(catalogue)
 }
 
-fn add_run(catalogue: &mut Catalogue, run: &Path) -> Result<(), ReviewError> {
+fn add_run(
+    catalogue: &mut Catalogue,
+    run: &Path,
+    data: Option<&Path>,
+    studies_left_out: &mut Vec<PathBuf>,
+) -> Result<(), ReviewError> {
     let root = run
         .canonicalize()
         .map_err(|e| ReviewError::file(run, format!("cannot open the run folder: {e}")))?;
@@ -102,32 +187,31 @@ fn add_run(catalogue: &mut Catalogue, run: &Path) -> Result<(), ReviewError> {
     let mut records = Vec::new();
     find_records(&root, 0, &mut records);
     for path in records {
+        if is_study_cache(&path) {
+            match data {
+                Some(data) => add_study(catalogue, &root, &path, data)?,
+                None => studies_left_out.push(path),
+            }
+            continue;
+        }
         let record: ExplainRecord =
             read_record(&path).map_err(|e| ReviewError::file(&path, e.message))?;
         for item in items_of(&root, &path, &record) {
-            if catalogue.items.len() >= MAX_ITEMS {
-                return Err(ReviewError::file(
-                    run,
-                    format!("more than {MAX_ITEMS} items"),
-                ));
-            }
-            if !catalogue.by_id.contains_key(&item.info.id) {
-                catalogue
-                    .by_id
-                    .insert(item.info.id.clone(), catalogue.items.len());
-                catalogue.items.push(item);
-            }
+            catalogue.add(run, item)?;
         }
     }
     Ok(())
 }
 
-/// `explain.json` files below `dir`, sorted, without following links.
+/// `explain.json` files and study caches' `source.json` below `dir`, sorted, without
+/// following links.
 fn find_records(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
     for (path, kind) in crate::io::sorted_entries(dir) {
         if kind.is_dir() && depth < MAX_DEPTH {
             find_records(&path, depth + 1, found);
-        } else if kind.is_file() && path.file_name().is_some_and(|n| n == "explain.json") {
+        } else if kind.is_file()
+            && (path.file_name().is_some_and(|n| n == "explain.json") || is_study_cache(&path))
+        {
             found.push(path);
         }
     }
@@ -157,15 +241,14 @@ fn items_of(root: &Path, record_path: &Path, record: &ExplainRecord) -> Vec<Item
             ) else {
                 continue;
             };
-            let Some(id) = item_id(
-                input_png.as_deref(),
-                &output.input,
-                &map_npy,
-                record,
-                &method.name,
-            ) else {
+            let input = match input_png.as_deref() {
+                Some(path) => std::fs::read(path).ok(),
+                None => Some(output.input.as_bytes().to_vec()),
+            };
+            let (Some(input), Ok(map)) = (input, std::fs::read(&map_npy)) else {
                 continue;
             };
+            let id = item_id(&input, &map, &record.model, &method.name);
             let prob = output.target.prob;
             items.push(Item {
                 info: ItemInfo {
@@ -179,8 +262,10 @@ fn items_of(root: &Path, record_path: &Path, record: &ExplainRecord) -> Vec<Item
                     input: output.input.clone(),
                     source: source.clone(),
                 },
-                input_png: input_png.clone(),
-                overlay_png,
+                pictures: Pictures::Files {
+                    input_png: input_png.clone(),
+                    overlay_png,
+                },
                 map_npy,
                 style: method.style.clone(),
             });
@@ -191,7 +276,7 @@ fn items_of(root: &Path, record_path: &Path, record: &ExplainRecord) -> Vec<Item
 
 /// The real path of the file `name` recorded in `folder`'s `explain.json`, if `name` is one
 /// plain file name and the file, links resolved, is a regular file inside `root`.
-fn inside(root: &Path, folder: &Path, name: &str) -> Option<PathBuf> {
+pub(super) fn inside(root: &Path, folder: &Path, name: &str) -> Option<PathBuf> {
     let mut parts = Path::new(name).components();
     let (Some(Component::Normal(_)), None) = (parts.next(), parts.next()) else {
         return None;
@@ -201,28 +286,18 @@ fn inside(root: &Path, folder: &Path, name: &str) -> Option<PathBuf> {
     (real.starts_with(root) && meta.is_file() && meta.len() <= MAX_FILE_BYTES).then_some(real)
 }
 
-/// SHA-256 over the input picture (or, without one, the input's recorded name), the raw map,
-/// the model and the method, each length-prefixed; the first 128 bits in hex.
-fn item_id(
-    input_png: Option<&Path>,
-    input_name: &str,
-    map_npy: &Path,
-    record: &ExplainRecord,
-    method: &str,
-) -> Option<String> {
-    let input = match input_png {
-        Some(path) => std::fs::read(path).ok()?,
-        None => input_name.as_bytes().to_vec(),
-    };
-    let map = std::fs::read(map_npy).ok()?;
+/// SHA-256 over the input picture's PNG bytes (or, for an explain run without one, the
+/// input's recorded name), the raw map's `.npy` bytes, the model and the method, each
+/// length-prefixed; the first 128 bits in hex.
+pub(super) fn item_id(input: &[u8], map: &[u8], model: &str, method: &str) -> String {
     let mut hash = Sha256::new();
     hash.update(b"relevance-review-item-1");
-    for part in [&input[..], &map, record.model.as_bytes(), method.as_bytes()] {
+    for part in [input, map, model.as_bytes(), method.as_bytes()] {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part);
     }
     let digest = hash.finalize();
-    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `id` has the shape of an item id (so anything else is refused before a lookup).

@@ -1,8 +1,9 @@
 //! `relevance review`: domain experts rate explanations in a local web page.
 //!
-//! The items are the maps of the `explain.json` records below a run folder ([`items`]); each
-//! is known by a content hash, never by a path, so no request reaches the file system outside
-//! the run folder. Answers go to a SQLite database ([`store`]), one row per answer in its own
+//! The items are the maps of the `explain.json` records below a run folder ([`items`]) and the
+//! cached maps of a study folder over the input images of the data folder the user names
+//! ([`study_items`]); each is known by a content hash, never by a path, so no request reaches
+//! the file system outside those folders. Answers go to a SQLite database ([`store`]), one row per answer in its own
 //! transaction, in WAL mode so a killed server loses nothing that was acknowledged. The server
 //! ([`server`]) renders every page on the server with all text HTML-escaped ([`page`]);
 //! [`summary`] turns the answers into the thesis's table (counts and % correct with Wilson
@@ -14,6 +15,7 @@ pub mod page;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod study_items;
 pub mod summary;
 
 use std::path::PathBuf;

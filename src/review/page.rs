@@ -93,13 +93,13 @@ impl RatePage<'_> {
             .iter()
             .map(|(k, v)| format!("<dt>{k}</dt><dd id=\"fact-{k}\">{}</dd>", escape(v)))
             .collect();
-        let input = match self.item.input_png {
-            Some(_) => format!(
+        let input = match self.item.has_input() {
+            true => format!(
                 "<figure><div class=\"frame\"><img id=\"input\" class=\"clickable\" \
                  src=\"/item/{id}/input\" alt=\"input\"><div class=\"marker\" hidden></div></div>\
                  <figcaption>input</figcaption></figure>"
             ),
-            None => String::new(),
+            false => String::new(),
         };
         let last = match &self.last {
             Some(l) if l.tags.is_empty() => format!("Saved: {}.", escape(&l.answer)),

@@ -41,6 +41,8 @@ const TOKEN_COOKIE: &str = "review_token";
 pub struct ServeOptions {
     /// The run folders whose explanations are rated.
     pub runs: Vec<PathBuf>,
+    /// The data folder a study below `runs` read (its input images are shown from there).
+    pub data: Option<PathBuf>,
     /// The review database (created if missing).
     pub db: PathBuf,
     /// Address to bind.
@@ -83,7 +85,7 @@ pub fn serve(options: &ServeOptions, ready: impl FnOnce(&Started)) -> Result<(),
             options.bind
         )));
     }
-    let catalogue = discover(&options.runs)?;
+    let catalogue = discover(&options.runs, options.data.as_deref())?;
     let mut store = Store::open(&options.db)?;
     let infos: Vec<_> = catalogue.items.iter().map(|i| i.info.clone()).collect();
     store.add_items(&infos)?;
@@ -357,11 +359,11 @@ async fn item_file(
         return refuse(StatusCode::NOT_FOUND, "no such item");
     };
     let png = match kind.as_str() {
-        "input" => match &item.input_png {
-            Some(path) => std::fs::read(path).map_err(|e| e.to_string()),
+        "input" => match item.input_png() {
+            Some(png) => png,
             None => return refuse(StatusCode::NOT_FOUND, "this item has no input picture"),
         },
-        "overlay" => std::fs::read(&item.overlay_png).map_err(|e| e.to_string()),
+        "overlay" => item.overlay_png(),
         "map" => raw_map_png(item),
         _ => return refuse(StatusCode::NOT_FOUND, "no such picture"),
     };

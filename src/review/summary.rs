@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::items::{Catalogue, discover};
+use super::items::{Catalogue, Pictures, discover};
 use super::stats::{Z95, cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, wilson};
 use super::store::{AnswerRow, Store, csv_cell};
 use super::{ANSWERS, ReviewError};
@@ -56,10 +56,11 @@ pub fn write_summary(
     db: &Path,
     out: &Path,
     runs: &[PathBuf],
+    data: Option<&Path>,
 ) -> Result<(ReviewSummary, PathBuf), ReviewError> {
     let mut summary = summarise(db)?;
     if !runs.is_empty() {
-        copy_example_pictures(&mut summary.tags, &discover(runs)?, out)?;
+        copy_example_pictures(&mut summary.tags, &discover(runs, data)?, out)?;
     }
     let json = out.join("review.json");
     write_record(&json, &summary).map_err(|e| ReviewError::file(&json, e.message))?;
@@ -88,8 +89,18 @@ fn copy_example_pictures(
             let name = format!("{EXAMPLES_FOLDER}/{id}.png");
             let to = out.join(&name);
             std::fs::create_dir_all(&folder).map_err(|e| ReviewError::file(&folder, e))?;
-            crate::io::link_or_copy_atomic(&item.overlay_png, &to)
-                .map_err(|e| ReviewError::file(&to, e))?;
+            match &item.pictures {
+                Pictures::Files { overlay_png, .. } => {
+                    crate::io::link_or_copy_atomic(overlay_png, &to)
+                        .map_err(|e| ReviewError::file(&to, e))?;
+                }
+                Pictures::Study(_) => {
+                    let png = item
+                        .overlay_png()
+                        .map_err(|e| ReviewError::file(&item.map_npy, e))?;
+                    crate::io::write_atomic(&to, &png).map_err(|e| ReviewError::file(&to, e))?;
+                }
+            }
             tag.pictures.push(name);
         }
     }

@@ -355,6 +355,7 @@ fn maps(
         method_options: &opts.inputs.method_options,
         target: opts.target,
         batch: opts.inputs.batch,
+        data: &opts.inputs.data,
     };
     let all = sel
         .models

@@ -29,6 +29,7 @@ use crate::data::npy::{read_npy, write_npy};
 use crate::methods::MethodOptions;
 use crate::methods::pass::forward_all;
 use crate::methods::spec::label_file_key;
+use crate::records::{MapsSource, SCHEMA_VERSION, SourceImage, SourceMethod, write_record};
 
 /// One method's maps of one model: `planes[i]` for image `i`.
 #[derive(Clone, Debug)]
@@ -69,6 +70,8 @@ pub struct MapsRequest<'a> {
     pub target: TargetRule,
     /// Images per forward pass.
     pub batch: usize,
+    /// The data source the images came from (recorded for `relevance review`).
+    pub data: &'a Path,
 }
 
 /// The file of one map in the cache: `<method label made safe>/<stem>[.raw].npy`.
@@ -98,6 +101,70 @@ fn cache_key(model: &StudyModel, req: &MapsRequest) -> Value {
         "images": req.selection.iter().map(|i| i.path.display().to_string()).collect::<Vec<_>>(),
         "target": req.target,
         "method_options": format!("{:?}", req.method_options),
+    })
+}
+
+/// What `relevance review` needs besides the maps ([`MapsSource`]): every image of the whole
+/// selection (so the shards of a study write the same record) with its SHA-256.
+fn maps_source(model: &StudyModel, req: &MapsRequest) -> Result<MapsSource, StudyError> {
+    let root = if req.data.is_dir() {
+        req.data
+    } else {
+        req.data.parent().unwrap_or(Path::new(""))
+    };
+    let images = req
+        .selection
+        .iter()
+        .map(|img| source_image(root, img))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MapsSource {
+        schema_version: SCHEMA_VERSION,
+        model: model.model.source.display().to_string(),
+        label: model.label.clone(),
+        card: serde_json::to_value(&model.model.card)
+            .map_err(|e| StudyError::Invalid(format!("model card: {e}")))?,
+        target: json!(req.target).as_str().unwrap_or_default().to_string(),
+        data: req.data.display().to_string(),
+        methods: req
+            .methods
+            .iter()
+            .map(|(label, m)| SourceMethod {
+                label: label.clone(),
+                folder: label_file_key(label),
+                style: m.style().name().to_string(),
+            })
+            .collect(),
+        images,
+    })
+}
+
+/// One image of [`maps_source`]: its path below `root` and hash, when it has a file there.
+fn source_image(root: &Path, img: &StudyImage) -> Result<SourceImage, StudyError> {
+    let relative = match img.pixels {
+        Some(_) => None,
+        None => img.path.strip_prefix(root).ok().and_then(|rel| {
+            let parts: Option<Vec<&str>> = rel
+                .components()
+                .map(|c| match c {
+                    std::path::Component::Normal(p) => p.to_str(),
+                    _ => None,
+                })
+                .collect();
+            parts.map(|p| p.join("/"))
+        }),
+    };
+    let sha256 = match &relative {
+        Some(_) => {
+            let bytes = std::fs::read(&img.path).map_err(|e| StudyError::file(&img.path, e))?;
+            Some(crate::io::sha256_hex(&bytes))
+        }
+        None => None,
+    };
+    Ok(SourceImage {
+        stem: img.stem.clone(),
+        file: relative,
+        sha256,
+        label: img.label,
     })
 }
 
@@ -205,6 +272,8 @@ pub fn model_maps(
     tick: &dyn Fn(),
 ) -> Result<ModelMaps, StudyError> {
     prepare_cache(dir, &cache_key(model, req))?;
+    write_record(&dir.join(MapsSource::FILE), &maps_source(model, req)?)
+        .map_err(|e| StudyError::file(&e.path, e.message))?;
     create_dir(&dir.join("probs"))?;
     for (name, _) in req.methods {
         create_dir(&dir.join(label_file_key(name)))?;

@@ -316,6 +316,7 @@ fn compute_maps(
         method_options: &opts.inputs.method_options,
         target: opts.target,
         batch: opts.inputs.batch,
+        data: &opts.inputs.data,
     };
     let all = sel
         .models

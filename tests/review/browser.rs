@@ -433,13 +433,13 @@ fn two_raters_rate_with_the_keyboard_through_a_killed_server_and_a_reload() {
     let eye = &summary.tags[0];
     assert_eq!(eye.pictures.len(), eye.example_items.len());
     assert!(!eye.pictures.is_empty());
-    let catalogue = relevance::review::items::discover(std::slice::from_ref(&run)).unwrap();
+    let catalogue = relevance::review::items::discover(std::slice::from_ref(&run), None).unwrap();
     for (id, picture) in eye.example_items.iter().zip(&eye.pictures) {
         assert_eq!(picture, &format!("examples/{id}.png"));
         let item = catalogue.get(id).expect("an example is a catalogued item");
         assert_eq!(
             std::fs::read(out.join(picture)).unwrap(),
-            std::fs::read(&item.overlay_png).unwrap()
+            item.overlay_png().unwrap()
         );
     }
 

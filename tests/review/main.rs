@@ -7,3 +7,4 @@ mod common;
 mod security;
 mod stats_reference;
 mod store_summary;
+mod study;

@@ -87,7 +87,7 @@ fn summary_counts_latest_answers_with_wilson_intervals_and_agreement() {
     let dir = scratch("summary");
     let db = dir.join("review.sqlite");
     hand_counted_db(&db);
-    let (summary, json) = write_summary(&db, &dir.join("out"), &[]).unwrap();
+    let (summary, json) = write_summary(&db, &dir.join("out"), &[], None).unwrap();
     assert_eq!(summary.raters, ["ann", "bob", "cat"]);
     assert_eq!((summary.items, summary.answers), (4, 12));
     let a = &summary.rows[0];
@@ -320,7 +320,7 @@ fn the_report_shows_a_review_summary_and_ignores_other_tools_review_json() {
         .add_answer(&answer("dan", '1', "wrong", "<script>alert(1)</script>"))
         .unwrap();
     drop(store);
-    write_summary(&db, &run.join("review"), &[]).unwrap();
+    write_summary(&db, &run.join("review"), &[], None).unwrap();
     assert!(
         relevance(&["report", s(&run), "--out", s(&report)])
             .status
