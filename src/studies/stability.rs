@@ -739,85 +739,7 @@ fn paired_tests(
             })
             .collect()
     };
-    let by_method: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
-        .iter()
-        .enumerate()
-        .map(|(k, measure)| {
-            let tests = paired::compare_methods(&scores_of(k), &facts.models, &facts.methods);
-            (*measure, tests)
-        })
-        .collect();
-    paired::write_comparisons(&out.join("method_tests.csv"), &by_method)?;
-    let mut table = test_rows(&by_method);
-    let mut findings = Vec::new();
-    if facts.models.len() > 1 {
-        let by_model: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
-            .iter()
-            .enumerate()
-            .map(|(k, measure)| {
-                let tests = paired::compare_models(&scores_of(k), &facts.models, &facts.methods);
-                (*measure, tests)
-            })
-            .collect();
-        paired::write_model_comparisons(&out.join("model_tests.csv"), &by_model)?;
-        table.extend(test_rows(&by_model));
-        findings.extend(
-            by_model
-                .iter()
-                .filter_map(|(measure, tests)| {
-                    tests
-                        .iter()
-                        .filter(|c| c.n > 0 && c.p_holm.is_finite())
-                        .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
-                        .map(|c| paired::model_sentence(measure, c))
-                })
-                .take(1),
-        );
-    }
-    Ok((table, findings))
-}
-
-/// Columns of the summary's tests table.
-const TEST_COLUMNS: [&str; 9] = [
-    "measure",
-    "within",
-    "a",
-    "b",
-    "pairs",
-    "difference a − b [95 % CI]",
-    "Wilcoxon p",
-    "Holm p",
-    "significant",
-];
-
-/// One summary row per comparison: `within` is the shared model (method pairs) or method
-/// (model pairs).
-fn test_rows(measures: &[(&str, Vec<paired::Comparison>)]) -> Vec<Vec<Value>> {
-    measures
-        .iter()
-        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
-        .map(|(measure, c)| {
-            let within = if c.model.is_empty() {
-                &c.method
-            } else {
-                &c.model
-            };
-            vec![
-                json!(measure),
-                json!(within),
-                json!(c.a),
-                json!(c.b),
-                json!(c.n),
-                json!(format!(
-                    "{:.3} [{:.3}, {:.3}]",
-                    c.mean_difference, c.ci.0, c.ci.1
-                )),
-                json!(format!("{:.2e}", c.p_value)),
-                json!(format!("{:.2e}", c.p_holm)),
-                json!(if c.significant() { "yes" } else { "no" }),
-            ]
-        })
-        .collect()
+    paired::write_tests(out, &MEASURES, scores_of, facts)
 }
 
 fn write_outputs(
@@ -1218,7 +1140,7 @@ fn summary(
         tests: if tests.is_empty() {
             Table::default()
         } else {
-            Table::new(&TEST_COLUMNS, tests)
+            Table::new(&paired::TEST_COLUMNS, tests)
         },
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
