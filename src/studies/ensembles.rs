@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::fit::mean_sd;
 use super::maps::ModelMaps;
 use super::toolkit::{RunFacts, StudyImage, StudyMethod, expand_models, has_class};
-use super::variability::{normalise_map, pixel_mean_sd};
+use super::variability::{mean_of, normalised_mean_sd};
 use super::{StudyError, paired};
 
 /// One ensemble of the run: its name (the `--models` entry's folder) and its members' positions
@@ -69,13 +69,8 @@ fn measures_of(
     method: &StudyMethod,
     image: &StudyImage,
 ) -> [f64; 3] {
-    let style = method.style();
-    let normed: Vec<Vec<f32>> = members
-        .iter()
-        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
-        .collect();
-    let (_, sd_map) = pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let map_sd = sd_map.iter().map(|&v| v as f64).sum::<f64>() / sd_map.len().max(1) as f64;
+    let (_, sd_map) = normalised_mean_sd(members, k, i, method.style());
+    let map_sd = mean_of(&sd_map);
     let probs: Vec<f64> = members
         .iter()
         .map(|mm| mm.probs[i][mm.targets[i]] as f64)

@@ -32,10 +32,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
     model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
-    score_all, write_csv, write_grid, write_json,
+    write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::npy::write_npy;
@@ -584,26 +584,17 @@ pub fn run_with_models(
     models: &[StudyModel],
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
-    if models.is_empty() {
-        return Err(StudyError::Invalid("no models".into()));
-    }
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores(opts, m, name, method, &images, progress, &mut rows)
-    })?;
+    let ScoredRun {
+        methods,
+        images,
+        rows,
+        facts,
+    } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores(opts, m, name, method, images, progress, rows)
+        })?;
     let grid = example_grid(opts, &models[0], &methods, &images)?;
-    let facts = super::toolkit::RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
     write_outputs(opts, &rows, &facts, grid)
 }
 
@@ -945,10 +936,13 @@ fn id_tests(
     Ok(tests)
 }
 
+/// One per-image score of a row.
+type RowScore = fn(&Row) -> f64;
+
 /// The scores models are compared on: ID first (the headline finding's measure), insertion,
 /// deletion and, with `--road`, ROAD's MoRF and LeRF changes and their combination.
-fn model_measures(opts: &FaithfulnessOptions) -> Vec<(&'static str, fn(&Row) -> f64)> {
-    let mut measures: Vec<(&'static str, fn(&Row) -> f64)> = vec![
+fn model_measures(opts: &FaithfulnessOptions) -> Vec<(&'static str, RowScore)> {
+    let mut measures: Vec<(&'static str, RowScore)> = vec![
         ("id", |r| r.id),
         ("insertion", |r| r.insertion),
         ("deletion", |r| r.deletion),
@@ -958,7 +952,7 @@ fn model_measures(opts: &FaithfulnessOptions) -> Vec<(&'static str, fn(&Row) -> 
             ("road_morf", |r| r.road_score(|x| x.morf().change)),
             ("road_lerf", |r| r.road_score(|x| x.lerf().change)),
             ("road_combined", |r| r.road_score(RoadRow::combined)),
-        ] as [(&'static str, fn(&Row) -> f64); 3]);
+        ] as [(&'static str, RowScore); 3]);
     }
     measures
 }

@@ -234,13 +234,16 @@ fn write_rows(
 /// gives every per-image score of measure `k`.
 pub type ByMeasure<'m> = Vec<(&'m str, Vec<Comparison>)>;
 
+/// [`compare_methods`] or [`compare_models`]: scores, models, methods → comparisons.
+pub type Compare = fn(&[Scored], &[String], &[String]) -> Vec<Comparison>;
+
 /// One kind of comparison for each named measure: `compare` is [`compare_methods`] or
 /// [`compare_models`], run on `scores_of(k)` — every per-image score of measure `k` — with
 /// Holm within the measure.
 pub fn by_measure<'m, 's>(
     measures: &[&'m str],
     scores_of: impl Fn(usize) -> Vec<Scored<'s>>,
-    compare: fn(&[Scored], &[String], &[String]) -> Vec<Comparison>,
+    compare: Compare,
     facts: &RunFacts,
 ) -> ByMeasure<'m> {
     measures

@@ -25,10 +25,10 @@ use serde_json::{Value, json};
 
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes_grouped, load_models, load_planes, mean_sd, median,
     method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
-    predictions, progress_bar, resume, save_plot, score_all, write_csv, write_grid, write_json,
+    predictions, progress_bar, resume, save_plot, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::augment::{Aug, Augmented, augment};
@@ -326,23 +326,17 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores(opts, m, name, method, &images, progress, &mut rows)
-    })?;
+    let ScoredRun {
+        methods,
+        images,
+        rows,
+        facts,
+    } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores(opts, m, name, method, images, progress, rows)
+        })?;
     let grid = example_grid(opts, &models[0], &methods, &images[0])?;
-    let facts = super::toolkit::RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
     write_outputs(opts, &rows, &facts, grid)
 }
 

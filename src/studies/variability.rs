@@ -132,7 +132,23 @@ pub fn pixel_mean_sd(maps: &[&[f32]]) -> (Vec<f32>, Vec<f32>) {
     (mean, sd)
 }
 
-fn mean_of(v: &[f32]) -> f64 {
+/// Per pixel, the mean and sample-SD maps of image `i`'s normalised maps under method `k`
+/// ([`normalise_map`]) across `models`.
+pub fn normalised_mean_sd(
+    models: &[ModelMaps],
+    k: usize,
+    i: usize,
+    style: MapStyle,
+) -> (Vec<f32>, Vec<f32>) {
+    let normed: Vec<Vec<f32>> = models
+        .iter()
+        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
+        .collect();
+    pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+/// The mean of a plane's values.
+pub fn mean_of(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
@@ -473,11 +489,7 @@ fn image_stats(
     stem: &str,
 ) -> Result<ImageStats, StudyError> {
     let style = method.style();
-    let normed: Vec<Vec<f32>> = all
-        .iter()
-        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
-        .collect();
-    let (mean_map, sd_map) = pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let (mean_map, sd_map) = normalised_mean_sd(all, k, i, style);
     let raw_refs: Vec<&[f32]> = all
         .iter()
         .map(|mm| match &mm.methods[k].raw {

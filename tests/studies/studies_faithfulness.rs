@@ -309,10 +309,6 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
     );
     // Paired tests, recomputed from per_image.csv pairing by image: methods per model on ID
     // (id_tests.csv), models per method on every score (model_tests.csv).
-    let key = |col: &dyn Fn(&str) -> usize, r: &[String]| r[col("image")].clone();
-    let value = |col: &dyn Fn(&str) -> usize, measure: &str, r: &[String]| {
-        r[col(measure)].parse::<f64>().unwrap_or(f64::NAN)
-    };
     let names = [
         "id",
         "insertion",
@@ -332,9 +328,9 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
             other => v[other].as_f64().unwrap(),
         }
     });
-    let methods = check_paired_tests(&per_image, &out.join("id_tests.csv"), &key, &value);
+    let methods = check_paired_tests(&per_image, &out.join("id_tests.csv"));
     assert_eq!(methods, 2, "saliency vs random under each model");
-    let models = check_paired_tests(&per_image, &out.join("model_tests.csv"), &key, &value);
+    let models = check_paired_tests(&per_image, &out.join("model_tests.csv"));
     assert_eq!(models, 6 * 2, "six scores × one model pair × two methods");
     let (th, trows) = read_csv(&out.join("model_tests.csv"));
     let measures: Vec<&str> = trows.iter().step_by(2).map(|r| r[0].as_str()).collect();

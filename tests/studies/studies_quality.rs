@@ -285,10 +285,6 @@ fn paired_tests_of_methods_and_models_recompute_from_the_per_image_scores() {
     let mut opts = small_options(&dir, data);
     opts.inputs.methods = vec!["saliency".into(), "grad-cam".into()];
     let out = run_with_models(&opts, &models, false).unwrap().out;
-    let key = |col: &dyn Fn(&str) -> usize, r: &[String]| r[col("image")].clone();
-    let value = |col: &dyn Fn(&str) -> usize, measure: &str, r: &[String]| {
-        r[col(measure)].parse().unwrap_or(f64::NAN)
-    };
     // The table's metrics: all but the raw checkerboard score and its reference.
     let names = [
         "checkerboard_ratio",
@@ -304,13 +300,13 @@ fn paired_tests_of_methods_and_models_recompute_from_the_per_image_scores() {
     let per_image = per_image_from_records(&out, &names, &|v, m| {
         v["metrics"][m].as_f64().unwrap_or(f64::NAN)
     });
-    let methods = check_paired_tests(&per_image, &out.join("method_tests.csv"), &key, &value);
+    let methods = check_paired_tests(&per_image, &out.join("method_tests.csv"));
     assert_eq!(
         methods,
         measures * 2,
         "one method pair under each of two models"
     );
-    let by_model = check_paired_tests(&per_image, &out.join("model_tests.csv"), &key, &value);
+    let by_model = check_paired_tests(&per_image, &out.join("model_tests.csv"));
     assert_eq!(
         by_model,
         measures * 2,

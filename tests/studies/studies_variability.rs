@@ -508,16 +508,8 @@ fn two_ensembles_are_compared_pairwise_as_each_one_alone_measures_them() {
     }
     let per_image = dir.join("per_ensemble.csv");
     std::fs::write(&per_image, csv).unwrap();
-    let key = |col: &dyn Fn(&str) -> usize, r: &[String]| r[col("image")].clone();
-    let value = |col: &dyn Fn(&str) -> usize, measure: &str, r: &[String]| {
-        r[col(measure)].parse().unwrap_or(f64::NAN)
-    };
-    let checked = crate::studies_support::check_paired_tests(
-        &per_image,
-        &both.join("ensemble_tests.csv"),
-        &key,
-        &value,
-    );
+    let checked =
+        crate::studies_support::check_paired_tests(&per_image, &both.join("ensemble_tests.csv"));
     assert_eq!(checked, 3 * 2, "three measures × two methods × one pair");
     let rows = read_csv(&both.join("ensemble_tests.csv"));
     assert!(

@@ -213,17 +213,12 @@ fn side_values(
 }
 
 /// Recomputes every row of a paired-tests file (`method_tests.csv`, `model_tests.csv`, …) from
-/// `per_image.csv`: the two sides picked by the row's labels, paired by `key`, images with a
-/// non-finite value on either side left out; the mean difference, the Wilcoxon and paired t
-/// p-values by the scipy-checked functions, Holm over the measure's rows; the interval holds
-/// the difference. `value(measure, row)` reads a measure from a per-image row. Returns the
-/// number of rows checked.
-pub fn check_paired_tests(
-    per_image: &Path,
-    tests: &Path,
-    key: &dyn Fn(&dyn Fn(&str) -> usize, &[String]) -> String,
-    value: &dyn Fn(&dyn Fn(&str) -> usize, &str, &[String]) -> f64,
-) -> usize {
+/// a per-image table with columns `model`, `method`, `image` and one per measure: the two
+/// sides picked by the row's labels, paired by `image`, images with a non-finite value on
+/// either side left out; the mean difference, the Wilcoxon and paired t p-values by the
+/// scipy-checked functions, Holm over the measure's rows; the interval holds the difference.
+/// Returns the number of rows checked.
+pub fn check_paired_tests(per_image: &Path, tests: &Path) -> usize {
     use relevance::studies::stats::{holm, paired_t, wilcoxon_signed_rank};
     let (header, rows) = read_csv(per_image);
     let col = |name: &str| {
@@ -251,8 +246,8 @@ pub fn check_paired_tests(
                 &col,
                 (side, label),
                 (shared, within),
-                &|r| key(&col, r),
-                &|r| value(&col, measure, r),
+                &|r| r[col("image")].clone(),
+                &|r| r[col(measure)].parse().unwrap_or(f64::NAN),
             )
         };
         let a = pick(&t[tcol(&format!("{side}_a"))]);

@@ -34,9 +34,9 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    RunFacts, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table,
-    TargetRule, create_dir, load_models, method_options_json, num, per_image_dir, progress_bar,
-    resume, score_all, write_csv,
+    RunFacts, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table,
+    TargetRule, load_models, method_options_json, num, per_image_dir, progress_bar, resume,
+    write_csv,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::records::{MeanInterval, QualityEntry, QualityRecord, write_record};
@@ -110,22 +110,11 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores_of(opts, m, name, method, &images, progress, &mut rows)
-    })?;
-    let facts = RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
+    let ScoredRun { rows, facts, .. } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores_of(opts, m, name, method, images, progress, rows)
+        })?;
     let record = tables(opts, &rows, &facts)?;
     let (tests, findings) = paired_tests(opts, &rows, &facts)?;
     let figures = figures::boxes(opts, &rows, &facts)?;
