@@ -241,42 +241,19 @@ impl ImageFolder {
     }
 
     /// A CSV file with rows `path,label[,mask]` (an optional header row starting with `path`);
-    /// relative paths are relative to the CSV's folder. Class names are the distinct labels,
-    /// sorted (numerically if all are integers). Without a mask column, masks beside the images
-    /// are used.
+    /// relative paths are relative to the CSV's folder. A multi-label image is one row with its
+    /// labels separated by `;` (`path,a;b`) or one row per label — the same samples either
+    /// way: one per image × label. Class names are the distinct labels, sorted (numerically if
+    /// all are integers). Without a mask column, masks beside the images are used.
     pub fn from_csv(csv: &Path, opts: ReadOptions) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(csv)
-            .map_err(|e| DataError::file(csv, format!("cannot read: {e}")))?;
-        let base = csv.parent().unwrap_or(Path::new("."));
-        let mut rows: Vec<(PathBuf, String, Option<PathBuf>)> = Vec::new();
-        for (lineno, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let fields: Vec<&str> = line
-                .split(',')
-                .map(|f| f.trim().trim_matches('"'))
-                .collect();
-            if rows.is_empty() && fields[0].eq_ignore_ascii_case("path") {
-                continue;
-            }
-            if fields.len() < 2 || fields.len() > 3 || fields[0].is_empty() || fields[1].is_empty()
-            {
-                return Err(DataError::file(
-                    csv,
-                    format!(
-                        "line {}: expected 'path,label' or 'path,label,mask', got '{line}'",
-                        lineno + 1
-                    ),
-                ));
-            }
-            let mask = fields
-                .get(2)
-                .filter(|m| !m.is_empty())
-                .map(|m| base.join(m));
-            rows.push((base.join(fields[0]), fields[1].to_string(), mask));
-        }
+        let rows: Vec<(PathBuf, String, Option<PathBuf>)> = csv_rows(csv)?
+            .into_iter()
+            .flat_map(|r| {
+                r.labels
+                    .into_iter()
+                    .map(move |label| (r.path.clone(), label, r.mask.clone()))
+            })
+            .collect();
         let mut classes: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
         classes.sort();
         classes.dedup();
@@ -550,4 +527,86 @@ fn check_two_classes(path: &Path, classes: &[String]) -> Result<(), DataError> {
         ));
     }
     Ok(())
+}
+
+/// One row of a CSV data set: the image, its labels (several for `path,a;b`), its mask.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvRow {
+    /// Line number in the file (1-based).
+    pub line: usize,
+    /// The image, relative paths joined to the CSV's folder.
+    pub path: PathBuf,
+    /// Its labels, in the order written.
+    pub labels: Vec<String>,
+    /// The mask column, when present and not empty.
+    pub mask: Option<PathBuf>,
+}
+
+/// The rows of a CSV data set `path,label[;label…][,mask]`: an optional header row starting
+/// with `path`, blank lines and `#` comments skipped; a row without a path or a label (or with
+/// an empty one among `;`-separated labels) is an error naming its line.
+pub fn csv_rows(csv: &Path) -> Result<Vec<CsvRow>, DataError> {
+    let text = std::fs::read_to_string(csv)
+        .map_err(|e| DataError::file(csv, format!("cannot read: {e}")))?;
+    let base = csv.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    for (lineno, line, fields) in super::csv_lines(&text) {
+        if rows.is_empty() && fields[0].eq_ignore_ascii_case("path") {
+            continue;
+        }
+        let labels: Vec<String> = fields
+            .get(1)
+            .map(|l| l.split(';').map(|c| c.trim().to_string()).collect())
+            .unwrap_or_default();
+        if fields.len() < 2
+            || fields.len() > 3
+            || fields[0].is_empty()
+            || labels.iter().any(String::is_empty)
+        {
+            return Err(DataError::file(
+                csv,
+                format!(
+                    "line {}: expected 'path,label', 'path,label;label…' or 'path,label,mask', got '{line}'",
+                    lineno + 1
+                ),
+            ));
+        }
+        rows.push(CsvRow {
+            line: lineno + 1,
+            path: base.join(fields[0]),
+            labels,
+            mask: fields
+                .get(2)
+                .filter(|m| !m.is_empty())
+                .map(|m| base.join(m)),
+        });
+    }
+    Ok(rows)
+}
+
+/// The first row of a CSV data set that gives an image a second label — `path,a;b`, or a
+/// repeated path with another label — as `(line, what)`; `None` when every image has one
+/// label.
+pub fn first_multi_label_row(csv: &Path) -> Result<Option<(usize, String)>, DataError> {
+    let mut seen: HashMap<PathBuf, String> = HashMap::new();
+    for row in csv_rows(csv)? {
+        let mut labels = row.labels;
+        labels.dedup();
+        if let Some(earlier) = seen.get(&row.path)
+            && labels.iter().any(|l| l != earlier)
+        {
+            let what = format!(
+                "{} has label '{earlier}' on an earlier line and '{}' here",
+                row.path.display(),
+                labels.join(";")
+            );
+            return Ok(Some((row.line, what)));
+        }
+        if labels.len() > 1 {
+            let what = format!("{} has labels '{}'", row.path.display(), labels.join(";"));
+            return Ok(Some((row.line, what)));
+        }
+        seen.insert(row.path, labels.remove(0));
+    }
+    Ok(None)
 }

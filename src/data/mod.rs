@@ -139,15 +139,7 @@ pub fn read_input_list(csv: &std::path::Path) -> Result<Vec<InputFile>, DataErro
     let base = csv.parent().unwrap_or(std::path::Path::new("."));
     let mut rows = Vec::new();
     let mut header_seen = false;
-    for (lineno, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line
-            .split(',')
-            .map(|f| f.trim().trim_matches('"'))
-            .collect();
+    for (lineno, line, fields) in csv_lines(&text) {
         if rows.is_empty() && !header_seen && fields[0].eq_ignore_ascii_case("path") {
             header_seen = true;
             continue;
@@ -173,6 +165,23 @@ pub fn read_input_list(csv: &std::path::Path) -> Result<Vec<InputFile>, DataErro
         return Err(DataError::file(csv, "the list names no files"));
     }
     Ok(rows)
+}
+
+/// The lines of a CSV list or data set that hold a row: `(index from 0, trimmed line, fields)`,
+/// blank lines and `#` comments skipped, each field trimmed of spaces and double quotes (no
+/// quoted commas: paths and labels do not hold them).
+pub(crate) fn csv_lines(text: &str) -> impl Iterator<Item = (usize, &str, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(i, line)| {
+            let fields = line
+                .split(',')
+                .map(|f| f.trim().trim_matches('"'))
+                .collect();
+            (i, line, fields)
+        })
 }
 
 /// True when `path`, with every link resolved, lies inside `root` (a canonical folder): the

@@ -552,35 +552,13 @@ fn model_tests(
         }
         let tests = paired::compare_models(&scored, &models, &methods);
         headline.extend(
-            tests
-                .iter()
-                .filter(|c| c.n > 0 && c.p_holm.is_finite())
-                .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
+            paired::strongest(&tests)
                 .map(|c| paired::model_sentence(&measure.replace('_', " "), c)),
         );
         measures.push((measure, tests));
     }
     paired::write_model_comparisons(&opts.inputs.out.join("model_tests.csv"), &measures)?;
-    let rows = measures
-        .iter()
-        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
-        .map(|(measure, c)| {
-            vec![
-                json!(measure),
-                json!(c.method),
-                json!(c.a),
-                json!(c.b),
-                json!(c.n),
-                json!(format!(
-                    "{:.3} [{:.3}, {:.3}]",
-                    c.mean_difference, c.ci.0, c.ci.1
-                )),
-                json!(format!("{:.2e}", c.p_value)),
-                json!(format!("{:.2e}", c.p_holm)),
-                json!(if c.significant() { "yes" } else { "no" }),
-            ]
-        })
-        .collect();
+    let rows = paired::test_rows(&measures);
     Ok((rows, headline))
 }
 

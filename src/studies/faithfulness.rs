@@ -9,7 +9,11 @@
 //! Xplique; the default is RISE's conventions with a coarser step (2 % of the pixels, 50 steps)
 //! so a study of many images stays fast.
 //!
-//! Outputs in `out/`: `metrics.csv`, `per_image.csv`, `summary.json`, `figures.json`,
+//! Outputs in `out/`: `metrics.csv`, `per_image.csv`, `id_tests.csv` (every pair of methods on
+//! each model's images, paired by image: [`super::paired`]), with several models
+//! `model_tests.csv` (every pair of models under each method on the same images, for ID,
+//! insertion, deletion and, with `--road`, the ROAD scores), `summary.json` (its tests table
+//! holds both, with the significance column), `figures.json`,
 //! `insertion_curves.{png,svg}`, `deletion_curves.{png,svg}`, `id_scores.{png,svg}`, and per image
 //! `per_image/<model>/<method>/<stem>.json` (both curves, AUCs, target class) — the resume
 //! unit: a re-run with the same conventions and method options skips images already there.
@@ -28,10 +32,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
     model_label, num, overlay_tile, per_image_dir, predictions, progress_bar, resume, save_plot,
-    score_all, write_csv, write_grid, write_json,
+    write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::npy::write_npy;
@@ -478,6 +482,13 @@ impl RoadSide {
     }
 }
 
+impl Row {
+    /// A ROAD score of this image; NaN (left out of a paired test) without ROAD.
+    fn road_score(&self, score: impl Fn(&RoadRow) -> f64) -> f64 {
+        self.road.as_ref().map_or(f64::NAN, score)
+    }
+}
+
 impl RoadRow {
     fn morf(&self) -> &RoadSide {
         &self.morf
@@ -573,26 +584,17 @@ pub fn run_with_models(
     models: &[StudyModel],
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
-    if models.is_empty() {
-        return Err(StudyError::Invalid("no models".into()));
-    }
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores(opts, m, name, method, &images, progress, &mut rows)
-    })?;
+    let ScoredRun {
+        methods,
+        images,
+        rows,
+        facts,
+    } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores(opts, m, name, method, images, progress, rows)
+        })?;
     let grid = example_grid(opts, &models[0], &methods, &images)?;
-    let facts = super::toolkit::RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
     write_outputs(opts, &rows, &facts, grid)
 }
 
@@ -874,6 +876,13 @@ fn write_outputs(
     per_image_table(&opts.inputs.out, rows)?;
     let stats = metrics_table(opts, rows, facts)?;
     let tests = id_tests(&opts.inputs.out, rows, facts)?;
+    let mut test_table = paired::test_rows(&[("id", tests.clone())]);
+    let mut findings = Vec::new();
+    if facts.models.len() > 1 {
+        let by_model = model_tests(opts, rows, facts)?;
+        test_table.extend(paired::test_rows(&by_model));
+        findings.extend(paired::model_finding(&by_model));
+    }
     let road_stats = match &opts.road {
         Some(settings) => Some(road_table(opts, settings, rows, facts)?),
         None => None,
@@ -888,10 +897,18 @@ fn write_outputs(
     if let Some(sentence) = best_against_runner_up(&stats, &tests) {
         headline.insert(headline.len().min(1), sentence);
     }
+    headline.extend(findings);
     if let Some(road) = &road_stats {
         headline.extend(road_headline(road));
     }
-    summary(opts, &stats, road_stats.as_deref(), facts, &headline)?;
+    summary(
+        opts,
+        &stats,
+        road_stats.as_deref(),
+        facts,
+        &headline,
+        test_table,
+    )?;
     Ok(StudyOutcome {
         out: opts.inputs.out.clone(),
         headline,
@@ -917,6 +934,52 @@ fn id_tests(
     let tests = paired::compare_methods(&scores, &facts.models, &facts.methods);
     paired::write_comparisons(&out.join("id_tests.csv"), &[("id", tests.clone())])?;
     Ok(tests)
+}
+
+/// One per-image score of a row.
+type RowScore = fn(&Row) -> f64;
+
+/// The scores models are compared on: ID first (the headline finding's measure), insertion,
+/// deletion and, with `--road`, ROAD's MoRF and LeRF changes and their combination.
+fn model_measures(opts: &FaithfulnessOptions) -> Vec<(&'static str, RowScore)> {
+    let mut measures: Vec<(&'static str, RowScore)> = vec![
+        ("id", |r| r.id),
+        ("insertion", |r| r.insertion),
+        ("deletion", |r| r.deletion),
+    ];
+    if opts.road.is_some() {
+        measures.extend([
+            ("road_morf", |r| r.road_score(|x| x.morf().change)),
+            ("road_lerf", |r| r.road_score(|x| x.lerf().change)),
+            ("road_combined", |r| r.road_score(RoadRow::combined)),
+        ] as [(&'static str, RowScore); 3]);
+    }
+    measures
+}
+
+/// `model_tests.csv`: every pair of models under each method on the same images, for every
+/// score of [`model_measures`] ([`super::paired`]: mean difference with a bootstrap interval,
+/// Wilcoxon and paired t p-values, Holm within the measure).
+fn model_tests<'m>(
+    opts: &FaithfulnessOptions,
+    rows: &[Row],
+    facts: &super::toolkit::RunFacts,
+) -> Result<paired::ByMeasure<'m>, StudyError> {
+    let measures = model_measures(opts);
+    let names: Vec<&'static str> = measures.iter().map(|(n, _)| *n).collect();
+    let scores_of = |k: usize| -> Vec<paired::Scored> {
+        rows.iter()
+            .map(|r| paired::Scored {
+                model: &r.model,
+                method: &r.method,
+                image: &r.image,
+                value: measures[k].1(r),
+            })
+            .collect()
+    };
+    let by_model = paired::by_measure(&names, scores_of, paired::compare_models, facts);
+    paired::write_model_comparisons(&opts.inputs.out.join("model_tests.csv"), &by_model)?;
+    Ok(by_model)
 }
 
 /// The headline comparison: the method with the highest mean ID against the next best (the
@@ -1256,6 +1319,7 @@ fn summary(
     road: Option<&[RoadStats]>,
     facts: &super::toolkit::RunFacts,
     headline: &[String],
+    tests: Vec<Vec<Value>>,
 ) -> Result<(), StudyError> {
     let spread = if facts.models.len() > 1 {
         "mean ± SD over models"
@@ -1312,10 +1376,11 @@ fn summary(
             "road": opts.road,
             "maps": "one plane per map as relevance explain draws it: signed maps summed over channels, sensitivity maps max_c |v|, CAMs as they are; ranked most relevant first",
             "table": spread,
+            "tests": "id_tests.csv: methods compared per model on ID; model_tests.csv (several models): models compared per method on ID, insertion, deletion and ROAD; paired by image: mean difference with a 95 % BCa bootstrap interval, two-sided Wilcoxon signed-rank (scipy defaults) and paired t p-values, Holm over the measure's pairs; significant = Holm p < 0.05",
         }),
         headline: headline.to_vec(),
         table: Table { columns, rows },
-        tests: Table::default(),
+        tests: Table::new(&paired::TEST_COLUMNS, tests),
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.inputs.out)

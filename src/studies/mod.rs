@@ -15,6 +15,7 @@
 //! intervals, paired tests with Holm's correction, and confidence bands.
 
 pub mod compare;
+pub mod ensembles;
 pub mod faithfulness;
 pub mod fit;
 pub mod maps;

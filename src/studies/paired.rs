@@ -7,9 +7,11 @@
 
 use std::path::Path;
 
+use serde_json::{Value, json};
+
 use super::StudyError;
 use super::stats::{CiMethod, bootstrap_mean_ci, holm, paired_t, wilcoxon_signed_rank};
-use super::toolkit::{num, write_csv};
+use super::toolkit::{RunFacts, num, write_csv};
 
 /// Bootstrap resamples of each mean difference.
 const RESAMPLES: usize = 2000;
@@ -226,6 +228,113 @@ fn write_rows(
         })
         .collect();
     write_csv(path, &header, &rows)
+}
+
+/// Comparisons of one kind (method pairs or model pairs) for each named measure: `scores_of(k)`
+/// gives every per-image score of measure `k`.
+pub type ByMeasure<'m> = Vec<(&'m str, Vec<Comparison>)>;
+
+/// [`compare_methods`] or [`compare_models`]: scores, models, methods → comparisons.
+pub type Compare = fn(&[Scored], &[String], &[String]) -> Vec<Comparison>;
+
+/// One kind of comparison for each named measure: `compare` is [`compare_methods`] or
+/// [`compare_models`], run on `scores_of(k)` — every per-image score of measure `k` — with
+/// Holm within the measure.
+pub fn by_measure<'m, 's>(
+    measures: &[&'m str],
+    scores_of: impl Fn(usize) -> Vec<Scored<'s>>,
+    compare: Compare,
+    facts: &RunFacts,
+) -> ByMeasure<'m> {
+    measures
+        .iter()
+        .enumerate()
+        .map(|(k, measure)| {
+            let tests = compare(&scores_of(k), &facts.models, &facts.methods);
+            (*measure, tests)
+        })
+        .collect()
+}
+
+/// The comparison with the smallest finite Holm-adjusted p-value among those with images.
+pub fn strongest(tests: &[Comparison]) -> Option<&Comparison> {
+    tests
+        .iter()
+        .filter(|c| c.n > 0 && c.p_holm.is_finite())
+        .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
+}
+
+/// The one model finding a study's headline states: of the first measure with a finite test,
+/// the pair with the smallest Holm-adjusted p-value, worded by [`model_sentence`] (a direction
+/// only when that difference is significant).
+pub fn model_finding(by_model: &ByMeasure) -> Option<String> {
+    by_model
+        .iter()
+        .find_map(|(measure, tests)| strongest(tests).map(|c| model_sentence(measure, c)))
+}
+
+/// `method_tests.csv` for every measure and, with several models, `model_tests.csv`; returns
+/// the rows of the summary's tests table (both kinds, [`TEST_COLUMNS`]) and the model finding.
+pub fn write_tests<'s>(
+    out: &Path,
+    measures: &[&str],
+    scores_of: impl Fn(usize) -> Vec<Scored<'s>>,
+    facts: &RunFacts,
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+    let by_method = by_measure(measures, &scores_of, compare_methods, facts);
+    write_comparisons(&out.join("method_tests.csv"), &by_method)?;
+    let mut table = test_rows(&by_method);
+    let mut findings = Vec::new();
+    if facts.models.len() > 1 {
+        let by_model = by_measure(measures, &scores_of, compare_models, facts);
+        write_model_comparisons(&out.join("model_tests.csv"), &by_model)?;
+        table.extend(test_rows(&by_model));
+        findings.extend(model_finding(&by_model));
+    }
+    Ok((table, findings))
+}
+
+/// Columns of a summary's tests table.
+pub const TEST_COLUMNS: [&str; 9] = [
+    "measure",
+    "within",
+    "a",
+    "b",
+    "pairs",
+    "difference a − b [95 % CI]",
+    "Wilcoxon p",
+    "Holm p",
+    "significant",
+];
+
+/// One summary row per comparison ([`TEST_COLUMNS`]): `within` is the shared model (method
+/// pairs) or method (model pairs).
+pub fn test_rows(measures: &[(&str, Vec<Comparison>)]) -> Vec<Vec<Value>> {
+    measures
+        .iter()
+        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
+        .map(|(measure, c)| {
+            let within = if c.model.is_empty() {
+                &c.method
+            } else {
+                &c.model
+            };
+            vec![
+                json!(measure),
+                json!(within),
+                json!(c.a),
+                json!(c.b),
+                json!(c.n),
+                json!(format!(
+                    "{:.3} [{:.3}, {:.3}]",
+                    c.mean_difference, c.ci.0, c.ci.1
+                )),
+                json!(format!("{:.2e}", c.p_value)),
+                json!(format!("{:.2e}", c.p_holm)),
+                json!(if c.significant() { "yes" } else { "no" }),
+            ]
+        })
+        .collect()
 }
 
 /// The finding one model comparison supports: which model scores higher, with its interval

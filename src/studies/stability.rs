@@ -25,10 +25,10 @@ use serde_json::{Value, json};
 
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
+    Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes_grouped, load_models, load_planes, mean_sd, median,
     method_options_json, model_label, num, overlay_tile, per_image_dir, planes_to_input,
-    predictions, progress_bar, resume, save_plot, score_all, write_csv, write_grid, write_json,
+    predictions, progress_bar, resume, save_plot, write_csv, write_grid, write_json,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::data::augment::{Aug, Augmented, augment};
@@ -326,23 +326,17 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores(opts, m, name, method, &images, progress, &mut rows)
-    })?;
+    let ScoredRun {
+        methods,
+        images,
+        rows,
+        facts,
+    } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores(opts, m, name, method, images, progress, rows)
+        })?;
     let grid = example_grid(opts, &models[0], &methods, &images[0])?;
-    let facts = super::toolkit::RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
     write_outputs(opts, &rows, &facts, grid)
 }
 
@@ -739,85 +733,7 @@ fn paired_tests(
             })
             .collect()
     };
-    let by_method: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
-        .iter()
-        .enumerate()
-        .map(|(k, measure)| {
-            let tests = paired::compare_methods(&scores_of(k), &facts.models, &facts.methods);
-            (*measure, tests)
-        })
-        .collect();
-    paired::write_comparisons(&out.join("method_tests.csv"), &by_method)?;
-    let mut table = test_rows(&by_method);
-    let mut findings = Vec::new();
-    if facts.models.len() > 1 {
-        let by_model: Vec<(&str, Vec<paired::Comparison>)> = MEASURES
-            .iter()
-            .enumerate()
-            .map(|(k, measure)| {
-                let tests = paired::compare_models(&scores_of(k), &facts.models, &facts.methods);
-                (*measure, tests)
-            })
-            .collect();
-        paired::write_model_comparisons(&out.join("model_tests.csv"), &by_model)?;
-        table.extend(test_rows(&by_model));
-        findings.extend(
-            by_model
-                .iter()
-                .filter_map(|(measure, tests)| {
-                    tests
-                        .iter()
-                        .filter(|c| c.n > 0 && c.p_holm.is_finite())
-                        .min_by(|x, y| x.p_holm.total_cmp(&y.p_holm))
-                        .map(|c| paired::model_sentence(measure, c))
-                })
-                .take(1),
-        );
-    }
-    Ok((table, findings))
-}
-
-/// Columns of the summary's tests table.
-const TEST_COLUMNS: [&str; 9] = [
-    "measure",
-    "within",
-    "a",
-    "b",
-    "pairs",
-    "difference a − b [95 % CI]",
-    "Wilcoxon p",
-    "Holm p",
-    "significant",
-];
-
-/// One summary row per comparison: `within` is the shared model (method pairs) or method
-/// (model pairs).
-fn test_rows(measures: &[(&str, Vec<paired::Comparison>)]) -> Vec<Vec<Value>> {
-    measures
-        .iter()
-        .flat_map(|(measure, tests)| tests.iter().map(move |c| (*measure, c)))
-        .map(|(measure, c)| {
-            let within = if c.model.is_empty() {
-                &c.method
-            } else {
-                &c.model
-            };
-            vec![
-                json!(measure),
-                json!(within),
-                json!(c.a),
-                json!(c.b),
-                json!(c.n),
-                json!(format!(
-                    "{:.3} [{:.3}, {:.3}]",
-                    c.mean_difference, c.ci.0, c.ci.1
-                )),
-                json!(format!("{:.2e}", c.p_value)),
-                json!(format!("{:.2e}", c.p_holm)),
-                json!(if c.significant() { "yes" } else { "no" }),
-            ]
-        })
-        .collect()
+    paired::write_tests(out, &MEASURES, scores_of, facts)
 }
 
 fn write_outputs(
@@ -1218,7 +1134,7 @@ fn summary(
         tests: if tests.is_empty() {
             Table::default()
         } else {
-            Table::new(&TEST_COLUMNS, tests)
+            Table::new(&paired::TEST_COLUMNS, tests)
         },
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };

@@ -18,12 +18,17 @@
 //! accuracy SD (linear fit, R²); k-means of the images on standardised `(correct mean, correct
 //! SD, probability mean, probability SD, map SD)` with a deterministic seed, and each cluster's
 //! most central images shown as input / mean map / SD map.
+//!
+//! With several ensembles (`--models A B`, each a training folder of two or more seeds) the
+//! tables above pool every member, and [`super::ensembles`] compares the ensembles pairwise on
+//! the same images (`ensemble_tests.csv`, the summary's tests table, a headline finding).
 
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use serde_json::{Value, json};
 
+use super::ensembles::{Ensemble, ensemble_tests, ensembles_of};
 use super::fit::{Clusters, Welford, kmeans, mean_sd, standardise};
 use super::maps::{MapsRequest, ModelMaps, model_maps};
 use super::stats::{Fit as StatsFit, polyfit_with_band};
@@ -34,7 +39,7 @@ use super::toolkit::{
     method_options_json, num, progress_bar, save_picture, save_plot, with_colour_bar, write_csv,
     write_figures, write_json,
 };
-use super::{StudyError, StudyOutcome};
+use super::{StudyError, StudyOutcome, paired};
 use crate::data::npy::write_npy;
 use crate::methods::MapStyle;
 use crate::methods::spec::label_file_key;
@@ -127,7 +132,23 @@ pub fn pixel_mean_sd(maps: &[&[f32]]) -> (Vec<f32>, Vec<f32>) {
     (mean, sd)
 }
 
-fn mean_of(v: &[f32]) -> f64 {
+/// Per pixel, the mean and sample-SD maps of image `i`'s normalised maps under method `k`
+/// ([`normalise_map`]) across `models`.
+pub fn normalised_mean_sd(
+    models: &[ModelMaps],
+    k: usize,
+    i: usize,
+    style: MapStyle,
+) -> (Vec<f32>, Vec<f32>) {
+    let normed: Vec<Vec<f32>> = models
+        .iter()
+        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
+        .collect();
+    pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+/// The mean of a plane's values.
+pub fn mean_of(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
@@ -152,6 +173,8 @@ struct Selected {
     /// Every image the study selects, unsharded (the maps cache's key names them).
     selection: Vec<StudyImage>,
     methods: Vec<(String, StudyMethod)>,
+    /// The ensembles compared, when `--models` names several ([`ensembles_of`]).
+    ensembles: Option<Vec<Ensemble>>,
 }
 
 /// The rows and findings the per-method phases add to.
@@ -164,6 +187,8 @@ struct Tables {
     headline: Vec<String>,
     figures: Vec<Figure>,
     clusters: serde_json::Map<String, Value>,
+    /// Rows of the summary's tests table (several ensembles: [`ensemble_tests`]).
+    tests: Vec<Vec<Value>>,
 }
 
 /// The fits of one method, each a least-squares polynomial with OLS inference
@@ -252,6 +277,12 @@ pub fn run(opts: &VariabilityOptions, progress: bool) -> Result<StudyOutcome, St
         );
     }
     bar.finish_and_clear();
+    if let Some(ensembles) = &sel.ensembles {
+        let (rows, findings) =
+            ensemble_tests(&opts.inputs.out, ensembles, &all, &sel.images, &sel.methods)?;
+        t.tests = rows;
+        t.headline.extend(findings);
+    }
     write_tables(opts, &t)?;
     write_figures(&opts.inputs.out, &t.figures)?;
     summary(opts, &sel, &t)?;
@@ -293,6 +324,7 @@ fn select(opts: &VariabilityOptions) -> Result<Selected, StudyError> {
         images: opts.inputs.shard_images(selection.clone())?,
         selection,
         methods: opts.inputs.study_methods()?,
+        ensembles: ensembles_of(&opts.inputs.models)?,
         models,
     })
 }
@@ -458,11 +490,7 @@ fn image_stats(
     stem: &str,
 ) -> Result<ImageStats, StudyError> {
     let style = method.style();
-    let normed: Vec<Vec<f32>> = all
-        .iter()
-        .map(|mm| normalise_map(&mm.methods[k].planes[i], style))
-        .collect();
-    let (mean_map, sd_map) = pixel_mean_sd(&normed.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let (mean_map, sd_map) = normalised_mean_sd(all, k, i, style);
     let raw_refs: Vec<&[f32]> = all
         .iter()
         .map(|mm| match &mm.methods[k].raw {
@@ -956,5 +984,8 @@ fn summary(opts: &VariabilityOptions, sel: &Selected, t: &Tables) -> Result<(), 
         ],
         t.table.clone(),
     );
+    if !t.tests.is_empty() {
+        summary.tests = Table::new(&paired::TEST_COLUMNS, t.tests.clone());
+    }
     summary.write(&opts.inputs.out)
 }

@@ -99,6 +99,7 @@ pub fn open_data(
             source: path.to_path_buf(),
         });
     }
+    refuse_multi_label(path)?;
     let splits = DataSplits::open(path, fractions, split_seed, ReadOptions { strict })?;
     if let Some(w) = splits.skipped_warning() {
         eprintln!("warning: {w}");
@@ -112,6 +113,29 @@ pub fn open_data(
         card: card.clone(),
         source: path.to_path_buf(),
     })
+}
+
+/// Training fits one class per image (softmax cross-entropy); a CSV list that gives an image
+/// several labels (`path,a;b` or repeated rows) would train it towards each label in turn, so
+/// it is refused, naming the row. The studies read such lists as image × class units.
+fn refuse_multi_label(path: &Path) -> Result<(), DataError> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !(path.is_file() && is_csv) {
+        return Ok(()); // folders have one class per file; other errors are DataSplits::open's
+    }
+    match crate::data::folder::first_multi_label_row(path)? {
+        None => Ok(()),
+        Some((line, what)) => Err(DataError::file(
+            path,
+            format!(
+                "line {line}: {what}; train fits one class per image (softmax cross-entropy) and \
+                 does not train multi-label data (sigmoid/BCE) — give each image one label \
+                 (the studies read multi-label lists)"
+            ),
+        )),
+    }
 }
 
 fn preloaded(

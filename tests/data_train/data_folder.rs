@@ -192,6 +192,79 @@ fn csv_labels_paths_and_masks() {
 }
 
 #[test]
+fn a_multi_label_row_equals_one_row_per_label_and_train_refuses_both() {
+    let d = mixed_folder("csv-multi");
+    let joined = d.join("joined.csv");
+    std::fs::write(
+        &joined,
+        "path,label\nzebra/a.png,cat;dog\nzebra/b.jpg,dog\n",
+    )
+    .unwrap();
+    let repeated = d.join("repeated.csv");
+    std::fs::write(
+        &repeated,
+        "path,label\nzebra/a.png,cat\nzebra/a.png,dog\nzebra/b.jpg,dog\n",
+    )
+    .unwrap();
+    let a = ImageFolder::open(&joined, ReadOptions::default()).unwrap();
+    let b = ImageFolder::open(&repeated, ReadOptions::default()).unwrap();
+    assert_eq!(a.classes, ["cat", "dog"]);
+    assert_eq!(a.classes, b.classes);
+    assert_eq!(a.samples, b.samples);
+    // a.png under both classes, b.png under dog: three image × class samples.
+    let labels = |p: &str| -> Vec<usize> {
+        let mut v: Vec<usize> = a
+            .samples
+            .iter()
+            .filter(|s| s.path.ends_with(p))
+            .map(|s| s.label)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!((labels("a.png"), labels("b.jpg")), (vec![0, 1], vec![1]));
+
+    // An empty label among several is a broken row, named by its line.
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "zebra/a.png,cat;\n").unwrap();
+    let err = ImageFolder::open(&bad, ReadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 1") && err.contains("path,label;label"),
+        "{err}"
+    );
+
+    // train fits one class per image: either spelling is refused with one line naming the row.
+    let exe = env!("CARGO_BIN_EXE_relevance");
+    for (list, line, what) in [
+        (&joined, 2, "has labels 'cat;dog'"),
+        (
+            &repeated,
+            3,
+            "has label 'cat' on an earlier line and 'dog' here",
+        ),
+    ] {
+        let o = std::process::Command::new(exe)
+            .args(["train", "--arch", "small_cnn", "--data"])
+            .arg(list)
+            .arg("--out")
+            .arg(d.join("never"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("error: {}: line {line}: ", list.display())),
+            "{err}"
+        );
+        assert!(err.contains(what) && err.contains("multi-label"), "{err}");
+        assert!(!d.join("never").exists());
+    }
+}
+
+#[test]
 fn split_folders_are_used_and_a_missing_val_is_split_off_train() {
     let d = temp_dir("presplit");
     for (part, n) in [("train", 10), ("test", 3)] {

@@ -259,7 +259,10 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
             "--methods",
             "saliency,random",
             "--limit",
-            "2",
+            "4",
+            "--road",
+            "--road-percentages",
+            "20,60",
             "--models",
         ])
         .arg(&ens)
@@ -303,6 +306,49 @@ fn an_ensemble_runs_through_the_cli_with_the_resnet_lrp_preset() {
     assert_eq!(
         summary["conventions"]["split"],
         "test split recorded in model.train.json"
+    );
+    // Paired tests, recomputed from per_image.csv pairing by image: methods per model on ID
+    // (id_tests.csv), models per method on every score (model_tests.csv).
+    let names = [
+        "id",
+        "insertion",
+        "deletion",
+        "road_morf",
+        "road_lerf",
+        "road_combined",
+    ];
+    let per_image = per_image_from_records(&out, &names, &|v, m| {
+        let change = |order: &str| v["road"][order]["mean_change"].as_f64().unwrap();
+        match m {
+            "insertion" => v["insertion_auc"].as_f64().unwrap(),
+            "deletion" => v["deletion_auc"].as_f64().unwrap(),
+            "road_morf" => change("morf"),
+            "road_lerf" => change("lerf"),
+            "road_combined" => (change("lerf") - change("morf")) / 2.0,
+            other => v[other].as_f64().unwrap(),
+        }
+    });
+    let methods = check_paired_tests(&per_image, &out.join("id_tests.csv"));
+    assert_eq!(methods, 2, "saliency vs random under each model");
+    let models = check_paired_tests(&per_image, &out.join("model_tests.csv"));
+    assert_eq!(models, 6 * 2, "six scores × one model pair × two methods");
+    let (th, trows) = read_csv(&out.join("model_tests.csv"));
+    let measures: Vec<&str> = trows.iter().step_by(2).map(|r| r[0].as_str()).collect();
+    assert_eq!(th[0], "measure");
+    assert_eq!(
+        measures,
+        [
+            "id",
+            "insertion",
+            "deletion",
+            "road_morf",
+            "road_lerf",
+            "road_combined"
+        ]
+    );
+    assert_eq!(
+        summary["tests"]["rows"].as_array().unwrap().len(),
+        methods + models
     );
     // A bad option is one clear line.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_relevance"))

@@ -271,3 +271,83 @@ fn random_maps_are_as_checkered_as_white_noise_and_the_reference_matches_monte_c
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn paired_tests_of_methods_and_models_recompute_from_the_per_image_scores() {
+    // Two trained models × two methods: method_tests.csv compares the methods under each
+    // model, model_tests.csv the models under each method, on every metric of the table,
+    // pairing by image; every row is recomputed here from per_image.csv.
+    use relevance::studies::toolkit::load_models;
+    let dir = temp_dir("quality-paired");
+    let data = synth_data(&dir, 30);
+    let ens = tiny_ensemble(&dir, &data);
+    let models = load_models(std::slice::from_ref(&ens)).unwrap();
+    let mut opts = small_options(&dir, data);
+    opts.inputs.methods = vec!["saliency".into(), "grad-cam".into()];
+    let out = run_with_models(&opts, &models, false).unwrap().out;
+    // The table's metrics: all but the raw checkerboard score and its reference.
+    let names = [
+        "checkerboard_ratio",
+        "sparseness",
+        "complexity",
+        "pixel_flipping_aopc",
+        "region_perturbation_aopc",
+        "faithfulness_correlation",
+        "max_sensitivity",
+        "avg_sensitivity",
+    ];
+    let measures = names.len();
+    let per_image = per_image_from_records(&out, &names, &|v, m| {
+        v["metrics"][m].as_f64().unwrap_or(f64::NAN)
+    });
+    let methods = check_paired_tests(&per_image, &out.join("method_tests.csv"));
+    assert_eq!(
+        methods,
+        measures * 2,
+        "one method pair under each of two models"
+    );
+    let by_model = check_paired_tests(&per_image, &out.join("model_tests.csv"));
+    assert_eq!(
+        by_model,
+        measures * 2,
+        "one model pair under each of two methods"
+    );
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(
+        summary["tests"]["rows"].as_array().unwrap().len(),
+        methods + by_model
+    );
+    assert_eq!(summary["tests"]["columns"][8], "significant");
+    // The model finding names a direction only when its row is significant.
+    let headline: Vec<&str> = summary["headline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let finding = headline
+        .iter()
+        .find(|s| s.contains("seed-0") && s.contains("seed-1"))
+        .expect("a model finding");
+    // It is about the first metric's pair with the smallest finite Holm p.
+    let (th, trows) = read_csv(&out.join("model_tests.csv"));
+    let tcol = |name: &str| th.iter().position(|h| h == name).unwrap();
+    let holm_p = |r: &Vec<String>| r[tcol("holm_p")].parse::<f64>().unwrap_or(f64::NAN);
+    let first = &trows[0][tcol("measure")];
+    let row = trows
+        .iter()
+        .filter(|r| &r[tcol("measure")] == first && holm_p(r).is_finite())
+        .min_by(|a, b| holm_p(a).total_cmp(&holm_p(b)))
+        .unwrap();
+    assert!(
+        finding.starts_with(&format!("{}:", row[tcol("method")])),
+        "{finding}"
+    );
+    assert!(finding.contains(&format!("in {first}")), "{finding}");
+    if row[tcol("significant")] == "yes" {
+        assert!(finding.contains("scores higher than"), "{finding}");
+    } else {
+        assert!(finding.contains("do not differ significantly"), "{finding}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -428,5 +428,104 @@ fn multi_label_rows_are_units_and_a_sigmoid_head_gives_every_class_at_p_one_half
             r["correct"].parse::<u32>().unwrap();
     }
     assert!(correct_rows.values().any(|&n| n != 1), "{correct_rows:?}");
+
+    // The one-row spelling `path,benign;malignant` is the same list: every table and the
+    // summary's tables come out byte for byte the same.
+    let mut joined = String::from("path,label\n");
+    for p in &images {
+        joined.push_str(&format!("{},benign;malignant\n", p.display()));
+    }
+    let joined_list = dir.join("joined.csv");
+    std::fs::write(&joined_list, joined).unwrap();
+    let out2 = dir.join("out2");
+    let mut opts2 = opts.clone();
+    opts2.inputs.data = joined_list;
+    opts2.inputs.out = out2.clone();
+    run(&opts2, false).unwrap();
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let name = path.file_name().unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(out2.join(name)).unwrap(),
+                "{name:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 2, "per_image.csv and metrics.csv at least");
+    let read_json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (s1, s2) = (
+        read_json(out.join("summary.json")),
+        read_json(out2.join("summary.json")),
+    );
+    assert_eq!(s1["table"], s2["table"]);
+    assert_eq!(s1["headline"], s2["headline"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_ensembles_are_compared_pairwise_as_each_one_alone_measures_them() {
+    // `--models ensA ensB`: ensemble_tests.csv compares the two ensembles per method on the same
+    // images. Each ensemble run alone gives its per-image map SD, probability SD and accuracy
+    // (per_image_ensemble.csv); the paired tests are recomputed from those.
+    let dir = temp_dir("var-ensembles");
+    let data = synth_data(&dir);
+    let (m1, m2, m3, m4) = (model(11), model(12), model(13), model(14));
+    let a = ensemble(&dir.join("ensA"), &[(0, &m1), (1, &m2)]);
+    let b = ensemble(&dir.join("ensB"), &[(0, &m3), (1, &m4)]);
+    let run_on = |models: Vec<std::path::PathBuf>, out: &str| {
+        let out = dir.join(out);
+        run(&options(models, &data, &out), false).unwrap();
+        out
+    };
+    let both = run_on(vec![a.clone(), b.clone()], "both");
+    let alone = [
+        ("ensA", run_on(vec![a], "a")),
+        ("ensB", run_on(vec![b], "b")),
+    ];
+    let mut csv = String::from("model,method,image,map_sd,probability_sd,accuracy\n");
+    for (name, out) in &alone {
+        assert!(
+            !out.join("ensemble_tests.csv").exists(),
+            "one ensemble: no tests"
+        );
+        for r in read_csv(&out.join("per_image_ensemble.csv")) {
+            csv.push_str(&format!(
+                "{name},{},{}/{},{},{},{}\n",
+                r["method"],
+                r["class"],
+                r["image"],
+                r["map_sd"],
+                r["target_prob_sd"],
+                r["correct_mean"]
+            ));
+        }
+    }
+    let per_image = dir.join("per_ensemble.csv");
+    std::fs::write(&per_image, csv).unwrap();
+    let checked =
+        crate::studies_support::check_paired_tests(&per_image, &both.join("ensemble_tests.csv"));
+    assert_eq!(checked, 3 * 2, "three measures × two methods × one pair");
+    let rows = read_csv(&both.join("ensemble_tests.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["model_a"] == "ensA" && r["model_b"] == "ensB")
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(both.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["tests"]["rows"].as_array().unwrap().len(), 6);
+    let finding = summary["headline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find(|s| s.starts_with("Ensembles compared"))
+        .expect("an ensemble finding");
+    assert!(finding.contains("in map_sd"), "{finding}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -195,3 +195,163 @@ pub fn mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// One side's per-image values of a `*_tests.csv` row: `value(row)` of every `per_image.csv`
+/// row whose `side` column is `label` and `shared` column is `within`, keyed by `key(row)`.
+fn side_values(
+    rows: &[Vec<String>],
+    col: &dyn Fn(&str) -> usize,
+    (side, label): (&str, &str),
+    (shared, within): (&str, &str),
+    key: &dyn Fn(&[String]) -> String,
+    value: &dyn Fn(&[String]) -> f64,
+) -> std::collections::HashMap<String, f64> {
+    rows.iter()
+        .filter(|r| r[col(side)] == label && r[col(shared)] == within)
+        .map(|r| (key(r), value(r)))
+        .collect()
+}
+
+/// Recomputes every row of a paired-tests file (`method_tests.csv`, `model_tests.csv`, …) from
+/// a per-image table with columns `model`, `method`, `image` and one per measure: the two
+/// sides picked by the row's labels, paired by `image`, images with a non-finite value on
+/// either side left out; the mean difference, the Wilcoxon and paired t p-values by the
+/// scipy-checked functions, Holm over the measure's rows; the interval holds the difference.
+/// Returns the number of rows checked.
+pub fn check_paired_tests(per_image: &Path, tests: &Path) -> usize {
+    use relevance::studies::stats::{holm, paired_t, wilcoxon_signed_rank};
+    let (header, rows) = read_csv(per_image);
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (th, trows) = read_csv(tests);
+    let tcol = |name: &str| th.iter().position(|h| h == name).unwrap();
+    let by_model = th.iter().any(|h| h == "model_a");
+    let (side, shared) = if by_model {
+        ("model", "method")
+    } else {
+        ("method", "model")
+    };
+    let mut p_by_measure: std::collections::BTreeMap<String, Vec<(usize, f64)>> =
+        Default::default();
+    for (i, t) in trows.iter().enumerate() {
+        let measure = t[tcol("measure")].as_str();
+        let within = t[tcol(shared)].as_str();
+        let pick = |label: &str| {
+            side_values(
+                &rows,
+                &col,
+                (side, label),
+                (shared, within),
+                &|r| r[col("image")].clone(),
+                &|r| r[col(measure)].parse().unwrap_or(f64::NAN),
+            )
+        };
+        let a = pick(&t[tcol(&format!("{side}_a"))]);
+        let b = pick(&t[tcol(&format!("{side}_b"))]);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut keys: Vec<&String> = a.keys().collect();
+        keys.sort();
+        for k in keys {
+            let va = a[k];
+            if let Some(&vb) = b.get(k).filter(|v| v.is_finite() && va.is_finite()) {
+                x.push(va);
+                y.push(vb);
+            }
+        }
+        assert_eq!(t[tcol("n")], x.len().to_string(), "{t:?}");
+        assert!(!x.is_empty(), "{t:?}: no pairs");
+        let near = |got: &str, want: f64, tol: f64| {
+            let g: f64 = got.parse().unwrap();
+            assert!(
+                (g - want).abs() <= tol * want.abs().max(1e-9),
+                "{t:?}: {got} vs {want}"
+            );
+        };
+        let d = x.iter().zip(&y).map(|(p, q)| p - q).sum::<f64>() / x.len() as f64;
+        let got_d: f64 = t[tcol("difference")].parse().unwrap();
+        assert!(
+            (got_d - d).abs() <= 2e-6,
+            "{t:?}: difference {got_d} vs {d}"
+        );
+        let (lo, hi): (f64, f64) = (
+            t[tcol("ci_low")].parse().unwrap(),
+            t[tcol("ci_high")].parse().unwrap(),
+        );
+        assert!(lo <= got_d + 1e-6 && got_d <= hi + 1e-6, "{t:?}");
+        let w = wilcoxon_signed_rank(&x, &y).p_value;
+        if w.is_finite() {
+            near(&t[tcol("wilcoxon_p")], w, 2e-3);
+        }
+        let pt = paired_t(&x, &y).p_value;
+        if pt.is_finite() {
+            near(&t[tcol("paired_t_p")], pt, 2e-3);
+        }
+        p_by_measure
+            .entry(measure.to_string())
+            .or_default()
+            .push((i, w));
+    }
+    for list in p_by_measure.values() {
+        let adjusted = holm(&list.iter().map(|&(_, p)| p).collect::<Vec<_>>());
+        for (&(i, _), want) in list.iter().zip(adjusted) {
+            let t = &trows[i];
+            if want.is_finite() {
+                let got: f64 = t[tcol("holm_p")].parse().unwrap();
+                assert!(
+                    (got - want).abs() <= 2e-3 * want.max(1e-9),
+                    "{t:?}: Holm {got} vs {want}"
+                );
+                assert_eq!(t[tcol("significant")] == "yes", want < 0.05, "{t:?}");
+            }
+        }
+    }
+    trows.len()
+}
+
+/// A full-precision `per_image` table for [`check_paired_tests`], from the studies' per-image
+/// records `out/per_image/<model>/<method>/<stem>.json` (the CSV rounds to 6 decimals, too
+/// coarse for the t-test on scores of order 1e-5): columns `model, method, image` and one per
+/// measure, `value(record, measure)` (NaN written as an empty field).
+pub fn per_image_from_records(
+    out: &Path,
+    measures: &[&str],
+    value: &dyn Fn(&serde_json::Value, &str) -> f64,
+) -> PathBuf {
+    let mut csv = format!("model,method,image,{}\n", measures.join(","));
+    let root = out.join("per_image");
+    let mut records = mtimes(&root);
+    records.sort();
+    for (path, _) in records {
+        let rel = path.strip_prefix(&root).unwrap();
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
+        let [model, method, file] = parts.as_slice() else {
+            continue;
+        };
+        let Some(stem) = file.strip_suffix(".json") else {
+            continue;
+        };
+        let v = json(&path);
+        let fields: Vec<String> = measures
+            .iter()
+            .map(|m| {
+                let x = value(&v, m);
+                if x.is_finite() {
+                    format!("{x:?}")
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        csv.push_str(&format!("{model},{method},{stem},{}\n", fields.join(",")));
+    }
+    let path = out.join("per_image_full_precision.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}

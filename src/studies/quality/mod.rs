@@ -20,7 +20,9 @@
 //! Phases: select → maps and scores (per chunk, resumable: [`scores`]) → tables → figures
 //! ([`figures`]) → summary. Outputs in `out/`: `quality.json` ([`QualityRecord`]: mean and
 //! bootstrap 95 % interval per model × method × metric), `metrics.csv` (the same as a table),
-//! `per_image.csv`, `summary.json`, `figures.json`, box plots `quality_<metric>.{png,svg}`, and
+//! `per_image.csv`, `method_tests.csv` and, with several models, `model_tests.csv` (paired tests
+//! on each metric of the table, [`super::paired`]; also the summary's tests table),
+//! `summary.json`, `figures.json`, box plots `quality_<metric>.{png,svg}`, and
 //! `per_image/<model>/<method>/<stem>.json` (the resume unit; `--shard` and `relevance merge`
 //! gather them).
 
@@ -32,11 +34,11 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    RunFacts, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table,
-    TargetRule, create_dir, load_models, method_options_json, num, per_image_dir, progress_bar,
-    resume, score_all, write_csv,
+    RunFacts, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table,
+    TargetRule, load_models, method_options_json, num, per_image_dir, progress_bar, resume,
+    write_csv,
 };
-use super::{StudyError, StudyOutcome};
+use super::{StudyError, StudyOutcome, paired};
 use crate::records::{MeanInterval, QualityEntry, QualityRecord, write_record};
 use scores::{Metric, Row};
 
@@ -108,27 +110,18 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores_of(opts, m, name, method, &images, progress, &mut rows)
-    })?;
-    let facts = RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
+    let ScoredRun { rows, facts, .. } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores_of(opts, m, name, method, images, progress, rows)
+        })?;
     let record = tables(opts, &rows, &facts)?;
+    let (tests, findings) = paired_tests(opts, &rows, &facts)?;
     let figures = figures::boxes(opts, &rows, &facts)?;
     super::toolkit::write_figures(&opts.inputs.out, &figures)?;
-    let headline = headline(&record, &facts);
-    summary(opts, &record, &facts, &headline)?;
+    let mut headline = headline(&record, &facts);
+    headline.extend(findings);
+    summary(opts, &record, &facts, &headline, tests)?;
     Ok(StudyOutcome {
         out: opts.inputs.out.clone(),
         headline,
@@ -250,6 +243,40 @@ fn tables(
     metrics_csv(opts, &record)?;
     per_image_csv(opts, rows)?;
     Ok(record)
+}
+
+/// The metrics the summary's table shows (the raw checkerboard score and its noise reference
+/// stay in `metrics.csv`); also the measures of the paired tests.
+fn shown_metrics() -> Vec<Metric> {
+    Metric::ALL
+        .into_iter()
+        .filter(|&m| m != Metric::CheckerboardNoise && m != Metric::Checkerboard)
+        .collect()
+}
+
+/// `method_tests.csv` (every pair of methods under each model) and, with several models,
+/// `model_tests.csv` (every pair of models under each method), each on every shown metric,
+/// paired by image ([`super::paired`]); returns the summary's tests rows and the model finding.
+fn paired_tests(
+    opts: &QualityOptions,
+    rows: &[Row],
+    facts: &RunFacts,
+) -> Result<(Vec<Vec<Value>>, Vec<String>), StudyError> {
+    let shown = shown_metrics();
+    let names: Vec<&str> = shown.iter().map(|m| m.name()).collect();
+    let column = |m: Metric| Metric::ALL.iter().position(|&x| x == m).unwrap_or(0);
+    let scores_of = |k: usize| -> Vec<paired::Scored> {
+        let at = column(shown[k]);
+        rows.iter()
+            .map(|r| paired::Scored {
+                model: &r.model,
+                method: &r.method,
+                image: &r.image,
+                value: r.values[at],
+            })
+            .collect()
+    };
+    paired::write_tests(&opts.inputs.out, &names, scores_of, facts)
 }
 
 fn metrics_csv(opts: &QualityOptions, record: &QualityRecord) -> Result<(), StudyError> {
@@ -390,6 +417,7 @@ pub fn conventions(opts: &QualityOptions, facts: &RunFacts) -> Value {
         "faithfulness_correlation": format!("Pearson over {} random pixel subsets of {} of the relevance sum vs the logit drop when the subset is set to the image minimum (Quantus FaithfulnessCorrelation defaults: nr_runs=100, subset_size=224, \"black\", logits; Quantus draws input elements, equal on one-channel images)", opts.faithfulness_runs, match opts.subset_size { Some(s) => format!("{s} pixels"), None => "224 pixels (a quarter of the pixels on maps under 896 pixels)".to_string() }),
         "sensitivity": format!("max and mean over {} draws of ‖Φ(x+δ) − Φ(x)‖₂ / ‖Φ(x)‖₂ (Quantus Max/AvgSensitivity's normalisation), δ uniform in the L∞ ball of radius {} × (max x − min x) (Quantus: absolute lower_bound 0.2, 200 samples); the random control's map depends only on the image's key, so its sensitivity is 0", opts.sensitivity_samples, opts.sensitivity_radius),
         "intervals": "95 % percentile bootstrap of the mean over images (2000 resamples, seed 0); NaN values (undefined metrics, e.g. an all-zero map) are left out",
+        "tests": "method_tests.csv: methods compared per model; model_tests.csv (several models): models compared per method; on every metric of the table, paired by image (an image with a NaN on either side is left out of that pair): mean difference with a 95 % BCa bootstrap interval, two-sided Wilcoxon signed-rank (scipy defaults) and paired t p-values, Holm over the metric's pairs; significant = Holm p < 0.05",
         "target": opts.target,
         "seed": opts.seed,
         "split": facts.split,
@@ -407,11 +435,9 @@ fn summary(
     record: &QualityRecord,
     facts: &RunFacts,
     headline: &[String],
+    tests: Vec<Vec<Value>>,
 ) -> Result<(), StudyError> {
-    let shown: Vec<Metric> = Metric::ALL
-        .into_iter()
-        .filter(|&m| m != Metric::CheckerboardNoise && m != Metric::Checkerboard)
-        .collect();
+    let shown = shown_metrics();
     let rows: Vec<Vec<Value>> = record
         .entries
         .iter()
@@ -430,7 +456,7 @@ fn summary(
         conventions: conventions(opts, facts),
         headline: headline.to_vec(),
         table: Table { columns, rows },
-        tests: Table::default(),
+        tests: Table::new(&paired::TEST_COLUMNS, tests),
         work: json!({"computed": facts.computed, "reused": facts.reused}),
     };
     summary.write(&opts.inputs.out)

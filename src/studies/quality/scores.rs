@@ -18,8 +18,7 @@ use crate::metrics::sensitivity::{Radius, SensitivityOptions, sensitivity};
 use crate::metrics::{ImageView, MapView, MetricError, Substrate, checkerboard_score};
 use crate::studies::StudyError;
 use crate::studies::toolkit::{
-    PreparedMethod, StudyImage, StudyModel, explain_planes, jnum, load_batch, predictions,
-    write_json,
+    PreparedMethod, StudyImage, StudyModel, explain_planes, jnum, load_batch, write_json,
 };
 use crate::tensor::{T4, to_vec};
 
@@ -218,18 +217,6 @@ pub fn subset_size(opts: &QualityOptions, pixels: usize) -> usize {
     })
 }
 
-/// The class each image of the chunk is explained for.
-fn targets_of(
-    opts: &QualityOptions,
-    m: &StudyModel,
-    chunk: &[&StudyImage],
-    batch: &T4,
-) -> Result<Vec<usize>, StudyError> {
-    let acts = forward_all(&m.model, batch)?;
-    let preds = predictions(&m.model, &acts, chunk.len())?;
-    opts.target.classes_for(m, chunk, &preds)
-}
-
 /// Scores a chunk of images for one model × method and writes each image's JSON.
 pub fn evaluate_chunk(
     opts: &QualityOptions,
@@ -243,7 +230,7 @@ pub fn evaluate_chunk(
     let owned: Vec<StudyImage> = chunk.iter().map(|i| (*i).clone()).collect();
     let batch = load_batch(&owned, &m.model)?;
     let [_, c, h, w] = batch.dims();
-    let targets = targets_of(opts, m, chunk, &batch)?;
+    let targets = opts.target.classes_for_batch(m, chunk, &batch)?;
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
     let acts = forward_all(&m.model, &batch)?;
     let planes = explain_planes(method, &batch, &acts, &targets, &keys, false)?.planes;

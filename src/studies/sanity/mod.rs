@@ -27,9 +27,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::toolkit::{
-    Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, TargetRule,
-    create_dir, load_models, method_options_json, num, per_image_dir, progress_bar, resume,
-    score_all, write_csv,
+    ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, TargetRule,
+    load_models, method_options_json, num, per_image_dir, progress_bar, resume, write_csv,
 };
 use super::{StudyError, StudyOutcome};
 use crate::graph::init::init_params;
@@ -105,22 +104,17 @@ pub fn run_with_models(
             opts.threshold
         )));
     }
-    let methods = opts.inputs.study_methods()?;
-    let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
-    create_dir(&opts.inputs.out)?;
-    let mut rows = Vec::new();
-    let (computed, reused) = score_all(models, &methods, |m, name, method| {
-        scores_of(opts, m, name, method, &images, progress, &mut rows)
-    })?;
-    let facts = super::toolkit::RunFacts {
-        methods: methods.iter().map(|(n, _)| n.clone()).collect(),
-        models: models.iter().map(|m| m.label.clone()).collect(),
-        split: how,
-        images: images.len(),
-        computed,
-        reused,
-    };
+    let ScoredRun {
+        methods,
+        images,
+        rows,
+        facts,
+    } = opts
+        .inputs
+        .select_and_score(models, |m, name, method, images, rows| {
+            scores_of(opts, m, name, method, images, progress, rows)
+        })?;
+    let (computed, reused) = (facts.computed, facts.reused);
     let record = tables(opts, &rows, &facts)?;
     let mut all_figures = figures::curves(opts, &record, &facts)?;
     all_figures.push(figures::random_logit_boxes(opts, &rows, &facts)?);

@@ -18,7 +18,7 @@ use crate::metrics::randomisation::{
 use crate::metrics::{ImageView, MapView};
 use crate::studies::StudyError;
 use crate::studies::toolkit::{
-    StudyImage, StudyMethod, StudyModel, explain_planes, load_batch, predictions, write_json,
+    StudyImage, StudyMethod, StudyModel, explain_planes, load_batch, write_json,
 };
 use crate::tensor::T4;
 
@@ -57,18 +57,6 @@ pub fn planes_on(
     Ok(maps.planes.concat())
 }
 
-/// The class each image of the chunk is explained for.
-fn targets_of(
-    opts: &SanityOptions,
-    m: &StudyModel,
-    chunk: &[&StudyImage],
-    batch: &T4,
-) -> Result<Vec<usize>, StudyError> {
-    let acts = forward_all(&m.model, batch)?;
-    let preds = predictions(&m.model, &acts, chunk.len())?;
-    opts.target.classes_for(m, chunk, &preds)
-}
-
 /// Scores a chunk of images for one model × method and writes each image's JSON.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_chunk(
@@ -83,7 +71,7 @@ pub fn evaluate_chunk(
 ) -> Result<Vec<Row>, StudyError> {
     let owned: Vec<StudyImage> = chunk.iter().map(|i| (*i).clone()).collect();
     let batch = load_batch(&owned, &m.model)?;
-    let targets = targets_of(opts, m, chunk, &batch)?;
+    let targets = opts.target.classes_for_batch(m, chunk, &batch)?;
     let keys: Vec<String> = chunk.iter().map(|i| i.stem.clone()).collect();
     let explain = |model: &Model, x: T4, t: &[usize]| planes_on(method, model, &x, t, &keys);
     let test = |cascade| -> Result<Vec<Vec<(String, Similarities)>>, StudyError> {

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use super::super::StudyError;
+use super::RunFacts;
 use super::images::{Selection, SplitChoice, StudyImage, select_images, shard_images};
-use super::methods::{StudyMethod, study_methods};
+use super::methods::{StudyMethod, score_all, study_methods};
 use super::models::StudyModel;
+use super::outputs::create_dir;
 use crate::data::shard::ShardSet;
 use crate::methods::MethodOptions;
 
@@ -86,5 +88,62 @@ impl StudyInputs {
     /// The images of this run's shards ([`shard_images`]; all when unsharded).
     pub fn shard_images(&self, images: Vec<StudyImage>) -> Result<Vec<StudyImage>, StudyError> {
         shard_images(images, self.shards.as_ref())
+    }
+}
+
+/// What the select and score phases of a per-image study hand on to its tables and figures.
+pub struct ScoredRun<R> {
+    /// The methods, labelled as typed.
+    pub methods: Vec<(String, StudyMethod)>,
+    /// The images of this run (of its shard, when sharded).
+    pub images: Vec<StudyImage>,
+    /// Every row the score phase produced (read back or computed).
+    pub rows: Vec<R>,
+    /// Methods, models, how the images were chosen, and the work done.
+    pub facts: RunFacts,
+}
+
+impl StudyInputs {
+    /// Select → score, as `faithfulness`, `stability`, `sanity` and `quality` run them: at least
+    /// one model, the methods typed, the images of the first model's split (this shard's), the
+    /// output folder created, then `score(model, name, method, images, rows)` for every model ×
+    /// method — models outer, as the resume folders are laid out — returning `(computed,
+    /// reused)`, summed into the facts.
+    pub fn select_and_score<R>(
+        &self,
+        models: &[StudyModel],
+        mut score: impl FnMut(
+            &StudyModel,
+            &str,
+            &StudyMethod,
+            &[StudyImage],
+            &mut Vec<R>,
+        ) -> Result<(usize, usize), StudyError>,
+    ) -> Result<ScoredRun<R>, StudyError> {
+        if models.is_empty() {
+            return Err(StudyError::Invalid("no models".into()));
+        }
+        let methods = self.study_methods()?;
+        let Selection { images, how } = self.select_images(&models[0])?;
+        let images = self.shard_images(images)?;
+        create_dir(&self.out)?;
+        let mut rows = Vec::new();
+        let (computed, reused) = score_all(models, &methods, |m, name, method| {
+            score(m, name, method, &images, &mut rows)
+        })?;
+        let facts = RunFacts {
+            methods: methods.iter().map(|(n, _)| n.clone()).collect(),
+            models: models.iter().map(|m| m.label.clone()).collect(),
+            split: how,
+            images: images.len(),
+            computed,
+            reused,
+        };
+        Ok(ScoredRun {
+            methods,
+            images,
+            rows,
+            facts,
+        })
     }
 }

@@ -79,4 +79,17 @@ impl TargetRule {
                 .collect(),
         }
     }
+
+    /// [`Self::classes_for`] with the predictions from one forward pass of `batch` (the chunk's
+    /// images as the model takes them).
+    pub fn classes_for_batch(
+        self,
+        m: &super::StudyModel,
+        chunk: &[&super::StudyImage],
+        batch: &crate::tensor::T4,
+    ) -> Result<Vec<usize>, super::super::StudyError> {
+        let acts = crate::methods::pass::forward_all(&m.model, batch)?;
+        let preds = super::predictions(&m.model, &acts, chunk.len())?;
+        self.classes_for(m, chunk, &preds)
+    }
 }
