@@ -107,7 +107,8 @@ pub fn fits_in_one_pass(model: &Model, row_bytes: &RowBytes, x: &T4) -> Result<b
 /// device's buffer limit from [`largest_row_bytes`] ([`rows_that_fit`]); (3) `work` on each
 /// sub-batch with [`rows_per_pass`] capped there; (4) where an allocation still fails, all of
 /// it again at half the rows, down to 1, after which the out-of-memory panic goes on to the
-/// caller's [`catch_out_of_memory`]. Each lowering prints one line on stderr naming `label`.
+/// caller's [`catch_out_of_memory`]. Each lowering prints one line on stderr naming `label`
+/// (once per process for the same line).
 pub fn in_batches_that_fit<P, E: From<MethodError>>(
     model: &Model,
     row_bytes: &RowBytes,
@@ -124,12 +125,12 @@ pub fn in_batches_that_fit<P, E: From<MethodError>>(
     let row_bytes = row_bytes.of(model, x)?;
     let mut rows = rows_that_fit(limit, row_bytes).min(requested);
     if rows < requested {
-        eprintln!(
+        note_once(format!(
             "note: {label}: {rows} rows per pass instead of {requested}: the largest activation \
              ({} per row) must fit the largest buffer the device binds ({})",
             mib(row_bytes),
             mib(limit)
-        );
+        ));
     }
     loop {
         let attempt = catch_out_of_memory(DeviceKind::Gpu, "", || {
@@ -146,12 +147,12 @@ pub fn in_batches_that_fit<P, E: From<MethodError>>(
         match attempt {
             Ok(result) => return result,
             Err(oom) if rows > 1 => {
-                eprintln!(
+                note_once(format!(
                     "note: {label}: out of device memory at {rows} rows per pass ({}); \
                      retrying at {}",
                     oom.detail,
                     rows / 2
-                );
+                ));
                 rows /= 2;
             }
             // One row does not fit: the caller's guard gives the one-line error.
@@ -171,6 +172,20 @@ fn with_row_cap<T>(rows: usize, work: impl FnOnce() -> T) -> T {
     }
     let _restore = Restore(ROW_CAP.with(|c| c.replace(rows.min(c.get()))));
     work()
+}
+
+/// Prints `line` on stderr the first time it comes: a method called chunk after chunk lowers
+/// its batch the same way each time and says so once.
+fn note_once(line: String) {
+    static SAID: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said
+        .get_or_insert_with(Default::default)
+        .insert(line.clone())
+    {
+        eprintln!("{line}");
+    }
 }
 
 fn mib(bytes: u64) -> String {
