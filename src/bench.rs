@@ -57,9 +57,10 @@ impl Profile {
 pub(crate) trait Workload: Send + Sync {
     /// Short name, the row label (`forward`, `gradient`).
     fn name(&self) -> &'static str;
-    /// Runs the workload once on batch `x`; with `profile`, evaluates node by node and adds
-    /// each node's time to it (slower: no activation is released early).
-    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError>;
+    /// Runs the workload once on batch `x` and returns its result (logits, input gradient,
+    /// map, relevance), which [`read_back_one_value`] reads from; with `profile`, evaluates
+    /// node by node and adds each node's time to it (slower: no activation is released early).
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<T4, BenchError>;
 }
 
 /// Inference: the logits of a batch, releasing activations as soon as nothing needs them
@@ -70,13 +71,14 @@ impl Workload for Forward {
     fn name(&self) -> &'static str {
         "forward"
     }
-    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<T4, BenchError> {
         let (graph, params) = (&model.graph, &model.params);
-        match profile {
-            Some(p) => timed_forward(graph, params, x, p).map(|_| ())?,
-            None => predict(graph, params, x.clone()).map(|_| ())?,
-        }
-        Ok(())
+        Ok(match profile {
+            Some(p) => timed_forward(graph, params, x, p)?
+                .get(graph.output)?
+                .clone(),
+            None => predict(graph, params, x.clone())?,
+        })
     }
 }
 
@@ -89,7 +91,7 @@ impl Workload for InputGradient {
     fn name(&self) -> &'static str {
         "gradient"
     }
-    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<(), BenchError> {
+    fn run(&self, model: &Model, x: &T4, profile: Option<&mut Profile>) -> Result<T4, BenchError> {
         let (graph, params) = (&model.graph, &model.params);
         let logits = graph.logits();
         let gradient = Rules::gradient();
@@ -105,18 +107,17 @@ impl Workload for InputGradient {
         }
         let seed = from_vec(seed, [n, k, 1, 1]);
         let input = [graph.input()];
-        match timing {
+        let mut grads = match timing {
             Some(p) => {
                 let sink = Mutex::new(std::mem::take(&mut p.backward));
                 let timed = TimedRules::new(graph, &gradient, &sink);
-                backward(graph, params, &acts, logits, seed, &timed, &input)?;
+                let grads = backward(graph, params, &acts, logits, seed, &timed, &input)?;
                 p.backward = sink.into_inner().expect("no rule panicked");
+                grads
             }
-            None => {
-                backward(graph, params, &acts, logits, seed, &gradient, &input)?;
-            }
-        }
-        Ok(())
+            None => backward(graph, params, &acts, logits, seed, &gradient, &input)?,
+        };
+        Ok(grads.remove(0))
     }
 }
 
@@ -133,13 +134,14 @@ impl Workload for Method<'_> {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
+    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<T4, BenchError> {
         let targets = vec![0; x.dims()[0]];
         let _ = model; // the model it was prepared for
-        self.method
+        let explanation = self
+            .method
             .explain(x, &targets)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
-        Ok(())
+        Ok(explanation.maps)
     }
 }
 
@@ -183,7 +185,7 @@ impl Workload for Crp {
     fn name(&self) -> &'static str {
         "crp32"
     }
-    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<(), BenchError> {
+    fn run(&self, model: &Model, x: &T4, _profile: Option<&mut Profile>) -> Result<T4, BenchError> {
         let invalid = |e: crate::methods::MethodError| BenchError::Invalid(e.to_string());
         let lrp = &self.lrp;
         let arch = model.card.arch.clone().unwrap_or_default();
@@ -194,11 +196,14 @@ impl Workload for Crp {
         })?;
         let layer = lrp.find(&name).map_err(invalid)?;
         let sets: Vec<Vec<usize>> = (0..CRP_CONCEPTS).map(|c| vec![c]).collect();
+        let mut last = None;
         for i in 0..x.dims()[0] {
             let row = x.clone().narrow(0, i, 1);
-            conditional_relevance(lrp, &row, 0, layer, &sets, CRP_CONCEPTS).map_err(invalid)?;
+            let result =
+                conditional_relevance(lrp, &row, 0, layer, &sets, CRP_CONCEPTS).map_err(invalid)?;
+            last = Some(result.input_relevance);
         }
-        Ok(())
+        last.ok_or_else(|| BenchError::Invalid("an empty batch".into()))
     }
 }
 
@@ -507,6 +512,31 @@ pub(crate) fn run(
     Ok(rows)
 }
 
+/// Reads the first value of a workload's result to the host. A GPU's sync waits for the queue
+/// but reports no kernel that failed (cubecl records the failure and raises it only when data
+/// are read); reading one value does, at the cost of a 4-byte transfer. A failed allocation
+/// becomes the out-of-memory error naming `--batch` (now `batch`), anything else one line.
+fn read_back_one_value(result: &T4, batch: usize) -> Result<(), BenchError> {
+    let first = result
+        .clone()
+        .narrow(0, 0, 1)
+        .narrow(1, 0, 1)
+        .narrow(2, 0, 1)
+        .narrow(3, 0, 1);
+    first.try_to_data().map(|_| ()).map_err(|e| {
+        let text = e.to_string();
+        BenchError::Invalid(if crate::device::is_out_of_memory(&text) {
+            format!(
+                "out of device memory ({}); lower --batch (now {batch})",
+                crate::device::first_line_of_cause(&text)
+            )
+        } else {
+            let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("the device failed a kernel: {one_line}")
+        })
+    })
+}
+
 /// Times one workload on one batch.
 fn time_row(
     arch: &str,
@@ -520,17 +550,19 @@ fn time_row(
     // warm-up run prepared it.
     let tracked = reset_peak_rss();
     let w = workload(name, model)?;
-    // A GPU queues its work: each run ends when the device has done it.
-    let synced = || crate::device::sync().map_err(BenchError::Invalid);
+    // A GPU queues its work: each run ends when the device has done it, and one value of its
+    // result is read back, so a kernel that failed is an error rather than a fast time.
+    let finished = |result: T4| {
+        crate::device::sync().map_err(BenchError::Invalid)?;
+        read_back_one_value(&result, batch)
+    };
     for _ in 0..opts.warmup {
-        w.run(model, x, None)?;
-        synced()?;
+        finished(w.run(model, x, None)?)?;
     }
     let mut per_image = Vec::with_capacity(opts.repeat);
     for _ in 0..opts.repeat {
         let start = Instant::now();
-        w.run(model, x, None)?;
-        synced()?;
+        finished(w.run(model, x, None)?)?;
         per_image.push(start.elapsed().as_secs_f64() * 1e3 / batch as f64);
     }
     let peak_rss_mib = if tracked { peak_rss_mib() } else { None };

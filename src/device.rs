@@ -121,8 +121,29 @@ pub const GPU_BUILT: bool = cfg!(feature = "gpu");
 pub fn use_device(kind: DeviceKind) -> Result<Device, DeviceError> {
     let device = open(kind)?;
     crate::tensor::set_device(device.clone());
+    let limit = match kind {
+        DeviceKind::Cpu => None,
+        gpu => wgpu_device::buffer_limit(gpu),
+    };
+    *RUN_BUFFER_LIMIT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = limit;
     Ok(device)
 }
+
+/// The largest buffer, in bytes, the run's device can bind to a kernel: wgpu's
+/// `max_storage_buffer_binding_size`, or `max_buffer_size` where smaller (cubecl refuses a
+/// larger allocation with "can't allocate buffer of size"). `None` on the CPU, which has no
+/// such limit. Mesa's lavapipe binds at most 128 MiB (its `maxStorageBufferRange`), so a
+/// batch whose largest activation is bigger must be split ([`crate::methods::fit`]).
+pub fn buffer_limit() -> Option<u64> {
+    *RUN_BUFFER_LIMIT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`buffer_limit`] of the device [`use_device`] chose last.
+static RUN_BUFFER_LIMIT: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
 
 /// The device `kind` names, opened (a GPU device is initialised once per process and kept).
 pub fn open(kind: DeviceKind) -> Result<Device, DeviceError> {
@@ -251,7 +272,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 }
 
 /// The line of a (multi-line, backtrace-carrying) panic message that names the failure.
-fn first_line_of_cause(text: &str) -> String {
+pub(crate) fn first_line_of_cause(text: &str) -> String {
     let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
     lines()
         .find(|l| is_out_of_memory(l))
@@ -275,16 +296,24 @@ mod wgpu_device {
 
     use super::{Adapter, DeviceError, DeviceKind};
 
-    /// Devices opened so far: wgpu's runtime for one selector can be initialised only once
-    /// per process, so a second `open` of the same kind hands back the first device.
-    static OPENED: Mutex<Option<HashMap<DeviceKind, Device>>> = Mutex::new(None);
+    /// Devices opened so far with their buffer limit: wgpu's runtime for one selector can be
+    /// initialised only once per process, so a second `open` of the same kind hands back the
+    /// first device.
+    static OPENED: Mutex<Option<HashMap<DeviceKind, (Device, u64)>>> = Mutex::new(None);
+
+    pub fn buffer_limit(kind: DeviceKind) -> Option<u64> {
+        let opened = OPENED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        opened.as_ref()?.get(&kind).map(|(_, limit)| *limit)
+    }
 
     pub fn open(kind: DeviceKind) -> Result<Device, DeviceError> {
         let mut opened = OPENED
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let opened = opened.get_or_insert_with(HashMap::new);
-        if let Some(device) = opened.get(&kind) {
+        if let Some((device, _)) = opened.get(&kind) {
             return Ok(device.clone());
         }
         let api = match kind {
@@ -292,11 +321,16 @@ mod wgpu_device {
             DeviceKind::Metal => WgpuBackend::Metal,
             _ => WgpuBackend::Auto,
         };
-        let device = Device::wgpu_options()
+        let (device, setup) = Device::wgpu_options()
             .graphics_api(api)
-            .init()
+            .init_with_setup()
             .map_err(|e| no_adapter(kind, e.to_string()))?;
-        opened.insert(kind, device.clone());
+        // The same bound cubecl places on one allocation (its largest memory page).
+        let limits = setup.device.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        opened.insert(kind, (device.clone(), limit));
         Ok(device)
     }
 
@@ -368,5 +402,9 @@ mod wgpu_device {
 
     pub fn adapters() -> Result<Vec<Adapter>, DeviceError> {
         Err(DeviceError::NotBuilt(DeviceKind::Gpu))
+    }
+
+    pub fn buffer_limit(_kind: DeviceKind) -> Option<u64> {
+        None
     }
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use super::IMAGES_PER_PASS;
 use crate::engine::Activations;
 use crate::graph::Model;
+use crate::methods::fit;
 use crate::methods::pass::{forward_all, logits, repeat_rows};
 use crate::methods::{Explanation, Prepared, Target};
 use crate::tensor::T4;
@@ -77,14 +78,13 @@ pub fn explain_batch(
         )?;
         return Ok(predictions);
     }
-    let acts = forward_all(model, x)?;
-    let all_logits = logits(model, &acts)?;
+    let (acts, all_logits) = forward_if_it_fits(model, x)?;
     let k = all_logits.len() / n.max(1);
     let predictions = predictions(model, &all_logits, k);
     let per_image = target.resolve(&all_logits, k, &model.card)?;
     if *target != Target::All {
         let targets: Vec<usize> = per_image.iter().map(|t| t[0]).collect();
-        let explanations = explain_rows(methods, x, &acts, &targets)?;
+        let explanations = explain_rows(methods, x, acts.as_ref(), &targets)?;
         let inputs = (0..n).collect();
         each(
             &predictions,
@@ -101,8 +101,8 @@ pub fn explain_batch(
         let image = x.clone().narrow(0, i, 1);
         for classes in classes.chunks(IMAGES_PER_PASS) {
             let rows = repeat_rows(&image, classes.len());
-            let acts = forward_all(model, &rows)?;
-            let explanations = explain_rows(methods, &rows, &acts, classes)?;
+            let (acts, _) = forward_if_it_fits(model, &rows)?;
+            let explanations = explain_rows(methods, &rows, acts.as_ref(), classes)?;
             each(
                 &predictions,
                 Pass {
@@ -117,18 +117,37 @@ pub fn explain_batch(
     Ok(predictions)
 }
 
-/// Every method on rows `x` with their forward pass `acts`.
+/// The forward pass of `x` kept for the methods and its logits; on a GPU where the batch does
+/// not fit one pass ([`fit::fits_in_one_pass`]), the logits in sub-batches and no pass kept
+/// (each method then runs its own, in sub-batches that fit).
+fn forward_if_it_fits(model: &Model, x: &T4) -> Result<(Option<Activations>, Vec<f32>)> {
+    let row_bytes = fit::RowBytes::default();
+    if fit::fits_in_one_pass(model, &row_bytes, x)? {
+        let acts = forward_all(model, x)?;
+        let all_logits = logits(model, &acts)?;
+        return Ok((Some(acts), all_logits));
+    }
+    let parts = fit::in_batches_that_fit(model, &row_bytes, x, 0, "predictions", |_, rows| {
+        logits(model, &forward_all(model, rows)?)
+    })?;
+    Ok((None, parts.concat()))
+}
+
+/// Every method on rows `x`, with their forward pass `acts` where it was kept.
 fn explain_rows(
     methods: &[Prepared],
     x: &T4,
-    acts: &Activations,
+    acts: Option<&Activations>,
     targets: &[usize],
 ) -> Result<Vec<Explanation>> {
     methods
         .iter()
         .map(|m| {
-            m.explain_forward(x, acts, targets)
-                .with_context(|| format!("method {}", m.label()))
+            match acts {
+                Some(acts) => m.explain_forward(x, acts, targets),
+                None => m.explain(x, targets),
+            }
+            .with_context(|| format!("method {}", m.label()))
         })
         .collect()
 }

@@ -178,7 +178,7 @@ impl Explainer for IntegratedGradients {
         let per = c * h * w;
         let mut weighted = vec![0.0f32; n * per];
         let total = n * m;
-        let batch = self.batch.max(1);
+        let batch = super::fit::rows_per_pass(self.batch);
         for start in (0..total).step_by(batch) {
             let len = batch.min(total - start);
             let rows: Vec<Vec<f32>> = (start..start + len)

@@ -29,6 +29,7 @@
 pub mod baseline;
 pub mod cam;
 pub mod crp;
+pub mod fit;
 pub mod gradient;
 pub mod guided;
 pub mod integrated;

@@ -75,8 +75,9 @@ impl Occlusion {
             let image = row(x, i);
             let filler = row(&fill, i);
             let rows_total = windows.len();
-            for start in (0..rows_total).step_by(self.batch.max(1)) {
-                let len = self.batch.max(1).min(rows_total - start);
+            let batch = super::fit::rows_per_pass(self.batch);
+            for start in (0..rows_total).step_by(batch) {
+                let len = batch.min(rows_total - start);
                 let rows: Vec<Vec<f32>> = windows[start..start + len]
                     .iter()
                     .map(|&(y0, x0)| {

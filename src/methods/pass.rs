@@ -118,7 +118,7 @@ pub fn target_logits(
         )));
     }
     let mut out = Vec::with_capacity(n);
-    let batch = batch.max(1);
+    let batch = super::fit::rows_per_pass(batch);
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
         let chunk = rows.clone().narrow(0, start, len);
@@ -150,7 +150,7 @@ pub fn gradients_in_chunks(
     mut sink: impl FnMut(usize, T4) -> Result<(), MethodError>,
 ) -> Result<(), MethodError> {
     let n = rows.dims()[0];
-    let batch = batch.max(1);
+    let batch = super::fit::rows_per_pass(batch);
     for start in (0..n).step_by(batch) {
         let len = batch.min(n - start);
         let chunk = rows.clone().narrow(0, start, len);
@@ -204,7 +204,7 @@ impl GradientRules {
             );
         };
         let n = rows.dims()[0];
-        let batch = batch.max(1);
+        let batch = super::fit::rows_per_pass(batch);
         for start in (0..n).step_by(batch) {
             let len = batch.min(n - start);
             let chunk = rows.clone().narrow(0, start, len);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::fit;
 use super::lrp::{LrpModel, LrpOptions, StartRelevance};
 use super::pass::{GradientRules, forward_all, logits};
 use super::registry::{self, LayerUse};
@@ -49,6 +50,8 @@ pub struct Prepared<'m> {
     spec: MethodSpec,
     layer: Option<String>,
     engine: Engine,
+    /// The model's largest activation per row, for batches that fit a GPU.
+    row_bytes: fit::RowBytes,
 }
 
 /// The method's parameters as recorded in run records.
@@ -88,6 +91,7 @@ impl MethodSpec {
             spec: self.clone(),
             layer,
             engine,
+            row_bytes: fit::RowBytes::default(),
         })
     }
 }
@@ -217,12 +221,7 @@ impl<'m> Prepared<'m> {
 
     /// Explains every row of `x` (`[N, C, H, W]`, preprocessed) for class `targets[i]`.
     pub fn explain(&self, x: &T4, targets: &[usize]) -> Result<Explanation, MethodError> {
-        let acts = match self.engine {
-            // LRP runs its own forward pass on the canonized model.
-            Engine::Lrp(_) => None,
-            Engine::Explainer(_) => Some(forward_all(self.model, x)?),
-        };
-        self.run(x, acts.as_ref(), targets)
+        self.run(x, None, targets)
     }
 
     /// Like [`Prepared::explain`], reusing `acts`, a forward pass of the model on `x` the caller
@@ -236,22 +235,39 @@ impl<'m> Prepared<'m> {
         self.run(x, Some(acts), targets)
     }
 
+    /// The rows of `x` in sub-batches that fit the device ([`fit::in_batches_that_fit`]; one
+    /// batch on the CPU), their maps and explained values concatenated in order.
     fn run(
         &self,
         x: &T4,
         acts: Option<&Activations>,
         targets: &[usize],
     ) -> Result<Explanation, MethodError> {
-        let (maps, explained) = match &self.engine {
-            Engine::Lrp(lrp) => {
-                let attribution = lrp.attribute(x, targets)?;
-                (attribution.input, attribution.explained)
-            }
-            Engine::Explainer(explainer) => {
-                let acts = acts.expect("non-LRP methods get a forward pass");
-                let maps = explainer.explain_forward(self.model, x, acts, targets)?;
-                (maps, target_logits(self.model, acts, targets)?)
-            }
+        let n = x.dims()[0];
+        if targets.len() != n {
+            return Err(MethodError::Invalid(format!(
+                "{} targets for a batch of {n} inputs",
+                targets.len()
+            )));
+        }
+        let parts = fit::in_batches_that_fit(
+            self.model,
+            &self.row_bytes,
+            x,
+            self.rows_per_pass(),
+            &self.label(),
+            |rows, sub| {
+                // The caller's forward pass serves only the batch it was run on.
+                let acts = acts.filter(|_| rows.len() == n);
+                self.run_rows(sub, acts, &targets[rows])
+            },
+        )?;
+        let explained = parts.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+        let mut maps: Vec<T4> = parts.into_iter().map(|(maps, _)| maps).collect();
+        let maps = if maps.len() == 1 {
+            maps.remove(0)
+        } else {
+            T4::cat(maps, 0)
         };
         Ok(Explanation {
             maps,
@@ -261,6 +277,44 @@ impl<'m> Prepared<'m> {
             layer: self.layer.clone(),
             params: self.params(),
         })
+    }
+
+    /// The rows per pass of the method's own loop over perturbed copies (`batch` of Integrated
+    /// Gradients, SmoothGrad, occlusion, Score-CAM); 0 for a method that has none.
+    fn rows_per_pass(&self) -> usize {
+        if self.spec.info.params.contains(&"batch") {
+            self.spec.options.batch
+        } else {
+            0
+        }
+    }
+
+    /// The maps and explained values of rows `x`, with their forward pass `acts` where the
+    /// caller has it.
+    fn run_rows(
+        &self,
+        x: &T4,
+        acts: Option<&Activations>,
+        targets: &[usize],
+    ) -> Result<(T4, Vec<f32>), MethodError> {
+        match &self.engine {
+            Engine::Lrp(lrp) => {
+                let attribution = lrp.attribute(x, targets)?;
+                Ok((attribution.input, attribution.explained))
+            }
+            Engine::Explainer(explainer) => {
+                let own;
+                let acts = match acts {
+                    Some(acts) => acts,
+                    None => {
+                        own = forward_all(self.model, x)?;
+                        &own
+                    }
+                };
+                let maps = explainer.explain_forward(self.model, x, acts, targets)?;
+                Ok((maps, target_logits(self.model, acts, targets)?))
+            }
+        }
     }
 }
 

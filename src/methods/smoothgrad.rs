@@ -84,8 +84,9 @@ impl Explainer for SmoothGrad {
         let per = c * h * w;
         let rows_total = n * self.samples;
         // Noise is drawn chunk by chunk in row order, so the result does not depend on `batch`.
-        for start in (0..rows_total).step_by(self.batch.max(1)) {
-            let len = self.batch.max(1).min(rows_total - start);
+        let batch = super::fit::rows_per_pass(self.batch);
+        for start in (0..rows_total).step_by(batch) {
+            let len = batch.min(rows_total - start);
             let rows: Vec<Vec<f32>> = (start..start + len)
                 .map(|r| {
                     let i = r / self.samples;

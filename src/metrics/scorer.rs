@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::{ImageView, MetricError};
 use crate::engine::forward::{Keep, run};
 use crate::graph::{Graph, Model};
+use crate::methods::fit::{RowBytes, in_batches_that_fit};
 use crate::tensor::{T4, from_vec, to_vec};
 
 /// Class scores of a batch: `[N, K]` in row-major order.
@@ -95,6 +96,8 @@ pub struct ModelScorer<'a> {
     graph: Graph,
     kind: ScoreKind,
     batch_size: usize,
+    /// The model's largest activation per row, for batches that fit a GPU.
+    row_bytes: RowBytes,
 }
 
 impl<'a> ModelScorer<'a> {
@@ -112,6 +115,7 @@ impl<'a> ModelScorer<'a> {
             graph,
             kind,
             batch_size: 16,
+            row_bytes: RowBytes::default(),
         })
     }
 
@@ -123,7 +127,31 @@ impl<'a> ModelScorer<'a> {
 }
 
 impl Scorer for ModelScorer<'_> {
+    /// The scores of `batch`, in sub-batches that fit the device ([`in_batches_that_fit`]).
     fn scores(&self, batch: T4) -> Result<Scores, MetricError> {
+        let parts = in_batches_that_fit(
+            self.model,
+            &self.row_bytes,
+            &batch,
+            0,
+            "scoring",
+            |_, rows| self.scores_of(rows.clone()),
+        )?;
+        let classes = parts[0].classes;
+        let values = parts.into_iter().flat_map(|p| p.values).collect();
+        Scores::new(values, classes)
+    }
+    fn kind(&self) -> ScoreKind {
+        self.kind
+    }
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+}
+
+impl ModelScorer<'_> {
+    /// The scores of `batch` in one forward pass.
+    fn scores_of(&self, batch: T4) -> Result<Scores, MetricError> {
         let n = batch.dims()[0];
         let mut acts = run(&self.graph, &self.model.params, batch, Keep::Output, None)?;
         let logits = acts.values[self.graph.output]
@@ -141,12 +169,6 @@ impl Scorer for ModelScorer<'_> {
             }
         }
         Scores::new(values, classes)
-    }
-    fn kind(&self) -> ScoreKind {
-        self.kind
-    }
-    fn batch_size(&self) -> usize {
-        self.batch_size
     }
 }
 

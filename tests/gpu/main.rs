@@ -9,7 +9,15 @@
 //! adapter they fail. Without the feature only the error a GPU request gives is checked.
 
 #[cfg(feature = "gpu")]
+mod batched;
+#[cfg(feature = "gpu")]
+mod fit;
+#[cfg(feature = "gpu")]
 mod parity;
+mod split;
+#[cfg(feature = "gpu")]
+#[path = "../studies_support/mod.rs"]
+mod studies_support;
 
 use relevance::device::{DeviceError, DeviceKind, use_device};
 

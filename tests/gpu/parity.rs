@@ -16,7 +16,7 @@ const RELATIVE: f32 = 1e-4;
 const COSINE: f64 = 0.99999;
 
 /// Whether the GPU tests were asked for; says why not where they were not.
-fn gpu_tests_requested() -> bool {
+pub(crate) fn gpu_tests_requested() -> bool {
     let requested = std::env::var("RELEVANCE_GPU_TESTS").is_ok_and(|v| v == "1");
     if !requested {
         eprintln!(
@@ -28,12 +28,12 @@ fn gpu_tests_requested() -> bool {
 }
 
 /// Named outputs of one run, read back to the host.
-type Outputs = Vec<(String, Vec<f32>)>;
+pub(crate) type Outputs = Vec<(String, Vec<f32>)>;
 
 /// `run()` once on the CPU and once on the GPU (each making its model and input on the run's
 /// device), every tensor it returns checked to live where it ran and read back to the host.
 /// `None` where the GPU tests were not requested; a panic where they were and no GPU opens.
-fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Outputs; 2]> {
+pub(crate) fn on_cpu_and_gpu(run: impl Fn() -> Vec<(String, T4)>) -> Option<[Outputs; 2]> {
     if !gpu_tests_requested() {
         return None;
     }
@@ -71,7 +71,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Every output agrees within [`RELATIVE`] of its largest CPU magnitude and [`COSINE`].
-fn assert_same(results: [Outputs; 2]) {
+pub(crate) fn assert_same(results: [Outputs; 2]) {
     let [cpu, gpu] = results;
     assert_eq!(cpu.len(), gpu.len());
     for ((name, c), (_, g)) in cpu.iter().zip(&gpu) {
@@ -92,7 +92,7 @@ fn assert_same(results: [Outputs; 2]) {
     }
 }
 
-fn card(side: usize, classes: usize) -> ModelCard {
+pub(crate) fn card(side: usize, classes: usize) -> ModelCard {
     ModelCard {
         num_classes: classes,
         input_size: [side, side],
@@ -101,7 +101,7 @@ fn card(side: usize, classes: usize) -> ModelCard {
 }
 
 /// A smooth deterministic batch `[n, 3, side, side]` on the run's device, different per row.
-fn pattern(n: usize, side: usize) -> T4 {
+pub(crate) fn pattern(n: usize, side: usize) -> T4 {
     let values = (0..n * 3 * side * side)
         .map(|i| {
             let (x, y, row) = (i % side, i / side % side, i / (3 * side * side));
@@ -138,7 +138,7 @@ fn zoo_logits_agree() {
 }
 
 /// Maps of `methods` on a model of `arch`, two images, targets 1 and 3.
-fn maps(arch: &str, methods: &[&str]) -> Vec<(String, T4)> {
+pub(crate) fn maps(arch: &str, methods: &[&str]) -> Vec<(String, T4)> {
     let model = Model::init(arch, card(64, 10), 5).expect("zoo model");
     let x = pattern(2, 64);
     methods

@@ -81,8 +81,9 @@ impl Explainer for ScoreCam {
                 })
                 .collect();
             let mut scores = Vec::with_capacity(c);
-            for start in (0..c).step_by(self.batch) {
-                let len = self.batch.min(c - start);
+            let batch = crate::methods::fit::rows_per_pass(self.batch);
+            for start in (0..c).step_by(batch) {
+                let len = batch.min(c - start);
                 let rows: Vec<Vec<f32>> = masks[start..start + len]
                     .iter()
                     .map(|mask| {
