@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::maps::{write_maps_source, write_probs};
 use super::toolkit::{
     Figure, PreparedMethod, Selection, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
@@ -306,7 +307,8 @@ pub struct FaithfulnessOptions {
     pub inputs: StudyInputs,
     /// Insertion/deletion conventions (default: [`IdConventions::default`]).
     pub conventions: IdConventions,
-    /// Also write each map as `maps/<model>/<method>/<stem>.npy`.
+    /// Also write each map as `maps/<model>/<method>/<stem>.npy`, with the image's class
+    /// probabilities and the model's `source.json` beside them (reviewable by `relevance review`).
     pub save_maps: bool,
     /// Also score ROAD with these settings (`None`: not).
     pub road: Option<RoadSettings>,
@@ -578,8 +580,20 @@ pub fn run_with_models(
     }
     let methods = opts.inputs.study_methods()?;
     let Selection { images, how } = opts.inputs.select_images(&models[0])?;
-    let images = opts.inputs.shard_images(images)?;
     create_dir(&opts.inputs.out)?;
+    if opts.save_maps {
+        for m in models {
+            write_maps_source(
+                &maps_dir(opts, m),
+                m,
+                &images,
+                &methods,
+                opts.conventions.target,
+                &opts.inputs.data,
+            )?;
+        }
+    }
+    let images = opts.inputs.shard_images(images)?;
     let mut rows = Vec::new();
     let (computed, reused) = score_all(models, &methods, |m, name, method| {
         scores(opts, m, name, method, &images, progress, &mut rows)
@@ -807,23 +821,26 @@ fn evaluate_chunk(
             road,
         };
         if opts.save_maps {
-            let map_dir = opts
-                .inputs
-                .out
-                .join("maps")
-                .join(&m.label)
-                .join(label_file_key(name));
+            let models_dir = maps_dir(opts, m);
+            let map_dir = models_dir.join(label_file_key(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),
                 &[h, w],
                 &e.planes[r],
             )?;
+            write_probs(&models_dir, &img.stem, &e.preds[r].1)?;
         }
         save_row(dir, key, img, &row, &id)?;
         out.push(row);
     }
     Ok(out)
+}
+
+/// `maps/<model>/` (`--save-maps`): a map folder per method, `probs/` and `source.json`
+/// ([`write_maps_source`]), so `relevance review` can show the maps.
+fn maps_dir(opts: &FaithfulnessOptions, m: &StudyModel) -> PathBuf {
+    opts.inputs.out.join("maps").join(&m.label)
 }
 
 /// Writes one image's result as `<stem>.json`, the resume unit.
