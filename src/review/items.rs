@@ -163,6 +163,16 @@ pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, Revi
                 "a study's map cache: name the data folder the study read with --data DATA",
             ));
         }
+        if let Some((run, study)) = runs.iter().find_map(|r| study_of(r).map(|s| (r, s))) {
+            return Err(ReviewError::file(
+                run,
+                format!(
+                    "a {study} study folder without maps to review (faithfulness and stability \
+                     keep them with --save-maps, sanity and quality keep none): run `relevance \
+                     explain` on its images"
+                ),
+            ));
+        }
         let names: Vec<String> = runs.iter().map(|r| r.display().to_string()).collect();
         return Err(ReviewError::file(
             names.join(", "),
@@ -170,6 +180,12 @@ pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, Revi
         ));
     }
     Ok(catalogue)
+}
+
+/// The study that wrote `run`, from its `summary.json` (`None`: not a study folder).
+fn study_of(run: &Path) -> Option<String> {
+    let summary: crate::records::StudySummary = read_record(&run.join("summary.json")).ok()?;
+    Some(summary.study).filter(|s| !s.is_empty())
 }
 
 fn add_run(

@@ -1,6 +1,7 @@
 //! The items of a study folder: one per image × model × method of a study's map cache
-//! (`cache/<model>/`, written by `compare` and `variability`), shown over the study's input
-//! images, which lie in the data folder the user names (`--data`).
+//! (`cache/<model>/`, written by `compare` and `variability`) or saved maps (`maps/<model>/`,
+//! `faithfulness` and `stability` with `--save-maps`), shown over the study's input images,
+//! which lie in the data folder the user names (`--data`).
 //!
 //! The cache's `source.json` ([`MapsSource`]) records the model card, the methods, the target
 //! rule and every image by its path below the data folder and its SHA-256. An image is read
@@ -64,14 +65,16 @@ impl StudyPictures {
     }
 }
 
-/// Whether `path` is a study map cache's record (`…/cache/<model>/source.json`).
+/// Whether `path` is the record of a study's maps: `…/cache/<model>/source.json` (the map
+/// cache of `compare` and `variability`) or `…/maps/<model>/source.json` (the maps
+/// `faithfulness` and `stability` save with `--save-maps`).
 pub(super) fn is_study_cache(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == MapsSource::FILE)
         && path
             .parent()
             .and_then(Path::parent)
             .and_then(Path::file_name)
-            .is_some_and(|n| n == "cache")
+            .is_some_and(|n| n == "cache" || n == "maps")
 }
 
 /// Adds the items of the study cache recorded in `source_path` (below the run folder `root`),

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::maps::{write_maps_source, write_probs};
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
@@ -310,7 +311,8 @@ pub struct FaithfulnessOptions {
     pub inputs: StudyInputs,
     /// Insertion/deletion conventions (default: [`IdConventions::default`]).
     pub conventions: IdConventions,
-    /// Also write each map as `maps/<model>/<method>/<stem>.npy`.
+    /// Also write each map as `maps/<model>/<method>/<stem>.npy`, with the image's class
+    /// probabilities and the model's `source.json` beside them (reviewable by `relevance review`).
     pub save_maps: bool,
     /// Also score ROAD with these settings (`None`: not).
     pub road: Option<RoadSettings>,
@@ -589,11 +591,26 @@ pub fn run_with_models(
         images,
         rows,
         facts,
-    } = opts
-        .inputs
-        .select_and_score(models, |m, name, method, images, rows| {
-            scores(opts, m, name, method, images, progress, rows)
-        })?;
+    } = opts.inputs.select_note_and_score(
+        models,
+        |methods, images| {
+            if !opts.save_maps {
+                return Ok(());
+            }
+            for m in models {
+                write_maps_source(
+                    &maps_dir(opts, m),
+                    m,
+                    images,
+                    methods,
+                    opts.conventions.target,
+                    &opts.inputs.data,
+                )?;
+            }
+            Ok(())
+        },
+        |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
+    )?;
     let grid = example_grid(opts, &models[0], &methods, &images)?;
     write_outputs(opts, &rows, &facts, grid)
 }
@@ -809,23 +826,26 @@ fn evaluate_chunk(
             road,
         };
         if opts.save_maps {
-            let map_dir = opts
-                .inputs
-                .out
-                .join("maps")
-                .join(&m.label)
-                .join(label_file_key(name));
+            let models_dir = maps_dir(opts, m);
+            let map_dir = models_dir.join(label_file_key(name));
             create_dir(&map_dir)?;
             write_npy(
                 &map_dir.join(format!("{}.npy", img.stem)),
                 &[h, w],
                 &e.planes[r],
             )?;
+            write_probs(&models_dir, &img.stem, &e.preds[r].1)?;
         }
         save_row(dir, key, img, &row, &id)?;
         out.push(row);
     }
     Ok(out)
+}
+
+/// `maps/<model>/` (`--save-maps`): a map folder per method, `probs/` and `source.json`
+/// ([`write_maps_source`]), so `relevance review` can show the maps.
+fn maps_dir(opts: &FaithfulnessOptions, m: &StudyModel) -> PathBuf {
+    opts.inputs.out.join("maps").join(&m.label)
 }
 
 /// Writes one image's result as `<stem>.json`, the resume unit.

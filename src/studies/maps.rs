@@ -23,7 +23,7 @@ use super::StudyError;
 use super::toolkit::TargetRule;
 use super::toolkit::{
     PreparedMethod, StudyImage, StudyMethod, StudyModel, create_dir, explain_planes, load_batch,
-    predictions, prepare_all, prepare_cache, weights_stamp,
+    model_label, predictions, prepare_all, prepare_cache, weights_stamp,
 };
 use crate::data::npy::{read_npy, write_npy};
 use crate::methods::MethodOptions;
@@ -107,15 +107,53 @@ fn cache_key(model: &StudyModel, req: &MapsRequest) -> Value {
 /// What `relevance review` needs besides the maps ([`MapsSource`]): every image of the whole
 /// selection (so the shards of a study write the same record) with its SHA-256.
 fn maps_source(model: &StudyModel, req: &MapsRequest) -> Result<MapsSource, StudyError> {
-    let root = if req.data.is_dir() {
-        req.data
+    source_record(model, req.selection, req.methods, req.target, req.data)
+}
+
+/// Writes `source.json` into `dir`, the folder of `model`'s maps (`<method folder>/<stem>.npy`)
+/// and probabilities (`probs/<stem>.npy`), so `relevance review` can show them: the record
+/// `compare` and `variability` write beside their map cache, and `faithfulness` and
+/// `stability` beside the maps they save (`--save-maps`). `selection` is the study's whole
+/// selection of images, read from `data`.
+pub fn write_maps_source(
+    dir: &Path,
+    model: &StudyModel,
+    selection: &[StudyImage],
+    methods: &[(String, StudyMethod)],
+    target: TargetRule,
+    data: &Path,
+) -> Result<(), StudyError> {
+    create_dir(dir)?;
+    let record = source_record(model, selection, methods, target, data)?;
+    write_record(&dir.join(MapsSource::FILE), &record)
+        .map_err(|e| StudyError::file(&e.path, e.message))
+}
+
+/// Writes one image's class probabilities as `probs/<stem>.npy` below `dir`, where
+/// [`write_maps_source`]'s record says they are.
+pub fn write_probs(dir: &Path, stem: &str, probs: &[f32]) -> Result<(), StudyError> {
+    let path = probs_path(dir, stem);
+    create_dir(path.parent().unwrap_or(dir))?;
+    write_npy(&path, &[probs.len()], probs)?;
+    Ok(())
+}
+
+/// The [`MapsSource`] of `model`'s maps of `selection` by `methods`.
+fn source_record(
+    model: &StudyModel,
+    selection: &[StudyImage],
+    methods: &[(String, StudyMethod)],
+    target: TargetRule,
+    data: &Path,
+) -> Result<MapsSource, StudyError> {
+    let root = if data.is_dir() {
+        data
     } else {
-        req.data.parent().unwrap_or(Path::new(""))
+        data.parent().unwrap_or(Path::new(""))
     };
-    let images = req
-        .selection
+    let images = selection
         .iter()
-        .map(|img| source_image(root, img))
+        .map(|img| source_image(root, img, &model.model.card))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MapsSource {
         schema_version: SCHEMA_VERSION,
@@ -123,10 +161,9 @@ fn maps_source(model: &StudyModel, req: &MapsRequest) -> Result<MapsSource, Stud
         label: model.label.clone(),
         card: serde_json::to_value(&model.model.card)
             .map_err(|e| StudyError::Invalid(format!("model card: {e}")))?,
-        target: json!(req.target).as_str().unwrap_or_default().to_string(),
-        data: req.data.display().to_string(),
-        methods: req
-            .methods
+        target: json!(target).as_str().unwrap_or_default().to_string(),
+        data: data.display().to_string(),
+        methods: methods
             .iter()
             .map(|(label, m)| SourceMethod {
                 label: label.clone(),
@@ -138,8 +175,14 @@ fn maps_source(model: &StudyModel, req: &MapsRequest) -> Result<MapsSource, Stud
     })
 }
 
-/// One image of [`maps_source`]: its path below `root` and hash, when it has a file there.
-fn source_image(root: &Path, img: &StudyImage) -> Result<SourceImage, StudyError> {
+/// One image of [`source_record`]: its path below `root` and hash, when it has a file there,
+/// and its label in `card`'s classes (`--target true` explains that class; the label itself
+/// for a selection already relabelled by [`super::toolkit::label_for_model`]).
+fn source_image(
+    root: &Path,
+    img: &StudyImage,
+    card: &crate::graph::ModelCard,
+) -> Result<SourceImage, StudyError> {
     let relative = match img.pixels {
         Some(_) => None,
         None => img.path.strip_prefix(root).ok().and_then(|rel| {
@@ -164,7 +207,7 @@ fn source_image(root: &Path, img: &StudyImage) -> Result<SourceImage, StudyError
         stem: img.stem.clone(),
         file: relative,
         sha256,
-        label: img.label,
+        label: model_label(img, card).unwrap_or(img.label),
     })
 }
 

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::maps::{write_maps_source, write_probs};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
@@ -188,7 +189,9 @@ pub struct StabilityOptions {
     pub ssim: SsimOptions,
     /// Seed of the noise augmentation streams.
     pub seed: u64,
-    /// Also write maps as `.npy` under `maps/` (original and mapped back).
+    /// Also write maps as `.npy` under `maps/<model>/<method>/` (original `<stem>.npy`, mapped
+    /// back `<stem>.<augmentation>.npy`), with the originals' class probabilities and the
+    /// model's `source.json` beside them (the originals reviewable by `relevance review`).
     pub save_maps: bool,
 }
 
@@ -331,11 +334,26 @@ pub fn run_with_models(
         images,
         rows,
         facts,
-    } = opts
-        .inputs
-        .select_and_score(models, |m, name, method, images, rows| {
-            scores(opts, m, name, method, images, progress, rows)
-        })?;
+    } = opts.inputs.select_note_and_score(
+        models,
+        |methods, images| {
+            if !opts.save_maps {
+                return Ok(());
+            }
+            for m in models {
+                write_maps_source(
+                    &maps_dir(opts, m),
+                    m,
+                    images,
+                    methods,
+                    opts.target,
+                    &opts.inputs.data,
+                )?;
+            }
+            Ok(())
+        },
+        |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
+    )?;
     let grid = example_grid(opts, &models[0], &methods, &images[0])?;
     write_outputs(opts, &rows, &facts, grid)
 }
@@ -565,12 +583,7 @@ fn compare_chunk(
     let preds = predictions(&m.model, &acts, chunk.len() * per_image)?;
     let targets = chunk_targets(opts, m, chunk, &preds)?;
     let planes = explain_planes_grouped(method, &x, &acts, &targets, &b.keys, per_image)?;
-    let map_dir = opts
-        .inputs
-        .out
-        .join("maps")
-        .join(&m.label)
-        .join(label_file_key(name));
+    let map_dir = maps_dir(opts, m).join(label_file_key(name));
     let mut out = Vec::new();
     for (i, img) in chunk.iter().enumerate() {
         let base = i * per_image;
@@ -607,6 +620,7 @@ fn compare_chunk(
         }
         if opts.save_maps {
             save_map(&map_dir, &img.stem, &planes[base], b.chw)?;
+            write_probs(&maps_dir(opts, m), &img.stem, &preds[base].1)?;
         }
         write_json(
             &dir.join(format!("{}.json", img.stem)),
@@ -640,6 +654,13 @@ fn similarities(
         ssim(&orig_view, &back_view, Some(valid), &opts.ssim)?,
         top_k_iou(original, back, opts.top_k, Some(valid))?,
     ])
+}
+
+/// `maps/<model>/` (`--save-maps`): a map folder per method, and — for the original images
+/// only — `probs/` and `source.json` ([`write_maps_source`]), so `relevance review` can show
+/// the originals' maps.
+fn maps_dir(opts: &StabilityOptions, m: &StudyModel) -> PathBuf {
+    opts.inputs.out.join("maps").join(&m.label)
 }
 
 /// Writes one map as `<dir>/<stem>.npy` (`--save-maps`).

@@ -32,6 +32,15 @@ struct StudyRun {
 /// A small_cnn with three classes, the third with a hostile name, saved in a hostile folder; an ImageFolder of three 40×40 images in two classes; a `compare` study of
 /// all of them by grad-cam and saliency, each map explaining the model's prediction.
 fn study_run(dir: &Path) -> StudyRun {
+    let run = model_and_data(dir);
+    compare(&run.weights, &run.data, &run.study);
+    run
+}
+
+/// [`study_run`]'s model and data, with no study run yet in `study`. The card lists the
+/// classes in another order than the data folder's (`healthy` is the folder's class 0 and the
+/// card's class 1).
+fn model_and_data(dir: &Path) -> StudyRun {
     let card = ModelCard {
         arch: Some("small_cnn".into()),
         classes: vec!["tumour".into(), "healthy".into(), HOSTILE_CLASS.into()],
@@ -62,7 +71,6 @@ fn study_run(dir: &Path) -> StudyRun {
         images.push(png);
     }
     let study = dir.join("study");
-    compare(&weights, &data, &study);
     StudyRun {
         weights,
         data,
@@ -465,4 +473,175 @@ fn a_study_of_a_csv_list_is_reviewed_with_the_list_named() {
         from_list.keys().collect::<Vec<_>>(),
         items_in(&db_folder).keys().collect::<Vec<_>>()
     );
+}
+
+/// `relevance <study> --save-maps` of [`model_and_data`]'s model on every image by grad-cam
+/// and saliency, with `extra` options, into `run.study`.
+fn saved_maps_study(run: &StudyRun, study: &str, extra: &[&str]) {
+    let mut args = vec![
+        study,
+        "--models",
+        s(&run.weights),
+        "--data",
+        s(&run.data),
+        "--split",
+        "all",
+        "--methods",
+        "grad-cam,saliency",
+        "--save-maps",
+        "--no-progress",
+        "--out",
+        s(&run.study),
+    ];
+    args.extend(extra);
+    let res = relevance(&args);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// Serves `run.study` over its data folder and checks its items against the maps the study
+/// saved in `maps/<model>/`: one item per image × method (of the one model), each of the
+/// class `class_of(input path, stem)`, and every served overlay the saved map of its own image and
+/// method drawn over the served input as `explain` draws it (and not another image's map).
+fn check_saved_maps_items(dir: &Path, run: &StudyRun, class_of: impl Fn(&str, &str) -> String) {
+    let db = dir.join("r.sqlite");
+    let server = Server::start(&run.study, &db, &["--data", s(&run.data)]);
+    let items = items_in(&db);
+    assert_eq!(items.len(), 3 * 2, "{items:?}");
+    assert!(items.values().all(|v| v.1 == s(&run.weights)));
+    let models: Vec<PathBuf> = std::fs::read_dir(run.study.join("maps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(models.len(), 1, "{models:?}");
+    let source: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models[0].join("source.json")).unwrap())
+            .unwrap();
+    let stem_of = |input: &str| -> String {
+        let images = source["images"].as_array().unwrap();
+        let image = images.iter().find(|i| i["file"] == input).unwrap();
+        image["stem"].as_str().unwrap().to_string()
+    };
+    let saved = |method: &str, input: &str| {
+        let npy = models[0]
+            .join(method)
+            .join(format!("{}.npy", stem_of(input)));
+        relevance::data::npy::read_npy(&npy).unwrap().1
+    };
+    let mut compared = BTreeSet::new();
+    for (id, (method, _, input, class)) in &items {
+        assert_eq!(
+            *class,
+            class_of(input, &stem_of(input)),
+            "{input} {method}: explained class"
+        );
+        let base = decode(&http(server.port, "GET", &format!("/item/{id}/input"), &[], b"").body);
+        let served = http(server.port, "GET", &format!("/item/{id}/overlay"), &[], b"");
+        assert_eq!(served.status, 200);
+        let draw = |map: &[f32]| {
+            relevance::report::heatmap::map_overlay(
+                &base,
+                map,
+                1,
+                relevance::methods::MapStyle::from_name(if method == "grad-cam" {
+                    "unit"
+                } else {
+                    "magnitude"
+                }),
+                None,
+                relevance::report::heatmap::DEFAULT_ALPHA,
+            )
+        };
+        let map = saved(method, input);
+        assert!(
+            map.iter().any(|&v| v != 0.0),
+            "{input} {method}: all-zero map"
+        );
+        assert_eq!(decode(&served.body), draw(&map), "{input} {method}");
+        let other = items
+            .values()
+            .find(|v| v.0 == *method && v.2 != *input)
+            .unwrap();
+        let other_map = saved(method, &other.2);
+        if other_map != map {
+            assert_ne!(decode(&served.body), draw(&other_map), "{input} {method}");
+        }
+        compared.insert((method.clone(), input.clone()));
+    }
+    assert_eq!(compared.len(), 6);
+}
+
+/// The class of an image of [`model_and_data`]'s folder: its folder's name.
+fn folder_class(input: &str, _stem: &str) -> String {
+    input.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn a_faithfulness_folder_with_saved_maps_is_reviewed_and_one_without_maps_is_refused_saying_why() {
+    let dir = scratch("study-faithfulness");
+    let run = model_and_data(&dir);
+    // The true class: the card's index of the folder's class, not the folder's index.
+    saved_maps_study(&run, "faithfulness", &["--target", "true", "--step", "0.5"]);
+    check_saved_maps_items(&dir, &run, folder_class);
+    std::fs::remove_dir_all(run.study.join("maps")).unwrap();
+    let err = refused(&[
+        "review",
+        "serve",
+        s(&run.study),
+        "--db",
+        s(&dir.join("none.sqlite")),
+        "--port",
+        "0",
+        "--data",
+        s(&run.data),
+    ]);
+    assert!(
+        err.contains("a faithfulness study folder without maps to review")
+            && err.contains("--save-maps"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stability_folder_with_saved_maps_is_reviewed_by_its_original_images_only() {
+    let dir = scratch("study-stability");
+    let run = model_and_data(&dir);
+    saved_maps_study(&run, "stability", &["--augment", "hflip"]);
+    // The mapped-back maps of the flipped images are saved beside the originals' but are
+    // not items.
+    let model = std::fs::read_dir(run.study.join("maps"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let flipped = std::fs::read_dir(model.join("grad-cam"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".hflip.npy")
+        })
+        .count();
+    assert_eq!(flipped, 3);
+    // Each item's class is the one the study explained for its image: its prediction, as
+    // the study's per-image record gives it.
+    let per_image = std::fs::read_dir(run.study.join("per_image"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let classes = ["tumour", "healthy", HOSTILE_CLASS];
+    check_saved_maps_items(&dir, &run, |_, stem| {
+        let path = per_image.join("grad-cam").join(format!("{stem}.json"));
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        classes[record["class"].as_u64().unwrap() as usize].to_string()
+    });
 }

@@ -112,6 +112,25 @@ impl StudyInputs {
     pub fn select_and_score<R>(
         &self,
         models: &[StudyModel],
+        score: impl FnMut(
+            &StudyModel,
+            &str,
+            &StudyMethod,
+            &[StudyImage],
+            &mut Vec<R>,
+        ) -> Result<(usize, usize), StudyError>,
+    ) -> Result<ScoredRun<R>, StudyError> {
+        self.select_note_and_score(models, |_, _| Ok(()), score)
+    }
+
+    /// [`Self::select_and_score`], with `selected(methods, images)` called on the whole
+    /// selection once the output folder exists and before this shard's part is taken: what a
+    /// study records about every image (the `source.json` of saved maps) is then the same in
+    /// every shard, so merged folders agree.
+    pub fn select_note_and_score<R>(
+        &self,
+        models: &[StudyModel],
+        mut selected: impl FnMut(&[(String, StudyMethod)], &[StudyImage]) -> Result<(), StudyError>,
         mut score: impl FnMut(
             &StudyModel,
             &str,
@@ -125,8 +144,9 @@ impl StudyInputs {
         }
         let methods = self.study_methods()?;
         let Selection { images, how } = self.select_images(&models[0])?;
-        let images = self.shard_images(images)?;
         create_dir(&self.out)?;
+        selected(&methods, &images)?;
+        let images = self.shard_images(images)?;
         let mut rows = Vec::new();
         let (computed, reused) = score_all(models, &methods, |m, name, method| {
             score(m, name, method, &images, &mut rows)
