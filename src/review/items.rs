@@ -164,14 +164,7 @@ pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, Revi
             ));
         }
         if let Some((run, study)) = runs.iter().find_map(|r| study_of(r).map(|s| (r, s))) {
-            return Err(ReviewError::file(
-                run,
-                format!(
-                    "a {study} study folder without maps to review (faithfulness and stability \
-                     keep them with --save-maps, sanity and quality keep none): run `relevance \
-                     explain` on its images"
-                ),
-            ));
+            return Err(ReviewError::file(run, no_maps_to_review(&study)));
         }
         let names: Vec<String> = runs.iter().map(|r| r.display().to_string()).collect();
         return Err(ReviewError::file(
@@ -180,6 +173,28 @@ pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, Revi
         ));
     }
     Ok(catalogue)
+}
+
+/// Why a folder `study` wrote has nothing to review, and what gives it something: `compare`
+/// and `variability` always keep a map cache, so a folder of theirs without one predates the
+/// record of its images (`source.json`) and needs the study run again, which reuses the
+/// cache; `faithfulness` and `stability` keep maps only with `--save-maps`; the others keep none.
+fn no_maps_to_review(study: &str) -> String {
+    match study {
+        "compare" | "variability" => format!(
+            "a {study} study folder without a record of its images (its map cache was written \
+             before studies kept source.json): run the same {study} command again, which reuses \
+             the cache and records them"
+        ),
+        "faithfulness" | "stability" => format!(
+            "a {study} study folder without maps to review: run it again with --save-maps, or \
+             run `relevance explain` on its images"
+        ),
+        _ => format!(
+            "a {study} study folder without maps to review ({study} keeps none): run `relevance \
+             explain` on its images"
+        ),
+    }
 }
 
 /// The study that wrote `run`, from its `summary.json` (`None`: not a study folder).

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::maps::{write_maps_source, write_probs};
+use super::maps::{write_probs, write_saved_maps_sources};
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
@@ -591,23 +591,17 @@ pub fn run_with_models(
         images,
         rows,
         facts,
-    } = opts.inputs.select_note_and_score(
+    } = opts.inputs.select_and_score(
         models,
         |methods, images| {
-            if !opts.save_maps {
-                return Ok(());
-            }
-            for m in models {
-                write_maps_source(
-                    &maps_dir(opts, m),
-                    m,
-                    images,
-                    methods,
-                    opts.conventions.target,
-                    &opts.inputs.data,
-                )?;
-            }
-            Ok(())
+            write_saved_maps_sources(
+                opts.save_maps,
+                models,
+                |m| maps_dir(opts, m),
+                (methods, images),
+                opts.conventions.target,
+                &opts.inputs.data,
+            )
         },
         |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
     )?;
@@ -843,7 +837,7 @@ fn evaluate_chunk(
 }
 
 /// `maps/<model>/` (`--save-maps`): a map folder per method, `probs/` and `source.json`
-/// ([`write_maps_source`]), so `relevance review` can show the maps.
+/// ([`super::maps::write_maps_source`]), so `relevance review` can show the maps.
 fn maps_dir(opts: &FaithfulnessOptions, m: &StudyModel) -> PathBuf {
     opts.inputs.out.join("maps").join(&m.label)
 }

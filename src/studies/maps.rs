@@ -129,6 +129,25 @@ pub fn write_maps_source(
         .map_err(|e| StudyError::file(&e.path, e.message))
 }
 
+/// [`write_maps_source`] for each of `models` into its saved-maps folder `maps_dir(model)`,
+/// when the maps are saved (`save`: `--save-maps` of `faithfulness` and `stability`).
+pub fn write_saved_maps_sources(
+    save: bool,
+    models: &[StudyModel],
+    maps_dir: impl Fn(&StudyModel) -> PathBuf,
+    (methods, selection): (&[(String, StudyMethod)], &[StudyImage]),
+    target: TargetRule,
+    data: &Path,
+) -> Result<(), StudyError> {
+    if !save {
+        return Ok(());
+    }
+    for model in models {
+        write_maps_source(&maps_dir(model), model, selection, methods, target, data)?;
+    }
+    Ok(())
+}
+
 /// Writes one image's class probabilities as `probs/<stem>.npy` below `dir`, where
 /// [`write_maps_source`]'s record says they are.
 pub fn write_probs(dir: &Path, stem: &str, probs: &[f32]) -> Result<(), StudyError> {

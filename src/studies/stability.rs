@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::maps::{write_maps_source, write_probs};
+use super::maps::{write_probs, write_saved_maps_sources};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
@@ -334,23 +334,17 @@ pub fn run_with_models(
         images,
         rows,
         facts,
-    } = opts.inputs.select_note_and_score(
+    } = opts.inputs.select_and_score(
         models,
         |methods, images| {
-            if !opts.save_maps {
-                return Ok(());
-            }
-            for m in models {
-                write_maps_source(
-                    &maps_dir(opts, m),
-                    m,
-                    images,
-                    methods,
-                    opts.target,
-                    &opts.inputs.data,
-                )?;
-            }
-            Ok(())
+            write_saved_maps_sources(
+                opts.save_maps,
+                models,
+                |m| maps_dir(opts, m),
+                (methods, images),
+                opts.target,
+                &opts.inputs.data,
+            )
         },
         |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
     )?;
@@ -657,7 +651,7 @@ fn similarities(
 }
 
 /// `maps/<model>/` (`--save-maps`): a map folder per method, and — for the original images
-/// only — `probs/` and `source.json` ([`write_maps_source`]), so `relevance review` can show
+/// only — `probs/` and `source.json` ([`super::maps::write_maps_source`]), so `relevance review` can show
 /// the originals' maps.
 fn maps_dir(opts: &StabilityOptions, m: &StudyModel) -> PathBuf {
     opts.inputs.out.join("maps").join(&m.label)

@@ -143,6 +143,15 @@ fn decode(png: &[u8]) -> image::RgbImage {
     image::load_from_memory(png).unwrap().to_rgb8()
 }
 
+/// `review serve STUDY --db DB --port 0 [--data DATA]`.
+fn serve_args<'a>(study: &'a Path, db: &'a Path, data: Option<&'a Path>) -> Vec<&'a str> {
+    let mut args = vec!["review", "serve", s(study), "--db", s(db), "--port", "0"];
+    if let Some(d) = data {
+        args.extend(["--data", s(d)]);
+    }
+    args
+}
+
 /// `review serve` with these arguments must refuse to start: its stderr (one line), after
 /// at most a minute (a server that starts is killed and fails the test).
 fn refused(args: &[&str]) -> String {
@@ -298,21 +307,7 @@ fn the_data_folder_must_be_the_one_the_study_read() {
     let dir = scratch("study-data");
     let run = study_run(&dir);
     let db = dir.join("r.sqlite");
-    let serve = |data: Option<&Path>| {
-        let mut args = vec![
-            "review",
-            "serve",
-            s(&run.study),
-            "--db",
-            s(&db),
-            "--port",
-            "0",
-        ];
-        if let Some(d) = data {
-            args.extend(["--data", s(d)]);
-        }
-        refused(&args)
-    };
+    let serve = |data: Option<&Path>| refused(&serve_args(&run.study, &db, data));
     assert!(serve(None).contains("--data"));
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -348,6 +343,25 @@ fn the_data_folder_must_be_the_one_the_study_read() {
     std::fs::write(&source, text.replace("tumour/scan_a.png", "../outside.png")).unwrap();
     let err = serve(Some(&run.data));
     assert!(err.contains("not a path inside its data folder"), "{err}");
+}
+
+#[test]
+fn a_compare_folder_from_before_source_json_is_refused_until_the_study_runs_again() {
+    let dir = scratch("study-old-cache");
+    let run = study_run(&dir);
+    let db = dir.join("r.sqlite");
+    let source = only_source(&run.study);
+    let recorded = std::fs::read(&source).unwrap();
+    std::fs::remove_file(&source).unwrap();
+    let err = refused(&serve_args(&run.study, &db, Some(&run.data)));
+    assert!(
+        err.contains("without a record of its images")
+            && err.contains("run the same compare command again"),
+        "{err}"
+    );
+    // Running it again reuses the cache and writes the record it lacked.
+    compare(&run.weights, &run.data, &run.study);
+    assert_eq!(std::fs::read(&source).unwrap(), recorded);
 }
 
 /// The `source.json` of the study's one model.
@@ -587,17 +601,8 @@ fn a_faithfulness_folder_with_saved_maps_is_reviewed_and_one_without_maps_is_ref
     saved_maps_study(&run, "faithfulness", &["--target", "true", "--step", "0.5"]);
     check_saved_maps_items(&dir, &run, folder_class);
     std::fs::remove_dir_all(run.study.join("maps")).unwrap();
-    let err = refused(&[
-        "review",
-        "serve",
-        s(&run.study),
-        "--db",
-        s(&dir.join("none.sqlite")),
-        "--port",
-        "0",
-        "--data",
-        s(&run.data),
-    ]);
+    let db = dir.join("none.sqlite");
+    let err = refused(&serve_args(&run.study, &db, Some(&run.data)));
     assert!(
         err.contains("a faithfulness study folder without maps to review")
             && err.contains("--save-maps"),

@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 
 use super::toolkit::{
     RunFacts, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table,
-    TargetRule, load_models, method_options_json, num, per_image_dir, progress_bar, resume,
-    write_csv,
+    TargetRule, load_models, method_options_json, nothing_to_note, num, per_image_dir,
+    progress_bar, resume, write_csv,
 };
 use super::{StudyError, StudyOutcome, paired};
 use crate::records::{MeanInterval, QualityEntry, QualityRecord, write_record};
@@ -110,11 +110,11 @@ pub fn run_with_models(
     progress: bool,
 ) -> Result<StudyOutcome, StudyError> {
     check_options(opts, models)?;
-    let ScoredRun { rows, facts, .. } = opts
-        .inputs
-        .select_and_score(models, |m, name, method, images, rows| {
-            scores_of(opts, m, name, method, images, progress, rows)
-        })?;
+    let ScoredRun { rows, facts, .. } = opts.inputs.select_and_score(
+        models,
+        nothing_to_note,
+        |m, name, method, images, rows| scores_of(opts, m, name, method, images, progress, rows),
+    )?;
     let record = tables(opts, &rows, &facts)?;
     let (tests, findings) = paired_tests(opts, &rows, &facts)?;
     let figures = figures::boxes(opts, &rows, &facts)?;

@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 
 use super::toolkit::{
     ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary, Table, TargetRule,
-    load_models, method_options_json, num, per_image_dir, progress_bar, resume, write_csv,
+    load_models, method_options_json, nothing_to_note, num, per_image_dir, progress_bar, resume,
+    write_csv,
 };
 use super::{StudyError, StudyOutcome};
 use crate::graph::init::init_params;
@@ -109,11 +110,11 @@ pub fn run_with_models(
         images,
         rows,
         facts,
-    } = opts
-        .inputs
-        .select_and_score(models, |m, name, method, images, rows| {
-            scores_of(opts, m, name, method, images, progress, rows)
-        })?;
+    } = opts.inputs.select_and_score(
+        models,
+        nothing_to_note,
+        |m, name, method, images, rows| scores_of(opts, m, name, method, images, progress, rows),
+    )?;
     let (computed, reused) = (facts.computed, facts.reused);
     let record = tables(opts, &rows, &facts)?;
     let mut all_figures = figures::curves(opts, &record, &facts)?;

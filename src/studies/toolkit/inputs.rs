@@ -43,6 +43,15 @@ pub struct StudyInputs {
     pub shards: Option<ShardSet>,
 }
 
+/// The `note` of [`StudyInputs::select_and_score`] for a study that records nothing about its
+/// whole selection.
+pub fn nothing_to_note(
+    _methods: &[(String, StudyMethod)],
+    _images: &[StudyImage],
+) -> Result<(), StudyError> {
+    Ok(())
+}
+
 impl StudyInputs {
     /// Inputs with a study's defaults: the test split, no limit, `batch` images per pass, the
     /// methods `methods`, `explain`'s method options, no command line, every shard.
@@ -105,32 +114,17 @@ pub struct ScoredRun<R> {
 
 impl StudyInputs {
     /// Select → score, as `faithfulness`, `stability`, `sanity` and `quality` run them: at least
-    /// one model, the methods typed, the images of the first model's split (this shard's), the
-    /// output folder created, then `score(model, name, method, images, rows)` for every model ×
-    /// method — models outer, as the resume folders are laid out — returning `(computed,
-    /// reused)`, summed into the facts.
+    /// one model, the methods typed, the images of the first model's split, the output folder
+    /// created, then `note(methods, images)` on the whole selection — before this shard's part
+    /// is taken, so what a study records about every image (the `source.json` of saved maps) is
+    /// the same in every shard and merged folders agree; [`nothing_to_note`] where a study
+    /// records nothing — and `score(model, name, method, images, rows)` on this shard's images
+    /// for every model × method — models outer, as the resume folders are laid out — returning
+    /// `(computed, reused)`, summed into the facts.
     pub fn select_and_score<R>(
         &self,
         models: &[StudyModel],
-        score: impl FnMut(
-            &StudyModel,
-            &str,
-            &StudyMethod,
-            &[StudyImage],
-            &mut Vec<R>,
-        ) -> Result<(usize, usize), StudyError>,
-    ) -> Result<ScoredRun<R>, StudyError> {
-        self.select_note_and_score(models, |_, _| Ok(()), score)
-    }
-
-    /// [`Self::select_and_score`], with `selected(methods, images)` called on the whole
-    /// selection once the output folder exists and before this shard's part is taken: what a
-    /// study records about every image (the `source.json` of saved maps) is then the same in
-    /// every shard, so merged folders agree.
-    pub fn select_note_and_score<R>(
-        &self,
-        models: &[StudyModel],
-        mut selected: impl FnMut(&[(String, StudyMethod)], &[StudyImage]) -> Result<(), StudyError>,
+        mut note: impl FnMut(&[(String, StudyMethod)], &[StudyImage]) -> Result<(), StudyError>,
         mut score: impl FnMut(
             &StudyModel,
             &str,
@@ -145,7 +139,7 @@ impl StudyInputs {
         let methods = self.study_methods()?;
         let Selection { images, how } = self.select_images(&models[0])?;
         create_dir(&self.out)?;
-        selected(&methods, &images)?;
+        note(&methods, &images)?;
         let images = self.shard_images(images)?;
         let mut rows = Vec::new();
         let (computed, reused) = score_all(models, &methods, |m, name, method| {

@@ -35,7 +35,7 @@ pub use images::{
     Selection, SplitChoice, StudyImage, label_for_model, limit_interleaved, load_batch, load_mask,
     load_planes, model_label, planes_to_input, select_images, shard_images,
 };
-pub use inputs::{ScoredRun, StudyInputs};
+pub use inputs::{ScoredRun, StudyInputs, nothing_to_note};
 pub use methods::{
     BatchMaps, PreparedMethod, RANDOM_METHOD, StudyMethod, explain_planes, explain_planes_grouped,
     method_options_json, predictions, prepare_all, score_all, study_methods,
