@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::maps::{write_probs, write_saved_maps_sources};
+use super::maps::{saved_maps_dir, saved_maps_note, write_probs};
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
     Table, create_dir, enlarge, explain_planes, load_models, mean_sd, method_options_json,
@@ -593,16 +593,12 @@ pub fn run_with_models(
         facts,
     } = opts.inputs.select_and_score(
         models,
-        |methods, images| {
-            write_saved_maps_sources(
-                opts.save_maps,
-                models,
-                |m| maps_dir(opts, m),
-                (methods, images),
-                opts.conventions.target,
-                &opts.inputs.data,
-            )
-        },
+        saved_maps_note(
+            opts.save_maps,
+            &opts.inputs,
+            models,
+            opts.conventions.target,
+        ),
         |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
     )?;
     let grid = example_grid(opts, &models[0], &methods, &images)?;
@@ -820,7 +816,7 @@ fn evaluate_chunk(
             road,
         };
         if opts.save_maps {
-            let models_dir = maps_dir(opts, m);
+            let models_dir = saved_maps_dir(&opts.inputs.out, m);
             let map_dir = models_dir.join(label_file_key(name));
             create_dir(&map_dir)?;
             write_npy(
@@ -834,12 +830,6 @@ fn evaluate_chunk(
         out.push(row);
     }
     Ok(out)
-}
-
-/// `maps/<model>/` (`--save-maps`): a map folder per method, `probs/` and `source.json`
-/// ([`super::maps::write_maps_source`]), so `relevance review` can show the maps.
-fn maps_dir(opts: &FaithfulnessOptions, m: &StudyModel) -> PathBuf {
-    opts.inputs.out.join("maps").join(&m.label)
 }
 
 /// Writes one image's result as `<stem>.json`, the resume unit.

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::StudyError;
 use super::toolkit::TargetRule;
 use super::toolkit::{
-    PreparedMethod, StudyImage, StudyMethod, StudyModel, create_dir, explain_planes, load_batch,
-    model_label, predictions, prepare_all, prepare_cache, weights_stamp,
+    PreparedMethod, StudyImage, StudyInputs, StudyMethod, StudyModel, create_dir, explain_planes,
+    load_batch, model_label, predictions, prepare_all, prepare_cache, weights_stamp,
 };
 use crate::data::npy::{read_npy, write_npy};
 use crate::methods::MethodOptions;
@@ -129,23 +129,31 @@ pub fn write_maps_source(
         .map_err(|e| StudyError::file(&e.path, e.message))
 }
 
-/// [`write_maps_source`] for each of `models` into its saved-maps folder `maps_dir(model)`,
-/// when the maps are saved (`save`: `--save-maps` of `faithfulness` and `stability`).
-pub fn write_saved_maps_sources(
+/// `<out>/maps/<model>/`, where `faithfulness` and `stability` save `model`'s maps
+/// (`--save-maps`): a map folder per method, `probs/` and `source.json`.
+pub fn saved_maps_dir(out: &Path, model: &StudyModel) -> PathBuf {
+    out.join("maps").join(&model.label)
+}
+
+/// The `note` step of [`super::toolkit::StudyInputs::select_and_score`] for a study that saves
+/// maps (`save`: `--save-maps`): [`write_maps_source`] for each of `models` into its
+/// [`saved_maps_dir`], on the whole selection.
+pub fn saved_maps_note<'a>(
     save: bool,
-    models: &[StudyModel],
-    maps_dir: impl Fn(&StudyModel) -> PathBuf,
-    (methods, selection): (&[(String, StudyMethod)], &[StudyImage]),
+    inputs: &'a StudyInputs,
+    models: &'a [StudyModel],
     target: TargetRule,
-    data: &Path,
-) -> Result<(), StudyError> {
-    if !save {
-        return Ok(());
+) -> impl FnMut(&[(String, StudyMethod)], &[StudyImage]) -> Result<(), StudyError> + 'a {
+    move |methods, selection| {
+        if !save {
+            return Ok(());
+        }
+        for model in models {
+            let dir = saved_maps_dir(&inputs.out, model);
+            write_maps_source(&dir, model, selection, methods, target, &inputs.data)?;
+        }
+        Ok(())
     }
-    for model in models {
-        write_maps_source(&maps_dir(model), model, selection, methods, target, data)?;
-    }
-    Ok(())
 }
 
 /// Writes one image's class probabilities as `probs/<stem>.npy` below `dir`, where

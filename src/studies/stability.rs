@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::maps::{write_probs, write_saved_maps_sources};
+use super::maps::{saved_maps_dir, saved_maps_note, write_probs};
 use super::toolkit::TargetRule;
 use super::toolkit::{
     Figure, PreparedMethod, ScoredRun, StudyImage, StudyInputs, StudyMethod, StudyModel, Summary,
@@ -336,16 +336,7 @@ pub fn run_with_models(
         facts,
     } = opts.inputs.select_and_score(
         models,
-        |methods, images| {
-            write_saved_maps_sources(
-                opts.save_maps,
-                models,
-                |m| maps_dir(opts, m),
-                (methods, images),
-                opts.target,
-                &opts.inputs.data,
-            )
-        },
+        saved_maps_note(opts.save_maps, &opts.inputs, models, opts.target),
         |m, name, method, images, rows| scores(opts, m, name, method, images, progress, rows),
     )?;
     let grid = example_grid(opts, &models[0], &methods, &images[0])?;
@@ -577,7 +568,7 @@ fn compare_chunk(
     let preds = predictions(&m.model, &acts, chunk.len() * per_image)?;
     let targets = chunk_targets(opts, m, chunk, &preds)?;
     let planes = explain_planes_grouped(method, &x, &acts, &targets, &b.keys, per_image)?;
-    let map_dir = maps_dir(opts, m).join(label_file_key(name));
+    let map_dir = saved_maps_dir(&opts.inputs.out, m).join(label_file_key(name));
     let mut out = Vec::new();
     for (i, img) in chunk.iter().enumerate() {
         let base = i * per_image;
@@ -614,7 +605,11 @@ fn compare_chunk(
         }
         if opts.save_maps {
             save_map(&map_dir, &img.stem, &planes[base], b.chw)?;
-            write_probs(&maps_dir(opts, m), &img.stem, &preds[base].1)?;
+            write_probs(
+                &saved_maps_dir(&opts.inputs.out, m),
+                &img.stem,
+                &preds[base].1,
+            )?;
         }
         write_json(
             &dir.join(format!("{}.json", img.stem)),
@@ -648,13 +643,6 @@ fn similarities(
         ssim(&orig_view, &back_view, Some(valid), &opts.ssim)?,
         top_k_iou(original, back, opts.top_k, Some(valid))?,
     ])
-}
-
-/// `maps/<model>/` (`--save-maps`): a map folder per method, and — for the original images
-/// only — `probs/` and `source.json` ([`super::maps::write_maps_source`]), so `relevance review` can show
-/// the originals' maps.
-fn maps_dir(opts: &StabilityOptions, m: &StudyModel) -> PathBuf {
-    opts.inputs.out.join("maps").join(&m.label)
 }
 
 /// Writes one map as `<dir>/<stem>.npy` (`--save-maps`).

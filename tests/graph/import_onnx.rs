@@ -13,6 +13,8 @@ use relevance::graph::import::onnx::{InputHint, import_bytes, proto};
 use relevance::graph::{LoadOptions, Model, Op};
 use relevance::tensor::{from_vec, max_rel_diff, to_vec};
 
+use crate::onnx_fixtures::count_ops;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/import")
@@ -43,15 +45,6 @@ fn assert_parity(name: &str, model: &Model) {
     );
 }
 
-fn count(model: &Model, kind: &str) -> usize {
-    model
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| n.op.kind() == kind)
-        .count()
-}
-
 #[test]
 fn tiny_cnn_with_asymmetric_pads_ceil_mode_and_batchnorm() {
     let m = load("tiny_cnn");
@@ -66,7 +59,7 @@ fn tiny_cnn_with_asymmetric_pads_ceil_mode_and_batchnorm() {
         })
         .unwrap();
     assert_eq!(first_conv.padding, [2, 0, 0, 2]);
-    assert_eq!(count(&m, "batchnorm"), 1);
+    assert_eq!(count_ops(&m, "batchnorm"), 1);
     assert!(
         m.graph
             .nodes
@@ -95,7 +88,7 @@ fn tiny_resnet_with_residual_add() {
     let m = load("tiny_resnet");
     assert_parity("tiny_resnet", &m);
     // One skip connection: Add of two tensors; the Gemm became a Linear with its bias.
-    assert_eq!(count(&m, "add"), 1);
+    assert_eq!(count_ops(&m, "add"), 1);
     assert!(
         m.graph
             .nodes
@@ -108,7 +101,7 @@ fn tiny_resnet_with_residual_add() {
 fn tiny_se_with_gates_hardswish_relu6_and_softmax() {
     let m = load("tiny_se");
     assert_parity("tiny_se", &m);
-    assert!(count(&m, "sigmoid") >= 2 && count(&m, "mul") >= 2);
+    assert!(count_ops(&m, "sigmoid") >= 2 && count_ops(&m, "mul") >= 2);
     assert!(
         m.graph
             .nodes
@@ -157,7 +150,7 @@ fn keras_nhwc_export_becomes_an_nchw_graph() {
     assert_eq!(linears.len(), 2);
     assert!(linears.iter().all(|l| l.bias.is_some()));
     assert_eq!(linears[0].bias.as_deref(), Some("dense1_b"));
-    assert_eq!(count(&m, "flatten"), 1);
+    assert_eq!(count_ops(&m, "flatten"), 1);
     // ONNX node names are the layer names.
     assert!(m.graph.find("model/conv/BiasAdd").is_ok());
     assert!(m.graph.find("model/dense/MatMul").is_ok());
@@ -181,7 +174,7 @@ fn mixed_ops_gemm_depthwise_same_lower_clip_hardsigmoid_reshape() {
     assert_eq!(convs[0].dilation, [2, 2]);
     // SAME_LOWER with a 2×2 kernel: the one padded pixel goes top and left.
     assert_eq!(convs[1].padding, [1, 1, 0, 0]);
-    assert_eq!(count(&m, "reshape"), 1);
+    assert_eq!(count_ops(&m, "reshape"), 1);
 }
 
 #[test]

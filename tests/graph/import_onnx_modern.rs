@@ -5,15 +5,14 @@
 //! GELU and channel shuffle whatever form the exporter wrote; LRP conserves relevance on a
 //! bias-free ConvNeXt; every method runs; misused operators are refused by name.
 
-use relevance::engine::{forward, predict};
-use relevance::graph::{LoadOptions, Model, Op, PadMode};
-use relevance::methods::gradient::input_gradient;
+use relevance::engine::forward;
+use relevance::graph::{Model, Op, PadMode};
 use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
 use relevance::methods::registry::METHODS;
 use relevance::methods::{MethodOptions, MethodSpec};
-use relevance::tensor::{T4, max_rel_diff, to_vec};
+use relevance::tensor::{T4, to_vec};
 
-use crate::onnx_fixtures::FixtureDir;
+use crate::onnx_fixtures::{FixtureDir, count_ops};
 
 /// The logit whose input gradient the fixtures hold.
 const TARGET: usize = 3;
@@ -24,38 +23,14 @@ fn load(name: &str) -> Model {
     FIXTURES.load(name)
 }
 
-fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    FIXTURES.npy(name)
-}
-
 fn input(name: &str) -> T4 {
     FIXTURES.input(name)
-}
-
-fn count(model: &Model, kind: &str) -> usize {
-    model
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| n.op.kind() == kind)
-        .count()
 }
 
 /// Logits within 1e-4 and the input gradient of logit [`TARGET`] within 1e-4 (relative to
 /// the largest reference value) of torch's.
 fn assert_torch_parity(name: &str, model: &Model) {
-    let x = input(name);
-    let logits = to_vec(&predict(&model.graph, &model.params, x.clone()).unwrap());
-    let (_, want) = npy(&format!("{name}.logits.npy"));
-    let err = max_rel_diff(&logits, &want);
-    println!("{name}: logits rel. error {err:.2e}");
-    assert!(err < 1e-4, "{name}: logits {logits:?} vs torch {want:?}");
-    let acts = forward(&model.graph, &model.params, x).unwrap();
-    let grad = to_vec(&input_gradient(model, &acts, &[TARGET]).unwrap());
-    let (_, want) = npy(&format!("{name}.grad.npy"));
-    let err = max_rel_diff(&grad, &want);
-    println!("{name}: input gradient rel. error {err:.2e}");
-    assert!(err < 1e-4, "{name}: input gradient rel. error {err}");
+    FIXTURES.assert_reference_parity(name, model, TARGET);
 }
 
 #[test]
@@ -65,18 +40,18 @@ fn convnext_blocks_import_as_layernorm_and_gelu_nodes_at_opsets_13_and_17() {
         assert_torch_parity(name, &m);
         // Stem, two + one blocks, downsampling and head LayerNorms: 6, whether exported as
         // LayerNormalization (17) or decomposed (13); their γ and β inside the node.
-        assert_eq!(count(&m, "layernorm"), 6, "{name}");
+        assert_eq!(count_ops(&m, "layernorm"), 6, "{name}");
         assert!(
             m.graph.nodes.iter().all(
                 |n| !matches!(&n.op, Op::LayerNorm(l) if l.weight.is_none() || l.bias.is_none())
             ),
             "{name}: every LayerNorm carries its γ and β"
         );
-        assert_eq!(count(&m, "gelu"), 3, "{name}");
+        assert_eq!(count_ops(&m, "gelu"), 3, "{name}");
         // Layer scale folded into the second point-wise convolution; nothing else multiplies.
-        assert_eq!(count(&m, "mul"), 0, "{name}");
+        assert_eq!(count_ops(&m, "mul"), 0, "{name}");
         // Residual sums only: biases are folded into the convolutions.
-        assert_eq!(count(&m, "add"), 3, "{name}");
+        assert_eq!(count_ops(&m, "add"), 3, "{name}");
     }
 }
 
@@ -85,8 +60,8 @@ fn convnext_from_the_dynamo_exporter_imports_its_as_strided_head_as_a_reshape() 
     let name = "convnext.dynamo";
     let m = load(name);
     assert_torch_parity(name, &m);
-    assert_eq!(count(&m, "layernorm"), 6);
-    assert_eq!(count(&m, "gelu"), 3);
+    assert_eq!(count_ops(&m, "layernorm"), 6);
+    assert_eq!(count_ops(&m, "gelu"), 3);
 }
 
 #[test]
@@ -94,7 +69,7 @@ fn shufflenet_units_split_and_shuffle_channels_like_torch() {
     for name in ["shufflenet.13", "shufflenet.17"] {
         let m = load(name);
         assert_torch_parity(name, &m);
-        assert_eq!(count(&m, "channel_shuffle"), 2, "{name}");
+        assert_eq!(count_ops(&m, "channel_shuffle"), 2, "{name}");
         assert!(
             m.graph
                 .nodes
@@ -102,9 +77,9 @@ fn shufflenet_units_split_and_shuffle_channels_like_torch() {
                 .any(|n| n.op == Op::ChannelShuffle { groups: 2 })
         );
         // The stride-1 unit splits its input into two halves of 8 channels.
-        assert_eq!(count(&m, "channel_slice"), 2, "{name}");
+        assert_eq!(count_ops(&m, "channel_slice"), 2, "{name}");
         // x.mean([2, 3]) is a global average pooling.
-        assert_eq!(count(&m, "adaptive_avgpool2d"), 1, "{name}");
+        assert_eq!(count_ops(&m, "adaptive_avgpool2d"), 1, "{name}");
     }
 }
 
@@ -152,9 +127,9 @@ fn reduce_max_and_reduce_sum_become_global_pools_and_match_torch() {
         assert_torch_parity(name, &m);
         // The spatial maximum is a max pooling over the whole map, the sums are means (global
         // average pooling, channel mean) times the number of values summed.
-        assert_eq!(count(&m, "maxpool2d"), 1, "{name}");
-        assert_eq!(count(&m, "adaptive_avgpool2d"), 1, "{name}");
-        assert_eq!(count(&m, "channel_mean"), 1, "{name}");
+        assert_eq!(count_ops(&m, "maxpool2d"), 1, "{name}");
+        assert_eq!(count_ops(&m, "adaptive_avgpool2d"), 1, "{name}");
+        assert_eq!(count_ops(&m, "channel_mean"), 1, "{name}");
         let composite = Composite::preset("epsilon-plus").unwrap();
         let lrp = LrpModel::new(&m, composite, &LrpOptions::default()).unwrap();
         let graph = &lrp.canon.graph;
@@ -186,8 +161,8 @@ fn leaky_relu_elu_selu_prelu_and_channel_means_match_torch_with_their_lrp_rules(
         assert!(m.graph.nodes.iter().any(
             |n| matches!(n.op, Op::Elu { alpha, scale } if (alpha - 1.673_263_2).abs() < 1e-6 && (scale - 1.050_701).abs() < 1e-6)
         ));
-        assert_eq!(count(&m, "prelu"), 1, "{name}");
-        assert_eq!(count(&m, "channel_mean"), 1, "{name}");
+        assert_eq!(count_ops(&m, "prelu"), 1, "{name}");
+        assert_eq!(count_ops(&m, "channel_mean"), 1, "{name}");
         let lrp = LrpModel::new(
             &m,
             Composite::preset("epsilon-plus").unwrap(),
@@ -314,15 +289,7 @@ fn every_method_runs_on_imported_convnext_and_shufflenet_graphs() {
 
 #[test]
 fn misused_operators_are_refused_by_node_attribute_and_value() {
-    let err = |name: &str| {
-        Model::load(
-            &FIXTURES.path(&format!("{name}.onnx")),
-            &LoadOptions::default(),
-        )
-        .err()
-        .unwrap_or_else(|| panic!("{name} should be refused"))
-        .to_string()
-    };
+    let err = |name: &str| FIXTURES.refusal(name);
     let e = err("erf_alone");
     assert!(
         e.contains("node 'lonely_erf' (Erf)") && e.contains("GELU"),

@@ -5,73 +5,28 @@
 //! compared with torch's forward pass and autograd, every method runs, the LRP rule of each
 //! new node is the documented one and conserves relevance where that rule does.
 
+use relevance::engine::forward;
 use relevance::engine::imported::resize_matrix;
-use relevance::engine::{forward, predict};
-use relevance::graph::{
-    CoordinateMode, LoadOptions, Model, NearestRounding, Op, Resize, ResizeMode, Unary,
-};
-use relevance::methods::gradient::input_gradient;
+use relevance::graph::{CoordinateMode, Model, NearestRounding, Op, Resize, ResizeMode, Unary};
 use relevance::methods::lrp::{Composite, LrpModel, LrpOptions};
-use relevance::methods::registry::METHODS;
-use relevance::methods::{MethodOptions, MethodSpec};
-use relevance::tensor::{max_rel_diff, to_vec};
+use relevance::tensor::to_vec;
 
-use crate::onnx_fixtures::FixtureDir;
+use crate::onnx_fixtures::{FixtureDir, count_ops};
 
 /// The logit whose input gradient the fixtures hold.
 const TARGET: usize = 3;
 
 const FIXTURES: FixtureDir = FixtureDir("modern");
 
-fn count(model: &Model, kind: &str) -> usize {
-    model
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| n.op.kind() == kind)
-        .count()
-}
-
-/// Loads `name`, and asserts logits within 1e-4 and the input gradient of logit [`TARGET`]
-/// within 1e-4 (relative to the largest reference value) of torch's.
+/// Loads `name`, asserting its logits and input gradient of logit [`TARGET`] against torch's.
 fn load_with_torch_parity(name: &str) -> Model {
     let model = FIXTURES.load(name);
-    let x = FIXTURES.input(name);
-    let logits = to_vec(&predict(&model.graph, &model.params, x.clone()).unwrap());
-    let (_, want) = FIXTURES.npy(&format!("{name}.logits.npy"));
-    let err = max_rel_diff(&logits, &want);
-    println!("{name}: logits rel. error {err:.2e}");
-    assert!(err < 1e-4, "{name}: logits {logits:?} vs torch {want:?}");
-    let acts = forward(&model.graph, &model.params, x).unwrap();
-    let grad = to_vec(&input_gradient(&model, &acts, &[TARGET]).unwrap());
-    let (_, want) = FIXTURES.npy(&format!("{name}.grad.npy"));
-    let err = max_rel_diff(&grad, &want);
-    println!("{name}: input gradient rel. error {err:.2e}");
-    assert!(err < 1e-4, "{name}: input gradient rel. error {err}");
+    FIXTURES.assert_reference_parity(name, &model, TARGET);
     model
 }
 
-/// Every registered method explains `name`'s input without error and with finite maps.
 fn assert_every_method_runs(name: &str, model: &Model) {
-    let x = FIXTURES.input(name);
-    for info in METHODS {
-        let options = MethodOptions {
-            steps: 2,
-            samples: 2,
-            ..MethodOptions::default()
-        };
-        let spec = MethodSpec::parse(info.name, &options).unwrap();
-        let maps = spec
-            .prepare(model)
-            .and_then(|p| p.explain(&x, &[TARGET]))
-            .unwrap_or_else(|e| panic!("{name} {}: {e}", info.name))
-            .maps;
-        assert!(
-            to_vec(&maps).iter().all(|v| v.is_finite()),
-            "{name} {}: non-finite map",
-            info.name
-        );
-    }
+    FIXTURES.assert_every_method_runs(name, model, TARGET);
 }
 
 /// Under every composite, the rule of each node of kind `kind` is `rule`, and when
@@ -157,7 +112,7 @@ fn resize_nearest_and_linear_in_every_coordinate_mode_match_torch() {
 fn upsample_of_opset_9_is_a_nearest_resize() {
     let name = "upsample.9";
     let m = load_with_torch_parity(name);
-    assert_eq!(count(&m, "resize"), 1);
+    assert_eq!(count_ops(&m, "resize"), 1);
     assert_lrp_rule(name, &m, "resize", "norm", true);
     assert_every_method_runs(name, &m);
 }
@@ -275,9 +230,9 @@ fn sub_mul_div_and_add_of_two_activations_match_torch_and_conserve_relevance() {
         let m = load_with_torch_parity(name);
         // a − b, m − mean_C(c) as sums with a negation; a·c and q·tanh(…) as products; two
         // quotients.
-        assert_eq!(count(&m, "div"), 2, "{name}");
-        assert_eq!(count(&m, "neg"), 2, "{name}");
-        assert_eq!(count(&m, "mul"), 2, "{name}");
+        assert_eq!(count_ops(&m, "div"), 2, "{name}");
+        assert_eq!(count_ops(&m, "neg"), 2, "{name}");
+        assert_eq!(count_ops(&m, "mul"), 2, "{name}");
         assert_eq!(rules_of(&m, "epsilon-plus", "div"), vec!["numerator"; 2]);
         assert_eq!(
             rules_of(&m, "epsilon-plus", "mul"),
@@ -310,10 +265,10 @@ fn sub_mul_div_and_add_of_two_activations_match_torch_and_conserve_relevance() {
 fn expand_of_activations_sums_back_and_where_equal_on_constants_fold() {
     for name in ["expand.13", "expand.17"] {
         let m = load_with_torch_parity(name);
-        assert_eq!(count(&m, "expand"), 2, "{name}");
+        assert_eq!(count_ops(&m, "expand"), 2, "{name}");
         // Equal and Where on the constant mask leave no node behind: the mask is one
         // constant multiplying the channel mean.
-        assert_eq!(count(&m, "constant"), 1, "{name}");
+        assert_eq!(count_ops(&m, "constant"), 1, "{name}");
         assert_lrp_rule(name, &m, "expand", "gradient", true);
         assert_every_method_runs(name, &m);
     }
@@ -342,15 +297,7 @@ fn transposes_that_keep_the_batch_first_become_permutes() {
 
 #[test]
 fn where_on_a_tensor_and_a_transpose_of_the_batch_are_refused_by_name() {
-    let err = |name: &str| {
-        Model::load(
-            &FIXTURES.path(&format!("{name}.onnx")),
-            &LoadOptions::default(),
-        )
-        .err()
-        .unwrap_or_else(|| panic!("{name} should be refused"))
-        .to_string()
-    };
+    let err = |name: &str| FIXTURES.refusal(name);
     let e = err("where_tensor");
     assert!(
         e.contains("node 'mask_where' (Where)") && e.contains("only of constants"),
