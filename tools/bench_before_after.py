@@ -14,6 +14,7 @@ disturbed by anything else on the machine) and the ratio of the rounds' medians.
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -88,8 +89,11 @@ def run_rounds(args):
                 times[side].setdefault(key, []).append(ms)
             print(f"round {r + 1} {side} done", file=sys.stderr, flush=True)
     if args.json:
-        with open(args.json, "w") as f:
+        # Written beside the target and renamed over it, so a killed run leaves no half file.
+        tmp = f"{args.json}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
             json.dump({s: {"|".join(map(str, k)): v for k, v in t.items()} for s, t in times.items()}, f, indent=1)
+        os.replace(tmp, args.json)
     return times
 
 
