@@ -164,7 +164,7 @@ pub fn discover(runs: &[PathBuf], data: Option<&Path>) -> Result<Catalogue, Revi
             ));
         }
         if let Some((run, study)) = runs.iter().find_map(|r| study_of(r).map(|s| (r, s))) {
-            return Err(ReviewError::file(run, no_maps_to_review(&study)));
+            return Err(ReviewError::file(run, no_maps_to_review(study)));
         }
         let names: Vec<String> = runs.iter().map(|r| r.display().to_string()).collect();
         return Err(ReviewError::file(
@@ -197,10 +197,44 @@ fn no_maps_to_review(study: &str) -> String {
     }
 }
 
-/// The study that wrote `run`, from its `summary.json` (`None`: not a study folder).
-fn study_of(run: &Path) -> Option<String> {
-    let summary: crate::records::StudySummary = read_record(&run.join("summary.json")).ok()?;
-    Some(summary.study).filter(|s| !s.is_empty())
+/// The studies that write a `summary.json`.
+const STUDIES: &[&str] = &[
+    "compare",
+    "variability",
+    "faithfulness",
+    "stability",
+    "sanity",
+    "quality",
+];
+
+/// The study that wrote `run`, from its `summary.json` (`None`: not a study folder, or a
+/// summary naming no study this build knows — its text never reaches the message).
+fn study_of(run: &Path) -> Option<&'static str> {
+    let summary: crate::records::StudySummary = read_run_record(&run.join("summary.json")).ok()?;
+    STUDIES.iter().copied().find(|s| *s == summary.study)
+}
+
+/// A record below a run folder: read only when it is a regular file there (a link is not
+/// followed out of the folder the user named) of at most [`MAX_FILE_BYTES`] (a hostile record
+/// cannot make the server hold an arbitrary amount of text).
+pub(super) fn read_run_record<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<T, ReviewError> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| ReviewError::file(path, format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(ReviewError::file(path, "not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ReviewError::file(
+            path,
+            format!(
+                "{} bytes, more than a record may hold ({MAX_FILE_BYTES})",
+                meta.len()
+            ),
+        ));
+    }
+    read_record(path).map_err(|e| ReviewError::file(path, e.message))
 }
 
 fn add_run(
@@ -225,8 +259,7 @@ fn add_run(
             }
             continue;
         }
-        let record: ExplainRecord =
-            read_record(&path).map_err(|e| ReviewError::file(&path, e.message))?;
+        let record: ExplainRecord = read_run_record(&path)?;
         for item in items_of(&root, &path, &record) {
             catalogue.add(run, item)?;
         }

@@ -17,12 +17,14 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::ReviewError;
-use super::items::{Catalogue, Item, ItemInfo, MAX_FILE_BYTES, Pictures, inside, item_id};
+use super::items::{
+    Catalogue, Item, ItemInfo, MAX_FILE_BYTES, Pictures, inside, item_id, read_run_record,
+};
 use crate::data::image::{decode_image, preprocess};
 use crate::data::npy::npy_from_bytes;
 use crate::graph::ModelCard;
 use crate::methods::MapStyle;
-use crate::records::{MapsSource, SourceImage, read_record};
+use crate::records::{MapsSource, SourceImage};
 use crate::report::heatmap::{DEFAULT_ALPHA, input_image, map_overlay, png_bytes};
 use crate::studies::toolkit::TargetRule;
 use crate::tensor::to_vec;
@@ -86,8 +88,7 @@ pub(super) fn add_study(
     source_path: &Path,
     data: &Path,
 ) -> Result<(), ReviewError> {
-    let source: MapsSource =
-        read_record(source_path).map_err(|e| ReviewError::file(source_path, e.message))?;
+    let source: MapsSource = read_run_record(source_path)?;
     let card = model_card(&source).map_err(|e| ReviewError::file(source_path, e))?;
     let target = match source.target.as_str() {
         "true" => TargetRule::True,

@@ -650,3 +650,44 @@ fn a_stability_folder_with_saved_maps_is_reviewed_by_its_original_images_only() 
         classes[record["class"].as_u64().unwrap() as usize].to_string()
     });
 }
+
+#[test]
+fn records_below_a_run_folder_are_read_only_as_small_regular_files_inside_it() {
+    let dir = scratch("study-hostile-records");
+    let db = dir.join("r.sqlite");
+    let summary = r#"{"schema_version": 1, "study": "sanity"}"#;
+    // Read where it is a plain file in the run folder…
+    let plain = dir.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("summary.json"), summary).unwrap();
+    let err = refused(&serve_args(&plain, &db, None));
+    assert!(err.contains("a sanity study folder"), "{err}");
+    // …but not through a link to a file outside it: the same text is never read.
+    let outside = dir.join("outside-summary.json");
+    std::fs::write(&outside, summary).unwrap();
+    let linked = dir.join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(&outside, linked.join("summary.json")).unwrap();
+    let err = refused(&serve_args(&linked, &db, None));
+    assert!(err.contains("no explanations to review"), "{err}");
+    // A study name this build does not know never reaches the message.
+    let named = dir.join("named");
+    std::fs::create_dir_all(&named).unwrap();
+    let hostile = r#"{"schema_version": 1, "study": "\u001b[2J<script>x</script>"}"#;
+    std::fs::write(named.join("summary.json"), hostile).unwrap();
+    let err = refused(&serve_args(&named, &db, None));
+    assert!(
+        err.contains("no explanations to review")
+            && !err.contains("script")
+            && !err.contains('\u{1b}'),
+        "{err}"
+    );
+    // An explain record past the size limit is refused by its size, before it is read.
+    let big = dir.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    let record = std::fs::File::create(big.join("explain.json")).unwrap();
+    record.set_len((64 << 20) + 1).unwrap();
+    let err = refused(&serve_args(&big, &db, None));
+    assert!(err.contains("more than a record may hold"), "{err}");
+    assert!(!db.exists(), "a refused start wrote the database");
+}
